@@ -1,0 +1,92 @@
+// The validated configuration. control/ parses and checks a TOML file into this struct; the
+// dataplane only ever sees a Config that passed every check.
+#pragma once
+
+#include "ephemera/types.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace ephemera {
+
+enum class FilteringMode : std::uint8_t {
+    endpoint_independent,   // RFC 4787 REQ-8 EIF: any remote may reach an existing mapping
+    address_dependent,      // ADF: only remote addresses the subscriber has sent to
+    address_port_dependent, // APDF: only remote address:port pairs the subscriber has sent to
+};
+
+std::string_view filtering_mode_name(FilteringMode m);
+
+// Port-range presets, by the name the config file uses.
+struct PortRangePreset {
+    std::string_view name;
+    PortRange range;
+};
+inline constexpr PortRangePreset kPortRangePresets[] = {
+    {"iana", {49152, 65535}},
+    {"linux", {32768, 60999}},
+    {"freebsd", {10000, 65535}},
+    {"legacy-bsd", {1024, 5000}},
+};
+
+struct Timeouts {
+    // Seconds. Defaults and minimums from RFC 4787 REQ-5, RFC 5382 REQ-5, RFC 5508 REQ-2.
+    std::uint32_t udp = 300;
+    std::uint32_t tcp_established = 7440;
+    std::uint32_t tcp_transitory = 240;
+    std::uint32_t icmp = 60;
+
+    static constexpr std::uint32_t kMinUdp = 120;
+    static constexpr std::uint32_t kMinTcpEstablished = 7440;
+    static constexpr std::uint32_t kMinTcpTransitory = 240;
+    static constexpr std::uint32_t kMinIcmp = 60;
+};
+
+struct InsideConfig {
+    std::string port;  // DPDK device name, e.g. "net_af_packet0"
+    Ipv4Addr gateway;  // answered for ARP (and ping) on the inside
+};
+
+struct OutsideConfig {
+    std::string port;
+    Ipv4Addr next_hop;                   // where every translated packet is sent
+    std::optional<MacAddr> next_hop_mac; // static; otherwise learned by ARP
+};
+
+struct Limits {
+    // Sessions across all workers; each worker gets an equal share.
+    std::uint32_t max_sessions = 1u << 20;
+};
+
+struct Config {
+    std::string source;               // file the config came from, for messages
+    std::vector<Ipv4Addr> pool;       // public addresses, in file order, no duplicates
+    PortRange port_range{49152, 65535};
+    std::string port_range_name = "iana"; // preset name or "lo-hi" as written
+    std::vector<PortRange> reserved;  // never allocated; inside port_range, not overlapping
+    InsideConfig inside;
+    OutsideConfig outside;
+    Timeouts timeouts;
+    FilteringMode filtering = FilteringMode::endpoint_independent;
+    Limits limits;
+};
+
+// A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.
+struct ConfigError {
+    std::string file;
+    std::string key;
+    std::string reason;
+    // "FILE: KEY: REASON", the line every refusal prints.
+    [[nodiscard]] std::string to_string() const;
+};
+
+// Parses TOML text. `source` names the file in errors. Every check that needs no running
+// port happens here; port names are checked against the EAL's devices by
+// check_port_names() once the EAL is up.
+std::variant<Config, ConfigError> parse_config(std::string_view toml_text, std::string source);
+std::variant<Config, ConfigError> load_config_file(const std::string& path);
+
+} // namespace ephemera

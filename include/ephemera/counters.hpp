@@ -1,0 +1,108 @@
+// Per-worker counters. Each worker writes only its own block; the telemetry thread and the
+// exit report read them. A counter is a std::atomic written with a relaxed load and store
+// (never a locked read-modify-write): the single writer makes that exact, and on x86 it is a
+// plain add, so the packet path pays nothing for being readable from another thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+namespace ephemera {
+
+enum class Counter : std::uint16_t {
+    // traffic
+    in2out_rx,          // packets received on the inside port by this worker
+    out2in_rx,          // packets received on the outside port by this worker
+    in2out_tx,          // translated packets sent out of the outside port
+    out2in_tx,          // translated packets sent out of the inside port
+    in2out_translated,  // inside-to-outside translations done by this worker
+    out2in_translated,  // outside-to-inside translations done by this worker
+    mappings_created,   // new endpoint-independent mappings (RFC 4787 REQ-1)
+    sessions_created,   // new 5-tuple sessions
+    port_preserved,     // new mappings that kept the subscriber's source port
+    handoff_tx,         // packets handed to their owning worker
+    handoff_rx,         // packets received from another worker
+    arp_replies_sent,
+    arp_requests_sent,
+    icmp_echo_replies_sent, // pings to the inside gateway answered
+    // drops, by reason
+    drop_not_ipv4,        // neither IPv4 nor ARP
+    drop_truncated,       // frame shorter than its headers say
+    drop_bad_ihl,         // IHL < 5
+    drop_bad_total_length, // IPv4 total length beyond the frame or below the header
+    drop_bad_ip_checksum,
+    drop_bad_version,
+    drop_fragment,        // fragments are not reassembled yet
+    drop_unsupported_protocol, // not UDP, TCP or ICMP echo
+    drop_ttl_expired,
+    drop_no_mapping,      // outside packet for no mapping
+    drop_filtered,        // outside packet refused by the filtering mode (RFC 4787 REQ-8)
+    drop_ports_exhausted, // no free port for the subscriber's pool address (RFC 7857 section 4)
+    drop_sessions_exhausted, // worker's session table full; no mapping is evicted
+    drop_handoff_congestion, // owner's handoff ring full
+    drop_nexthop_unresolved, // next hop's MAC not learned yet
+    drop_tx_full,         // port refused the packet
+    drop_not_for_us,      // outside packet to an address outside the pool
+    drop_arp_ignored,     // ARP not for one of our addresses
+    count_
+};
+
+inline constexpr std::size_t kCounterCount = static_cast<std::size_t>(Counter::count_);
+
+inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
+    "in2out_rx",
+    "out2in_rx",
+    "in2out_tx",
+    "out2in_tx",
+    "in2out_translated",
+    "out2in_translated",
+    "mappings_created",
+    "sessions_created",
+    "port_preserved",
+    "handoff_tx",
+    "handoff_rx",
+    "arp_replies_sent",
+    "arp_requests_sent",
+    "icmp_echo_replies_sent",
+    "drop_not_ipv4",
+    "drop_truncated",
+    "drop_bad_ihl",
+    "drop_bad_total_length",
+    "drop_bad_ip_checksum",
+    "drop_bad_version",
+    "drop_fragment",
+    "drop_unsupported_protocol",
+    "drop_ttl_expired",
+    "drop_no_mapping",
+    "drop_filtered",
+    "drop_ports_exhausted",
+    "drop_sessions_exhausted",
+    "drop_handoff_congestion",
+    "drop_nexthop_unresolved",
+    "drop_tx_full",
+    "drop_not_for_us",
+    "drop_arp_ignored",
+};
+
+constexpr std::string_view counter_name(Counter c) {
+    return kCounterNames[static_cast<std::size_t>(c)];
+}
+
+class alignas(64) CounterBlock {
+public:
+    // Only the owning worker calls add().
+    void add(Counter c, std::uint64_t n = 1) {
+        auto& slot = values_[static_cast<std::size_t>(c)];
+        slot.store(slot.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::uint64_t get(Counter c) const {
+        return values_[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+    }
+
+private:
+    std::array<std::atomic<std::uint64_t>, kCounterCount> values_{};
+};
+
+} // namespace ephemera

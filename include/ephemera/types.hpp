@@ -1,0 +1,101 @@
+// Strong value types for the things a NAT must never confuse: addresses, ports, protocols,
+// worker ids and time. All are host byte order; conversion to and from the wire happens only
+// in the packet view (packet.hpp).
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ephemera {
+
+class Ipv4Addr {
+public:
+    constexpr Ipv4Addr() = default;
+    constexpr explicit Ipv4Addr(std::uint32_t host_order) : value_(host_order) {}
+    constexpr Ipv4Addr(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d)
+        : value_(std::uint32_t{a} << 24 | std::uint32_t{b} << 16 | std::uint32_t{c} << 8 | d) {}
+
+    [[nodiscard]] constexpr std::uint32_t value() const { return value_; }
+    constexpr auto operator<=>(const Ipv4Addr&) const = default;
+
+    // Dotted quad only ("198.18.0.1"); anything else, including leading zeros that some
+    // parsers read as octal, is refused.
+    static std::optional<Ipv4Addr> parse(std::string_view text);
+    [[nodiscard]] std::string to_string() const;
+
+private:
+    std::uint32_t value_ = 0;
+};
+
+class Port {
+public:
+    constexpr Port() = default;
+    constexpr explicit Port(std::uint16_t host_order) : value_(host_order) {}
+    [[nodiscard]] constexpr std::uint16_t value() const { return value_; }
+    constexpr auto operator<=>(const Port&) const = default;
+
+private:
+    std::uint16_t value_ = 0;
+};
+
+// IP protocol numbers of what ephemera translates. ICMP means ICMP echo: its identifier plays
+// the role of a port.
+enum class Protocol : std::uint8_t { icmp = 1, tcp = 6, udp = 17 };
+
+// Dense index for per-protocol arrays.
+enum class ProtoIndex : std::uint8_t { udp = 0, tcp = 1, icmp = 2 };
+inline constexpr std::size_t kProtocolCount = 3;
+
+constexpr ProtoIndex proto_index(Protocol p) {
+    switch (p) {
+    case Protocol::udp:
+        return ProtoIndex::udp;
+    case Protocol::tcp:
+        return ProtoIndex::tcp;
+    case Protocol::icmp:
+        break;
+    }
+    return ProtoIndex::icmp;
+}
+
+constexpr std::string_view protocol_name(Protocol p) {
+    switch (p) {
+    case Protocol::udp:
+        return "udp";
+    case Protocol::tcp:
+        return "tcp";
+    case Protocol::icmp:
+        break;
+    }
+    return "icmp";
+}
+
+struct PortRange {
+    std::uint16_t lo = 0;
+    std::uint16_t hi = 0;
+    [[nodiscard]] constexpr bool contains(std::uint16_t p) const { return p >= lo && p <= hi; }
+    [[nodiscard]] constexpr std::uint32_t size() const { return std::uint32_t{hi} - lo + 1; }
+    [[nodiscard]] constexpr bool overlaps(const PortRange& o) const {
+        return lo <= o.hi && o.lo <= hi;
+    }
+    constexpr bool operator==(const PortRange&) const = default;
+};
+
+struct MacAddr {
+    std::uint8_t bytes[6] = {};
+    static std::optional<MacAddr> parse(std::string_view text);
+    [[nodiscard]] std::string to_string() const;
+    constexpr bool operator==(const MacAddr&) const = default;
+};
+
+using WorkerId = std::uint16_t;
+
+// Coarse time on the packet path: one tick is 1/kTicksPerSecond s since the process started.
+// 32 bits of 1/16 s last 8.5 years, and a session stamp fits in 4 bytes.
+using Tick = std::uint32_t;
+inline constexpr Tick kTicksPerSecond = 16;
+
+} // namespace ephemera

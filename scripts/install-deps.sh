@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package ephemera needs to build, test and run its demo lab.
+# Idempotent: packages already present are not downloaded again, and apt's lists are
+# refreshed only when something is missing.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential meson ninja-build pkg-config clang-format
+  # dataplane
+  dpdk dpdk-dev libdpdk-dev libpcap-dev libnuma-dev
+  # libraries
+  libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev python3-scapy
+  # namespace lab
+  iproute2 ethtool socat iputils-ping procps coreutils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [[ $EUID -ne 0 ]]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or with sudo) to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
