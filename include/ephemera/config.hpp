@@ -46,8 +46,8 @@ struct Timeouts {
 };
 
 struct InsideConfig {
-    std::string port;  // DPDK device name, e.g. "net_af_packet0"
-    Ipv4Addr gateway;  // answered for ARP (and ping) on the inside
+    std::string port; // DPDK device name, e.g. "net_af_packet0"
+    Ipv4Addr gateway; // answered for ARP (and ping) on the inside
 };
 
 struct OutsideConfig {
@@ -62,11 +62,11 @@ struct Limits {
 };
 
 struct Config {
-    std::string source;               // file the config came from, for messages
-    std::vector<Ipv4Addr> pool;       // public addresses, in file order, no duplicates
+    std::string source;         // file the config came from, for messages
+    std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates
     PortRange port_range{49152, 65535};
     std::string port_range_name = "iana"; // preset name or "lo-hi" as written
-    std::vector<PortRange> reserved;  // never allocated; inside port_range, not overlapping
+    std::vector<PortRange> reserved;      // never allocated; inside port_range, not overlapping
     InsideConfig inside;
     OutsideConfig outside;
     Timeouts timeouts;
@@ -88,5 +88,10 @@ struct ConfigError {
 // check_port_names() once the EAL is up.
 std::variant<Config, ConfigError> parse_config(std::string_view toml_text, std::string source);
 std::variant<Config, ConfigError> load_config_file(const std::string& path);
+
+// A short multi-line human summary of a validated config (pool, port range, reserved ports,
+// ports, gateway, next hop, timeouts, filtering, limits), for `ephemera --check-config`.
+// Every line ends in '\n'.
+std::string describe_config(const Config& config);
 
 } // namespace ephemera

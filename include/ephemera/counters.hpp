@@ -13,39 +13,39 @@ namespace ephemera {
 
 enum class Counter : std::uint16_t {
     // traffic
-    in2out_rx,          // packets received on the inside port by this worker
-    out2in_rx,          // packets received on the outside port by this worker
-    in2out_tx,          // translated packets sent out of the outside port
-    out2in_tx,          // translated packets sent out of the inside port
-    in2out_translated,  // inside-to-outside translations done by this worker
-    out2in_translated,  // outside-to-inside translations done by this worker
-    mappings_created,   // new endpoint-independent mappings (RFC 4787 REQ-1)
-    sessions_created,   // new 5-tuple sessions
-    port_preserved,     // new mappings that kept the subscriber's source port
-    handoff_tx,         // packets handed to their owning worker
-    handoff_rx,         // packets received from another worker
+    in2out_rx,         // packets received on the inside port by this worker
+    out2in_rx,         // packets received on the outside port by this worker
+    in2out_tx,         // translated packets sent out of the outside port
+    out2in_tx,         // translated packets sent out of the inside port
+    in2out_translated, // inside-to-outside translations done by this worker
+    out2in_translated, // outside-to-inside translations done by this worker
+    mappings_created,  // new endpoint-independent mappings (RFC 4787 REQ-1)
+    sessions_created,  // new 5-tuple sessions
+    port_preserved,    // new mappings that kept the subscriber's source port
+    handoff_tx,        // packets handed to their owning worker
+    handoff_rx,        // packets received from another worker
     arp_replies_sent,
     arp_requests_sent,
     icmp_echo_replies_sent, // pings to the inside gateway answered
     // drops, by reason
-    drop_not_ipv4,        // neither IPv4 nor ARP
-    drop_truncated,       // frame shorter than its headers say
-    drop_bad_ihl,         // IHL < 5
+    drop_not_ipv4,         // neither IPv4 nor ARP
+    drop_truncated,        // frame shorter than its headers say
+    drop_bad_ihl,          // IHL < 5
     drop_bad_total_length, // IPv4 total length beyond the frame or below the header
     drop_bad_ip_checksum,
     drop_bad_version,
-    drop_fragment,        // fragments are not reassembled yet
+    drop_fragment,             // fragments are not reassembled yet
     drop_unsupported_protocol, // not UDP, TCP or ICMP echo
     drop_ttl_expired,
-    drop_no_mapping,      // outside packet for no mapping
-    drop_filtered,        // outside packet refused by the filtering mode (RFC 4787 REQ-8)
-    drop_ports_exhausted, // no free port for the subscriber's pool address (RFC 7857 section 4)
+    drop_no_mapping,         // outside packet for no mapping
+    drop_filtered,           // outside packet refused by the filtering mode (RFC 4787 REQ-8)
+    drop_ports_exhausted,    // no free port for the subscriber's pool address (RFC 7857 section 4)
     drop_sessions_exhausted, // worker's session table full; no mapping is evicted
     drop_handoff_congestion, // owner's handoff ring full
     drop_nexthop_unresolved, // next hop's MAC not learned yet
-    drop_tx_full,         // port refused the packet
-    drop_not_for_us,      // outside packet to an address outside the pool
-    drop_arp_ignored,     // ARP not for one of our addresses
+    drop_tx_full,            // port refused the packet
+    drop_not_for_us,         // outside packet to an address outside the pool
+    drop_arp_ignored,        // ARP not for one of our addresses
     count_
 };
 

@@ -1,0 +1,714 @@
+// TOML configuration: parse the file with toml++, then check every key, type and value so that
+// the dataplane only ever sees a Config that makes sense. The first problem found is refused
+// with the file, the dotted key and a reason that says what is wrong and what would be right.
+#include "ephemera/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace ephemera {
+
+std::string_view filtering_mode_name(FilteringMode m) {
+    switch (m) {
+    case FilteringMode::endpoint_independent:
+        return "endpoint-independent";
+    case FilteringMode::address_dependent:
+        return "address";
+    case FilteringMode::address_port_dependent:
+        break;
+    }
+    return "address-and-port";
+}
+
+std::string ConfigError::to_string() const {
+    std::string out = file;
+    out += ": ";
+    if (!key.empty()) {
+        out += key;
+        out += ": ";
+    }
+    out += reason;
+    return out;
+}
+
+namespace {
+
+constexpr std::size_t kMaxPoolAddresses = 65535;
+constexpr std::uint32_t kMinPortRangeSize = 64;
+constexpr std::int64_t kMaxTimeout = 86400 * 7;
+constexpr std::int64_t kMinMaxSessions = 1024;
+constexpr std::int64_t kMaxMaxSessions = std::int64_t{1} << 28;
+
+// Thrown by the checks below and turned into a ConfigError by parse_config. Exceptions keep the
+// checks linear; nothing here is on a packet path.
+struct Refusal {
+    std::string key;
+    std::string reason;
+};
+
+[[noreturn]] void refuse(std::string key, std::string reason) {
+    throw Refusal{std::move(key), std::move(reason)};
+}
+
+std::string quoted(std::string_view text) {
+    std::string out = "\"";
+    out += text;
+    out += '"';
+    return out;
+}
+
+std::string type_phrase(toml::node_type type) {
+    switch (type) {
+    case toml::node_type::table:
+        return "a table";
+    case toml::node_type::array:
+        return "an array";
+    case toml::node_type::string:
+        return "a string";
+    case toml::node_type::integer:
+        return "an integer";
+    case toml::node_type::floating_point:
+        return "a floating-point number";
+    case toml::node_type::boolean:
+        return "a boolean";
+    case toml::node_type::date:
+        return "a date";
+    case toml::node_type::time:
+        return "a time";
+    case toml::node_type::date_time:
+        return "a date-time";
+    case toml::node_type::none:
+        break;
+    }
+    return "nothing";
+}
+
+[[noreturn]] void refuse_type(const std::string& key, std::string_view expected,
+                              const toml::node& node) {
+    refuse(key, "expected " + std::string{expected} + ", got " + type_phrase(node.type()));
+}
+
+std::string element_key(std::string_view key, std::size_t index) {
+    return std::string{key} + "[" + std::to_string(index) + "]";
+}
+
+std::string join_key(std::string_view table, std::string_view key) {
+    return std::string{table} + "." + std::string{key};
+}
+
+// ---- typed access ------------------------------------------------------------------------
+
+const toml::table* optional_table(const toml::table& root, std::string_view name) {
+    const toml::node* node = root.get(name);
+    if (node == nullptr) {
+        return nullptr;
+    }
+    const toml::table* table = node->as_table();
+    if (table == nullptr) {
+        refuse_type(std::string{name}, "a table", *node);
+    }
+    return table;
+}
+
+const toml::table& required_table(const toml::table& root, std::string_view name) {
+    const toml::table* table = optional_table(root, name);
+    if (table == nullptr) {
+        refuse(std::string{name}, "missing required table [" + std::string{name} + "]");
+    }
+    return *table;
+}
+
+void check_known_keys(const toml::table& table, std::string_view table_name,
+                      std::initializer_list<std::string_view> known) {
+    for (auto&& [key, node] : table) {
+        (void)node;
+        bool found = false;
+        for (std::string_view k : known) {
+            found = found || key.str() == k;
+        }
+        if (!found) {
+            refuse(table_name.empty() ? std::string{key.str()} : join_key(table_name, key.str()),
+                   "unknown key");
+        }
+    }
+}
+
+std::string string_value(const toml::node& node, const std::string& key) {
+    const auto* value = node.as_string();
+    if (value == nullptr) {
+        refuse_type(key, "a string", node);
+    }
+    return value->get();
+}
+
+std::int64_t integer_value(const toml::node& node, const std::string& key) {
+    const auto* value = node.as_integer();
+    if (value == nullptr) {
+        refuse_type(key, "an integer", node);
+    }
+    return value->get();
+}
+
+const toml::node& required_key(const toml::table& table, std::string_view table_name,
+                               std::string_view name) {
+    const toml::node* node = table.get(name);
+    if (node == nullptr) {
+        refuse(join_key(table_name, name), "missing required key");
+    }
+    return *node;
+}
+
+// ---- addresses ---------------------------------------------------------------------------
+
+// Why an address cannot be used as a pool address, gateway or next hop; empty if it can.
+std::string unusable_address_reason(Ipv4Addr addr) {
+    const std::uint32_t v = addr.value();
+    if (v == 0) {
+        return "is the unspecified address 0.0.0.0";
+    }
+    if (v == 0xffffffffu) {
+        return "is the limited broadcast address 255.255.255.255";
+    }
+    if ((v >> 28) == 0xe) {
+        return "is a multicast address (224.0.0.0/4)";
+    }
+    if ((v >> 24) == 127) {
+        return "is a loopback address (127.0.0.0/8)";
+    }
+    return {};
+}
+
+Ipv4Addr address_value(const toml::node& node, const std::string& key) {
+    const std::string text = string_value(node, key);
+    const auto addr = Ipv4Addr::parse(text);
+    if (!addr) {
+        refuse(key, quoted(text) + " is not an IPv4 address (expected a dotted quad such as "
+                                   "198.18.0.1, without leading zeros)");
+    }
+    if (const std::string why = unusable_address_reason(*addr); !why.empty()) {
+        refuse(key, text + " " + why);
+    }
+    return *addr;
+}
+
+// One pool entry, "a.b.c.d" or "a.b.c.d/len" with len in 16..32, expanded to its addresses:
+// every address of a /31 or /32, all but the network and broadcast addresses otherwise.
+std::vector<Ipv4Addr> expand_pool_entry(const std::string& text, const std::string& key) {
+    const std::size_t slash = text.find('/');
+    const std::string_view addr_text = std::string_view{text}.substr(0, slash);
+    const auto addr = Ipv4Addr::parse(addr_text);
+    if (!addr) {
+        refuse(key, quoted(text) +
+                        " is not an IPv4 address or prefix (expected a dotted quad such as "
+                        "198.18.0.100, or a prefix such as 203.0.113.0/30)");
+    }
+    if (slash == std::string::npos) {
+        if (const std::string why = unusable_address_reason(*addr); !why.empty()) {
+            refuse(key, text + " " + why + "; not usable as a public address");
+        }
+        return {*addr};
+    }
+
+    const std::string_view len_text = std::string_view{text}.substr(slash + 1);
+    unsigned len = 0;
+    bool digits_ok =
+        !len_text.empty() && len_text.size() <= 2 && !(len_text.size() == 2 && len_text[0] == '0');
+    for (char c : len_text) {
+        digits_ok = digits_ok && c >= '0' && c <= '9';
+        len = len * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (!digits_ok) {
+        refuse(key, quoted(text) + " has a bad prefix length (expected /16 to /32)");
+    }
+    if (len < 16 || len > 32) {
+        refuse(key, quoted(text) + ": prefix length /" + std::to_string(len) +
+                        " is not allowed (expected /16 to /32)");
+    }
+    const std::uint32_t host_mask = len == 32 ? 0u : (0xffffffffu >> len);
+    if ((addr->value() & host_mask) != 0) {
+        refuse(key, quoted(text) + " has host bits set (the prefix starts at " +
+                        Ipv4Addr{addr->value() & ~host_mask}.to_string() + ")");
+    }
+    std::uint32_t first = addr->value();
+    std::uint32_t last = first | host_mask;
+    if (len < 31) {
+        ++first; // network address
+        --last;  // broadcast address
+    }
+    std::vector<Ipv4Addr> out;
+    out.reserve(last - first + 1);
+    for (std::uint32_t v = first;; ++v) {
+        if (const std::string why = unusable_address_reason(Ipv4Addr{v}); !why.empty()) {
+            refuse(key, quoted(text) + " contains " + Ipv4Addr{v}.to_string() + ", which " + why +
+                            "; not usable as a public address");
+        }
+        out.emplace_back(v);
+        if (v == last) {
+            break;
+        }
+    }
+    return out;
+}
+
+// ---- ports -------------------------------------------------------------------------------
+
+std::string range_text(PortRange r) {
+    if (r.lo == r.hi) {
+        return std::to_string(r.lo);
+    }
+    return std::to_string(r.lo) + "-" + std::to_string(r.hi);
+}
+
+// A port or port range as written, before bounds checks.
+struct PortSpan {
+    std::uint32_t lo;
+    std::uint32_t hi;
+};
+
+// Decimal digits only; anything longer than five digits reads as an out-of-range port.
+std::optional<std::uint32_t> parse_port_number(std::string_view text) {
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos) {
+        return std::nullopt;
+    }
+    if (text.size() > 5) {
+        return 100000;
+    }
+    std::uint32_t value = 0;
+    for (char c : text) {
+        value = value * 10 + static_cast<std::uint32_t>(c - '0');
+    }
+    return value;
+}
+
+// "N" (if single_allowed) or "LO-HI": decimal digits only, no signs or spaces.
+std::optional<PortSpan> parse_port_span(std::string_view text, bool single_allowed) {
+    const std::size_t dash = text.find('-');
+    if (dash == std::string_view::npos) {
+        if (!single_allowed) {
+            return std::nullopt;
+        }
+        const auto port = parse_port_number(text);
+        if (!port) {
+            return std::nullopt;
+        }
+        return PortSpan{*port, *port};
+    }
+    const auto lo = parse_port_number(text.substr(0, dash));
+    const auto hi = parse_port_number(text.substr(dash + 1));
+    if (!lo || !hi) {
+        return std::nullopt;
+    }
+    return PortSpan{*lo, *hi};
+}
+
+// Bounds shared by port_range and reserved: 1..65535, lo <= hi.
+PortRange checked_span(PortSpan span, const std::string& text, const std::string& key) {
+    if (span.lo == 0) {
+        refuse(key, quoted(text) + ": port 0 is not allowed (ports start at 1)");
+    }
+    if (span.lo > 65535 || span.hi > 65535) {
+        refuse(key, quoted(text) + ": ports must be at most 65535");
+    }
+    if (span.lo > span.hi) {
+        refuse(key, quoted(text) + " is inverted: its low end is above its high end (write " +
+                        std::to_string(span.hi) + "-" + std::to_string(span.lo) + ")");
+    }
+    return PortRange{static_cast<std::uint16_t>(span.lo), static_cast<std::uint16_t>(span.hi)};
+}
+
+std::string preset_names() {
+    std::string out;
+    for (const auto& preset : kPortRangePresets) {
+        if (!out.empty()) {
+            out += ", ";
+        }
+        out += preset.name;
+    }
+    return out;
+}
+
+void parse_port_range(const toml::node& node, Config& cfg) {
+    const std::string key = "pool.port_range";
+    const std::string text = string_value(node, key);
+    for (const auto& preset : kPortRangePresets) {
+        if (text == preset.name) {
+            cfg.port_range = preset.range;
+            cfg.port_range_name = text;
+            return;
+        }
+    }
+    const auto span = parse_port_span(text, false);
+    if (!span) {
+        refuse(key, "unknown port range preset " + quoted(text) + " (expected one of " +
+                        preset_names() + ", or an explicit \"lo-hi\" such as \"40000-50000\")");
+    }
+    const PortRange range = checked_span(*span, text, key);
+    if (range.size() < kMinPortRangeSize) {
+        refuse(key, quoted(text) + " is too small: " + std::to_string(range.size()) +
+                        " ports, at least " + std::to_string(kMinPortRangeSize) +
+                        " are needed to share among workers");
+    }
+    cfg.port_range = range;
+    cfg.port_range_name = text;
+}
+
+void parse_reserved(const toml::node& node, Config& cfg) {
+    const std::string key = "pool.reserved";
+    const toml::array* array = node.as_array();
+    if (array == nullptr) {
+        refuse_type(key, "an array", node);
+    }
+    std::uint32_t reserved_total = 0;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const std::string ekey = element_key(key, i);
+        const std::string text = string_value(*array->get(i), ekey);
+        const auto span = parse_port_span(text, true);
+        if (!span) {
+            refuse(ekey,
+                   quoted(text) + " is not a port or port range (expected \"55555\" or \"lo-hi\")");
+        }
+        const PortRange range = checked_span(*span, text, ekey);
+        if (!cfg.port_range.contains(range.lo) || !cfg.port_range.contains(range.hi)) {
+            refuse(ekey, range_text(range) + " is outside port_range " +
+                             range_text(cfg.port_range) + " (" + cfg.port_range_name + ")");
+        }
+        for (std::size_t j = 0; j < cfg.reserved.size(); ++j) {
+            if (cfg.reserved[j].overlaps(range)) {
+                refuse(ekey, range_text(range) + " overlaps " + element_key(key, j) + " (" +
+                                 range_text(cfg.reserved[j]) + ")");
+            }
+        }
+        cfg.reserved.push_back(range);
+        reserved_total += range.size();
+    }
+    if (reserved_total >= cfg.port_range.size()) {
+        refuse(key, "reserved ports cover the whole port_range " + range_text(cfg.port_range) +
+                        ": no port left to allocate");
+    }
+}
+
+// ---- tables ------------------------------------------------------------------------------
+
+void parse_pool(const toml::table& root, Config& cfg) {
+    const toml::table& pool = required_table(root, "pool");
+    check_known_keys(pool, "pool", {"addresses", "port_range", "reserved"});
+
+    const std::string key = "pool.addresses";
+    const toml::node& addresses_node = required_key(pool, "pool", "addresses");
+    const toml::array* addresses = addresses_node.as_array();
+    if (addresses == nullptr) {
+        refuse_type(key, "an array of strings", addresses_node);
+    }
+    if (addresses->empty()) {
+        refuse(key, "empty list: the pool needs at least one address");
+    }
+    std::unordered_map<std::uint32_t, std::size_t> first_seen; // address -> entry index
+    for (std::size_t i = 0; i < addresses->size(); ++i) {
+        const std::string ekey = element_key(key, i);
+        const std::string text = string_value(*addresses->get(i), ekey);
+        const std::vector<Ipv4Addr> expanded = expand_pool_entry(text, ekey);
+        if (cfg.pool.size() + expanded.size() > kMaxPoolAddresses) {
+            refuse(ekey, "too many pool addresses: " + std::to_string(cfg.pool.size()) +
+                             " before this entry and " + std::to_string(expanded.size()) +
+                             " in it; at most " + std::to_string(kMaxPoolAddresses) +
+                             " are allowed");
+        }
+        for (Ipv4Addr addr : expanded) {
+            const auto [it, inserted] = first_seen.emplace(addr.value(), i);
+            if (!inserted) {
+                refuse(ekey, "duplicate address " + addr.to_string() + " (already in " +
+                                 element_key(key, it->second) + ")");
+            }
+            cfg.pool.push_back(addr);
+        }
+    }
+
+    if (const toml::node* node = pool.get("port_range")) {
+        parse_port_range(*node, cfg);
+    } else {
+        cfg.port_range = kPortRangePresets[0].range;
+        cfg.port_range_name = kPortRangePresets[0].name;
+    }
+    if (const toml::node* node = pool.get("reserved")) {
+        parse_reserved(*node, cfg);
+    }
+}
+
+std::string port_name_value(const toml::table& table, std::string_view table_name) {
+    const std::string key = join_key(table_name, "port");
+    std::string name = string_value(required_key(table, table_name, "port"), key);
+    if (name.empty()) {
+        refuse(key, "must not be empty (expected a DPDK device name such as net_af_packet0)");
+    }
+    return name;
+}
+
+void parse_inside(const toml::table& root, Config& cfg) {
+    const toml::table& inside = required_table(root, "inside");
+    check_known_keys(inside, "inside", {"port", "gateway"});
+    cfg.inside.port = port_name_value(inside, "inside");
+    cfg.inside.gateway = address_value(required_key(inside, "inside", "gateway"), "inside.gateway");
+}
+
+void parse_outside(const toml::table& root, Config& cfg) {
+    const toml::table& outside = required_table(root, "outside");
+    check_known_keys(outside, "outside", {"port", "next_hop", "next_hop_mac"});
+    cfg.outside.port = port_name_value(outside, "outside");
+    if (cfg.outside.port == cfg.inside.port) {
+        refuse("outside.port", "same port as inside.port (" + quoted(cfg.inside.port) +
+                                   "); inside and outside need different ports");
+    }
+    cfg.outside.next_hop =
+        address_value(required_key(outside, "outside", "next_hop"), "outside.next_hop");
+    for (Ipv4Addr addr : cfg.pool) {
+        if (addr == cfg.outside.next_hop) {
+            refuse("outside.next_hop",
+                   addr.to_string() + " is a pool address; the next hop must be another host");
+        }
+    }
+    if (const toml::node* node = outside.get("next_hop_mac")) {
+        const std::string key = "outside.next_hop_mac";
+        const std::string text = string_value(*node, key);
+        const auto mac = MacAddr::parse(text);
+        if (!mac) {
+            refuse(key, quoted(text) + " is not a MAC address (expected six hex pairs separated "
+                                       "by ':', such as 02:00:00:00:00:01)");
+        }
+        if ((mac->bytes[0] & 0x01) != 0) {
+            refuse(key, mac->to_string() +
+                            " is a multicast or broadcast MAC; the next hop needs a unicast MAC");
+        }
+        if (*mac == MacAddr{}) {
+            refuse(key, "00:00:00:00:00:00 is the all-zero MAC; the next hop needs a real MAC");
+        }
+        cfg.outside.next_hop_mac = *mac;
+    }
+}
+
+void parse_timeout(const toml::table& table, std::string_view name, std::uint32_t minimum,
+                   std::string_view rfc, std::uint32_t& out) {
+    const toml::node* node = table.get(name);
+    if (node == nullptr) {
+        return;
+    }
+    const std::string key = join_key("timeouts", name);
+    const std::int64_t value = integer_value(*node, key);
+    if (value < 0) {
+        refuse(key, "must not be negative (got " + std::to_string(value) + ")");
+    }
+    if (value < minimum) {
+        refuse(key, "must be at least " + std::to_string(minimum) + " s (" + std::string{rfc} +
+                        "), got " + std::to_string(value));
+    }
+    if (value > kMaxTimeout) {
+        refuse(key, "must be at most " + std::to_string(kMaxTimeout) + " s (7 days), got " +
+                        std::to_string(value));
+    }
+    out = static_cast<std::uint32_t>(value);
+}
+
+void parse_timeouts(const toml::table& root, Config& cfg) {
+    const toml::table* timeouts = optional_table(root, "timeouts");
+    if (timeouts == nullptr) {
+        return;
+    }
+    check_known_keys(*timeouts, "timeouts", {"udp", "tcp_established", "tcp_transitory", "icmp"});
+    Timeouts& t = cfg.timeouts;
+    parse_timeout(*timeouts, "udp", Timeouts::kMinUdp, "RFC 4787 REQ-5", t.udp);
+    parse_timeout(*timeouts, "tcp_established", Timeouts::kMinTcpEstablished, "RFC 5382 REQ-5",
+                  t.tcp_established);
+    parse_timeout(*timeouts, "tcp_transitory", Timeouts::kMinTcpTransitory, "RFC 5382 REQ-5",
+                  t.tcp_transitory);
+    parse_timeout(*timeouts, "icmp", Timeouts::kMinIcmp, "RFC 5508 REQ-2", t.icmp);
+}
+
+void parse_filtering(const toml::table& root, Config& cfg) {
+    const toml::table* filtering = optional_table(root, "filtering");
+    if (filtering == nullptr) {
+        return;
+    }
+    check_known_keys(*filtering, "filtering", {"mode"});
+    const toml::node* node = filtering->get("mode");
+    if (node == nullptr) {
+        return;
+    }
+    const std::string text = string_value(*node, "filtering.mode");
+    for (FilteringMode m : {FilteringMode::endpoint_independent, FilteringMode::address_dependent,
+                            FilteringMode::address_port_dependent}) {
+        if (text == filtering_mode_name(m)) {
+            cfg.filtering = m;
+            return;
+        }
+    }
+    refuse("filtering.mode", "unknown filtering mode " + quoted(text) +
+                                 " (expected \"endpoint-independent\", \"address\" or "
+                                 "\"address-and-port\")");
+}
+
+void parse_limits(const toml::table& root, Config& cfg) {
+    const toml::table* limits = optional_table(root, "limits");
+    if (limits == nullptr) {
+        return;
+    }
+    check_known_keys(*limits, "limits", {"max_sessions"});
+    const toml::node* node = limits->get("max_sessions");
+    if (node == nullptr) {
+        return;
+    }
+    const std::string key = "limits.max_sessions";
+    const std::int64_t value = integer_value(*node, key);
+    if (value < kMinMaxSessions || value > kMaxMaxSessions) {
+        refuse(key, "must be between " + std::to_string(kMinMaxSessions) + " and " +
+                        std::to_string(kMaxMaxSessions) + ", got " + std::to_string(value));
+    }
+    cfg.limits.max_sessions = static_cast<std::uint32_t>(value);
+}
+
+Config check_document(const toml::table& root, std::string source) {
+    check_known_keys(root, "", {"pool", "inside", "outside", "timeouts", "filtering", "limits"});
+    Config cfg;
+    cfg.source = std::move(source);
+    parse_pool(root, cfg);
+    parse_inside(root, cfg);
+    parse_outside(root, cfg);
+    parse_timeouts(root, cfg);
+    parse_filtering(root, cfg);
+    parse_limits(root, cfg);
+    return cfg;
+}
+
+ConfigError syntax_error(const toml::parse_error& err, std::string source) {
+    const auto& where = err.source().begin;
+    return ConfigError{std::move(source), "(syntax)",
+                       "TOML syntax error at line " + std::to_string(where.line) + ", column " +
+                           std::to_string(where.column) + ": " + std::string{err.description()}};
+}
+
+// Pool addresses as comma-separated runs: "198.18.0.100-198.18.0.101, 203.0.113.1".
+std::string pool_runs(const std::vector<Ipv4Addr>& pool) {
+    std::string out;
+    std::size_t i = 0;
+    while (i < pool.size()) {
+        std::size_t j = i;
+        while (j + 1 < pool.size() && pool[j + 1].value() == pool[j].value() + 1) {
+            ++j;
+        }
+        if (!out.empty()) {
+            out += ", ";
+        }
+        out += pool[i].to_string();
+        if (j != i) {
+            out += "-" + pool[j].to_string();
+        }
+        i = j + 1;
+    }
+    return out;
+}
+
+} // namespace
+
+std::variant<Config, ConfigError> parse_config(std::string_view toml_text, std::string source) {
+    try {
+#if TOML_EXCEPTIONS
+        toml::table root;
+        try {
+            root = toml::parse(toml_text, std::string_view{source});
+        } catch (const toml::parse_error& err) {
+            return syntax_error(err, std::move(source));
+        }
+#else
+        toml::parse_result parsed = toml::parse(toml_text, std::string_view{source});
+        if (!parsed) {
+            return syntax_error(parsed.error(), std::move(source));
+        }
+        const toml::table& root = parsed.table();
+#endif
+        return check_document(root, source);
+    } catch (Refusal& r) {
+        return ConfigError{std::move(source), std::move(r.key), std::move(r.reason)};
+    }
+}
+
+std::variant<Config, ConfigError> load_config_file(const std::string& path) {
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (file == nullptr) {
+        return ConfigError{path, "(file)", std::string{"cannot open: "} + std::strerror(errno)};
+    }
+    std::string text;
+    char buf[8192];
+    for (;;) {
+        const std::size_t n = std::fread(buf, 1, sizeof buf, file);
+        text.append(buf, n);
+        if (n < sizeof buf) {
+            break;
+        }
+    }
+    const bool failed = std::ferror(file) != 0;
+    const int read_errno = errno;
+    std::fclose(file);
+    if (failed) {
+        return ConfigError{path, "(file)",
+                           std::string{"cannot read: "} + std::strerror(read_errno)};
+    }
+    return parse_config(text, path);
+}
+
+std::string describe_config(const Config& config) {
+    std::string out;
+    const auto line = [&out](std::string_view label, const std::string& text) {
+        out += label;
+        out += text;
+        out += '\n';
+    };
+    line("config:      ", config.source);
+    line("pool:        ", std::to_string(config.pool.size()) +
+                              (config.pool.size() == 1 ? " address: " : " addresses: ") +
+                              pool_runs(config.pool));
+
+    std::uint32_t reserved_total = 0;
+    std::string reserved;
+    for (const PortRange& r : config.reserved) {
+        reserved += reserved.empty() ? "" : ", ";
+        reserved += range_text(r);
+        reserved_total += r.size();
+    }
+    std::string range = config.port_range_name;
+    if (config.port_range_name != range_text(config.port_range)) {
+        range += " (" + range_text(config.port_range) + ")";
+    }
+    range += ", " + std::to_string(config.port_range.size()) + " ports";
+    line("port range:  ", range);
+    line("reserved:    ", reserved.empty()
+                              ? std::string{"none"}
+                              : reserved + " (" + std::to_string(reserved_total) + " ports), " +
+                                    std::to_string(config.port_range.size() - reserved_total) +
+                                    " ports left to allocate per address");
+    line("inside:      ",
+         "port " + config.inside.port + ", gateway " + config.inside.gateway.to_string());
+    line("outside:     ",
+         "port " + config.outside.port + ", next hop " + config.outside.next_hop.to_string() +
+             (config.outside.next_hop_mac ? " at " + config.outside.next_hop_mac->to_string()
+                                          : std::string{" (MAC learned by ARP)"}));
+    const Timeouts& t = config.timeouts;
+    line("timeouts:    ", "udp " + std::to_string(t.udp) + " s, tcp established " +
+                              std::to_string(t.tcp_established) + " s, tcp transitory " +
+                              std::to_string(t.tcp_transitory) + " s, icmp " +
+                              std::to_string(t.icmp) + " s");
+    line("filtering:   ", std::string{filtering_mode_name(config.filtering)});
+    line("limits:      ", "max_sessions " + std::to_string(config.limits.max_sessions));
+    return out;
+}
+
+} // namespace ephemera

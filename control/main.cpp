@@ -1,0 +1,244 @@
+// ephemera [EAL options] -- --config FILE [--stats-json FILE]
+// ephemera --check-config FILE
+#include "app.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_random.h>
+#include <rte_ring.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+using namespace ephemera;
+
+namespace {
+
+constexpr int kExitConfig = 2;
+constexpr int kExitStartup = 3;
+constexpr unsigned kHandoffRingSize = 2048;
+constexpr unsigned kArpRingSize = 64;
+
+struct Options {
+    std::string config;
+    std::string check_config;
+    std::string stats_json;
+    std::string port_secret; // "K0:K1" in hex; reproducible port choice for golden tests
+};
+
+int worker_main(void* arg) {
+    static_cast<Worker*>(arg)->run();
+    return 0;
+}
+
+int report_config_error(const ConfigError& e) {
+    std::fprintf(stderr, "ephemera: config refused: %s\n", e.to_string().c_str());
+    return kExitConfig;
+}
+
+rte_ring* make_ring(const std::string& name, unsigned size, unsigned esize, unsigned flags) {
+    rte_ring* r =
+        esize == sizeof(void*)
+            ? rte_ring_create(name.c_str(), size, static_cast<int>(rte_socket_id()), flags)
+            : rte_ring_create_elem(name.c_str(), esize, size, static_cast<int>(rte_socket_id()),
+                                   flags);
+    if (r == nullptr) {
+        throw std::runtime_error("cannot create ring " + name);
+    }
+    return r;
+}
+
+// Everything between a valid config and running workers. Errors here throw and are reported
+// before any packet is forwarded.
+int run(App& app, const Options& opts) {
+    // Worker lcores are every lcore the EAL was given except the main one, which runs control.
+    unsigned lcore = 0;
+    RTE_LCORE_FOREACH_WORKER(lcore) {
+        app.worker_lcores.push_back(lcore);
+    }
+    if (app.worker_lcores.empty()) {
+        std::fprintf(stderr, "ephemera: no worker lcores: give the EAL at least two (-l 0-1); "
+                             "the first one runs control\n");
+        return kExitStartup;
+    }
+    if (app.worker_lcores.size() > Ownership::kMaxWorkers) {
+        std::fprintf(stderr, "ephemera: at most %u workers\n", Ownership::kMaxWorkers);
+        return kExitStartup;
+    }
+    const auto workers = static_cast<WorkerId>(app.worker_lcores.size());
+
+    auto inside = find_port(app.config, "inside.port", app.config.inside.port);
+    if (auto* e = std::get_if<ConfigError>(&inside)) {
+        return report_config_error(*e);
+    }
+    auto outside = find_port(app.config, "outside.port", app.config.outside.port);
+    if (auto* e = std::get_if<ConfigError>(&outside)) {
+        return report_config_error(*e);
+    }
+
+    WorkerShared& shared = app.shared;
+    shared.config = &app.config;
+    shared.ownership = Ownership(workers);
+    shared.workers = workers;
+    // A fresh 128-bit secret per start keys port selection (RFC 6056 section 3.3.4).
+    shared.port_secret = SipKey{rte_rand(), rte_rand()};
+    if (!opts.port_secret.empty()) {
+        const auto colon = opts.port_secret.find(':');
+        shared.port_secret = SipKey{std::stoull(opts.port_secret.substr(0, colon), nullptr, 16),
+                                    std::stoull(opts.port_secret.substr(colon + 1), nullptr, 16)};
+    }
+    shared.tsc_per_tick = std::max<std::uint64_t>(1, rte_get_tsc_hz() / kTicksPerSecond);
+    shared.start_tsc = rte_rdtsc();
+    if (app.config.outside.next_hop_mac) {
+        shared.next_hop_mac.store(pack_mac(*app.config.outside.next_hop_mac));
+    }
+
+    app.mbufs = create_packet_pool(workers);
+    shared.mbufs = app.mbufs.get();
+    app.ports = std::make_unique<Ports>(std::get<PortInfo>(inside), std::get<PortInfo>(outside),
+                                        workers, app.mbufs.get());
+    shared.inside_port = app.ports->inside().id;
+    shared.outside_port = app.ports->outside().id;
+    shared.inside_mac = app.ports->inside().mac;
+    shared.outside_mac = app.ports->outside().mac;
+
+    for (WorkerId from = 0; from < workers; ++from) {
+        for (WorkerId to = 0; to < workers; ++to) {
+            shared.handoff.push_back(
+                from == to
+                    ? nullptr
+                    : make_ring("eph_ho_" + std::to_string(from) + "_" + std::to_string(to),
+                                kHandoffRingSize, sizeof(void*), RING_F_SP_ENQ | RING_F_SC_DEQ));
+        }
+        shared.arp_events.push_back(make_ring("eph_arp_" + std::to_string(from), kArpRingSize,
+                                              sizeof(ArpEvent), RING_F_SP_ENQ | RING_F_SC_DEQ));
+    }
+    for (WorkerId w = 0; w < workers; ++w) {
+        app.workers.push_back(std::make_unique<Worker>(shared, w));
+    }
+
+    std::printf("%s", describe_config(app.config).c_str());
+    std::printf("ephemera: inside %s (port %u, %s), outside %s (port %u, %s), %u worker(s)\n",
+                app.ports->inside().name.c_str(), shared.inside_port,
+                shared.inside_mac.to_string().c_str(), app.ports->outside().name.c_str(),
+                shared.outside_port, shared.outside_mac.to_string().c_str(),
+                static_cast<unsigned>(workers));
+    for (WorkerId w = 0; w < workers; ++w) {
+        std::printf("ephemera: worker %u on lcore %u owns %u ports per pool address\n",
+                    static_cast<unsigned>(w), app.worker_lcores[w],
+                    app.workers[w]->translator().ports().usable_ports());
+    }
+    std::fflush(stdout);
+
+    register_telemetry(app);
+    for (WorkerId w = 0; w < workers; ++w) {
+        rte_eal_remote_launch(worker_main, app.workers[w].get(), app.worker_lcores[w]);
+    }
+    std::printf("ephemera: running\n");
+    std::fflush(stdout);
+
+    run_control_loop(app);
+
+    shared.stop.store(true, std::memory_order_relaxed);
+    rte_eal_mp_wait_lcore();
+    print_stats(app);
+    if (!opts.stats_json.empty() && !write_stats_json(app, opts.stats_json)) {
+        std::fprintf(stderr, "ephemera: cannot write %s\n", opts.stats_json.c_str());
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // DPDK's convention: EAL options, then "--", then ours. Without "--", all options are ours.
+    int separator = argc;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string(argv[i]) == "--") {
+            separator = i;
+            break;
+        }
+    }
+    std::vector<char*> eal_args(argv, argv + (separator == argc ? 1 : separator));
+    std::vector<std::string> app_args;
+    for (int i = (separator == argc ? 1 : separator + 1); i < argc; ++i) {
+        app_args.emplace_back(argv[i]);
+    }
+
+    CLI::App cli{"ephemera: a carrier-grade NAT44 on DPDK"};
+    cli.footer("Usage: ephemera [EAL options] -- --config FILE [--stats-json FILE]\n"
+               "       ephemera --check-config FILE");
+    Options opts;
+    auto* config_opt = cli.add_option("--config", opts.config, "Configuration file (TOML)");
+    auto* check_opt = cli.add_option("--check-config", opts.check_config,
+                                     "Validate a configuration file and exit");
+    cli.add_option("--stats-json", opts.stats_json,
+                   "Write the final counters to this file as JSON at exit");
+    cli.add_option("--port-secret", opts.port_secret,
+                   "Fix the port-selection secret (K0:K1, hex) instead of drawing one: makes "
+                   "port choice reproducible, for tests only")
+        ->check([](const std::string& v) {
+            const auto colon = v.find(':');
+            const auto hex = [](const std::string& s) {
+                return !s.empty() && s.size() <= 16 &&
+                       s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+            };
+            return colon != std::string::npos && hex(v.substr(0, colon)) && hex(v.substr(colon + 1))
+                       ? std::string()
+                       : std::string("expected K0:K1, two 64-bit hex numbers");
+        });
+    config_opt->excludes(check_opt);
+    std::reverse(app_args.begin(), app_args.end()); // CLI11 takes its vector in reverse
+    try {
+        cli.parse(app_args);
+    } catch (const CLI::ParseError& e) {
+        return cli.exit(e);
+    }
+
+    if (!opts.check_config.empty()) {
+        auto result = load_config_file(opts.check_config);
+        if (auto* e = std::get_if<ConfigError>(&result)) {
+            return report_config_error(*e);
+        }
+        std::printf("%s", describe_config(std::get<Config>(result)).c_str());
+        std::printf("ephemera: %s is valid\n", opts.check_config.c_str());
+        return 0;
+    }
+    if (opts.config.empty()) {
+        std::fprintf(stderr, "ephemera: --config FILE is required (see --help)\n");
+        return kExitConfig;
+    }
+    // The config is checked before the EAL starts: a bad file never gets as far as a port.
+    auto result = load_config_file(opts.config);
+    if (auto* e = std::get_if<ConfigError>(&result)) {
+        return report_config_error(*e);
+    }
+
+    const int consumed = rte_eal_init(static_cast<int>(eal_args.size()), eal_args.data());
+    if (consumed < 0) {
+        std::fprintf(stderr, "ephemera: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+        return kExitStartup;
+    }
+    int rc = 0;
+    {
+        App app;
+        app.config = std::move(std::get<Config>(result));
+        try {
+            rc = run(app, opts);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "ephemera: %s\n", e.what());
+            app.shared.stop.store(true);
+            rte_eal_mp_wait_lcore();
+            rc = kExitStartup;
+        }
+    }
+    rte_eal_cleanup();
+    return rc;
+}

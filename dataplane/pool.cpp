@@ -1,0 +1,21 @@
+#include "ephemera/pool.hpp"
+
+#include <bit>
+
+namespace ephemera {
+
+PoolIndex::PoolIndex(std::span<const Ipv4Addr> addresses)
+    : addresses_(addresses.begin(), addresses.end()) {
+    const std::size_t table = std::bit_ceil(std::max<std::size_t>(addresses_.size() * 4, 16));
+    slots_.assign(table, Slot{});
+    mask_ = static_cast<std::uint32_t>(table - 1);
+    for (std::size_t i = 0; i < addresses_.size(); ++i) {
+        std::uint32_t s = hash(addresses_[i]) & mask_;
+        while (slots_[s].index != kNoPool) {
+            s = (s + 1) & mask_;
+        }
+        slots_[s] = Slot{addresses_[i], static_cast<std::uint16_t>(i)};
+    }
+}
+
+} // namespace ephemera

@@ -1,0 +1,56 @@
+// The two DPDK ports (inside, outside): looked up by name, configured with one RX and one TX
+// queue per worker, started, and stopped and closed again when this object goes away.
+#pragma once
+
+#include "ephemera/config.hpp"
+#include "ephemera/types.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+
+struct rte_mempool;
+
+namespace ephemera {
+
+struct PortInfo {
+    std::uint16_t id = 0;
+    std::string name;
+    MacAddr mac;
+};
+
+// Resolves a configured device name; the error names the config key and lists the devices the
+// EAL has, so a typo is obvious.
+std::variant<PortInfo, ConfigError> find_port(const Config& config, const std::string& key,
+                                              const std::string& name);
+
+class Ports {
+public:
+    // Both ports must already exist (find_port). Throws std::runtime_error naming the port
+    // and the failing step, which main reports before any traffic flows.
+    Ports(PortInfo inside, PortInfo outside, std::uint16_t queues, rte_mempool* pool);
+    ~Ports();
+    Ports(const Ports&) = delete;
+    Ports& operator=(const Ports&) = delete;
+
+    [[nodiscard]] const PortInfo& inside() const { return inside_; }
+    [[nodiscard]] const PortInfo& outside() const { return outside_; }
+
+private:
+    void setup(const PortInfo& port, std::uint16_t queues, rte_mempool* pool);
+
+    PortInfo inside_;
+    PortInfo outside_;
+    bool inside_started_ = false;
+    bool outside_started_ = false;
+};
+
+// The packet buffer pool, sized for every queue's descriptors plus the handoff rings.
+struct MempoolDeleter {
+    void operator()(rte_mempool* pool) const;
+};
+using MempoolPtr = std::unique_ptr<rte_mempool, MempoolDeleter>;
+MempoolPtr create_packet_pool(std::uint16_t workers);
+
+} // namespace ephemera

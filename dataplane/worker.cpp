@@ -1,0 +1,318 @@
+#include "worker.hpp"
+
+#include "ephemera/l2.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace ephemera {
+
+namespace {
+
+constexpr std::uint32_t kHousekeepingEvery = 64;   // loop iterations
+constexpr Tick kArpRetry = kTicksPerSecond;        // while the next hop is unknown
+constexpr Tick kArpRefresh = 30 * kTicksPerSecond; // re-ask so a MAC change is noticed
+
+bool is_broadcast(const std::uint8_t* mac) {
+    return std::all_of(mac, mac + 6, [](std::uint8_t b) { return b == 0xff; });
+}
+
+} // namespace
+
+std::uint64_t pack_mac(const MacAddr& mac) {
+    std::uint64_t v = 0;
+    for (std::uint8_t b : mac.bytes) {
+        v = v << 8 | b;
+    }
+    return v | kMacKnown;
+}
+
+MacAddr unpack_mac(std::uint64_t packed) {
+    MacAddr m;
+    for (int i = 5; i >= 0; --i) {
+        m.bytes[i] = static_cast<std::uint8_t>(packed);
+        packed >>= 8;
+    }
+    return m;
+}
+
+Worker::Worker(WorkerShared& shared, WorkerId id)
+    : shared_(shared), id_(id),
+      translator_(*shared.config, shared.ownership, id, shared.port_secret, counters_,
+                  static_cast<int>(rte_socket_id())),
+      handoff_out_(shared.workers) {
+    for (auto& out : handoff_out_) {
+        out.reserve(kBurst * 2);
+    }
+}
+
+void Worker::run() {
+    while (!shared_.stop.load(std::memory_order_relaxed)) {
+        now_ = static_cast<Tick>((rte_rdtsc() - shared_.start_tsc) / shared_.tsc_per_tick);
+        // Inside first: a subscriber's packet and the reply to it that arrive in the same
+        // iteration are then handled in that order.
+        poll_port(Side::inside);
+        poll_port(Side::outside);
+        poll_handoff();
+        flush_handoff();
+        flush_tx();
+        if (++iterations_ % kHousekeepingEvery == 0) {
+            housekeeping(now_);
+        }
+    }
+    flush_tx();
+}
+
+void Worker::poll_port(Side side) {
+    rte_mbuf* pkts[kBurst];
+    const std::uint16_t port = side == Side::inside ? shared_.inside_port : shared_.outside_port;
+    const std::uint16_t n = rte_eth_rx_burst(port, id_, pkts, kBurst);
+    if (n == 0) {
+        return;
+    }
+    counters_.add(side == Side::inside ? Counter::in2out_rx : Counter::out2in_rx, n);
+    process(side, pkts, n, false);
+}
+
+void Worker::poll_handoff() {
+    rte_mbuf* pkts[kBurst];
+    rte_mbuf* by_side[2][kBurst];
+    for (WorkerId from = 0; from < shared_.workers; ++from) {
+        if (from == id_) {
+            continue;
+        }
+        rte_ring* ring = shared_.handoff[from * shared_.workers + id_];
+        const unsigned n =
+            rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(pkts), kBurst, nullptr);
+        if (n == 0) {
+            continue;
+        }
+        counters_.add(Counter::handoff_rx, n);
+        std::uint16_t count[2] = {0, 0};
+        for (unsigned i = 0; i < n; ++i) {
+            const int s = pkts[i]->port == shared_.inside_port ? 0 : 1;
+            by_side[s][count[s]++] = pkts[i];
+        }
+        process(Side::inside, by_side[0], count[0], true);
+        process(Side::outside, by_side[1], count[1], true);
+    }
+}
+
+void Worker::process(Side side, rte_mbuf** pkts, std::uint16_t n, bool from_handoff) {
+    const MacAddr& our_mac = side == Side::inside ? shared_.inside_mac : shared_.outside_mac;
+    batch_count_ = 0;
+    for (std::uint16_t i = 0; i < n; ++i) {
+        if (i + 1 < n) {
+            rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+        }
+        rte_mbuf* m = pkts[i];
+        auto* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+        const std::uint16_t len = rte_pktmbuf_data_len(m);
+        if (!from_handoff && len >= kEthHeaderLen && std::memcmp(frame, our_mac.bytes, 6) != 0 &&
+            !is_broadcast(frame)) {
+            counters_.add(Counter::drop_not_for_us); // another host's frame on the segment
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        const ParsedPacket parsed = parse_frame({frame, len});
+        if (parsed.kind == FrameKind::dropped) {
+            counters_.add(parsed.drop_reason);
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        if (parsed.kind == FrameKind::arp) {
+            handle_arp(side, m);
+            continue;
+        }
+        WorkerId owner;
+        if (side == Side::inside) {
+            if (parsed.dst == shared_.config->inside.gateway) {
+                if (parsed.proto == Protocol::icmp && parsed.icmp_type == kIcmpEchoRequest) {
+                    make_echo_reply({frame, len}, parsed);
+                    counters_.add(Counter::icmp_echo_replies_sent);
+                    send(Side::inside, m);
+                } else {
+                    counters_.add(Counter::drop_not_for_us);
+                    rte_pktmbuf_free(m);
+                }
+                continue;
+            }
+            owner = shared_.ownership.subscriber_owner(parsed.src);
+        } else {
+            if (!translator_.is_pool_address(parsed.dst)) {
+                counters_.add(Counter::drop_not_for_us);
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            owner = shared_.ownership.port_owner(parsed.dst, parsed.dst_port);
+        }
+        if (owner != id_) {
+            handoff_out_[owner].push_back(m);
+            if (handoff_out_[owner].size() >= kBurst) {
+                flush_handoff();
+            }
+            continue;
+        }
+        batch_[batch_count_] = PacketRef{frame, len, parsed};
+        batch_mbufs_[batch_count_++] = m;
+    }
+    translate_batch(side);
+}
+
+void Worker::translate_batch(Side side) {
+    if (batch_count_ == 0) {
+        return;
+    }
+    const std::uint64_t next_hop = shared_.next_hop_mac.load(std::memory_order_acquire);
+    if (side == Side::inside && (next_hop & kMacKnown) == 0) {
+        counters_.add(Counter::drop_nexthop_unresolved, batch_count_);
+        for (std::uint16_t i = 0; i < batch_count_; ++i) {
+            rte_pktmbuf_free(batch_mbufs_[i]);
+        }
+        batch_count_ = 0;
+        return;
+    }
+    const L2Context l2{shared_.inside_mac, shared_.outside_mac, unpack_mac(next_hop)};
+    std::span<PacketRef> packets(batch_, batch_count_);
+    std::span<Verdict> verdicts(verdicts_, batch_count_);
+    if (side == Side::inside) {
+        translator_.in2out(packets, now_, l2, verdicts);
+    } else {
+        translator_.out2in(packets, now_, l2, verdicts);
+    }
+    const Side out = side == Side::inside ? Side::outside : Side::inside;
+    for (std::uint16_t i = 0; i < batch_count_; ++i) {
+        if (verdicts_[i] == Verdict::forward) {
+            send(out, batch_mbufs_[i]);
+        } else {
+            rte_pktmbuf_free(batch_mbufs_[i]);
+        }
+    }
+    batch_count_ = 0;
+}
+
+void Worker::handle_arp(Side side, rte_mbuf* m) {
+    auto* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+    const std::uint16_t len = rte_pktmbuf_data_len(m);
+    const auto msg = parse_arp({frame, len});
+    if (!msg) {
+        counters_.add(Counter::drop_arp_ignored);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    if (side == Side::outside && msg->sender_ip == shared_.config->outside.next_hop) {
+        ArpEvent ev{msg->sender_ip.value(), {}, 0};
+        std::memcpy(ev.mac, msg->sender_mac.bytes, 6);
+        // A full ring only delays learning until the next ARP; it never blocks the worker.
+        rte_ring_sp_enqueue_elem(shared_.arp_events[id_], &ev, sizeof ev);
+    }
+    if (msg->op == kArpOpRequest) {
+        const bool ours = side == Side::inside ? msg->target_ip == shared_.config->inside.gateway
+                                               : translator_.is_pool_address(msg->target_ip);
+        if (ours) {
+            make_arp_reply({frame, len}, *msg,
+                           side == Side::inside ? shared_.inside_mac : shared_.outside_mac,
+                           msg->target_ip);
+            counters_.add(Counter::arp_replies_sent);
+            send(side, m);
+            return;
+        }
+    }
+    if (msg->op != kArpOpReply || msg->sender_ip != shared_.config->outside.next_hop) {
+        counters_.add(Counter::drop_arp_ignored);
+    }
+    rte_pktmbuf_free(m);
+}
+
+void Worker::send(Side side, rte_mbuf* m) {
+    const int s = side == Side::inside ? 0 : 1;
+    tx_[s][tx_count_[s]++] = m;
+    if (tx_count_[s] == std::size(tx_[s])) {
+        flush_tx();
+    }
+}
+
+void Worker::flush_handoff() {
+    for (WorkerId to = 0; to < shared_.workers; ++to) {
+        auto& out = handoff_out_[to];
+        if (out.empty()) {
+            continue;
+        }
+        rte_ring* ring = shared_.handoff[id_ * shared_.workers + to];
+        const unsigned sent =
+            rte_ring_sp_enqueue_burst(ring, reinterpret_cast<void* const*>(out.data()),
+                                      static_cast<unsigned>(out.size()), nullptr);
+        counters_.add(Counter::handoff_tx, sent);
+        if (sent < out.size()) {
+            counters_.add(Counter::drop_handoff_congestion, out.size() - sent);
+            for (std::size_t i = sent; i < out.size(); ++i) {
+                rte_pktmbuf_free(out[i]);
+            }
+        }
+        out.clear();
+    }
+}
+
+void Worker::flush_tx() {
+    for (int s = 0; s < 2; ++s) {
+        if (tx_count_[s] == 0) {
+            continue;
+        }
+        const std::uint16_t port = s == 0 ? shared_.inside_port : shared_.outside_port;
+        const std::uint16_t sent = rte_eth_tx_burst(port, id_, tx_[s], tx_count_[s]);
+        counters_.add(s == 0 ? Counter::out2in_tx : Counter::in2out_tx, sent);
+        if (sent < tx_count_[s]) {
+            counters_.add(Counter::drop_tx_full, tx_count_[s] - sent);
+            for (std::uint16_t i = sent; i < tx_count_[s]; ++i) {
+                rte_pktmbuf_free(tx_[s][i]);
+            }
+        }
+        tx_count_[s] = 0;
+    }
+}
+
+void Worker::housekeeping(Tick now) {
+    live_sessions_.store(translator_.live_sessions(), std::memory_order_relaxed);
+    live_mappings_.store(translator_.live_mappings(), std::memory_order_relaxed);
+
+    const std::uint32_t requested = mailbox_.requested.load(std::memory_order_acquire);
+    if (requested != mailbox_.served.load(std::memory_order_relaxed)) {
+        mailbox_.mapping_count = translator_.snapshot_mappings(mailbox_.mappings);
+        mailbox_.served.store(requested, std::memory_order_release);
+    }
+
+    // Worker 0 asks for the next hop's MAC; the control thread learns it from the answer.
+    if (id_ == 0 && !shared_.config->outside.next_hop_mac) {
+        const bool known = shared_.next_hop_mac.load(std::memory_order_relaxed) & kMacKnown;
+        const Tick interval = known ? kArpRefresh : kArpRetry;
+        if (!arp_requested_once_ || now - last_arp_request_ >= interval) {
+            send_arp_request();
+            last_arp_request_ = now;
+            arp_requested_once_ = true;
+        }
+    }
+}
+
+void Worker::send_arp_request() {
+    rte_mbuf* m = rte_pktmbuf_alloc(shared_.mbufs);
+    if (m == nullptr) {
+        return;
+    }
+    auto* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+    const std::size_t len =
+        write_arp_request({frame, kMinFrameLen}, shared_.outside_mac, shared_.config->pool.front(),
+                          shared_.config->outside.next_hop);
+    m->data_len = static_cast<std::uint16_t>(len);
+    m->pkt_len = static_cast<std::uint32_t>(len);
+    counters_.add(Counter::arp_requests_sent);
+    send(Side::outside, m);
+}
+
+} // namespace ephemera

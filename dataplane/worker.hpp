@@ -1,0 +1,128 @@
+// A worker lcore: its RX/TX queue on each port, its Translator (tables, ports, counters) and
+// its handoff rings. The loop is l3fwd's shape: receive a burst, classify, hand off what another
+// worker owns, translate the rest in one batch, transmit in bursts.
+//
+// Ownership contract:
+//   WorkerShared  written by main before launch, read-only while workers run, except
+//                 next_hop_mac (written by the control thread only) and stop (main only).
+//   Worker        written by its own lcore only; counters, gauges and the mailbox are atomics
+//                 that the telemetry thread reads.
+//   handoff[f][t] single producer (worker f), single consumer (worker t).
+//   arp_events[w] single producer (worker w), single consumer (control thread).
+#pragma once
+
+#include "ephemera/config.hpp"
+#include "ephemera/counters.hpp"
+#include "ephemera/ownership.hpp"
+#include "ephemera/translator.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+struct rte_mbuf;
+struct rte_mempool;
+struct rte_ring;
+
+namespace ephemera {
+
+// A next-hop MAC packed in 64 bits (bit 48 = known), so workers read it with one atomic load.
+inline constexpr std::uint64_t kMacKnown = 1ull << 48;
+std::uint64_t pack_mac(const MacAddr& mac);
+MacAddr unpack_mac(std::uint64_t packed);
+
+// An ARP sender seen by a worker, for the control thread to learn from.
+struct ArpEvent {
+    std::uint32_t ip;
+    std::uint8_t mac[6];
+    std::uint16_t reserved;
+};
+static_assert(sizeof(ArpEvent) % 4 == 0);
+
+struct WorkerShared {
+    const Config* config = nullptr;
+    Ownership ownership{1};
+    std::uint16_t workers = 1;
+    std::uint16_t inside_port = 0;
+    std::uint16_t outside_port = 0;
+    MacAddr inside_mac;
+    MacAddr outside_mac;
+    SipKey port_secret;
+    std::uint64_t tsc_per_tick = 1;
+    std::uint64_t start_tsc = 0;
+    std::atomic<std::uint64_t> next_hop_mac{0};
+    std::atomic<bool> stop{false};
+    // handoff[from * workers + to]
+    std::vector<rte_ring*> handoff;
+    std::vector<rte_ring*> arp_events;
+    rte_mempool* mbufs = nullptr;
+};
+
+// Telemetry's window into a worker: ask for a copy of its mappings, wait for the worker to
+// serve the request at its next loop iteration. One requester at a time (the caller locks).
+struct Mailbox {
+    static constexpr std::size_t kCapacity = 4096;
+    std::atomic<std::uint32_t> requested{0};
+    std::atomic<std::uint32_t> served{0};
+    std::vector<MappingView> mappings = std::vector<MappingView>(kCapacity);
+    std::size_t mapping_count = 0; // written by the worker before `served`
+};
+
+class alignas(64) Worker {
+public:
+    Worker(WorkerShared& shared, WorkerId id);
+
+    // The lcore entry point's body; returns when shared.stop is set.
+    void run();
+
+    [[nodiscard]] WorkerId id() const { return id_; }
+    [[nodiscard]] const CounterBlock& counters() const { return counters_; }
+    [[nodiscard]] std::uint32_t live_sessions() const {
+        return live_sessions_.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::uint32_t live_mappings() const {
+        return live_mappings_.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] const Translator& translator() const { return translator_; }
+    Mailbox& mailbox() { return mailbox_; }
+
+    static constexpr std::uint16_t kBurst = 32;
+
+private:
+    enum class Side : std::uint8_t { inside, outside };
+
+    void poll_port(Side side);
+    void poll_handoff();
+    void process(Side side, rte_mbuf** pkts, std::uint16_t n, bool from_handoff);
+    void handle_arp(Side side, rte_mbuf* m);
+    void translate_batch(Side side);
+    void send(Side side, rte_mbuf* m);
+    void flush_handoff();
+    void flush_tx();
+    void housekeeping(Tick now);
+    void send_arp_request();
+
+    WorkerShared& shared_;
+    WorkerId id_;
+    CounterBlock counters_;
+    Translator translator_;
+    Tick now_ = 0;
+    Tick last_arp_request_ = 0;
+    bool arp_requested_once_ = false;
+    std::uint64_t iterations_ = 0;
+    std::atomic<std::uint32_t> live_sessions_{0};
+    std::atomic<std::uint32_t> live_mappings_{0};
+    Mailbox mailbox_;
+
+    // Per-burst scratch.
+    PacketRef batch_[kBurst * 2];
+    rte_mbuf* batch_mbufs_[kBurst * 2];
+    Verdict verdicts_[kBurst * 2];
+    std::uint16_t batch_count_ = 0;
+    std::vector<std::vector<rte_mbuf*>> handoff_out_; // per destination worker
+    rte_mbuf* tx_[2][kBurst * 4];
+    std::uint16_t tx_count_[2] = {0, 0};
+};
+
+} // namespace ephemera

@@ -1,0 +1,70 @@
+// Internet checksums: full computation (RFC 1071) for verification and tests, and the
+// incremental update of RFC 1624 (eqn. 3: HC' = ~(~HC + ~m + m')) that the packet path uses.
+//
+// All 16-bit words here are "wire words": two bytes loaded from the packet as they lie in memory
+// (see load_wire16). One's-complement addition commutes with byte swapping, so the arithmetic is
+// the same in either byte order, and no packet field needs converting to update a checksum.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+namespace ephemera {
+
+inline std::uint16_t load_wire16(const std::uint8_t* p) {
+    std::uint16_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void store_wire16(std::uint8_t* p, std::uint16_t v) {
+    std::memcpy(p, &v, sizeof v);
+}
+
+constexpr std::uint16_t fold_checksum(std::uint64_t sum) {
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return static_cast<std::uint16_t>(sum);
+}
+
+// One's-complement sum of a byte range, as wire words; an odd tail byte is padded with zero.
+inline std::uint64_t checksum_partial(std::span<const std::uint8_t> bytes, std::uint64_t sum = 0) {
+    std::size_t i = 0;
+    for (; i + 1 < bytes.size(); i += 2) {
+        sum += load_wire16(bytes.data() + i);
+    }
+    if (i < bytes.size()) {
+        std::uint8_t tail[2] = {bytes[i], 0};
+        sum += load_wire16(tail);
+    }
+    return sum;
+}
+
+// The checksum to store over `bytes` (whose checksum field must be zero), as a wire word.
+inline std::uint16_t checksum_full(std::span<const std::uint8_t> bytes, std::uint64_t sum = 0) {
+    return static_cast<std::uint16_t>(~fold_checksum(checksum_partial(bytes, sum)));
+}
+
+// RFC 1624 eqn. 3 for one 16-bit word changing from old_word to new_word.
+constexpr std::uint16_t checksum_adjust16(std::uint16_t checksum, std::uint16_t old_word,
+                                          std::uint16_t new_word) {
+    std::uint64_t sum = static_cast<std::uint16_t>(~checksum);
+    sum += static_cast<std::uint16_t>(~old_word);
+    sum += new_word;
+    return static_cast<std::uint16_t>(~fold_checksum(sum));
+}
+
+// The same for a 32-bit field (an address) given as the wire value of its 4 bytes.
+constexpr std::uint16_t checksum_adjust32(std::uint16_t checksum, std::uint32_t old_value,
+                                          std::uint32_t new_value) {
+    std::uint64_t sum = static_cast<std::uint16_t>(~checksum);
+    sum += static_cast<std::uint16_t>(~(old_value >> 16));
+    sum += static_cast<std::uint16_t>(~old_value);
+    sum += new_value >> 16;
+    sum += new_value & 0xffff;
+    return static_cast<std::uint16_t>(~fold_checksum(sum));
+}
+
+} // namespace ephemera

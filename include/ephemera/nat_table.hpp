@@ -1,0 +1,131 @@
+// One worker's translation state: subscribers, endpoint-independent mappings, 5-tuple sessions,
+// and the outside-to-inside index. Only the owning worker reads or writes any of it.
+//
+//   subscribers  rte_hash  inside address              -> Subscriber (anchor pool address)
+//   mappings     rte_hash  (inside addr, port, proto)  -> Mapping    (RFC 4787 REQ-1: one per
+//                                                                     inside endpoint)
+//   sessions     rte_hash  (inside addr, port, remote addr, port, proto) -> Session
+//   permissions  rte_hash  (mapping, remote addr)      -> count of sessions (address-dependent
+//                                                                     filtering only)
+//   out2in       array     (pool index, protocol, slot of external port) -> mapping
+//
+// Records live in arrays indexed by the rte_hash key position, so a hit costs one hash probe
+// and one array read, and no allocator runs on the packet path. Every table is sized once, at
+// start, for the worker's share of limits.max_sessions.
+#pragma once
+
+#include "ephemera/types.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct rte_hash;
+
+namespace ephemera {
+
+inline constexpr std::uint32_t kNoIndex = 0xffffffffu;
+
+struct SessionKey {
+    std::uint32_t inside_addr;
+    std::uint32_t remote_addr;
+    std::uint16_t inside_port;
+    std::uint16_t remote_port;
+    std::uint8_t proto;
+    std::uint8_t pad[3];
+};
+static_assert(sizeof(SessionKey) == 16);
+
+struct MappingKey {
+    std::uint32_t inside_addr;
+    std::uint16_t inside_port;
+    std::uint8_t proto;
+    std::uint8_t pad;
+};
+static_assert(sizeof(MappingKey) == 8);
+
+struct PermissionKey {
+    std::uint32_t mapping;
+    std::uint32_t remote_addr;
+};
+static_assert(sizeof(PermissionKey) == 8);
+
+struct Session {
+    std::uint32_t mapping;
+    Tick last_seen;
+};
+
+struct Mapping {
+    Ipv4Addr inside;
+    std::uint16_t inside_port;
+    std::uint16_t external_port;
+    std::uint16_t pool_index;
+    Protocol proto;
+    std::uint8_t reserved_;
+    std::uint32_t subscriber;
+    std::uint32_t sessions; // a mapping lives while it has sessions
+    MacAddr inside_mac;     // where replies go on the inside (the subscriber or its router)
+    std::uint16_t reserved2_;
+};
+static_assert(sizeof(Mapping) == 28);
+
+struct Subscriber {
+    std::uint16_t pool_index; // paired pooling: every mapping of this subscriber uses it
+    std::uint16_t reserved_;
+    std::uint32_t mappings;
+};
+
+// Owns an rte_hash and frees it.
+class HashTable {
+public:
+    HashTable(const std::string& name, std::uint32_t entries, std::uint32_t key_len, int socket);
+    ~HashTable();
+    HashTable(const HashTable&) = delete;
+    HashTable& operator=(const HashTable&) = delete;
+
+    // Positions are dense in [0, capacity()): they index the record arrays.
+    [[nodiscard]] std::int32_t lookup(const void* key) const;
+    [[nodiscard]] std::int32_t add(const void* key);
+    std::int32_t remove(const void* key);
+    // positions[i] = position or a negative value on a miss.
+    void lookup_bulk(const void** keys, std::uint32_t n, std::int32_t* positions) const;
+    [[nodiscard]] std::uint32_t capacity() const { return capacity_; }
+    [[nodiscard]] std::uint32_t count() const;
+    [[nodiscard]] rte_hash* raw() const { return hash_; }
+
+private:
+    rte_hash* hash_ = nullptr;
+    std::uint32_t capacity_ = 0;
+};
+
+class NatTables {
+public:
+    // `name` makes the rte_hash names unique per worker.
+    NatTables(const std::string& name, std::uint32_t max_sessions, std::size_t pool_size,
+              std::uint32_t slots_per_address, int socket);
+
+    HashTable subscribers;
+    HashTable mappings;
+    HashTable sessions;
+    HashTable permissions;
+
+    std::vector<Subscriber> subscriber_records;
+    std::vector<Mapping> mapping_records;
+    std::vector<Session> session_records;
+    std::vector<std::uint32_t> permission_counts;
+
+    [[nodiscard]] std::uint32_t& out2in(std::uint16_t pool_index, Protocol proto,
+                                        std::uint32_t slot) {
+        return out2in_[(std::size_t{pool_index} * kProtocolCount +
+                        static_cast<std::size_t>(proto_index(proto))) *
+                           slots_per_address_ +
+                       slot];
+    }
+
+private:
+    std::uint32_t slots_per_address_;
+    std::vector<std::uint32_t> out2in_;
+};
+
+} // namespace ephemera
