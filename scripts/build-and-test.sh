@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# README command 2: install what is missing, build, run every test, and end with
+# "N passed, N failed".
+#   1. unit tests (config parser, translation core) in the normal build
+#   2. golden pcap tests: ephemera on net_pcap, outputs compared byte for byte
+#   3. namespace tests: real Linux TCP/UDP/ICMP through ephemera on net_af_packet
+#   4. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/build.sh || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+status=0
+meson test -C build --print-errorlogs --num-processes 1 || status=1
+
+# Sanitizer build of the unit tests only (the dataplane suites need real timing).
+if [[ ! -f build-asan/build.ninja ]]; then
+  meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dbenchmarks=false >/dev/null || status=1
+fi
+if ninja -C build-asan tests/config-tests tests/core-tests >/dev/null; then
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    meson test -C build-asan --no-rebuild --print-errorlogs --suite unit --num-processes 1 || status=1
+else
+  echo "sanitizer build failed"
+  status=1
+fi
+
+/usr/bin/python3 scripts/summarize-tests.py build build-asan
+summary_status=$?
+[[ $status -eq 0 && $summary_status -eq 0 ]]
