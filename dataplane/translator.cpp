@@ -55,6 +55,11 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
         key_ptrs_[i] = &keys_[i];
     }
     tables_.sessions.lookup_bulk(key_ptrs_, n, positions_);
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if (positions_[i] >= 0) {
+            rte_prefetch0(&tables_.session_records[static_cast<std::uint32_t>(positions_[i])]);
+        }
+    }
 
     // Stage 2: hits are rewritten in place; misses go to the slow path one by one, since an
     // earlier miss in the same burst may create the session a later one needs.
@@ -71,16 +76,16 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
             verdicts[i] = Verdict::drop;
             continue;
         }
-        if (positions_[i] >= 0) {
-            finish_in2out(pkt, static_cast<std::uint32_t>(positions_[i]), now, l2);
-            verdicts[i] = Verdict::forward;
-            continue;
+        std::int32_t pos = positions_[i];
+        if (pos < 0) {
+            pos = in2out_miss(pkt, keys_[i], now);
+            if (pos < 0) {
+                verdicts[i] = Verdict::drop;
+                continue;
+            }
         }
-        verdicts[i] = in2out_miss(pkt, now);
-        if (verdicts[i] == Verdict::forward) {
-            const std::int32_t pos = tables_.sessions.lookup(&keys_[i]);
-            finish_in2out(pkt, static_cast<std::uint32_t>(pos), now, l2);
-        }
+        finish_in2out(pkt, static_cast<std::uint32_t>(pos), now, l2);
+        verdicts[i] = Verdict::forward;
     }
 }
 
@@ -88,31 +93,29 @@ void Translator::finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now,
                                const L2Context& l2) {
     Session& s = tables_.session_records[session];
     s.last_seen = now;
-    const Mapping& m = tables_.mapping_records[s.mapping];
-    rewrite_source(pkt.frame, pkt.parsed, pool_.address(m.pool_index), m.external_port);
+    rewrite_source(pkt.frame, pkt.parsed, pool_.address(s.pool_index), s.external_port);
     set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
     counters_.add(Counter::in2out_translated);
 }
 
 // A packet with no session: find or make its mapping, then make its session.
-Verdict Translator::in2out_miss(PacketRef& pkt, Tick now) {
-    const SessionKey key = session_key(pkt);
-    if (tables_.sessions.lookup(&key) >= 0) {
-        return Verdict::forward; // created by an earlier packet of this burst
+std::int32_t Translator::in2out_miss(const PacketRef& pkt, const SessionKey& key, Tick now) {
+    if (const std::int32_t pos = tables_.sessions.lookup(&key); pos >= 0) {
+        return pos; // created by an earlier packet of this burst
     }
     if (live_sessions_ >= max_sessions_) {
         counters_.add(Counter::drop_sessions_exhausted);
-        return Verdict::drop;
+        return -1;
     }
     const std::uint32_t mapping = find_or_create_mapping(pkt);
     if (mapping == kNoIndex) {
-        return Verdict::drop; // counted where it failed
+        return -1; // counted where it failed
     }
     const std::int32_t pos = tables_.sessions.add(&key);
     if (pos < 0) {
         counters_.add(Counter::drop_sessions_exhausted);
         release_mapping_if_unused(mapping);
-        return Verdict::drop;
+        return -1;
     }
     if (filtering_ == FilteringMode::address_dependent) {
         const PermissionKey pk{mapping, key.remote_addr};
@@ -121,15 +124,17 @@ Verdict Translator::in2out_miss(PacketRef& pkt, Tick now) {
             tables_.sessions.remove(&key);
             counters_.add(Counter::drop_sessions_exhausted);
             release_mapping_if_unused(mapping);
-            return Verdict::drop;
+            return -1;
         }
         ++tables_.permission_counts[static_cast<std::uint32_t>(perm)];
     }
-    tables_.session_records[static_cast<std::uint32_t>(pos)] = Session{mapping, now};
-    ++tables_.mapping_records[mapping].sessions;
+    Mapping& m = tables_.mapping_records[mapping];
+    tables_.session_records[static_cast<std::uint32_t>(pos)] =
+        Session{mapping, now, m.external_port, m.pool_index};
+    ++m.sessions;
     ++live_sessions_;
     counters_.add(Counter::sessions_created);
-    return Verdict::forward;
+    return pos;
 }
 
 std::uint32_t Translator::find_or_create_mapping(const PacketRef& pkt) {

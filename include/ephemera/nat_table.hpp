@@ -51,10 +51,15 @@ struct PermissionKey {
 };
 static_assert(sizeof(PermissionKey) == 8);
 
+// The in2out hit path reads only this record: the external endpoint is copied from the
+// mapping so that translating an established flow touches one cache line beyond the hash.
 struct Session {
     std::uint32_t mapping;
     Tick last_seen;
+    std::uint16_t external_port;
+    std::uint16_t pool_index;
 };
+static_assert(sizeof(Session) == 12);
 
 struct Mapping {
     Ipv4Addr inside;

@@ -68,7 +68,8 @@ public:
     std::size_t snapshot_mappings(std::span<MappingView> out) const;
 
 private:
-    Verdict in2out_miss(PacketRef& pkt, Tick now);
+    // Position of the packet's session, found or created; negative when it was dropped.
+    std::int32_t in2out_miss(const PacketRef& pkt, const SessionKey& key, Tick now);
     std::uint32_t find_or_create_mapping(const PacketRef& pkt);
     std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key);
     void release_mapping_if_unused(std::uint32_t mapping);
