@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# A network-namespace lab for ephemera: subscribers, the NAT's two veths, and a server.
+#
+#   <lab>-sub1 .. <lab>-subN   subscribers, 100.64.0.(10+i)/24, default route via 100.64.0.1
+#        | eth0                  (the inside gateway, which ephemera answers for)
+#   <lab>-lan                  a Linux bridge br0 joining the subscribers and the NAT's inside
+#        | nat                   veth (ports sub<i> and nat)
+#   <lab>-nat    in0 / out0    the two veth ends ephemera opens with net_af_packet
+#        | srv                   (run ephemera with `ip netns exec <lab>-nat ...`)
+#   <lab>-srv    eth0          the server: 198.18.0.2/24 (ephemera's next hop) and 198.18.0.3/24
+#
+# The pool (198.18.0.100-101) lies in the server's /24, so the server reaches the pool
+# addresses by ARP, which ephemera answers. Every interface lives inside the lab's namespaces
+# (none in the caller's), so interface names never collide between labs, and deleting the
+# namespaces removes every veth. IPv6 is off everywhere so that only the test's traffic flows.
+#
+# As a command:   scripts/lab.sh up LAB [SUBSCRIBERS]    (default 1 subscriber)
+#                 scripts/lab.sh down LAB
+#                 scripts/lab.sh list LAB                 (the lab's namespaces)
+# As a library:   source scripts/lab.sh; lab_up LAB 3; ...; lab_down LAB
+#                 lab_exec LAB NODE CMD...  runs CMD in <LAB>-<NODE> (NODE: nat, lan, srv, sub1..)
+#
+# Addresses: only 100.64.0.0/10 (subscriber side) and 198.18.0.0/15 (public side).
+
+# Constants for the scripts that source this file.
+# shellcheck disable=SC2034
+LAB_GATEWAY=100.64.0.1
+LAB_SERVER=198.18.0.2
+LAB_SERVER2=198.18.0.3
+LAB_POOL_FIRST=198.18.0.100
+LAB_POOL_LAST=198.18.0.101
+LAB_INSIDE_IF=in0
+LAB_OUTSIDE_IF=out0
+LAB_MAX_SUBSCRIBERS=200
+
+lab_sub_addr() { # INDEX -> the subscriber's address
+  echo "100.64.0.$((10 + $1))"
+}
+
+lab_exec() { # LAB NODE CMD...
+  local lab=$1 node=$2
+  shift 2
+  ip netns exec "$lab-$node" "$@"
+}
+
+_lab_check_name() {
+  if [[ ! $1 =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,30}$ ]]; then
+    echo "lab.sh: bad lab name '$1' (letters, digits, '_', '.', '-'; at most 31)" >&2
+    return 1
+  fi
+}
+
+# Checksum and segmentation offloads off: af_packet hands ephemera frames exactly as they are
+# on the wire, so every checksum must be complete and every frame MTU-sized.
+_lab_no_offload() { # NS DEV
+  ip netns exec "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || {
+    echo "lab.sh: ethtool -K $2 in $1 failed" >&2
+    return 1
+  }
+}
+
+_lab_quiet_ns() { # NS: no IPv6 (router solicitations, MLD), loopback up
+  ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+    net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true
+  ip -n "$1" link set lo up
+}
+
+lab_namespaces() { # LAB -> the lab's namespaces that exist
+  local lab=$1
+  ip netns list 2>/dev/null | awk '{print $1}' |
+    grep -E "^${lab//./\\.}-(nat|lan|srv|sub[0-9]+)$" || true
+}
+
+lab_down() { # LAB
+  local lab=$1 ns
+  _lab_check_name "$lab" || return 1
+  # Anything still running in the lab (a forgotten ephemera, a server) goes first, so the
+  # namespaces really disappear when deleted.
+  for ns in $(lab_namespaces "$lab"); do
+    local -a pids
+    mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
+    if ((${#pids[@]} > 0)); then
+      kill "${pids[@]}" 2>/dev/null || true
+      sleep 0.5
+      mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
+      ((${#pids[@]} == 0)) || kill -9 "${pids[@]}" 2>/dev/null || true
+    fi
+  done
+  for ns in $(lab_namespaces "$lab"); do
+    ip netns delete "$ns" 2>/dev/null || true
+  done
+  # Every veth was created inside the lab's namespaces (ip -n), never in the caller's, so
+  # deleting the namespaces above removed both ends of each pair; nothing is left behind.
+  return 0
+}
+
+lab_up() { # LAB [SUBSCRIBERS]
+  local lab=$1 subs=${2:-1} i
+  _lab_check_name "$lab" || return 1
+  if [[ ! $subs =~ ^[0-9]+$ ]] || ((subs < 1 || subs > LAB_MAX_SUBSCRIBERS)); then
+    echo "lab.sh: subscribers must be 1..$LAB_MAX_SUBSCRIBERS, not '$subs'" >&2
+    return 1
+  fi
+  lab_down "$lab" # a previous run's leftovers
+  # The build runs in a subshell with errexit; it must not be in a tested context (`|| ...`,
+  # `if`), where bash ignores errexit, so the caller's errexit is suspended around it instead.
+  local had_errexit=0 rc=0
+  [[ $- == *e* ]] && had_errexit=1
+  set +e
+  (
+    set -e
+    local nat="$lab-nat" lan="$lab-lan" srv="$lab-srv"
+    for ns in "$nat" "$lan" "$srv"; do
+      ip netns add "$ns"
+      _lab_quiet_ns "$ns"
+    done
+
+    # The bridge joining subscribers and the NAT's inside port. Bridged frames must not be
+    # handed to iptables (br_netfilter) in case the host has it loaded.
+    ip -n "$lan" link add br0 type bridge
+    ip netns exec "$lan" sysctl -qw net.bridge.bridge-nf-call-iptables=0 >/dev/null 2>&1 || true
+    ip -n "$lan" link set br0 up
+
+    # NAT inside: in0 (ephemera) <-> nat (bridge port).
+    ip -n "$nat" link add "$LAB_INSIDE_IF" type veth peer name nat netns "$lan"
+    # NAT outside: out0 (ephemera) <-> eth0 (server).
+    ip -n "$nat" link add "$LAB_OUTSIDE_IF" type veth peer name eth0 netns "$srv"
+    for dev in "$LAB_INSIDE_IF" "$LAB_OUTSIDE_IF"; do
+      _lab_no_offload "$nat" "$dev"
+      ip -n "$nat" link set "$dev" up
+    done
+    _lab_no_offload "$lan" nat
+    ip -n "$lan" link set nat master br0 up
+
+    # Server: the next hop and a second address for mapping/filtering tests.
+    _lab_no_offload "$srv" eth0
+    ip -n "$srv" addr add "$LAB_SERVER/24" dev eth0
+    ip -n "$srv" addr add "$LAB_SERVER2/24" dev eth0
+    ip -n "$srv" link set eth0 up
+
+    for ((i = 1; i <= subs; i++)); do
+      local sub="$lab-sub$i"
+      ip netns add "$sub"
+      _lab_quiet_ns "$sub"
+      ip -n "$sub" link add eth0 type veth peer name "sub$i" netns "$lan"
+      _lab_no_offload "$sub" eth0
+      _lab_no_offload "$lan" "sub$i"
+      ip -n "$sub" addr add "$(lab_sub_addr "$i")/24" dev eth0
+      ip -n "$sub" link set eth0 up
+      ip -n "$sub" route add default via "$LAB_GATEWAY"
+      ip -n "$lan" link set "sub$i" master br0 up
+    done
+  )
+  rc=$?
+  ((had_errexit)) && set -e
+  if ((rc != 0)); then
+    echo "lab.sh: setting up lab '$lab' failed; removing what was made" >&2
+    lab_down "$lab"
+    return 1
+  fi
+  return 0
+}
+
+_lab_usage() {
+  cat >&2 <<EOF
+usage: $0 up LAB [SUBSCRIBERS]   create lab LAB (namespaces LAB-nat, LAB-lan, LAB-srv, LAB-sub<i>)
+       $0 down LAB               delete every namespace of lab LAB
+       $0 list LAB               list lab LAB's namespaces
+EOF
+}
+
+# CLI when executed, library when sourced.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  set -euo pipefail
+  if [[ $EUID -ne 0 ]]; then
+    echo "lab.sh: needs root (network namespaces)" >&2
+    exit 1
+  fi
+  case ${1:-} in
+  up)
+    [[ $# -ge 2 ]] || { _lab_usage; exit 2; }
+    lab_up "$2" "${3:-1}"
+    ;;
+  down)
+    [[ $# -ge 2 ]] || { _lab_usage; exit 2; }
+    lab_down "$2"
+    ;;
+  list)
+    [[ $# -ge 2 ]] || { _lab_usage; exit 2; }
+    lab_namespaces "$2"
+    ;;
+  *)
+    _lab_usage
+    exit 2
+    ;;
+  esac
+fi

@@ -1,0 +1,439 @@
+"""Harness for ephemera's network-namespace tests: a lab (scripts/lab.sh), the ephemera
+process, its telemetry socket, and traffic agents running inside the lab's namespaces.
+
+Every test runs as `/usr/bin/python3 netns_tests.py TEST_NAME EPHEMERA_BINARY` (see
+meson.build). The lab is torn down on every exit path: normal return, assertion failure,
+exception, and SIGTERM/SIGINT (meson's timeout), through try/finally and a signal handler.
+"""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
+LAB_SH = os.path.join(SOURCE_ROOT, "scripts", "lab.sh")
+PEER = os.path.join(HERE, "peer.py")
+PYTHON = "/usr/bin/python3"  # Debian's interpreter: present on every machine the project uses
+
+GATEWAY = "100.64.0.1"
+SERVER = "198.18.0.2"
+SERVER2 = "198.18.0.3"
+POOL = ["198.18.0.100", "198.18.0.101"]
+IANA = (49152, 65535)
+
+SKIP = 77  # meson's exit code for a skipped test
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    """An assertion that survives python -O and says what was expected."""
+    if not cond:
+        raise TestFailure(msg)
+
+
+def sub_addr(i):
+    return "100.64.0.%d" % (10 + i)
+
+
+def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
+                reserved=("65000-65010",), max_sessions=65536):
+    pool = pool or POOL
+    lines = [
+        "[pool]",
+        "addresses = [%s]" % ", ".join('"%s"' % a for a in pool),
+        'port_range = "%s"' % port_range,
+        "reserved = [%s]" % ", ".join('"%s"' % r for r in reserved),
+        "",
+        "[inside]",
+        'port = "net_af_packet0"',
+        'gateway = "%s"' % GATEWAY,
+        "",
+        "[outside]",
+        'port = "net_af_packet1"',
+        'next_hop = "%s"' % SERVER,
+        "",
+        "[timeouts]",
+        "udp = 300",
+        "tcp_established = 7440",
+        "tcp_transitory = 240",
+        "icmp = 60",
+        "",
+        "[filtering]",
+        'mode = "%s"' % filtering,
+        "",
+        "[limits]",
+        "max_sessions = %d" % max_sessions,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------- the lab
+
+
+class Lab:
+    def __init__(self, subscribers=1):
+        # Short and unique: namespace names <lab>-sub<i>, and no interface carries the lab name.
+        self.name = "n%d" % os.getpid()
+        self.subscribers = subscribers
+        self.up_done = False
+        self.agents = []
+
+    def ns(self, node):
+        return "%s-%s" % (self.name, node)
+
+    def sub(self, i):
+        return self.ns("sub%d" % i)
+
+    def up(self):
+        subprocess.run(["bash", LAB_SH, "up", self.name, str(self.subscribers)], check=True)
+        self.up_done = True
+        log("lab %s up: %d subscriber(s)" % (self.name, self.subscribers))
+
+    def agent(self, node_ns):
+        a = Agent(self, node_ns)
+        self.agents.append(a)
+        return a
+
+    def down(self):
+        for a in self.agents:
+            a.close()
+        self.agents = []
+        subprocess.run(["bash", LAB_SH, "down", self.name], check=False)
+        left = subprocess.run(["bash", LAB_SH, "list", self.name], capture_output=True,
+                              text=True).stdout.split()
+        if left:
+            log("WARNING: lab %s left namespaces behind: %s" % (self.name, left))
+
+    def run(self, node_ns, argv, timeout=60, check_rc=False):
+        """Runs argv in namespace node_ns (a full namespace name); returns CompletedProcess."""
+        cp = subprocess.run(["ip", "netns", "exec", node_ns] + argv, capture_output=True,
+                            text=True, timeout=timeout)
+        if check_rc and cp.returncode != 0:
+            raise TestFailure("%s in %s exited %d:\n%s%s" % (argv, node_ns, cp.returncode,
+                                                             cp.stdout, cp.stderr))
+        return cp
+
+    def popen(self, node_ns, argv, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", node_ns] + argv, **kw)
+
+    def mac(self, node_ns, dev):
+        out = self.run(node_ns, ["cat", "/sys/class/net/%s/address" % dev], check_rc=True)
+        return out.stdout.strip()
+
+    def ping(self, node_ns, dst, count=3):
+        """Returns (transmitted, received, output)."""
+        cp = self.run(node_ns, ["ping", "-n", "-c", str(count), "-i", "0.3", "-W", "2", dst],
+                      timeout=count * 3 + 10)
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", cp.stdout)
+        if not m:
+            return 0, 0, cp.stdout + cp.stderr
+        return int(m.group(1)), int(m.group(2)), cp.stdout
+
+
+# ------------------------------------------------------------------------------------ ephemera
+
+
+class Telemetry:
+    """DPDK telemetry v2: SOCK_SEQPACKET; on connect an info message, then one JSON reply per
+    command string."""
+
+    def __init__(self, prefix):
+        self.path = "/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix
+
+    def query(self, cmd, timeout=5.0):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.path)
+            info = json.loads(s.recv(4096).decode())
+            s.send(cmd.encode())
+            reply = json.loads(s.recv(int(info.get("max_output_len", 16384)) + 1024).decode())
+        finally:
+            s.close()
+        key = cmd.split(",", 1)[0]
+        if key not in reply:
+            raise TestFailure("telemetry %s: unexpected reply %r" % (cmd, reply))
+        return reply[key]
+
+
+class Ephemera:
+    def __init__(self, binary, lab, workers=1, config_text=None, extra_args=()):
+        self.binary = binary
+        self.lab = lab
+        self.workers = workers
+        self.prefix = "eph-%s" % lab.name
+        self.tmp = tempfile.mkdtemp(prefix="ephemera-netns-")
+        self.config_path = os.path.join(self.tmp, "ephemera.toml")
+        with open(self.config_path, "w") as f:
+            f.write(config_text or make_config())
+        self.log_path = os.path.join(self.tmp, "ephemera.log")
+        self.stats_json = os.path.join(self.tmp, "stats.json")
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.output = ""
+        self.telemetry = Telemetry(self.prefix)
+
+    def lcores(self):
+        cpus = os.cpu_count() or 1
+        # lcore 0 runs control; lcores 1..W are the workers, spread over the CPUs we have.
+        return ",".join("%d@%d" % (i, i % cpus) for i in range(self.workers + 1))
+
+    def argv(self):
+        w = self.workers
+        return [
+            self.binary, "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", self.prefix,
+            "--lcores", self.lcores(), "--log-level", "lib.eal:notice",
+            "--vdev", "net_af_packet0,iface=in0,qpairs=%d" % w,
+            "--vdev", "net_af_packet1,iface=out0,qpairs=%d" % w,
+            "--", "--config", self.config_path, "--stats-json", self.stats_json,
+        ] + self.extra_args
+
+    def start(self, ready_timeout=30.0):
+        self.logf = open(self.log_path, "w")
+        log("starting ephemera, %d worker(s): ip netns exec %s %s" % (
+            self.workers, self.lab.ns("nat"), " ".join(self.argv())))
+        self.proc = self.lab.popen(self.lab.ns("nat"), self.argv(), stdout=self.logf,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + ready_timeout
+        last_error = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.logf.close()
+                raise TestFailure("ephemera exited %d at start:\n%s" % (
+                    self.proc.returncode, self.read_log()))
+            try:
+                cfg = self.telemetry.query("/ephemera/config", timeout=1.0)
+                # null until main() has registered the commands, after the EAL is up
+                if isinstance(cfg, dict) and cfg.get("next_hop_mac",
+                                                     "unresolved") != "unresolved":
+                    log("ephemera ready: next hop %s at %s, %d worker(s)" % (
+                        cfg["next_hop"], cfg["next_hop_mac"], cfg["workers"]))
+                    return cfg
+            except (OSError, ValueError, TestFailure) as e:
+                last_error = e
+            time.sleep(0.2)
+        raise TestFailure("ephemera not ready (next hop unresolved?) after %.0f s: %s\n%s" % (
+            ready_timeout, last_error, self.read_log()))
+
+    def read_log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stats(self):
+        return self.telemetry.query("/ephemera/stats")
+
+    def worker_stats(self, wid):
+        return self.telemetry.query("/ephemera/worker,%d" % wid)
+
+    def mappings(self, limit=512):
+        return self.telemetry.query("/ephemera/mappings,%d" % limit)
+
+    def config(self):
+        return self.telemetry.query("/ephemera/config")
+
+    def stop(self, expect_clean=True):
+        """SIGINT, then wait; returns the exit report (stdout) and the JSON stats, if any."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                if expect_clean:
+                    raise TestFailure("ephemera did not stop within 15 s of SIGINT")
+        self.logf.close()
+        self.output = self.read_log()
+        rc = self.proc.returncode
+        self.proc = None
+        if expect_clean:
+            check(rc == 0, "ephemera exited %d after SIGINT:\n%s" % (rc, self.output))
+            check("stopping" in self.output,
+                  "ephemera's exit report is missing:\n%s" % self.output)
+        stats = None
+        if os.path.exists(self.stats_json):
+            with open(self.stats_json) as f:
+                stats = json.load(f)
+        return stats
+
+    def cleanup(self):
+        if self.proc is not None:
+            try:
+                self.stop(expect_clean=False)
+            except Exception as e:  # cleanup must go on
+                log("ephemera cleanup: %s" % e)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree("/var/run/dpdk/%s" % self.prefix, ignore_errors=True)
+
+
+def parse_mapping(line):
+    """'udp 100.64.0.11:40000 -> 198.18.0.100:50001 sessions=1 worker=0' -> dict."""
+    m = re.match(r"(\w+) ([\d.]+):(\d+) -> ([\d.]+):(\d+) sessions=(\d+) worker=(\d+)$", line)
+    if not m:
+        raise TestFailure("unparsable mapping line %r" % line)
+    return {"proto": m.group(1), "inside": (m.group(2), int(m.group(3))),
+            "external": (m.group(4), int(m.group(5))), "sessions": int(m.group(6)),
+            "worker": int(m.group(7))}
+
+
+# -------------------------------------------------------------------------------------- agents
+
+
+class Agent:
+    """peer.py agent in a namespace: UDP sockets driven by JSON lines."""
+
+    def __init__(self, lab, node_ns):
+        self.ns = node_ns
+        self.proc = lab.popen(node_ns, [PYTHON, PEER, "agent"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=None, text=True, bufsize=1)
+        hello = self._read(10)
+        check(hello.get("ready"), "agent in %s did not start: %r" % (node_ns, hello))
+
+    def _read(self, timeout):
+        import select
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not r:
+            raise TestFailure("agent in %s did not answer within %.0f s" % (self.ns, timeout))
+        line = self.proc.stdout.readline()
+        if not line:
+            raise TestFailure("agent in %s exited (rc %s)" % (self.ns, self.proc.poll()))
+        return json.loads(line)
+
+    def call(self, op, **kw):
+        kw["op"] = op
+        self.proc.stdin.write(json.dumps(kw) + "\n")
+        self.proc.stdin.flush()
+        wait = float(kw.get("timeout", 0)) + float(kw.get("window", 0)) * 30 + 10
+        reply = self._read(wait)
+        check(reply.get("ok"), "agent in %s: %s failed: %s" % (self.ns, op, reply.get("error")))
+        return reply
+
+    def open(self, name, addr="0.0.0.0", port=0):
+        return self.call("open", name=name, addr=addr, port=port)["port"]
+
+    def send(self, name, to, data):
+        self.call("send", name=name, to=list(to), data=data)
+
+    def recv(self, name, timeout=2.0):
+        r = self.call("recv", name=name, timeout=timeout)
+        return None if r.get("timeout") else (tuple(r["from"]), r["data"])
+
+    def drain(self, name, window=1.0):
+        return [(tuple(d["from"]), d["data"]) for d in
+                self.call("drain", name=name, window=window)["datagrams"]]
+
+    def serve_echo(self, name):
+        self.call("serve_echo", name=name)
+
+    def seen(self, name):
+        return [(tuple(d["from"]), d["data"]) for d in self.call("log", name=name)["datagrams"]]
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write('{"op": "quit"}\n')
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=3)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def udp_exchange(client, sock, to, data, timeout=3.0, tries=3):
+    """Sends data from client's socket to `to` until the echo comes back; returns the echo text
+    ("echo <external addr>:<port> <data>") and the address it came from."""
+    for _ in range(tries):
+        client.send(sock, to, data)
+        got = client.recv(sock, timeout=timeout)
+        while got is not None and not got[1].endswith(" " + data):
+            got = client.recv(sock, timeout=timeout)  # a late echo of an earlier try
+        if got is not None:
+            return got
+    raise TestFailure("no echo for %r sent to %s:%d" % (data, to[0], to[1]))
+
+
+def parse_echo(text):
+    """'echo 198.18.0.100:50001 payload' -> (('198.18.0.100', 50001), 'payload')."""
+    m = re.match(r"echo ([\d.]+):(\d+) (.*)$", text, re.S)
+    check(m is not None, "not an echo: %r" % text)
+    return (m.group(1), int(m.group(2))), m.group(3)
+
+
+# ------------------------------------------------------------------------------------- running
+
+
+@contextlib.contextmanager
+def lab_session(subscribers=1):
+    lab = Lab(subscribers)
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.down()
+
+
+@contextlib.contextmanager
+def ephemera_session(binary, lab, workers=1, config_text=None):
+    eph = Ephemera(binary, lab, workers, config_text)
+    try:
+        eph.start()
+        yield eph
+    except BaseException:
+        log("---- ephemera log ----\n%s----------------------" % eph.read_log())
+        raise
+    finally:
+        eph.cleanup()
+
+
+def _on_signal(signum, _frame):
+    raise SystemExit("terminated by signal %d" % signum)
+
+
+def main(tests):
+    """argv: TEST_NAME EPHEMERA_BINARY. Each test is fn(binary) and raises on failure."""
+    if len(sys.argv) != 3 or sys.argv[1] not in tests:
+        print("usage: %s {%s} EPHEMERA_BINARY" % (sys.argv[0], ",".join(sorted(tests))),
+              file=sys.stderr)
+        return 2
+    name, binary = sys.argv[1], os.path.abspath(sys.argv[2])
+    if os.geteuid() != 0:
+        log("SKIP: network namespaces need root")
+        return SKIP
+    missing = [t for t in ("ip", "ethtool", "ping") if shutil.which(t) is None]
+    if missing:
+        log("SKIP: missing tools %s (scripts/install-deps.sh installs them)" % missing)
+        return SKIP
+    if not os.access(binary, os.X_OK):
+        log("FAIL: ephemera binary %s not found" % binary)
+        return 1
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    start = time.monotonic()
+    try:
+        tests[name](binary)
+    except TestFailure as e:
+        log("FAIL %s: %s" % (name, e))
+        return 1
+    log("PASS %s (%.1f s)" % (name, time.monotonic() - start))
+    return 0
