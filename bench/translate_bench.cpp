@@ -1,0 +1,829 @@
+// ephemera-bench: cycles per packet of the translation core's established-flow path, set
+// against rte_hash's own bulk lookup on a table of the same size, measured in the same run.
+//
+// What is measured (each a Google Benchmark; one iteration is one burst of 32 packets):
+//   in2out/S            Translator::in2out on established flows (EIF world)
+//   out2in_eif/S        Translator::out2in, endpoint-independent filtering: the direct index
+//   out2in_apdf/S       Translator::out2in, address-and-port-dependent filtering: the direct
+//                       index plus one session lookup per packet
+//   floor_bulk_data/S   rte_hash_lookup_bulk_data, 32 keys (the floor)
+//   floor_bulk/S        rte_hash_lookup_bulk, 32 keys (the call in2out makes)
+//   restore/S           the per-burst restore copy alone (see below), to subtract
+//   session_create/S    in2out over every flow of a fresh translator: the session-creation path,
+//                       in cycles per new session (one iteration = one whole population)
+// for S = 64K and 1M sessions.
+//
+// Flows. Flow f belongs to subscriber f / 16 (100.64.0.0 + f / 16) and uses its own inside
+// port, UDP for even f and TCP for odd f, towards a pseudo-random remote in 198.19.0.0/16. Every
+// flow is therefore its own inside endpoint: one session and one mapping per flow, 1M mappings at
+// 1M sessions, the realistic CGN case (the out2in direct index spans the whole mapping table,
+// not a cached corner of it). The tables are full: limits give each translator exactly S
+// sessions, and the floor table is created with S entries and filled with the same S keys in the
+// same order, with the same flags (RTE_HASH_EXTRA_FLAGS_EXT_TABLE), hash (rte_hash_crc, seed 0)
+// and key length (16).
+//
+// Worlds. A translator's rte_hash names derive from its worker id, so to keep four translators
+// (64K/1M x EIF/APDF) alive at once, each is a different worker of a 4-worker Ownership: it owns
+// a quarter of the iana port range (4096 ports per address and protocol), and the per-worker
+// session share is limits.max_sessions / 4 = S. A pool of 256 addresses holds 1M mappings at
+// about half of their ports (paired pooling puts a subscriber's 16 mappings on one address).
+// Keeping every world alive lets the benchmarks run in any order, so run-bench.sh interleaves
+// repetitions at random (the host is noisy: only ratios within one run count).
+//
+// Access pattern. All benchmarks of a size walk the same stream of 2^18 flows drawn uniformly
+// from the populated set (a fixed seed), burst after burst, wrapping around. At 1M one pass
+// touches far more table lines than the 32 MiB L3 holds, so lookups go to memory. At 64K the
+// translator's working set (~9 MB, the floor's ~2.5 MB) could sit in L3, but shares it with the
+// streams and with whatever else runs on the host. Memory is 4 KiB pages (--no-huge, and THP is
+// madvise-only here), so random accesses pay TLB misses too, the floor as much as the core.
+//
+// Rewriting in place. Translation rewrites its frames, so each burst's frames are restored from
+// pristine copies before the burst: one 2 KiB memcpy (32 frames of one cache line) into a
+// working burst that the PacketRefs point at. That also stands in for the parser having just
+// touched the headers, as it has in the worker. The copy is inside the timed loop (PauseTiming
+// per burst would cost more than the burst) and is measured alone as restore/S in the same run;
+// the summary reports gross and net (gross - restore) figures, and ratios from the net.
+//
+// Timing. rte_rdtsc() is read around the whole timed loop: cycles_per_pkt = TSC cycles /
+// (iterations x 32). TSC cycles tick at a constant rate (rte_get_tsc_hz), not the core clock,
+// and keep ticking while another process has the core; so cpu_cycles_per_pkt gives the thread's
+// CPU time (CLOCK_THREAD_CPUTIME_ID) over the same loop, in TSC cycles. On a busy host the two
+// differ by the time this process was preempted; the summary shows both, and ratios of each to
+// the floor measured the same way. session_create reads both clocks around each
+// Translator::in2out call only, leaving out building the frames: a burst of new sessions costs
+// tens of thousands of cycles, so rdtsc is noise there; the CPU clock is a system call
+// (~0.3 us), which adds some 20-50 cycles per session to its cpu figure.
+//
+// Checks. Every translated packet must have been forwarded (counter deltas, else the benchmark
+// reports an error); during population every translated frame's IPv4 and L4 checksums are
+// verified, and one burst of replies is checked to come back to its inside endpoint.
+//
+// Memory. A 1M translator holds four rte_hash tables of 1M entries (~190 MB of EAL heap) plus
+// ~60 MB of record arrays on the C++ heap; the 1M floor table ~60 MB; the 64K ones a sixteenth
+// of that. The EAL heap peaks at ~445 MiB (printed with the summary); --no-huge maps -m up front
+// but touches only what is used, so -m 2048 costs nothing and leaves room.
+#include "ephemera/checksum.hpp"
+#include "ephemera/config.hpp"
+#include "ephemera/counters.hpp"
+#include "ephemera/nat_table.hpp"
+#include "ephemera/ownership.hpp"
+#include "ephemera/packet.hpp"
+#include "ephemera/translator.hpp"
+#include "ephemera/types.hpp"
+
+#include <benchmark/benchmark.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_malloc.h>
+#include <rte_memory.h>
+
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using namespace ephemera;
+
+constexpr std::size_t kBurst = 32;
+constexpr std::size_t kStreamPackets = std::size_t{1} << 18;
+constexpr std::size_t kStreamBursts = kStreamPackets / kBurst;
+constexpr std::uint32_t kFlowsPerSubscriber = 16;
+constexpr WorkerId kWorkers = 4;
+constexpr std::uint32_t kPoolAddresses = 256;
+constexpr std::uint16_t kFrameLen = 60; // minimum Ethernet frame without FCS
+constexpr std::uint16_t kIpTotalLen = kFrameLen - kEthHeaderLen;
+constexpr std::uint16_t kL4Len = kIpTotalLen - kIpv4MinHeaderLen;
+constexpr Tick kNow = 100 * kTicksPerSecond;
+constexpr std::uint64_t kStreamSeed = 0x5eed5eed5eed5eedull;
+constexpr int kEalMemoryMb = 2048;
+
+// One frame, one cache line: a restore is a copy of whole lines.
+struct alignas(64) FrameLine {
+    std::uint8_t bytes[64];
+};
+static_assert(sizeof(FrameLine) == 64 && kFrameLen <= sizeof(FrameLine));
+
+struct SizeSpec {
+    const char* name;
+    std::uint32_t sessions;
+};
+constexpr std::array<SizeSpec, 2> kSizes = {{{"64K", 1u << 16}, {"1M", 1u << 20}}};
+static_assert(kSizes[0].sessions % kBurst == 0 && kSizes[1].sessions % kBurst == 0);
+
+constexpr std::array<FilteringMode, 2> kModes = {FilteringMode::endpoint_independent,
+                                                 FilteringMode::address_port_dependent};
+
+constexpr MacAddr kInsidePortMac{{0x02, 0, 0, 0, 0, 0x01}};
+constexpr MacAddr kOutsidePortMac{{0x02, 0, 0, 0, 0, 0x02}};
+constexpr MacAddr kNextHopMac{{0x02, 0, 0, 0, 0, 0x03}};
+constexpr MacAddr kSubscriberMac{{0x02, 0, 0, 0, 0x01, 0x00}};
+constexpr L2Context kL2{kInsidePortMac, kOutsidePortMac, kNextHopMac};
+
+// splitmix64's finaliser: flows and the stream are pure functions of their index.
+constexpr std::uint64_t mix64(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+struct Flow {
+    Ipv4Addr inside;
+    Ipv4Addr remote;
+    std::uint16_t inside_port;
+    std::uint16_t remote_port;
+    Protocol proto;
+};
+
+Flow flow_of(std::uint32_t f) {
+    static constexpr std::uint16_t kRemotePorts[] = {443, 80, 53, 123, 993, 3478, 5228, 8443};
+    const std::uint32_t sub = f / kFlowsPerSubscriber;
+    const std::uint32_t k = f % kFlowsPerSubscriber;
+    const std::uint64_t h = mix64(f);
+    Flow flow{};
+    flow.inside = Ipv4Addr{Ipv4Addr{100, 64, 0, 0}.value() + sub};
+    // Distinct for k < 16 (16 x 1777 < 28232): each flow is its own inside endpoint.
+    flow.inside_port = static_cast<std::uint16_t>(32768 + (mix64(sub) + k * 1777) % 28232);
+    flow.remote =
+        Ipv4Addr{Ipv4Addr{198, 19, 0, 0}.value() | static_cast<std::uint32_t>(h & 0xffff)};
+    flow.remote_port = kRemotePorts[(h >> 16) & 7];
+    flow.proto = (k & 1) != 0 ? Protocol::tcp : Protocol::udp;
+    return flow;
+}
+
+// The 16-byte session key, byte for byte as the translator builds it.
+SessionKey session_key_of(const Flow& flow) {
+    SessionKey k{};
+    k.inside_addr = flow.inside.value();
+    k.remote_addr = flow.remote.value();
+    k.inside_port = flow.inside_port;
+    k.remote_port = flow.remote_port;
+    k.proto = static_cast<std::uint8_t>(flow.proto);
+    return k;
+}
+
+// The flows every benchmark of one size walks, in order.
+std::vector<std::uint32_t> flow_stream(std::uint32_t sessions) {
+    std::vector<std::uint32_t> stream(kStreamPackets);
+    for (std::size_t i = 0; i < stream.size(); ++i) {
+        stream[i] = static_cast<std::uint32_t>(mix64(kStreamSeed + i) % sessions);
+    }
+    return stream;
+}
+
+std::uint64_t pseudo_header_sum(const std::uint8_t* ip) {
+    const std::uint8_t proto_len[4] = {0, ip[ipv4_off::protocol],
+                                       static_cast<std::uint8_t>(kL4Len >> 8),
+                                       static_cast<std::uint8_t>(kL4Len & 0xff)};
+    return checksum_partial({ip + ipv4_off::src, 8}, checksum_partial(proto_len));
+}
+
+// A 60-byte UDP or TCP (ACK) frame with correct IPv4 and L4 checksums.
+void write_frame(std::uint8_t* frame, const MacAddr& dst_mac, const MacAddr& src_mac,
+                 Protocol proto, Ipv4Addr src, std::uint16_t src_port, Ipv4Addr dst,
+                 std::uint16_t dst_port) {
+    std::memset(frame, 0, sizeof(FrameLine));
+    std::memcpy(frame, dst_mac.bytes, 6);
+    std::memcpy(frame + 6, src_mac.bytes, 6);
+    store_be16(frame + 12, kEtherTypeIpv4);
+    std::uint8_t* ip = frame + kEthHeaderLen;
+    ip[0] = 0x45;
+    store_be16(ip + 2, kIpTotalLen);
+    ip[ipv4_off::ttl] = 64;
+    ip[ipv4_off::protocol] = static_cast<std::uint8_t>(proto);
+    store_be32(ip + ipv4_off::src, src.value());
+    store_be32(ip + ipv4_off::dst, dst.value());
+    store_wire16(ip + ipv4_off::checksum, checksum_full({ip, kIpv4MinHeaderLen}));
+    std::uint8_t* l4 = ip + kIpv4MinHeaderLen;
+    store_be16(l4, src_port);
+    store_be16(l4 + 2, dst_port);
+    if (proto == Protocol::udp) {
+        store_be16(l4 + 4, kL4Len);
+    } else {
+        l4[12] = 5 << 4; // data offset: 20 bytes
+        l4[13] = 0x10;   // ACK: an established flow
+        store_be16(l4 + 14, 65535);
+    }
+    std::uint16_t sum = checksum_full({l4, kL4Len}, pseudo_header_sum(ip));
+    if (proto == Protocol::udp && sum == 0) {
+        sum = 0xffff;
+    }
+    store_wire16(l4 + l4_checksum_offset(proto), sum);
+}
+
+bool checksums_ok(const std::uint8_t* frame) {
+    const std::uint8_t* ip = frame + kEthHeaderLen;
+    const std::uint8_t* l4 = ip + kIpv4MinHeaderLen;
+    return fold_checksum(checksum_partial({ip, kIpv4MinHeaderLen})) == 0xffff &&
+           fold_checksum(checksum_partial({l4, kL4Len}, pseudo_header_sum(ip))) == 0xffff;
+}
+
+PacketRef parsed_ref(std::uint8_t* frame) {
+    PacketRef ref;
+    ref.frame = frame;
+    ref.length = kFrameLen;
+    ref.parsed = parse_frame({frame, kFrameLen});
+    if (ref.parsed.kind != FrameKind::ipv4) {
+        throw std::runtime_error("bench frame does not parse");
+    }
+    return ref;
+}
+
+// This thread's CPU time: unlike the TSC it stops while another process has the core.
+std::uint64_t thread_cpu_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+double ns_to_tsc(double ns) {
+    return ns * static_cast<double>(rte_get_tsc_hz()) / 1e9;
+}
+
+std::size_t heap_in_use() {
+    rte_malloc_socket_stats stats{};
+    std::size_t total = 0;
+    for (unsigned socket = 0; socket < RTE_MAX_NUMA_NODES; ++socket) {
+        if (rte_malloc_get_socket_stats(static_cast<int>(socket), &stats) == 0) {
+            total += stats.heap_allocsz_bytes;
+        }
+    }
+    return total;
+}
+
+std::size_t g_heap_peak = 0;
+void note_heap() {
+    g_heap_peak = std::max(g_heap_peak, heap_in_use());
+}
+
+// Pre-built bursts of one direction: pristine frames, and PacketRefs (parsed from them) whose
+// frame pointers lead into the owning world's working burst.
+struct Stream {
+    std::vector<FrameLine> pristine;
+    std::vector<PacketRef> refs;
+
+    [[nodiscard]] std::span<PacketRef> burst(std::size_t b) {
+        return {refs.data() + b * kBurst, kBurst};
+    }
+};
+
+// One translator populated with every flow of a size, and its two streams.
+class World {
+public:
+    World(const SizeSpec& size, FilteringMode mode, WorkerId worker) {
+        Config config;
+        for (std::uint32_t i = 0; i < kPoolAddresses; ++i) {
+            config.pool.emplace_back(Ipv4Addr{198, 18, 0, 0}.value() + i);
+        }
+        config.port_range = PortRange{49152, 65535};
+        config.port_range_name = "iana";
+        config.filtering = mode;
+        config.limits.max_sessions = size.sessions * kWorkers; // each worker's share is S
+        const Ownership ownership(kWorkers);
+        translator_ = std::make_unique<Translator>(
+            config, ownership, worker, SipKey{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull},
+            counters);
+        populate(size.sessions);
+        build_streams(size.sessions);
+        note_heap();
+    }
+
+    // TSC cycles spent in Translator::in2out while creating every session.
+    [[nodiscard]] std::uint64_t create_cycles() const { return create_cycles_; }
+    [[nodiscard]] std::uint64_t create_cpu_ns() const { return create_cpu_ns_; }
+    Translator& translator() { return *translator_; }
+
+    void restore(const Stream& stream, std::size_t burst) {
+        std::memcpy(work_, stream.pristine.data() + burst * kBurst, sizeof work_);
+    }
+
+    CounterBlock counters;
+    Stream in2out_stream;
+    Stream out2in_stream;
+
+private:
+    void populate(std::uint32_t sessions) {
+        ext_addr_.resize(sessions);
+        ext_port_.resize(sessions);
+        std::array<PacketRef, kBurst> refs{};
+        std::array<Verdict, kBurst> verdicts{};
+        for (std::uint32_t base = 0; base < sessions; base += kBurst) {
+            for (std::uint32_t i = 0; i < kBurst; ++i) {
+                const Flow flow = flow_of(base + i);
+                write_frame(work_[i].bytes, kInsidePortMac, kSubscriberMac, flow.proto, flow.inside,
+                            flow.inside_port, flow.remote, flow.remote_port);
+                refs[i] = parsed_ref(work_[i].bytes);
+            }
+            const std::uint64_t cpu_start = thread_cpu_ns();
+            const std::uint64_t start = rte_rdtsc();
+            translator_->in2out(refs, kNow, kL2, verdicts);
+            create_cycles_ += rte_rdtsc() - start;
+            create_cpu_ns_ += thread_cpu_ns() - cpu_start;
+            for (std::uint32_t i = 0; i < kBurst; ++i) {
+                const std::uint8_t* ip = work_[i].bytes + kEthHeaderLen;
+                if (verdicts[i] != Verdict::forward) {
+                    throw std::runtime_error("session creation dropped flow " +
+                                             std::to_string(base + i));
+                }
+                if (!checksums_ok(work_[i].bytes)) {
+                    throw std::runtime_error("in2out left a bad checksum on flow " +
+                                             std::to_string(base + i));
+                }
+                ext_addr_[base + i] = load_be32(ip + ipv4_off::src);
+                ext_port_[base + i] = load_be16(ip + kIpv4MinHeaderLen);
+            }
+        }
+        if (translator_->live_sessions() != sessions) {
+            throw std::runtime_error("populated " + std::to_string(translator_->live_sessions()) +
+                                     " sessions, wanted " + std::to_string(sessions));
+        }
+    }
+
+    void build_streams(std::uint32_t sessions) {
+        const std::vector<std::uint32_t> flows = flow_stream(sessions);
+        in2out_stream.pristine.resize(flows.size());
+        in2out_stream.refs.resize(flows.size());
+        out2in_stream.pristine.resize(flows.size());
+        out2in_stream.refs.resize(flows.size());
+        for (std::size_t i = 0; i < flows.size(); ++i) {
+            const std::uint32_t f = flows[i];
+            const Flow flow = flow_of(f);
+            std::uint8_t* in = in2out_stream.pristine[i].bytes;
+            write_frame(in, kInsidePortMac, kSubscriberMac, flow.proto, flow.inside,
+                        flow.inside_port, flow.remote, flow.remote_port);
+            in2out_stream.refs[i] = parsed_ref(in);
+            in2out_stream.refs[i].frame = work_[i % kBurst].bytes;
+            std::uint8_t* out = out2in_stream.pristine[i].bytes;
+            write_frame(out, kOutsidePortMac, kNextHopMac, flow.proto, flow.remote,
+                        flow.remote_port, Ipv4Addr{ext_addr_[f]}, ext_port_[f]);
+            out2in_stream.refs[i] = parsed_ref(out);
+            out2in_stream.refs[i].frame = work_[i % kBurst].bytes;
+        }
+        ext_addr_ = {};
+        ext_port_ = {};
+        check_first_burst(flows);
+    }
+
+    // Replies must come back to the inside endpoint, and established flows must keep theirs.
+    void check_first_burst(const std::vector<std::uint32_t>& flows) {
+        std::array<Verdict, kBurst> verdicts{};
+        restore(out2in_stream, 0);
+        translator_->out2in(out2in_stream.burst(0), kNow, kL2, verdicts);
+        for (std::size_t i = 0; i < kBurst; ++i) {
+            const Flow flow = flow_of(flows[i]);
+            const std::uint8_t* ip = work_[i].bytes + kEthHeaderLen;
+            if (verdicts[i] != Verdict::forward || !checksums_ok(work_[i].bytes) ||
+                load_be32(ip + ipv4_off::dst) != flow.inside.value() ||
+                load_be16(ip + kIpv4MinHeaderLen + 2) != flow.inside_port) {
+                throw std::runtime_error("out2in did not restore flow " + std::to_string(flows[i]));
+            }
+        }
+        const std::uint32_t live = translator_->live_sessions();
+        restore(in2out_stream, 0);
+        translator_->in2out(in2out_stream.burst(0), kNow, kL2, verdicts);
+        if (std::count(verdicts.begin(), verdicts.end(), Verdict::forward) != kBurst ||
+            translator_->live_sessions() != live) {
+            throw std::runtime_error("in2out on established flows did not hit");
+        }
+    }
+
+    std::unique_ptr<Translator> translator_;
+    std::uint64_t create_cycles_ = 0;
+    std::uint64_t create_cpu_ns_ = 0;
+    std::vector<std::uint32_t> ext_addr_; // per flow, only while building
+    std::vector<std::uint16_t> ext_port_;
+    FrameLine work_[kBurst]{};
+};
+
+// The floor: a bare rte_hash like NatTables' session table, holding the same keys.
+class Floor {
+public:
+    explicit Floor(const SizeSpec& size) {
+        const std::string name = std::string("bench_floor_") + size.name;
+        rte_hash_parameters params{};
+        params.name = name.c_str();
+        params.entries = std::max<std::uint32_t>(size.sessions, 64); // as HashTable does
+        params.key_len = sizeof(SessionKey);
+        params.hash_func = rte_hash_crc;
+        params.hash_func_init_val = 0;
+        params.socket_id = SOCKET_ID_ANY;
+        params.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+        hash_ = rte_hash_create(&params);
+        if (hash_ == nullptr) {
+            throw std::runtime_error("cannot create " + name + ": " + rte_strerror(rte_errno));
+        }
+        for (std::uint32_t f = 0; f < size.sessions; ++f) {
+            const SessionKey key = session_key_of(flow_of(f));
+            if (rte_hash_add_key_data(hash_, &key, reinterpret_cast<void*>(std::uintptr_t{f})) !=
+                0) {
+                throw std::runtime_error("cannot fill " + name);
+            }
+        }
+        const std::vector<std::uint32_t> flows = flow_stream(size.sessions);
+        keys_.resize(flows.size());
+        key_ptrs_.resize(flows.size());
+        for (std::size_t i = 0; i < flows.size(); ++i) {
+            keys_[i] = session_key_of(flow_of(flows[i]));
+            key_ptrs_[i] = &keys_[i];
+        }
+        note_heap();
+    }
+    ~Floor() { rte_hash_free(hash_); }
+    Floor(const Floor&) = delete;
+    Floor& operator=(const Floor&) = delete;
+
+    [[nodiscard]] const rte_hash* hash() const { return hash_; }
+    [[nodiscard]] const void** keys(std::size_t burst) { return key_ptrs_.data() + burst * kBurst; }
+
+private:
+    rte_hash* hash_ = nullptr;
+    std::vector<SessionKey> keys_;
+    std::vector<const void*> key_ptrs_;
+};
+
+// Worlds and floors, built on first use and kept: benchmarks may run in any order.
+struct Registry {
+    std::array<std::unique_ptr<World>, kSizes.size() * kModes.size()> worlds;
+    std::array<std::unique_ptr<Floor>, kSizes.size()> floors;
+
+    static std::size_t world_index(std::size_t size, std::size_t mode) {
+        return size * kModes.size() + mode;
+    }
+    World& world(std::size_t size, std::size_t mode) {
+        auto& w = worlds[world_index(size, mode)];
+        if (!w) {
+            rebuild(size, mode);
+        }
+        return *w;
+    }
+    World& rebuild(std::size_t size, std::size_t mode) {
+        auto& w = worlds[world_index(size, mode)];
+        w.reset(); // frees the rte_hash names before the new translator takes them
+        w = std::make_unique<World>(kSizes[size], kModes[mode],
+                                    static_cast<WorkerId>(world_index(size, mode)));
+        return *w;
+    }
+    Floor& floor(std::size_t size) {
+        auto& f = floors[size];
+        if (!f) {
+            f = std::make_unique<Floor>(kSizes[size]);
+        }
+        return *f;
+    }
+    void clear() {
+        worlds = {};
+        floors = {};
+    }
+};
+
+Registry& registry() {
+    static Registry r;
+    return r;
+}
+
+void set_cycle_counters(benchmark::State& state, std::uint64_t tsc, std::uint64_t cpu_ns,
+                        std::int64_t items) {
+    state.SetItemsProcessed(items);
+    const auto n = static_cast<double>(items);
+    state.counters["cycles_per_pkt"] = static_cast<double>(tsc) / n;
+    state.counters["cpu_cycles_per_pkt"] = ns_to_tsc(static_cast<double>(cpu_ns)) / n;
+}
+
+// The timed loop: one burst per iteration, the TSC (and the thread's CPU time) read around the
+// whole loop.
+template <class Step>
+void run_bursts(benchmark::State& state, Step&& step) {
+    std::size_t burst = 0;
+    const std::uint64_t cpu_start = thread_cpu_ns();
+    const std::uint64_t start = rte_rdtsc();
+    for (auto _ : state) {
+        step(burst);
+        burst = burst + 1 == kStreamBursts ? 0 : burst + 1;
+    }
+    const std::uint64_t cycles = rte_rdtsc() - start;
+    const std::uint64_t cpu_ns = thread_cpu_ns() - cpu_start;
+    set_cycle_counters(state, cycles, cpu_ns,
+                       static_cast<std::int64_t>(state.iterations()) * std::int64_t{kBurst});
+}
+
+void check_all(benchmark::State& state, std::uint64_t done) {
+    if (done != state.iterations() * kBurst) {
+        state.SkipWithError("some packets were not translated");
+    }
+}
+
+template <class Fn>
+bool guarded(benchmark::State& state, Fn&& fn) {
+    try {
+        fn();
+        return true;
+    } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        return false;
+    }
+}
+
+void bm_in2out(benchmark::State& state, std::size_t size) {
+    World* w = nullptr;
+    if (!guarded(state, [&] { w = &registry().world(size, 0); })) {
+        return;
+    }
+    std::array<Verdict, kBurst> verdicts{};
+    const std::uint64_t before = w->counters.get(Counter::in2out_translated);
+    run_bursts(state, [&](std::size_t b) {
+        w->restore(w->in2out_stream, b);
+        w->translator().in2out(w->in2out_stream.burst(b), kNow, kL2, verdicts);
+    });
+    check_all(state, w->counters.get(Counter::in2out_translated) - before);
+}
+
+void bm_out2in(benchmark::State& state, std::size_t size, std::size_t mode) {
+    World* w = nullptr;
+    if (!guarded(state, [&] { w = &registry().world(size, mode); })) {
+        return;
+    }
+    std::array<Verdict, kBurst> verdicts{};
+    const std::uint64_t before = w->counters.get(Counter::out2in_translated);
+    run_bursts(state, [&](std::size_t b) {
+        w->restore(w->out2in_stream, b);
+        w->translator().out2in(w->out2in_stream.burst(b), kNow, kL2, verdicts);
+    });
+    check_all(state, w->counters.get(Counter::out2in_translated) - before);
+}
+
+void bm_restore(benchmark::State& state, std::size_t size) {
+    World* w = nullptr;
+    if (!guarded(state, [&] { w = &registry().world(size, 0); })) {
+        return;
+    }
+    run_bursts(state, [&](std::size_t b) {
+        w->restore(w->in2out_stream, b);
+        benchmark::ClobberMemory(); // the copy's stores must happen
+    });
+}
+
+void bm_floor_bulk_data(benchmark::State& state, std::size_t size) {
+    Floor* f = nullptr;
+    if (!guarded(state, [&] { f = &registry().floor(size); })) {
+        return;
+    }
+    std::array<void*, kBurst> data{};
+    std::uint64_t all_hit = ~0ull;
+    run_bursts(state, [&](std::size_t b) {
+        std::uint64_t hits = 0;
+        rte_hash_lookup_bulk_data(f->hash(), f->keys(b), kBurst, &hits, data.data());
+        all_hit &= hits;
+    });
+    if ((all_hit & 0xffffffffull) != 0xffffffffull) {
+        state.SkipWithError("floor lookup missed");
+    }
+}
+
+void bm_floor_bulk(benchmark::State& state, std::size_t size) {
+    Floor* f = nullptr;
+    if (!guarded(state, [&] { f = &registry().floor(size); })) {
+        return;
+    }
+    std::array<std::int32_t, kBurst> positions{};
+    std::int32_t lowest = 0;
+    run_bursts(state, [&](std::size_t b) {
+        rte_hash_lookup_bulk(f->hash(), f->keys(b), kBurst, positions.data());
+        lowest = std::min(lowest, *std::min_element(positions.begin(), positions.end()));
+    });
+    if (lowest < 0) {
+        state.SkipWithError("floor lookup missed");
+    }
+}
+
+// One iteration = a fresh translator populated with every flow of the size.
+void bm_session_create(benchmark::State& state, std::size_t size) {
+    std::uint64_t cycles = 0;
+    std::uint64_t cpu_ns = 0;
+    for (auto _ : state) {
+        World* w = nullptr;
+        if (!guarded(state, [&] { w = &registry().rebuild(size, 0); })) {
+            break;
+        }
+        cycles += w->create_cycles();
+        cpu_ns += w->create_cpu_ns();
+        state.SetIterationTime(static_cast<double>(w->create_cycles()) /
+                               static_cast<double>(rte_get_tsc_hz()));
+    }
+    set_cycle_counters(state, cycles, cpu_ns,
+                       static_cast<std::int64_t>(state.iterations()) * kSizes[size].sessions);
+}
+
+std::string bench_name(const char* path, std::size_t size) {
+    return std::string(path) + "/" + kSizes[size].name;
+}
+
+void register_benchmarks() {
+    for (std::size_t s = 0; s < kSizes.size(); ++s) {
+        benchmark::RegisterBenchmark(bench_name("session_create", s).c_str(), bm_session_create, s)
+            ->Iterations(1)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(bench_name("in2out", s).c_str(), bm_in2out, s);
+        benchmark::RegisterBenchmark(bench_name("out2in_eif", s).c_str(), bm_out2in, s,
+                                     std::size_t{0});
+        benchmark::RegisterBenchmark(bench_name("out2in_apdf", s).c_str(), bm_out2in, s,
+                                     std::size_t{1});
+        benchmark::RegisterBenchmark(bench_name("floor_bulk_data", s).c_str(), bm_floor_bulk_data,
+                                     s);
+        benchmark::RegisterBenchmark(bench_name("floor_bulk", s).c_str(), bm_floor_bulk, s);
+        benchmark::RegisterBenchmark(bench_name("restore", s).c_str(), bm_restore, s);
+    }
+}
+
+constexpr const char* kTscCounter = "cycles_per_pkt";
+constexpr const char* kCpuCounter = "cpu_cycles_per_pkt";
+
+// Passes everything to the console reporter and keeps each benchmark's cycle counters: the
+// median aggregate when there are repetitions, else the median of the single runs.
+class SummaryReporter : public benchmark::ConsoleReporter {
+public:
+    SummaryReporter() : ConsoleReporter(OO_Tabular) {}
+
+    void ReportRuns(const std::vector<Run>& runs) override {
+        for (const Run& run : runs) {
+            if (run.error_occurred) {
+                continue;
+            }
+            repetitions_ = std::max(repetitions_, run.repetitions);
+            for (const char* counter : {kTscCounter, kCpuCounter}) {
+                const auto it = run.counters.find(counter);
+                if (it == run.counters.end()) {
+                    continue;
+                }
+                const Key key{run.run_name.function_name, counter};
+                if (run.run_type == Run::RT_Aggregate && run.aggregate_name == "median") {
+                    medians_[key] = it->second.value;
+                } else if (run.run_type == Run::RT_Iteration) {
+                    samples_[key].push_back(it->second.value);
+                }
+            }
+        }
+        ConsoleReporter::ReportRuns(runs);
+    }
+
+    // NaN when the benchmark did not run (filtered out or failed).
+    [[nodiscard]] double cycles(const std::string& name, const char* counter) const {
+        const Key key{name, counter};
+        if (const auto it = medians_.find(key); it != medians_.end()) {
+            return it->second;
+        }
+        const auto it = samples_.find(key);
+        if (it == samples_.end() || it->second.empty()) {
+            return std::nan("");
+        }
+        std::vector<double> v = it->second;
+        std::sort(v.begin(), v.end());
+        const std::size_t n = v.size();
+        return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    }
+    [[nodiscard]] std::int64_t repetitions() const { return repetitions_; }
+
+private:
+    using Key = std::pair<std::string, std::string>;
+    std::map<Key, double> medians_;
+    std::map<Key, std::vector<double>> samples_;
+    std::int64_t repetitions_ = 0;
+};
+
+void print_cell(double v, const char* format) {
+    if (std::isnan(v)) {
+        std::printf(" %9s", "-");
+    } else {
+        std::printf(format, v);
+    }
+}
+
+void print_summary(const SummaryReporter& r) {
+    std::printf(
+        "\nSummary: cycles per packet (per new session for session create), median of %lld "
+        "repetition(s), TSC at %.3f GHz\n"
+        "  tsc   = rte_rdtsc() around the timed loop (wall clock: counts time the core spent on "
+        "other processes)\n"
+        "  cpu   = the thread's CPU time in TSC cycles (leaves out time preempted)\n"
+        "  net   = gross - restore (the per-burst copy of 32 pristine frames, measured alone)\n"
+        "  floor = rte_hash_lookup_bulk_data, bulk = rte_hash_lookup_bulk: 32-key bulks, same "
+        "table size, keys and flow stream\n\n",
+        static_cast<long long>(std::max<std::int64_t>(r.repetitions(), 1)),
+        static_cast<double>(rte_get_tsc_hz()) / 1e9);
+    std::printf("%-5s %-22s %9s %9s %9s %9s %9s %9s %9s\n", "size", "path", "tsc", "tsc net",
+                "/floor", "/bulk", "cpu", "cpu net", "/floor");
+    struct Row {
+        const char* label;
+        const char* bench;
+        bool restored; // the figure includes the restore copy
+        bool ratio;    // compare with the floor
+    };
+    static constexpr Row kRows[] = {
+        {"in2out", "in2out", true, true},
+        {"out2in EIF", "out2in_eif", true, true},
+        {"out2in APDF", "out2in_apdf", true, true},
+        {"floor lookup_bulk_data", "floor_bulk_data", false, true},
+        {"floor lookup_bulk", "floor_bulk", false, true},
+        {"restore copy", "restore", false, false},
+        {"session create", "session_create", false, false},
+    };
+    const double nan = std::nan("");
+    for (std::size_t s = 0; s < kSizes.size(); ++s) {
+        for (const Row& row : kRows) {
+            const std::string name = bench_name(row.bench, s);
+            const double tsc = r.cycles(name, kTscCounter);
+            if (std::isnan(tsc)) {
+                continue;
+            }
+            const double cpu = r.cycles(name, kCpuCounter);
+            const double tsc_net =
+                row.restored ? tsc - r.cycles(bench_name("restore", s), kTscCounter) : tsc;
+            const double cpu_net =
+                row.restored ? cpu - r.cycles(bench_name("restore", s), kCpuCounter) : cpu;
+            const double tsc_floor = r.cycles(bench_name("floor_bulk_data", s), kTscCounter);
+            const double tsc_bulk = r.cycles(bench_name("floor_bulk", s), kTscCounter);
+            const double cpu_floor = r.cycles(bench_name("floor_bulk_data", s), kCpuCounter);
+            std::printf("%-5s %-22s", kSizes[s].name, row.label);
+            print_cell(tsc, " %9.1f");
+            print_cell(row.restored ? tsc_net : nan, " %9.1f");
+            print_cell(row.ratio ? tsc_net / tsc_floor : nan, " %9.2f");
+            print_cell(row.ratio ? tsc_net / tsc_bulk : nan, " %9.2f");
+            print_cell(cpu, " %9.1f");
+            print_cell(row.restored ? cpu_net : nan, " %9.1f");
+            print_cell(row.ratio ? cpu_net / cpu_floor : nan, " %9.2f");
+            std::printf("\n");
+        }
+    }
+    std::printf("\nEAL heap: peak %.0f MiB in use of -m %d\n",
+                static_cast<double>(g_heap_peak) / (1024.0 * 1024.0), kEalMemoryMb);
+}
+
+bool init_eal(const char* program) {
+    const std::vector<std::string> args = {
+        program,
+        "--no-huge",
+        "-m",
+        std::to_string(kEalMemoryMb),
+        "--no-pci",
+        "--file-prefix",
+        "bench-" + std::to_string(getpid()),
+        "-l",
+        "0",
+        "--log-level=error",
+    };
+    std::vector<char*> argv;
+    std::vector<std::string> storage = args; // rte_eal_init may permute argv
+    for (std::string& a : storage) {
+        argv.push_back(a.data());
+    }
+    if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
+        std::fprintf(stderr, "rte_eal_init: %s\n", rte_strerror(rte_errno));
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+        return 1;
+    }
+    if (!init_eal(argv[0])) {
+        return 1;
+    }
+    // rte_eal_cleanup() leaves the runtime directory (/var/run/dpdk/bench-<pid>) behind.
+    const std::filesystem::path runtime_dir = rte_eal_get_runtime_dir();
+    register_benchmarks();
+    SummaryReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    print_summary(reporter);
+    registry().clear();
+    benchmark::Shutdown();
+    rte_eal_cleanup();
+    if (runtime_dir.filename().string().starts_with("bench-")) {
+        std::error_code ignored;
+        std::filesystem::remove_all(runtime_dir, ignored);
+    }
+    return 0;
+}
