@@ -184,38 +184,48 @@ std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req) {
         return PortGrant{req.inside_port, true};
     }
 
+    // Class (REQ-3a) first, then parity (REQ-4): both are RECOMMENDED, and a mapping in the
+    // other class or parity beats no mapping while the range still has ports.
     const bool system_class = req.inside_port < 1024;
-    std::uint32_t lo = system_class ? system_lo_ : user_lo_;
-    std::uint32_t hi = system_class ? system_hi_ : user_hi_;
-    if (lo > hi) { // the range has no port of this class: any port beats none
-        lo = 0;
-        hi = slice_.slot_count() - 1;
-    }
-
-    // RFC 6056 Algorithm 4: offset = F(addresses, secret), plus a counter from a table indexed
-    // by G(addresses, secret). Positions are counted in port pairs so the parity bit is ours
-    // to set (REQ-4).
+    const unsigned parity = req.inside_port & 1u;
     const std::uint64_t who = std::uint64_t{req.inside.value()} << 32 | req.pool_address.value();
     const std::uint64_t what = std::uint64_t{static_cast<std::uint8_t>(req.proto)};
-    const std::uint64_t f = siphash_2x64(secret_, who, what);
-    const std::uint64_t g = siphash_2x64(secret_, who, what | 1ull << 8);
-    std::uint32_t& counter = alg4_table_[g % kAlg4TableSize];
-    const std::uint32_t pairs = (hi - lo) / 2 + 1;
-    const std::uint32_t start_pair = static_cast<std::uint32_t>((f + counter) % pairs);
-    ++counter;
-    const unsigned parity = req.inside_port & 1u;
-    std::uint32_t start = std::min(hi, (lo & ~1u) + start_pair * 2 + parity);
-    start = std::max(start, lo);
-
-    auto slot = bits.find_free(start, parity, lo, hi);
-    if (!slot) { // no port of this parity left: keeping the mapping beats keeping parity
-        slot = bits.find_free(start, parity ^ 1u, lo, hi);
+    std::optional<std::uint32_t> slot;
+    for (const bool in_class : {true, false}) {
+        const bool system = in_class == system_class;
+        slot = search(bits, who, what, parity, system ? system_lo_ : user_lo_,
+                      system ? system_hi_ : user_hi_);
+        if (slot) {
+            break;
+        }
     }
     if (!slot) {
         return std::nullopt;
     }
     bits.take(*slot);
     return PortGrant{slice_.port_of(*slot), false};
+}
+
+// RFC 6056 Algorithm 4 over slots [lo, hi]: offset = F(addresses, secret), plus a counter from
+// a table indexed by G(addresses, secret). Positions are counted in port pairs so the parity
+// bit is ours to set; the bitmap then finds the first free slot from there.
+std::optional<std::uint32_t> PortAllocator::search(const PortBitmap& bits, std::uint64_t who,
+                                                   std::uint64_t what, unsigned parity,
+                                                   std::uint32_t lo, std::uint32_t hi) {
+    if (lo > hi) {
+        return std::nullopt;
+    }
+    const std::uint64_t f = siphash_2x64(secret_, who, what);
+    const std::uint64_t g = siphash_2x64(secret_, who, what | 1ull << 8);
+    std::uint32_t& counter = alg4_table_[g % kAlg4TableSize];
+    const std::uint32_t pairs = (hi - lo) / 2 + 1;
+    const auto start_pair = static_cast<std::uint32_t>((f + counter) % pairs);
+    ++counter;
+    const std::uint32_t start = std::clamp((lo & ~1u) + start_pair * 2 + parity, lo, hi);
+    if (auto slot = bits.find_free(start, parity, lo, hi)) {
+        return slot;
+    }
+    return bits.find_free(start, parity ^ 1u, lo, hi);
 }
 
 void PortAllocator::release(std::uint16_t pool_index, Protocol proto, std::uint16_t port) {

@@ -6,15 +6,24 @@
 #include <rte_prefetch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 namespace ephemera {
 
 namespace {
 
+// Each translator's tables get process-unique rte_hash names, so any number can coexist.
+std::string unique_table_name(WorkerId worker) {
+    static std::atomic<unsigned> instances{0};
+    return "eph" + std::to_string(instances.fetch_add(1)) + "_w" + std::to_string(worker);
+}
+
 std::uint32_t share_of(std::uint32_t total, WorkerId workers) {
     return std::max<std::uint32_t>(1, (total + workers - 1) / workers);
 }
+
+constexpr std::uint64_t kAnchorDomain = 0x616e63686f72; // "anchor": separates this use of the key
 
 MappingKey mapping_key(const ParsedPacket& p) {
     MappingKey k{};
@@ -28,12 +37,11 @@ MappingKey mapping_key(const ParsedPacket& p) {
 
 Translator::Translator(const Config& config, const Ownership& ownership, WorkerId worker,
                        SipKey port_secret, CounterBlock& counters, int socket)
-    : filtering_(config.filtering), pool_(config.pool), worker_(worker), counters_(counters),
-      ports_(ownership, worker, config.port_range, config.reserved, config.pool.size(),
-             port_secret),
-      tables_("eph_w" + std::to_string(worker),
-              share_of(config.limits.max_sessions, ownership.workers()), config.pool.size(),
-              ports_.slice().slot_count(), socket),
+    : filtering_(config.filtering), secret_(port_secret), pool_(config.pool), worker_(worker),
+      counters_(counters), ports_(ownership, worker, config.port_range, config.reserved,
+                                  config.pool.size(), port_secret),
+      tables_(unique_table_name(worker), share_of(config.limits.max_sessions, ownership.workers()),
+              config.pool.size(), ports_.slice().slot_count(), socket),
       max_sessions_(share_of(config.limits.max_sessions, ownership.workers())) {}
 
 SessionKey Translator::session_key(const PacketRef& pkt) {
@@ -48,7 +56,23 @@ SessionKey Translator::session_key(const PacketRef& pkt) {
 
 void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                         std::span<Verdict> verdicts) {
-    const std::uint32_t n = static_cast<std::uint32_t>(std::min(packets.size(), kMaxBurst));
+    for (std::size_t done = 0; done < packets.size(); done += kMaxBurst) {
+        const std::size_t n = std::min(kMaxBurst, packets.size() - done);
+        in2out_burst(packets.subspan(done, n), now, l2, verdicts.subspan(done, n));
+    }
+}
+
+void Translator::out2in(std::span<PacketRef> packets, Tick /*now*/, const L2Context& l2,
+                        std::span<Verdict> verdicts) {
+    for (std::size_t done = 0; done < packets.size(); done += kMaxBurst) {
+        const std::size_t n = std::min(kMaxBurst, packets.size() - done);
+        out2in_burst(packets.subspan(done, n), l2, verdicts.subspan(done, n));
+    }
+}
+
+void Translator::in2out_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,
+                              std::span<Verdict> verdicts) {
+    const auto n = static_cast<std::uint32_t>(packets.size());
     // Stage 1: keys for the whole burst, then one bulk lookup (l3fwd's em_hlm pattern).
     for (std::uint32_t i = 0; i < n; ++i) {
         keys_[i] = session_key(packets[i]);
@@ -63,6 +87,7 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
 
     // Stage 2: hits are rewritten in place; misses go to the slow path one by one, since an
     // earlier miss in the same burst may create the session a later one needs.
+    std::uint64_t translated = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
         PacketRef& pkt = packets[i];
         std::uint8_t* ip = pkt.frame + pkt.parsed.l3;
@@ -86,7 +111,9 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
         }
         finish_in2out(pkt, static_cast<std::uint32_t>(pos), now, l2);
         verdicts[i] = Verdict::forward;
+        ++translated;
     }
+    counters_.add(Counter::in2out_translated, translated);
 }
 
 void Translator::finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now,
@@ -95,7 +122,6 @@ void Translator::finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now,
     s.last_seen = now;
     rewrite_source(pkt.frame, pkt.parsed, pool_.address(s.pool_index), s.external_port);
     set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
-    counters_.add(Counter::in2out_translated);
 }
 
 // A packet with no session: find or make its mapping, then make its session.
@@ -107,7 +133,7 @@ std::int32_t Translator::in2out_miss(const PacketRef& pkt, const SessionKey& key
         counters_.add(Counter::drop_sessions_exhausted);
         return -1;
     }
-    const std::uint32_t mapping = find_or_create_mapping(pkt);
+    const std::uint32_t mapping = find_or_create_mapping(pkt, now);
     if (mapping == kNoIndex) {
         return -1; // counted where it failed
     }
@@ -130,26 +156,26 @@ std::int32_t Translator::in2out_miss(const PacketRef& pkt, const SessionKey& key
     }
     Mapping& m = tables_.mapping_records[mapping];
     tables_.session_records[static_cast<std::uint32_t>(pos)] =
-        Session{mapping, now, m.external_port, m.pool_index};
+        Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
     ++m.sessions;
     ++live_sessions_;
     counters_.add(Counter::sessions_created);
     return pos;
 }
 
-std::uint32_t Translator::find_or_create_mapping(const PacketRef& pkt) {
+std::uint32_t Translator::find_or_create_mapping(const PacketRef& pkt, Tick now) {
     const MappingKey key = mapping_key(pkt.parsed);
     const std::int32_t pos = tables_.mappings.lookup(&key);
     if (pos >= 0) {
         return static_cast<std::uint32_t>(pos);
     }
-    return create_mapping(pkt, key);
+    return create_mapping(pkt, key, now);
 }
 
 // Paired pooling (RFC 4787 REQ-2, RFC 6888 REQ-2): a subscriber is anchored to one pool
 // address while it has any mapping; if that address has no free port here, the packet is
 // dropped (RFC 7857 section 4) rather than mapped to another address.
-std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey& key) {
+std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey& key, Tick now) {
     const std::uint32_t inside = pkt.parsed.src.value();
     std::int32_t sub_pos = tables_.subscribers.lookup(&inside);
     const bool new_subscriber = sub_pos < 0;
@@ -160,8 +186,12 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
             return kNoIndex;
         }
         // Prefer the address the subscriber hashes to; skip addresses with no port left here.
+        // The hash is keyed and independent of subscriber_hash: were it the same function, a
+        // worker's subscribers (hash % workers == w) would crowd onto a few addresses whenever
+        // the pool size and the worker count share a factor.
         const auto n = static_cast<std::uint32_t>(pool_.size());
-        const std::uint32_t first = Ownership::subscriber_hash(pkt.parsed.src) % n;
+        const auto first = static_cast<std::uint32_t>(
+            siphash_2x64(secret_, pkt.parsed.src.value(), kAnchorDomain) % n);
         std::uint16_t anchor = static_cast<std::uint16_t>(first);
         for (std::uint32_t i = 0; i < n; ++i) {
             const auto candidate = static_cast<std::uint16_t>((first + i) % n);
@@ -204,6 +234,7 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     m.subscriber = static_cast<std::uint32_t>(sub_pos);
     m.sessions = 0;
     m.inside_mac = ethernet_source(pkt.frame);
+    m.created = now;
     ++sub.mappings;
     ++live_mappings_;
     const std::uint32_t slot = *ports_.slice().slot_of(grant->port);
@@ -234,35 +265,61 @@ void Translator::release_mapping_if_unused(std::uint32_t mapping) {
 }
 
 // RFC 4787 REQ-8 / RFC 5382 REQ-3: which remote endpoints may reach an existing mapping.
-bool Translator::filter_allows(std::uint32_t mapping, const PacketRef& pkt) const {
-    switch (filtering_) {
-    case FilteringMode::endpoint_independent:
-        return true;
-    case FilteringMode::address_dependent: {
-        const PermissionKey key{mapping, pkt.parsed.src.value()};
-        return tables_.permissions.lookup(&key) >= 0;
+// Endpoint-independent filtering admits all; the dependent modes need one bulk lookup over the
+// burst's admitted packets: (mapping, remote address) in the permission table for ADF, the
+// 5-tuple session for APDF. A refused packet's mappings_[i] becomes kNoIndex.
+void Translator::out2in_filter(std::span<PacketRef> packets, std::uint32_t n) {
+    if (filtering_ == FilteringMode::endpoint_independent) {
+        return;
     }
-    case FilteringMode::address_port_dependent:
-        break;
+    std::uint32_t idx[kMaxBurst];
+    std::uint32_t count = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if (mappings_[i] == kNoIndex) {
+            continue;
+        }
+        const ParsedPacket& p = packets[i].parsed;
+        if (filtering_ == FilteringMode::address_dependent) {
+            permission_keys_[count] = PermissionKey{mappings_[i], p.src.value()};
+            key_ptrs_[count] = &permission_keys_[count];
+        } else {
+            const Mapping& m = tables_.mapping_records[mappings_[i]];
+            SessionKey& k = keys_[count];
+            k = SessionKey{};
+            k.inside_addr = m.inside.value();
+            k.remote_addr = p.src.value();
+            k.inside_port = m.inside_port;
+            k.remote_port = p.proto == Protocol::icmp ? 0 : p.src_port;
+            k.proto = static_cast<std::uint8_t>(p.proto);
+            key_ptrs_[count] = &k;
+        }
+        idx[count++] = i;
     }
-    const Mapping& m = tables_.mapping_records[mapping];
-    SessionKey key{};
-    key.inside_addr = m.inside.value();
-    key.remote_addr = pkt.parsed.src.value();
-    key.inside_port = m.inside_port;
-    key.remote_port = pkt.parsed.proto == Protocol::icmp ? 0 : pkt.parsed.src_port;
-    key.proto = static_cast<std::uint8_t>(pkt.parsed.proto);
-    return tables_.sessions.lookup(&key) >= 0;
+    const HashTable& table =
+        filtering_ == FilteringMode::address_dependent ? tables_.permissions : tables_.sessions;
+    table.lookup_bulk(key_ptrs_, count, positions_);
+    std::uint64_t refused = 0;
+    for (std::uint32_t j = 0; j < count; ++j) {
+        if (positions_[j] < 0) {
+            mappings_[idx[j]] = kNoIndex;
+            ++refused;
+        }
+    }
+    if (refused != 0) {
+        counters_.add(Counter::drop_filtered, refused);
+    }
 }
 
-void Translator::out2in(std::span<PacketRef> packets, Tick /*now*/, const L2Context& l2,
-                        std::span<Verdict> verdicts) {
-    const std::size_t n = std::min(packets.size(), kMaxBurst);
-    for (std::size_t i = 0; i < n; ++i) {
-        PacketRef& pkt = packets[i];
-        const ParsedPacket& p = pkt.parsed;
-        verdicts[i] = Verdict::drop;
-        if (pkt.frame[p.l3 + ipv4_off::ttl] <= 1) {
+// In stages over the burst, each prefetching what the next needs (l3fwd's pattern): find the
+// direct-index slot, read it, filter, rewrite. Nothing here hashes in endpoint-independent
+// mode: (pool address, external port, protocol) names at most one mapping.
+void Translator::out2in_burst(std::span<PacketRef> packets, const L2Context& l2,
+                              std::span<Verdict> verdicts) {
+    const auto n = static_cast<std::uint32_t>(packets.size());
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const ParsedPacket& p = packets[i].parsed;
+        index_entries_[i] = nullptr;
+        if (packets[i].frame[p.l3 + ipv4_off::ttl] <= 1) {
             counters_.add(Counter::drop_ttl_expired);
             continue;
         }
@@ -271,28 +328,46 @@ void Translator::out2in(std::span<PacketRef> packets, Tick /*now*/, const L2Cont
             counters_.add(Counter::drop_not_for_us);
             continue;
         }
-        // The direct index: (pool address, external port, protocol) names at most one
-        // mapping, so no hash is needed to find it.
-        const auto slot = ports_.slice().slot_of(p.dst_port);
-        const std::uint32_t mapping = slot ? tables_.out2in(pool_index, p.proto, *slot) : kNoIndex;
-        if (mapping == kNoIndex) {
-            counters_.add(Counter::drop_no_mapping);
-            continue;
-        }
         if (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoReply) {
             counters_.add(Counter::drop_no_mapping); // only replies belong to an echo mapping
             continue;
         }
-        if (!filter_allows(mapping, pkt)) {
-            counters_.add(Counter::drop_filtered);
+        const auto slot = ports_.slice().slot_of(p.dst_port);
+        if (!slot) {
+            counters_.add(Counter::drop_no_mapping); // not a port this worker hands out
             continue;
         }
-        const Mapping& m = tables_.mapping_records[mapping];
-        rewrite_destination(pkt.frame, p, m.inside, m.inside_port);
-        set_ethernet(pkt.frame, m.inside_mac, l2.inside_port_mac);
-        counters_.add(Counter::out2in_translated);
-        verdicts[i] = Verdict::forward;
+        index_entries_[i] = &tables_.out2in(pool_index, p.proto, *slot);
+        rte_prefetch0(index_entries_[i]);
     }
+    std::uint64_t no_mapping = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        mappings_[i] = index_entries_[i] != nullptr ? *index_entries_[i] : kNoIndex;
+        if (mappings_[i] != kNoIndex) {
+            rte_prefetch0(&tables_.mapping_records[mappings_[i]]);
+        } else if (index_entries_[i] != nullptr) {
+            ++no_mapping;
+        }
+    }
+    if (no_mapping != 0) {
+        counters_.add(Counter::drop_no_mapping, no_mapping);
+    }
+    out2in_filter(packets, n);
+
+    std::uint64_t translated = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if (mappings_[i] == kNoIndex) {
+            verdicts[i] = Verdict::drop;
+            continue;
+        }
+        PacketRef& pkt = packets[i];
+        const Mapping& m = tables_.mapping_records[mappings_[i]];
+        rewrite_destination(pkt.frame, pkt.parsed, m.inside, m.inside_port);
+        set_ethernet(pkt.frame, m.inside_mac, l2.inside_port_mac);
+        verdicts[i] = Verdict::forward;
+        ++translated;
+    }
+    counters_.add(Counter::out2in_translated, translated);
 }
 
 std::size_t Translator::snapshot_mappings(std::span<MappingView> out) const {

@@ -27,7 +27,8 @@ namespace ephemera {
 
 inline constexpr std::uint32_t kNoIndex = 0xffffffffu;
 
-struct SessionKey {
+// Keys are 8-byte aligned: rte_hash_crc reads them 8 bytes at a time.
+struct alignas(8) SessionKey {
     std::uint32_t inside_addr;
     std::uint32_t remote_addr;
     std::uint16_t inside_port;
@@ -37,7 +38,7 @@ struct SessionKey {
 };
 static_assert(sizeof(SessionKey) == 16);
 
-struct MappingKey {
+struct alignas(8) MappingKey {
     std::uint32_t inside_addr;
     std::uint16_t inside_port;
     std::uint8_t proto;
@@ -45,7 +46,7 @@ struct MappingKey {
 };
 static_assert(sizeof(MappingKey) == 8);
 
-struct PermissionKey {
+struct alignas(8) PermissionKey {
     std::uint32_t mapping;
     std::uint32_t remote_addr;
 };
@@ -53,15 +54,21 @@ static_assert(sizeof(PermissionKey) == 8);
 
 // The in2out hit path reads only this record: the external endpoint is copied from the
 // mapping so that translating an established flow touches one cache line beyond the hash.
+// 16 bytes, so no record straddles two cache lines; `state` and `flags` hold the TCP state
+// machine and per-session marks when session lifecycle lands.
 struct Session {
     std::uint32_t mapping;
     Tick last_seen;
     std::uint16_t external_port;
     std::uint16_t pool_index;
+    std::uint8_t state;
+    std::uint8_t flags;
+    std::uint16_t reserved_;
 };
-static_assert(sizeof(Session) == 12);
+static_assert(sizeof(Session) == 16);
 
-struct Mapping {
+// 32 bytes and 32-aligned, so the out2in path's one record read is one cache line.
+struct alignas(32) Mapping {
     Ipv4Addr inside;
     std::uint16_t inside_port;
     std::uint16_t external_port;
@@ -72,8 +79,9 @@ struct Mapping {
     std::uint32_t sessions; // a mapping lives while it has sessions
     MacAddr inside_mac;     // where replies go on the inside (the subscriber or its router)
     std::uint16_t reserved2_;
+    Tick created;
 };
-static_assert(sizeof(Mapping) == 28);
+static_assert(sizeof(Mapping) == 32);
 
 struct Subscriber {
     std::uint16_t pool_index; // paired pooling: every mapping of this subscriber uses it

@@ -101,10 +101,11 @@ public:
     PortAllocator(const Ownership& ownership, WorkerId worker, PortRange range,
                   std::span<const PortRange> reserved, std::size_t pool_size, SipKey secret);
 
-    // Keeps the inside port when it is free, in this worker's slice and in the port's class;
-    // otherwise picks by RFC 6056 Algorithm 4 (double-hash) with the inside port's parity and
-    // class (0-1023 or 1024-65535; REQ-3a), falling back to any class only when the range has
-    // no port of the inside port's class. nullopt: this pool address has no free port here.
+    // Keeps the inside port when it is free and in this worker's slice; otherwise picks by
+    // RFC 6056 Algorithm 4 (double-hash), preferring the inside port's class (0-1023 or
+    // 1024-65535; RFC 4787 REQ-3a) and then its parity (REQ-4), and taking the other class or
+    // parity only when the preferred one has no free port. nullopt: this pool address has no
+    // free port on this worker.
     std::optional<PortGrant> allocate(const PortRequest& request);
     void release(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
 
@@ -124,6 +125,10 @@ private:
     PortBitmap& bitmap(std::uint16_t pool_index, Protocol proto) {
         return bitmaps_[pool_index * kProtocolCount + static_cast<std::size_t>(proto_index(proto))];
     }
+
+    std::optional<std::uint32_t> search(const PortBitmap& bits, std::uint64_t who,
+                                        std::uint64_t what, unsigned parity, std::uint32_t lo,
+                                        std::uint32_t hi);
 
     static constexpr std::size_t kAlg4TableSize = 1024;
 

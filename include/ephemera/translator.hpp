@@ -51,7 +51,8 @@ public:
                SipKey port_secret, CounterBlock& counters, int socket = -1);
 
     // Both take a burst of IPv4 packets of this worker (kind == ipv4) and leave each one
-    // rewritten (verdict forward) or untouched (verdict drop, counted by reason).
+    // rewritten (verdict forward) or untouched (verdict drop, counted by reason). Bursts
+    // longer than kMaxBurst are worked through in kMaxBurst pieces.
     void in2out(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                 std::span<Verdict> verdicts);
     void out2in(std::span<PacketRef> packets, Tick now, const L2Context& l2,
@@ -68,17 +69,22 @@ public:
     std::size_t snapshot_mappings(std::span<MappingView> out) const;
 
 private:
+    void in2out_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,
+                      std::span<Verdict> verdicts);
+    void out2in_burst(std::span<PacketRef> packets, const L2Context& l2,
+                      std::span<Verdict> verdicts);
     // Position of the packet's session, found or created; negative when it was dropped.
     std::int32_t in2out_miss(const PacketRef& pkt, const SessionKey& key, Tick now);
-    std::uint32_t find_or_create_mapping(const PacketRef& pkt);
-    std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key);
+    std::uint32_t find_or_create_mapping(const PacketRef& pkt, Tick now);
+    std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key, Tick now);
     void release_mapping_if_unused(std::uint32_t mapping);
-    [[nodiscard]] bool filter_allows(std::uint32_t mapping, const PacketRef& pkt) const;
+    void out2in_filter(std::span<PacketRef> packets, std::uint32_t n);
     void finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now, const L2Context& l2);
 
     static SessionKey session_key(const PacketRef& pkt);
 
     FilteringMode filtering_;
+    SipKey secret_;
     PoolIndex pool_;
     WorkerId worker_;
     CounterBlock& counters_;
@@ -90,8 +96,11 @@ private:
 
     // Per-burst scratch, kept here rather than on the stack.
     SessionKey keys_[kMaxBurst]{};
+    PermissionKey permission_keys_[kMaxBurst]{};
     const void* key_ptrs_[kMaxBurst]{};
     std::int32_t positions_[kMaxBurst]{};
+    std::uint32_t* index_entries_[kMaxBurst]{}; // out2in: the direct-index slot, or null
+    std::uint32_t mappings_[kMaxBurst]{};       // out2in: the mapping, or kNoIndex
 };
 
 } // namespace ephemera
