@@ -96,6 +96,11 @@ void Translator::in2out_burst(std::span<PacketRef> packets, Tick now, const L2Co
             verdicts[i] = Verdict::drop;
             continue;
         }
+        if (pkt.parsed.dst.is_martian() || pkt.parsed.src.is_martian()) {
+            counters_.add(Counter::drop_martian); // and never a mapping for it
+            verdicts[i] = Verdict::drop;
+            continue;
+        }
         if (pkt.parsed.proto == Protocol::icmp && pkt.parsed.icmp_type != kIcmpEchoRequest) {
             counters_.add(Counter::drop_unsupported_protocol); // only queries open a mapping
             verdicts[i] = Verdict::drop;
@@ -326,6 +331,10 @@ void Translator::out2in_burst(std::span<PacketRef> packets, const L2Context& l2,
         const std::uint16_t pool_index = pool_.find(p.dst);
         if (pool_index == kNoPool) {
             counters_.add(Counter::drop_not_for_us);
+            continue;
+        }
+        if (p.src.is_martian()) {
+            counters_.add(Counter::drop_martian);
             continue;
         }
         if (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoReply) {

@@ -207,7 +207,9 @@ void Worker::handle_arp(Side side, rte_mbuf* m) {
         rte_pktmbuf_free(m);
         return;
     }
-    if (side == Side::outside && msg->sender_ip == shared_.config->outside.next_hop) {
+    // A configured next-hop MAC is the operator's word: ARP does not override it.
+    if (side == Side::outside && msg->sender_ip == shared_.config->outside.next_hop &&
+        !shared_.config->outside.next_hop_mac) {
         ArpEvent ev{msg->sender_ip.value(), {}, 0};
         std::memcpy(ev.mac, msg->sender_mac.bytes, 6);
         // A full ring only delays learning until the next ARP; it never blocks the worker.

@@ -44,7 +44,8 @@ enum class Counter : std::uint16_t {
     drop_handoff_congestion, // owner's handoff ring full
     drop_nexthop_unresolved, // next hop's MAC not learned yet
     drop_tx_full,            // port refused the packet
-    drop_not_for_us,         // outside packet to an address outside the pool
+    drop_not_for_us,         // not addressed to us: another MAC, or outside packet not to the pool
+    drop_martian,            // broadcast, multicast, loopback or this-network address: never routed
     drop_arp_ignored,        // ARP not for one of our addresses
     count_
 };
@@ -83,6 +84,7 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_nexthop_unresolved",
     "drop_tx_full",
     "drop_not_for_us",
+    "drop_martian",
     "drop_arp_ignored",
 };
 

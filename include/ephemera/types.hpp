@@ -21,6 +21,14 @@ public:
     [[nodiscard]] constexpr std::uint32_t value() const { return value_; }
     constexpr auto operator<=>(const Ipv4Addr&) const = default;
 
+    // An address no router forwards to or from (RFC 1812 section 5.3.7, 4.2.2.11): this
+    // network 0/8, loopback 127/8, multicast 224/4 (not translated yet), and the class E and
+    // limited broadcast block 240/4.
+    [[nodiscard]] constexpr bool is_martian() const {
+        const std::uint32_t first = value_ >> 24;
+        return first == 0 || first == 127 || first >= 224;
+    }
+
     // Dotted quad only ("198.18.0.1"); anything else, including leading zeros that some
     // parsers read as octal, is refused.
     static std::optional<Ipv4Addr> parse(std::string_view text);

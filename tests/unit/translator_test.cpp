@@ -644,6 +644,28 @@ TEST(Translator, OutsidePacketNotForThePool) {
                                               {Counter::drop_not_for_us, 2}}));
 }
 
+// RFC 1812 5.3.7 / 4.2.2.11: limited broadcast, multicast, loopback and this-network
+// addresses are not routed, so they are neither translated nor given a mapping, either way.
+TEST(Translator, MartianAddressesAreDroppedAndOpenNothing) {
+    Nat nat(make_config({kX}, {49152, 65535}));
+    for (const Ipv4Addr dst :
+         {Ipv4Addr{255, 255, 255, 255}, Ipv4Addr{224, 0, 0, 251}, Ipv4Addr{239, 1, 2, 3},
+          Ipv4Addr{127, 0, 0, 1}, Ipv4Addr{0, 1, 2, 3}, Ipv4Addr{240, 0, 0, 1}}) {
+        EXPECT_FALSE(nat.send_out(udp_from(kC, 50000, dst, 67)).has_value()) << dst.to_string();
+    }
+    EXPECT_FALSE(nat.send_out(udp_from(Ipv4Addr{0, 0, 0, 0}, 68, kA1, 67)).has_value());
+    EXPECT_EQ(nat.translator().live_mappings(), 0u);
+    const auto ext = nat.send_out(udp_from(kC, 50000, kA1, 53));
+    ASSERT_TRUE(ext.has_value());
+    EXPECT_FALSE(nat.send_in(from_outside(Protocol::udp, {Ipv4Addr{127, 0, 0, 1}, 53}, *ext)));
+    EXPECT_FALSE(nat.send_in(from_outside(Protocol::udp, {Ipv4Addr{224, 0, 0, 1}, 53}, *ext)));
+    EXPECT_TRUE(counters_are(nat.counters(), {{Counter::in2out_translated, 1},
+                                              {Counter::mappings_created, 1},
+                                              {Counter::sessions_created, 1},
+                                              {Counter::port_preserved, 1},
+                                              {Counter::drop_martian, 9}}));
+}
+
 // RFC 5508 section 7.2: a NAT is a router. TTL 1 (or 0) is not forwarded and, inside, opens
 // nothing.
 TEST(Translator, TtlExpiredCreatesNoMapping) {
