@@ -39,6 +39,12 @@ struct Timeouts {
     std::uint32_t tcp_transitory = 240;
     std::uint32_t icmp = 60;
 
+    // A freed external port is not handed out again for this long (RFC 6888 REQ-8).
+    std::uint32_t port_hold_down = 120;
+    // Whether packets from outside refresh the session they belong to (RFC 4787 REQ-6: MAY).
+    // Outbound packets always do.
+    bool inbound_refresh = false;
+
     static constexpr std::uint32_t kMinUdp = 120;
     static constexpr std::uint32_t kMinTcpEstablished = 7440;
     static constexpr std::uint32_t kMinTcpTransitory = 240;
@@ -59,6 +65,20 @@ struct OutsideConfig {
 struct Limits {
     // Sessions across all workers; each worker gets an equal share.
     std::uint32_t max_sessions = 1u << 20;
+    // Per subscriber (RFC 6888 REQ-4, REQ-5): sessions, and external ports per protocol.
+    std::uint32_t subscriber_sessions = 8192;
+    std::uint32_t subscriber_ports_udp = 4096;
+    std::uint32_t subscriber_ports_tcp = 4096;
+    std::uint32_t subscriber_ports_icmp = 4096;
+    // New mappings per second per subscriber, as a token bucket (0: no rate limit).
+    std::uint32_t subscriber_mapping_rate = 1000;
+    std::uint32_t subscriber_mapping_burst = 1000;
+};
+
+// What a subscriber is told when no mapping can be made for it (RFC 6888 REQ-11).
+struct IcmpConfig {
+    bool unreachable = true;              // send ICMP destination unreachable 3/1
+    std::uint32_t unreachable_rate = 100; // at most this many per second per worker (0: none)
 };
 
 struct Config {
@@ -72,6 +92,7 @@ struct Config {
     Timeouts timeouts;
     FilteringMode filtering = FilteringMode::endpoint_independent;
     Limits limits;
+    IcmpConfig icmp;
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.
