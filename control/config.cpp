@@ -5,6 +5,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -50,6 +51,9 @@ constexpr std::uint32_t kMinPortRangeSize = 64;
 constexpr std::int64_t kMaxTimeout = 86400 * 7;
 constexpr std::int64_t kMinMaxSessions = 1024;
 constexpr std::int64_t kMaxMaxSessions = std::int64_t{1} << 28;
+constexpr std::int64_t kMaxPortHoldDown = 3600;
+constexpr std::int64_t kMaxPort = 65535;
+constexpr std::int64_t kMaxRate = 1000000; // mapping rate and burst, ICMP error rate
 
 // Thrown by the checks below and turned into a ConfigError by parse_config. Exceptions keep the
 // checks linear; nothing here is on a packet path.
@@ -159,6 +163,42 @@ std::int64_t integer_value(const toml::node& node, const std::string& key) {
         refuse_type(key, "an integer", node);
     }
     return value->get();
+}
+
+bool bool_value(const toml::node& node, const std::string& key) {
+    const auto* value = node.as_boolean();
+    if (value == nullptr) {
+        refuse_type(key, "a boolean", node);
+    }
+    return value->get();
+}
+
+// table.name as an integer in lo..hi, or nothing if absent. `unit` follows hi in the refusal
+// ("must be between 0 and 3600 s, got 3601").
+std::optional<std::int64_t> optional_integer(const toml::table& table, std::string_view table_name,
+                                             std::string_view name, std::int64_t lo,
+                                             std::int64_t hi, std::string_view unit = {}) {
+    const toml::node* node = table.get(name);
+    if (node == nullptr) {
+        return std::nullopt;
+    }
+    const std::string key = join_key(table_name, name);
+    const std::int64_t value = integer_value(*node, key);
+    if (value < lo || value > hi) {
+        refuse(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                        std::string{unit} + ", got " + std::to_string(value));
+    }
+    return value;
+}
+
+// table.name as a boolean, or nothing if absent.
+std::optional<bool> optional_bool(const toml::table& table, std::string_view table_name,
+                                  std::string_view name) {
+    const toml::node* node = table.get(name);
+    if (node == nullptr) {
+        return std::nullopt;
+    }
+    return bool_value(*node, join_key(table_name, name));
 }
 
 const toml::node& required_key(const toml::table& table, std::string_view table_name,
@@ -524,7 +564,9 @@ void parse_timeouts(const toml::table& root, Config& cfg) {
     if (timeouts == nullptr) {
         return;
     }
-    check_known_keys(*timeouts, "timeouts", {"udp", "tcp_established", "tcp_transitory", "icmp"});
+    check_known_keys(
+        *timeouts, "timeouts",
+        {"udp", "tcp_established", "tcp_transitory", "icmp", "port_hold_down", "inbound_refresh"});
     Timeouts& t = cfg.timeouts;
     parse_timeout(*timeouts, "udp", Timeouts::kMinUdp, "RFC 4787 REQ-5", t.udp);
     parse_timeout(*timeouts, "tcp_established", Timeouts::kMinTcpEstablished, "RFC 5382 REQ-5",
@@ -532,6 +574,16 @@ void parse_timeouts(const toml::table& root, Config& cfg) {
     parse_timeout(*timeouts, "tcp_transitory", Timeouts::kMinTcpTransitory, "RFC 5382 REQ-5",
                   t.tcp_transitory);
     parse_timeout(*timeouts, "icmp", Timeouts::kMinIcmp, "RFC 5508 REQ-2", t.icmp);
+    // RFC 6888 REQ-8 asks for at least 120 s; shorter is the operator's choice, so only the
+    // upper bound is enforced.
+    if (const auto v =
+            optional_integer(*timeouts, "timeouts", "port_hold_down", 0, kMaxPortHoldDown, " s")) {
+        t.port_hold_down = static_cast<std::uint32_t>(*v);
+    }
+    // RFC 4787 REQ-6: inbound refresh MAY be done.
+    if (const auto v = optional_bool(*timeouts, "timeouts", "inbound_refresh")) {
+        t.inbound_refresh = *v;
+    }
 }
 
 void parse_filtering(const toml::table& root, Config& cfg) {
@@ -558,26 +610,98 @@ void parse_filtering(const toml::table& root, Config& cfg) {
 }
 
 void parse_limits(const toml::table& root, Config& cfg) {
+    Limits& l = cfg.limits;
     const toml::table* limits = optional_table(root, "limits");
     if (limits == nullptr) {
+        l.subscriber_sessions = std::min(l.subscriber_sessions, l.max_sessions);
         return;
     }
-    check_known_keys(*limits, "limits", {"max_sessions"});
-    const toml::node* node = limits->get("max_sessions");
-    if (node == nullptr) {
+    check_known_keys(*limits, "limits",
+                     {"max_sessions", "subscriber_sessions", "subscriber_ports",
+                      "subscriber_ports_udp", "subscriber_ports_tcp", "subscriber_ports_icmp",
+                      "subscriber_mapping_rate", "subscriber_mapping_burst"});
+    const auto max_sessions =
+        optional_integer(*limits, "limits", "max_sessions", kMinMaxSessions, kMaxMaxSessions);
+    if (max_sessions) {
+        l.max_sessions = static_cast<std::uint32_t>(*max_sessions);
+    }
+
+    // RFC 6888 REQ-5: state per subscriber is limited; never above the whole NAT's limit.
+    if (const toml::node* node = limits->get("subscriber_sessions")) {
+        const std::string key = "limits.subscriber_sessions";
+        const std::int64_t value = integer_value(*node, key);
+        if (value < 1 || value > l.max_sessions) {
+            refuse(key, "must be between 1 and limits.max_sessions (" +
+                            std::to_string(l.max_sessions) + (max_sessions ? "" : ", its default") +
+                            "), got " + std::to_string(value));
+        }
+        l.subscriber_sessions = static_cast<std::uint32_t>(value);
+    } else {
+        // The default never exceeds a smaller max_sessions.
+        l.subscriber_sessions = std::min(l.subscriber_sessions, l.max_sessions);
+    }
+
+    // RFC 6888 REQ-4: external ports per subscriber, per protocol. The shorthand sets all three;
+    // a per-protocol key wins over it wherever it is written.
+    if (const auto v = optional_integer(*limits, "limits", "subscriber_ports", 1, kMaxPort)) {
+        const auto ports = static_cast<std::uint32_t>(*v);
+        l.subscriber_ports_udp = ports;
+        l.subscriber_ports_tcp = ports;
+        l.subscriber_ports_icmp = ports;
+    }
+    const std::pair<std::string_view, std::uint32_t*> per_protocol[] = {
+        {"subscriber_ports_udp", &l.subscriber_ports_udp},
+        {"subscriber_ports_tcp", &l.subscriber_ports_tcp},
+        {"subscriber_ports_icmp", &l.subscriber_ports_icmp},
+    };
+    for (const auto& [name, out] : per_protocol) {
+        if (const auto v = optional_integer(*limits, "limits", name, 1, kMaxPort)) {
+            *out = static_cast<std::uint32_t>(*v);
+        }
+    }
+
+    // RFC 6888 REQ-4: new mappings rate-limited per subscriber, as a token bucket.
+    const auto rate = optional_integer(*limits, "limits", "subscriber_mapping_rate", 0, kMaxRate);
+    if (rate) {
+        l.subscriber_mapping_rate = static_cast<std::uint32_t>(*rate);
+    }
+    if (const toml::node* node = limits->get("subscriber_mapping_burst")) {
+        const std::string key = "limits.subscriber_mapping_burst";
+        const std::int64_t value = integer_value(*node, key);
+        if (value == 0) {
+            refuse(key, "must be at least 1: a bucket of 0 would refuse every new mapping (for no "
+                        "rate limit, set limits.subscriber_mapping_rate = 0)");
+        }
+        if (value < 1 || value > kMaxRate) {
+            refuse(key, "must be between 1 and " + std::to_string(kMaxRate) + ", got " +
+                            std::to_string(value));
+        }
+        l.subscriber_mapping_burst = static_cast<std::uint32_t>(value);
+    } else if (rate && *rate > 0) {
+        // One second's worth of mappings. With rate 0 (no limit) the burst is unused and keeps
+        // its default, so that it is never 0.
+        l.subscriber_mapping_burst = static_cast<std::uint32_t>(*rate);
+    }
+}
+
+// RFC 6888 REQ-11: what a subscriber is told when no mapping can be made for it.
+void parse_icmp(const toml::table& root, Config& cfg) {
+    const toml::table* icmp = optional_table(root, "icmp");
+    if (icmp == nullptr) {
         return;
     }
-    const std::string key = "limits.max_sessions";
-    const std::int64_t value = integer_value(*node, key);
-    if (value < kMinMaxSessions || value > kMaxMaxSessions) {
-        refuse(key, "must be between " + std::to_string(kMinMaxSessions) + " and " +
-                        std::to_string(kMaxMaxSessions) + ", got " + std::to_string(value));
+    check_known_keys(*icmp, "icmp", {"unreachable", "unreachable_rate"});
+    if (const auto v = optional_bool(*icmp, "icmp", "unreachable")) {
+        cfg.icmp.unreachable = *v;
     }
-    cfg.limits.max_sessions = static_cast<std::uint32_t>(value);
+    if (const auto v = optional_integer(*icmp, "icmp", "unreachable_rate", 0, kMaxRate, " per s")) {
+        cfg.icmp.unreachable_rate = static_cast<std::uint32_t>(*v);
+    }
 }
 
 Config check_document(const toml::table& root, std::string source) {
-    check_known_keys(root, "", {"pool", "inside", "outside", "timeouts", "filtering", "limits"});
+    check_known_keys(root, "",
+                     {"pool", "inside", "outside", "timeouts", "filtering", "limits", "icmp"});
     Config cfg;
     cfg.source = std::move(source);
     parse_pool(root, cfg);
@@ -586,6 +710,7 @@ Config check_document(const toml::table& root, std::string source) {
     parse_timeouts(root, cfg);
     parse_filtering(root, cfg);
     parse_limits(root, cfg);
+    parse_icmp(root, cfg);
     return cfg;
 }
 
@@ -705,9 +830,27 @@ std::string describe_config(const Config& config) {
     line("timeouts:    ", "udp " + std::to_string(t.udp) + " s, tcp established " +
                               std::to_string(t.tcp_established) + " s, tcp transitory " +
                               std::to_string(t.tcp_transitory) + " s, icmp " +
-                              std::to_string(t.icmp) + " s");
+                              std::to_string(t.icmp) + " s, port hold-down " +
+                              std::to_string(t.port_hold_down) + " s, inbound refresh " +
+                              (t.inbound_refresh ? "on" : "off"));
     line("filtering:   ", std::string{filtering_mode_name(config.filtering)});
-    line("limits:      ", "max_sessions " + std::to_string(config.limits.max_sessions));
+    const Limits& l = config.limits;
+    line("limits:      ",
+         "max_sessions " + std::to_string(l.max_sessions) + "; per subscriber " +
+             std::to_string(l.subscriber_sessions) + " sessions, ports udp " +
+             std::to_string(l.subscriber_ports_udp) + " tcp " +
+             std::to_string(l.subscriber_ports_tcp) + " icmp " +
+             std::to_string(l.subscriber_ports_icmp) + ", " +
+             (l.subscriber_mapping_rate == 0
+                  ? std::string{"new mappings not rate-limited"}
+                  : std::to_string(l.subscriber_mapping_rate) + " new mappings/s (burst " +
+                        std::to_string(l.subscriber_mapping_burst) + ")"));
+    const IcmpConfig& icmp = config.icmp;
+    line("icmp:        ", !icmp.unreachable ? std::string{"unreachable (3/1) off"}
+                          : icmp.unreachable_rate == 0
+                              ? std::string{"unreachable (3/1) on, but rate 0: never sent"}
+                              : "unreachable (3/1) on, at most " +
+                                    std::to_string(icmp.unreachable_rate) + " per s per worker");
     return out;
 }
 

@@ -1,6 +1,8 @@
 #include "ephemera/translator.hpp"
 
+#include "ephemera/icmp_error.hpp"
 #include "ephemera/rewrite.hpp"
+#include "ephemera/tcp_state.hpp"
 
 #include <rte_hash.h>
 #include <rte_prefetch.h>
@@ -33,16 +35,72 @@ MappingKey mapping_key(const ParsedPacket& p) {
     return k;
 }
 
+constexpr Tick seconds(std::uint32_t s) {
+    return s * kTicksPerSecond;
+}
+
+// Adds what `elapsed` ticks earned to a token bucket; true (and one item's tokens spent) when
+// it holds enough. rate == 0 means unlimited.
+bool take_token(std::uint32_t& tokens, Tick& refilled_at, Tick now, std::uint32_t rate,
+                std::uint32_t burst) {
+    if (rate == 0) {
+        return true;
+    }
+    const std::uint64_t earned = std::uint64_t{now - refilled_at} * rate;
+    tokens = static_cast<std::uint32_t>(std::min<std::uint64_t>(burst, tokens + earned));
+    refilled_at = now;
+    if (tokens < kTicksPerSecond) {
+        return false;
+    }
+    tokens -= kTicksPerSecond;
+    return true;
+}
+
+bool is_mapping_refusal(Counter c) {
+    return c == Counter::drop_ports_exhausted || c == Counter::drop_sessions_exhausted ||
+           c == Counter::drop_subscriber_sessions || c == Counter::drop_subscriber_ports ||
+           c == Counter::drop_subscriber_rate;
+}
+
 } // namespace
 
+Policy Policy::from(const Config& config, WorkerId workers) {
+    Policy p;
+    p.filtering = config.filtering;
+    p.timeout[static_cast<std::size_t>(ProtoIndex::udp)] = seconds(config.timeouts.udp);
+    p.timeout[static_cast<std::size_t>(ProtoIndex::tcp)] = seconds(config.timeouts.tcp_established);
+    p.timeout[static_cast<std::size_t>(ProtoIndex::icmp)] = seconds(config.timeouts.icmp);
+    p.tcp_transitory = seconds(config.timeouts.tcp_transitory);
+    p.hold_down = seconds(config.timeouts.port_hold_down);
+    p.inbound_refresh = config.timeouts.inbound_refresh;
+    p.max_sessions = share_of(config.limits.max_sessions, workers);
+    p.subscriber_sessions = config.limits.subscriber_sessions;
+    p.subscriber_ports = {config.limits.subscriber_ports_udp, config.limits.subscriber_ports_tcp,
+                          config.limits.subscriber_ports_icmp};
+    // Buckets count in 1/kTicksPerSecond of an item, so a rate per second is a rate per tick.
+    p.mapping_rate = config.limits.subscriber_mapping_rate;
+    p.mapping_burst = config.limits.subscriber_mapping_burst * kTicksPerSecond;
+    p.icmp_unreachable = config.icmp.unreachable && config.icmp.unreachable_rate > 0;
+    p.icmp_rate = config.icmp.unreachable_rate;
+    p.icmp_burst = std::max<std::uint32_t>(config.icmp.unreachable_rate, 1) * kTicksPerSecond;
+    p.gateway = config.inside.gateway;
+    return p;
+}
+
 Translator::Translator(const Config& config, const Ownership& ownership, WorkerId worker,
-                       SipKey port_secret, CounterBlock& counters, int socket)
-    : filtering_(config.filtering), secret_(port_secret), pool_(config.pool), worker_(worker),
-      counters_(counters), ports_(ownership, worker, config.port_range, config.reserved,
-                                  config.pool.size(), port_secret),
-      tables_(unique_table_name(worker), share_of(config.limits.max_sessions, ownership.workers()),
-              config.pool.size(), ports_.slice().slot_count(), socket),
-      max_sessions_(share_of(config.limits.max_sessions, ownership.workers())) {}
+                       SipKey port_secret, CounterBlock& counters, int socket, Tick start)
+    : policy_(Policy::from(config, ownership.workers())), secret_(port_secret), pool_(config.pool),
+      worker_(worker), counters_(counters),
+      ports_(ownership, worker, config.port_range, config.reserved, config.pool.size(),
+             port_secret),
+      tables_(unique_table_name(worker), policy_.max_sessions, config.pool.size(),
+              ports_.slice().slot_count(), socket),
+      wheel_(tables_.sessions.capacity(), start), hold_down_(ports_.locations()),
+      icmp_tokens_(policy_.icmp_burst), icmp_refilled_at_(start) {}
+
+void Translator::apply_policy(const Policy& policy) {
+    policy_ = policy;
+}
 
 SessionKey Translator::session_key(const PacketRef& pkt) {
     SessionKey k{};
@@ -62,11 +120,11 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
     }
 }
 
-void Translator::out2in(std::span<PacketRef> packets, Tick /*now*/, const L2Context& l2,
+void Translator::out2in(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                         std::span<Verdict> verdicts) {
     for (std::size_t done = 0; done < packets.size(); done += kMaxBurst) {
         const std::size_t n = std::min(kMaxBurst, packets.size() - done);
-        out2in_burst(packets.subspan(done, n), l2, verdicts.subspan(done, n));
+        out2in_burst(packets.subspan(done, n), now, l2, verdicts.subspan(done, n));
     }
 }
 
@@ -90,29 +148,27 @@ void Translator::in2out_burst(std::span<PacketRef> packets, Tick now, const L2Co
     std::uint64_t translated = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
         PacketRef& pkt = packets[i];
-        std::uint8_t* ip = pkt.frame + pkt.parsed.l3;
-        if (ip[ipv4_off::ttl] <= 1) {
+        verdicts[i] = Verdict::drop;
+        if (pkt.frame[pkt.parsed.l3 + ipv4_off::ttl] <= 1) {
             counters_.add(Counter::drop_ttl_expired);
-            verdicts[i] = Verdict::drop;
             continue;
         }
         if (pkt.parsed.dst.is_martian() || pkt.parsed.src.is_martian()) {
             counters_.add(Counter::drop_martian); // and never a mapping for it
-            verdicts[i] = Verdict::drop;
             continue;
         }
         if (pkt.parsed.proto == Protocol::icmp && pkt.parsed.icmp_type != kIcmpEchoRequest) {
             counters_.add(Counter::drop_unsupported_protocol); // only queries open a mapping
-            verdicts[i] = Verdict::drop;
             continue;
         }
         std::int32_t pos = positions_[i];
         if (pos < 0) {
-            pos = in2out_miss(pkt, keys_[i], now);
-            if (pos < 0) {
-                verdicts[i] = Verdict::drop;
+            const Miss miss = in2out_miss(pkt, keys_[i], now);
+            if (miss.session < 0) {
+                verdicts[i] = refuse(pkt, miss.refusal, now, l2);
                 continue;
             }
+            pos = miss.session;
         }
         finish_in2out(pkt, static_cast<std::uint32_t>(pos), now, l2);
         verdicts[i] = Verdict::forward;
@@ -124,108 +180,173 @@ void Translator::in2out_burst(std::span<PacketRef> packets, Tick now, const L2Co
 void Translator::finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now,
                                const L2Context& l2) {
     Session& s = tables_.session_records[session];
-    s.last_seen = now;
+    s.last_seen = now; // outbound always refreshes (RFC 4787 REQ-6)
+    if (pkt.parsed.proto == Protocol::tcp) {
+        track_tcp(session, s, pkt.parsed.tcp_flags, true);
+    }
     rewrite_source(pkt.frame, pkt.parsed, pool_.address(s.pool_index), s.external_port);
     set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
 }
 
-// A packet with no session: find or make its mapping, then make its session.
-std::int32_t Translator::in2out_miss(const PacketRef& pkt, const SessionKey& key, Tick now) {
+// No mapping could be made: drop, count, and tell the subscriber with ICMP 3/1 when that is
+// switched on and the rate allows (RFC 6888 REQ-11). Existing mappings are never touched.
+Verdict Translator::refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2) {
+    counters_.add(reason);
+    if (!policy_.icmp_unreachable || !is_mapping_refusal(reason)) {
+        return Verdict::drop;
+    }
+    if (!take_token(icmp_tokens_, icmp_refilled_at_, now, policy_.icmp_rate, policy_.icmp_burst)) {
+        counters_.add(Counter::icmp_unreachable_rate_limited);
+        return Verdict::drop;
+    }
+    const std::size_t capacity = std::max(pkt.capacity, pkt.length);
+    const std::size_t len =
+        write_icmp_error({pkt.frame, capacity}, pkt.length, pkt.parsed, kIcmpDestUnreachable,
+                         kIcmpHostUnreachable, policy_.gateway, l2.inside_port_mac);
+    if (len == 0) {
+        return Verdict::drop;
+    }
+    pkt.length = static_cast<std::uint16_t>(len);
+    counters_.add(Counter::icmp_unreachable_sent);
+    return Verdict::reply;
+}
+
+// A packet with no session: find or make its subscriber and mapping, then make its session.
+// Every limit is checked before anything is created, so a refusal leaves nothing behind.
+Translator::Miss Translator::in2out_miss(const PacketRef& pkt, const SessionKey& key, Tick now) {
     if (const std::int32_t pos = tables_.sessions.lookup(&key); pos >= 0) {
-        return pos; // created by an earlier packet of this burst
+        return {pos, Counter::count_}; // created by an earlier packet of this burst
     }
-    if (live_sessions_ >= max_sessions_) {
-        counters_.add(Counter::drop_sessions_exhausted);
-        return -1;
+    if (live_sessions_ >= policy_.max_sessions) {
+        return {-1, Counter::drop_sessions_exhausted};
     }
-    const std::uint32_t mapping = find_or_create_mapping(pkt, now);
-    if (mapping == kNoIndex) {
-        return -1; // counted where it failed
+    const MappingKey mkey = mapping_key(pkt.parsed);
+    std::int32_t mapping_pos = tables_.mappings.lookup(&mkey);
+    std::uint32_t sub_index;
+    if (mapping_pos >= 0) {
+        sub_index = tables_.mapping_records[static_cast<std::uint32_t>(mapping_pos)].subscriber;
+    } else {
+        const std::int32_t sub = find_or_create_subscriber(pkt.parsed.src, pkt.parsed.proto, now);
+        if (sub < 0) {
+            return {-1, Counter::drop_sessions_exhausted};
+        }
+        sub_index = static_cast<std::uint32_t>(sub);
     }
+    Subscriber& subscriber = tables_.subscriber_records[sub_index];
+    const auto proto = static_cast<std::size_t>(proto_index(pkt.parsed.proto));
+    Counter refusal = Counter::count_;
+    if (subscriber.sessions >= policy_.subscriber_sessions) {
+        refusal = Counter::drop_subscriber_sessions;
+    } else if (mapping_pos < 0) {
+        if (subscriber.ports[proto] >= policy_.subscriber_ports[proto]) {
+            refusal = Counter::drop_subscriber_ports;
+        } else if (!take_mapping_token(subscriber, now)) {
+            refusal = Counter::drop_subscriber_rate;
+        } else {
+            const std::uint32_t created = create_mapping(pkt, mkey, sub_index, now);
+            if (created == kNoIndex) {
+                refusal = Counter::drop_ports_exhausted;
+            } else {
+                mapping_pos = static_cast<std::int32_t>(created);
+            }
+        }
+    }
+    if (refusal != Counter::count_) {
+        release_subscriber_if_unused(sub_index, pkt.parsed.src);
+        return {-1, refusal};
+    }
+
+    const auto mapping = static_cast<std::uint32_t>(mapping_pos);
     const std::int32_t pos = tables_.sessions.add(&key);
     if (pos < 0) {
-        counters_.add(Counter::drop_sessions_exhausted);
-        release_mapping_if_unused(mapping);
-        return -1;
+        if (tables_.mapping_records[mapping].sessions == 0) {
+            release_mapping(mapping, now);
+        }
+        return {-1, Counter::drop_sessions_exhausted};
     }
-    if (filtering_ == FilteringMode::address_dependent) {
+    if (policy_.filtering == FilteringMode::address_dependent) {
         const PermissionKey pk{mapping, key.remote_addr};
         const std::int32_t perm = tables_.permissions.add(&pk);
-        if (perm < 0) {
-            tables_.sessions.remove(&key);
-            counters_.add(Counter::drop_sessions_exhausted);
-            release_mapping_if_unused(mapping);
-            return -1;
+        if (perm >= 0) {
+            ++tables_.permission_counts[static_cast<std::uint32_t>(perm)];
         }
-        ++tables_.permission_counts[static_cast<std::uint32_t>(perm)];
     }
     Mapping& m = tables_.mapping_records[mapping];
     tables_.session_records[static_cast<std::uint32_t>(pos)] =
         Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
     ++m.sessions;
+    ++tables_.subscriber_records[m.subscriber].sessions;
     ++live_sessions_;
+    ++live_by_proto_[proto];
+    const Session& created = tables_.session_records[static_cast<std::uint32_t>(pos)];
+    wheel_.schedule(static_cast<std::uint32_t>(pos),
+                    now + session_timeout(created, pkt.parsed.proto)); // TCP starts transitory
     counters_.add(Counter::sessions_created);
-    return pos;
+    return {pos, Counter::count_};
 }
 
-std::uint32_t Translator::find_or_create_mapping(const PacketRef& pkt, Tick now) {
-    const MappingKey key = mapping_key(pkt.parsed);
-    const std::int32_t pos = tables_.mappings.lookup(&key);
-    if (pos >= 0) {
-        return static_cast<std::uint32_t>(pos);
-    }
-    return create_mapping(pkt, key, now);
+bool Translator::take_mapping_token(Subscriber& sub, Tick now) const {
+    return take_token(sub.tokens, sub.refilled_at, now, policy_.mapping_rate,
+                      policy_.mapping_burst);
 }
 
 // Paired pooling (RFC 4787 REQ-2, RFC 6888 REQ-2): a subscriber is anchored to one pool
 // address while it has any mapping; if that address has no free port here, the packet is
 // dropped (RFC 7857 section 4) rather than mapped to another address.
-std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey& key, Tick now) {
-    const std::uint32_t inside = pkt.parsed.src.value();
-    std::int32_t sub_pos = tables_.subscribers.lookup(&inside);
-    const bool new_subscriber = sub_pos < 0;
-    if (new_subscriber) {
-        sub_pos = tables_.subscribers.add(&inside);
-        if (sub_pos < 0) {
-            counters_.add(Counter::drop_sessions_exhausted);
-            return kNoIndex;
-        }
-        // Prefer the address the subscriber hashes to; skip addresses with no port left here.
-        // The hash is keyed and independent of subscriber_hash: were it the same function, a
-        // worker's subscribers (hash % workers == w) would crowd onto a few addresses whenever
-        // the pool size and the worker count share a factor.
-        const auto n = static_cast<std::uint32_t>(pool_.size());
-        const auto first = static_cast<std::uint32_t>(
-            siphash_2x64(secret_, pkt.parsed.src.value(), kAnchorDomain) % n);
-        std::uint16_t anchor = static_cast<std::uint16_t>(first);
-        for (std::uint32_t i = 0; i < n; ++i) {
-            const auto candidate = static_cast<std::uint16_t>((first + i) % n);
-            if (ports_.free_ports(candidate, pkt.parsed.proto) > 0) {
-                anchor = candidate;
-                break;
-            }
-        }
-        tables_.subscriber_records[static_cast<std::uint32_t>(sub_pos)] = Subscriber{anchor, 0, 0};
+std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol proto, Tick now) {
+    const std::uint32_t key = inside.value();
+    std::int32_t pos = tables_.subscribers.lookup(&key);
+    if (pos >= 0) {
+        return pos;
     }
-    Subscriber& sub = tables_.subscriber_records[static_cast<std::uint32_t>(sub_pos)];
+    pos = tables_.subscribers.add(&key);
+    if (pos < 0) {
+        return pos;
+    }
+    // Prefer the address the subscriber hashes to; skip addresses with no port left here.
+    // The hash is keyed and independent of subscriber_hash: were it the same function, a
+    // worker's subscribers (hash % workers == w) would crowd onto a few addresses whenever
+    // the pool size and the worker count share a factor.
+    const auto n = static_cast<std::uint32_t>(pool_.size());
+    const auto first = static_cast<std::uint32_t>(siphash_2x64(secret_, key, kAnchorDomain) % n);
+    auto anchor = static_cast<std::uint16_t>(first);
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const auto candidate = static_cast<std::uint16_t>((first + i) % n);
+        if (ports_.free_ports(candidate, proto) > 0) {
+            anchor = candidate;
+            break;
+        }
+    }
+    Subscriber& sub = tables_.subscriber_records[static_cast<std::uint32_t>(pos)];
+    sub = Subscriber{};
+    sub.pool_index = anchor;
+    sub.tokens = policy_.mapping_burst;
+    sub.refilled_at = now;
+    ++live_subscribers_;
+    return pos;
+}
 
+void Translator::release_subscriber_if_unused(std::uint32_t subscriber, Ipv4Addr inside) {
+    const Subscriber& sub = tables_.subscriber_records[subscriber];
+    if (sub.mappings == 0 && sub.sessions == 0) {
+        const std::uint32_t key = inside.value();
+        tables_.subscribers.remove(&key);
+        --live_subscribers_;
+    }
+}
+
+std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey& key,
+                                         std::uint32_t subscriber, Tick now) {
+    Subscriber& sub = tables_.subscriber_records[subscriber];
     const PortRequest request{pkt.parsed.src, pkt.parsed.src_port, pkt.parsed.proto, sub.pool_index,
                               pool_.address(sub.pool_index)};
     const auto grant = ports_.allocate(request);
     if (!grant) {
-        counters_.add(Counter::drop_ports_exhausted);
-        if (new_subscriber) {
-            tables_.subscribers.remove(&inside);
-        }
         return kNoIndex;
     }
     const std::int32_t map_pos = tables_.mappings.add(&key);
     if (map_pos < 0) {
         ports_.release(sub.pool_index, pkt.parsed.proto, grant->port);
-        counters_.add(Counter::drop_sessions_exhausted);
-        if (new_subscriber) {
-            tables_.subscribers.remove(&inside);
-        }
         return kNoIndex;
     }
     const auto mapping = static_cast<std::uint32_t>(map_pos);
@@ -236,11 +357,12 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     m.external_port = grant->port;
     m.pool_index = sub.pool_index;
     m.proto = pkt.parsed.proto;
-    m.subscriber = static_cast<std::uint32_t>(sub_pos);
+    m.subscriber = subscriber;
     m.sessions = 0;
     m.inside_mac = ethernet_source(pkt.frame);
     m.created = now;
     ++sub.mappings;
+    ++sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
     ++live_mappings_;
     const std::uint32_t slot = *ports_.slice().slot_of(grant->port);
     tables_.out2in(sub.pool_index, pkt.parsed.proto, slot) = mapping;
@@ -251,63 +373,78 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     return mapping;
 }
 
-void Translator::release_mapping_if_unused(std::uint32_t mapping) {
-    Mapping& m = tables_.mapping_records[mapping];
-    if (m.sessions != 0) {
-        return;
-    }
-    const std::uint32_t slot = *ports_.slice().slot_of(m.external_port);
-    tables_.out2in(m.pool_index, m.proto, slot) = kNoIndex;
-    ports_.release(m.pool_index, m.proto, m.external_port);
-    const MappingKey key{m.inside.value(), m.inside_port, static_cast<std::uint8_t>(m.proto), 0};
-    tables_.mappings.remove(&key);
-    --live_mappings_;
-    Subscriber& sub = tables_.subscriber_records[m.subscriber];
-    if (--sub.mappings == 0) {
-        const std::uint32_t inside = m.inside.value();
-        tables_.subscribers.remove(&inside);
-    }
-}
-
-// RFC 4787 REQ-8 / RFC 5382 REQ-3: which remote endpoints may reach an existing mapping.
-// Endpoint-independent filtering admits all; the dependent modes need one bulk lookup over the
-// burst's admitted packets: (mapping, remote address) in the permission table for ADF, the
-// 5-tuple session for APDF. A refused packet's mappings_[i] becomes kNoIndex.
-void Translator::out2in_filter(std::span<PacketRef> packets, std::uint32_t n) {
-    if (filtering_ == FilteringMode::endpoint_independent) {
-        return;
-    }
+// Admission and session work for the outside packets that found a mapping. The session is
+// looked up (one bulk lookup) only when something needs it: address-and-port-dependent
+// filtering, inbound refresh, or a TCP SYN, FIN or RST that moves the session's state.
+// Address-dependent filtering asks the permission table instead. A refused packet's
+// mappings_[i] becomes kNoIndex.
+void Translator::out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, Tick now) {
+    const FilteringMode mode = policy_.filtering;
     std::uint32_t idx[kMaxBurst];
     std::uint32_t count = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
+        sessions_[i] = -1;
         if (mappings_[i] == kNoIndex) {
             continue;
         }
         const ParsedPacket& p = packets[i].parsed;
-        if (filtering_ == FilteringMode::address_dependent) {
-            permission_keys_[count] = PermissionKey{mappings_[i], p.src.value()};
-            key_ptrs_[count] = &permission_keys_[count];
-        } else {
-            const Mapping& m = tables_.mapping_records[mappings_[i]];
-            SessionKey& k = keys_[count];
-            k = SessionKey{};
-            k.inside_addr = m.inside.value();
-            k.remote_addr = p.src.value();
-            k.inside_port = m.inside_port;
-            k.remote_port = p.proto == Protocol::icmp ? 0 : p.src_port;
-            k.proto = static_cast<std::uint8_t>(p.proto);
-            key_ptrs_[count] = &k;
+        const bool control = p.proto == Protocol::tcp && tcp_is_control(p.tcp_flags);
+        if (mode != FilteringMode::address_port_dependent && !policy_.inbound_refresh && !control) {
+            continue;
         }
+        const Mapping& m = tables_.mapping_records[mappings_[i]];
+        SessionKey& k = keys_[count];
+        k = SessionKey{};
+        k.inside_addr = m.inside.value();
+        k.remote_addr = p.src.value();
+        k.inside_port = m.inside_port;
+        k.remote_port = p.proto == Protocol::icmp ? 0 : p.src_port;
+        k.proto = static_cast<std::uint8_t>(p.proto);
+        key_ptrs_[count] = &k;
         idx[count++] = i;
     }
-    const HashTable& table =
-        filtering_ == FilteringMode::address_dependent ? tables_.permissions : tables_.sessions;
-    table.lookup_bulk(key_ptrs_, count, positions_);
-    std::uint64_t refused = 0;
+    tables_.sessions.lookup_bulk(key_ptrs_, count, positions_);
     for (std::uint32_t j = 0; j < count; ++j) {
-        if (positions_[j] < 0) {
-            mappings_[idx[j]] = kNoIndex;
-            ++refused;
+        sessions_[idx[j]] = positions_[j];
+    }
+
+    std::uint64_t refused = 0;
+    if (mode == FilteringMode::address_dependent) {
+        count = 0;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            if (mappings_[i] != kNoIndex && sessions_[i] < 0) { // a session implies permission
+                permission_keys_[count] =
+                    PermissionKey{mappings_[i], packets[i].parsed.src.value()};
+                key_ptrs_[count] = &permission_keys_[count];
+                idx[count++] = i;
+            }
+        }
+        tables_.permissions.lookup_bulk(key_ptrs_, count, positions_);
+        for (std::uint32_t j = 0; j < count; ++j) {
+            if (positions_[j] < 0) {
+                mappings_[idx[j]] = kNoIndex;
+                ++refused;
+            }
+        }
+    }
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if (mappings_[i] == kNoIndex) {
+            continue;
+        }
+        if (sessions_[i] < 0) {
+            if (mode == FilteringMode::address_port_dependent) {
+                mappings_[i] = kNoIndex;
+                ++refused;
+            }
+            continue; // RFC 7857 section 7: a packet that has no session refreshes nothing
+        }
+        Session& s = tables_.session_records[static_cast<std::uint32_t>(sessions_[i])];
+        const ParsedPacket& p = packets[i].parsed;
+        if (policy_.inbound_refresh) {
+            s.last_seen = now;
+        }
+        if (p.proto == Protocol::tcp) {
+            track_tcp(static_cast<std::uint32_t>(sessions_[i]), s, p.tcp_flags, false);
         }
     }
     if (refused != 0) {
@@ -316,9 +453,9 @@ void Translator::out2in_filter(std::span<PacketRef> packets, std::uint32_t n) {
 }
 
 // In stages over the burst, each prefetching what the next needs (l3fwd's pattern): find the
-// direct-index slot, read it, filter, rewrite. Nothing here hashes in endpoint-independent
-// mode: (pool address, external port, protocol) names at most one mapping.
-void Translator::out2in_burst(std::span<PacketRef> packets, const L2Context& l2,
+// direct-index slot, read it, admit, rewrite. Nothing here hashes in endpoint-independent mode
+// without inbound refresh: (pool address, external port, protocol) names at most one mapping.
+void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                               std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -361,7 +498,7 @@ void Translator::out2in_burst(std::span<PacketRef> packets, const L2Context& l2,
     if (no_mapping != 0) {
         counters_.add(Counter::drop_no_mapping, no_mapping);
     }
-    out2in_filter(packets, n);
+    out2in_sessions(packets, n, now);
 
     std::uint64_t translated = 0;
     for (std::uint32_t i = 0; i < n; ++i) {

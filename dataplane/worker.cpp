@@ -46,11 +46,13 @@ MacAddr unpack_mac(std::uint64_t packed) {
 Worker::Worker(WorkerShared& shared, WorkerId id)
     : shared_(shared), id_(id),
       translator_(*shared.config, shared.ownership, id, shared.port_secret, counters_,
-                  static_cast<int>(rte_socket_id())),
+                  static_cast<int>(rte_socket_id()),
+                  static_cast<Tick>((rte_rdtsc() - shared.start_tsc) / shared.tsc_per_tick)),
       handoff_out_(shared.workers) {
     for (auto& out : handoff_out_) {
         out.reserve(kBurst * 2);
     }
+    mailbox_.free_ports.resize(translator_.pool().size() * kProtocolCount);
 }
 
 void Worker::run() {
@@ -63,6 +65,9 @@ void Worker::run() {
         poll_handoff();
         flush_handoff();
         flush_tx();
+        // Expiry runs every iteration with a small budget, so its work is spread evenly
+        // and never delays a burst by more than a few dozen session checks.
+        translator_.expire(now_);
         if (++iterations_ % kHousekeepingEvery == 0) {
             housekeeping(now_);
         }
@@ -160,7 +165,9 @@ void Worker::process(Side side, rte_mbuf** pkts, std::uint16_t n, bool from_hand
             }
             continue;
         }
-        batch_[batch_count_] = PacketRef{frame, len, parsed};
+        const auto capacity = static_cast<std::uint16_t>(
+            std::min<std::uint32_t>(0xffff, len + rte_pktmbuf_tailroom(m)));
+        batch_[batch_count_] = PacketRef{frame, len, capacity, parsed};
         batch_mbufs_[batch_count_++] = m;
     }
     translate_batch(side);
@@ -189,10 +196,19 @@ void Worker::translate_batch(Side side) {
     }
     const Side out = side == Side::inside ? Side::outside : Side::inside;
     for (std::uint16_t i = 0; i < batch_count_; ++i) {
-        if (verdicts_[i] == Verdict::forward) {
-            send(out, batch_mbufs_[i]);
-        } else {
-            rte_pktmbuf_free(batch_mbufs_[i]);
+        rte_mbuf* m = batch_mbufs_[i];
+        switch (verdicts_[i]) {
+        case Verdict::forward:
+            send(out, m);
+            break;
+        case Verdict::reply: // an ICMP error for the sender, built in the packet's buffer
+            m->data_len = batch_[i].length;
+            m->pkt_len = batch_[i].length;
+            send(side, m);
+            break;
+        case Verdict::drop:
+            rte_pktmbuf_free(m);
+            break;
         }
     }
     batch_count_ = 0;
@@ -281,12 +297,26 @@ void Worker::flush_tx() {
 }
 
 void Worker::housekeeping(Tick now) {
-    live_sessions_.store(translator_.live_sessions(), std::memory_order_relaxed);
-    live_mappings_.store(translator_.live_mappings(), std::memory_order_relaxed);
+    gauges_.sessions.store(translator_.live_sessions(), std::memory_order_relaxed);
+    gauges_.mappings.store(translator_.live_mappings(), std::memory_order_relaxed);
+    gauges_.subscribers.store(translator_.live_subscribers(), std::memory_order_relaxed);
+    gauges_.ports_held.store(translator_.ports_held(), std::memory_order_relaxed);
+    for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
+        gauges_.sessions_by_proto[static_cast<std::size_t>(proto_index(p))].store(
+            translator_.live_sessions(p), std::memory_order_relaxed);
+    }
 
     const std::uint32_t requested = mailbox_.requested.load(std::memory_order_acquire);
     if (requested != mailbox_.served.load(std::memory_order_relaxed)) {
         mailbox_.mapping_count = translator_.snapshot_mappings(mailbox_.mappings);
+        const auto& pool = translator_.pool();
+        mailbox_.free_ports.resize(pool.size() * kProtocolCount); // sized at start: no growth
+        for (std::uint16_t a = 0; a < pool.size(); ++a) {
+            for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
+                mailbox_.free_ports[a * kProtocolCount + static_cast<std::size_t>(proto_index(p))] =
+                    translator_.ports().free_ports(a, p);
+            }
+        }
         mailbox_.served.store(requested, std::memory_order_release);
     }
 

@@ -16,6 +16,7 @@
 #include "ephemera/ownership.hpp"
 #include "ephemera/translator.hpp"
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -66,7 +67,17 @@ struct Mailbox {
     std::atomic<std::uint32_t> requested{0};
     std::atomic<std::uint32_t> served{0};
     std::vector<MappingView> mappings = std::vector<MappingView>(kCapacity);
-    std::size_t mapping_count = 0; // written by the worker before `served`
+    std::size_t mapping_count = 0;         // written by the worker before `served`
+    std::vector<std::uint32_t> free_ports; // [pool index][protocol], free ports of this worker
+};
+
+// Live state the telemetry thread reads, refreshed by the worker every few dozen iterations.
+struct Gauges {
+    std::atomic<std::uint32_t> sessions{0};
+    std::atomic<std::uint32_t> mappings{0};
+    std::atomic<std::uint32_t> subscribers{0};
+    std::atomic<std::uint64_t> ports_held{0};
+    std::array<std::atomic<std::uint32_t>, kProtocolCount> sessions_by_proto{};
 };
 
 class alignas(64) Worker {
@@ -79,11 +90,12 @@ public:
     [[nodiscard]] WorkerId id() const { return id_; }
     [[nodiscard]] const CounterBlock& counters() const { return counters_; }
     [[nodiscard]] std::uint32_t live_sessions() const {
-        return live_sessions_.load(std::memory_order_relaxed);
+        return gauges_.sessions.load(std::memory_order_relaxed);
     }
     [[nodiscard]] std::uint32_t live_mappings() const {
-        return live_mappings_.load(std::memory_order_relaxed);
+        return gauges_.mappings.load(std::memory_order_relaxed);
     }
+    [[nodiscard]] const Gauges& gauges() const { return gauges_; }
     [[nodiscard]] const Translator& translator() const { return translator_; }
     Mailbox& mailbox() { return mailbox_; }
 
@@ -111,8 +123,7 @@ private:
     Tick last_arp_request_ = 0;
     bool arp_requested_once_ = false;
     std::uint64_t iterations_ = 0;
-    std::atomic<std::uint32_t> live_sessions_{0};
-    std::atomic<std::uint32_t> live_mappings_{0};
+    Gauges gauges_;
     Mailbox mailbox_;
 
     // Per-burst scratch.

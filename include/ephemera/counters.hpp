@@ -26,7 +26,16 @@ enum class Counter : std::uint16_t {
     handoff_rx,        // packets received from another worker
     arp_replies_sent,
     arp_requests_sent,
-    icmp_echo_replies_sent, // pings to the inside gateway answered
+    icmp_echo_replies_sent,        // pings to the inside gateway answered
+    icmp_unreachable_sent,         // 3/1 to a subscriber refused a mapping (RFC 6888 REQ-11)
+    icmp_unreachable_rate_limited, // ... that the rate limit held back
+    expired_udp,                   // sessions aged out, by the timeout that ended them
+    expired_tcp_established,
+    expired_tcp_transitory,
+    expired_icmp,
+    mappings_released, // mappings whose last session went; the port enters hold-down
+    ports_held,        // ports that entered hold-down (RFC 6888 REQ-8)
+    ports_returned,    // ports whose hold-down ended
     // drops, by reason
     drop_not_ipv4,         // neither IPv4 nor ARP
     drop_truncated,        // frame shorter than its headers say
@@ -37,16 +46,19 @@ enum class Counter : std::uint16_t {
     drop_fragment,             // fragments are not reassembled yet
     drop_unsupported_protocol, // not UDP, TCP or ICMP echo
     drop_ttl_expired,
-    drop_no_mapping,         // outside packet for no mapping
-    drop_filtered,           // outside packet refused by the filtering mode (RFC 4787 REQ-8)
-    drop_ports_exhausted,    // no free port for the subscriber's pool address (RFC 7857 section 4)
-    drop_sessions_exhausted, // worker's session table full; no mapping is evicted
-    drop_handoff_congestion, // owner's handoff ring full
-    drop_nexthop_unresolved, // next hop's MAC not learned yet
-    drop_tx_full,            // port refused the packet
-    drop_not_for_us,         // not addressed to us: another MAC, or outside packet not to the pool
-    drop_martian,            // broadcast, multicast, loopback or this-network address: never routed
-    drop_arp_ignored,        // ARP not for one of our addresses
+    drop_no_mapping,          // outside packet for no mapping
+    drop_filtered,            // outside packet refused by the filtering mode (RFC 4787 REQ-8)
+    drop_ports_exhausted,     // no free port for the subscriber's pool address (RFC 7857 section 4)
+    drop_sessions_exhausted,  // worker's session table full; no mapping is evicted
+    drop_subscriber_sessions, // the subscriber is at its session limit (RFC 6888 REQ-5)
+    drop_subscriber_ports,    // the subscriber is at its port limit for the protocol (REQ-4)
+    drop_subscriber_rate,     // the subscriber opens mappings faster than its rate limit
+    drop_handoff_congestion,  // owner's handoff ring full
+    drop_nexthop_unresolved,  // next hop's MAC not learned yet
+    drop_tx_full,             // port refused the packet
+    drop_not_for_us,          // not addressed to us: another MAC, or outside packet not to the pool
+    drop_martian,     // broadcast, multicast, loopback or this-network address: never routed
+    drop_arp_ignored, // ARP not for one of our addresses
     count_
 };
 
@@ -67,6 +79,15 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "arp_replies_sent",
     "arp_requests_sent",
     "icmp_echo_replies_sent",
+    "icmp_unreachable_sent",
+    "icmp_unreachable_rate_limited",
+    "expired_udp",
+    "expired_tcp_established",
+    "expired_tcp_transitory",
+    "expired_icmp",
+    "mappings_released",
+    "ports_held",
+    "ports_returned",
     "drop_not_ipv4",
     "drop_truncated",
     "drop_bad_ihl",
@@ -80,6 +101,9 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_filtered",
     "drop_ports_exhausted",
     "drop_sessions_exhausted",
+    "drop_subscriber_sessions",
+    "drop_subscriber_ports",
+    "drop_subscriber_rate",
     "drop_handoff_congestion",
     "drop_nexthop_unresolved",
     "drop_tx_full",

@@ -86,7 +86,11 @@ static_assert(sizeof(Mapping) == 32);
 struct Subscriber {
     std::uint16_t pool_index; // paired pooling: every mapping of this subscriber uses it
     std::uint16_t reserved_;
-    std::uint32_t mappings;
+    std::uint32_t mappings;              // all protocols; the record lives while > 0
+    std::uint32_t ports[kProtocolCount]; // mappings (= external ports) per protocol
+    std::uint32_t sessions;
+    std::uint32_t tokens; // new-mapping bucket, in 1/kTicksPerSecond units
+    Tick refilled_at;
 };
 
 // Owns an rte_hash and frees it.

@@ -109,6 +109,20 @@ public:
     std::optional<PortGrant> allocate(const PortRequest& request);
     void release(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
 
+    // A port's place among all of this worker's (address, protocol, port) slots, compact
+    // enough for the hold-down queue; release_location() frees it.
+    [[nodiscard]] std::uint32_t location(std::uint16_t pool_index, Protocol proto,
+                                         std::uint16_t port) const {
+        return (std::uint32_t{pool_index} * kProtocolCount +
+                static_cast<std::uint32_t>(proto_index(proto))) *
+                   slice_.slot_count() +
+               *slice_.slot_of(port);
+    }
+    void release_location(std::uint32_t location) {
+        bitmaps_[location / slice_.slot_count()].release(location % slice_.slot_count());
+    }
+    [[nodiscard]] std::size_t locations() const { return bitmaps_.size() * slice_.slot_count(); }
+
     [[nodiscard]] const PortSlice& slice() const { return slice_; }
     [[nodiscard]] bool owns(std::uint16_t port) const { return slice_.slot_of(port).has_value(); }
     [[nodiscard]] bool is_free(std::uint16_t pool_index, Protocol proto, std::uint16_t port) const;

@@ -1,35 +1,44 @@
 // The translation core of one worker: parse results in, rewritten frames and verdicts out.
 // Plain C++ over byte spans; no ports, queues or lcores. The worker loop (dataplane/worker.cpp)
-// owns one Translator and calls it with bursts of packets that this worker owns.
+// owns one Translator and calls it with bursts of packets that this worker owns, and calls
+// expire() between bursts to age sessions out and return held ports.
 #pragma once
 
 #include "ephemera/config.hpp"
 #include "ephemera/counters.hpp"
+#include "ephemera/hold_down.hpp"
 #include "ephemera/nat_table.hpp"
 #include "ephemera/ownership.hpp"
 #include "ephemera/packet.hpp"
 #include "ephemera/pool.hpp"
 #include "ephemera/port_allocator.hpp"
+#include "ephemera/timer_wheel.hpp"
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
 
 namespace ephemera {
 
-// The L2 addresses a translated frame is sent with.
+// The L2 and L3 identity a translated or originated frame is sent with.
 struct L2Context {
     MacAddr inside_port_mac;  // our MAC on the inside port
     MacAddr outside_port_mac; // our MAC on the outside port
     MacAddr next_hop_mac;     // outside next hop (resolved before in2out is called)
 };
 
-enum class Verdict : std::uint8_t { forward, drop };
+// forward: send out of the other port. reply: the frame became ICMP for its sender; send it
+// back out of the port it came in on. drop: counted by reason, free it.
+enum class Verdict : std::uint8_t { forward, drop, reply };
 
-// A packet handed to the translator: its frame and what parse_frame() said of it.
+// A packet handed to the translator: its frame and what parse_frame() said of it. `capacity`
+// is how many bytes from `frame` may be written (0: as many as `length`), for replies that
+// are longer than the packet they answer.
 struct PacketRef {
     std::uint8_t* frame = nullptr;
     std::uint16_t length = 0;
+    std::uint16_t capacity = 0;
     ParsedPacket parsed;
 };
 
@@ -43,56 +52,110 @@ struct MappingView {
     std::uint32_t sessions;
 };
 
+// The configuration in the units the packet path uses. Built from a Config; a worker swaps it
+// as a whole (apply_policy) when the control thread publishes a new config.
+struct Policy {
+    FilteringMode filtering = FilteringMode::endpoint_independent;
+    std::array<Tick, kProtocolCount> timeout{}; // UDP, TCP established, ICMP (by ProtoIndex)
+    Tick tcp_transitory = 0;
+    Tick hold_down = 0;
+    bool inbound_refresh = false;
+    std::uint32_t max_sessions = 0; // this worker's share
+    std::uint32_t subscriber_sessions = 0;
+    std::array<std::uint32_t, kProtocolCount> subscriber_ports{};
+    std::uint32_t mapping_rate = 0;  // tokens (1/kTicksPerSecond mapping) added per tick
+    std::uint32_t mapping_burst = 0; // bucket depth in tokens
+    bool icmp_unreachable = true;
+    std::uint32_t icmp_rate = 0;  // tokens per tick
+    std::uint32_t icmp_burst = 0; // bucket depth in tokens
+    Ipv4Addr gateway;             // source of the ICMP errors we send inside
+
+    static Policy from(const Config& config, WorkerId workers);
+};
+
 class Translator {
 public:
     static constexpr std::size_t kMaxBurst = 64;
+    static constexpr std::uint32_t kExpiryBudget = 64; // sessions per expire() call
 
     Translator(const Config& config, const Ownership& ownership, WorkerId worker,
-               SipKey port_secret, CounterBlock& counters, int socket = -1);
+               SipKey port_secret, CounterBlock& counters, int socket = -1, Tick start = 0);
 
     // Both take a burst of IPv4 packets of this worker (kind == ipv4) and leave each one
-    // rewritten (verdict forward) or untouched (verdict drop, counted by reason). Bursts
-    // longer than kMaxBurst are worked through in kMaxBurst pieces.
+    // rewritten (forward), turned into an ICMP error for its sender (reply, new length in
+    // PacketRef::length), or untouched (drop, counted by reason). Bursts longer than kMaxBurst
+    // are worked through in kMaxBurst pieces.
     void in2out(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                 std::span<Verdict> verdicts);
     void out2in(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                 std::span<Verdict> verdicts);
 
+    // Ages out sessions whose timeout has passed and returns held ports whose hold-down is
+    // over, doing at most `budget` of each. Returns the work done (0: nothing was due).
+    std::uint32_t expire(Tick now, std::uint32_t budget = kExpiryBudget);
+
+    void apply_policy(const Policy& policy);
+    [[nodiscard]] const Policy& policy() const { return policy_; }
+
     [[nodiscard]] bool is_pool_address(Ipv4Addr a) const { return pool_.find(a) != kNoPool; }
     [[nodiscard]] const PoolIndex& pool() const { return pool_; }
     [[nodiscard]] const PortAllocator& ports() const { return ports_; }
     [[nodiscard]] std::uint32_t live_sessions() const { return live_sessions_; }
+    [[nodiscard]] std::uint32_t live_sessions(Protocol p) const {
+        return live_by_proto_[static_cast<std::size_t>(proto_index(p))];
+    }
     [[nodiscard]] std::uint32_t live_mappings() const { return live_mappings_; }
-    [[nodiscard]] std::uint32_t max_sessions() const { return max_sessions_; }
+    [[nodiscard]] std::uint32_t live_subscribers() const { return live_subscribers_; }
+    [[nodiscard]] std::uint32_t max_sessions() const { return policy_.max_sessions; }
+    [[nodiscard]] std::size_t ports_held() const { return hold_down_.size(); }
 
     // Copies up to out.size() live mappings; returns how many. Call on the owning worker only.
     std::size_t snapshot_mappings(std::span<MappingView> out) const;
 
 private:
+    // Why a new flow got no session; Counter::count_ when it got one.
+    struct Miss {
+        std::int32_t session;
+        Counter refusal;
+    };
+
     void in2out_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                       std::span<Verdict> verdicts);
-    void out2in_burst(std::span<PacketRef> packets, const L2Context& l2,
+    void out2in_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                       std::span<Verdict> verdicts);
-    // Position of the packet's session, found or created; negative when it was dropped.
-    std::int32_t in2out_miss(const PacketRef& pkt, const SessionKey& key, Tick now);
-    std::uint32_t find_or_create_mapping(const PacketRef& pkt, Tick now);
-    std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key, Tick now);
-    void release_mapping_if_unused(std::uint32_t mapping);
-    void out2in_filter(std::span<PacketRef> packets, std::uint32_t n);
+    Miss in2out_miss(const PacketRef& pkt, const SessionKey& key, Tick now);
+    std::int32_t find_or_create_subscriber(Ipv4Addr inside, Protocol proto, Tick now);
+    std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key,
+                                 std::uint32_t subscriber, Tick now);
+    void release_mapping(std::uint32_t mapping, Tick now);
+    void release_subscriber_if_unused(std::uint32_t subscriber, Ipv4Addr inside);
+    [[nodiscard]] bool take_mapping_token(Subscriber& sub, Tick now) const;
+    void out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, Tick now);
     void finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now, const L2Context& l2);
+    Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
+
+    [[nodiscard]] Tick session_timeout(const Session& s, Protocol proto) const;
+    void track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound);
+    void on_session_due(std::uint32_t session, Tick now);
+    void delete_session(std::uint32_t session, const SessionKey& key, Tick now);
 
     static SessionKey session_key(const PacketRef& pkt);
 
-    FilteringMode filtering_;
+    Policy policy_;
     SipKey secret_;
     PoolIndex pool_;
     WorkerId worker_;
     CounterBlock& counters_;
     PortAllocator ports_;
     NatTables tables_;
-    std::uint32_t max_sessions_;
+    TimerWheel wheel_;
+    HoldDownQueue hold_down_;
     std::uint32_t live_sessions_ = 0;
+    std::array<std::uint32_t, kProtocolCount> live_by_proto_{};
     std::uint32_t live_mappings_ = 0;
+    std::uint32_t live_subscribers_ = 0;
+    std::uint32_t icmp_tokens_ = 0;
+    Tick icmp_refilled_at_ = 0;
 
     // Per-burst scratch, kept here rather than on the stack.
     SessionKey keys_[kMaxBurst]{};
@@ -101,6 +164,7 @@ private:
     std::int32_t positions_[kMaxBurst]{};
     std::uint32_t* index_entries_[kMaxBurst]{}; // out2in: the direct-index slot, or null
     std::uint32_t mappings_[kMaxBurst]{};       // out2in: the mapping, or kNoIndex
+    std::int32_t sessions_[kMaxBurst]{};        // out2in: the session, when looked up
 };
 
 } // namespace ephemera

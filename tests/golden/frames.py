@@ -115,6 +115,17 @@ def out2in(sub, port, remote, remote_port, l4, ext, ttl=64, ip_id=2, pad=b"", **
     return bytes(frame) + pad, bytes(expected) + pad
 
 
+def unreachable(sub, frame):
+    """The ICMP destination unreachable 3/1 ephemera answers `frame` with (RFC 6888 REQ-11):
+    from the inside gateway, quoting the original IP packet up to a 576-byte ICMP datagram
+    (RFC 1812 4.3.2.3), padded to the Ethernet minimum."""
+    original = bytes(Ether(frame)[IP])[:576 - 28]
+    error = bytes(Ether(src=INSIDE_MAC, dst=sub.mac)
+                  / IP(src=GATEWAY, dst=sub.ip, tos=0xC0, id=0, ttl=64)
+                  / ICMP(type=3, code=1) / Raw(original))
+    return error + bytes(max(0, 60 - len(error)))
+
+
 def inbound_only(remote, remote_port, l4, dst_ip, dst_port, ttl=64, ip_id=3,
                  dst_mac=OUTSIDE_MAC):
     """A frame arriving on the outside that ephemera should drop."""

@@ -119,6 +119,12 @@ TEST(ConfigRefuses, UnknownKeyInEveryTable) {
     EXPECT_REFUSED(with("[limits]\nmax_session = 4096\n"), "limits.max_session", "unknown key");
 }
 
+TEST(ConfigRefuses, UnknownKeyInIcmp) {
+    EXPECT_REFUSED(with("[icmp]\nunreachable = true\nunreachables = 1\n"), "icmp.unreachables",
+                   "unknown key");
+    EXPECT_REFUSED(with("[icmp]\nrate = 100\n"), "icmp.rate", "unknown key");
+}
+
 // ---- wrong TOML types --------------------------------------------------------------------
 
 TEST(ConfigRefuses, WrongTypeStringForInteger) {
@@ -361,6 +367,41 @@ TEST(ConfigAccepts, TimeoutsAtTheirBounds) {
     EXPECT_EQ(maximums.timeouts.udp, 604800u);
 }
 
+// RFC 6888 REQ-8: a freed port SHOULD NOT be reused for at least 120 s; shorter is the operator's
+// choice, but more than an hour is refused.
+TEST(ConfigRefuses, PortHoldDownTooLarge_RFC6888_REQ8) {
+    EXPECT_REFUSED(with("[timeouts]\nport_hold_down = 3601\n"), "timeouts.port_hold_down",
+                   "must be between 0 and 3600 s, got 3601");
+    EXPECT_REFUSED(with("[timeouts]\nport_hold_down = -1\n"), "timeouts.port_hold_down",
+                   "must be between 0 and 3600 s, got -1");
+}
+
+TEST(ConfigRefuses, PortHoldDownWrongType_RFC6888_REQ8) {
+    EXPECT_REFUSED(with("[timeouts]\nport_hold_down = \"120\"\n"), "timeouts.port_hold_down",
+                   "expected an integer, got a string");
+    EXPECT_REFUSED(with("[timeouts]\nport_hold_down = 120.0\n"), "timeouts.port_hold_down",
+                   "expected an integer, got a floating-point number");
+}
+
+TEST(ConfigAccepts, PortHoldDownBelowRecommendationIsTheOperatorsChoice_RFC6888_REQ8) {
+    EXPECT_EQ(accepted(with("[timeouts]\nport_hold_down = 0\n")).timeouts.port_hold_down, 0u);
+    EXPECT_EQ(accepted(with("[timeouts]\nport_hold_down = 119\n")).timeouts.port_hold_down, 119u);
+    EXPECT_EQ(accepted(with("[timeouts]\nport_hold_down = 120\n")).timeouts.port_hold_down, 120u);
+    EXPECT_EQ(accepted(with("[timeouts]\nport_hold_down = 3600\n")).timeouts.port_hold_down, 3600u);
+}
+
+TEST(ConfigRefuses, InboundRefreshWrongType_RFC4787_REQ6) {
+    EXPECT_REFUSED(with("[timeouts]\ninbound_refresh = \"yes\"\n"), "timeouts.inbound_refresh",
+                   "expected a boolean, got a string");
+    EXPECT_REFUSED(with("[timeouts]\ninbound_refresh = 1\n"), "timeouts.inbound_refresh",
+                   "expected a boolean, got an integer");
+}
+
+TEST(ConfigAccepts, InboundRefreshBoolean_RFC4787_REQ6) {
+    EXPECT_TRUE(accepted(with("[timeouts]\ninbound_refresh = true\n")).timeouts.inbound_refresh);
+    EXPECT_FALSE(accepted(with("[timeouts]\ninbound_refresh = false\n")).timeouts.inbound_refresh);
+}
+
 TEST(ConfigAccepts, TimeoutsPartlyGiven) {
     const Config cfg = accepted(with("[timeouts]\nudp = 600\n"));
     EXPECT_EQ(cfg.timeouts.udp, 600u);
@@ -391,6 +432,230 @@ TEST(ConfigAccepts, MaxSessionsAtItsBounds) {
     EXPECT_EQ(accepted(with("[limits]\nmax_sessions = 1024\n")).limits.max_sessions, 1024u);
     EXPECT_EQ(accepted(with("[limits]\nmax_sessions = 268435456\n")).limits.max_sessions,
               268435456u);
+}
+
+// ---- per-subscriber limits (RFC 6888 REQ-4, REQ-5) ----------------------------------------
+
+TEST(ConfigRefuses, SubscriberSessionsWrongType_RFC6888_REQ5) {
+    EXPECT_REFUSED(with("[limits]\nsubscriber_sessions = \"8192\"\n"), "limits.subscriber_sessions",
+                   "expected an integer, got a string");
+}
+
+TEST(ConfigRefuses, SubscriberSessionsOutOfRange_RFC6888_REQ5) {
+    EXPECT_REFUSED(with("[limits]\nsubscriber_sessions = 0\n"), "limits.subscriber_sessions",
+                   "must be between 1 and limits.max_sessions (1048576, its default), got 0");
+    EXPECT_REFUSED(with("[limits]\nsubscriber_sessions = -5\n"), "limits.subscriber_sessions",
+                   "got -5");
+}
+
+TEST(ConfigRefuses, SubscriberSessionsAboveMaxSessions_RFC6888_REQ5) {
+    EXPECT_REFUSED(with("[limits]\nmax_sessions = 4096\nsubscriber_sessions = 4097\n"),
+                   "limits.subscriber_sessions",
+                   "must be between 1 and limits.max_sessions (4096), got 4097");
+    // The order in the file does not matter.
+    EXPECT_REFUSED(with("[limits]\nsubscriber_sessions = 4097\nmax_sessions = 4096\n"),
+                   "limits.subscriber_sessions", "limits.max_sessions (4096)");
+    EXPECT_REFUSED(with("[limits]\nsubscriber_sessions = 1048577\n"), "limits.subscriber_sessions",
+                   "limits.max_sessions (1048576, its default)");
+}
+
+TEST(ConfigRefuses, SubscriberPortsWrongType_RFC6888_REQ4) {
+    for (const char* name : {"subscriber_ports", "subscriber_ports_udp", "subscriber_ports_tcp",
+                             "subscriber_ports_icmp"}) {
+        SCOPED_TRACE(name);
+        EXPECT_REFUSED(with("[limits]\n" + std::string{name} + " = \"4096\"\n"),
+                       "limits." + std::string{name}, "expected an integer, got a string");
+        EXPECT_REFUSED(with("[limits]\n" + std::string{name} + " = true\n"),
+                       "limits." + std::string{name}, "expected an integer, got a boolean");
+    }
+}
+
+TEST(ConfigRefuses, SubscriberPortsOutOfRange_RFC6888_REQ4) {
+    for (const char* name : {"subscriber_ports", "subscriber_ports_udp", "subscriber_ports_tcp",
+                             "subscriber_ports_icmp"}) {
+        SCOPED_TRACE(name);
+        EXPECT_REFUSED(with("[limits]\n" + std::string{name} + " = 0\n"),
+                       "limits." + std::string{name}, "must be between 1 and 65535, got 0");
+        EXPECT_REFUSED(with("[limits]\n" + std::string{name} + " = 65536\n"),
+                       "limits." + std::string{name}, "must be between 1 and 65535, got 65536");
+    }
+}
+
+TEST(ConfigRefuses, SubscriberMappingRateWrongType_RFC6888_REQ4) {
+    EXPECT_REFUSED(with("[limits]\nsubscriber_mapping_rate = 10.5\n"),
+                   "limits.subscriber_mapping_rate",
+                   "expected an integer, got a floating-point number");
+}
+
+TEST(ConfigRefuses, SubscriberMappingRateOutOfRange_RFC6888_REQ4) {
+    EXPECT_REFUSED(with("[limits]\nsubscriber_mapping_rate = 1000001\n"),
+                   "limits.subscriber_mapping_rate", "must be between 0 and 1000000, got 1000001");
+    EXPECT_REFUSED(with("[limits]\nsubscriber_mapping_rate = -1\n"),
+                   "limits.subscriber_mapping_rate", "must be between 0 and 1000000, got -1");
+}
+
+TEST(ConfigRefuses, SubscriberMappingBurstWrongType_RFC6888_REQ4) {
+    EXPECT_REFUSED(with("[limits]\nsubscriber_mapping_burst = \"1000\"\n"),
+                   "limits.subscriber_mapping_burst", "expected an integer, got a string");
+}
+
+TEST(ConfigRefuses, SubscriberMappingBurstZero_RFC6888_REQ4) {
+    EXPECT_REFUSED(with("[limits]\nsubscriber_mapping_burst = 0\n"),
+                   "limits.subscriber_mapping_burst", "must be at least 1");
+    // Not even with rate-limiting off: a zero bucket is never meaningful.
+    EXPECT_REFUSED(with("[limits]\nsubscriber_mapping_rate = 0\nsubscriber_mapping_burst = 0\n"),
+                   "limits.subscriber_mapping_burst", "must be at least 1");
+}
+
+TEST(ConfigRefuses, SubscriberMappingBurstOutOfRange_RFC6888_REQ4) {
+    EXPECT_REFUSED(with("[limits]\nsubscriber_mapping_burst = 1000001\n"),
+                   "limits.subscriber_mapping_burst", "must be between 1 and 1000000, got 1000001");
+    EXPECT_REFUSED(with("[limits]\nsubscriber_mapping_burst = -1\n"),
+                   "limits.subscriber_mapping_burst", "must be between 1 and 1000000, got -1");
+}
+
+TEST(ConfigAccepts, SubscriberLimitsDefaults_RFC6888_REQ4) {
+    const Limits defaults;
+    for (const std::string& text :
+         {with(""), with("[limits]\n"), with("[limits]\nmax_sessions = 8192\n")}) {
+        SCOPED_TRACE(text);
+        const Limits l = accepted(text).limits;
+        EXPECT_EQ(l.subscriber_sessions, 8192u);
+        EXPECT_EQ(l.subscriber_ports_udp, 4096u);
+        EXPECT_EQ(l.subscriber_ports_tcp, 4096u);
+        EXPECT_EQ(l.subscriber_ports_icmp, 4096u);
+        EXPECT_EQ(l.subscriber_mapping_rate, 1000u);
+        EXPECT_EQ(l.subscriber_mapping_burst, 1000u);
+        EXPECT_EQ(l.subscriber_sessions, defaults.subscriber_sessions);
+        EXPECT_EQ(l.subscriber_mapping_burst, defaults.subscriber_mapping_burst);
+    }
+}
+
+TEST(ConfigAccepts, SubscriberSessionsDefaultCappedByMaxSessions_RFC6888_REQ5) {
+    // An explicit max_sessions below the per-subscriber default caps the default rather than
+    // being refused: the default was not the operator's choice.
+    EXPECT_EQ(accepted(with("[limits]\nmax_sessions = 4096\n")).limits.subscriber_sessions, 4096u);
+    EXPECT_EQ(accepted(with("[limits]\nmax_sessions = 1024\n")).limits.subscriber_sessions, 1024u);
+}
+
+TEST(ConfigAccepts, SubscriberSessionsAtItsBounds_RFC6888_REQ5) {
+    EXPECT_EQ(accepted(with("[limits]\nsubscriber_sessions = 1\n")).limits.subscriber_sessions, 1u);
+    EXPECT_EQ(accepted(with("[limits]\nmax_sessions = 4096\nsubscriber_sessions = 4096\n"))
+                  .limits.subscriber_sessions,
+              4096u);
+    EXPECT_EQ(
+        accepted(with("[limits]\nsubscriber_sessions = 1048576\n")).limits.subscriber_sessions,
+        1048576u);
+}
+
+TEST(ConfigAccepts, SubscriberPortsShorthandSetsEveryProtocol_RFC6888_REQ4) {
+    const Limits l = accepted(with("[limits]\nsubscriber_ports = 2000\n")).limits;
+    EXPECT_EQ(l.subscriber_ports_udp, 2000u);
+    EXPECT_EQ(l.subscriber_ports_tcp, 2000u);
+    EXPECT_EQ(l.subscriber_ports_icmp, 2000u);
+
+    const Limits low = accepted(with("[limits]\nsubscriber_ports = 1\n")).limits;
+    EXPECT_EQ(low.subscriber_ports_icmp, 1u);
+    const Limits high = accepted(with("[limits]\nsubscriber_ports = 65535\n")).limits;
+    EXPECT_EQ(high.subscriber_ports_udp, 65535u);
+}
+
+TEST(ConfigAccepts, SubscriberPortsOverrideWinsAfterShorthand_RFC6888_REQ4) {
+    const Limits l =
+        accepted(with("[limits]\nsubscriber_ports = 2000\nsubscriber_ports_tcp = 500\n")).limits;
+    EXPECT_EQ(l.subscriber_ports_udp, 2000u);
+    EXPECT_EQ(l.subscriber_ports_tcp, 500u);
+    EXPECT_EQ(l.subscriber_ports_icmp, 2000u);
+}
+
+TEST(ConfigAccepts, SubscriberPortsOverrideWinsBeforeShorthand_RFC6888_REQ4) {
+    const Limits l = accepted(with("[limits]\nsubscriber_ports_udp = 65535\n"
+                                   "subscriber_ports_icmp = 10\nsubscriber_ports = 2000\n"))
+                         .limits;
+    EXPECT_EQ(l.subscriber_ports_udp, 65535u);
+    EXPECT_EQ(l.subscriber_ports_tcp, 2000u);
+    EXPECT_EQ(l.subscriber_ports_icmp, 10u);
+}
+
+TEST(ConfigAccepts, SubscriberPortsOverrideWithoutShorthand_RFC6888_REQ4) {
+    const Limits l = accepted(with("[limits]\nsubscriber_ports_icmp = 64\n")).limits;
+    EXPECT_EQ(l.subscriber_ports_udp, Limits{}.subscriber_ports_udp);
+    EXPECT_EQ(l.subscriber_ports_tcp, Limits{}.subscriber_ports_tcp);
+    EXPECT_EQ(l.subscriber_ports_icmp, 64u);
+}
+
+TEST(ConfigAccepts, SubscriberMappingBurstDefaultsToTheRate_RFC6888_REQ4) {
+    const Limits l = accepted(with("[limits]\nsubscriber_mapping_rate = 50\n")).limits;
+    EXPECT_EQ(l.subscriber_mapping_rate, 50u);
+    EXPECT_EQ(l.subscriber_mapping_burst, 50u);
+
+    const Limits max = accepted(with("[limits]\nsubscriber_mapping_rate = 1000000\n")).limits;
+    EXPECT_EQ(max.subscriber_mapping_burst, 1000000u);
+}
+
+TEST(ConfigAccepts, SubscriberMappingBurstGivenWins_RFC6888_REQ4) {
+    const Limits l = accepted(with("[limits]\nsubscriber_mapping_burst = 5\n"
+                                   "subscriber_mapping_rate = 50\n"))
+                         .limits;
+    EXPECT_EQ(l.subscriber_mapping_rate, 50u);
+    EXPECT_EQ(l.subscriber_mapping_burst, 5u);
+
+    const Limits burst_only = accepted(with("[limits]\nsubscriber_mapping_burst = 1\n")).limits;
+    EXPECT_EQ(burst_only.subscriber_mapping_rate, Limits{}.subscriber_mapping_rate);
+    EXPECT_EQ(burst_only.subscriber_mapping_burst, 1u);
+}
+
+TEST(ConfigAccepts, SubscriberMappingRateZeroMeansNoLimit_RFC6888_REQ4) {
+    // The burst is unused without a rate; it keeps its default rather than becoming 0.
+    const Limits l = accepted(with("[limits]\nsubscriber_mapping_rate = 0\n")).limits;
+    EXPECT_EQ(l.subscriber_mapping_rate, 0u);
+    EXPECT_EQ(l.subscriber_mapping_burst, Limits{}.subscriber_mapping_burst);
+}
+
+// ---- icmp (RFC 6888 REQ-11) --------------------------------------------------------------
+
+TEST(ConfigRefuses, IcmpUnreachableWrongType_RFC6888_REQ11) {
+    EXPECT_REFUSED(with("[icmp]\nunreachable = \"true\"\n"), "icmp.unreachable",
+                   "expected a boolean, got a string");
+    EXPECT_REFUSED(with("[icmp]\nunreachable = 0\n"), "icmp.unreachable",
+                   "expected a boolean, got an integer");
+}
+
+TEST(ConfigRefuses, IcmpUnreachableRateWrongType_RFC6888_REQ11) {
+    EXPECT_REFUSED(with("[icmp]\nunreachable_rate = false\n"), "icmp.unreachable_rate",
+                   "expected an integer, got a boolean");
+}
+
+TEST(ConfigRefuses, IcmpUnreachableRateOutOfRange_RFC6888_REQ11) {
+    EXPECT_REFUSED(with("[icmp]\nunreachable_rate = 1000001\n"), "icmp.unreachable_rate",
+                   "must be between 0 and 1000000 per s, got 1000001");
+    EXPECT_REFUSED(with("[icmp]\nunreachable_rate = -1\n"), "icmp.unreachable_rate",
+                   "must be between 0 and 1000000 per s, got -1");
+}
+
+TEST(ConfigRefuses, IcmpNotATable) {
+    EXPECT_REFUSED("icmp = true\n" + with(""), "icmp", "expected a table, got a boolean");
+}
+
+TEST(ConfigAccepts, IcmpDefaults_RFC6888_REQ11) {
+    for (const std::string& text : {with(""), with("[icmp]\n")}) {
+        const Config cfg = accepted(text);
+        EXPECT_TRUE(cfg.icmp.unreachable);
+        EXPECT_EQ(cfg.icmp.unreachable_rate, 100u);
+    }
+}
+
+TEST(ConfigAccepts, IcmpValues_RFC6888_REQ11) {
+    const Config off = accepted(with("[icmp]\nunreachable = false\n"));
+    EXPECT_FALSE(off.icmp.unreachable);
+    EXPECT_EQ(off.icmp.unreachable_rate, 100u);
+
+    const Config on = accepted(with("[icmp]\nunreachable = true\nunreachable_rate = 0\n"));
+    EXPECT_TRUE(on.icmp.unreachable);
+    EXPECT_EQ(on.icmp.unreachable_rate, 0u);
+
+    EXPECT_EQ(accepted(with("[icmp]\nunreachable_rate = 1000000\n")).icmp.unreachable_rate,
+              1000000u);
 }
 
 TEST(ConfigRefuses, SameInsideAndOutsidePort) {
@@ -534,6 +799,16 @@ TEST(ConfigAccepts, DemoConfigLoads) {
     EXPECT_EQ(cfg.timeouts.icmp, 60u);
     EXPECT_EQ(cfg.filtering, FilteringMode::endpoint_independent);
     EXPECT_EQ(cfg.limits.max_sessions, 262144u);
+    EXPECT_EQ(cfg.timeouts.port_hold_down, 120u);
+    EXPECT_FALSE(cfg.timeouts.inbound_refresh);
+    EXPECT_EQ(cfg.limits.subscriber_sessions, 8192u);
+    EXPECT_EQ(cfg.limits.subscriber_ports_udp, 4096u);
+    EXPECT_EQ(cfg.limits.subscriber_ports_tcp, 4096u);
+    EXPECT_EQ(cfg.limits.subscriber_ports_icmp, 4096u);
+    EXPECT_EQ(cfg.limits.subscriber_mapping_rate, 1000u);
+    EXPECT_EQ(cfg.limits.subscriber_mapping_burst, 1000u);
+    EXPECT_TRUE(cfg.icmp.unreachable);
+    EXPECT_EQ(cfg.icmp.unreachable_rate, 100u);
 }
 
 TEST(ConfigAccepts, DefaultsApplied) {
@@ -550,13 +825,28 @@ TEST(ConfigAccepts, DefaultsApplied) {
     EXPECT_EQ(cfg.timeouts.icmp, defaults.icmp);
     EXPECT_EQ(cfg.filtering, FilteringMode::endpoint_independent);
     EXPECT_EQ(cfg.limits.max_sessions, Limits{}.max_sessions);
+    // RFC 6888 REQ-8: the hold-down default is the 120 s the RFC asks for.
+    EXPECT_EQ(cfg.timeouts.port_hold_down, 120u);
+    // RFC 4787 REQ-6: inbound refresh is optional and off unless asked for.
+    EXPECT_FALSE(cfg.timeouts.inbound_refresh);
+    EXPECT_EQ(cfg.limits.subscriber_sessions, Limits{}.subscriber_sessions);
+    EXPECT_EQ(cfg.limits.subscriber_ports_udp, Limits{}.subscriber_ports_udp);
+    EXPECT_EQ(cfg.limits.subscriber_ports_tcp, Limits{}.subscriber_ports_tcp);
+    EXPECT_EQ(cfg.limits.subscriber_ports_icmp, Limits{}.subscriber_ports_icmp);
+    EXPECT_EQ(cfg.limits.subscriber_mapping_rate, Limits{}.subscriber_mapping_rate);
+    EXPECT_EQ(cfg.limits.subscriber_mapping_burst, Limits{}.subscriber_mapping_burst);
+    EXPECT_EQ(cfg.icmp.unreachable, IcmpConfig{}.unreachable);
+    EXPECT_EQ(cfg.icmp.unreachable_rate, IcmpConfig{}.unreachable_rate);
 }
 
 TEST(ConfigAccepts, EmptyOptionalTablesKeepDefaults) {
-    const Config cfg = accepted(with("[timeouts]\n[filtering]\n[limits]\n"));
+    const Config cfg = accepted(with("[timeouts]\n[filtering]\n[limits]\n[icmp]\n"));
     EXPECT_EQ(cfg.timeouts.udp, Timeouts{}.udp);
+    EXPECT_EQ(cfg.timeouts.port_hold_down, Timeouts{}.port_hold_down);
     EXPECT_EQ(cfg.filtering, FilteringMode::endpoint_independent);
     EXPECT_EQ(cfg.limits.max_sessions, Limits{}.max_sessions);
+    EXPECT_EQ(cfg.limits.subscriber_sessions, Limits{}.subscriber_sessions);
+    EXPECT_EQ(cfg.icmp.unreachable_rate, IcmpConfig{}.unreachable_rate);
 }
 
 TEST(ConfigAccepts, EachPresetMapsToItsRange) {
@@ -661,7 +951,31 @@ TEST(DescribeConfig, SummarisesTheDemoConfig) {
                                 "icmp 60 s"));
     EXPECT_THAT(text, HasSubstr("endpoint-independent"));
     EXPECT_THAT(text, HasSubstr("max_sessions 262144"));
+    EXPECT_THAT(text, HasSubstr("icmp 60 s, port hold-down 120 s, inbound refresh off\n"));
+    EXPECT_THAT(text, HasSubstr("limits:      max_sessions 262144; per subscriber 8192 sessions, "
+                                "ports udp 4096 tcp 4096 icmp 4096, 1000 new mappings/s "
+                                "(burst 1000)\n"));
+    EXPECT_THAT(text,
+                HasSubstr("icmp:        unreachable (3/1) on, at most 100 per s per worker\n"));
     EXPECT_EQ(text.back(), '\n');
+}
+
+TEST(DescribeConfig, NewKeysAsGiven) {
+    const Config cfg = accepted(with("[timeouts]\nport_hold_down = 30\ninbound_refresh = true\n"
+                                     "[limits]\nmax_sessions = 4096\nsubscriber_ports = 100\n"
+                                     "subscriber_ports_tcp = 200\nsubscriber_mapping_rate = 20\n"
+                                     "[icmp]\nunreachable = false\n"));
+    const std::string text = describe_config(cfg);
+    EXPECT_THAT(text, HasSubstr("port hold-down 30 s, inbound refresh on\n"));
+    EXPECT_THAT(text, HasSubstr("per subscriber 4096 sessions, ports udp 100 tcp 200 icmp 100, "
+                                "20 new mappings/s (burst 20)\n"));
+    EXPECT_THAT(text, HasSubstr("icmp:        unreachable (3/1) off\n"));
+
+    const Config unlimited =
+        accepted(with("[limits]\nsubscriber_mapping_rate = 0\n[icmp]\nunreachable_rate = 0\n"));
+    const std::string text2 = describe_config(unlimited);
+    EXPECT_THAT(text2, HasSubstr(", new mappings not rate-limited\n"));
+    EXPECT_THAT(text2, HasSubstr("unreachable (3/1) on, but rate 0: never sent\n"));
 }
 
 TEST(DescribeConfig, ExplicitRangeStaticMacAndNoReserved) {

@@ -24,8 +24,9 @@ def scenario(fn):
 
 
 def config(pool=(POOL1,), port_range=None, reserved=(), filtering="endpoint-independent",
-           next_hop_mac=NEXT_HOP_MAC, max_sessions=None):
-    """The TOML file for a scenario: the lab's ports and addresses plus what is given."""
+           next_hop_mac=NEXT_HOP_MAC, max_sessions=None, limits=None, icmp=None):
+    """The TOML file for a scenario: the lab's ports and addresses plus what is given.
+    `limits` and `icmp` are dicts of extra [limits] and [icmp] keys."""
     quoted = ", ".join('"%s"' % a for a in pool)
     lines = ["[pool]", "addresses = [%s]" % quoted]
     if port_range:
@@ -37,9 +38,17 @@ def config(pool=(POOL1,), port_range=None, reserved=(), filtering="endpoint-inde
     if next_hop_mac:
         lines.append('next_hop_mac = "%s"' % next_hop_mac)
     lines += ["[filtering]", 'mode = "%s"' % filtering]
-    if max_sessions:
-        lines += ["[limits]", "max_sessions = %d" % max_sessions]
+    limit_lines = ["max_sessions = %d" % max_sessions] if max_sessions else []
+    limit_lines += ["%s = %s" % (k, toml_value(v)) for k, v in (limits or {}).items()]
+    if limit_lines:
+        lines += ["[limits]"] + limit_lines
+    if icmp:
+        lines += ["[icmp]"] + ["%s = %s" % (k, toml_value(v)) for k, v in icmp.items()]
     return "\n".join(lines) + "\n"
+
+
+def toml_value(v):
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
 @dataclass
@@ -75,6 +84,12 @@ class Scenario:
         frame, _ = frames.in2out(sub, port, remote, remote_port, l4, ext, **kw)
         self.inside_in.append(frame)
 
+    def send_refused(self, sub, port, remote, remote_port, l4, **kw):
+        """A subscriber's packet that gets no mapping, and the ICMP 3/1 it should get back."""
+        frame, _ = frames.in2out(sub, port, remote, remote_port, l4, (POOL1, 0), **kw)
+        self.inside_in.append(frame)
+        self.inside_out.append(frames.unreachable(sub, frame))
+
 
 def traffic(sc, **counters):
     """Counters for a scenario whose outputs are all translations: frames in and out from the
@@ -87,5 +102,5 @@ def traffic(sc, **counters):
 
 
 # Importing the modules registers their scenarios.
-for _module in ("translate", "mapping", "filtering", "drops", "arp", "exhaustion"):
+for _module in ("translate", "mapping", "filtering", "drops", "arp", "exhaustion", "limits"):
     importlib.import_module("scenarios." + _module)

@@ -1,0 +1,117 @@
+// Session lifecycle: timeouts, expiry, and what an expired session frees (its mapping, the
+// mapping's port into hold-down, the subscriber record).
+#include "ephemera/tcp_state.hpp"
+#include "ephemera/translator.hpp"
+
+#include <rte_hash.h>
+
+namespace ephemera {
+
+namespace {
+
+Counter expiry_cause(Protocol proto, bool established) {
+    switch (proto) {
+    case Protocol::udp:
+        return Counter::expired_udp;
+    case Protocol::tcp:
+        return established ? Counter::expired_tcp_established : Counter::expired_tcp_transitory;
+    case Protocol::icmp:
+        break;
+    }
+    return Counter::expired_icmp;
+}
+
+} // namespace
+
+// RFC 4787 REQ-5 (UDP), RFC 5382 REQ-5 (TCP established and transitory), RFC 5508 REQ-2 (ICMP).
+Tick Translator::session_timeout(const Session& s, Protocol proto) const {
+    if (proto == Protocol::tcp && !tcp_established(s.flags)) {
+        return policy_.tcp_transitory;
+    }
+    return policy_.timeout[static_cast<std::size_t>(proto_index(proto))];
+}
+
+// The wheel is lazy about timeouts that grow (a session found not yet due is scheduled
+// again), but a timeout that shrinks must move the session earlier: an established TCP
+// session that sees a FIN each way or an RST is due a transitory timeout after its last
+// outbound packet.
+void Translator::track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound) {
+    const bool was_established = tcp_established(s.flags);
+    s.flags = tcp_track(s.flags, flags, outbound);
+    if (was_established && !tcp_established(s.flags)) {
+        wheel_.reschedule(session, s.last_seen + policy_.tcp_transitory);
+    }
+}
+
+std::uint32_t Translator::expire(Tick now, std::uint32_t budget) {
+    std::uint32_t work =
+        wheel_.advance(now, budget, [&](std::uint32_t session) { on_session_due(session, now); });
+    work += hold_down_.release_due(now, budget, [&](std::uint32_t location) {
+        ports_.release_location(location);
+        counters_.add(Counter::ports_returned);
+    });
+    return work;
+}
+
+// A session's wheel slot came round: it may have been refreshed since it was scheduled.
+void Translator::on_session_due(std::uint32_t session, Tick now) {
+    const void* key_ptr = nullptr;
+    if (rte_hash_get_key_with_position(tables_.sessions.raw(), static_cast<std::int32_t>(session),
+                                       const_cast<void**>(&key_ptr)) != 0) {
+        return; // not a live session (cannot happen while every live session is scheduled once)
+    }
+    const SessionKey key = *static_cast<const SessionKey*>(key_ptr);
+    const Session& s = tables_.session_records[session];
+    const auto proto = static_cast<Protocol>(key.proto);
+    const Tick due = s.last_seen + session_timeout(s, proto);
+    if (static_cast<std::int32_t>(now - due) < 0) {
+        wheel_.schedule(session, due);
+        return;
+    }
+    counters_.add(expiry_cause(proto, proto == Protocol::tcp && tcp_established(s.flags)));
+    delete_session(session, key, now);
+}
+
+void Translator::delete_session(std::uint32_t session, const SessionKey& key, Tick now) {
+    const std::uint32_t mapping = tables_.session_records[session].mapping;
+    tables_.sessions.remove(&key);
+    if (policy_.filtering == FilteringMode::address_dependent) {
+        const PermissionKey pk{mapping, key.remote_addr};
+        const std::int32_t perm = tables_.permissions.lookup(&pk);
+        if (perm >= 0 && --tables_.permission_counts[static_cast<std::uint32_t>(perm)] == 0) {
+            tables_.permissions.remove(&pk);
+        }
+    }
+    --live_sessions_;
+    --live_by_proto_[static_cast<std::size_t>(proto_index(static_cast<Protocol>(key.proto)))];
+    Mapping& m = tables_.mapping_records[mapping];
+    --tables_.subscriber_records[m.subscriber].sessions;
+    if (--m.sessions == 0) {
+        release_mapping(mapping, now);
+    }
+}
+
+// The mapping's last session is gone: the inside endpoint's next packet gets a new mapping,
+// and the external port waits out its hold-down before anyone else gets it.
+void Translator::release_mapping(std::uint32_t mapping, Tick now) {
+    const Mapping m = tables_.mapping_records[mapping];
+    const std::uint32_t slot = *ports_.slice().slot_of(m.external_port);
+    tables_.out2in(m.pool_index, m.proto, slot) = kNoIndex;
+    if (policy_.hold_down == 0) {
+        ports_.release(m.pool_index, m.proto, m.external_port);
+    } else {
+        hold_down_.push(ports_.location(m.pool_index, m.proto, m.external_port),
+                        now + policy_.hold_down);
+        counters_.add(Counter::ports_held);
+    }
+    const MappingKey key{m.inside.value(), m.inside_port, static_cast<std::uint8_t>(m.proto), 0};
+    tables_.mappings.remove(&key);
+    --live_mappings_;
+    counters_.add(Counter::mappings_released);
+    Subscriber& sub = tables_.subscriber_records[m.subscriber];
+    --sub.mappings;
+    --sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
+    release_subscriber_if_unused(m.subscriber, m.inside);
+}
+
+} // namespace ephemera
