@@ -18,6 +18,8 @@ struct App {
     WorkerShared shared;
     MempoolPtr mbufs;
     std::unique_ptr<Ports> ports;
+    // rte_flow rules on the outside port; declared after `ports`, so removed before it stops.
+    std::unique_ptr<OutsideFlowSteering> steering;
     std::vector<std::unique_ptr<Worker>> workers;
     std::vector<unsigned> worker_lcores;
     std::mutex mailbox_lock; // one telemetry request at a time

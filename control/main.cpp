@@ -108,6 +108,9 @@ int run(App& app, const Options& opts) {
     shared.outside_port = app.ports->outside().id;
     shared.inside_mac = app.ports->inside().mac;
     shared.outside_mac = app.ports->outside().mac;
+    // Steering: rules go on a started port; what the NIC refuses is handed off by the workers.
+    app.steering = std::make_unique<OutsideFlowSteering>(shared.outside_port, shared.ownership,
+                                                         app.config.pool, app.config.port_range);
 
     for (WorkerId from = 0; from < workers; ++from) {
         for (WorkerId to = 0; to < workers; ++to) {
@@ -130,6 +133,8 @@ int run(App& app, const Options& opts) {
                 shared.inside_mac.to_string().c_str(), app.ports->outside().name.c_str(),
                 shared.outside_port, shared.outside_mac.to_string().c_str(),
                 static_cast<unsigned>(workers));
+    std::printf("ephemera: outside steering: %s\n", app.steering->plan().describe().c_str());
+    std::printf("ephemera: inside steering: %s\n", app.ports->inside_steering().describe().c_str());
     for (WorkerId w = 0; w < workers; ++w) {
         std::printf("ephemera: worker %u on lcore %u owns %u ports per pool address\n",
                     static_cast<unsigned>(w), app.worker_lcores[w],

@@ -119,6 +119,14 @@ int cmd_config(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_string(
         d, "next_hop_mac", (nh & kMacKnown) ? unpack_mac(nh).to_string().c_str() : "unresolved");
     rte_tel_data_add_dict_u64(d, "workers", g_app->workers.size());
+    // Steering, fixed at start.
+    const OutsideSteeringPlan& steering = g_app->steering->plan();
+    rte_tel_data_add_dict_string(d, "outside_steering",
+                                 std::string(steering_name(steering.mode)).c_str());
+    rte_tel_data_add_dict_string(
+        d, "inside_steering",
+        std::string(steering_name(g_app->ports->inside_steering().mode)).c_str());
+    rte_tel_data_add_dict_u64(d, "flow_rules", steering.installed_count);
     return 0;
 }
 

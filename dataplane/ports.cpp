@@ -72,6 +72,9 @@ void Ports::setup(const PortInfo& port, std::uint16_t queues, rte_mempool* pool)
             " TX (give net_af_packet qpairs=N, net_pcap one rx_pcap/tx_pcap per worker)");
     }
     rte_eth_conf conf{};
+    if (&port == &inside_) {
+        inside_steering_ = configure_inside_rss(info, queues, conf); // steering: RSS before start
+    }
     if (int rc = rte_eth_dev_configure(port.id, queues, queues, &conf); rc != 0) {
         fail(port, "configure", rc);
     }

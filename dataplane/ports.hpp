@@ -2,6 +2,8 @@
 // queue per worker, started, and stopped and closed again when this object goes away.
 #pragma once
 
+#include "flow_steering.hpp"
+
 #include "ephemera/config.hpp"
 #include "ephemera/types.hpp"
 
@@ -36,6 +38,8 @@ public:
 
     [[nodiscard]] const PortInfo& inside() const { return inside_; }
     [[nodiscard]] const PortInfo& outside() const { return outside_; }
+    // Steering: whether the inside port hashes on the source address (chosen at configure).
+    [[nodiscard]] const InsideSteeringChoice& inside_steering() const { return inside_steering_; }
 
 private:
     void setup(const PortInfo& port, std::uint16_t queues, rte_mempool* pool);
@@ -44,6 +48,7 @@ private:
     PortInfo outside_;
     bool inside_started_ = false;
     bool outside_started_ = false;
+    InsideSteeringChoice inside_steering_;
 };
 
 // The packet buffer pool, sized for every queue's descriptors plus the handoff rings.

@@ -34,11 +34,13 @@ next_hop_mac = "02:00:00:00:00:fe"
 """
 
 
-def eal_args(prefix, lcores="0@0,1@1"):
+def eal_args(prefix, lcores="0@0,1@1", vdevs=("net_null0", "net_null1")):
     # --lcores maps lcores onto CPUs, so 3 lcores run on a 2-CPU machine.
-    return [EPHEMERA, "--lcores", lcores, "--no-huge", "-m", "256", "--no-pci",
-            "--file-prefix", prefix, "--log-level=error",
-            "--vdev", "net_null0", "--vdev", "net_null1", "--"]
+    args = [EPHEMERA, "--lcores", lcores, "--no-huge", "-m", "256", "--no-pci",
+            "--file-prefix", prefix, "--log-level=error"]
+    for vdev in vdevs:
+        args += ["--vdev", vdev]
+    return args + ["--"]
 
 
 def telemetry(prefix, command):
@@ -150,6 +152,71 @@ class Cli(unittest.TestCase):
         self.assertEqual(totals["in2out_translated"] + totals["out2in_translated"], 0)
         self.assertEqual(drops, received, totals)
         self.assertEqual(len(final["workers"]), 2)
+
+    def run_until_telemetry(self, args):
+        """Starts ephemera, reads /ephemera/config once the workers forward (so the signal
+        handlers are in place), stops it with SIGTERM: (config, stdout)."""
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        config = None
+        try:
+            deadline = time.time() + 30
+            while time.time() < deadline and config is None and proc.poll() is None:
+                try:
+                    stats = telemetry(self.prefix, "/ephemera/stats")["/ephemera/stats"]
+                    if stats["in2out_rx"] > 0:
+                        time.sleep(0.2)
+                        config = telemetry(self.prefix, "/ephemera/config")["/ephemera/config"]
+                        continue
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        self.assertIsNotNone(config, "telemetry never answered")
+        self.assertEqual(proc.returncode, 0, err)
+        return config, out
+
+    def test_steering_falls_back_to_handoff_on_net_null(self):
+        # net_null has no rte_flow and no RSS on the source address: both ports fall back to
+        # software handoff, say so at start, and show it in telemetry.
+        path = self.write("ok.toml", GOOD_CONFIG.format(inside="net_null0", outside="net_null1"))
+        config, out = self.run_until_telemetry(eal_args(self.prefix, lcores="0@0,1@1,2@0") +
+                                               ["--config", path])
+        self.assertIn("ephemera: outside steering: handoff (no rule accepted: net_null has no "
+                      "rte_flow support)\n", out)
+        self.assertIn("ephemera: inside steering: handoff (net_null has no RSS on the source "
+                      "address only)\n", out)
+        self.assertEqual(config["outside_steering"], "handoff")
+        self.assertEqual(config["inside_steering"], "handoff")
+        self.assertEqual(config["flow_rules"], 0)
+
+    @unittest.skipUnless(os.path.exists("/dev/net/tun") and os.geteuid() == 0,
+                         "net_tap needs /dev/net/tun and root")
+    def test_steering_on_net_tap_refuses_port_masks_and_hands_off(self):
+        # net_tap's rte_flow_validate accepts our rules, but it cannot mask ports, and its
+        # rte_flow_create refuses them: a rule counts only once created.
+        iface = f"ephst{os.getpid() % 100000}"
+        path = self.write("tap.toml", GOOD_CONFIG.format(inside="net_null0", outside="net_tap0"))
+        config, out = self.run_until_telemetry(
+            eal_args(self.prefix, lcores="0@0,1@1,2@0",
+                     vdevs=("net_null0", f"net_tap0,iface={iface}")) + ["--config", path])
+        self.assertIn("ephemera: outside steering: handoff (no rule accepted: net_tap: "
+                      "rte_flow_create: ", out)
+        self.assertEqual(config["outside_steering"], "handoff")
+        self.assertEqual(config["flow_rules"], 0)
+        self.assertEqual(subprocess.run(["ip", "link", "show", iface], capture_output=True)
+                         .returncode, 1, "the tap interface must go away with the process")
+
+    def test_one_worker_needs_no_steering(self):
+        path = self.write("ok.toml", GOOD_CONFIG.format(inside="net_null0", outside="net_null1"))
+        config, out = self.run_until_telemetry(eal_args(self.prefix) + ["--config", path])
+        self.assertIn("ephemera: outside steering: handoff (one worker: every packet is already "
+                      "on its owner's queue)\n", out)
+        self.assertEqual(config["outside_steering"], "handoff")
 
 
 if __name__ == "__main__":

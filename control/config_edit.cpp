@@ -1,0 +1,175 @@
+#include "ephemera/config_edit.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <sstream>
+
+namespace ephemera {
+
+namespace {
+
+std::string range_string(PortRange r) {
+    return r.lo == r.hi ? std::to_string(r.lo) : std::to_string(r.lo) + "-" + std::to_string(r.hi);
+}
+
+// The preset's name when the range is still that preset, so it reads back the same.
+std::string range_name(const Config& c) {
+    for (const auto& preset : kPortRangePresets) {
+        if (preset.name == c.port_range_name && preset.range == c.port_range) {
+            return std::string(preset.name);
+        }
+    }
+    return range_string(c.port_range);
+}
+
+toml::table to_table(const Config& c) {
+    toml::array pool;
+    for (Ipv4Addr a : c.pool) {
+        pool.push_back(a.to_string());
+    }
+    toml::array reserved;
+    for (PortRange r : c.reserved) {
+        reserved.push_back(range_string(r));
+    }
+    toml::table outside{{"port", c.outside.port}, {"next_hop", c.outside.next_hop.to_string()}};
+    if (c.outside.next_hop_mac) {
+        outside.insert("next_hop_mac", c.outside.next_hop_mac->to_string());
+    }
+    const auto i64 = [](std::uint32_t v) { return static_cast<std::int64_t>(v); };
+    return toml::table{
+        {"pool",
+         toml::table{{"addresses", pool}, {"port_range", range_name(c)}, {"reserved", reserved}}},
+        {"inside", toml::table{{"port", c.inside.port}, {"gateway", c.inside.gateway.to_string()}}},
+        {"outside", outside},
+        {"timeouts", toml::table{{"udp", i64(c.timeouts.udp)},
+                                 {"tcp_established", i64(c.timeouts.tcp_established)},
+                                 {"tcp_transitory", i64(c.timeouts.tcp_transitory)},
+                                 {"icmp", i64(c.timeouts.icmp)},
+                                 {"port_hold_down", i64(c.timeouts.port_hold_down)},
+                                 {"inbound_refresh", c.timeouts.inbound_refresh}}},
+        {"filtering", toml::table{{"mode", std::string(filtering_mode_name(c.filtering))}}},
+        {"limits",
+         toml::table{{"max_sessions", i64(c.limits.max_sessions)},
+                     {"subscriber_sessions", i64(c.limits.subscriber_sessions)},
+                     {"subscriber_ports_udp", i64(c.limits.subscriber_ports_udp)},
+                     {"subscriber_ports_tcp", i64(c.limits.subscriber_ports_tcp)},
+                     {"subscriber_ports_icmp", i64(c.limits.subscriber_ports_icmp)},
+                     {"subscriber_mapping_rate", i64(c.limits.subscriber_mapping_rate)},
+                     {"subscriber_mapping_burst", i64(c.limits.subscriber_mapping_burst)}}},
+        {"icmp", toml::table{{"unreachable", c.icmp.unreachable},
+                             {"unreachable_rate", i64(c.icmp.unreachable_rate)}}},
+    };
+}
+
+std::string serialize(const toml::table& t) {
+    std::ostringstream out;
+    out << t;
+    return out.str();
+}
+
+// Reparses the edited table; refusals name the runtime change rather than a file.
+std::variant<Config, ConfigError> reparse(const toml::table& t, const Config& current,
+                                          std::string what) {
+    auto result = parse_config(serialize(t), std::move(what));
+    if (auto* cfg = std::get_if<Config>(&result)) {
+        cfg->source = current.source; // the file SIGHUP rereads stays the same
+    }
+    return result;
+}
+
+} // namespace
+
+std::string config_to_toml(const Config& config) {
+    return serialize(to_table(config));
+}
+
+std::variant<Config, ConfigError> edit_config(const Config& current, std::string_view key,
+                                              std::string_view value) {
+    const std::string what = "runtime change";
+    const auto dot = key.find('.');
+    if (dot == std::string_view::npos || dot == 0 || dot + 1 == key.size()) {
+        return ConfigError{what, std::string(key), "expected a key of the form table.key"};
+    }
+    toml::table root = to_table(current);
+    toml::table* table = root.get_as<toml::table>(key.substr(0, dot));
+    if (table == nullptr) {
+        return ConfigError{what, std::string(key), "unknown key"};
+    }
+    toml::table parsed;
+    try {
+        parsed = toml::parse("v = " + std::string(value));
+    } catch (const toml::parse_error&) {
+        parsed = toml::table{{"v", std::string(value)}}; // a bare word: a string
+    }
+    const std::string leaf(key.substr(dot + 1));
+    // Shorthands that stand for several keys in a file must replace those keys here.
+    if (leaf == "subscriber_ports") {
+        for (const char* k :
+             {"subscriber_ports_udp", "subscriber_ports_tcp", "subscriber_ports_icmp"}) {
+            table->erase(k);
+        }
+    }
+    table->insert_or_assign(leaf, *parsed.get("v"));
+    return reparse(root, current, what);
+}
+
+std::variant<Config, ConfigError> edit_pool(const Config& current, std::string_view address,
+                                            bool add) {
+    const std::string what = add ? "pool add" : "pool remove";
+    const auto addr = Ipv4Addr::parse(address);
+    if (!addr) {
+        return ConfigError{what, "pool.addresses", "not an IPv4 address: " + std::string(address)};
+    }
+    std::vector<Ipv4Addr> pool = current.pool;
+    const auto it = std::find(pool.begin(), pool.end(), *addr);
+    if (add) {
+        if (it != pool.end()) {
+            return ConfigError{what, "pool.addresses",
+                               addr->to_string() + " is already in the pool"};
+        }
+        pool.push_back(*addr);
+    } else {
+        if (it == pool.end()) {
+            return ConfigError{what, "pool.addresses", addr->to_string() + " is not in the pool"};
+        }
+        pool.erase(it);
+    }
+    Config next = current;
+    next.pool = pool;
+    return reparse(to_table(next), current, what);
+}
+
+bool operator==(const Timeouts& a, const Timeouts& b) {
+    return a.udp == b.udp && a.tcp_established == b.tcp_established &&
+           a.tcp_transitory == b.tcp_transitory && a.icmp == b.icmp &&
+           a.port_hold_down == b.port_hold_down && a.inbound_refresh == b.inbound_refresh;
+}
+
+std::optional<ConfigError> check_runtime_change(const Config& from, const Config& to) {
+    const auto refuse = [&](std::string key) {
+        return ConfigError{"runtime change", std::move(key),
+                           "cannot change while running (restart ephemera to change it)"};
+    };
+    if (to.inside.port != from.inside.port) {
+        return refuse("inside.port");
+    }
+    if (to.inside.gateway != from.inside.gateway) {
+        return refuse("inside.gateway");
+    }
+    if (to.outside.port != from.outside.port) {
+        return refuse("outside.port");
+    }
+    if (to.outside.next_hop != from.outside.next_hop) {
+        return refuse("outside.next_hop");
+    }
+    if (to.outside.next_hop_mac != from.outside.next_hop_mac) {
+        return refuse("outside.next_hop_mac");
+    }
+    if (to.limits.max_sessions != from.limits.max_sessions) {
+        return refuse("limits.max_sessions");
+    }
+    return std::nullopt;
+}
+
+} // namespace ephemera

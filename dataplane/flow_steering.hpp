@@ -1,0 +1,56 @@
+// Hardware steering at the edges, with the DPDK calls: rte_flow rules on the outside port (the
+// rules and the choice of mode are pure, in include/ephemera/steering.hpp) and RSS on the
+// source address on the inside port. Whatever the NIC does not take is handed off in software
+// by the workers, which check the owner of every packet whatever the mode.
+#pragma once
+
+#include "ephemera/ownership.hpp"
+#include "ephemera/steering.hpp"
+#include "ephemera/types.hpp"
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+struct rte_eth_conf;
+struct rte_eth_dev_info;
+struct rte_flow;
+
+namespace ephemera {
+
+struct InsideSteeringChoice {
+    InsideSteering mode = InsideSteering::handoff;
+    std::string reason; // for handoff
+
+    // "rss-src" | "handoff (reason)"
+    [[nodiscard]] std::string describe() const;
+};
+
+// Call before rte_eth_dev_configure of the inside port: where the device hashes IPv4 on the
+// source address only (RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_L3_SRC_ONLY), sets `conf` up for that RSS
+// and says rss-src; otherwise leaves `conf` alone and says handoff.
+InsideSteeringChoice configure_inside_rss(const rte_eth_dev_info& info, std::uint16_t queues,
+                                          rte_eth_conf& conf);
+
+// Create after rte_eth_dev_start of the outside port (most drivers take rules only on a started
+// port) and destroy before the port stops: the destructor removes every flow it created.
+class OutsideFlowSteering {
+public:
+    OutsideFlowSteering(std::uint16_t port_id, const Ownership& ownership,
+                        std::span<const Ipv4Addr> pool, PortRange range);
+    ~OutsideFlowSteering();
+    OutsideFlowSteering(const OutsideFlowSteering&) = delete;
+    OutsideFlowSteering& operator=(const OutsideFlowSteering&) = delete;
+
+    [[nodiscard]] const OutsideSteeringPlan& plan() const { return plan_; }
+
+private:
+    void remove_flows();
+
+    std::uint16_t port_;
+    std::vector<rte_flow*> flows_;
+    OutsideSteeringPlan plan_;
+};
+
+} // namespace ephemera

@@ -1,0 +1,34 @@
+// Changing a running configuration. Every change goes through the same parser and checks as
+// a config file: the running Config is written out as TOML, the one key is changed, and the
+// result is parsed again, so a runtime change is refused for exactly the reasons (and with
+// the same words) a file would be.
+#pragma once
+
+#include "ephemera/config.hpp"
+
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace ephemera {
+
+// The config as TOML that parse_config() reads back to an equal Config.
+std::string config_to_toml(const Config& config);
+
+// `current` with one key ("timeouts.udp", "filtering.mode", "pool.port_range", ...) set to
+// `value`. The value is TOML ("600", "true", "\"address\"", "[\"1.2.3.4\"]"); a bare word
+// that is not valid TOML is taken as a string, so `filtering.mode address` works.
+std::variant<Config, ConfigError> edit_config(const Config& current, std::string_view key,
+                                              std::string_view value);
+
+// The pool with one address added or removed.
+std::variant<Config, ConfigError> edit_pool(const Config& current, std::string_view address,
+                                            bool add);
+
+// Refuses what cannot change while traffic flows: the ports, addresses and next hop the
+// dataplane was started with, and the table sizes (limits.max_sessions). nullopt: allowed.
+std::optional<ConfigError> check_runtime_change(const Config& from, const Config& to);
+
+bool operator==(const Timeouts& a, const Timeouts& b);
+
+} // namespace ephemera

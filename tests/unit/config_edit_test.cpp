@@ -1,0 +1,152 @@
+// Runtime configuration changes: the running config round-trips through TOML, and one key is
+// changed with every check a config file gets.
+#include "ephemera/config_edit.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ephemera {
+namespace {
+
+const char* const kBase = R"(
+[pool]
+addresses = ["198.18.0.100", "198.18.0.101"]
+port_range = "linux"
+reserved = ["40000-40010", "50000"]
+[inside]
+port = "net_af_packet0"
+gateway = "100.64.0.1"
+[outside]
+port = "net_af_packet1"
+next_hop = "198.18.0.2"
+next_hop_mac = "02:00:00:00:00:fe"
+[timeouts]
+udp = 600
+inbound_refresh = true
+[filtering]
+mode = "address"
+[limits]
+max_sessions = 100000
+subscriber_ports_tcp = 77
+[icmp]
+unreachable_rate = 5
+)";
+
+Config base() {
+    auto parsed = parse_config(kBase, "base.toml");
+    EXPECT_TRUE(std::holds_alternative<Config>(parsed));
+    return std::get<Config>(parsed);
+}
+
+Config changed(const Config& c, std::string_view key, std::string_view value) {
+    auto r = edit_config(c, key, value);
+    if (auto* e = std::get_if<ConfigError>(&r)) {
+        ADD_FAILURE() << e->to_string();
+        return c;
+    }
+    return std::get<Config>(r);
+}
+
+ConfigError refused(const Config& c, std::string_view key, std::string_view value) {
+    auto r = edit_config(c, key, value);
+    EXPECT_TRUE(std::holds_alternative<ConfigError>(r)) << key << " = " << value;
+    return std::holds_alternative<ConfigError>(r) ? std::get<ConfigError>(r) : ConfigError{};
+}
+
+TEST(ConfigEdit, RoundTripKeepsEveryField) {
+    const Config c = base();
+    auto again = parse_config(config_to_toml(c), "again");
+    ASSERT_TRUE(std::holds_alternative<Config>(again)) << std::get<ConfigError>(again).to_string();
+    const Config& r = std::get<Config>(again);
+    EXPECT_EQ(r.pool, c.pool);
+    EXPECT_EQ(r.port_range, c.port_range);
+    EXPECT_EQ(r.port_range_name, "linux");
+    EXPECT_EQ(r.reserved, c.reserved);
+    EXPECT_EQ(r.inside.port, c.inside.port);
+    EXPECT_EQ(r.inside.gateway, c.inside.gateway);
+    EXPECT_EQ(r.outside.next_hop, c.outside.next_hop);
+    EXPECT_EQ(r.outside.next_hop_mac, c.outside.next_hop_mac);
+    EXPECT_TRUE(r.timeouts == c.timeouts);
+    EXPECT_EQ(r.filtering, c.filtering);
+    EXPECT_EQ(r.limits.max_sessions, c.limits.max_sessions);
+    EXPECT_EQ(r.limits.subscriber_ports_tcp, 77u);
+    EXPECT_EQ(r.limits.subscriber_ports_udp, c.limits.subscriber_ports_udp);
+    EXPECT_EQ(r.icmp.unreachable_rate, 5u);
+}
+
+TEST(ConfigEdit, ChangesOneKey) {
+    const Config c = base();
+    EXPECT_EQ(changed(c, "timeouts.udp", "900").timeouts.udp, 900u);
+    EXPECT_EQ(changed(c, "filtering.mode", "address-and-port").filtering,
+              FilteringMode::address_port_dependent);
+    EXPECT_EQ(changed(c, "filtering.mode", "\"endpoint-independent\"").filtering,
+              FilteringMode::endpoint_independent);
+    const Config iana = changed(changed(c, "pool.reserved", "[]"), "pool.port_range", "iana");
+    EXPECT_EQ(iana.port_range, (PortRange{49152, 65535}));
+    EXPECT_EQ(iana.port_range_name, "iana");
+    const Config ranged =
+        changed(changed(c, "pool.reserved", "[]"), "pool.port_range", "20000-30000");
+    EXPECT_EQ(ranged.port_range, (PortRange{20000, 30000}));
+    EXPECT_FALSE(changed(c, "timeouts.inbound_refresh", "false").timeouts.inbound_refresh);
+    const Config ports = changed(c, "limits.subscriber_ports", "123");
+    EXPECT_EQ(ports.limits.subscriber_ports_udp, 123u);
+    EXPECT_EQ(ports.limits.subscriber_ports_tcp, 123u); // the shorthand replaces overrides
+    EXPECT_EQ(changed(c, "icmp.unreachable", "false").icmp.unreachable, false);
+    EXPECT_EQ(changed(c, "timeouts.udp", "900").source, c.source);
+}
+
+// A runtime change is refused for the same reasons as a file, naming the key.
+TEST(ConfigEdit, RefusesWhatAFileWouldBeRefusedFor) {
+    const Config c = base();
+    const ConfigError low = refused(c, "timeouts.udp", "30");
+    EXPECT_EQ(low.key, "timeouts.udp");
+    EXPECT_NE(low.reason.find("RFC 4787"), std::string::npos) << low.reason;
+    EXPECT_EQ(refused(c, "timeouts.udpp", "300").key, "timeouts.udpp");
+    EXPECT_EQ(refused(c, "nosuch.key", "1").key, "nosuch.key");
+    EXPECT_EQ(refused(c, "timeouts", "1").key, "timeouts");
+    EXPECT_EQ(refused(c, "filtering.mode", "sometimes").key, "filtering.mode");
+    EXPECT_EQ(refused(c, "pool.port_range", "60000-50000").key, "pool.port_range");
+    // Reserved ports outside the new range.
+    EXPECT_EQ(refused(c, "pool.port_range", "50001-60000").key, "pool.reserved[0]");
+    EXPECT_EQ(refused(c, "limits.subscriber_sessions", "200000").key, "limits.subscriber_sessions");
+    EXPECT_EQ(refused(c, "timeouts.udp", "\"soon\"").key, "timeouts.udp");
+}
+
+TEST(ConfigEdit, PoolAddAndRemove) {
+    const Config c = base();
+    auto added = edit_pool(c, "198.18.0.102", true);
+    ASSERT_TRUE(std::holds_alternative<Config>(added));
+    EXPECT_EQ(std::get<Config>(added).pool.size(), 3u);
+    EXPECT_EQ(std::get<Config>(added).pool.back(), (Ipv4Addr{198, 18, 0, 102}));
+    auto removed = edit_pool(c, "198.18.0.100", false);
+    ASSERT_TRUE(std::holds_alternative<Config>(removed));
+    EXPECT_EQ(std::get<Config>(removed).pool, (std::vector<Ipv4Addr>{{198, 18, 0, 101}}));
+
+    EXPECT_TRUE(std::holds_alternative<ConfigError>(edit_pool(c, "198.18.0.100", true)));
+    EXPECT_TRUE(std::holds_alternative<ConfigError>(edit_pool(c, "198.18.0.99", false)));
+    EXPECT_TRUE(std::holds_alternative<ConfigError>(edit_pool(c, "198.18.0", true)));
+    EXPECT_TRUE(std::holds_alternative<ConfigError>(edit_pool(c, "127.0.0.1", true)));
+    auto last = edit_pool(std::get<Config>(removed), "198.18.0.101", false);
+    ASSERT_TRUE(std::holds_alternative<ConfigError>(last)); // an empty pool is refused
+    EXPECT_EQ(std::get<ConfigError>(last).key, "pool.addresses");
+}
+
+TEST(ConfigEdit, WhatCannotChangeWhileRunning) {
+    const Config c = base();
+    for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+             {"inside.port", "net_x"},
+             {"inside.gateway", "100.64.0.2"},
+             {"outside.port", "net_y"},
+             {"outside.next_hop", "198.18.0.3"},
+             {"outside.next_hop_mac", "02:00:00:00:00:fd"},
+             {"limits.max_sessions", "200000"}}) {
+        const Config next = changed(c, key, value);
+        const auto refusal = check_runtime_change(c, next);
+        ASSERT_TRUE(refusal.has_value()) << key;
+        EXPECT_EQ(refusal->key, key);
+    }
+    EXPECT_FALSE(check_runtime_change(c, changed(c, "timeouts.udp", "900")).has_value());
+    EXPECT_FALSE(check_runtime_change(c, changed(c, "pool.port_range", "32768-50000")).has_value());
+}
+
+} // namespace
+} // namespace ephemera
