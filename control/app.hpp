@@ -5,6 +5,8 @@
 #include "../dataplane/ports.hpp"
 #include "../dataplane/worker.hpp"
 
+#include "runtime.hpp"
+
 #include "ephemera/config.hpp"
 
 #include <memory>
@@ -23,6 +25,8 @@ struct App {
     std::vector<std::unique_ptr<Worker>> workers;
     std::vector<unsigned> worker_lcores;
     std::mutex mailbox_lock; // one telemetry request at a time
+    std::unique_ptr<Runtime> runtime;
+    rte_rcu_qsbr* qsbr_memory = nullptr; // freed at exit, after the workers stopped
 };
 
 // Registers the /ephemera/... telemetry commands over `app` (which must outlive the EAL).

@@ -13,9 +13,13 @@ namespace ephemera {
 namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
+volatile std::sig_atomic_t g_reload = 0;
 
 extern "C" void on_signal(int sig) {
     g_signal = sig;
+}
+extern "C" void on_hangup(int) {
+    g_reload = 1;
 }
 
 void learn_next_hop(App& app) {
@@ -42,8 +46,16 @@ void learn_next_hop(App& app) {
 void run_control_loop(App& app) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGHUP, on_hangup);
     while (g_signal == 0) {
         learn_next_hop(app);
+        if (g_reload != 0) {
+            g_reload = 0;
+            // The same validation as at start; a refused file leaves the running config as is.
+            const ChangeResult r = app.runtime->reload();
+            std::printf("ephemera: SIGHUP: %s%s\n", r.ok ? "" : "refused: ", r.message.c_str());
+            std::fflush(stdout);
+        }
         rte_delay_us_sleep(10 * 1000);
     }
     std::printf("ephemera: signal %d, stopping\n", static_cast<int>(g_signal));

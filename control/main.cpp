@@ -9,7 +9,9 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_random.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include <algorithm>
@@ -142,6 +144,16 @@ int run(App& app, const Options& opts) {
     }
     std::fflush(stdout);
 
+    // RCU for config changes: one reader thread id per worker (Worker::run registers it).
+    const std::size_t qsbr_size = rte_rcu_qsbr_get_memsize(workers);
+    app.qsbr_memory =
+        static_cast<rte_rcu_qsbr*>(rte_zmalloc("eph_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE));
+    if (app.qsbr_memory == nullptr || rte_rcu_qsbr_init(app.qsbr_memory, workers) != 0) {
+        throw std::runtime_error("cannot set up RCU for config changes");
+    }
+    shared.qsbr = app.qsbr_memory;
+    app.runtime = std::make_unique<Runtime>(app);
+
     register_telemetry(app);
     for (WorkerId w = 0; w < workers; ++w) {
         rte_eal_remote_launch(worker_main, app.workers[w].get(), app.worker_lcores[w]);
@@ -153,6 +165,8 @@ int run(App& app, const Options& opts) {
 
     shared.stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
+    rte_free(app.qsbr_memory);
+    app.qsbr_memory = nullptr;
     print_stats(app);
     if (!opts.stats_json.empty() && !write_stats_json(app, opts.stats_json)) {
         std::fprintf(stderr, "ephemera: cannot write %s\n", opts.stats_json.c_str());

@@ -6,6 +6,7 @@
 #include <rte_cycles.h>
 #include <rte_telemetry.h>
 
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -24,6 +25,41 @@ void add_counters(rte_tel_data* d, const std::function<std::uint64_t(Counter)>& 
     }
 }
 
+// Sessions per protocol, subscribers and ports in hold-down: the lifecycle's gauges.
+void add_worker_gauges(rte_tel_data* d, const Gauges& g) {
+    rte_tel_data_add_dict_u64(d, "live_subscribers", g.subscribers.load(std::memory_order_relaxed));
+    rte_tel_data_add_dict_u64(d, "ports_in_hold_down",
+                              g.ports_held.load(std::memory_order_relaxed));
+    for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
+        const std::string key = "live_sessions_" + std::string(protocol_name(p));
+        rte_tel_data_add_dict_u64(
+            d, key.c_str(),
+            g.sessions_by_proto[static_cast<std::size_t>(proto_index(p))].load(
+                std::memory_order_relaxed));
+    }
+}
+
+void add_total_gauges(rte_tel_data* d) {
+    std::uint64_t subscribers = 0;
+    std::uint64_t held = 0;
+    std::array<std::uint64_t, kProtocolCount> by_proto{};
+    for (const auto& w : g_app->workers) {
+        const Gauges& g = w->gauges();
+        subscribers += g.subscribers.load(std::memory_order_relaxed);
+        held += g.ports_held.load(std::memory_order_relaxed);
+        for (std::size_t p = 0; p < kProtocolCount; ++p) {
+            by_proto[p] += g.sessions_by_proto[p].load(std::memory_order_relaxed);
+        }
+    }
+    rte_tel_data_add_dict_u64(d, "live_subscribers", subscribers);
+    rte_tel_data_add_dict_u64(d, "ports_in_hold_down", held);
+    for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
+        const std::string key = "live_sessions_" + std::string(protocol_name(p));
+        rte_tel_data_add_dict_u64(d, key.c_str(),
+                                  by_proto[static_cast<std::size_t>(proto_index(p))]);
+    }
+}
+
 int cmd_stats(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_start_dict(d);
     std::uint64_t sessions = 0;
@@ -35,6 +71,7 @@ int cmd_stats(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "workers", g_app->workers.size());
     rte_tel_data_add_dict_u64(d, "live_sessions", sessions);
     rte_tel_data_add_dict_u64(d, "live_mappings", mappings);
+    add_total_gauges(d);
     add_counters(d, [](Counter c) { return counter_total(*g_app, c); });
     return 0;
 }
@@ -54,31 +91,106 @@ int cmd_worker(const char*, const char* params, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "lcore", g_app->worker_lcores[id]);
     rte_tel_data_add_dict_u64(d, "live_sessions", w.live_sessions());
     rte_tel_data_add_dict_u64(d, "live_mappings", w.live_mappings());
+    add_worker_gauges(d, w.gauges());
     rte_tel_data_add_dict_u64(d, "ports_per_address", w.translator().ports().usable_ports());
     add_counters(d, [&w](Counter c) { return w.counters().get(c); });
     return 0;
 }
 
-// Asks every worker for its mappings and lists them, newest table order, at most `limit`.
+// Puts one request in every worker's mailbox and waits until all have served it. The caller
+// holds mailbox_lock. false: a worker did not answer in time (a finding in itself).
+bool ask_workers(Mailbox::Kind kind, const SessionFilter& filter = {},
+                 std::size_t limit = Mailbox::kMaxSessions,
+                 std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+    std::vector<std::uint32_t> tickets;
+    for (auto& w : g_app->workers) {
+        Mailbox& box = w->mailbox();
+        box.kind = kind;
+        box.filter = filter;
+        box.limit = limit;
+        tickets.push_back(box.requested.load(std::memory_order_relaxed) + 1);
+        box.requested.store(tickets.back(), std::memory_order_release);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (std::size_t i = 0; i < g_app->workers.size(); ++i) {
+        while (g_app->workers[i]->mailbox().served.load(std::memory_order_acquire) != tickets[i]) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+    }
+    return true;
+}
+
+// "subscriber=A;external=A:P;address=A;limit=N", any subset, in any order.
+struct SessionQuery {
+    SessionFilter filter;
+    std::size_t limit = Mailbox::kMaxSessions;
+    std::string error;
+};
+
+SessionQuery parse_session_query(const char* params) {
+    SessionQuery q;
+    std::string text = params == nullptr ? "" : params;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const std::size_t end = std::min(text.find(';', start), text.size());
+        const std::string part = text.substr(start, end - start);
+        start = end + 1;
+        const auto eq = part.find('=');
+        const std::string key = part.substr(0, eq);
+        const std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
+        if (key == "subscriber" || key == "address") {
+            const auto a = Ipv4Addr::parse(value);
+            if (!a) {
+                q.error = key + ": not an IPv4 address: " + value;
+                return q;
+            }
+            (key == "subscriber" ? q.filter.subscriber : q.filter.external) = *a;
+        } else if (key == "external") {
+            const auto colon = value.rfind(':');
+            const auto a = Ipv4Addr::parse(value.substr(0, colon));
+            char* tail = nullptr;
+            const unsigned long port =
+                colon == std::string::npos ? 0 : std::strtoul(value.c_str() + colon + 1, &tail, 10);
+            if (!a || colon == std::string::npos || *tail != '\0' || port > 65535) {
+                q.error = "external: expected ADDRESS:PORT, got " + value;
+                return q;
+            }
+            q.filter.external = *a;
+            q.filter.external_port = static_cast<std::uint16_t>(port);
+        } else if (key == "limit") {
+            q.limit = std::strtoul(value.c_str(), nullptr, 10);
+        } else if (!key.empty()) {
+            q.error = "unknown filter " + key + " (subscriber, external, address, limit)";
+            return q;
+        }
+    }
+    return q;
+}
+
+void result_dict(rte_tel_data* d, const ChangeResult& r) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "result", r.ok ? "ok" : "refused");
+    rte_tel_data_add_dict_string(d, "message",
+                                 r.message.substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str());
+}
+
+// Lists live mappings, at most `limit` (telemetry arrays hold 512 entries).
 int cmd_mappings(const char*, const char* params, rte_tel_data* d) {
     std::size_t limit = 256;
     if (params != nullptr && *params != '\0') {
         limit = std::strtoul(params, nullptr, 10);
     }
     limit = std::min<std::size_t>(limit, RTE_TEL_MAX_ARRAY_ENTRIES);
-    rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
     std::lock_guard guard(g_app->mailbox_lock);
+    if (!ask_workers(Mailbox::Kind::mappings)) {
+        return -1;
+    }
+    rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
     for (auto& w : g_app->workers) {
-        Mailbox& box = w->mailbox();
-        const std::uint32_t ticket = box.requested.load(std::memory_order_relaxed) + 1;
-        box.requested.store(ticket, std::memory_order_release);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-        while (box.served.load(std::memory_order_acquire) != ticket) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                return -1; // a worker that does not answer is a finding in itself
-            }
-            std::this_thread::sleep_for(std::chrono::microseconds(200));
-        }
+        const Mailbox& box = w->mailbox();
         for (std::size_t i = 0; i < box.mapping_count && limit > 0; ++i, --limit) {
             const MappingView& m = box.mappings[i];
             const std::string line =
@@ -92,8 +204,147 @@ int cmd_mappings(const char*, const char* params, rte_tel_data* d) {
     return 0;
 }
 
+// Sessions matching a filter, one line each.
+int cmd_sessions(const char*, const char* params, rte_tel_data* d) {
+    const SessionQuery q = parse_session_query(params);
+    if (!q.error.empty()) {
+        result_dict(d, {false, q.error});
+        return 0;
+    }
+    std::lock_guard guard(g_app->mailbox_lock);
+    if (!ask_workers(Mailbox::Kind::sessions, q.filter, q.limit)) {
+        return -1;
+    }
+    rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+    std::size_t limit = std::min<std::size_t>(q.limit, RTE_TEL_MAX_ARRAY_ENTRIES);
+    for (auto& w : g_app->workers) {
+        for (const SessionView& s : w->mailbox().sessions) {
+            if (limit-- == 0) {
+                return 0;
+            }
+            std::string line = std::string(protocol_name(s.proto)) + " " + s.inside.to_string() +
+                               ":" + std::to_string(s.inside_port) + " as " +
+                               s.external.to_string() + ":" + std::to_string(s.external_port) +
+                               " <-> " + s.remote.to_string() + ":" +
+                               std::to_string(s.remote_port) +
+                               " idle=" + std::to_string(s.idle / kTicksPerSecond) + "s";
+            if (s.proto == Protocol::tcp) {
+                line += s.established ? " established" : " transitory";
+            }
+            line += " worker=" + std::to_string(w->id());
+            rte_tel_data_add_array_string(d, line.c_str());
+        }
+    }
+    return 0;
+}
+
+int cmd_flush(const char*, const char* params, rte_tel_data* d) {
+    const SessionQuery q = parse_session_query(params);
+    if (!q.error.empty() || (!q.filter.subscriber && !q.filter.external)) {
+        result_dict(d, {false, q.error.empty() ? "flush needs a filter: subscriber=A, "
+                                                 "external=A:P or address=A"
+                                               : q.error});
+        return 0;
+    }
+    std::lock_guard guard(g_app->mailbox_lock);
+    if (!ask_workers(Mailbox::Kind::flush, q.filter, 0, std::chrono::milliseconds(10000))) {
+        return -1;
+    }
+    std::uint64_t flushed = 0;
+    for (auto& w : g_app->workers) {
+        flushed += w->mailbox().flushed;
+    }
+    result_dict(d, {true, "flushed " + std::to_string(flushed) + " sessions"});
+    rte_tel_data_add_dict_u64(d, "flushed", flushed);
+    return 0;
+}
+
+// Port use per pool address, summed over workers, as columns (telemetry names may not hold
+// the dots of an address): "address" lists the pool, and "udp_free", "udp_usable",
+// "tcp_free", "tcp_usable", "icmp_free", "icmp_usable", "held", "draining" are arrays in
+// the same order.
+int cmd_ports(const char*, const char*, rte_tel_data* d) {
+    std::lock_guard guard(g_app->mailbox_lock);
+    if (!ask_workers(Mailbox::Kind::ports)) {
+        return -1;
+    }
+    const Config config = g_app->runtime->current();
+    const std::size_t shown = std::min<std::size_t>(config.pool.size(), RTE_TEL_MAX_ARRAY_ENTRIES);
+    rte_tel_data_start_dict(d);
+    rte_tel_data* addresses = rte_tel_data_alloc();
+    rte_tel_data_start_array(addresses, RTE_TEL_STRING_VAL);
+    for (std::size_t a = 0; a < shown; ++a) {
+        rte_tel_data_add_array_string(addresses, config.pool[a].to_string().c_str());
+    }
+    rte_tel_data_add_dict_container(d, "address", addresses, 0);
+    for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
+        rte_tel_data* free = rte_tel_data_alloc();
+        rte_tel_data* usable = rte_tel_data_alloc();
+        rte_tel_data_start_array(free, RTE_TEL_U64_VAL);
+        rte_tel_data_start_array(usable, RTE_TEL_U64_VAL);
+        for (std::size_t a = 0; a < shown; ++a) {
+            std::uint64_t f = 0;
+            std::uint64_t u = 0;
+            for (auto& w : g_app->workers) {
+                f += w->mailbox()
+                         .free_ports[a * kProtocolCount + static_cast<std::size_t>(proto_index(p))];
+                u += w->translator().ports().usable_ports();
+            }
+            rte_tel_data_add_array_u64(free, f);
+            rte_tel_data_add_array_u64(usable, u);
+        }
+        const std::string name(protocol_name(p));
+        rte_tel_data_add_dict_container(d, (name + "_free").c_str(), free, 0);
+        rte_tel_data_add_dict_container(d, (name + "_usable").c_str(), usable, 0);
+    }
+    // Held ports are counted per worker, not per address: their total stands on the first.
+    std::uint64_t held_total = 0;
+    for (auto& w : g_app->workers) {
+        held_total += w->gauges().ports_held.load(std::memory_order_relaxed);
+    }
+    rte_tel_data* held = rte_tel_data_alloc();
+    rte_tel_data* draining = rte_tel_data_alloc();
+    rte_tel_data_start_array(held, RTE_TEL_U64_VAL);
+    rte_tel_data_start_array(draining, RTE_TEL_U64_VAL);
+    for (std::size_t a = 0; a < shown; ++a) {
+        rte_tel_data_add_array_u64(held, a == 0 ? held_total : 0);
+        rte_tel_data_add_array_u64(draining, 0);
+    }
+    rte_tel_data_add_dict_container(d, "held", held, 0);
+    rte_tel_data_add_dict_container(d, "draining", draining, 0);
+    return 0;
+}
+
+int cmd_set(const char*, const char* params, rte_tel_data* d) {
+    const std::string text = params == nullptr ? "" : params;
+    const auto eq = text.find('=');
+    if (eq == std::string::npos || eq == 0) {
+        result_dict(d, {false, "expected KEY=VALUE, e.g. timeouts.udp=600"});
+        return 0;
+    }
+    result_dict(d, g_app->runtime->set(text.substr(0, eq), text.substr(eq + 1)));
+    return 0;
+}
+
+int cmd_pool(const char*, const char* params, rte_tel_data* d) {
+    const std::string text = params == nullptr ? "" : params;
+    if (text.rfind("add=", 0) == 0) {
+        result_dict(d, g_app->runtime->pool_add(text.substr(4)));
+    } else if (text.rfind("remove=", 0) == 0) {
+        result_dict(d, g_app->runtime->pool_remove(text.substr(7)));
+    } else {
+        result_dict(d, {false, "expected add=ADDRESS or remove=ADDRESS"});
+    }
+    return 0;
+}
+
+int cmd_reload(const char*, const char*, rte_tel_data* d) {
+    result_dict(d, g_app->runtime->reload());
+    return 0;
+}
+
 int cmd_config(const char*, const char*, rte_tel_data* d) {
-    const Config& c = g_app->config;
+    const Config c = g_app->runtime->current();
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_string(d, "file", c.source.c_str());
     rte_tel_data_add_dict_u64(d, "pool_addresses", c.pool.size());
@@ -140,6 +391,19 @@ void register_telemetry(App& app) {
                                "One worker's counters and gauges. Parameters: int worker_id");
     rte_telemetry_register_cmd("/ephemera/mappings", cmd_mappings,
                                "Live translations, one string each. Parameters: int max (<=512)");
+    rte_telemetry_register_cmd("/ephemera/sessions", cmd_sessions,
+                               "Live sessions. Parameters: subscriber=A;external=A:P;address=A;"
+                               "limit=N (any subset)");
+    rte_telemetry_register_cmd("/ephemera/ports", cmd_ports,
+                               "Free and usable external ports per pool address and protocol");
+    rte_telemetry_register_cmd("/ephemera/set", cmd_set,
+                               "Change one config key while running. Parameters: KEY=VALUE");
+    rte_telemetry_register_cmd("/ephemera/pool", cmd_pool,
+                               "Add or remove a pool address. Parameters: add=A or remove=A");
+    rte_telemetry_register_cmd("/ephemera/flush", cmd_flush,
+                               "Delete sessions. Parameters: subscriber=A;external=A:P;address=A");
+    rte_telemetry_register_cmd("/ephemera/reload", cmd_reload,
+                               "Reread the config file (as SIGHUP does)");
     rte_telemetry_register_cmd("/ephemera/config", cmd_config,
                                "The running configuration, ports and next hop");
 }

@@ -53,6 +53,112 @@ std::uint32_t Translator::expire(Tick now, std::uint32_t budget) {
     return work;
 }
 
+// Address-dependent filtering admits a remote address while a session of the mapping has
+// sent to it: the permission table counts those sessions, and a session carries the current
+// generation in `state` once it is counted, so it is never counted twice.
+void Translator::count_permission(Session& s, std::uint32_t mapping, std::uint32_t remote) {
+    if (s.state == permission_generation_) {
+        return;
+    }
+    const PermissionKey pk{mapping, remote};
+    const std::int32_t perm = tables_.permissions.add(&pk);
+    if (perm >= 0) {
+        ++tables_.permission_counts[static_cast<std::uint32_t>(perm)];
+        s.state = permission_generation_;
+    }
+}
+
+void Translator::reconfigure(const Config& config) {
+    const Policy next = Policy::from(config, workers_);
+    const Policy& prev = policy_;
+    bool shorter = next.tcp_transitory < prev.tcp_transitory;
+    for (std::size_t p = 0; p < kProtocolCount; ++p) {
+        shorter = shorter || next.timeout[p] < prev.timeout[p];
+    }
+    bool rebuild_permissions = false;
+    if (next.filtering != prev.filtering) {
+        if (prev.filtering == FilteringMode::address_dependent) {
+            rte_hash_reset(tables_.permissions.raw());
+            std::fill(tables_.permission_counts.begin(), tables_.permission_counts.end(), 0);
+        }
+        if (next.filtering == FilteringMode::address_dependent) {
+            permission_generation_ = static_cast<std::uint8_t>(permission_generation_ + 1);
+            if (permission_generation_ == 0) {
+                permission_generation_ = 1; // 0 is "never counted"
+            }
+            rebuild_permissions = true;
+        }
+    }
+    policy_ = next;
+    if (shorter || rebuild_permissions) {
+        rescan_active_ = true; // a rescan already under way starts over: it covers both
+        rescan_next_ = 0;
+    }
+}
+
+// One step of the walk over every session that a reconfiguration asked for: each session is
+// rescheduled for its due time under the new timeouts and, under address-dependent
+// filtering, has its permission counted.
+std::uint32_t Translator::rescan(std::uint32_t budget) {
+    const void* key_ptr = nullptr;
+    void* data = nullptr;
+    std::uint32_t done = 0;
+    while (done < budget) {
+        const std::int32_t pos =
+            rte_hash_iterate(tables_.sessions.raw(), &key_ptr, &data, &rescan_next_);
+        if (pos < 0) {
+            rescan_active_ = false;
+            break;
+        }
+        ++done;
+        const auto session = static_cast<std::uint32_t>(pos);
+        const auto& key = *static_cast<const SessionKey*>(key_ptr);
+        Session& s = tables_.session_records[session];
+        wheel_.reschedule(session,
+                          s.last_seen + session_timeout(s, static_cast<Protocol>(key.proto)));
+        if (policy_.filtering == FilteringMode::address_dependent) {
+            count_permission(s, s.mapping, key.remote_addr);
+        }
+    }
+    return done;
+}
+
+bool Translator::walk_sessions(const SessionFilter& filter, bool flush, Tick now,
+                               std::uint32_t& cursor, std::uint32_t budget,
+                               std::vector<SessionView>& out, std::size_t limit,
+                               std::uint64_t& flushed) {
+    const void* key_ptr = nullptr;
+    void* data = nullptr;
+    for (std::uint32_t seen = 0; seen < budget; ++seen) {
+        const std::int32_t pos = rte_hash_iterate(tables_.sessions.raw(), &key_ptr, &data, &cursor);
+        if (pos < 0) {
+            return true;
+        }
+        const auto session = static_cast<std::uint32_t>(pos);
+        const SessionKey key = *static_cast<const SessionKey*>(key_ptr);
+        const Session& s = tables_.session_records[session];
+        const Ipv4Addr external = pool_.address(s.pool_index);
+        if ((filter.subscriber && filter.subscriber->value() != key.inside_addr) ||
+            (filter.external && *filter.external != external) ||
+            (filter.external_port && *filter.external_port != s.external_port)) {
+            continue;
+        }
+        if (flush) {
+            delete_session(session, key, now);
+            ++flushed;
+            continue;
+        }
+        if (out.size() < limit) {
+            const auto proto = static_cast<Protocol>(key.proto);
+            out.push_back(SessionView{proto, Ipv4Addr{key.inside_addr}, key.inside_port, external,
+                                      s.external_port, Ipv4Addr{key.remote_addr}, key.remote_port,
+                                      static_cast<Tick>(now - s.last_seen),
+                                      proto == Protocol::tcp && tcp_established(s.flags)});
+        }
+    }
+    return false;
+}
+
 // A session's wheel slot came round: it may have been refreshed since it was scheduled.
 void Translator::on_session_due(std::uint32_t session, Tick now) {
     const void* key_ptr = nullptr;
@@ -74,8 +180,10 @@ void Translator::on_session_due(std::uint32_t session, Tick now) {
 
 void Translator::delete_session(std::uint32_t session, const SessionKey& key, Tick now) {
     const std::uint32_t mapping = tables_.session_records[session].mapping;
+    wheel_.unschedule(session); // a flushed session is still on the wheel; an expired one not
     tables_.sessions.remove(&key);
-    if (policy_.filtering == FilteringMode::address_dependent) {
+    if (tables_.session_records[session].state == permission_generation_ &&
+        policy_.filtering == FilteringMode::address_dependent) {
         const PermissionKey pk{mapping, key.remote_addr};
         const std::int32_t perm = tables_.permissions.lookup(&pk);
         if (perm >= 0 && --tables_.permission_counts[static_cast<std::uint32_t>(perm)] == 0) {

@@ -96,7 +96,7 @@ Translator::Translator(const Config& config, const Ownership& ownership, WorkerI
       tables_(unique_table_name(worker), policy_.max_sessions, config.pool.size(),
               ports_.slice().slot_count(), socket),
       wheel_(tables_.sessions.capacity(), start), hold_down_(ports_.locations()),
-      icmp_tokens_(policy_.icmp_burst), icmp_refilled_at_(start) {}
+      icmp_tokens_(policy_.icmp_burst), icmp_refilled_at_(start), workers_(ownership.workers()) {}
 
 void Translator::apply_policy(const Policy& policy) {
     policy_ = policy;
@@ -264,16 +264,12 @@ Translator::Miss Translator::in2out_miss(const PacketRef& pkt, const SessionKey&
         }
         return {-1, Counter::drop_sessions_exhausted};
     }
-    if (policy_.filtering == FilteringMode::address_dependent) {
-        const PermissionKey pk{mapping, key.remote_addr};
-        const std::int32_t perm = tables_.permissions.add(&pk);
-        if (perm >= 0) {
-            ++tables_.permission_counts[static_cast<std::uint32_t>(perm)];
-        }
-    }
     Mapping& m = tables_.mapping_records[mapping];
-    tables_.session_records[static_cast<std::uint32_t>(pos)] =
-        Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
+    Session& session = tables_.session_records[static_cast<std::uint32_t>(pos)];
+    session = Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
+    if (policy_.filtering == FilteringMode::address_dependent) {
+        count_permission(session, mapping, key.remote_addr);
+    }
     ++m.sessions;
     ++tables_.subscriber_records[m.subscriber].sessions;
     ++live_sessions_;

@@ -6,6 +6,7 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
@@ -44,7 +45,7 @@ MacAddr unpack_mac(std::uint64_t packed) {
 }
 
 Worker::Worker(WorkerShared& shared, WorkerId id)
-    : shared_(shared), id_(id),
+    : shared_(shared), id_(id), config_(shared.config),
       translator_(*shared.config, shared.ownership, id, shared.port_secret, counters_,
                   static_cast<int>(rte_socket_id()),
                   static_cast<Tick>((rte_rdtsc() - shared.start_tsc) / shared.tsc_per_tick)),
@@ -53,9 +54,14 @@ Worker::Worker(WorkerShared& shared, WorkerId id)
         out.reserve(kBurst * 2);
     }
     mailbox_.free_ports.resize(translator_.pool().size() * kProtocolCount);
+    mailbox_.sessions.reserve(Mailbox::kMaxSessions);
 }
 
 void Worker::run() {
+    if (shared_.qsbr != nullptr) {
+        rte_rcu_qsbr_thread_register(shared_.qsbr, id_);
+        rte_rcu_qsbr_thread_online(shared_.qsbr, id_);
+    }
     while (!shared_.stop.load(std::memory_order_relaxed)) {
         now_ = static_cast<Tick>((rte_rdtsc() - shared_.start_tsc) / shared_.tsc_per_tick);
         // Inside first: a subscriber's packet and the reply to it that arrive in the same
@@ -73,6 +79,10 @@ void Worker::run() {
         }
     }
     flush_tx();
+    if (shared_.qsbr != nullptr) {
+        rte_rcu_qsbr_thread_offline(shared_.qsbr, id_);
+        rte_rcu_qsbr_thread_unregister(shared_.qsbr, id_);
+    }
 }
 
 void Worker::poll_port(Side side) {
@@ -138,7 +148,7 @@ void Worker::process(Side side, rte_mbuf** pkts, std::uint16_t n, bool from_hand
         }
         WorkerId owner;
         if (side == Side::inside) {
-            if (parsed.dst == shared_.config->inside.gateway) {
+            if (parsed.dst == config_->inside.gateway) {
                 if (parsed.proto == Protocol::icmp && parsed.icmp_type == kIcmpEchoRequest) {
                     make_echo_reply({frame, len}, parsed);
                     counters_.add(Counter::icmp_echo_replies_sent);
@@ -224,15 +234,15 @@ void Worker::handle_arp(Side side, rte_mbuf* m) {
         return;
     }
     // A configured next-hop MAC is the operator's word: ARP does not override it.
-    if (side == Side::outside && msg->sender_ip == shared_.config->outside.next_hop &&
-        !shared_.config->outside.next_hop_mac) {
+    if (side == Side::outside && msg->sender_ip == config_->outside.next_hop &&
+        !config_->outside.next_hop_mac) {
         ArpEvent ev{msg->sender_ip.value(), {}, 0};
         std::memcpy(ev.mac, msg->sender_mac.bytes, 6);
         // A full ring only delays learning until the next ARP; it never blocks the worker.
         rte_ring_sp_enqueue_elem(shared_.arp_events[id_], &ev, sizeof ev);
     }
     if (msg->op == kArpOpRequest) {
-        const bool ours = side == Side::inside ? msg->target_ip == shared_.config->inside.gateway
+        const bool ours = side == Side::inside ? msg->target_ip == config_->inside.gateway
                                                : translator_.is_pool_address(msg->target_ip);
         if (ours) {
             make_arp_reply({frame, len}, *msg,
@@ -243,7 +253,7 @@ void Worker::handle_arp(Side side, rte_mbuf* m) {
             return;
         }
     }
-    if (msg->op != kArpOpReply || msg->sender_ip != shared_.config->outside.next_hop) {
+    if (msg->op != kArpOpReply || msg->sender_ip != config_->outside.next_hop) {
         counters_.add(Counter::drop_arp_ignored);
     }
     rte_pktmbuf_free(m);
@@ -306,22 +316,22 @@ void Worker::housekeeping(Tick now) {
             translator_.live_sessions(p), std::memory_order_relaxed);
     }
 
-    const std::uint32_t requested = mailbox_.requested.load(std::memory_order_acquire);
-    if (requested != mailbox_.served.load(std::memory_order_relaxed)) {
-        mailbox_.mapping_count = translator_.snapshot_mappings(mailbox_.mappings);
-        const auto& pool = translator_.pool();
-        mailbox_.free_ports.resize(pool.size() * kProtocolCount); // sized at start: no growth
-        for (std::uint16_t a = 0; a < pool.size(); ++a) {
-            for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
-                mailbox_.free_ports[a * kProtocolCount + static_cast<std::size_t>(proto_index(p))] =
-                    translator_.ports().free_ports(a, p);
-            }
-        }
-        mailbox_.served.store(requested, std::memory_order_release);
+    // A new config published by the control thread is taken up here, between bursts; then
+    // this worker reports a quiescent state, after which it holds no pointer to any older
+    // config and the control thread may free it (rte_rcu_qsbr).
+    const Config* published = shared_.published.load(std::memory_order_acquire);
+    if (published != nullptr && published != config_) {
+        translator_.reconfigure(*published);
+        config_ = published;
+    }
+    if (shared_.qsbr != nullptr) {
+        rte_rcu_qsbr_quiescent(shared_.qsbr, id_);
     }
 
+    serve_mailbox(now);
+
     // Worker 0 asks for the next hop's MAC; the control thread learns it from the answer.
-    if (id_ == 0 && !shared_.config->outside.next_hop_mac) {
+    if (id_ == 0 && !config_->outside.next_hop_mac) {
         const bool known = shared_.next_hop_mac.load(std::memory_order_relaxed) & kMacKnown;
         const Tick interval = known ? kArpRefresh : kArpRetry;
         if (!arp_requested_once_ || now - last_arp_request_ >= interval) {
@@ -332,15 +342,54 @@ void Worker::housekeeping(Tick now) {
     }
 }
 
+void Worker::serve_mailbox(Tick now) {
+    Mailbox& box = mailbox_;
+    const std::uint32_t requested = box.requested.load(std::memory_order_acquire);
+    if (requested == box.served.load(std::memory_order_relaxed)) {
+        return;
+    }
+    if (!box.walking) {
+        box.walking = true;
+        box.cursor = 0;
+        box.sessions.clear();
+        box.flushed = 0;
+    }
+    bool done = true;
+    switch (box.kind) {
+    case Mailbox::Kind::mappings:
+        box.mapping_count = translator_.snapshot_mappings(box.mappings);
+        break;
+    case Mailbox::Kind::ports: {
+        const auto& pool = translator_.pool();
+        for (std::uint16_t a = 0; a < pool.size(); ++a) {
+            for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
+                box.free_ports[a * kProtocolCount + static_cast<std::size_t>(proto_index(p))] =
+                    translator_.ports().free_ports(a, p);
+            }
+        }
+        break;
+    }
+    case Mailbox::Kind::sessions:
+    case Mailbox::Kind::flush:
+        done = translator_.walk_sessions(box.filter, box.kind == Mailbox::Kind::flush, now,
+                                         box.cursor, Mailbox::kWalkStep, box.sessions,
+                                         std::min(box.limit, Mailbox::kMaxSessions), box.flushed);
+        break;
+    }
+    if (done) {
+        box.walking = false;
+        box.served.store(requested, std::memory_order_release);
+    }
+}
+
 void Worker::send_arp_request() {
     rte_mbuf* m = rte_pktmbuf_alloc(shared_.mbufs);
     if (m == nullptr) {
         return;
     }
     auto* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
-    const std::size_t len =
-        write_arp_request({frame, kMinFrameLen}, shared_.outside_mac, shared_.config->pool.front(),
-                          shared_.config->outside.next_hop);
+    const std::size_t len = write_arp_request({frame, kMinFrameLen}, shared_.outside_mac,
+                                              config_->pool.front(), config_->outside.next_hop);
     m->data_len = static_cast<std::uint16_t>(len);
     m->pkt_len = static_cast<std::uint32_t>(len);
     counters_.add(Counter::arp_requests_sent);

@@ -4,7 +4,8 @@
 //
 // Ownership contract:
 //   WorkerShared  written by main before launch, read-only while workers run, except
-//                 next_hop_mac (written by the control thread only) and stop (main only).
+//                 next_hop_mac and published (written by the control thread only, release)
+//                 and stop (main only).
 //   Worker        written by its own lcore only; counters, gauges and the mailbox are atomics
 //                 that the telemetry thread reads.
 //   handoff[f][t] single producer (worker f), single consumer (worker t).
@@ -25,6 +26,7 @@
 struct rte_mbuf;
 struct rte_mempool;
 struct rte_ring;
+struct rte_rcu_qsbr;
 
 namespace ephemera {
 
@@ -42,7 +44,11 @@ struct ArpEvent {
 static_assert(sizeof(ArpEvent) % 4 == 0);
 
 struct WorkerShared {
-    const Config* config = nullptr;
+    const Config* config = nullptr; // the config the workers started with
+    // The newest config the control thread published (null: none since start). Workers
+    // latch it between bursts; old ones are freed once every worker has been quiescent.
+    std::atomic<const Config*> published{nullptr};
+    rte_rcu_qsbr* qsbr = nullptr;
     Ownership ownership{1};
     std::uint16_t workers = 1;
     std::uint16_t inside_port = 0;
@@ -60,15 +66,32 @@ struct WorkerShared {
     rte_mempool* mbufs = nullptr;
 };
 
-// Telemetry's window into a worker: ask for a copy of its mappings, wait for the worker to
-// serve the request at its next loop iteration. One requester at a time (the caller locks).
+// Telemetry's window into a worker: a request (what, and for which sessions) that the worker
+// serves between bursts, a bounded step at a time, then marks served. One requester at a
+// time (the caller holds App::mailbox_lock); results are read after `served` (acquire).
 struct Mailbox {
-    static constexpr std::size_t kCapacity = 4096;
+    enum class Kind : std::uint8_t { mappings, ports, sessions, flush };
+    static constexpr std::size_t kMaxMappings = 4096;
+    static constexpr std::size_t kMaxSessions = 512;
+    static constexpr std::uint32_t kWalkStep = 4096; // sessions looked at per housekeeping
+
+    // The request: written by the requester before it bumps `requested` (release).
+    Kind kind = Kind::mappings;
+    SessionFilter filter;
+    std::size_t limit = kMaxSessions;
     std::atomic<std::uint32_t> requested{0};
     std::atomic<std::uint32_t> served{0};
-    std::vector<MappingView> mappings = std::vector<MappingView>(kCapacity);
-    std::size_t mapping_count = 0;         // written by the worker before `served`
-    std::vector<std::uint32_t> free_ports; // [pool index][protocol], free ports of this worker
+
+    // The answer: written by the worker before it stores `served` (release).
+    std::vector<MappingView> mappings = std::vector<MappingView>(kMaxMappings);
+    std::size_t mapping_count = 0;
+    std::vector<SessionView> sessions; // capacity kMaxSessions, reserved at start
+    std::uint64_t flushed = 0;
+    std::vector<std::uint32_t> free_ports; // [pool index][protocol]
+
+    // The worker's progress through a walk.
+    bool walking = false;
+    std::uint32_t cursor = 0;
 };
 
 // Live state the telemetry thread reads, refreshed by the worker every few dozen iterations.
@@ -113,10 +136,12 @@ private:
     void flush_handoff();
     void flush_tx();
     void housekeeping(Tick now);
+    void serve_mailbox(Tick now);
     void send_arp_request();
 
     WorkerShared& shared_;
     WorkerId id_;
+    const Config* config_; // latched: the config this worker translates with
     CounterBlock counters_;
     Translator translator_;
     Tick now_ = 0;

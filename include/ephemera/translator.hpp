@@ -16,8 +16,10 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace ephemera {
 
@@ -50,6 +52,26 @@ struct MappingView {
     Ipv4Addr external;
     std::uint16_t external_port;
     std::uint32_t sessions;
+};
+
+// A live session as telemetry and tests see it.
+struct SessionView {
+    Protocol proto;
+    Ipv4Addr inside;
+    std::uint16_t inside_port;
+    Ipv4Addr external;
+    std::uint16_t external_port;
+    Ipv4Addr remote;
+    std::uint16_t remote_port;
+    Tick idle;        // since the last packet that refreshed it
+    bool established; // TCP only
+};
+
+// Which sessions a listing or a flush is about; an empty filter matches every session.
+struct SessionFilter {
+    std::optional<Ipv4Addr> subscriber; // inside address
+    std::optional<Ipv4Addr> external;   // pool address
+    std::optional<std::uint16_t> external_port;
 };
 
 // The configuration in the units the packet path uses. Built from a Config; a worker swaps it
@@ -95,6 +117,12 @@ public:
     std::uint32_t expire(Tick now, std::uint32_t budget = kExpiryBudget);
 
     void apply_policy(const Policy& policy);
+    // Takes up a new config (already validated, and changing nothing check_runtime_change()
+    // refuses): timeouts, limits, ICMP and filtering. Sessions whose timeout got shorter are
+    // rescheduled, and switching to address-dependent filtering rebuilds the permissions, both
+    // a bounded amount per expire() call.
+    void reconfigure(const Config& config);
+    [[nodiscard]] bool rescanning() const { return rescan_active_; }
     [[nodiscard]] const Policy& policy() const { return policy_; }
 
     [[nodiscard]] bool is_pool_address(Ipv4Addr a) const { return pool_.find(a) != kNoPool; }
@@ -108,6 +136,14 @@ public:
     [[nodiscard]] std::uint32_t live_subscribers() const { return live_subscribers_; }
     [[nodiscard]] std::uint32_t max_sessions() const { return policy_.max_sessions; }
     [[nodiscard]] std::size_t ports_held() const { return hold_down_.size(); }
+
+    // One bounded step of a walk over the sessions matching `filter`, from `cursor` (0 starts
+    // a walk): at most `budget` sessions are looked at. Matches are appended to `out` while it
+    // has fewer than `limit`, or deleted when `flush` (counted in `flushed`; their mappings
+    // and ports go the way expiry sends them). Returns true when the walk is complete.
+    bool walk_sessions(const SessionFilter& filter, bool flush, Tick now, std::uint32_t& cursor,
+                       std::uint32_t budget, std::vector<SessionView>& out, std::size_t limit,
+                       std::uint64_t& flushed);
 
     // Copies up to out.size() live mappings; returns how many. Call on the owning worker only.
     std::size_t snapshot_mappings(std::span<MappingView> out) const;
@@ -138,6 +174,8 @@ private:
     void track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound);
     void on_session_due(std::uint32_t session, Tick now);
     void delete_session(std::uint32_t session, const SessionKey& key, Tick now);
+    std::uint32_t rescan(std::uint32_t budget);
+    void count_permission(Session& s, std::uint32_t mapping, std::uint32_t remote);
 
     static SessionKey session_key(const PacketRef& pkt);
 
@@ -156,6 +194,13 @@ private:
     std::uint32_t live_subscribers_ = 0;
     std::uint32_t icmp_tokens_ = 0;
     Tick icmp_refilled_at_ = 0;
+    WorkerId workers_;
+    // A walk over every session after a reconfiguration (see reconfigure()).
+    bool rescan_active_ = false;
+    std::uint32_t rescan_next_ = 0;
+    // Sessions whose permission is counted carry this mark in Session::state; a new
+    // generation at each switch to address-dependent filtering voids the old marks.
+    std::uint8_t permission_generation_ = 1;
 
     // Per-burst scratch, kept here rather than on the stack.
     SessionKey keys_[kMaxBurst]{};

@@ -1,0 +1,60 @@
+#include "runtime.hpp"
+
+#include "app.hpp"
+
+#include "ephemera/config_edit.hpp"
+
+#include <rte_rcu_qsbr.h>
+
+namespace ephemera {
+
+Runtime::Runtime(App& app) : app_(app), current_(app.config) {}
+
+Config Runtime::current() const {
+    std::lock_guard guard(lock_);
+    return current_;
+}
+
+ChangeResult Runtime::set(std::string_view key, std::string_view value) {
+    std::lock_guard guard(lock_);
+    return publish(edit_config(current_, key, value),
+                   std::string(key) + " = " + std::string(value));
+}
+
+ChangeResult Runtime::pool_add(std::string_view address) {
+    std::lock_guard guard(lock_);
+    return publish(edit_pool(current_, address, true), "pool add " + std::string(address));
+}
+
+ChangeResult Runtime::pool_remove(std::string_view address) {
+    std::lock_guard guard(lock_);
+    return publish(edit_pool(current_, address, false), "pool remove " + std::string(address));
+}
+
+ChangeResult Runtime::reload() {
+    std::lock_guard guard(lock_);
+    return publish(load_config_file(current_.source), "reload of " + current_.source);
+}
+
+ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::string what) {
+    if (const auto* error = std::get_if<ConfigError>(&next)) {
+        return {false, error->to_string()};
+    }
+    auto config = std::make_unique<Config>(std::move(std::get<Config>(next)));
+    if (const auto refusal = check_runtime_change(current_, *config)) {
+        return {false, refusal->to_string()};
+    }
+    if (config->pool != current_.pool || config->port_range != current_.port_range ||
+        config->reserved != current_.reserved) {
+        return {false, "runtime change: " + what + ": pool and port range need a restart"};
+    }
+    app_.shared.published.store(config.get(), std::memory_order_release);
+    // Every worker has latched the new config once each has been quiescent since the store;
+    // only then may the previous one go.
+    rte_rcu_qsbr_synchronize(app_.shared.qsbr, RTE_QSBR_THRID_INVALID);
+    published_ = std::move(config);
+    current_ = *published_;
+    return {true, "applied " + what};
+}
+
+} // namespace ephemera

@@ -1,0 +1,46 @@
+// Changes to the running configuration: validated by the same parser as a config file,
+// refused whole when anything is wrong, and otherwise published to the workers at once with
+// rte_rcu_qsbr: each worker latches the new config between two bursts, and the old one is
+// freed only after every worker has reported a quiescent state since the publication.
+// Telemetry commands (ephemeractl) and SIGHUP both come through here.
+#pragma once
+
+#include "ephemera/config.hpp"
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace ephemera {
+
+struct App;
+
+struct ChangeResult {
+    bool ok = false;
+    std::string message;
+};
+
+class Runtime {
+public:
+    explicit Runtime(App& app);
+
+    ChangeResult set(std::string_view key, std::string_view value);
+    ChangeResult pool_add(std::string_view address);
+    ChangeResult pool_remove(std::string_view address);
+    // Rereads the config file the process was started with (SIGHUP).
+    ChangeResult reload();
+
+    // A copy of the running config, consistent with what the workers translate with.
+    [[nodiscard]] Config current() const;
+
+private:
+    ChangeResult publish(std::variant<Config, ConfigError> next, std::string what);
+
+    App& app_;
+    mutable std::mutex lock_;
+    Config current_;
+    std::unique_ptr<Config> published_; // what WorkerShared::published points at
+};
+
+} // namespace ephemera
