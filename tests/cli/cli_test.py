@@ -194,8 +194,6 @@ class Cli(unittest.TestCase):
         self.assertEqual(config["inside_steering"], "handoff")
         self.assertEqual(config["flow_rules"], 0)
 
-    @unittest.skipUnless(os.path.exists("/dev/net/tun") and os.geteuid() == 0,
-                         "net_tap needs /dev/net/tun and root")
     def test_steering_on_net_tap_refuses_port_masks_and_hands_off(self):
         # net_tap's rte_flow_validate accepts our rules, but it cannot mask ports, and its
         # rte_flow_create refuses them: a rule counts only once created.
@@ -217,6 +215,88 @@ class Cli(unittest.TestCase):
         self.assertIn("ephemera: outside steering: handoff (one worker: every packet is already "
                       "on its owner's queue)\n", out)
         self.assertEqual(config["outside_steering"], "handoff")
+
+
+class Runtime(unittest.TestCase):
+    """Config changes while running: applied through telemetry and SIGHUP, or refused with the
+    key and the reason while the running config stays exactly as it was."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.prefix = f"rt-{os.getpid()}-{self._testMethodName}"[:40]
+        self.path = os.path.join(self.tmp.name, "rt.toml")
+        self.write_config("[timeouts]\nudp = 300\n")
+        self.proc = subprocess.Popen(eal_args(self.prefix, lcores="0@0,1@1,2@0") +
+                                     ["--config", self.path],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if telemetry(self.prefix, "/ephemera/stats")["/ephemera/stats"]["in2out_rx"] > 0:
+                    return
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            time.sleep(0.2)
+        self.fail("ephemera did not start")
+
+    def tearDown(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.out, _ = self.proc.communicate(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.communicate()
+        self.tmp.cleanup()
+        subprocess.run(["rm", "-rf", f"/var/run/dpdk/{self.prefix}"], check=False)
+
+    def write_config(self, extra):
+        with open(self.path, "w") as f:
+            f.write(GOOD_CONFIG.format(inside="net_null0", outside="net_null1") + extra)
+
+    def config(self):
+        return telemetry(self.prefix, "/ephemera/config")["/ephemera/config"]
+
+    def change(self, command):
+        return telemetry(self.prefix, command)[command.split(",")[0]]
+
+    def test_set_applies_or_refuses_and_the_config_stays(self):
+        r = self.change("/ephemera/set,timeouts.udp=600")
+        self.assertEqual(r["result"], "ok", r)
+        self.assertEqual(self.config()["timeout_udp"], 600)
+        r = self.change("/ephemera/set,filtering.mode=address")
+        self.assertEqual(r["result"], "ok", r)
+        self.assertEqual(self.config()["filtering"], "address")
+        before = self.config()
+        for command, key in [("/ephemera/set,timeouts.udp=30", "timeouts.udp"),  # RFC4787 REQ-5
+                             ("/ephemera/set,timeouts.tcp_established=600",
+                              "timeouts.tcp_established"),                     # RFC5382 REQ-5
+                             ("/ephemera/set,filtering.mode=sometimes", "filtering.mode"),
+                             ("/ephemera/set,inside.port=net_null1", "inside.port"),
+                             ("/ephemera/set,limits.max_sessions=2048", "limits.max_sessions"),
+                             ("/ephemera/set,timeouts.nosuch=1", "timeouts.nosuch"),
+                             ("/ephemera/pool,add=127.0.0.1", "pool.addresses")]:
+            r = self.change(command)
+            self.assertEqual(r["result"], "refused", command)
+            self.assertIn(key, r["message"], command)
+            self.assertEqual(self.config(), before, command)
+
+    def test_sighup_reloads_through_the_same_checks(self):
+        self.write_config("[timeouts]\nudp = 900\n")
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while time.time() < deadline and self.config()["timeout_udp"] != 900:
+            time.sleep(0.1)
+        self.assertEqual(self.config()["timeout_udp"], 900)
+        self.write_config("[timeouts]\nudp = 60\n")  # below RFC 4787 REQ-5: refused
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        self.assertEqual(self.config()["timeout_udp"], 900)
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=30)
+        self.assertIn("ephemera: SIGHUP: applied reload of " + self.path, out)
+        self.assertIn("ephemera: SIGHUP: refused: " + self.path + ": timeouts.udp:", out)
 
 
 if __name__ == "__main__":
