@@ -44,10 +44,6 @@ ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::strin
     if (const auto refusal = check_runtime_change(current_, *config)) {
         return {false, refusal->to_string()};
     }
-    if (config->pool != current_.pool || config->port_range != current_.port_range ||
-        config->reserved != current_.reserved) {
-        return {false, "runtime change: " + what + ": pool and port range need a restart"};
-    }
     app_.shared.published.store(config.get(), std::memory_order_release);
     // Every worker has latched the new config once each has been quiescent since the store;
     // only then may the previous one go.

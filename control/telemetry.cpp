@@ -268,50 +268,50 @@ int cmd_ports(const char*, const char*, rte_tel_data* d) {
     if (!ask_workers(Mailbox::Kind::ports)) {
         return -1;
     }
-    const Config config = g_app->runtime->current();
-    const std::size_t shown = std::min<std::size_t>(config.pool.size(), RTE_TEL_MAX_ARRAY_ENTRIES);
+    // Every worker knows the same addresses in the same order (they took the same configs).
+    const Mailbox& first = g_app->workers.front()->mailbox();
+    const std::size_t shown =
+        std::min<std::size_t>(first.addresses.size(), RTE_TEL_MAX_ARRAY_ENTRIES);
+    const auto column = [&](const char* name, auto value_of) {
+        rte_tel_data* c = rte_tel_data_alloc();
+        rte_tel_data_start_array(c, RTE_TEL_U64_VAL);
+        for (std::size_t a = 0; a < shown; ++a) {
+            rte_tel_data_add_array_u64(c, value_of(a));
+        }
+        rte_tel_data_add_dict_container(d, name, c, 0);
+    };
     rte_tel_data_start_dict(d);
     rte_tel_data* addresses = rte_tel_data_alloc();
     rte_tel_data_start_array(addresses, RTE_TEL_STRING_VAL);
     for (std::size_t a = 0; a < shown; ++a) {
-        rte_tel_data_add_array_string(addresses, config.pool[a].to_string().c_str());
+        rte_tel_data_add_array_string(addresses, first.addresses[a].to_string().c_str());
     }
     rte_tel_data_add_dict_container(d, "address", addresses, 0);
     for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
-        rte_tel_data* free = rte_tel_data_alloc();
-        rte_tel_data* usable = rte_tel_data_alloc();
-        rte_tel_data_start_array(free, RTE_TEL_U64_VAL);
-        rte_tel_data_start_array(usable, RTE_TEL_U64_VAL);
-        for (std::size_t a = 0; a < shown; ++a) {
+        const auto proto = static_cast<std::size_t>(proto_index(p));
+        const std::string name(protocol_name(p));
+        column((name + "_free").c_str(), [&](std::size_t a) {
             std::uint64_t f = 0;
+            for (auto& w : g_app->workers) {
+                f += w->mailbox().free_ports[a * kProtocolCount + proto];
+            }
+            return f;
+        });
+        column((name + "_usable").c_str(), [&](std::size_t) {
             std::uint64_t u = 0;
             for (auto& w : g_app->workers) {
-                f += w->mailbox()
-                         .free_ports[a * kProtocolCount + static_cast<std::size_t>(proto_index(p))];
-                u += w->translator().ports().usable_ports();
+                u += w->mailbox().usable_ports;
             }
-            rte_tel_data_add_array_u64(free, f);
-            rte_tel_data_add_array_u64(usable, u);
-        }
-        const std::string name(protocol_name(p));
-        rte_tel_data_add_dict_container(d, (name + "_free").c_str(), free, 0);
-        rte_tel_data_add_dict_container(d, (name + "_usable").c_str(), usable, 0);
+            return u;
+        });
     }
     // Held ports are counted per worker, not per address: their total stands on the first.
     std::uint64_t held_total = 0;
     for (auto& w : g_app->workers) {
         held_total += w->gauges().ports_held.load(std::memory_order_relaxed);
     }
-    rte_tel_data* held = rte_tel_data_alloc();
-    rte_tel_data* draining = rte_tel_data_alloc();
-    rte_tel_data_start_array(held, RTE_TEL_U64_VAL);
-    rte_tel_data_start_array(draining, RTE_TEL_U64_VAL);
-    for (std::size_t a = 0; a < shown; ++a) {
-        rte_tel_data_add_array_u64(held, a == 0 ? held_total : 0);
-        rte_tel_data_add_array_u64(draining, 0);
-    }
-    rte_tel_data_add_dict_container(d, "held", held, 0);
-    rte_tel_data_add_dict_container(d, "draining", draining, 0);
+    column("held", [&](std::size_t a) { return a == 0 ? held_total : 0; });
+    column("draining", [&](std::size_t a) { return first.active[a] ? 0u : 1u; });
     return 0;
 }
 

@@ -5,6 +5,8 @@
 
 #include <rte_hash.h>
 
+#include <algorithm>
+
 namespace ephemera {
 
 namespace {
@@ -44,7 +46,8 @@ void Translator::track_tcp(std::uint32_t session, Session& s, std::uint8_t flags
 }
 
 std::uint32_t Translator::expire(Tick now, std::uint32_t budget) {
-    std::uint32_t work =
+    std::uint32_t work = rescan_active_ ? rescan(budget) : 0;
+    work +=
         wheel_.advance(now, budget, [&](std::uint32_t session) { on_session_due(session, now); });
     work += hold_down_.release_due(now, budget, [&](std::uint32_t location) {
         ports_.release_location(location);
@@ -68,7 +71,35 @@ void Translator::count_permission(Session& s, std::uint32_t mapping, std::uint32
     }
 }
 
+// Addresses keep their index; new ones are appended (their bitmaps and index arrays are
+// allocated here, on the worker, between bursts: a control event, not the packet path).
+void Translator::reconfigure_pool(const Config& config) {
+    std::vector<Ipv4Addr> all(pool_.addresses().begin(), pool_.addresses().end());
+    std::fill(active_.begin(), active_.end(), 0);
+    for (Ipv4Addr a : config.pool) {
+        const auto known = std::find(all.begin(), all.end(), a);
+        if (known != all.end()) {
+            active_[static_cast<std::size_t>(known - all.begin())] = 1;
+            continue;
+        }
+        all.push_back(a);
+        active_.push_back(1);
+        ports_.add_address();
+        tables_.add_address();
+    }
+    if (all.size() != pool_.size()) {
+        pool_ = PoolIndex(all);
+        hold_down_.grow(ports_.locations());
+    }
+    if (config.port_range != range_ || config.reserved != reserved_) {
+        range_ = config.port_range;
+        reserved_ = config.reserved;
+        ports_.set_range(range_, reserved_);
+    }
+}
+
 void Translator::reconfigure(const Config& config) {
+    reconfigure_pool(config);
     const Policy next = Policy::from(config, workers_);
     const Policy& prev = policy_;
     bool shorter = next.tcp_transitory < prev.tcp_transitory;

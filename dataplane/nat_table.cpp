@@ -66,7 +66,10 @@ NatTables::NatTables(const std::string& name, std::uint32_t max_sessions, std::s
       permissions(name + "_prm", max_sessions, sizeof(PermissionKey), socket),
       subscriber_records(subscribers.capacity()), mapping_records(mappings.capacity()),
       session_records(sessions.capacity()), permission_counts(permissions.capacity(), 0),
-      slots_per_address_(slots_per_address),
-      out2in_(pool_size * kProtocolCount * slots_per_address, kNoIndex) {}
+      slots_per_address_(slots_per_address) {
+    for (std::size_t a = 0; a < pool_size; ++a) {
+        add_address();
+    }
+}
 
 } // namespace ephemera

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <tuple>
 
 namespace ephemera {
 
@@ -41,9 +42,8 @@ std::optional<std::uint32_t> first_set(const std::vector<std::uint64_t>& bits, s
 
 } // namespace
 
-PortSlice::PortSlice(const Ownership& ownership, WorkerId worker, PortRange range)
-    : range_(range), rank_of_pair_(32768, kNoRank) {
-    for (std::uint32_t pair = range.lo >> 1; pair <= (range.hi >> 1); ++pair) {
+PortSlice::PortSlice(const Ownership& ownership, WorkerId worker) : rank_of_pair_(32768, kNoRank) {
+    for (std::uint32_t pair = 0; pair < 32768; ++pair) {
         const auto even = static_cast<std::uint16_t>(pair << 1);
         if (ownership.port_owner(Ipv4Addr{}, even) == worker) {
             rank_of_pair_[pair] = static_cast<std::uint16_t>(pair_port_.size());
@@ -62,14 +62,15 @@ std::uint32_t PortSlice::lower_bound(std::uint16_t port) const {
     return slot;
 }
 
-PortBitmap::PortBitmap(std::uint32_t slots) : words_((slots + 63) / 64, 0), free_(slots) {
+PortBitmap::PortBitmap(std::uint32_t slots)
+    : free_((slots + 63) / 64, 0), used_((slots + 63) / 64, 0), free_count_(slots) {
     for (std::uint32_t s = 0; s < slots; ++s) {
-        words_[s >> 6] |= 1ull << (s & 63);
+        free_[s >> 6] |= 1ull << (s & 63);
     }
     for (auto& summary : summary_) {
-        summary.assign((words_.size() + 63) / 64, 0);
+        summary.assign((free_.size() + 63) / 64, 0);
     }
-    for (std::uint32_t w = 0; w < words_.size(); ++w) {
+    for (std::uint32_t w = 0; w < free_.size(); ++w) {
         update_summary(w);
     }
 }
@@ -77,7 +78,7 @@ PortBitmap::PortBitmap(std::uint32_t slots) : words_((slots + 63) / 64, 0), free
 void PortBitmap::update_summary(std::uint32_t word) {
     for (unsigned parity = 0; parity < 2; ++parity) {
         const std::uint64_t bit = 1ull << (word & 63);
-        if (words_[word] & parity_mask(parity)) {
+        if (free_[word] & parity_mask(parity)) {
             summary_[parity][word >> 6] |= bit;
         } else {
             summary_[parity][word >> 6] &= ~bit;
@@ -86,21 +87,32 @@ void PortBitmap::update_summary(std::uint32_t word) {
 }
 
 void PortBitmap::take(std::uint32_t slot) {
-    if (!is_free(slot)) {
-        return;
+    const std::uint64_t bit = 1ull << (slot & 63);
+    if (free_[slot >> 6] & bit) {
+        free_[slot >> 6] &= ~bit;
+        --free_count_;
+        update_summary(slot >> 6);
     }
-    words_[slot >> 6] &= ~(1ull << (slot & 63));
-    --free_;
-    update_summary(slot >> 6);
+    used_[slot >> 6] |= bit;
 }
 
-void PortBitmap::release(std::uint32_t slot) {
-    if (is_free(slot)) {
-        return;
+void PortBitmap::release(std::uint32_t slot, bool allocatable) {
+    const std::uint64_t bit = 1ull << (slot & 63);
+    used_[slot >> 6] &= ~bit;
+    if (allocatable && !(free_[slot >> 6] & bit)) {
+        free_[slot >> 6] |= bit;
+        ++free_count_;
+        update_summary(slot >> 6);
     }
-    words_[slot >> 6] |= 1ull << (slot & 63);
-    ++free_;
-    update_summary(slot >> 6);
+}
+
+void PortBitmap::refresh(const std::vector<std::uint64_t>& allocatable) {
+    free_count_ = 0;
+    for (std::uint32_t w = 0; w < free_.size(); ++w) {
+        free_[w] = allocatable[w] & ~used_[w];
+        free_count_ += static_cast<std::uint32_t>(std::popcount(free_[w]));
+        update_summary(w);
+    }
 }
 
 std::optional<std::uint32_t> PortBitmap::first_free_in(std::uint32_t from, std::uint32_t to,
@@ -113,16 +125,16 @@ std::optional<std::uint32_t> PortBitmap::first_free_in(std::uint32_t from, std::
     const std::uint32_t wt = to >> 6;
     // The edge words need masking to [from, to]; whole words between them are found through
     // the summary, so a search costs O(words / 64), not O(slots).
-    if (auto s = first_set(words_, from, std::min(to, wf * 64 + 63), pattern)) {
+    if (auto s = first_set(free_, from, std::min(to, wf * 64 + 63), pattern)) {
         return s;
     }
     if (wt > wf + 1) {
         if (auto w = first_set(summary_[parity], wf + 1, wt - 1)) {
-            return *w * 64 + static_cast<std::uint32_t>(std::countr_zero(words_[*w] & pattern));
+            return *w * 64 + static_cast<std::uint32_t>(std::countr_zero(free_[*w] & pattern));
         }
     }
     if (wt > wf) {
-        return first_set(words_, wt * 64, to, pattern);
+        return first_set(free_, wt * 64, to, pattern);
     }
     return std::nullopt;
 }
@@ -141,31 +153,54 @@ std::optional<std::uint32_t> PortBitmap::find_free(std::uint32_t start, unsigned
 PortAllocator::PortAllocator(const Ownership& ownership, WorkerId worker, PortRange range,
                              std::span<const PortRange> reserved, std::size_t pool_size,
                              SipKey secret)
-    : slice_(ownership, worker, range), secret_(secret) {
-    const std::uint32_t slots = slice_.slot_count();
-    PortBitmap prototype(slots);
-    for (std::uint32_t s = 0; s < slots; ++s) {
+    : slice_(ownership, worker), secret_(secret), allocatable_((slice_.slot_count() + 63) / 64, 0),
+      bitmaps_(pool_size * kProtocolCount, PortBitmap(slice_.slot_count())) {
+    set_range(range, reserved);
+}
+
+// Slot interval of the ports [from, to] (both even-aligned outward), empty when from > to.
+std::pair<std::uint32_t, std::uint32_t> PortAllocator::interval(std::uint32_t from,
+                                                                std::uint32_t to) const {
+    if (from > to) {
+        return {1, 0};
+    }
+    const std::uint32_t lo = slice_.lower_bound(static_cast<std::uint16_t>(from));
+    const std::uint32_t end =
+        to >= 0xffff ? slice_.slot_count() : slice_.lower_bound(static_cast<std::uint16_t>(to + 1));
+    return end == 0 || lo >= end ? std::pair<std::uint32_t, std::uint32_t>{1, 0}
+                                 : std::pair<std::uint32_t, std::uint32_t>{lo, end - 1};
+}
+
+void PortAllocator::set_range(PortRange range, std::span<const PortRange> reserved) {
+    // Algorithm 4 counts its positions within the range (by whole port pairs), not over every
+    // slot: a narrow range inside 0-65535 must not make the first port after a gap the likely
+    // choice (RFC 6888 REQ-15: ports hard to guess).
+    const std::uint32_t lo = range.lo & ~1u;
+    const std::uint32_t hi = range.hi | 1u;
+    std::tie(system_lo_, system_hi_) = interval(lo, std::min<std::uint32_t>(hi, 1023));
+    std::tie(user_lo_, user_hi_) = interval(std::max<std::uint32_t>(lo, 1024), hi);
+
+    std::fill(allocatable_.begin(), allocatable_.end(), 0);
+    usable_ = 0;
+    for (std::uint32_t s = 0; s < slice_.slot_count(); ++s) {
         const std::uint16_t port = slice_.port_of(s);
         const bool is_reserved =
             std::any_of(reserved.begin(), reserved.end(),
                         [port](const PortRange& r) { return r.contains(port); });
-        if (!range.contains(port) || is_reserved) {
-            prototype.take(s);
+        if (range.contains(port) && !is_reserved) {
+            allocatable_[s >> 6] |= 1ull << (s & 63);
+            ++usable_;
         }
     }
-    usable_ = prototype.free_count();
-    bitmaps_.assign(pool_size * kProtocolCount, prototype);
-
-    const std::uint32_t first_user = slice_.lower_bound(1024);
-    system_lo_ = 0;
-    system_hi_ = first_user == 0 ? 0 : first_user - 1;
-    user_lo_ = first_user;
-    user_hi_ = slots == 0 ? 0 : slots - 1;
-    if (first_user == 0) {
-        system_lo_ = 1; // empty interval
+    for (PortBitmap& bits : bitmaps_) {
+        bits.refresh(allocatable_);
     }
-    if (first_user >= slots) {
-        user_lo_ = 1, user_hi_ = 0;
+}
+
+void PortAllocator::add_address() {
+    for (std::size_t p = 0; p < kProtocolCount; ++p) {
+        bitmaps_.emplace_back(slice_.slot_count());
+        bitmaps_.back().refresh(allocatable_);
     }
 }
 
@@ -230,7 +265,7 @@ std::optional<std::uint32_t> PortAllocator::search(const PortBitmap& bits, std::
 
 void PortAllocator::release(std::uint16_t pool_index, Protocol proto, std::uint16_t port) {
     if (const auto slot = slice_.slot_of(port)) {
-        bitmap(pool_index, proto).release(*slot);
+        bitmap(pool_index, proto).release(*slot, is_allocatable_slot(*slot));
     }
 }
 

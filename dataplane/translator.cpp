@@ -90,6 +90,7 @@ Policy Policy::from(const Config& config, WorkerId workers) {
 Translator::Translator(const Config& config, const Ownership& ownership, WorkerId worker,
                        SipKey port_secret, CounterBlock& counters, int socket, Tick start)
     : policy_(Policy::from(config, ownership.workers())), secret_(port_secret), pool_(config.pool),
+      active_(config.pool.size(), 1), range_(config.port_range), reserved_(config.reserved),
       worker_(worker), counters_(counters),
       ports_(ownership, worker, config.port_range, config.reserved, config.pool.size(),
              port_secret),
@@ -299,20 +300,7 @@ std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol pro
     if (pos < 0) {
         return pos;
     }
-    // Prefer the address the subscriber hashes to; skip addresses with no port left here.
-    // The hash is keyed and independent of subscriber_hash: were it the same function, a
-    // worker's subscribers (hash % workers == w) would crowd onto a few addresses whenever
-    // the pool size and the worker count share a factor.
-    const auto n = static_cast<std::uint32_t>(pool_.size());
-    const auto first = static_cast<std::uint32_t>(siphash_2x64(secret_, key, kAnchorDomain) % n);
-    auto anchor = static_cast<std::uint16_t>(first);
-    for (std::uint32_t i = 0; i < n; ++i) {
-        const auto candidate = static_cast<std::uint16_t>((first + i) % n);
-        if (ports_.free_ports(candidate, proto) > 0) {
-            anchor = candidate;
-            break;
-        }
-    }
+    const std::uint16_t anchor = choose_anchor(inside, proto);
     Subscriber& sub = tables_.subscriber_records[static_cast<std::uint32_t>(pos)];
     sub = Subscriber{};
     sub.pool_index = anchor;
@@ -320,6 +308,30 @@ std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol pro
     sub.refilled_at = now;
     ++live_subscribers_;
     return pos;
+}
+
+// The address a subscriber is anchored to: the one its keyed hash prefers, else the next that
+// is in the config and has a free port here. The hash is independent of subscriber_hash: were
+// it the same function, a worker's subscribers (hash % workers == w) would crowd onto a few
+// addresses whenever the pool size and the worker count share a factor.
+std::uint16_t Translator::choose_anchor(Ipv4Addr inside, Protocol proto) const {
+    const auto n = static_cast<std::uint32_t>(pool_.size());
+    const auto first =
+        static_cast<std::uint32_t>(siphash_2x64(secret_, inside.value(), kAnchorDomain) % n);
+    std::optional<std::uint16_t> active_but_full;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const auto candidate = static_cast<std::uint16_t>((first + i) % n);
+        if (!active_[candidate]) {
+            continue;
+        }
+        if (ports_.free_ports(candidate, proto) > 0) {
+            return candidate;
+        }
+        if (!active_but_full) {
+            active_but_full = candidate;
+        }
+    }
+    return active_but_full.value_or(static_cast<std::uint16_t>(first));
 }
 
 void Translator::release_subscriber_if_unused(std::uint32_t subscriber, Ipv4Addr inside) {
@@ -334,6 +346,10 @@ void Translator::release_subscriber_if_unused(std::uint32_t subscriber, Ipv4Addr
 std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey& key,
                                          std::uint32_t subscriber, Tick now) {
     Subscriber& sub = tables_.subscriber_records[subscriber];
+    if (!active_[sub.pool_index]) {
+        // The anchor left the pool: existing mappings drain there, new ones go elsewhere.
+        sub.pool_index = choose_anchor(pkt.parsed.src, pkt.parsed.proto);
+    }
     const PortRequest request{pkt.parsed.src, pkt.parsed.src_port, pkt.parsed.proto, sub.pool_index,
                               pool_.address(sub.pool_index)};
     const auto grant = ports_.allocate(request);

@@ -360,8 +360,14 @@ void Worker::serve_mailbox(Tick now) {
         box.mapping_count = translator_.snapshot_mappings(box.mappings);
         break;
     case Mailbox::Kind::ports: {
+        // Sized here, not at start: the pool may have grown (a control request, not a packet).
         const auto& pool = translator_.pool();
+        box.addresses.assign(pool.addresses().begin(), pool.addresses().end());
+        box.active.resize(pool.size());
+        box.free_ports.resize(pool.size() * kProtocolCount);
+        box.usable_ports = translator_.ports().usable_ports();
         for (std::uint16_t a = 0; a < pool.size(); ++a) {
+            box.active[a] = translator_.is_active(a);
             for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
                 box.free_ports[a * kProtocolCount + static_cast<std::size_t>(proto_index(p))] =
                     translator_.ports().free_ports(a, p);

@@ -87,7 +87,11 @@ struct Mailbox {
     std::size_t mapping_count = 0;
     std::vector<SessionView> sessions; // capacity kMaxSessions, reserved at start
     std::uint64_t flushed = 0;
+    // Ports: every pool address this worker knows (draining ones too), in index order.
+    std::vector<Ipv4Addr> addresses;
+    std::vector<std::uint8_t> active;
     std::vector<std::uint32_t> free_ports; // [pool index][protocol]
+    std::uint32_t usable_ports = 0;        // per address and protocol
 
     // The worker's progress through a walk.
     bool walking = false;

@@ -40,6 +40,19 @@ public:
         return done;
     }
 
+    // More room, when the pool grows: the queue keeps its order.
+    void grow(std::size_t capacity) {
+        if (capacity <= ring_.size()) {
+            return;
+        }
+        std::vector<HeldPort> ring(capacity);
+        for (std::size_t i = 0; i < size_; ++i) {
+            ring[i] = ring_[(head_ + i) % ring_.size()];
+        }
+        ring_ = std::move(ring);
+        head_ = 0;
+    }
+
     [[nodiscard]] std::size_t size() const { return size_; }
     [[nodiscard]] std::size_t capacity() const { return ring_.size(); }
 

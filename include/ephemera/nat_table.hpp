@@ -7,7 +7,7 @@
 //   sessions     rte_hash  (inside addr, port, remote addr, port, proto) -> Session
 //   permissions  rte_hash  (mapping, remote addr)      -> count of sessions (address-dependent
 //                                                                     filtering only)
-//   out2in       array     (pool index, protocol, slot of external port) -> mapping
+//   out2in       arrays    (pool index, protocol, slot of external port) -> mapping
 //
 // Records live in arrays indexed by the rte_hash key position, so a hit costs one hash probe
 // and one array read, and no allocator runs on the packet path. Every table is sized once, at
@@ -134,15 +134,15 @@ public:
 
     [[nodiscard]] std::uint32_t& out2in(std::uint16_t pool_index, Protocol proto,
                                         std::uint32_t slot) {
-        return out2in_[(std::size_t{pool_index} * kProtocolCount +
-                        static_cast<std::size_t>(proto_index(proto))) *
-                           slots_per_address_ +
-                       slot];
+        return out2in_[pool_index]
+                      [static_cast<std::size_t>(proto_index(proto)) * slots_per_address_ + slot];
     }
+    // Room for one more pool address (a pool grown at run time); nothing moves.
+    void add_address() { out2in_.emplace_back(kProtocolCount * slots_per_address_, kNoIndex); }
 
 private:
     std::uint32_t slots_per_address_;
-    std::vector<std::uint32_t> out2in_;
+    std::vector<std::vector<std::uint32_t>> out2in_; // [pool index][protocol][slot]
 };
 
 } // namespace ephemera

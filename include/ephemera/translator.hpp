@@ -125,7 +125,10 @@ public:
     [[nodiscard]] bool rescanning() const { return rescan_active_; }
     [[nodiscard]] const Policy& policy() const { return policy_; }
 
+    // Pool addresses keep their index for life: one removed from the config drains (its
+    // mappings live on, none are made there) and gets its old index back if it returns.
     [[nodiscard]] bool is_pool_address(Ipv4Addr a) const { return pool_.find(a) != kNoPool; }
+    [[nodiscard]] bool is_active(std::uint16_t pool_index) const { return active_[pool_index]; }
     [[nodiscard]] const PoolIndex& pool() const { return pool_; }
     [[nodiscard]] const PortAllocator& ports() const { return ports_; }
     [[nodiscard]] std::uint32_t live_sessions() const { return live_sessions_; }
@@ -161,6 +164,8 @@ private:
                       std::span<Verdict> verdicts);
     Miss in2out_miss(const PacketRef& pkt, const SessionKey& key, Tick now);
     std::int32_t find_or_create_subscriber(Ipv4Addr inside, Protocol proto, Tick now);
+    [[nodiscard]] std::uint16_t choose_anchor(Ipv4Addr inside, Protocol proto) const;
+    void reconfigure_pool(const Config& config);
     std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key,
                                  std::uint32_t subscriber, Tick now);
     void release_mapping(std::uint32_t mapping, Tick now);
@@ -182,6 +187,9 @@ private:
     Policy policy_;
     SipKey secret_;
     PoolIndex pool_;
+    std::vector<std::uint8_t> active_; // by pool index: in the config (1) or draining (0)
+    PortRange range_;
+    std::vector<PortRange> reserved_;
     WorkerId worker_;
     CounterBlock& counters_;
     PortAllocator ports_;

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace ephemera {
 namespace {
 
@@ -315,6 +317,148 @@ TEST(Lifecycle, IcmpErrorQuoteIsBoundedTo576Bytes) {
     EXPECT_EQ(f.size(), 14u + kIcmpErrorMaxIpLen);
     EXPECT_EQ(test::get16(f, 16), kIcmpErrorMaxIpLen); // IP total length
     EXPECT_TRUE(test::checksums_verify(f));
+}
+
+} // namespace
+} // namespace ephemera
+
+namespace ephemera {
+namespace {
+
+using namespace nat_test;
+
+// ---- live reconfiguration -------------------------------------------------------------------
+
+// A shrunk range drains: the mapping on a port leaving the range keeps working both ways, new
+// mappings come only from the new range, and the old port is not handed out again after its
+// mapping expires.
+TEST(Reconfigure, ShrinkingTheRangeDrainsItsPorts) {
+    Config config = make_config({kX}, {49152, 65535});
+    config.timeouts.port_hold_down = 0;
+    Nat nat(config);
+    const FrameSpec old_flow = udp_from(kC, 50000, kA1, 53);
+    const auto ext = nat.send_out(old_flow);
+    ASSERT_TRUE(ext.has_value());
+    ASSERT_EQ(ext->port, 50000); // preserved
+
+    Config shrunk = config;
+    shrunk.port_range = {40000, 40999};
+    nat.translator().reconfigure(shrunk);
+    EXPECT_TRUE(nat.send_out(old_flow));
+    EXPECT_EQ(nat.send_in(reply_to(old_flow, *ext)), (Endpoint{kC, 50000}));
+    for (std::uint16_t p = 0; p < 50; ++p) {
+        const auto e = nat.send_out(udp_from(kC2, static_cast<std::uint16_t>(30000 + p), kA1, 53));
+        ASSERT_TRUE(e.has_value());
+        EXPECT_TRUE(e->port >= 40000 && e->port <= 40999) << e->port;
+    }
+    EXPECT_EQ(nat.translator().ports().usable_ports(), 1000u);
+    expire_all(nat.translator(), 16 + sec(config.timeouts.udp));
+    EXPECT_FALSE(nat.translator().ports().is_free(0, Protocol::udp, 50000));
+    // Back to the old range: the port is free again.
+    nat.translator().reconfigure(config);
+    EXPECT_TRUE(nat.translator().ports().is_free(0, Protocol::udp, 50000));
+}
+
+// A removed pool address drains: its mappings keep working, nothing new is made there, and
+// subscribers anchored to it move to an address still in the pool for their next mapping.
+TEST(Reconfigure, RemovedPoolAddressDrains) {
+    const Ipv4Addr x2{kX.value() + 1};
+    Config config = make_config({kX, x2});
+    Nat nat(config);
+    const FrameSpec first = udp_from(kC, 50000, kA1, 53);
+    const auto ext = nat.send_out(first);
+    ASSERT_TRUE(ext.has_value());
+
+    Config smaller = config;
+    smaller.pool = {ext->addr == kX ? x2 : kX};
+    nat.translator().reconfigure(smaller);
+    EXPECT_TRUE(nat.translator().is_pool_address(ext->addr)); // return traffic still arrives
+    EXPECT_EQ(nat.send_in(reply_to(first, *ext)), (Endpoint{kC, 50000}));
+    EXPECT_EQ(nat.send_out(first), ext); // the existing mapping is kept
+    const auto next = nat.send_out(udp_from(kC, 50002, kA1, 53));
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->addr, smaller.pool[0]);
+    for (std::uint32_t i = 0; i < 20; ++i) {
+        const auto e = nat.send_out(
+            udp_from(Ipv4Addr{(100u << 24) | (64u << 16) | (1u << 8) | i}, 50000, kA1, 53));
+        ASSERT_TRUE(e.has_value());
+        EXPECT_EQ(e->addr, smaller.pool[0]);
+    }
+    // Added back, it is the same address with the same index, open for mappings again.
+    nat.translator().reconfigure(config);
+    EXPECT_TRUE(nat.translator().is_active(nat.translator().pool().find(ext->addr)));
+    EXPECT_EQ(nat.translator().pool().size(), 2u);
+}
+
+TEST(Reconfigure, AddedPoolAddressServes) {
+    Config config = make_config({kX});
+    Nat nat(config);
+    ASSERT_TRUE(nat.send_out(udp_from(kC, 50000, kA1, 53)));
+    const Ipv4Addr added{198, 18, 7, 7};
+    Config bigger = config;
+    bigger.pool.push_back(added);
+    nat.translator().reconfigure(bigger);
+    ASSERT_TRUE(nat.translator().is_pool_address(added));
+    const std::uint16_t index = nat.translator().pool().find(added);
+    EXPECT_EQ(nat.translator().ports().free_ports(index, Protocol::udp),
+              nat.translator().ports().usable_ports());
+    std::set<Ipv4Addr> used;
+    for (std::uint32_t i = 0; i < 64; ++i) {
+        const auto e = nat.send_out(
+            udp_from(Ipv4Addr{(100u << 24) | (64u << 16) | (2u << 8) | i}, 50000, kA1, 53));
+        ASSERT_TRUE(e.has_value());
+        used.insert(e->addr);
+    }
+    EXPECT_TRUE(used.count(added)) << "new subscribers are anchored to the new address too";
+    // Replies to a mapping on the new address come back.
+    const FrameSpec on_added = [&] {
+        for (std::uint32_t i = 0;; ++i) {
+            const FrameSpec s =
+                udp_from(Ipv4Addr{(100u << 24) | (64u << 16) | (3u << 8) | i}, 50000, kA1, 53);
+            const auto e = nat.send_out(s);
+            if (e && e->addr == added) {
+                return s;
+            }
+        }
+    }();
+    const auto ext = nat.send_out(on_added);
+    EXPECT_EQ(nat.send_in(reply_to(on_added, *ext)), (Endpoint{on_added.src, 50000}));
+}
+
+// A shorter timeout applies to the sessions that already exist (they are rescheduled).
+TEST(Reconfigure, ShorterTimeoutReachesExistingSessions) {
+    Config config = make_config();
+    config.timeouts.udp = 600;
+    Nat nat(config);
+    ASSERT_TRUE(nat.send_out(udp_from(kC, 50000, kA1, 53), kT0));
+    Config shorter = config;
+    shorter.timeouts.udp = 120;
+    nat.translator().reconfigure(shorter);
+    EXPECT_TRUE(nat.translator().rescanning());
+    expire_all(nat.translator(), kT0 + sec(120) - 1);
+    EXPECT_EQ(nat.translator().live_sessions(), 1u);
+    expire_all(nat.translator(), kT0 + sec(120));
+    EXPECT_EQ(nat.translator().live_sessions(), 0u);
+    EXPECT_FALSE(nat.translator().rescanning());
+}
+
+// Switching to address-dependent filtering counts the permissions of existing sessions, so
+// their remotes keep reaching them (RFC 4787 REQ-8) and others are refused.
+TEST(Reconfigure, SwitchToAddressDependentFilteringKeepsExistingPeers) {
+    Config config = make_config();
+    Nat nat(config);
+    const FrameSpec out = udp_from(kC, 50000, kA1, 53);
+    const auto ext = nat.send_out(out);
+    ASSERT_TRUE(ext.has_value());
+    Config adf = config;
+    adf.filtering = FilteringMode::address_dependent;
+    nat.translator().reconfigure(adf);
+    expire_all(nat.translator(), kT0);
+    EXPECT_TRUE(nat.send_in(from_outside(Protocol::udp, {kA1, 9999}, *ext)));
+    EXPECT_FALSE(nat.send_in(from_outside(Protocol::udp, {kA2, 53}, *ext)));
+    // And back: endpoint-independent admits everyone again.
+    nat.translator().reconfigure(config);
+    EXPECT_TRUE(nat.send_in(from_outside(Protocol::udp, {kA2, 53}, *ext)));
 }
 
 } // namespace

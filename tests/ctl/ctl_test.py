@@ -1,0 +1,574 @@
+#!/usr/bin/python3
+"""ephemeractl against a fake DPDK telemetry v2 server: the exact request strings it sends, its
+tables, --json, and its exit statuses (0 ok, 1 refused, 2 no server or bad reply, 64 usage).
+
+The fake server listens on a SOCK_SEQPACKET socket in a temporary directory, sends the greeting
+on every connection, records each request and answers from a script, as DPDK 22.11 does:
+{"<command>": data}, data null for a command it does not know.
+
+    ctl_test.py EPHEMERACTL [unittest names...]
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+EPHEMERACTL = sys.argv[1] if len(sys.argv) > 1 else "build/tools/ephemeractl/ephemeractl"
+del sys.argv[1:2]
+
+
+class Raw:
+    """A reply sent as these exact bytes instead of {"<command>": data}."""
+
+    def __init__(self, payload):
+        self.payload = payload
+
+
+CLOSE = object()  # close the connection instead of answering
+
+
+class FakeTelemetry:
+    """DPDK telemetry v2 server on a temporary socket. `replies` maps a command (the part of the
+    request before the first ',') to its data, a Raw, CLOSE, or a function of the request string
+    returning one of those."""
+
+    def __init__(self, replies=None, greeting=None):
+        self.replies = dict(replies or {})
+        self.greeting = greeting if greeting is not None else {
+            "version": "DPDK 22.11.4", "pid": 4242, "max_output_len": 16384}
+        self.requests = []
+        self.connections = 0
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = os.path.join(self.dir.name, "dpdk_telemetry.v2")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock.bind(self.path)
+        self.sock.listen(4)
+        self.sock.settimeout(0.05)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
+        self.dir.cleanup()
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(5)
+                self.connections += 1
+                try:
+                    self._converse(conn)
+                except OSError:
+                    pass
+
+    def _converse(self, conn):
+        greeting = self.greeting
+        conn.send(greeting if isinstance(greeting, bytes) else json.dumps(greeting).encode())
+        while True:
+            request = conn.recv(1024)
+            if not request:
+                return
+            text = request.decode()
+            self.requests.append(text)
+            command = text.split(",", 1)[0]
+            reply = self.replies.get(command)
+            if callable(reply):
+                reply = reply(text)
+            if reply is CLOSE:
+                return
+            if isinstance(reply, Raw):
+                conn.send(reply.payload)
+            else:
+                conn.send(json.dumps({command: reply}, separators=(",", ":")).encode())
+
+
+STATS = {
+    "workers": 2, "live_sessions": 0, "live_mappings": 5, "live_sessions_icmp": 0,
+    "ports_in_hold_down": 0,
+    "in2out_rx": 123456, "out2in_rx": 0, "in2out_tx": 120000, "drop_no_port": 7,
+}
+
+PORTS = {
+    "198.18.0.100": {"udp_free": 12287, "udp_usable": 16384, "tcp_free": 16383,
+                     "tcp_usable": 16384, "icmp_free": 1, "icmp_usable": 3, "held": 12,
+                     "draining": 0},
+    "198.18.0.101": {"udp_free": 0, "udp_usable": 16384, "tcp_free": 16384,
+                     "tcp_usable": 16384, "icmp_free": 0, "icmp_usable": 0, "held": 0,
+                     "draining": 2},
+}
+
+# The same table column-wise, as a DPDK 22.11 server sends it (its telemetry cannot nest a dict
+# in a dict): one array per field, in address order.
+PORTS_COLUMNS = {"address": list(PORTS)}
+PORTS_COLUMNS.update({field: [PORTS[a][field] for a in PORTS]
+                      for field in PORTS["198.18.0.100"]})
+
+OK = {"result": "ok", "message": "timeouts.udp: 300 -> 600"}
+
+
+class Ctl(unittest.TestCase):
+    def setUp(self):
+        self.server = None
+
+    def tearDown(self):
+        if self.server is not None:
+            self.server.close()
+
+    def serve(self, replies=None, greeting=None):
+        self.server = FakeTelemetry(replies, greeting)
+        return self.server
+
+    def ctl(self, *args, env=None, socket_path=None):
+        """Runs ephemeractl against the fake server (unless socket_path says otherwise)."""
+        path = socket_path if socket_path is not None else self.server.path
+        argv = [EPHEMERACTL] + (["--socket", path] if path else []) + list(args)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                              env=env if env is not None else os.environ.copy())
+
+    def assert_requests(self, cases, replies=None):
+        """Each case: (argv, exact request string)."""
+        for argv, expected in cases:
+            with self.subTest(argv=argv):
+                server = self.serve(replies)
+                r = self.ctl(*argv)
+                self.assertEqual(server.requests, [expected], r.stderr)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                server.close()
+                self.server = None
+
+    # ------------------------------------------------------------------------- request strings
+
+    def test_requests_show(self):
+        self.assert_requests([
+            (["show", "config"], "/ephemera/config"),
+            (["show", "stats"], "/ephemera/stats"),
+            (["show", "stats", "--all"], "/ephemera/stats"),
+            (["show", "ports"], "/ephemera/ports"),
+            (["show", "worker", "0"], "/ephemera/worker,0"),
+            (["show", "worker", "3", "--all"], "/ephemera/worker,3"),
+        ], replies={"/ephemera/config": {"file": "x"}, "/ephemera/stats": STATS,
+                    "/ephemera/ports": PORTS, "/ephemera/worker": {"worker": 3}})
+
+    def test_requests_mappings(self):
+        self.assert_requests([
+            (["mappings"], "/ephemera/mappings"),
+            (["mappings", "--limit", "10"], "/ephemera/mappings,10"),
+            (["mappings", "--limit=4294967295"], "/ephemera/mappings,4294967295"),
+        ], replies={"/ephemera/mappings": []})
+
+    def test_requests_sessions(self):
+        s, e, n = "100.64.0.7", "198.18.0.100:49153", "20"
+        self.assert_requests([
+            (["sessions"], "/ephemera/sessions"),
+            (["sessions", "--subscriber", s], f"/ephemera/sessions,subscriber={s}"),
+            (["sessions", "--external", e], f"/ephemera/sessions,external={e}"),
+            (["sessions", "--limit", n], f"/ephemera/sessions,limit={n}"),
+            (["sessions", "--subscriber", s, "--external", e],
+             f"/ephemera/sessions,subscriber={s};external={e}"),
+            (["sessions", "--subscriber", s, "--limit", n],
+             f"/ephemera/sessions,subscriber={s};limit={n}"),
+            (["sessions", "--external", e, "--limit", n],
+             f"/ephemera/sessions,external={e};limit={n}"),
+            # The order on the wire is fixed, whatever the order on the command line.
+            (["sessions", "--limit", n, "--external", e, "--subscriber", s],
+             f"/ephemera/sessions,subscriber={s};external={e};limit={n}"),
+            (["sessions", "--external", "0.0.0.0:0"], "/ephemera/sessions,external=0.0.0.0:0"),
+            (["sessions", "--external", "255.255.255.255:65535"],
+             "/ephemera/sessions,external=255.255.255.255:65535"),
+        ], replies={"/ephemera/sessions": []})
+
+    def test_requests_set(self):
+        self.assert_requests([
+            (["set", "timeouts.udp", "600"], "/ephemera/set,timeouts.udp=600"),
+            (["set", "filtering.mode", "address"], "/ephemera/set,filtering.mode=address"),
+            (["set", "pool.port_range", "40000-50000"],
+             "/ephemera/set,pool.port_range=40000-50000"),
+            (["set", "limits.subscriber_ports", "2000"],
+             "/ephemera/set,limits.subscriber_ports=2000"),
+        ], replies={"/ephemera/set": OK})
+
+    def test_requests_pool(self):
+        self.assert_requests([
+            (["pool", "add", "198.18.0.102"], "/ephemera/pool,add=198.18.0.102"),
+            (["pool", "remove", "198.18.0.100"], "/ephemera/pool,remove=198.18.0.100"),
+        ], replies={"/ephemera/pool": {"result": "ok", "message": "done"}})
+
+    def test_requests_flush(self):
+        s, e, a = "100.64.0.7", "198.18.0.100:49153", "198.18.0.101"
+        self.assert_requests([
+            (["flush", "--subscriber", s], f"/ephemera/flush,subscriber={s}"),
+            (["flush", "--external", e], f"/ephemera/flush,external={e}"),
+            (["flush", "--address", a], f"/ephemera/flush,address={a}"),
+            (["flush", "--subscriber", s, "--external", e],
+             f"/ephemera/flush,subscriber={s};external={e}"),
+            (["flush", "--subscriber", s, "--address", a],
+             f"/ephemera/flush,subscriber={s};address={a}"),
+            (["flush", "--external", e, "--address", a],
+             f"/ephemera/flush,external={e};address={a}"),
+            (["flush", "--address", a, "--external", e, "--subscriber", s],
+             f"/ephemera/flush,subscriber={s};external={e};address={a}"),
+        ], replies={"/ephemera/flush": {"result": "ok", "message": "flushed 3 sessions",
+                                        "flushed": 3}})
+
+    def test_requests_reload(self):
+        self.assert_requests([(["reload"], "/ephemera/reload")],
+                             replies={"/ephemera/reload": {"result": "ok", "message": "reloaded"}})
+
+    def test_global_options_may_follow_the_subcommand(self):
+        server = self.serve({"/ephemera/stats": STATS})
+        r = subprocess.run([EPHEMERACTL, "show", "stats", "--json", "--socket", server.path],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), STATS)
+        self.assertEqual(server.requests, ["/ephemera/stats"])
+
+    # ------------------------------------------------------------------------------ formatting
+
+    def test_stats_table_hides_zero_counters_unless_all(self):
+        self.serve({"/ephemera/stats": STATS})
+        r = self.ctl("show", "stats")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Gauges (live_*, ports_in_hold_down) show even at zero; counters at zero do not.
+        self.assertEqual(r.stdout,
+                         "workers                  2\n"
+                         "live_sessions            0\n"
+                         "live_mappings            5\n"
+                         "live_sessions_icmp       0\n"
+                         "ports_in_hold_down       0\n"
+                         "in2out_rx           123456\n"
+                         "in2out_tx           120000\n"
+                         "drop_no_port             7\n"
+                         "(1 zero counter not shown; --all shows them)\n")
+        r = self.ctl("show", "stats", "--all")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout,
+                         "workers                  2\n"
+                         "live_sessions            0\n"
+                         "live_mappings            5\n"
+                         "live_sessions_icmp       0\n"
+                         "ports_in_hold_down       0\n"
+                         "in2out_rx           123456\n"
+                         "out2in_rx                0\n"
+                         "in2out_tx           120000\n"
+                         "drop_no_port             7\n")
+
+    def test_worker_table(self):
+        worker = {"worker": 0, "lcore": 1, "live_sessions": 3, "live_mappings": 2,
+                  "ports_per_address": 8192, "in2out_rx": 0, "out2in_rx": 0}
+        self.serve({"/ephemera/worker": worker})
+        r = self.ctl("show", "worker", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout,
+                         "worker                0\n"
+                         "lcore                 1\n"
+                         "live_sessions         3\n"
+                         "live_mappings         2\n"
+                         "ports_per_address  8192\n"
+                         "(2 zero counters not shown; --all shows them)\n")
+
+    def test_config_is_aligned_key_value_lines(self):
+        config = {"file": "conf/demo.toml", "pool_addresses": 2,
+                  "port_range": "iana (49152-65535)", "filtering": "endpoint-independent"}
+        self.serve({"/ephemera/config": config})
+        r = self.ctl("show", "config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout,
+                         "file            conf/demo.toml\n"
+                         "pool_addresses  2\n"
+                         "port_range      iana (49152-65535)\n"
+                         "filtering       endpoint-independent\n")
+
+    def test_ports_table_used_usable_and_utilisation(self):
+        self.serve({"/ephemera/ports": PORTS})
+        r = self.ctl("show", "ports")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["address", "udp", "used/usable", "util", "tcp",
+                                            "used/usable", "util", "icmp", "used/usable", "util",
+                                            "held", "draining"])
+        # used = usable - free; util = used / usable, one decimal; "-" when nothing is usable.
+        self.assertEqual(lines[1].split(), ["198.18.0.100", "4097/16384", "25.0%", "1/16384",
+                                            "0.0%", "2/3", "66.7%", "12", "0"])
+        self.assertEqual(lines[2].split(), ["198.18.0.101", "16384/16384", "100.0%", "0/16384",
+                                            "0.0%", "0/0", "-", "0", "2"])
+        self.assertEqual(lines[3].split(), ["total", "20481/32768", "62.5%", "1/32768", "0.0%",
+                                            "2/3", "66.7%", "12", "2"])
+        self.assertEqual(len(lines), 4)
+        # Aligned: every column ends where its header ends (numbers right-aligned).
+        header = lines[0]
+        for line in lines[1:]:
+            self.assertEqual(len(line), len(header), r.stdout)
+            for end in (header.index("util") + 4, header.index("held") + 4):
+                self.assertNotEqual(line[end - 1], " ", r.stdout)
+                self.assertEqual(line[end], " ", r.stdout)
+
+    def test_ports_table_from_column_wise_reply(self):
+        self.serve({"/ephemera/ports": PORTS})
+        nested = self.ctl("show", "ports")
+        self.server.close()
+        self.serve({"/ephemera/ports": PORTS_COLUMNS})
+        columns = self.ctl("show", "ports")
+        self.assertEqual(columns.returncode, 0, columns.stderr)
+        self.assertEqual(columns.stdout, nested.stdout)
+        # --json is what the server sent, not the nested form.
+        r = self.ctl("--json", "show", "ports")
+        self.assertEqual(json.loads(r.stdout), PORTS_COLUMNS)
+        # Columns of different lengths are malformed.
+        self.server.close()
+        self.serve({"/ephemera/ports": dict(PORTS_COLUMNS, held=[1])})
+        r = self.ctl("show", "ports")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("/ephemera/ports", r.stderr)
+
+    def test_ports_table_single_address_has_no_total(self):
+        one = {"198.18.0.100": dict(PORTS["198.18.0.100"], udp_free=16383)}
+        self.serve({"/ephemera/ports": one})
+        r = self.ctl("show", "ports")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 2)
+        self.assertEqual(lines[1].split()[1:3], ["1/16384", "0.0%"])
+
+    def test_mappings_and_sessions_one_line_each(self):
+        mappings = ["udp 100.64.0.2:5000 -> 198.18.0.100:49152 sessions=1 worker=0",
+                    "tcp 100.64.0.3:40000 -> 198.18.0.101:50001 sessions=2 worker=1"]
+        sessions = ["udp 100.64.0.2:5000 -> 198.18.0.100:49152 -> 198.18.0.2:53 idle=3s"]
+        self.serve({"/ephemera/mappings": mappings, "/ephemera/sessions": sessions})
+        r = self.ctl("mappings")
+        self.assertEqual((r.returncode, r.stdout), (0, "\n".join(mappings) + "\n"), r.stderr)
+        r = self.ctl("sessions", "--subscriber", "100.64.0.2")
+        self.assertEqual((r.returncode, r.stdout), (0, sessions[0] + "\n"), r.stderr)
+
+    def test_empty_lists_say_so(self):
+        self.serve({"/ephemera/mappings": [], "/ephemera/sessions": []})
+        r = self.ctl("mappings")
+        self.assertEqual((r.returncode, r.stdout), (0, "no live mappings\n"), r.stderr)
+        r = self.ctl("sessions")
+        self.assertEqual((r.returncode, r.stdout), (0, "no matching sessions\n"), r.stderr)
+
+    def test_changes_print_the_message(self):
+        self.serve({
+            "/ephemera/set": OK,
+            "/ephemera/pool": {"result": "ok", "message": "198.18.0.102 added"},
+            "/ephemera/flush": {"result": "ok", "message": "flushed 3 sessions", "flushed": 3},
+            "/ephemera/reload": {"result": "ok", "message": "reloaded: nothing changed"},
+        })
+        for argv, message in [
+            (["set", "timeouts.udp", "600"], "timeouts.udp: 300 -> 600"),
+            (["pool", "add", "198.18.0.102"], "198.18.0.102 added"),
+            (["flush", "--subscriber", "100.64.0.7"], "flushed 3 sessions"),
+            (["reload"], "reloaded: nothing changed"),
+        ]:
+            with self.subTest(argv=argv):
+                r = self.ctl(*argv)
+                self.assertEqual((r.returncode, r.stdout, r.stderr), (0, message + "\n", ""))
+
+    # ---------------------------------------------------------------------------------- --json
+
+    def test_json_prints_the_data(self):
+        config = {"file": "conf/demo.toml", "pool_addresses": 2}
+        worker = {"worker": 1, "lcore": 2, "in2out_rx": 0}
+        flushed = {"result": "ok", "message": "flushed 3 sessions", "flushed": 3}
+        self.serve({"/ephemera/stats": STATS, "/ephemera/ports": PORTS,
+                    "/ephemera/config": config, "/ephemera/worker": worker,
+                    "/ephemera/mappings": ["a", "b"], "/ephemera/sessions": [],
+                    "/ephemera/set": OK, "/ephemera/flush": flushed})
+        for argv, data in [
+            (["show", "stats"], STATS), (["show", "stats", "--all"], STATS),
+            (["show", "ports"], PORTS), (["show", "config"], config),
+            (["show", "worker", "1"], worker), (["mappings"], ["a", "b"]), (["sessions"], []),
+            (["set", "timeouts.udp", "600"], OK),
+            (["flush", "--address", "198.18.0.100"], flushed),
+        ]:
+            with self.subTest(argv=argv):
+                r = self.ctl("--json", *argv)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(json.loads(r.stdout), data)
+                # The server's key order is kept.
+                self.assertEqual(list(json.loads(r.stdout)) if isinstance(data, dict) else None,
+                                 list(data) if isinstance(data, dict) else None)
+
+    # ---------------------------------------------------------------------------- exit status
+
+    def test_refused_exits_1_with_the_message_on_stderr(self):
+        refusal = {"result": "refused",
+                   "message": "timeouts.udp: must be at least 120 s (RFC 4787 REQ-5)"}
+        self.serve({c: refusal for c in ("/ephemera/set", "/ephemera/pool", "/ephemera/flush",
+                                         "/ephemera/reload")})
+        for argv in (["set", "timeouts.udp", "30"], ["pool", "remove", "198.18.0.100"],
+                     ["flush", "--external", "198.18.0.100:49152"], ["reload"]):
+            with self.subTest(argv=argv):
+                r = self.ctl(*argv)
+                self.assertEqual(r.returncode, 1)
+                self.assertEqual(r.stdout, "")
+                self.assertEqual(r.stderr, "ephemeractl: refused: timeouts.udp: must be at least "
+                                           "120 s (RFC 4787 REQ-5)\n")
+        r = self.ctl("--json", "reload")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(json.loads(r.stdout), refusal)
+        self.assertIn("ephemeractl: refused: ", r.stderr)
+
+    def test_query_refused_exits_1(self):
+        # A query may answer with a refusal instead of its data (a filter the server rejects).
+        refusal = {"result": "refused", "message": "unknown filter x"}
+        self.serve({"/ephemera/sessions": refusal, "/ephemera/mappings": refusal})
+        for argv in (["sessions", "--subscriber", "100.64.0.1"], ["mappings"]):
+            with self.subTest(argv=argv):
+                r = self.ctl(*argv)
+                self.assertEqual((r.returncode, r.stdout), (1, ""))
+                self.assertEqual(r.stderr, "ephemeractl: refused: unknown filter x\n")
+
+    def test_no_server_exits_2_naming_the_socket(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            missing = os.path.join(tmp, "dpdk_telemetry.v2")
+            r = self.ctl("show", "stats", socket_path=missing)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(missing, r.stderr)
+            self.assertIn("--prefix", r.stderr)
+            # A socket file nobody listens on any more: connection refused.
+            stale = os.path.join(tmp, "stale.v2")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.bind(stale)
+            s.close()
+            r = self.ctl("reload", socket_path=stale)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(stale, r.stderr)
+        # Without --socket the path comes from --prefix, else EPHEMERA_PREFIX, else "ephemera".
+        env = {k: v for k, v in os.environ.items() if k != "EPHEMERA_PREFIX"}
+        prefix = f"ctl-test-nonexistent-{os.getpid()}"
+        r = self.ctl("--prefix", prefix, "show", "stats", socket_path="", env=env)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2", r.stderr)
+        r = self.ctl("show", "stats", socket_path="", env=dict(env, EPHEMERA_PREFIX=prefix + "e"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"/var/run/dpdk/{prefix}e/dpdk_telemetry.v2", r.stderr)
+        r = self.ctl("--help", socket_path="", env=env)
+        self.assertIn("ephemera", r.stdout)  # the default prefix is shown
+        self.assertIn("EPHEMERA_PREFIX", r.stdout)
+
+    def test_null_reply_exits_2_naming_the_command(self):
+        self.serve({"/ephemera/stats": None})  # what DPDK sends when a callback fails
+        r = self.ctl("show", "stats")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("/ephemera/stats", r.stderr)
+        self.assertEqual(r.stdout, "")
+        # An ephemera without the command: DPDK answers null too.
+        r = self.ctl("set", "timeouts.udp", "600")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("/ephemera/set", r.stderr)
+
+    def test_malformed_replies_exit_2_naming_the_command(self):
+        cases = [
+            (["show", "stats"], "/ephemera/stats", Raw(b"{not json")),
+            (["show", "stats"], "/ephemera/stats", Raw(b'{"/ephemera/other":{}}')),
+            (["show", "stats"], "/ephemera/stats", ["not", "a", "dict"]),
+            (["show", "stats"], "/ephemera/stats", {"in2out_rx": "many"}),
+            (["show", "ports"], "/ephemera/ports",
+             {"198.18.0.100": {"udp_free": 1, "udp_usable": 2}}),
+            (["mappings"], "/ephemera/mappings", [1, 2]),
+            (["set", "timeouts.udp", "600"], "/ephemera/set", {"result": "maybe"}),
+            (["reload"], "/ephemera/reload", {"message": "no result"}),
+            (["reload"], "/ephemera/reload", CLOSE),
+        ]
+        for argv, command, reply in cases:
+            with self.subTest(argv=argv, reply=getattr(reply, "payload", reply)):
+                self.serve({command: reply})
+                r = self.ctl(*argv)
+                self.assertEqual(r.returncode, 2, r.stdout)
+                self.assertIn(command, r.stderr)
+                self.assertEqual(r.stdout, "")
+                self.server.close()
+                self.server = None
+
+    def test_reply_buffer_is_the_greetings_max_output_len(self):
+        big = ["udp 100.64.%d.%d:5000 -> 198.18.0.100:%d sessions=1 worker=0"
+               % (i // 250, i % 250, 49152 + i) for i in range(2000)]  # about 120 kB
+        self.serve({"/ephemera/mappings": big},
+                   greeting={"version": "DPDK 22.11.4", "pid": 1, "max_output_len": 200000})
+        r = self.ctl("mappings", "--limit", "2000")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines(), big)
+        self.server.close()
+        # Without max_output_len the buffer is 16384 bytes: a longer reply is refused, not cut.
+        self.serve({"/ephemera/mappings": big}, greeting={"version": "DPDK 22.11.4", "pid": 1})
+        r = self.ctl("mappings")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("16384", r.stderr)
+        self.assertIn("/ephemera/mappings", r.stderr)
+
+    def test_bad_greeting_exits_2(self):
+        self.serve(greeting=b"hello")
+        r = self.ctl("show", "stats")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("greeting", r.stderr)
+
+    def test_bad_arguments_exit_64_without_connecting(self):
+        self.serve()
+        cases = [
+            ([], "subcommand"),
+            (["show"], "show: give one of config, stats, ports, worker N"),
+            (["show", "nope"], "nope"),
+            (["show", "worker"], "N"),
+            (["show", "worker", "x"], "'x'"),
+            (["show", "worker", "-1"], None),
+            (["mappings", "--limit", "0"], "positive"),
+            (["mappings", "--limit", "x"], "positive"),
+            (["mappings", "--limit", "4294967296"], "positive"),
+            (["sessions", "--subscriber", "300.1.1.1"], "'300.1.1.1'"),
+            (["sessions", "--subscriber", "1.2.3"], "'1.2.3'"),
+            (["sessions", "--subscriber", "01.2.3.4"], "'01.2.3.4'"),
+            (["sessions", "--external", "1.2.3.4"], "ADDR:PORT"),
+            (["sessions", "--external", "1.2.3.4:65536"], "0 to 65535"),
+            (["sessions", "--external", "1.2.3.4:-1"], "0 to 65535"),
+            (["sessions", "--external", "1.2.3:80"], "'1.2.3:80'"),
+            (["sessions", "--limit", "0"], "positive"),
+            (["set"], "KEY"),
+            (["set", "timeouts.udp"], "VALUE"),
+            (["set", "timeouts,udp", "600"], "'timeouts,udp'"),
+            (["pool"], "pool: give add ADDR or remove ADDR"),
+            (["pool", "add"], "ADDR"),
+            (["pool", "add", "1.2.3.4.5"], "'1.2.3.4.5'"),
+            (["pool", "drop", "1.2.3.4"], "drop"),
+            (["flush"], "at least one of --subscriber, --external, --address"),
+            (["flush", "--address", "x"], "'x'"),
+            (["flush", "--subscriber", "100.64.0.256"], "'100.64.0.256'"),
+            (["reload", "extra"], "extra"),
+            (["--bogus", "reload"], "--bogus"),
+            (["--prefix", "a/b", "reload"], "'a/b'"),
+        ]
+        for argv, words in cases:
+            with self.subTest(argv=argv):
+                r = self.ctl(*argv)
+                self.assertEqual(r.returncode, 64, r.stdout + r.stderr)
+                self.assertTrue(r.stderr.startswith("ephemeractl: "), r.stderr)
+                if words:
+                    self.assertIn(words, r.stderr)
+        self.assertEqual(self.server.connections, 0)
+        self.assertEqual(self.server.requests, [])
+
+    def test_help_documents_the_socket_option(self):
+        r = subprocess.run([EPHEMERACTL, "--help"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("--socket", r.stdout)
+        self.assertIn("for tests and unusual runtime dirs", r.stdout)
+        for sub in ("show", "mappings", "sessions", "set", "pool", "flush", "reload"):
+            self.assertIn(sub, r.stdout)
+        r = subprocess.run([EPHEMERACTL, "flush", "--help"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("--external ADDR:PORT", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,182 @@
+#include "format.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <string_view>
+#include <vector>
+
+namespace ephemeractl {
+
+namespace {
+
+enum class Align { left, right };
+
+struct Column {
+    std::string header; // empty for every column: no header line
+    Align align;
+};
+
+using Row = std::vector<std::string>;
+
+// Columns two spaces apart, each as wide as its widest cell; no trailing spaces.
+std::string render_table(const std::vector<Column>& columns, const std::vector<Row>& rows) {
+    std::vector<std::size_t> width(columns.size(), 0);
+    const bool has_header = std::any_of(columns.begin(), columns.end(),
+                                        [](const Column& c) { return !c.header.empty(); });
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        width[i] = columns[i].header.size();
+        for (const Row& row : rows) {
+            width[i] = std::max(width[i], row[i].size());
+        }
+    }
+    std::string out;
+    const auto emit = [&](const Row& row) {
+        std::string line;
+        for (std::size_t i = 0; i < columns.size(); ++i) {
+            if (i > 0) {
+                line += "  ";
+            }
+            const std::string pad(width[i] - row[i].size(), ' ');
+            line += columns[i].align == Align::right ? pad + row[i] : row[i] + pad;
+        }
+        line.erase(line.find_last_not_of(' ') + 1);
+        out += line;
+        out += '\n';
+    };
+    if (has_header) {
+        Row header;
+        for (const Column& c : columns) {
+            header.push_back(c.header);
+        }
+        emit(header);
+    }
+    for (const Row& row : rows) {
+        emit(row);
+    }
+    return out;
+}
+
+// Strings without their JSON quotes; everything else as JSON.
+std::string scalar_text(const Json& value) {
+    return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+// Gauges and identities, not event counters: a zero here is information, never noise.
+bool always_shown(std::string_view key) {
+    constexpr std::array<std::string_view, 5> kGauges = {
+        "workers", "worker", "lcore", "ports_per_address", "ports_in_hold_down",
+    };
+    return key.starts_with("live_") ||
+           std::find(kGauges.begin(), kGauges.end(), key) != kGauges.end();
+}
+
+struct PortUse {
+    long long used = 0;
+    long long usable = 0;
+};
+
+} // namespace
+
+std::string format_counters(const Json& counters, bool all) {
+    std::vector<Row> rows;
+    std::size_t hidden = 0;
+    for (const auto& [key, value] : counters.items()) {
+        if (!all && !always_shown(key) && value.is_number() && value == 0) {
+            ++hidden;
+            continue;
+        }
+        rows.push_back({key, scalar_text(value)});
+    }
+    std::string out = render_table({{"", Align::left}, {"", Align::right}}, rows);
+    if (hidden > 0) {
+        out += "(" + std::to_string(hidden) + " zero counter" + (hidden == 1 ? "" : "s") +
+               " not shown; --all shows them)\n";
+    }
+    return out;
+}
+
+std::string format_settings(const Json& settings) {
+    std::vector<Row> rows;
+    for (const auto& [key, value] : settings.items()) {
+        rows.push_back({key, scalar_text(value)});
+    }
+    return render_table({{"", Align::left}, {"", Align::left}}, rows);
+}
+
+std::string format_utilisation(long long used, long long usable) {
+    if (usable <= 0) {
+        return "-";
+    }
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.1f%%",
+                  static_cast<double>(used) * 100.0 / static_cast<double>(usable));
+    return text;
+}
+
+std::string format_ports(const Json& ports) {
+    std::vector<Column> columns{{"address", Align::left}};
+    for (const char* proto : kPortProtocols) {
+        columns.push_back({std::string(proto) + " used/usable", Align::right});
+        columns.push_back({"util", Align::right});
+    }
+    columns.push_back({"held", Align::right});
+    columns.push_back({"draining", Align::right});
+
+    constexpr std::size_t kProtocols = std::size(kPortProtocols);
+    std::array<PortUse, kProtocols> total{};
+    long long total_held = 0;
+    long long total_draining = 0;
+    const auto use_cells = [](Row& row, const PortUse& use) {
+        row.push_back(std::to_string(use.used) + "/" + std::to_string(use.usable));
+        row.push_back(format_utilisation(use.used, use.usable));
+    };
+
+    std::vector<Row> rows;
+    for (const auto& [address, counts] : ports.items()) {
+        Row row{address};
+        for (std::size_t p = 0; p < kProtocols; ++p) {
+            const std::string proto = kPortProtocols[p];
+            const auto usable = counts.at(proto + "_usable").get<long long>();
+            const auto free = counts.at(proto + "_free").get<long long>();
+            const PortUse use{usable - free, usable};
+            use_cells(row, use);
+            total[p].used += use.used;
+            total[p].usable += use.usable;
+        }
+        const auto held = counts.at("held").get<long long>();
+        const auto draining = counts.at("draining").get<long long>();
+        row.push_back(std::to_string(held));
+        row.push_back(std::to_string(draining));
+        total_held += held;
+        total_draining += draining;
+        rows.push_back(std::move(row));
+    }
+    if (rows.empty()) {
+        return "no pool addresses\n";
+    }
+    if (rows.size() > 1) {
+        Row row{"total"};
+        for (const PortUse& use : total) {
+            use_cells(row, use);
+        }
+        row.push_back(std::to_string(total_held));
+        row.push_back(std::to_string(total_draining));
+        rows.push_back(std::move(row));
+    }
+    return render_table(columns, rows);
+}
+
+std::string format_lines(const Json& lines, const std::string& empty_text) {
+    if (lines.empty()) {
+        return empty_text + "\n";
+    }
+    std::string out;
+    for (const Json& line : lines) {
+        out += line.get<std::string>();
+        out += '\n';
+    }
+    return out;
+}
+
+} // namespace ephemeractl

@@ -1,0 +1,32 @@
+// Human-readable renderings of telemetry data. Each function takes data whose shape the caller
+// has checked (see commands.cpp) and returns whole lines, each ending in '\n'.
+#pragma once
+
+#include "telemetry_client.hpp"
+
+#include <string>
+
+namespace ephemeractl {
+
+// The keys of the per-protocol port counts in each /ephemera/ports entry.
+inline constexpr const char* kPortProtocols[] = {"udp", "tcp", "icmp"};
+
+// A flat dict of counters (show stats, show worker N) as "name  value" lines, values aligned
+// on the right. Zero counters are left out unless `all`; gauges (live_*, workers,
+// ports_in_hold_down, ...) are always shown. A last line says how many zeros were hidden.
+std::string format_counters(const Json& counters, bool all);
+
+// A flat dict of settings (show config) as "key  value" lines, strings without quotes.
+std::string format_settings(const Json& settings);
+
+// /ephemera/ports: one row per pool address (and a total row when there are several) with
+// used/usable and utilisation per protocol, where used = usable - free, then held and draining.
+std::string format_ports(const Json& ports);
+
+// Utilisation of `used` out of `usable` as "12.3%", "-" when nothing is usable.
+std::string format_utilisation(long long used, long long usable);
+
+// An array of strings (mappings, sessions), one per line; `empty_text` when there are none.
+std::string format_lines(const Json& lines, const std::string& empty_text);
+
+} // namespace ephemeractl

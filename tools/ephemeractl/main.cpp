@@ -1,0 +1,218 @@
+// ephemeractl [--prefix PREFIX] [--socket PATH] [--json] COMMAND ...
+//
+// The command line only: it turns argv into one Command (commands.hpp) or a usage error.
+#include "commands.hpp"
+#include "request.hpp"
+#include "telemetry_client.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+using namespace ephemeractl;
+
+namespace {
+
+// A CLI11 validator from one of request.hpp's checks; the message repeats the bad value.
+CLI::Validator checked(std::string (*check)(std::string_view)) {
+    return CLI::Validator(
+        [check](std::string& text) {
+            const std::string why = check(text);
+            return why.empty() ? why : "'" + text + "': " + why;
+        },
+        std::string{});
+}
+
+std::string check_prefix(std::string_view text) {
+    if (text.empty() || text.find('/') != std::string_view::npos) {
+        return "a file prefix is a non-empty name without '/'";
+    }
+    return {};
+}
+
+struct Cli {
+    CLI::App app{"Inspect and steer a running ephemera NAT44 through DPDK telemetry.",
+                 "ephemeractl"};
+    std::string prefix = "ephemera";
+    std::string socket;
+    Display display;
+    std::optional<Command> command; // set by the callback of the subcommand that ran
+
+    Cli();
+
+private:
+    void add_show();
+    void add_lists();
+    void add_changes();
+
+    // Storage for subcommand arguments; CLI11 writes into these while parsing.
+    std::uint32_t worker_ = 0;
+    std::uint32_t limit_ = 0;
+    SessionQuery sessions_;
+    FlushFilter flush_;
+    std::string key_;
+    std::string value_;
+    std::string address_;
+};
+
+Cli::Cli() {
+    app.fallthrough(); // global options may also follow the subcommand
+    app.require_subcommand(1);
+    app.footer("Exit status: 0 ok; 1 refused by ephemera; 2 no connection, or no valid reply; "
+               "64 bad command line.");
+    app.failure_message([](const CLI::App*, const CLI::Error& e) {
+        return "ephemeractl: " + std::string(e.what()) +
+               "\nRun with --help for more information.\n";
+    });
+    app.add_option("--prefix", prefix,
+                   "EAL --file-prefix of the ephemera to talk to; its telemetry socket is "
+                   "/var/run/dpdk/PREFIX/dpdk_telemetry.v2")
+        ->envname("EPHEMERA_PREFIX")
+        ->capture_default_str()
+        ->check(checked(check_prefix))
+        ->type_name("PREFIX");
+    app.add_option("--socket", socket,
+                   "telemetry socket path, overriding --prefix; for tests and unusual runtime "
+                   "dirs")
+        ->type_name("PATH");
+    app.add_flag("--json", display.json, "print the reply's data as JSON instead of tables");
+    add_show();
+    add_lists();
+    add_changes();
+}
+
+void Cli::add_show() {
+    CLI::App* show = app.add_subcommand("show", "show config, stats, ports or one worker");
+    // Not require_subcommand(1): CLI11 would then say only "A subcommand is required" for
+    // `show nope`; this way it names the stray word, and a bare `show` lists the choices.
+    show->callback([this] {
+        if (!command) {
+            throw CLI::ValidationError("show", "give one of config, stats, ports, worker N");
+        }
+    });
+    show->add_subcommand("config", "the running configuration, ports and next hop")
+        ->callback([this] {
+            command = Command{config_request(), Shape::settings, {}};
+        });
+    CLI::App* stats = show->add_subcommand("stats", "counter totals over all workers");
+    stats->add_flag("--all", display.all, "also show counters that are zero");
+    stats->callback([this] { command = Command{stats_request(), Shape::counters, {}}; });
+    show->add_subcommand("ports", "external port use per pool address and protocol")
+        ->callback([this] {
+            command = Command{ports_request(), Shape::ports, {}};
+        });
+    CLI::App* one = show->add_subcommand("worker", "one worker's counters and gauges");
+    one->add_option("N", worker_, "worker number, from 0")->required()->check(checked(check_index));
+    one->add_flag("--all", display.all, "also show counters that are zero");
+    one->callback([this] { command = Command{worker_request(worker_), Shape::counters, {}}; });
+}
+
+void Cli::add_lists() {
+    CLI::App* mappings = app.add_subcommand("mappings", "live translations, one per line");
+    CLI::Option* mappings_limit =
+        mappings->add_option("--limit", limit_, "at most N (the server's default otherwise)")
+            ->check(checked(check_positive))
+            ->type_name("N");
+    mappings->callback([this, mappings_limit] {
+        const auto n = mappings_limit->count() > 0 ? std::optional(limit_) : std::nullopt;
+        command = Command{mappings_request(n), Shape::lines, "no live mappings"};
+    });
+
+    CLI::App* list = app.add_subcommand("sessions", "live sessions, one per line");
+    list->add_option("--subscriber", sessions_.subscriber, "only this subscriber's")
+        ->check(checked(check_ipv4))
+        ->type_name("ADDR");
+    list->add_option("--external", sessions_.external,
+                     "only those on this external address and port")
+        ->check(checked(check_endpoint))
+        ->type_name("ADDR:PORT");
+    CLI::Option* sessions_limit =
+        list->add_option("--limit", limit_, "at most N (the server's default otherwise)")
+            ->check(checked(check_positive))
+            ->type_name("N");
+    list->callback([this, sessions_limit] {
+        if (sessions_limit->count() > 0) {
+            sessions_.limit = limit_;
+        }
+        command = Command{sessions_request(sessions_), Shape::lines, "no matching sessions"};
+    });
+}
+
+void Cli::add_changes() {
+    CLI::App* set = app.add_subcommand(
+        "set", "change one setting of the running config, e.g. set timeouts.udp 600");
+    set->add_option("KEY", key_, "dotted config key: timeouts.udp, filtering.mode, ...")
+        ->required()
+        ->check(checked(check_set_key))
+        ->type_name("KEY");
+    set->add_option("VALUE", value_, "new value; ephemera checks it as it checks the file")
+        ->required()
+        ->check(checked(check_set_value))
+        ->type_name("VALUE");
+    set->callback([this] { command = Command{set_request(key_, value_), Shape::action, {}}; });
+
+    CLI::App* pool = app.add_subcommand("pool", "add or remove a pool address");
+    pool->callback([this] {
+        if (!command) {
+            throw CLI::ValidationError("pool", "give add ADDR or remove ADDR");
+        }
+    });
+    for (const bool add : {true, false}) {
+        CLI::App* change = pool->add_subcommand(add ? "add" : "remove",
+                                                add ? "start using ADDR for new mappings"
+                                                    : "stop using ADDR; its mappings drain");
+        change->add_option("ADDR", address_, "pool address")
+            ->required()
+            ->check(checked(check_ipv4))
+            ->type_name("ADDR");
+        change->callback([this, add] {
+            command = Command{pool_request(add, address_), Shape::action, {}};
+        });
+    }
+
+    CLI::App* flusher = app.add_subcommand("flush", "remove sessions and mappings now "
+                                                    "(at least one filter)");
+    flusher
+        ->add_option("--subscriber", flush_.subscriber, "this subscriber's sessions and mappings")
+        ->check(checked(check_ipv4))
+        ->type_name("ADDR");
+    flusher
+        ->add_option("--external", flush_.external,
+                     "the mapping on this external address and port, and its sessions")
+        ->check(checked(check_endpoint))
+        ->type_name("ADDR:PORT");
+    flusher->add_option("--address", flush_.address, "everything on this pool address")
+        ->check(checked(check_ipv4))
+        ->type_name("ADDR");
+    flusher->callback([this] {
+        if (flush_.empty()) {
+            throw CLI::ValidationError("flush",
+                                       "give at least one of --subscriber, --external, --address");
+        }
+        command = Command{flush_request(flush_), Shape::action, {}};
+    });
+
+    app.add_subcommand("reload", "re-read the config file and apply what changed")
+        ->callback([this] {
+            command = Command{reload_request(), Shape::action, {}};
+        });
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Cli cli;
+    try {
+        cli.app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int status = cli.app.exit(e); // prints help, or the error
+        return status == 0 ? kExitOk : kExitUsage;
+    }
+    if (!cli.command) {
+        return kExitUsage; // unreachable: every leaf subcommand sets one
+    }
+    const std::string path = cli.socket.empty() ? socket_path_for_prefix(cli.prefix) : cli.socket;
+    return run_command(path, *cli.command, cli.display);
+}
