@@ -36,13 +36,27 @@ ChangeResult Runtime::reload() {
     return publish(load_config_file(current_.source), "reload of " + current_.source);
 }
 
+namespace {
+
+// Key and reason first: telemetry strings hold 127 characters, and a long file name must not
+// push the reason out of them.
+std::string refusal_text(const ConfigError& e) {
+    std::string text = e.key + ": " + e.reason;
+    if (e.file != "runtime change") {
+        text += " (" + e.file + ")";
+    }
+    return text;
+}
+
+} // namespace
+
 ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::string what) {
     if (const auto* error = std::get_if<ConfigError>(&next)) {
-        return {false, error->to_string()};
+        return {false, refusal_text(*error)};
     }
     auto config = std::make_unique<Config>(std::move(std::get<Config>(next)));
     if (const auto refusal = check_runtime_change(current_, *config)) {
-        return {false, refusal->to_string()};
+        return {false, refusal_text(*refusal)};
     }
     app_.shared.published.store(config.get(), std::memory_order_release);
     // Every worker has latched the new config once each has been quiescent since the store;

@@ -106,21 +106,30 @@ void Translator::reconfigure(const Config& config) {
     for (std::size_t p = 0; p < kProtocolCount; ++p) {
         shorter = shorter || next.timeout[p] < prev.timeout[p];
     }
+    const FilteringMode target = next.filtering;
+    const FilteringMode in_force = policy_.filtering;
     bool rebuild_permissions = false;
-    if (next.filtering != prev.filtering) {
-        if (prev.filtering == FilteringMode::address_dependent) {
+    policy_ = next;
+    if (target != FilteringMode::address_dependent) {
+        if (permissions_live_) {
             rte_hash_reset(tables_.permissions.raw());
             std::fill(tables_.permission_counts.begin(), tables_.permission_counts.end(), 0);
         }
-        if (next.filtering == FilteringMode::address_dependent) {
-            permission_generation_ = static_cast<std::uint8_t>(permission_generation_ + 1);
-            if (permission_generation_ == 0) {
-                permission_generation_ = 1; // 0 is "never counted"
-            }
-            rebuild_permissions = true;
+        permissions_live_ = false;
+        address_filtering_pending_ = false;
+    } else if (!permissions_live_) {
+        // Count every existing session first; filter by address once that is done.
+        permission_generation_ = static_cast<std::uint8_t>(permission_generation_ + 1);
+        if (permission_generation_ == 0) {
+            permission_generation_ = 1; // 0 is "never counted"
         }
+        permissions_live_ = true;
+        address_filtering_pending_ = true;
+        rebuild_permissions = true;
     }
-    policy_ = next;
+    if (address_filtering_pending_) {
+        policy_.filtering = in_force; // the mode before the switch, until the walk is done
+    }
     if (shorter || rebuild_permissions) {
         rescan_active_ = true; // a rescan already under way starts over: it covers both
         rescan_next_ = 0;
@@ -139,6 +148,10 @@ std::uint32_t Translator::rescan(std::uint32_t budget) {
             rte_hash_iterate(tables_.sessions.raw(), &key_ptr, &data, &rescan_next_);
         if (pos < 0) {
             rescan_active_ = false;
+            if (address_filtering_pending_) { // every session is counted: switch now
+                address_filtering_pending_ = false;
+                policy_.filtering = FilteringMode::address_dependent;
+            }
             break;
         }
         ++done;
@@ -147,7 +160,7 @@ std::uint32_t Translator::rescan(std::uint32_t budget) {
         Session& s = tables_.session_records[session];
         wheel_.reschedule(session,
                           s.last_seen + session_timeout(s, static_cast<Protocol>(key.proto)));
-        if (policy_.filtering == FilteringMode::address_dependent) {
+        if (permissions_live_) {
             count_permission(s, s.mapping, key.remote_addr);
         }
     }
@@ -213,8 +226,7 @@ void Translator::delete_session(std::uint32_t session, const SessionKey& key, Ti
     const std::uint32_t mapping = tables_.session_records[session].mapping;
     wheel_.unschedule(session); // a flushed session is still on the wheel; an expired one not
     tables_.sessions.remove(&key);
-    if (tables_.session_records[session].state == permission_generation_ &&
-        policy_.filtering == FilteringMode::address_dependent) {
+    if (permissions_live_ && tables_.session_records[session].state == permission_generation_) {
         const PermissionKey pk{mapping, key.remote_addr};
         const std::int32_t perm = tables_.permissions.lookup(&pk);
         if (perm >= 0 && --tables_.permission_counts[static_cast<std::uint32_t>(perm)] == 0) {

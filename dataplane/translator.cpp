@@ -97,7 +97,8 @@ Translator::Translator(const Config& config, const Ownership& ownership, WorkerI
       tables_(unique_table_name(worker), policy_.max_sessions, config.pool.size(),
               ports_.slice().slot_count(), socket),
       wheel_(tables_.sessions.capacity(), start), hold_down_(ports_.locations()),
-      icmp_tokens_(policy_.icmp_burst), icmp_refilled_at_(start), workers_(ownership.workers()) {}
+      icmp_tokens_(policy_.icmp_burst), icmp_refilled_at_(start), workers_(ownership.workers()),
+      permissions_live_(policy_.filtering == FilteringMode::address_dependent) {}
 
 void Translator::apply_policy(const Policy& policy) {
     policy_ = policy;
@@ -268,7 +269,7 @@ Translator::Miss Translator::in2out_miss(const PacketRef& pkt, const SessionKey&
     Mapping& m = tables_.mapping_records[mapping];
     Session& session = tables_.session_records[static_cast<std::uint32_t>(pos)];
     session = Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
-    if (policy_.filtering == FilteringMode::address_dependent) {
+    if (permissions_live_) {
         count_permission(session, mapping, key.remote_addr);
     }
     ++m.sessions;

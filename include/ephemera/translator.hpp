@@ -209,6 +209,12 @@ private:
     // Sessions whose permission is counted carry this mark in Session::state; a new
     // generation at each switch to address-dependent filtering voids the old marks.
     std::uint8_t permission_generation_ = 1;
+    // The permission table is kept (sessions counted as they come and go) while
+    // address-dependent filtering is on or about to be: a switch to it takes effect only when
+    // the walk has counted every existing session, so no peer of an existing session is
+    // refused in between.
+    bool permissions_live_ = false;
+    bool address_filtering_pending_ = false;
 
     // Per-burst scratch, kept here rather than on the stack.
     SessionKey keys_[kMaxBurst]{};

@@ -296,7 +296,8 @@ class Runtime(unittest.TestCase):
         self.proc.send_signal(signal.SIGTERM)
         out, _ = self.proc.communicate(timeout=30)
         self.assertIn("ephemera: SIGHUP: applied reload of " + self.path, out)
-        self.assertIn("ephemera: SIGHUP: refused: " + self.path + ": timeouts.udp:", out)
+        self.assertIn("ephemera: SIGHUP: refused: timeouts.udp:", out)
+        self.assertIn("(" + self.path + ")", out)
 
 
 if __name__ == "__main__":

@@ -410,13 +410,17 @@ def _on_signal(signum, _frame):
     raise SystemExit("terminated by signal %d" % signum)
 
 
-def main(tests):
-    """argv: TEST_NAME EPHEMERA_BINARY. Each test is fn(binary) and raises on failure."""
-    if len(sys.argv) != 3 or sys.argv[1] not in tests:
-        print("usage: %s {%s} EPHEMERA_BINARY" % (sys.argv[0], ",".join(sorted(tests))),
-              file=sys.stderr)
+def main(tests, tools=()):
+    """argv: TEST_NAME EPHEMERA_BINARY [TOOL...]. Each test is fn(binary, *tool_paths) and
+    raises on failure; `tools` names the further binaries the module's tests take (meson passes
+    their paths after ephemera's)."""
+    if len(sys.argv) != 3 + len(tools) or sys.argv[1] not in tests:
+        print("usage: %s {%s} EPHEMERA_BINARY%s" % (
+            sys.argv[0], ",".join(sorted(tests)), "".join(" " + t.upper() for t in tools)),
+            file=sys.stderr)
         return 2
     name, binary = sys.argv[1], os.path.abspath(sys.argv[2])
+    extra = [os.path.abspath(a) for a in sys.argv[3:]]
     if os.geteuid() != 0:
         log("SKIP: network namespaces need root")
         return SKIP
@@ -424,14 +428,15 @@ def main(tests):
     if missing:
         log("SKIP: missing tools %s (scripts/install-deps.sh installs them)" % missing)
         return SKIP
-    if not os.access(binary, os.X_OK):
-        log("FAIL: ephemera binary %s not found" % binary)
-        return 1
+    for what, path in [("ephemera", binary)] + list(zip(tools, extra)):
+        if not os.access(path, os.X_OK):
+            log("FAIL: %s binary %s not found" % (what, path))
+            return 1
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     start = time.monotonic()
     try:
-        tests[name](binary)
+        tests[name](binary, *extra)
     except TestFailure as e:
         log("FAIL %s: %s" % (name, e))
         return 1

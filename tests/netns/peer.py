@@ -22,6 +22,28 @@
       Connect, send N random bytes, half-close, read until EOF. One JSON line: local, sent,
       sent_sha256, received, received_sha256.
 
+  Long-running streams, steered by lines on stdin ("status": one JSON progress line on
+  stdout; "stop" or end of input: finish and print the final JSON line). The first stdout
+  line says the process is ready. Times are time.monotonic(), comparable with the test's.
+
+  peer.py udp-stream --to A --port P --rate R [--bind-port X] [--drain T]
+      Sends "seq N" datagrams at R per second; counts the "echo <ext> seq N" replies. Final:
+      sent, echoed, duplicates, foreign, missing (seq and send time, first 100), externals
+      (the endpoints the server reported), max_rtt_ms, max_late_ms (sender schedule slip).
+
+  peer.py udp-echo-counter --bind A --port P
+      Echoes every datagram with "echo <from> <data>". Final: received, unique, duplicates,
+      echoed, echo_errors, sources (endpoint -> datagrams).
+
+  peer.py tcp-stream-server --bind A --port P --rate BYTES_PER_S [--timeout T]
+      Accepts one connection and sends random bytes at the rate until told to stop; then
+      half-closes and reads to EOF. Final: peer, sent, sent_sha256, received, received_sha256.
+
+  peer.py tcp-stream-client --to A --port P [--upload-rate BYTES_PER_S] [--bind-port X]
+      Reads (hashing) until EOF while uploading random bytes at the rate; at EOF stops the
+      upload and half-closes. Final: local, received, received_sha256, sent, sent_sha256,
+      max_gap_s (longest wait for data mid-stream).
+
 Only the standard library: it runs under Debian's /usr/bin/python3 on a fresh machine.
 """
 
@@ -216,6 +238,300 @@ def tcp_client(args):
     emit(rec)
 
 
+# ------------------------------------------------------------------------------------ streams
+
+_emit_lock = threading.Lock()
+
+
+def emit_locked(obj):
+    with _emit_lock:
+        emit(obj)
+
+
+def big_buffers(sock):
+    """Room for a few seconds of stream in the kernel, should this process be descheduled."""
+    for opt, name in ((socket.SO_RCVBUF, "SO_RCVBUFFORCE"), (socket.SO_SNDBUF, "SO_SNDBUFFORCE")):
+        force = getattr(socket, name, None)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force if force is not None else opt, 4 << 20)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+
+
+def control_thread(status, stop):
+    """Reads stdin: "status" -> status() is emitted; "stop" or EOF -> stop.set()."""
+
+    def loop():
+        for line in sys.stdin:
+            cmd = line.strip()
+            if cmd == "status":
+                emit_locked(dict(status(), status=True))
+            elif cmd == "stop":
+                break
+        stop.set()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return t
+
+
+def udp_stream(args):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    big_buffers(s)
+    s.bind(("0.0.0.0", args.bind_port))
+    s.settimeout(0.2)
+    lock = threading.Lock()
+    sent_at = []  # by seq: monotonic send time
+    echoed = set()
+    st = {"duplicates": 0, "foreign": 0, "send_errors": 0, "max_rtt": 0.0, "max_late": 0.0,
+          "last_echo": None}
+    externals = {}
+    stop, rx_stop = threading.Event(), threading.Event()
+
+    def receive():
+        while not rx_stop.is_set():
+            try:
+                data, _src = s.recvfrom(2048)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            now = time.monotonic()
+            parts = data.decode(errors="replace").split()
+            # "echo A:P seq N"
+            if len(parts) != 4 or parts[0] != "echo" or parts[2] != "seq":
+                with lock:
+                    st["foreign"] += 1
+                continue
+            seq = int(parts[3])
+            with lock:
+                if seq in echoed or seq >= len(sent_at):
+                    st["duplicates"] += 1
+                    continue
+                echoed.add(seq)
+                externals[parts[1]] = externals.get(parts[1], 0) + 1
+                st["max_rtt"] = max(st["max_rtt"], now - sent_at[seq])
+                st["last_echo"] = now
+
+    def status():
+        with lock:
+            return {"sent": len(sent_at), "echoed": len(echoed), "last_echo": st["last_echo"],
+                    "externals": dict(externals)}
+
+    rx = threading.Thread(target=receive, daemon=True)
+    rx.start()
+    emit_locked({"ready": list(s.getsockname())})
+    control_thread(status, stop)
+    start = time.monotonic()
+    interval = 1.0 / args.rate
+    seq = 0
+    while not stop.is_set():
+        due = start + seq * interval
+        now = time.monotonic()
+        if due > now:
+            stop.wait(due - now)
+            if stop.is_set():
+                break
+            now = time.monotonic()
+        with lock:
+            st["max_late"] = max(st["max_late"], now - due)
+            sent_at.append(now)
+        try:
+            s.sendto(("seq %d" % seq).encode(), (args.to, args.port))
+        except OSError:
+            st["send_errors"] += 1
+        seq += 1
+    deadline = time.monotonic() + args.drain
+    while time.monotonic() < deadline:
+        with lock:
+            if len(echoed) == len(sent_at):
+                break
+        time.sleep(0.05)
+    rx_stop.set()
+    rx.join(1.0)
+    with lock:
+        missing = [[n, round(sent_at[n], 3)] for n in range(len(sent_at)) if n not in echoed]
+        emit_locked({"final": True, "sent": len(sent_at), "echoed": len(echoed),
+                     "duplicates": st["duplicates"], "foreign": st["foreign"],
+                     "send_errors": st["send_errors"], "missing_count": len(missing),
+                     "missing": missing[:100], "externals": dict(externals),
+                     "first_sent": round(sent_at[0], 3) if sent_at else None,
+                     "max_rtt_ms": round(st["max_rtt"] * 1000, 1),
+                     "max_late_ms": round(st["max_late"] * 1000, 1)})
+
+
+def udp_echo_counter(args):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    big_buffers(s)
+    s.bind((args.bind, args.port))
+    s.settimeout(0.2)
+    lock = threading.Lock()
+    seen = set()
+    st = {"received": 0, "duplicates": 0, "echoed": 0, "echo_errors": 0, "max_seq": -1}
+    sources = {}
+    stop = threading.Event()
+
+    def status():
+        with lock:
+            return {"received": st["received"], "echoed": st["echoed"],
+                    "sources": dict(sources)}
+
+    emit_locked({"ready": list(s.getsockname())})
+    control_thread(status, stop)
+    while not stop.is_set():
+        try:
+            data, src = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        text = data.decode(errors="replace")
+        ep = "%s:%d" % src
+        parts = text.split()
+        with lock:
+            st["received"] += 1
+            sources[ep] = sources.get(ep, 0) + 1
+            if len(parts) == 2 and parts[0] == "seq":
+                seq = int(parts[1])
+                if seq in seen:
+                    st["duplicates"] += 1
+                seen.add(seq)
+                st["max_seq"] = max(st["max_seq"], seq)
+        try:
+            s.sendto(("echo %s %s" % (ep, text)).encode(), src)
+            with lock:
+                st["echoed"] += 1
+        except OSError:
+            with lock:
+                st["echo_errors"] += 1
+    with lock:
+        emit_locked(dict(st, final=True, unique=len(seen), sources=dict(sources)))
+
+
+def paced_sender(sock, rate, stop, result):
+    """Sends random bytes at `rate` B/s until stop is set; result: sent, sent_sha256, error."""
+    h = hashlib.sha256()
+    tick = 0.02
+    chunk = max(1, int(rate * tick))
+    sent = 0
+    start = time.monotonic()
+    k = 0
+    try:
+        while not stop.is_set():
+            due = start + k * tick
+            now = time.monotonic()
+            if due > now and stop.wait(due - now):
+                break
+            data = os.urandom(chunk)
+            sock.sendall(data)
+            h.update(data)
+            sent += len(data)
+            result["sent"] = sent
+            k += 1
+    except OSError as e:
+        result["error"] = "send: %s: %s" % (type(e).__name__, e)
+    result["sent"] = sent
+    result["sent_sha256"] = h.hexdigest()
+
+
+def counting_receiver(sock, result):
+    """Reads to EOF; result: received, received_sha256, max_gap_s, error."""
+    h = hashlib.sha256()
+    n = 0
+    max_gap = 0.0
+    last = time.monotonic()
+    try:
+        while True:
+            chunk = sock.recv(CHUNK * 4)
+            now = time.monotonic()
+            if not chunk:
+                break
+            max_gap = max(max_gap, now - last)
+            last = now
+            h.update(chunk)
+            n += len(chunk)
+            result["received"] = n
+    except OSError as e:
+        result["error"] = "recv: %s: %s" % (type(e).__name__, e)
+    result["received"] = n
+    result["received_sha256"] = h.hexdigest()
+    result["max_gap_s"] = round(max_gap, 3)
+
+
+def tcp_stream_server(args):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((args.bind, args.port))
+    ls.listen(4)
+    ls.settimeout(args.timeout)
+    emit_locked({"ready": [args.bind, args.port]})
+    try:
+        conn, peer = ls.accept()
+    except socket.timeout:
+        emit_locked({"final": True, "error": "accept timed out"})
+        return
+    conn.settimeout(args.timeout)
+    tx, rx = {"sent": 0}, {"received": 0}
+    stop = threading.Event()
+    control_thread(lambda: {"sent": tx.get("sent", 0), "received": rx.get("received", 0)}, stop)
+    reader = threading.Thread(target=counting_receiver, args=(conn, rx), daemon=True)
+    reader.start()
+    paced_sender(conn, args.rate, stop, tx)
+    try:
+        conn.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        tx.setdefault("error", "shutdown: %s" % e)
+    reader.join(args.timeout)
+    conn.close()
+    out = {"final": True, "peer": [peer[0], peer[1]]}
+    out.update(rx)
+    out.update(tx)
+    if "error" in rx and "error" in tx:
+        out["error"] = "%s; %s" % (tx["error"], rx["error"])
+    emit_locked(out)
+
+
+def tcp_stream_client(args):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if args.bind_port:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", args.bind_port))
+    s.settimeout(args.timeout)
+    try:
+        s.connect((args.to, args.port))
+    except OSError as e:
+        emit_locked({"final": True, "error": "connect: %s: %s" % (type(e).__name__, e)})
+        return
+    start = time.monotonic()
+    local = list(s.getsockname())
+    emit_locked({"ready": local})
+    tx, rx = {"sent": 0}, {"received": 0}
+    stop = threading.Event()  # the upload's: set at EOF from the server
+    control_thread(lambda: {"sent": tx.get("sent", 0), "received": rx.get("received", 0)},
+                   threading.Event())
+    writer = threading.Thread(target=paced_sender, args=(s, args.upload_rate, stop, tx),
+                              daemon=True)
+    if args.upload_rate > 0:
+        writer.start()
+    counting_receiver(s, rx)
+    stop.set()
+    if args.upload_rate > 0:
+        writer.join(args.timeout)
+    else:
+        tx["sent_sha256"] = hashlib.sha256().hexdigest()
+    try:
+        s.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        tx.setdefault("error", "shutdown: %s" % e)
+    s.close()
+    out = {"final": True, "local": local, "seconds": round(time.monotonic() - start, 3)}
+    out.update(rx)
+    out.update(tx)
+    if "error" in rx and "error" in tx:
+        out["error"] = "%s; %s" % (tx["error"], rx["error"])
+    emit_locked(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -232,13 +548,37 @@ def main():
     p.add_argument("--send-bytes", type=int, default=0)
     p.add_argument("--bind-port", type=int, default=0)
     p.add_argument("--timeout", type=float, default=120.0)
+    p = sub.add_parser("udp-stream")
+    p.add_argument("--to", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--rate", type=float, default=500.0)
+    p.add_argument("--bind-port", type=int, default=0)
+    p.add_argument("--drain", type=float, default=3.0)
+    p = sub.add_parser("udp-echo-counter")
+    p.add_argument("--bind", default="0.0.0.0")
+    p.add_argument("--port", type=int, required=True)
+    p = sub.add_parser("tcp-stream-server")
+    p.add_argument("--bind", default="0.0.0.0")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--rate", type=float, required=True)
+    p.add_argument("--timeout", type=float, default=60.0)
+    p = sub.add_parser("tcp-stream-client")
+    p.add_argument("--to", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--upload-rate", type=float, default=0.0)
+    p.add_argument("--bind-port", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=60.0)
     args = ap.parse_args()
     if args.cmd == "agent":
         Agent().run()
     elif args.cmd == "tcp-server":
         tcp_server(args)
-    else:
+    elif args.cmd == "tcp-client":
         tcp_client(args)
+    else:
+        {"udp-stream": udp_stream, "udp-echo-counter": udp_echo_counter,
+         "tcp-stream-server": tcp_stream_server,
+         "tcp-stream-client": tcp_stream_client}[args.cmd](args)
 
 
 if __name__ == "__main__":

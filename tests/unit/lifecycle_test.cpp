@@ -453,7 +453,11 @@ TEST(Reconfigure, SwitchToAddressDependentFilteringKeepsExistingPeers) {
     Config adf = config;
     adf.filtering = FilteringMode::address_dependent;
     nat.translator().reconfigure(adf);
+    // Until every existing session's permission is counted, the old mode stays in force.
+    EXPECT_EQ(nat.translator().policy().filtering, FilteringMode::endpoint_independent);
+    EXPECT_TRUE(nat.send_in(from_outside(Protocol::udp, {kA2, 53}, *ext)));
     expire_all(nat.translator(), kT0);
+    EXPECT_EQ(nat.translator().policy().filtering, FilteringMode::address_dependent);
     EXPECT_TRUE(nat.send_in(from_outside(Protocol::udp, {kA1, 9999}, *ext)));
     EXPECT_FALSE(nat.send_in(from_outside(Protocol::udp, {kA2, 53}, *ext)));
     // And back: endpoint-independent admits everyone again.
