@@ -1,0 +1,729 @@
+"""One-command load run of ephemera over memif, after RFC 9693 (benchmarking stateful NAT44).
+
+For each session count (64 K, 1 M, 4 M, 16 M; --quick: 64 K and 1 M) it runs, on the same memif
+topology and interleaved A B A B:
+  A  the floor: dpdk-testpmd --forward-mode=io in ephemera's place (ephemera-loadgen with
+     --expect-untranslated, so replies are built from what arrives)
+  B  ephemera, one worker, limits.max_sessions = the session count
+and reports, per size: established-flow Mpps each way (RFC 9693 throughput with pseudorandom
+ports), new sessions per second (connection establishment rate, from the populate phase), each
+as a ratio to the floor measured in the same run, latency at half the measured rate, the NAT's
+memory (VmRSS, VmHWM and the EAL -m it was given), and a 2-worker run at 1 M (multi-worker
+scaling; on 2 CPUs the second worker shares CPU 0 with the generator).
+
+CPU layout (2 CPUs): the generator on CPU 0 (EAL lcore 0); ephemera's worker on CPU 1 and its
+main (control) lcore on CPU 0, where it sleeps 10 ms per loop; testpmd likewise (forwarding
+lcore on CPU 1, main lcore on CPU 0 printing stats once a second).
+
+Run as root through bench/load-run.sh. Debian's /usr/bin/python3, standard library only.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SOCKET_DIR = "/run/ephemera-load"
+
+LG_IN_MAC = "02:4c:47:00:00:01"
+LG_OUT_MAC = "02:4c:47:00:00:02"
+DUT_IN_MAC = "02:45:50:00:00:01"
+DUT_OUT_MAC = "02:45:50:00:00:02"
+POOL = "198.19.0.0/24"         # 254 addresses: 16 M sessions use about half their ports
+PORT_RANGE = "1024-65535"
+NEXT_HOP = "198.18.0.1"
+GATEWAY = "100.64.0.1"
+FLOWS_PER_SUBSCRIBER = 64       # CSIT-like: hosts x ports
+
+SIZES = {"64K": 1 << 16, "1M": 1 << 20, "4M": 1 << 22, "16M": 1 << 24}
+
+# EAL heap per session of capacity (four rte_hash tables sized max_sessions, extendable buckets)
+# plus a fixed part (mbufs, rings): measured 2025-11 on this build; the run checks VmRSS anyway.
+EAL_BYTES_PER_SESSION = 320
+EAL_FIXED_MIB = 384
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class Telemetry:
+    """DPDK telemetry v2 (SOCK_SEQPACKET), as tests/netns/nslab.py uses it."""
+
+    def __init__(self, prefix):
+        self.path = "/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix
+
+    def query(self, cmd, timeout=5.0):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.path)
+            info = json.loads(s.recv(4096).decode())
+            s.send(cmd.encode())
+            reply = json.loads(s.recv(int(info.get("max_output_len", 16384)) + 1024).decode())
+        finally:
+            s.close()
+        return reply.get(cmd.split(",", 1)[0])
+
+
+def proc_status(pid):
+    """VmRSS and VmHWM of a process in KiB, or {} once it is gone."""
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def busy_threads(pid, main_thread):
+    """Thread ids of a DPDK process's polling threads: its EAL workers (rte-worker-N), and the
+    main thread too when it polls (the generator)."""
+    tids = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            if comm.startswith("rte-worker") or (main_thread and int(tid) == pid):
+                tids.append(int(tid))
+    except OSError:
+        pass
+    return sorted(tids)
+
+
+def schedstat(pid, tid):
+    """(ns on a CPU, ns runnable but waiting for one) of a thread, or None."""
+    try:
+        with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+            run, wait, _ = f.read().split()
+        return int(run), int(wait)
+    except (OSError, ValueError):
+        return None
+
+
+class CpuShare:
+    """How much of a CPU each polling thread got between two samples: on a shared host a busy
+    poller gets less than all of its CPU, and that, not the code, can set the rate."""
+
+    def __init__(self):
+        self.first = {}
+        self.last = {}
+
+    def sample(self, label, pid, main_thread):
+        now = time.monotonic()
+        for tid in busy_threads(pid, main_thread):
+            st = schedstat(pid, tid)
+            if st is None:
+                continue
+            key = "%s/%d" % (label, tid)
+            self.first.setdefault(key, (now, st))
+            self.last[key] = (now, st)
+
+    def result(self):
+        out = {}
+        for key, (t0, (r0, w0)) in self.first.items():
+            t1, (r1, w1) = self.last[key]
+            if t1 - t0 < 1:
+                continue
+            wall = (t1 - t0) * 1e9
+            out[key] = {"cpu_share": (r1 - r0) / wall, "waiting_share": (w1 - w0) / wall}
+        return out
+
+
+def pow2_ceil(n):
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
+
+
+def ephemera_mem_mib(max_sessions, workers):
+    share = pow2_ceil((max_sessions + workers - 1) // workers)
+    return EAL_FIXED_MIB + (share * workers * EAL_BYTES_PER_SESSION) // (1 << 20)
+
+
+def ephemera_config(max_sessions, udp_timeout=None):
+    timeouts = [] if udp_timeout is None else ["[timeouts]", "udp = %d" % udp_timeout, ""]
+    return "\n".join(timeouts + [
+        "# written by bench/load_run.py",
+        "[pool]",
+        'addresses = ["%s"]' % POOL,
+        'port_range = "%s"' % PORT_RANGE,
+        "",
+        "[inside]",
+        'port = "net_memif0"',
+        'gateway = "%s"' % GATEWAY,
+        "",
+        "[outside]",
+        'port = "net_memif1"',
+        'next_hop = "%s"' % NEXT_HOP,
+        'next_hop_mac = "%s"' % LG_OUT_MAC,
+        "",
+        "[filtering]",
+        'mode = "endpoint-independent"',
+        "",
+        "[limits]",
+        "max_sessions = %d" % max_sessions,
+        "",
+    ])
+
+
+def memif_vdev(index, name, side, mac):
+    return ("net_memif%d,role=client,socket=%s/%s-%s.sock,socket-abstract=no,mac=%s"
+            % (index, SOCKET_DIR, name, side, mac))
+
+
+class Runner:
+    def __init__(self, args):
+        self.args = args
+        self.build = args.build
+        self.loadgen = os.path.join(self.build, "bench", "loadgen", "ephemera-loadgen")
+        self.ephemera = os.path.join(self.build, "control", "ephemera")
+        self.tmp = tempfile.mkdtemp(prefix="ephemera-load-")
+        self.count = 0
+        self.children = []
+
+    # ---- one measurement ------------------------------------------------------------------
+
+    def run_one(self, kind, sessions, workers=1, udp_timeout=None, keep_running=False):
+        """kind: 'floor' or 'ephemera'. Returns a result dict. With keep_running the NAT is
+        left running after the generator is done (result "_dut", "_telemetry"): the
+        tear-down measurement watches it expire its sessions."""
+        self.count += 1
+        name = "lr%d-%d" % (os.getpid(), self.count)
+        subs = sessions // FLOWS_PER_SUBSCRIBER
+        out_json = os.path.join(self.tmp, name + ".json")
+        lg_log = os.path.join(self.tmp, name + "-loadgen.log")
+        pid_file = os.path.join(self.tmp, name + ".pid")
+        dut_log = os.path.join(self.tmp, name + "-%s.log" % kind)
+        lg_mem = 512  # mbufs (64 K x 2.2 KiB) and rings; the flow records live on the C++ heap
+        lg_cmd = [
+            self.loadgen, "-l", "0", "--no-huge", "-m", str(lg_mem), "--no-pci",
+            "--file-prefix", "lg-" + name, "--log-level", "lib.eal:notice",
+            "--", "--name", name, "-S", str(subs), "-F", str(FLOWS_PER_SUBSCRIBER),
+            "--proto", "udp" if keep_running else self.args.proto,
+            "--frame-size", str(self.args.frame_size),
+            "--duration", "1" if keep_running else str(self.args.duration), "--warmup", "1",
+            "--latency-load", "0" if keep_running else "0.5",
+            "--latency-duration", str(self.args.latency_duration),
+            "--queues", str(workers), "--steering", "rss",
+            "--pool", POOL, "--port-range", PORT_RANGE, "--next-hop", NEXT_HOP,
+            "--gateway", GATEWAY, "--in-mac", LG_IN_MAC, "--out-mac", LG_OUT_MAC,
+            "--dut-in-mac", DUT_IN_MAC, "--dut-out-mac", DUT_OUT_MAC,
+            "--ready-timeout", "300", "--json", out_json, "--peer-pid-file", pid_file,
+        ]
+        if kind == "floor":
+            lg_cmd.append("--expect-untranslated")
+        with open(lg_log, "w") as lgf:
+            lg = subprocess.Popen(lg_cmd, stdout=lgf, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+        self.children.append(lg)
+        socks = ["%s/%s-%s.sock" % (SOCKET_DIR, name, s) for s in ("in", "out")]
+        deadline = time.monotonic() + 120  # EAL start-up is slow on a starved host
+        while not all(os.path.exists(s) for s in socks):
+            if lg.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("loadgen did not create its sockets:\n" + read(lg_log))
+            time.sleep(0.05)
+
+        result = {"kind": kind, "sessions": sessions, "workers": workers, "name": name}
+        vdevs = ["--vdev", memif_vdev(0, name, "in", DUT_IN_MAC),
+                 "--vdev", memif_vdev(1, name, "out", DUT_OUT_MAC)]
+        prefix = "dut-" + name
+        if kind == "floor":
+            mem = 512
+            dut_cmd = ["dpdk-testpmd", "-l", "0,1", "--no-huge", "-m", str(mem), "--no-pci",
+                       "--file-prefix", prefix] + vdevs + [
+                "--", "--forward-mode=io", "--stats-period", "1", "--nb-cores=1",
+                "--total-num-mbufs=32768", "--no-mlockall", "--rxq=1", "--txq=1"]
+        else:
+            cfg_path = os.path.join(self.tmp, name + ".toml")
+            max_sessions = sessions if workers == 1 else sessions + sessions // 16
+            with open(cfg_path, "w") as f:
+                f.write(ephemera_config(max_sessions, udp_timeout))
+            mem = ephemera_mem_mib(max_sessions, workers)
+            lcores = ",".join("%d@%d" % (i, i % 2) for i in range(workers + 1))
+            dut_cmd = [self.ephemera, "--lcores", lcores, "--no-huge", "-m", str(mem),
+                       "--no-pci", "--file-prefix", prefix, "--log-level", "lib.eal:notice"] + \
+                vdevs + ["--", "--config", cfg_path]
+            result["max_sessions"] = max_sessions
+        result["eal_mem_mib"] = mem
+        result["dut_command"] = " ".join(dut_cmd)
+        with open(dut_log, "w") as df:
+            dut = subprocess.Popen(dut_cmd, stdout=df, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+        self.children.append(dut)
+        with open(pid_file, "w") as f:
+            f.write("%d\n" % dut.pid)
+
+        peak = {}
+        telemetry = Telemetry(prefix)
+        share = CpuShare()
+        while lg.poll() is None:
+            st = proc_status(dut.pid)
+            if st:
+                peak = st
+            share.sample("loadgen", lg.pid, True)
+            share.sample(kind, dut.pid, False)
+            if dut.poll() is not None:
+                lg.send_signal(signal.SIGKILL)
+                lg.wait()
+                raise RuntimeError("%s exited %d during the run:\n%s" % (
+                    kind, dut.returncode, read(dut_log)[-4000:]))
+            time.sleep(0.5)
+        result["cpu"] = share.result()
+        if not os.path.exists(out_json):
+            raise RuntimeError("loadgen exited %d without a report:\n%s" % (
+                lg.returncode, read(lg_log)[-4000:]))
+        st = proc_status(dut.pid)
+        result["dut_vmrss_kib"] = st.get("VmRSS", peak.get("VmRSS", 0))
+        result["dut_vmhwm_kib"] = st.get("VmHWM", peak.get("VmHWM", 0))
+        if kind == "ephemera":
+            try:
+                result["ephemera_stats"] = telemetry.query("/ephemera/stats")
+            except (OSError, ValueError) as e:
+                result["ephemera_stats_error"] = str(e)
+        result["loadgen_rc"] = lg.returncode
+        with open(out_json) as f:
+            result["loadgen"] = json.load(f)
+        if keep_running:
+            result["_dut"] = dut
+            result["_telemetry"] = telemetry
+            return result
+        dut.send_signal(signal.SIGINT)
+        try:
+            dut.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            dut.kill()
+            dut.wait()
+        for path in socks:
+            if os.path.exists(path):
+                os.unlink(path)
+        self.children = []
+        return result
+
+    def cleanup(self):
+        for p in self.children:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def describe_revision():
+    """The commit measured, read-only (no index refresh), and whether the tree differs."""
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
+    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], env=env,
+                          capture_output=True, text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD", "--"], env=env,
+                           capture_output=True).returncode == 1
+    return head + ("+local changes" if dirty else "")
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+# ---- summary ---------------------------------------------------------------------------------
+
+
+def metrics(r):
+    lg = r["loadgen"]
+    m = lg.get("measure", {})
+    lat = lg.get("latency", {})
+    pop = lg.get("populate", {})
+    tot = lg.get("totals", {})
+    sent = tot.get("sent", 0) or 1
+    return {
+        "out_mpps": m.get("out_mpps", 0.0),
+        "back_mpps": m.get("back_mpps", 0.0),
+        "sessions_per_s": pop.get("sessions_per_s", 0.0),
+        "established": pop.get("established", 0),
+        "loss": (tot.get("lost_out", 0) + tot.get("lost_back", 0)) / sent,
+        "mistranslations": lg["checks"]["mistranslations"],
+        "loadgen_busy": m.get("loadgen_busy", 0.0),
+        "rtt50_us": lat.get("latency_rtt_us", {}).get("p50", 0.0),
+        "rtt99_us": lat.get("latency_rtt_us", {}).get("p99", 0.0),
+        "rtt999_us": lat.get("latency_rtt_us", {}).get("p99.9", 0.0),
+        "rtt_max_us": lat.get("latency_rtt_us", {}).get("max", 0.0),
+        "latency_rate_mpps": lat.get("rate_limit_pps", 0.0) / 1e6,
+        # CPU share of the polling threads over the measure window (from the loadgen, which
+        # reads both sides' schedstat), and CPU time per round trip: an upper bound of each
+        # side's cost, exact for the side that sets the pace.
+        "cpu_loadgen": m.get("cpu", {}).get("loadgen_share", 0.0),
+        "cpu_dut": m.get("cpu", {}).get("peer_share", 0.0),
+        "ns_rt_loadgen": m.get("cpu", {}).get("loadgen_ns_per_round_trip", 0.0),
+        "ns_rt_dut": m.get("cpu", {}).get("peer_ns_per_round_trip", 0.0),
+    }
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else 0.0
+
+
+def clean(r, min_share):
+    """Did both polling threads (generator and one-worker peer) have their CPU for most of the
+    measure window? On a shared host other processes take turns on the same CPUs."""
+    m = metrics(r)
+    return m["cpu_loadgen"] >= min_share and m["cpu_dut"] >= min_share
+
+
+def summarise(results, sizes, min_share):
+    """For each size and worker count, figures from the best basis there is ("basis"):
+      paired    A B pairs in which both runs had their CPUs (>= min_share of the window): the
+                ratio per pair, then the median over pairs
+      unpaired  no clean pair, but clean floor runs and clean ephemera runs: medians of each,
+                ratio of the medians (drift between runs is not cancelled)
+      unclean   neither: medians of every run, ratio of medians; on a host where other work
+                takes the CPUs these say little
+    A 2-worker run shares CPU 0 with the generator by design, so only its floor is judged."""
+    rows = []
+    for label, sessions in sizes:
+        for workers in (1, 2):
+            pairs = []
+            for r in results:
+                if r["sessions"] != sessions or r["kind"] != "ephemera" or \
+                        r["workers"] != workers:
+                    continue
+                floor = [f for f in results if f["sessions"] == sessions and
+                         f["kind"] == "floor" and f["pair"] == r["pair"]]
+                if floor:
+                    pairs.append((floor[0], r))
+            if not pairs:
+                continue
+            good = [(f, e) for f, e in pairs
+                    if clean(f, min_share) and (workers > 1 or clean(e, min_share))]
+            floors = list({id(f): f for f, _ in pairs}.values())
+            clean_floors = [f for f in floors if clean(f, min_share)]
+            clean_ephs = [e for _, e in pairs if workers > 1 or clean(e, min_share)]
+            if good:
+                basis = "paired"
+                fm = [metrics(f) for f, _ in good]
+                em = [metrics(e) for _, e in good]
+            elif clean_floors and clean_ephs:
+                basis = "unpaired"
+                fm = [metrics(f) for f in clean_floors]
+                em = [metrics(e) for e in clean_ephs]
+            else:
+                basis = "unclean"
+                fm = [metrics(f) for f in floors]
+                em = [metrics(e) for _, e in pairs]
+
+            def ratio(key):
+                if basis == "paired":
+                    return median([e[key] / f[key] if f[key] else None
+                                   for f, e in zip(fm, em)])
+                f = median([m[key] for m in fm])
+                return median([m[key] for m in em]) / f if f else 0.0
+
+            last = pairs[-1][1]
+            row = {
+                "size": label, "sessions": sessions, "workers": workers,
+                "pairs": len(pairs), "clean_pairs": len(good), "basis": basis,
+                "runs_used": [len(fm), len(em)],
+                "floor_out_mpps": median([m["out_mpps"] for m in fm]),
+                "floor_back_mpps": median([m["back_mpps"] for m in fm]),
+                "out_mpps": median([m["out_mpps"] for m in em]),
+                "back_mpps": median([m["back_mpps"] for m in em]),
+                "out_ratio": ratio("out_mpps"),
+                "back_ratio": ratio("back_mpps"),
+                "floor_new_per_s": median([m["sessions_per_s"] for m in fm]),
+                "new_sessions_per_s": median([m["sessions_per_s"] for m in em]),
+                "new_ratio": ratio("sessions_per_s"),
+                "established": min(m["established"] for m in em),
+                "loss": max(m["loss"] for m in em),
+                "floor_loss": max(m["loss"] for m in fm),
+                "mistranslations": sum(metrics(r)["mistranslations"]
+                                       for f, e in pairs for r in (f, e)),
+                "loadgen_busy_floor": median([m["loadgen_busy"] for m in fm]),
+                "loadgen_busy": median([m["loadgen_busy"] for m in em]),
+                "cpu_loadgen_floor": median([m["cpu_loadgen"] for m in fm]),
+                "cpu_testpmd": median([m["cpu_dut"] for m in fm]),
+                "cpu_loadgen": median([m["cpu_loadgen"] for m in em]),
+                "cpu_ephemera": median([m["cpu_dut"] for m in em]),
+                "ns_per_round_trip_testpmd": median([m["ns_rt_dut"] for m in fm]),
+                "ns_per_round_trip_ephemera": median([m["ns_rt_dut"] for m in em]),
+                "ns_per_round_trip_loadgen_floor": median([m["ns_rt_loadgen"] for m in fm]),
+                "ns_per_round_trip_loadgen": median([m["ns_rt_loadgen"] for m in em]),
+                "latency_rate_mpps": median([m["latency_rate_mpps"] for m in em]),
+                "rtt50_us": median([m["rtt50_us"] for m in em]),
+                "rtt99_us": median([m["rtt99_us"] for m in em]),
+                "rtt999_us": median([m["rtt999_us"] for m in em]),
+                "floor_rtt50_us": median([m["rtt50_us"] for m in fm]),
+                "floor_rtt99_us": median([m["rtt99_us"] for m in fm]),
+                "eal_mem_mib": last["eal_mem_mib"],
+                "max_sessions": last.get("max_sessions"),
+                "vmrss_mib": max(e["dut_vmrss_kib"] for _, e in pairs) / 1024,
+                "vmhwm_mib": max(e["dut_vmhwm_kib"] for _, e in pairs) / 1024,
+                "floor_vmrss_mib": max(f["dut_vmrss_kib"] for f, _ in pairs) / 1024,
+            }
+            stats = last.get("ephemera_stats") or {}
+            row["ephemera_drops"] = {k: v for k, v in stats.items()
+                                     if k.startswith("drop_") and v}
+            row["live_sessions"] = stats.get("live_sessions")
+            rows.append(row)
+    # Memory per session: the growth of VmRSS between the smallest and the largest table.
+    one = [r for r in rows if r["workers"] == 1]
+    if len(one) >= 2:
+        lo, hi = one[0], one[-1]
+        if hi["sessions"] > lo["sessions"]:
+            per = (hi["vmrss_mib"] - lo["vmrss_mib"]) * (1 << 20) / (hi["sessions"] -
+                                                                     lo["sessions"])
+            for r in rows:
+                r["bytes_per_session_incremental"] = per
+    return rows
+
+
+def print_table(rows):
+    log("")
+    log("%-4s %s | %-17s | %-17s | %-11s | %-19s | %-7s | %-17s | %-13s | %s" % (
+        "size", "w", "floor Mpps o/b", "ephemera Mpps o/b", "ratio o/b", "new sess/s (ratio)",
+        "loss", "RTT@50% p50/p99", "CPU eph/lg %", "VmRSS MiB (-m)"))
+    for r in rows:
+        log("%-4s %d | %7.3f / %-7.3f | %7.3f / %-7.3f | %4.2f / %-4.2f | %9.0f (%5.2f)  | "
+            "%-7.1e | %6.1f / %-7.1f us | %5.0f / %-5.0f | %6.0f (%d)%s" % (
+                r["size"], r["workers"], r["floor_out_mpps"], r["floor_back_mpps"],
+                r["out_mpps"], r["back_mpps"], r["out_ratio"], r["back_ratio"],
+                r["new_sessions_per_s"], r["new_ratio"], r["loss"], r["rtt50_us"],
+                r["rtt99_us"], 100 * r["cpu_ephemera"], 100 * r["cpu_loadgen"], r["vmrss_mib"],
+                r["eal_mem_mib"],
+                {"paired": "", "unpaired": "  (clean runs, unpaired)",
+                 "unclean": "  (no clean run: CPU shared)"}[r["basis"]]))
+    if rows and "bytes_per_session_incremental" in rows[0]:
+        log("memory per session (VmRSS growth %s -> %s): %.0f bytes" % (
+            [r for r in rows if r["workers"] == 1][0]["size"],
+            [r for r in rows if r["workers"] == 1][-1]["size"],
+            rows[0]["bytes_per_session_incremental"]))
+    log("mistranslations over all runs: %d" % sum(r["mistranslations"] for r in rows))
+    for r in rows:
+        if r["ephemera_drops"]:
+            log("ephemera drops at %s, %d worker(s): %s" % (r["size"], r["workers"],
+                                                            r["ephemera_drops"]))
+
+
+def teardown(runner, sessions):
+    """Tear-down rate (RFC 9693): UDP sessions at the shortest timeout RFC 4787 allows (120 s)
+    are set up and refreshed once more, then left alone; ephemera's expiry is watched through
+    telemetry until every session is gone."""
+    r = runner.run_one("ephemera", sessions, 1, udp_timeout=120, keep_running=True)
+    dut, telemetry = r.pop("_dut"), r.pop("_telemetry")
+    traffic_end = time.monotonic()
+    series = []
+    deadline = traffic_end + 120 + 90
+    try:
+        while time.monotonic() < deadline:
+            try:
+                st = telemetry.query("/ephemera/stats", timeout=2.0)
+            except (OSError, ValueError):
+                st = None
+            if st:
+                series.append((time.monotonic() - traffic_end, st.get("live_sessions", 0),
+                               st.get("expired_udp", 0)))
+                if series[-1][1] == 0 and series[-1][2] > 0:
+                    break
+            time.sleep(0.1)
+    finally:
+        dut.send_signal(signal.SIGINT)
+        try:
+            dut.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            dut.kill()
+            dut.wait()
+        runner.children = []
+    start = next((t for t, live, exp in series if exp > 0), None)
+    end = next((t for t, live, exp in series if live == 0 and exp > 0), None)
+    expired = series[-1][2] if series else 0
+    peak = 0.0
+    for (t0, _, e0), (t1, _, e1) in zip(series, series[1:]):
+        if t1 > t0:
+            peak = max(peak, (e1 - e0) / (t1 - t0))
+    out = {
+        "sessions": sessions, "udp_timeout_s": 120,
+        "first_expiry_after_s": start, "all_gone_after_s": end, "expired": expired,
+        "seconds": (end - start) if start is not None and end is not None else None,
+        "rate_per_s": expired / (end - start) if start is not None and end and end > start
+        else None,
+        "peak_rate_per_s": peak,
+        "population": r["loadgen"].get("populate", {}),
+        "series": series,
+    }
+    log("teardown: %d sessions, first expiry %.1f s after the traffic stopped, all gone after "
+        "%s s: %s sessions/s (peak over 0.1 s windows %.0f/s)" % (
+            expired, start or -1, "%.1f" % end if end else "never",
+            "%.0f" % out["rate_per_s"] if out["rate_per_s"] else "n/a", peak))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="64K and 1M only, 3 s windows: about 2 minutes")
+    ap.add_argument("--sizes", help="comma list of 64K,1M,4M,16M (default: all; --quick: 64K,1M)")
+    ap.add_argument("--reps", type=int, default=2, help="A B pairs per size (default 2)")
+    ap.add_argument("--extra-pairs", type=int,
+                    help="more pairs per size, at most, while fewer than --reps pairs are clean "
+                         "(default 1; --quick 0)")
+    ap.add_argument("--min-cpu-share", type=float, default=0.9,
+                    help="a run is clean when both polling threads had at least this share of "
+                         "their CPU while measuring (default 0.9)")
+    ap.add_argument("--duration", type=float, help="seconds measured per run (default 5; "
+                    "--quick 3)")
+    ap.add_argument("--latency-duration", type=float, default=2.0)
+    ap.add_argument("--no-scaling", action="store_true",
+                    help="skip the 2-worker runs at 1M")
+    ap.add_argument("--teardown", action="store_true",
+                    help="also measure the tear-down rate at 1M UDP sessions (adds ~2.5 min: "
+                         "the shortest UDP timeout is 120 s)")
+    ap.add_argument("--proto", default="mix", choices=["udp", "tcp", "mix"])
+    ap.add_argument("--frame-size", type=int, default=64)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-load"))
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--json", help="write the results here (default BUILD/load-run.json)")
+    ap.add_argument("--summarise", nargs="+", metavar="JSON",
+                    help="run nothing: summarise the runs of earlier load-run JSON files "
+                         "together (pairs stay pairs)")
+    args = ap.parse_args()
+    if args.summarise:
+        results, teardowns = [], []
+        for i, path in enumerate(args.summarise):
+            with open(path) as f:
+                d = json.load(f)
+            for r in d["runs"]:
+                r["pair"] = "%d/%s" % (i, r["pair"])
+                results.append(r)
+            if isinstance(d.get("teardown"), dict):
+                teardowns.append(d["teardown"])
+        present = {r["sessions"] for r in results}
+        rows = summarise(results, [(n, s) for n, s in SIZES.items() if s in present],
+                         args.min_cpu_share)
+        print_table(rows)
+        for t in teardowns:
+            log("teardown: %d sessions gone %.2f s after the first expired: %.0f/s" % (
+                t["expired"], t["seconds"] or 0, t["rate_per_s"] or 0))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"summary": rows, "sources": args.summarise,
+                           "teardown": teardowns, "runs": results}, f, indent=2)
+        return 0
+    if args.duration is None:
+        args.duration = 3.0 if args.quick else 5.0
+    if args.extra_pairs is None:
+        args.extra_pairs = 0 if args.quick else 1
+    names = (args.sizes.split(",") if args.sizes
+             else ["64K", "1M"] if args.quick else ["64K", "1M", "4M", "16M"])
+    for n in names:
+        if n not in SIZES:
+            ap.error("unknown size %s (have %s)" % (n, ", ".join(SIZES)))
+    sizes = [(n, SIZES[n]) for n in names]
+    json_path = args.json or os.path.join(args.build, "load-run.json")
+
+    if os.geteuid() != 0:
+        sys.exit("load-run: needs root (DPDK, /run/ephemera-load)")
+    if not args.no_build:
+        if not os.path.exists(os.path.join(args.build, "build.ninja")):
+            subprocess.run(["meson", "setup", args.build, ROOT, "--buildtype=release"],
+                           check=True)
+        subprocess.run(["ninja", "-C", args.build, "control/ephemera",
+                        "bench/loadgen/ephemera-loadgen"], check=True)
+    os.makedirs(SOCKET_DIR, exist_ok=True)
+
+    runner = Runner(args)
+    results = []
+    started = time.monotonic()
+    command = " ".join([os.path.join("bench", "load-run.sh")] + sys.argv[1:])
+    revision = describe_revision()
+    log("load run of ephemera %s: sizes %s, %d pair(s) each, %.0f s windows" % (
+        revision, ",".join(names), args.reps, args.duration))
+    teardown_result = None
+    failures = []
+    try:
+        for label, sessions in sizes:
+            pair = 0
+            clean_pairs = 0
+            while pair < args.reps or (clean_pairs < args.reps and
+                                       pair < args.reps + args.extra_pairs):
+                pair += 1
+                plan = [("floor", 1), ("ephemera", 1)]
+                if label == "1M" and not args.no_scaling:
+                    plan.append(("ephemera", 2))
+                ran = []
+                for kind, workers in plan:
+                    t0 = time.monotonic()
+                    try:
+                        r = runner.run_one(kind, sessions, workers)
+                    except RuntimeError as e:
+                        # One failed run (a peer that died, a generator that never started)
+                        # costs its pair, not the whole run; the reason is kept.
+                        runner.cleanup()
+                        runner.children = []
+                        log("%-4s pair %d %-8s w%d: FAILED: %s" % (
+                            label, pair, kind, workers, str(e).splitlines()[0]))
+                        failures.append({"size": label, "pair": pair, "kind": kind,
+                                         "workers": workers, "error": str(e)[-4000:]})
+                        break
+                    r["pair"] = pair
+                    m = metrics(r)
+                    log("%-4s pair %d %-8s w%d: out %.3f back %.3f Mpps, new %.0f/s, loss %.1e, "
+                        "mistranslated %d, VmRSS %.0f MiB; CPU share loadgen %.0f%% %s %.0f%% "
+                        "(%.0f s)" % (
+                            label, pair, kind, workers, m["out_mpps"], m["back_mpps"],
+                            m["sessions_per_s"], m["loss"], m["mistranslations"],
+                            r["dut_vmrss_kib"] / 1024, 100 * m["cpu_loadgen"], kind,
+                            100 * m["cpu_dut"], time.monotonic() - t0))
+                    results.append(r)
+                    ran.append(r)
+                if len(ran) >= 2 and clean(ran[0], args.min_cpu_share) and \
+                        clean(ran[1], args.min_cpu_share):
+                    clean_pairs += 1
+                else:
+                    log("%-4s pair %d: not clean (a polling thread had less than %.0f%% of its "
+                        "CPU)" % (label, pair, 100 * args.min_cpu_share))
+        if args.teardown:
+            teardown_result = teardown(runner, SIZES["1M"])
+    except KeyboardInterrupt:
+        log("interrupted; summarising what ran")
+    finally:
+        runner.cleanup()
+
+    rows = summarise(results, sizes, args.min_cpu_share)
+    print_table(rows)
+    elapsed = time.monotonic() - started
+    out = {
+        "command": command,
+        "revision": revision,
+        "elapsed_s": elapsed,
+        "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+        "flows_per_subscriber": FLOWS_PER_SUBSCRIBER,
+        "pool": POOL, "port_range": PORT_RANGE,
+        "min_cpu_share": args.min_cpu_share,
+        "summary": rows,
+        "failures": failures,
+        "teardown": teardown_result or (
+            "not run (bench/load-run.sh --teardown): UDP sessions expire no sooner than "
+            "120 s (RFC 4787 REQ-5), TCP ones 240 s after FIN or RST"),
+        "runs": results,
+    }
+    with open(json_path, "w") as f:
+        json.dump(out, f, indent=2)
+    log("JSON: %s   (%.0f s, run: %s)" % (json_path, elapsed, command))
+    return 1 if sum(r["mistranslations"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
