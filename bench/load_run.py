@@ -9,7 +9,13 @@ and reports, per size: established-flow Mpps each way (RFC 9693 throughput with 
 ports), new sessions per second (connection establishment rate, from the populate phase), each
 as a ratio to the floor measured in the same run, latency at half the measured rate, the NAT's
 memory (VmRSS, VmHWM and the EAL -m it was given), and a 2-worker run at 1 M (multi-worker
-scaling; on 2 CPUs the second worker shares CPU 0 with the generator).
+scaling; on 2 CPUs the second worker shares CPU 0 with the generator). --teardown adds the
+tear-down rate: 1 M UDP sessions at the 120 s timeout, watched expiring through telemetry.
+
+Each run reports how much of its CPU each polling thread had while measuring (schedstat); a
+pair counts as clean when all had at least --min-cpu-share, and ratios come from clean pairs
+(see summarise()). A host shared with other work makes unclean pairs; up to --extra-pairs more
+are run per size then. docs/performance.md has the method and the figures.
 
 CPU layout (2 CPUs): the generator on CPU 0 (EAL lcore 0); ephemera's worker on CPU 1 and its
 main (control) lcore on CPU 0, where it sleeps 10 ms per loop; testpmd likewise (forwarding
@@ -21,6 +27,7 @@ Run as root through bench/load-run.sh. Debian's /usr/bin/python3, standard libra
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -310,6 +317,8 @@ class Runner:
         for path in socks:
             if os.path.exists(path):
                 os.unlink(path)
+        for p in ("lg-" + name, prefix):  # the EALs' runtime directories
+            shutil.rmtree("/var/run/dpdk/%s" % p, ignore_errors=True)
         self.children = []
         return result
 
@@ -545,6 +554,8 @@ def teardown(runner, sessions):
             dut.kill()
             dut.wait()
         runner.children = []
+        for p in ("lg-" + r["name"], "dut-" + r["name"]):
+            shutil.rmtree("/var/run/dpdk/%s" % p, ignore_errors=True)
     start = next((t for t, live, exp in series if exp > 0), None)
     end = next((t for t, live, exp in series if live == 0 and exp > 0), None)
     expired = series[-1][2] if series else 0

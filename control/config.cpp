@@ -735,7 +735,8 @@ std::string pool_runs(const std::vector<Ipv4Addr>& pool) {
         }
         out += pool[i].to_string();
         if (j != i) {
-            out += "-" + pool[j].to_string();
+            out += '-';
+            out += pool[j].to_string();
         }
         i = j + 1;
     }

@@ -110,7 +110,7 @@ std::uint16_t write_arp_request(std::uint8_t* out, const Mac& src_mac, std::uint
     std::memcpy(out + 6, src_mac.bytes.data(), 6);
     store_be16(out + off::eth_type, kEtherTypeArp);
     std::uint8_t* a = out + 14;
-    store_be16(a, 1);              // Ethernet
+    store_be16(a, 1); // Ethernet
     store_be16(a + 2, kEtherTypeIpv4);
     a[4] = 6;
     a[5] = 4;

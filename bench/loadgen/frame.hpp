@@ -31,7 +31,7 @@ namespace loadgen {
 
 inline constexpr std::uint16_t kEtherTypeIpv4 = 0x0800;
 inline constexpr std::uint16_t kEtherTypeArp = 0x0806;
-inline constexpr std::uint16_t kMinFrameLen = 60;  // 64 on the wire with the FCS
+inline constexpr std::uint16_t kMinFrameLen = 60;   // 64 on the wire with the FCS
 inline constexpr std::uint16_t kMaxFrameLen = 1514; // 1518 on the wire
 inline constexpr std::uint8_t kTtl = 64;
 inline constexpr std::uint8_t kTcpSyn = 0x02;
@@ -58,10 +58,18 @@ inline constexpr std::size_t tcp_offset = 46;
 inline constexpr std::size_t tcp_flags = 47;
 inline constexpr std::size_t tcp_csum = 50;
 inline constexpr std::size_t flow = 42;
-constexpr std::size_t seq(Proto p) { return p == Proto::udp ? 46 : 38; }
-constexpr std::size_t tsc(Proto p) { return p == Proto::udp ? 50 : 54; }
-constexpr std::size_t stamp_end(Proto p) { return p == Proto::udp ? 56 : 60; }
-constexpr std::size_t l4_csum(Proto p) { return p == Proto::udp ? udp_csum : tcp_csum; }
+constexpr std::size_t seq(Proto p) {
+    return p == Proto::udp ? 46 : 38;
+}
+constexpr std::size_t tsc(Proto p) {
+    return p == Proto::udp ? 50 : 54;
+}
+constexpr std::size_t stamp_end(Proto p) {
+    return p == Proto::udp ? 56 : 60;
+}
+constexpr std::size_t l4_csum(Proto p) {
+    return p == Proto::udp ? udp_csum : tcp_csum;
+}
 } // namespace off
 
 struct Mac {
@@ -129,7 +137,8 @@ inline std::uint32_t pseudo_sum(const std::uint8_t* f, Proto proto, std::uint16_
     return sum16(f + off::ip_src, 8) + sum16(tail, 4);
 }
 // RFC 1624 eqn. 3 for one changed word.
-inline std::uint16_t csum_adjust(std::uint16_t csum, std::uint16_t old_wire, std::uint16_t new_wire) {
+inline std::uint16_t csum_adjust(std::uint16_t csum, std::uint16_t old_wire,
+                                 std::uint16_t new_wire) {
     return static_cast<std::uint16_t>(~fold(std::uint32_t{static_cast<std::uint16_t>(~csum)} +
                                             static_cast<std::uint16_t>(~old_wire) + new_wire));
 }
@@ -188,8 +197,8 @@ private:
 enum class RxStatus : std::uint8_t {
     ok,
     arp,
-    not_ipv4,        // another EtherType
-    malformed,       // IP options, fragment, length mismatch, not UDP/TCP, too short for a stamp
+    not_ipv4,  // another EtherType
+    malformed, // IP options, fragment, length mismatch, not UDP/TCP, too short for a stamp
     bad_ip_checksum,
     bad_l4_checksum,
 };
@@ -208,7 +217,7 @@ struct RxView {
 inline RxStatus parse_frame(const std::uint8_t* f, std::uint16_t len, RxView& v) {
     if (len < kMinFrameLen) {
         return len >= 42 && load_be16(f + off::eth_type) == kEtherTypeArp ? RxStatus::arp
-                                                                           : RxStatus::malformed;
+                                                                          : RxStatus::malformed;
     }
     const std::uint16_t type = load_be16(f + off::eth_type);
     if (type != kEtherTypeIpv4) {
@@ -263,13 +272,13 @@ inline void reflect(std::uint8_t* f, const RxView& v) {
     std::memcpy(f + off::dport, port, 2);
     const std::uint16_t old_ttl = load16(f + off::ip_ttl);
     f[off::ip_ttl] = kTtl;
-    store16(f + off::ip_csum, csum_adjust(load16(f + off::ip_csum), old_ttl,
-                                          load16(f + off::ip_ttl)));
+    store16(f + off::ip_csum,
+            csum_adjust(load16(f + off::ip_csum), old_ttl, load16(f + off::ip_ttl)));
     if (v.proto == Proto::tcp && (v.tcp_flags & kTcpSyn) != 0) {
         const std::uint16_t old_word = load16(f + off::tcp_offset);
         f[off::tcp_flags] = kTcpSyn | kTcpAck;
-        store16(f + off::tcp_csum, csum_adjust(load16(f + off::tcp_csum), old_word,
-                                               load16(f + off::tcp_offset)));
+        store16(f + off::tcp_csum,
+                csum_adjust(load16(f + off::tcp_csum), old_word, load16(f + off::tcp_offset)));
     }
 }
 

@@ -15,6 +15,14 @@ namespace {
 constexpr std::uint64_t kTsc48Mask = (std::uint64_t{1} << 48) - 1;
 constexpr std::uint16_t kSynSent = 2; // SubscriberFlow::flags: the generation's first packet left
 
+// TSC cycles from a stamp to now. With the servers on their own lcore, `now` is read at the
+// start of a poll and a packet stamped a moment later on the other lcore can already be in
+// it: that small negative difference counts as zero.
+std::uint64_t since(std::uint64_t now, std::uint64_t stamp48) {
+    const std::uint64_t d = (now - stamp48) & kTsc48Mask;
+    return d < (kTsc48Mask >> 1) ? d : 0;
+}
+
 std::uint8_t* data_of(rte_mbuf* m) {
     return rte_pktmbuf_mtod(m, std::uint8_t*);
 }
@@ -101,10 +109,9 @@ std::uint16_t Subscribers::queue_for(const Tuple& t) const {
     if (cfg_.steering == Steering::owner) {
         return cfg_.ownership.subscriber_owner(ephemera::Ipv4Addr{t.sub_addr});
     }
-    const std::uint32_t h =
-        mix32(t.sub_addr ^ (t.server_addr * 31u) ^
-                  (std::uint32_t{t.sub_port} << 16 | t.server_port),
-              0x5eed0003u);
+    const std::uint32_t h = mix32(t.sub_addr ^ (t.server_addr * 31u) ^
+                                      (std::uint32_t{t.sub_port} << 16 | t.server_port),
+                                  0x5eed0003u);
     return static_cast<std::uint16_t>(h % cfg_.queues);
 }
 
@@ -299,7 +306,7 @@ void Subscribers::check_reply(rte_mbuf* m, RxStatus status, const RxView& v, std
         stats_.add(Stat::in_err_mac);
         return;
     }
-    stats_.latency.add((now - v.stamp.tsc) & kTsc48Mask);
+    stats_.latency.add(since(now, v.stamp.tsc));
     stats_.add(Stat::in_ok);
     if (!current) {
         stats_.add(Stat::in_stale_gen);
@@ -386,7 +393,7 @@ void Servers::handle(rte_mbuf* m, RxStatus status, const RxView& v, std::uint16_
     case RxStatus::ok:
         keep = check(v, f);
         if (keep) {
-            stats_.latency.add((now - v.stamp.tsc) & kTsc48Mask);
+            stats_.latency.add(since(now, v.stamp.tsc));
             stats_.add(Stat::out_ok);
             reflect(f, v);
         }

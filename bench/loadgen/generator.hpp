@@ -74,16 +74,16 @@ struct RunConfig {
     std::uint16_t in_port = 0, out_port = 1, queues = 1;
     Steering steering = Steering::rss;
     ephemera::Ownership ownership{1};
-    double rate_pps = 0;          // established traffic, subscriber side; 0 = as fast as accepted
-    double new_flow_rate = 0;     // populate phase; 0 = as fast as accepted
-    double churn_rate = 0;        // flows per second given a new source port during measure
+    double rate_pps = 0;      // established traffic, subscriber side; 0 = as fast as accepted
+    double new_flow_rate = 0; // populate phase; 0 = as fast as accepted
+    double churn_rate = 0;    // flows per second given a new source port during measure
     // At most this many packets out and not yet back (0: no limit). The generator then runs at
     // the pace of the replies instead of overrunning the rings: what a full ring would drop
     // is never sent. A full window that sees no reply for 50 ms is written off as lost.
     std::uint32_t window = 1024;
-    double latency_load = 0;      // latency phase rate as a fraction of the measured reply rate
+    double latency_load = 0; // latency phase rate as a fraction of the measured reply rate
     double warmup_s = 1, measure_s = 10, latency_s = 3, drain_s = 0.5;
-    double ready_timeout_s = 120; // the NAT may take a while to build 16 M-entry tables
+    double ready_timeout_s = 120;   // the NAT may take a while to build 16 M-entry tables
     double populate_timeout_s = 10; // after the last new flow is sent
     bool populate = true;
     bool progress = true;

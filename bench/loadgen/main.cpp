@@ -123,7 +123,7 @@ T must(const std::optional<T>& v, const std::string& what, const std::string& te
 // Command line to RunConfig; throws CLI::ValidationError.
 RunConfig make_config(const Options& o) {
     RunConfig c;
-    const ProtoMix mix = o.proto == "udp" ? ProtoMix::udp
+    const ProtoMix mix = o.proto == "udp"   ? ProtoMix::udp
                          : o.proto == "tcp" ? ProtoMix::tcp
                                             : ProtoMix::mix;
     if (std::uint64_t{o.subscribers} * o.flows > (std::uint64_t{1} << 28)) {
@@ -175,8 +175,7 @@ int run(const Options& opts, const RunConfig& cfg) {
     MempoolPtr pool = create_mbuf_pool("lg_mbufs", opts.mbufs);
     const std::string in_sock = opts.socket_dir + "/" + opts.name + "-in.sock";
     const std::string out_sock = opts.socket_dir + "/" + opts.name + "-out.sock";
-    LoadPort in(opts.in_port, memif_server_devargs(in_sock, cfg.lg_in_mac), cfg.queues,
-                pool.get());
+    LoadPort in(opts.in_port, memif_server_devargs(in_sock, cfg.lg_in_mac), cfg.queues, pool.get());
     LoadPort out(opts.out_port, memif_server_devargs(out_sock, cfg.lg_out_mac), cfg.queues,
                  pool.get());
     RunConfig port_cfg = cfg;
@@ -260,8 +259,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     cli.add_option("--out-port", o.out_port, "Outside device, likewise")->capture_default_str();
     cli.add_option("--in-mac", o.in_mac, "MAC of our inside memif port")->capture_default_str();
-    cli.add_option("--out-mac", o.out_mac,
-                   "MAC of our outside memif port (the NAT's next_hop_mac)")
+    cli.add_option("--out-mac", o.out_mac, "MAC of our outside memif port (the NAT's next_hop_mac)")
         ->capture_default_str();
     cli.add_option("--dut-in-mac", o.dut_in_mac, "MAC of the NAT's inside port")
         ->capture_default_str();

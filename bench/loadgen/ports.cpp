@@ -30,9 +30,9 @@ void MempoolDeleter::operator()(rte_mempool* pool) const {
 }
 
 MempoolPtr create_mbuf_pool(const char* name, unsigned count) {
-    rte_mempool* pool = rte_pktmbuf_pool_create(name, count, kMempoolCache, 0,
-                                                RTE_MBUF_DEFAULT_BUF_SIZE,
-                                                static_cast<int>(rte_socket_id()));
+    rte_mempool* pool =
+        rte_pktmbuf_pool_create(name, count, kMempoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                static_cast<int>(rte_socket_id()));
     if (pool == nullptr) {
         throw std::runtime_error("cannot create a pool of " + std::to_string(count) +
                                  " mbufs: " + rte_strerror(rte_errno) + " (raise the EAL's -m)");

@@ -10,7 +10,7 @@ namespace {
 using nlohmann::json;
 
 json latency_json(const Percentiles& p) {
-    return json{{"samples", p.count}, {"p50", p.p50_us},   {"p90", p.p90_us},
+    return json{{"samples", p.count}, {"p50", p.p50_us},    {"p90", p.p90_us},
                 {"p99", p.p99_us},    {"p99.9", p.p999_us}, {"max", p.max_us}};
 }
 
@@ -140,12 +140,11 @@ json make_report(const RunConfig& cfg, const RunResult& r, std::uint64_t hz,
             {"flows", cfg.model.flows()},
             {"new_flows_sent", delta(w, Stat::sub_tx_new)},
             {"established", established},
-            {"not_established", cfg.model.flows() - std::min<std::uint64_t>(
-                                                        established, cfg.model.flows())},
+            {"not_established",
+             cfg.model.flows() - std::min<std::uint64_t>(established, cfg.model.flows())},
             {"seconds", setup},
             {"sessions_per_s", setup > 0 ? static_cast<double>(established) / setup : 0},
-            {"offered_per_s",
-             offered > 0 ? static_cast<double>(cfg.model.flows()) / offered : 0},
+            {"offered_per_s", offered > 0 ? static_cast<double>(cfg.model.flows()) / offered : 0},
             {"latency_rtt_us", latency_json(percentiles(w.end.rtt, w.start.rtt, hz))},
         };
     }
@@ -257,8 +256,7 @@ void print_report(const json& j) {
     }
     std::printf("  checks        mistranslations %llu%s, pairing violations %llu, reordered "
                 "%llu\n",
-                k["mistranslations"].get<unsigned long long>(),
-                reasons.c_str(),
+                k["mistranslations"].get<unsigned long long>(), reasons.c_str(),
                 k["pairing_violations"].get<unsigned long long>(),
                 k["reordered"].get<unsigned long long>());
     std::fflush(stdout);

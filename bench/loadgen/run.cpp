@@ -9,8 +9,8 @@ namespace loadgen {
 
 namespace {
 
-constexpr double kProbeInterval = 0.1;     // s between readiness probes
-constexpr double kPopulateIdle = 1.0;      // s without a new session before populate ends
+constexpr double kProbeInterval = 0.1;      // s between readiness probes
+constexpr double kPopulateIdle = 1.0;       // s without a new session before populate ends
 constexpr std::uint32_t kControlEvery = 16; // loop iterations between looks at the clock
 
 class Controller {
@@ -55,8 +55,7 @@ public:
             const std::uint64_t established = shared_.sub_stats.get(Stat::in_established);
             const std::uint64_t last_progress =
                 std::max(subs_.last_established_tsc(), subs_.last_new_tx_tsc());
-            if (established >= cfg_.model.flows() ||
-                now - last_progress > cycles(kPopulateIdle) ||
+            if (established >= cfg_.model.flows() || now - last_progress > cycles(kPopulateIdle) ||
                 now - subs_.last_new_tx_tsc() > cycles(cfg_.populate_timeout_s)) {
                 r.populate->end = snap(now);
                 r.populate_first_tx = subs_.first_tx_tsc();
@@ -78,8 +77,8 @@ public:
                 r.measure->end = snap(now);
                 subs_.set_churn(0, now);
                 const double secs = seconds(r.measure->end.tsc - r.measure->start.tsc);
-                const double replies =
-                    static_cast<double>(r.measure->end[Stat::in_ok] - r.measure->start[Stat::in_ok]);
+                const double replies = static_cast<double>(r.measure->end[Stat::in_ok] -
+                                                           r.measure->start[Stat::in_ok]);
                 const double rate = cfg_.latency_load * replies / secs;
                 if (cfg_.latency_load > 0 && rate > 0) {
                     enter(Phase::latency, now);

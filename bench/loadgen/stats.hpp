@@ -27,14 +27,14 @@ enum class Stat : std::uint8_t {
     in_err_other,    // not IPv4, or IPv4 that is not ours: a mistranslation
     in_err_malformed,
     in_err_checksum,
-    in_err_flow,     // stamp names no flow we have, or a generation not sent yet
-    in_err_addr,     // destination is not the flow's subscriber, or source not its server
+    in_err_flow, // stamp names no flow we have, or a generation not sent yet
+    in_err_addr, // destination is not the flow's subscriber, or source not its server
     in_err_port,
     in_err_ttl,
     in_err_mac,
     // server role (outside port)
     out_rx,
-    out_rx_bursts,   // RX polls of the outside port that returned at least one frame
+    out_rx_bursts, // RX polls of the outside port that returned at least one frame
     out_ok,
     out_arp,
     out_arp_replies,
@@ -42,15 +42,15 @@ enum class Stat : std::uint8_t {
     out_err_malformed,
     out_err_checksum,
     out_err_flow,
-    out_err_src,           // source address not in the pool (untranslated: not the subscriber)
-    out_err_src_port,      // source port outside the NAT's range (untranslated: not the flow's)
-    out_err_dst,           // destination is not the flow's server
+    out_err_src,      // source address not in the pool (untranslated: not the subscriber)
+    out_err_src_port, // source port outside the NAT's range (untranslated: not the flow's)
+    out_err_dst,      // destination is not the flow's server
     out_err_ttl,
     out_err_mac,
     out_err_mapping_moved, // the flow's external endpoint changed within one generation
     out_pairing_violation, // a subscriber's flows on different pool addresses (RFC 6888 REQ-2)
     out_reply_tx,
-    out_reply_dropped,     // reply not sent: our own TX buffer was full
+    out_reply_dropped, // reply not sent: our own TX buffer was full
     // the main lcore's loop (written by it only, kept in the subscriber block)
     loop_busy_cycles, // TSC cycles of loop iterations that moved at least one packet
     loop_idle_cycles, // ... and of those that found nothing to do
@@ -183,9 +183,9 @@ private:
 // but waiting for one. On a shared host a busy-polling thread gets only part of its CPU, and
 // that share, not the code, may set the rate; these say how much each side got.
 struct CpuTimes {
-    std::uint64_t self_run_ns = 0;  // the calling thread (the main lcore)
+    std::uint64_t self_run_ns = 0; // the calling thread (the main lcore)
     std::uint64_t self_wait_ns = 0;
-    std::uint64_t peer_run_ns = 0;  // the peer's polling threads (EAL rte-worker-N), summed
+    std::uint64_t peer_run_ns = 0; // the peer's polling threads (EAL rte-worker-N), summed
     std::uint64_t peer_wait_ns = 0;
     std::uint32_t peer_threads = 0;
 };
