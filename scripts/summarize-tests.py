@@ -34,7 +34,9 @@ def main(build_dirs):
             entry = json.loads(line)
             result = entry.get("result")
             name = entry.get("name", "?")
-            xml = Path(build) / f"{name}.xml"
+            # Meson names tests "project:suite / name" in some versions, "name" in others;
+            # the GoogleTest XML file is named after the bare name.
+            xml = Path(build) / f"{name.split(' / ')[-1]}.xml"
             if xml.exists() and result in ("OK", "FAIL"):
                 p, f, s = gtest_counts(xml)
                 if result == "FAIL" and f == 0:
