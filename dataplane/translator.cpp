@@ -91,18 +91,13 @@ Translator::Translator(const Config& config, const Ownership& ownership, WorkerI
                        SipKey port_secret, CounterBlock& counters, int socket, Tick start)
     : policy_(Policy::from(config, ownership.workers())), secret_(port_secret), pool_(config.pool),
       active_(config.pool.size(), 1), range_(config.port_range), reserved_(config.reserved),
-      worker_(worker), counters_(counters),
-      ports_(ownership, worker, config.port_range, config.reserved, config.pool.size(),
-             port_secret),
+      counters_(counters), ports_(ownership, worker, config.port_range, config.reserved,
+                                  config.pool.size(), port_secret),
       tables_(unique_table_name(worker), policy_.max_sessions, config.pool.size(),
               ports_.slice().slot_count(), socket),
       wheel_(tables_.sessions.capacity(), start), hold_down_(ports_.locations()),
       icmp_tokens_(policy_.icmp_burst), icmp_refilled_at_(start), workers_(ownership.workers()),
       permissions_live_(policy_.filtering == FilteringMode::address_dependent) {}
-
-void Translator::apply_policy(const Policy& policy) {
-    policy_ = policy;
-}
 
 SessionKey Translator::session_key(const PacketRef& pkt) {
     SessionKey k{};

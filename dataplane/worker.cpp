@@ -53,7 +53,6 @@ Worker::Worker(WorkerShared& shared, WorkerId id)
     for (auto& out : handoff_out_) {
         out.reserve(kBurst * 2);
     }
-    mailbox_.free_ports.resize(translator_.pool().size() * kProtocolCount);
     mailbox_.sessions.reserve(Mailbox::kMaxSessions);
 }
 

@@ -75,7 +75,7 @@ struct SessionFilter {
 };
 
 // The configuration in the units the packet path uses. Built from a Config; a worker swaps it
-// as a whole (apply_policy) when the control thread publishes a new config.
+// as a whole (reconfigure) when the control thread publishes a new config.
 struct Policy {
     FilteringMode filtering = FilteringMode::endpoint_independent;
     std::array<Tick, kProtocolCount> timeout{}; // UDP, TCP established, ICMP (by ProtoIndex)
@@ -116,7 +116,6 @@ public:
     // over, doing at most `budget` of each. Returns the work done (0: nothing was due).
     std::uint32_t expire(Tick now, std::uint32_t budget = kExpiryBudget);
 
-    void apply_policy(const Policy& policy);
     // Takes up a new config (already validated, and changing nothing check_runtime_change()
     // refuses): timeouts, limits, ICMP and filtering. Sessions whose timeout got shorter are
     // rescheduled, and switching to address-dependent filtering rebuilds the permissions, both
@@ -190,7 +189,6 @@ private:
     std::vector<std::uint8_t> active_; // by pool index: in the config (1) or draining (0)
     PortRange range_;
     std::vector<PortRange> reserved_;
-    WorkerId worker_;
     CounterBlock& counters_;
     PortAllocator ports_;
     NatTables tables_;
