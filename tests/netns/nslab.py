@@ -51,8 +51,24 @@ def sub_addr(i):
     return "100.64.0.%d" % (10 + i)
 
 
+ROUTER_NAT_SIDE = "198.18.1.1"  # Lab(router=True): the router's address on the NAT's side
+ROUTER_SRV_SIDE = "198.18.0.1"  # and on the server's
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[%s]" % ", ".join(_toml_value(x) for x in v)
+    return '"%s"' % v
+
+
 def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
-                reserved=("65000-65010",), max_sessions=65536):
+                reserved=("65000-65010",), max_sessions=65536, next_hop=SERVER, sections=None):
+    """The lab's config. `sections` adds or overrides keys: {"outside": {"mtu": 1400}, ...};
+    a section the base config lacks is appended."""
     pool = pool or POOL
     lines = [
         "[pool]",
@@ -66,7 +82,7 @@ def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
         "",
         "[outside]",
         'port = "net_af_packet1"',
-        'next_hop = "%s"' % SERVER,
+        'next_hop = "%s"' % next_hop,
         "",
         "[timeouts]",
         "udp = 300",
@@ -80,17 +96,33 @@ def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
         "[limits]",
         "max_sessions = %d" % max_sessions,
     ]
-    return "\n".join(lines) + "\n"
+    extra = {k: dict(v) for k, v in (sections or {}).items()}
+    out, section = [], None
+    for line in lines + [""]:
+        if line.startswith("[") or line == "" and section is not None:
+            for key, v in extra.pop(section, {}).items():  # keys left for the section ending
+                out.append("%s = %s" % (key, _toml_value(v)))
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif "=" in line and section in extra and line.split("=")[0].strip() in extra[section]:
+            key = line.split("=")[0].strip()
+            line = "%s = %s" % (key, _toml_value(extra[section].pop(key)))
+        out.append(line)
+    for name, keys in extra.items():
+        out += ["[%s]" % name] + ["%s = %s" % (k, _toml_value(v)) for k, v in keys.items()] + [""]
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 # ------------------------------------------------------------------------------------- the lab
 
 
 class Lab:
-    def __init__(self, subscribers=1):
+    def __init__(self, subscribers=1, router=False):
         # Short and unique: namespace names <lab>-sub<i>, and no interface carries the lab name.
         self.name = "n%d" % os.getpid()
         self.subscribers = subscribers
+        self.router = router  # a Linux router namespace <lab>-rtr between the NAT and the server
+        self.next_hop = ROUTER_NAT_SIDE if router else SERVER
         self.up_done = False
         self.agents = []
 
@@ -101,9 +133,11 @@ class Lab:
         return self.ns("sub%d" % i)
 
     def up(self):
-        subprocess.run(["bash", LAB_SH, "up", self.name, str(self.subscribers)], check=True)
+        subprocess.run(["bash", LAB_SH, "up", self.name, str(self.subscribers)] +
+                       (["router"] if self.router else []), check=True)
         self.up_done = True
-        log("lab %s up: %d subscriber(s)" % (self.name, self.subscribers))
+        log("lab %s up: %d subscriber(s)%s" % (self.name, self.subscribers,
+                                              ", router" if self.router else ""))
 
     def agent(self, node_ns):
         a = Agent(self, node_ns)
@@ -384,8 +418,8 @@ def parse_echo(text):
 
 
 @contextlib.contextmanager
-def lab_session(subscribers=1):
-    lab = Lab(subscribers)
+def lab_session(subscribers=1, router=False):
+    lab = Lab(subscribers, router)
     try:
         lab.up()
         yield lab
