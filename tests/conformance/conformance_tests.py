@@ -591,7 +591,7 @@ def test_rfc6888_req11_no_mapping_icmp_3_1(binary):
         maps_before = sorted(eph.mappings())
         cap = Capture(lab, lab.sub(1), "icmp")
         r = probe(lab, lab.sub(1), "udp", "--to", SERVER, "--port", 5000, "--connect",
-                  "--wait", 1.0, "--tries", 2)
+                  "--recverr", "--wait", 1.0, "--tries", 2)
         pkts = cap.stop()
         again = {k: learn_udp(cli, "u%d" % k, data="again") for k in range(2)}
         maps_after = sorted(eph.mappings())

@@ -3,10 +3,11 @@
 one JSON line with what the kernel's sockets saw, errors included (errno names).
 
   probe.py udp --to A --port P [--bind A] [--bind-port X] [--data S | --size N]
-               [--wait T] [--tries K] [--connect]
+               [--wait T] [--tries K] [--connect] [--recverr]
       Sends a datagram (K tries, T s apart) and waits for a reply. With --connect the socket is
       connected, so the kernel reports ICMP errors for it (ECONNREFUSED for 3/3, EHOSTUNREACH
-      for 3/1). Output: local, reply (text), reply_len, from, error.
+      for 3/1 with --recverr: Linux counts host unreachable as a soft error and reports it only
+      to sockets with IP_RECVERR). Output: local, reply (text), reply_len, from, error.
 
   probe.py tcp --to A --port P [--bind-port X] [--data S] [--timeout T]
       Connects, sends the data, half-closes, reads to EOF. Output: local, reply, error.
@@ -72,6 +73,8 @@ def payload(args):
 def udp(args):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.recverr:  # soft errors too (3/1 is soft: without this Linux reports it nowhere)
+        s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11), 1)  # linux/in.h
     s.bind((args.bind, args.bind_port))
     out = {"local": list(s.getsockname()), "reply": None, "from": None, "error": None}
     data = payload(args)
@@ -339,6 +342,7 @@ def main():
     p.add_argument("--wait", type=float, default=2.0)
     p.add_argument("--tries", type=int, default=1)
     p.add_argument("--connect", action="store_true")
+    p.add_argument("--recverr", action="store_true")
     p = sub.add_parser("tcp")
     p.add_argument("--to", required=True)
     p.add_argument("--port", type=int, required=True)
