@@ -1,6 +1,7 @@
 #include "ephemera/translator.hpp"
 
 #include "ephemera/icmp_error.hpp"
+#include "ephemera/l2.hpp"
 #include "ephemera/rewrite.hpp"
 #include "ephemera/tcp_state.hpp"
 
@@ -115,6 +116,38 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
         const std::size_t n = std::min(kMaxBurst, packets.size() - done);
         in2out_burst(packets.subspan(done, n), now, l2, verdicts.subspan(done, n));
     }
+    mark_hairpins(packets, verdicts);
+}
+
+// Whatever in2out sends out (a translation, a translated ICMP error) and is addressed to one
+// of our pool addresses goes back in through out2in instead: the destination subscriber then
+// sees the sender's external address and port (RFC 4787 REQ-9, RFC 5382 REQ-8, RFC 5508
+// REQ-7), and filtering treats the sender as any outside host.
+void Translator::mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts) {
+    std::uint64_t hairpins = 0;
+    for (std::size_t i = 0; i < packets.size(); ++i) {
+        if (verdicts[i] != Verdict::forward) {
+            continue;
+        }
+        const std::uint8_t* ip = packets[i].frame + packets[i].parsed.l3;
+        if (pool_.find(Ipv4Addr{load_be32(ip + ipv4_off::dst)}) != kNoPool) {
+            verdicts[i] = Verdict::hairpin;
+            ++hairpins;
+        }
+    }
+    if (hairpins != 0) {
+        counters_.add(Counter::hairpinned, hairpins);
+    }
+}
+
+// A pool address answers pings like any host address: from outside (so an operator can see
+// that the address is up) and from a subscriber through a hairpin, whose answer hairpins in
+// turn to reach the subscriber's echo mapping.
+Verdict Translator::answer_echo(PacketRef& pkt) {
+    make_echo_reply({pkt.frame, pkt.length}, pkt.parsed);
+    counters_.add(Counter::pool_echo_replies_sent);
+    const bool to_pool = pool_.find(pkt.parsed.src) != kNoPool; // the reply's destination
+    return to_pool ? Verdict::hairpin : Verdict::reply;
 }
 
 void Translator::out2in(std::span<PacketRef> packets, Tick now, const L2Context& l2,
@@ -466,13 +499,10 @@ void Translator::out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, 
 void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                               std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
+    std::uint64_t answered = 0; // echo requests to a pool address, by burst position
     for (std::uint32_t i = 0; i < n; ++i) {
         const ParsedPacket& p = packets[i].parsed;
         index_entries_[i] = nullptr;
-        if (packets[i].frame[p.l3 + ipv4_off::ttl] <= 1) {
-            counters_.add(Counter::drop_ttl_expired);
-            continue;
-        }
         const std::uint16_t pool_index = pool_.find(p.dst);
         if (pool_index == kNoPool) {
             counters_.add(Counter::drop_not_for_us);
@@ -480,6 +510,14 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
         }
         if (p.src.is_martian()) {
             counters_.add(Counter::drop_martian);
+            continue;
+        }
+        if (p.proto == Protocol::icmp && p.icmp_type == kIcmpEchoRequest) {
+            answered |= std::uint64_t{1} << i; // delivered to us: no TTL to spend
+            continue;
+        }
+        if (packets[i].frame[p.l3 + ipv4_off::ttl] <= 1) {
+            counters_.add(Counter::drop_ttl_expired);
             continue;
         }
         if (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoReply) {
@@ -511,7 +549,7 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
     std::uint64_t translated = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
         if (mappings_[i] == kNoIndex) {
-            verdicts[i] = Verdict::drop;
+            verdicts[i] = (answered >> i & 1) != 0 ? answer_echo(packets[i]) : Verdict::drop;
             continue;
         }
         PacketRef& pkt = packets[i];

@@ -204,16 +204,24 @@ void Worker::translate_batch(Side side) {
         translator_.out2in(packets, now_, l2, verdicts);
     }
     const Side out = side == Side::inside ? Side::outside : Side::inside;
+    rte_mbuf* hairpins[kBurst * 2];
+    std::uint16_t hairpin_count = 0;
     for (std::uint16_t i = 0; i < batch_count_; ++i) {
         rte_mbuf* m = batch_mbufs_[i];
         switch (verdicts_[i]) {
         case Verdict::forward:
             send(out, m);
             break;
-        case Verdict::reply: // an ICMP error for the sender, built in the packet's buffer
+        case Verdict::reply: // an ICMP message for the sender, built in the packet's buffer
             m->data_len = batch_[i].length;
             m->pkt_len = batch_[i].length;
             send(side, m);
+            break;
+        case Verdict::hairpin:
+            m->data_len = batch_[i].length;
+            m->pkt_len = batch_[i].length;
+            m->port = shared_.outside_port; // how a handoff ring tells an outside packet
+            hairpins[hairpin_count++] = m;
             break;
         case Verdict::drop:
             rte_pktmbuf_free(m);
@@ -221,6 +229,13 @@ void Worker::translate_batch(Side side) {
         }
     }
     batch_count_ = 0;
+    // Hairpinned packets re-enter as outside packets, owned by the worker of their
+    // destination port, which may be another one (then they travel by handoff ring). An
+    // outside packet becomes a hairpin only as the answer to a hairpinned ping, whose reply
+    // is an echo reply: the recursion ends there.
+    if (hairpin_count != 0) {
+        process(Side::outside, hairpins, hairpin_count, true);
+    }
 }
 
 void Worker::handle_arp(Side side, rte_mbuf* m) {

@@ -27,6 +27,8 @@ enum class Counter : std::uint16_t {
     arp_replies_sent,
     arp_requests_sent,
     icmp_echo_replies_sent,        // pings to the inside gateway answered
+    pool_echo_replies_sent,        // pings to a pool address answered
+    hairpinned,                    // subscriber packets to a pool address turned back inside
     icmp_unreachable_sent,         // 3/1 to a subscriber refused a mapping (RFC 6888 REQ-11)
     icmp_unreachable_rate_limited, // ... that the rate limit held back
     expired_udp,                   // sessions aged out, by the timeout that ended them
@@ -79,6 +81,8 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "arp_replies_sent",
     "arp_requests_sent",
     "icmp_echo_replies_sent",
+    "pool_echo_replies_sent",
+    "hairpinned",
     "icmp_unreachable_sent",
     "icmp_unreachable_rate_limited",
     "expired_udp",

@@ -31,8 +31,10 @@ struct L2Context {
 };
 
 // forward: send out of the other port. reply: the frame became ICMP for its sender; send it
-// back out of the port it came in on. drop: counted by reason, free it.
-enum class Verdict : std::uint8_t { forward, drop, reply };
+// back out of the port it came in on. drop: counted by reason, free it. hairpin: the frame,
+// already translated, is addressed to one of our own pool addresses (RFC 4787 REQ-9): it goes
+// back into out2in as if it had arrived on the outside port, at the owner of its destination.
+enum class Verdict : std::uint8_t { forward, drop, reply, hairpin };
 
 // A packet handed to the translator: its frame and what parse_frame() said of it. `capacity`
 // is how many bytes from `frame` may be written (0: as many as `length`), for replies that
@@ -105,8 +107,10 @@ public:
 
     // Both take a burst of IPv4 packets of this worker (kind == ipv4) and leave each one
     // rewritten (forward), turned into an ICMP error for its sender (reply, new length in
-    // PacketRef::length), or untouched (drop, counted by reason). Bursts longer than kMaxBurst
-    // are worked through in kMaxBurst pieces.
+    // PacketRef::length), rewritten and bound for one of our own pool addresses (hairpin), or
+    // untouched (drop, counted by reason). Bursts longer than kMaxBurst are worked through in
+    // kMaxBurst pieces. An echo request to a pool address is answered by the pool address
+    // (reply, or hairpin when it came from a subscriber through a hairpin).
     void in2out(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                 std::span<Verdict> verdicts);
     void out2in(std::span<PacketRef> packets, Tick now, const L2Context& l2,
@@ -173,6 +177,8 @@ private:
     void out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, Tick now);
     void finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now, const L2Context& l2);
     Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
+    void mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts);
+    Verdict answer_echo(PacketRef& pkt);
 
     [[nodiscard]] Tick session_timeout(const Session& s, Protocol proto) const;
     void track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound);
