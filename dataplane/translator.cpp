@@ -85,6 +85,7 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.icmp_rate = config.icmp.unreachable_rate;
     p.icmp_burst = std::max<std::uint32_t>(config.icmp.unreachable_rate, 1) * kTicksPerSecond;
     p.gateway = config.inside.gateway;
+    p.syn_unreachable = config.icmp.unsolicited_syn_unreachable;
     return p;
 }
 
@@ -213,6 +214,12 @@ void Translator::finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now,
     s.last_seen = now; // outbound always refreshes (RFC 4787 REQ-6)
     if (pkt.parsed.proto == Protocol::tcp) {
         track_tcp(session, s, pkt.parsed.tcp_flags, true);
+        if ((pkt.parsed.tcp_flags & tcp_flag::syn) != 0 && !held_syns_.empty() &&
+            held_syns_.cancel(HeldSynKey{pool_.address(s.pool_index).value(),
+                                         pkt.parsed.dst.value(), s.external_port,
+                                         pkt.parsed.dst_port})) {
+            counters_.add(Counter::syn_held_cancelled); // the inside opened it: drop silently
+        }
     }
     rewrite_source(pkt.frame, pkt.parsed, pool_.address(s.pool_index), s.external_port);
     set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
@@ -500,6 +507,7 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
                               std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
     std::uint64_t answered = 0; // echo requests to a pool address, by burst position
+    std::uint64_t syns = 0;     // SYNs (without ACK) that would be held if refused
     for (std::uint32_t i = 0; i < n; ++i) {
         const ParsedPacket& p = packets[i].parsed;
         index_entries_[i] = nullptr;
@@ -523,6 +531,10 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
         if (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoReply) {
             counters_.add(Counter::drop_no_mapping); // only replies belong to an echo mapping
             continue;
+        }
+        if (p.proto == Protocol::tcp &&
+            (p.tcp_flags & (tcp_flag::syn | tcp_flag::ack)) == tcp_flag::syn) {
+            syns |= std::uint64_t{1} << i;
         }
         const auto slot = ports_.slice().slot_of(p.dst_port);
         if (!slot) {
@@ -550,6 +562,9 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
     for (std::uint32_t i = 0; i < n; ++i) {
         if (mappings_[i] == kNoIndex) {
             verdicts[i] = (answered >> i & 1) != 0 ? answer_echo(packets[i]) : Verdict::drop;
+            if ((syns >> i & 1) != 0 && policy_.syn_unreachable) {
+                hold_syn(packets[i], now); // unsolicited: no mapping, or filtered
+            }
             continue;
         }
         PacketRef& pkt = packets[i];
@@ -560,6 +575,28 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
         ++translated;
     }
     counters_.add(Counter::out2in_translated, translated);
+}
+
+void Translator::hold_syn(const PacketRef& pkt, Tick now) {
+    const ParsedPacket& p = pkt.parsed;
+    const HeldSynKey key{p.dst.value(), p.src.value(), p.dst_port, p.src_port};
+    const std::size_t quoted = std::min<std::size_t>(p.l4 + 8u, pkt.length);
+    if (!held_syns_.hold(key, {pkt.frame, quoted}, p.ip_total_len, now + kSynHold)) {
+        counters_.add(Counter::syn_held_overflow);
+    }
+    counters_.add(Counter::syn_held);
+}
+
+std::optional<HeldSyn> Translator::take_due_syn(Tick now) {
+    while (true) {
+        std::optional<HeldSyn> due = held_syns_.take_due(now);
+        if (!due ||
+            (policy_.syn_unreachable && take_token(icmp_tokens_, icmp_refilled_at_, now,
+                                                   policy_.icmp_rate, policy_.icmp_burst))) {
+            return due;
+        }
+        counters_.add(Counter::icmp_unreachable_rate_limited); // or switched off meanwhile
+    }
 }
 
 std::size_t Translator::snapshot_mappings(std::span<MappingView> out) const {

@@ -6,6 +6,7 @@
 
 #include "ephemera/config.hpp"
 #include "ephemera/counters.hpp"
+#include "ephemera/held_syn.hpp"
 #include "ephemera/hold_down.hpp"
 #include "ephemera/nat_table.hpp"
 #include "ephemera/ownership.hpp"
@@ -93,6 +94,7 @@ struct Policy {
     std::uint32_t icmp_rate = 0;  // tokens per tick
     std::uint32_t icmp_burst = 0; // bucket depth in tokens
     Ipv4Addr gateway;             // source of the ICMP errors we send inside
+    bool syn_unreachable = false; // RFC 5382 REQ-4: 3/3 for unsolicited SYNs after the hold
 
     static Policy from(const Config& config, WorkerId workers);
 };
@@ -119,6 +121,13 @@ public:
     // Ages out sessions whose timeout has passed and returns held ports whose hold-down is
     // over, doing at most `budget` of each. Returns the work done (0: nothing was due).
     std::uint32_t expire(Tick now, std::uint32_t budget = kExpiryBudget);
+
+    // RFC 5382 REQ-4: an unsolicited inbound SYN whose 6 s hold is over and that the inside
+    // did not answer with a SYN of its own, to be answered with ICMP 3/3 from the pool
+    // address (the ICMP rate limit applies; nullopt: none is due). Call between bursts.
+    std::optional<HeldSyn> take_due_syn(Tick now);
+    static constexpr Tick kSynHold = 6 * kTicksPerSecond;
+    static constexpr std::uint32_t kHeldSynCapacity = 1024;
 
     // Takes up a new config (already validated, and changing nothing check_runtime_change()
     // refuses): timeouts, limits, ICMP and filtering. Sessions whose timeout got shorter are
@@ -179,6 +188,7 @@ private:
     Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
     void mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts);
     Verdict answer_echo(PacketRef& pkt);
+    void hold_syn(const PacketRef& pkt, Tick now);
 
     [[nodiscard]] Tick session_timeout(const Session& s, Protocol proto) const;
     void track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound);
@@ -200,6 +210,7 @@ private:
     NatTables tables_;
     TimerWheel wheel_;
     HoldDownQueue hold_down_;
+    HeldSyns held_syns_{kHeldSynCapacity};
     std::uint32_t live_sessions_ = 0;
     std::array<std::uint32_t, kProtocolCount> live_by_proto_{};
     std::uint32_t live_mappings_ = 0;

@@ -143,3 +143,22 @@ def malformed_frames():
     sc.reply(C1, 50000, A1, 53, Udp(b"still works"), ext)
     sc.counters = traffic(sc, mappings_created=1, sessions_created=1, port_preserved=1, **counts)
     return sc
+
+
+@scenario
+def rfc5382_req4_unsolicited_syn():
+    """RFC 5382 REQ-4 with `icmp.unsolicited_syn_unreachable` on: an unsolicited SYN gets no
+    answer for 6 s, then ICMP 3/3 from the pool address it was sent to, quoting its IP header
+    and the first 8 bytes of TCP. A SYN-ACK is not held."""
+    sc = Scenario(config(icmp={"unsolicited_syn_unreachable": True}))
+    syn = frames.inbound_only(A1, 1234, Tcp(reply_flags="S"), POOL1, 50000)
+    synack = frames.inbound_only(A1, 1235, Tcp(reply_flags="SA"), POOL1, 50002)
+    sc.outside_in += [syn, synack]
+    quote = bytes(Ether(syn)[IP])[:20 + 8]
+    sc.outside_out.append(bytes(Ether(src=OUTSIDE_MAC, dst=NEXT_HOP_MAC)
+                                / IP(src=POOL1, dst=A1, tos=0xC0, id=0, ttl=64)
+                                / ICMP(type=3, code=3) / Raw(quote)))
+    sc.min_runtime = 7.0
+    sc.counters = dict(out2in_rx=2, in2out_tx=1, drop_no_mapping=2, syn_held=1,
+                       syn_unreachable_sent=1)
+    return sc
