@@ -690,12 +690,16 @@ void parse_icmp(const toml::table& root, Config& cfg) {
     if (icmp == nullptr) {
         return;
     }
-    check_known_keys(*icmp, "icmp", {"unreachable", "unreachable_rate"});
+    check_known_keys(*icmp, "icmp",
+                     {"unreachable", "unreachable_rate", "unsolicited_syn_unreachable"});
     if (const auto v = optional_bool(*icmp, "icmp", "unreachable")) {
         cfg.icmp.unreachable = *v;
     }
     if (const auto v = optional_integer(*icmp, "icmp", "unreachable_rate", 0, kMaxRate, " per s")) {
         cfg.icmp.unreachable_rate = static_cast<std::uint32_t>(*v);
+    }
+    if (const auto v = optional_bool(*icmp, "icmp", "unsolicited_syn_unreachable")) {
+        cfg.icmp.unsolicited_syn_unreachable = *v;
     }
 }
 
@@ -852,6 +856,9 @@ std::string describe_config(const Config& config) {
                               ? std::string{"unreachable (3/1) on, but rate 0: never sent"}
                               : "unreachable (3/1) on, at most " +
                                     std::to_string(icmp.unreachable_rate) + " per s per worker");
+    line("inbound SYN: ", icmp.unsolicited_syn_unreachable
+                              ? "unsolicited: held 6 s, then ICMP 3/3 unless the inside opened it"
+                              : "unsolicited: dropped silently");
     return out;
 }
 

@@ -58,7 +58,8 @@ toml::table to_table(const Config& c) {
                      {"subscriber_mapping_rate", i64(c.limits.subscriber_mapping_rate)},
                      {"subscriber_mapping_burst", i64(c.limits.subscriber_mapping_burst)}}},
         {"icmp", toml::table{{"unreachable", c.icmp.unreachable},
-                             {"unreachable_rate", i64(c.icmp.unreachable_rate)}}},
+                             {"unreachable_rate", i64(c.icmp.unreachable_rate)},
+                             {"unsolicited_syn_unreachable", c.icmp.unsolicited_syn_unreachable}}},
     };
 }
 

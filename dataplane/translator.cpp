@@ -1,6 +1,7 @@
 #include "ephemera/translator.hpp"
 
 #include "ephemera/icmp_error.hpp"
+#include "ephemera/l2.hpp"
 #include "ephemera/rewrite.hpp"
 #include "ephemera/tcp_state.hpp"
 
@@ -84,6 +85,7 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.icmp_rate = config.icmp.unreachable_rate;
     p.icmp_burst = std::max<std::uint32_t>(config.icmp.unreachable_rate, 1) * kTicksPerSecond;
     p.gateway = config.inside.gateway;
+    p.syn_unreachable = config.icmp.unsolicited_syn_unreachable;
     return p;
 }
 
@@ -115,6 +117,38 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
         const std::size_t n = std::min(kMaxBurst, packets.size() - done);
         in2out_burst(packets.subspan(done, n), now, l2, verdicts.subspan(done, n));
     }
+    mark_hairpins(packets, verdicts);
+}
+
+// Whatever in2out sends out (a translation, a translated ICMP error) and is addressed to one
+// of our pool addresses goes back in through out2in instead: the destination subscriber then
+// sees the sender's external address and port (RFC 4787 REQ-9, RFC 5382 REQ-8, RFC 5508
+// REQ-7), and filtering treats the sender as any outside host.
+void Translator::mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts) {
+    std::uint64_t hairpins = 0;
+    for (std::size_t i = 0; i < packets.size(); ++i) {
+        if (verdicts[i] != Verdict::forward) {
+            continue;
+        }
+        const std::uint8_t* ip = packets[i].frame + packets[i].parsed.l3;
+        if (pool_.find(Ipv4Addr{load_be32(ip + ipv4_off::dst)}) != kNoPool) {
+            verdicts[i] = Verdict::hairpin;
+            ++hairpins;
+        }
+    }
+    if (hairpins != 0) {
+        counters_.add(Counter::hairpinned, hairpins);
+    }
+}
+
+// A pool address answers pings like any host address: from outside (so an operator can see
+// that the address is up) and from a subscriber through a hairpin, whose answer hairpins in
+// turn to reach the subscriber's echo mapping.
+Verdict Translator::answer_echo(PacketRef& pkt) {
+    make_echo_reply({pkt.frame, pkt.length}, pkt.parsed);
+    counters_.add(Counter::pool_echo_replies_sent);
+    const bool to_pool = pool_.find(pkt.parsed.src) != kNoPool; // the reply's destination
+    return to_pool ? Verdict::hairpin : Verdict::reply;
 }
 
 void Translator::out2in(std::span<PacketRef> packets, Tick now, const L2Context& l2,
@@ -180,6 +214,12 @@ void Translator::finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now,
     s.last_seen = now; // outbound always refreshes (RFC 4787 REQ-6)
     if (pkt.parsed.proto == Protocol::tcp) {
         track_tcp(session, s, pkt.parsed.tcp_flags, true);
+        if ((pkt.parsed.tcp_flags & tcp_flag::syn) != 0 && !held_syns_.empty() &&
+            held_syns_.cancel(HeldSynKey{pool_.address(s.pool_index).value(),
+                                         pkt.parsed.dst.value(), s.external_port,
+                                         pkt.parsed.dst_port})) {
+            counters_.add(Counter::syn_held_cancelled); // the inside opened it: drop silently
+        }
     }
     rewrite_source(pkt.frame, pkt.parsed, pool_.address(s.pool_index), s.external_port);
     set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
@@ -466,13 +506,11 @@ void Translator::out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, 
 void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                               std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
+    std::uint64_t answered = 0; // echo requests to a pool address, by burst position
+    std::uint64_t syns = 0;     // SYNs (without ACK) that would be held if refused
     for (std::uint32_t i = 0; i < n; ++i) {
         const ParsedPacket& p = packets[i].parsed;
         index_entries_[i] = nullptr;
-        if (packets[i].frame[p.l3 + ipv4_off::ttl] <= 1) {
-            counters_.add(Counter::drop_ttl_expired);
-            continue;
-        }
         const std::uint16_t pool_index = pool_.find(p.dst);
         if (pool_index == kNoPool) {
             counters_.add(Counter::drop_not_for_us);
@@ -482,9 +520,21 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
             counters_.add(Counter::drop_martian);
             continue;
         }
+        if (p.proto == Protocol::icmp && p.icmp_type == kIcmpEchoRequest) {
+            answered |= std::uint64_t{1} << i; // delivered to us: no TTL to spend
+            continue;
+        }
+        if (packets[i].frame[p.l3 + ipv4_off::ttl] <= 1) {
+            counters_.add(Counter::drop_ttl_expired);
+            continue;
+        }
         if (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoReply) {
             counters_.add(Counter::drop_no_mapping); // only replies belong to an echo mapping
             continue;
+        }
+        if (p.proto == Protocol::tcp &&
+            (p.tcp_flags & (tcp_flag::syn | tcp_flag::ack)) == tcp_flag::syn) {
+            syns |= std::uint64_t{1} << i;
         }
         const auto slot = ports_.slice().slot_of(p.dst_port);
         if (!slot) {
@@ -511,7 +561,10 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
     std::uint64_t translated = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
         if (mappings_[i] == kNoIndex) {
-            verdicts[i] = Verdict::drop;
+            verdicts[i] = (answered >> i & 1) != 0 ? answer_echo(packets[i]) : Verdict::drop;
+            if ((syns >> i & 1) != 0 && policy_.syn_unreachable) {
+                hold_syn(packets[i], now); // unsolicited: no mapping, or filtered
+            }
             continue;
         }
         PacketRef& pkt = packets[i];
@@ -522,6 +575,28 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
         ++translated;
     }
     counters_.add(Counter::out2in_translated, translated);
+}
+
+void Translator::hold_syn(const PacketRef& pkt, Tick now) {
+    const ParsedPacket& p = pkt.parsed;
+    const HeldSynKey key{p.dst.value(), p.src.value(), p.dst_port, p.src_port};
+    const std::size_t quoted = std::min<std::size_t>(p.l4 + 8u, pkt.length);
+    if (!held_syns_.hold(key, {pkt.frame, quoted}, p.ip_total_len, now + kSynHold)) {
+        counters_.add(Counter::syn_held_overflow);
+    }
+    counters_.add(Counter::syn_held);
+}
+
+std::optional<HeldSyn> Translator::take_due_syn(Tick now) {
+    while (true) {
+        std::optional<HeldSyn> due = held_syns_.take_due(now);
+        if (!due ||
+            (policy_.syn_unreachable && take_token(icmp_tokens_, icmp_refilled_at_, now,
+                                                   policy_.icmp_rate, policy_.icmp_burst))) {
+            return due;
+        }
+        counters_.add(Counter::icmp_unreachable_rate_limited); // or switched off meanwhile
+    }
 }
 
 std::size_t Translator::snapshot_mappings(std::span<MappingView> out) const {

@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include "ephemera/icmp_error.hpp"
 #include "ephemera/l2.hpp"
 
 #include <rte_cycles.h>
@@ -73,6 +74,7 @@ void Worker::run() {
         // Expiry runs every iteration with a small budget, so its work is spread evenly
         // and never delays a burst by more than a few dozen session checks.
         translator_.expire(now_);
+        answer_held_syns();
         if (++iterations_ % kHousekeepingEvery == 0) {
             housekeeping(now_);
         }
@@ -204,16 +206,24 @@ void Worker::translate_batch(Side side) {
         translator_.out2in(packets, now_, l2, verdicts);
     }
     const Side out = side == Side::inside ? Side::outside : Side::inside;
+    rte_mbuf* hairpins[kBurst * 2];
+    std::uint16_t hairpin_count = 0;
     for (std::uint16_t i = 0; i < batch_count_; ++i) {
         rte_mbuf* m = batch_mbufs_[i];
         switch (verdicts_[i]) {
         case Verdict::forward:
             send(out, m);
             break;
-        case Verdict::reply: // an ICMP error for the sender, built in the packet's buffer
+        case Verdict::reply: // an ICMP message for the sender, built in the packet's buffer
             m->data_len = batch_[i].length;
             m->pkt_len = batch_[i].length;
             send(side, m);
+            break;
+        case Verdict::hairpin:
+            m->data_len = batch_[i].length;
+            m->pkt_len = batch_[i].length;
+            m->port = shared_.outside_port; // how a handoff ring tells an outside packet
+            hairpins[hairpin_count++] = m;
             break;
         case Verdict::drop:
             rte_pktmbuf_free(m);
@@ -221,6 +231,13 @@ void Worker::translate_batch(Side side) {
         }
     }
     batch_count_ = 0;
+    // Hairpinned packets re-enter as outside packets, owned by the worker of their
+    // destination port, which may be another one (then they travel by handoff ring). An
+    // outside packet becomes a hairpin only as the answer to a hairpinned ping, whose reply
+    // is an echo reply: the recursion ends there.
+    if (hairpin_count != 0) {
+        process(Side::outside, hairpins, hairpin_count, true);
+    }
 }
 
 void Worker::handle_arp(Side side, rte_mbuf* m) {
@@ -384,6 +401,38 @@ void Worker::serve_mailbox(Tick now) {
     if (done) {
         box.walking = false;
         box.served.store(requested, std::memory_order_release);
+    }
+}
+
+// RFC 5382 REQ-4: unsolicited SYNs whose hold is over get ICMP 3/3 from the pool address
+// they were sent to, built from the copy the translator kept (headers and 8 bytes of TCP).
+void Worker::answer_held_syns() {
+    while (const std::optional<HeldSyn> held = translator_.take_due_syn(now_)) {
+        rte_mbuf* m = rte_pktmbuf_alloc(shared_.mbufs);
+        if (m == nullptr) {
+            return; // tried again next iteration
+        }
+        auto* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+        std::memcpy(frame, held->frame.data(), held->frame_len);
+        ParsedPacket syn;
+        syn.kind = FrameKind::ipv4;
+        syn.proto = Protocol::tcp;
+        syn.l3 = kEthHeaderLen;
+        syn.l4 = static_cast<std::uint16_t>(kEthHeaderLen + (frame[kEthHeaderLen] & 0x0f) * 4);
+        syn.ip_total_len = held->ip_total_len;
+        syn.src = Ipv4Addr{held->key.remote_addr};
+        syn.dst = Ipv4Addr{held->key.external_addr};
+        const std::size_t len = write_icmp_error(
+            {frame, rte_pktmbuf_tailroom(m)}, held->frame_len, syn, kIcmpDestUnreachable,
+            kIcmpPortUnreachable, Ipv4Addr{held->key.external_addr}, shared_.outside_mac);
+        if (len == 0) {
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        m->data_len = static_cast<std::uint16_t>(len);
+        m->pkt_len = static_cast<std::uint32_t>(len);
+        counters_.add(Counter::syn_unreachable_sent);
+        send(Side::outside, m);
     }
 }
 

@@ -142,6 +142,7 @@ private:
     void housekeeping(Tick now);
     void serve_mailbox(Tick now);
     void send_arp_request();
+    void answer_held_syns();
 
     WorkerShared& shared_;
     WorkerId id_;

@@ -79,6 +79,10 @@ struct Limits {
 struct IcmpConfig {
     bool unreachable = true;              // send ICMP destination unreachable 3/1
     std::uint32_t unreachable_rate = 100; // at most this many per second per worker (0: none)
+    // RFC 5382 REQ-4: answer an unsolicited inbound TCP SYN with ICMP 3/3 once it has waited
+    // 6 s without an outbound SYN of its connection. Off: such SYNs are dropped silently
+    // (REQ-4a, the usual policy of a carrier NAT).
+    bool unsolicited_syn_unreachable = false;
 };
 
 struct Config {

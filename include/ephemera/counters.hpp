@@ -27,6 +27,12 @@ enum class Counter : std::uint16_t {
     arp_replies_sent,
     arp_requests_sent,
     icmp_echo_replies_sent,        // pings to the inside gateway answered
+    pool_echo_replies_sent,        // pings to a pool address answered
+    hairpinned,                    // subscriber packets to a pool address turned back inside
+    syn_held,                      // unsolicited inbound SYNs held 6 s (RFC 5382 REQ-4)
+    syn_held_cancelled,            // ... dropped silently: the inside sent a SYN of that connection
+    syn_held_overflow,             // ... dropped silently: the hold queue was full
+    syn_unreachable_sent,          // ... answered with ICMP 3/3 after 6 s
     icmp_unreachable_sent,         // 3/1 to a subscriber refused a mapping (RFC 6888 REQ-11)
     icmp_unreachable_rate_limited, // ... that the rate limit held back
     expired_udp,                   // sessions aged out, by the timeout that ended them
@@ -79,6 +85,12 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "arp_replies_sent",
     "arp_requests_sent",
     "icmp_echo_replies_sent",
+    "pool_echo_replies_sent",
+    "hairpinned",
+    "syn_held",
+    "syn_held_cancelled",
+    "syn_held_overflow",
+    "syn_unreachable_sent",
     "icmp_unreachable_sent",
     "icmp_unreachable_rate_limited",
     "expired_udp",

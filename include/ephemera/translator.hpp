@@ -6,6 +6,7 @@
 
 #include "ephemera/config.hpp"
 #include "ephemera/counters.hpp"
+#include "ephemera/held_syn.hpp"
 #include "ephemera/hold_down.hpp"
 #include "ephemera/nat_table.hpp"
 #include "ephemera/ownership.hpp"
@@ -31,8 +32,10 @@ struct L2Context {
 };
 
 // forward: send out of the other port. reply: the frame became ICMP for its sender; send it
-// back out of the port it came in on. drop: counted by reason, free it.
-enum class Verdict : std::uint8_t { forward, drop, reply };
+// back out of the port it came in on. drop: counted by reason, free it. hairpin: the frame,
+// already translated, is addressed to one of our own pool addresses (RFC 4787 REQ-9): it goes
+// back into out2in as if it had arrived on the outside port, at the owner of its destination.
+enum class Verdict : std::uint8_t { forward, drop, reply, hairpin };
 
 // A packet handed to the translator: its frame and what parse_frame() said of it. `capacity`
 // is how many bytes from `frame` may be written (0: as many as `length`), for replies that
@@ -91,6 +94,7 @@ struct Policy {
     std::uint32_t icmp_rate = 0;  // tokens per tick
     std::uint32_t icmp_burst = 0; // bucket depth in tokens
     Ipv4Addr gateway;             // source of the ICMP errors we send inside
+    bool syn_unreachable = false; // RFC 5382 REQ-4: 3/3 for unsolicited SYNs after the hold
 
     static Policy from(const Config& config, WorkerId workers);
 };
@@ -105,8 +109,10 @@ public:
 
     // Both take a burst of IPv4 packets of this worker (kind == ipv4) and leave each one
     // rewritten (forward), turned into an ICMP error for its sender (reply, new length in
-    // PacketRef::length), or untouched (drop, counted by reason). Bursts longer than kMaxBurst
-    // are worked through in kMaxBurst pieces.
+    // PacketRef::length), rewritten and bound for one of our own pool addresses (hairpin), or
+    // untouched (drop, counted by reason). Bursts longer than kMaxBurst are worked through in
+    // kMaxBurst pieces. An echo request to a pool address is answered by the pool address
+    // (reply, or hairpin when it came from a subscriber through a hairpin).
     void in2out(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                 std::span<Verdict> verdicts);
     void out2in(std::span<PacketRef> packets, Tick now, const L2Context& l2,
@@ -115,6 +121,13 @@ public:
     // Ages out sessions whose timeout has passed and returns held ports whose hold-down is
     // over, doing at most `budget` of each. Returns the work done (0: nothing was due).
     std::uint32_t expire(Tick now, std::uint32_t budget = kExpiryBudget);
+
+    // RFC 5382 REQ-4: an unsolicited inbound SYN whose 6 s hold is over and that the inside
+    // did not answer with a SYN of its own, to be answered with ICMP 3/3 from the pool
+    // address (the ICMP rate limit applies; nullopt: none is due). Call between bursts.
+    std::optional<HeldSyn> take_due_syn(Tick now);
+    static constexpr Tick kSynHold = 6 * kTicksPerSecond;
+    static constexpr std::uint32_t kHeldSynCapacity = 1024;
 
     // Takes up a new config (already validated, and changing nothing check_runtime_change()
     // refuses): timeouts, limits, ICMP and filtering. Sessions whose timeout got shorter are
@@ -173,6 +186,9 @@ private:
     void out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, Tick now);
     void finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now, const L2Context& l2);
     Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
+    void mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts);
+    Verdict answer_echo(PacketRef& pkt);
+    void hold_syn(const PacketRef& pkt, Tick now);
 
     [[nodiscard]] Tick session_timeout(const Session& s, Protocol proto) const;
     void track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound);
@@ -194,6 +210,7 @@ private:
     NatTables tables_;
     TimerWheel wheel_;
     HoldDownQueue hold_down_;
+    HeldSyns held_syns_{kHeldSynCapacity};
     std::uint32_t live_sessions_ = 0;
     std::array<std::uint32_t, kProtocolCount> live_by_proto_{};
     std::uint32_t live_mappings_ = 0;

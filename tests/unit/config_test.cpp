@@ -633,6 +633,17 @@ TEST(ConfigRefuses, IcmpUnreachableRateOutOfRange_RFC6888_REQ11) {
                    "must be between 0 and 1000000 per s, got -1");
 }
 
+TEST(ConfigRefuses, UnsolicitedSynUnreachableWrongType_RFC5382_REQ4) {
+    EXPECT_REFUSED(with("[icmp]\nunsolicited_syn_unreachable = \"yes\"\n"),
+                   "icmp.unsolicited_syn_unreachable", "expected a boolean, got a string");
+}
+
+TEST(ConfigAccepts, UnsolicitedSynUnreachable_RFC5382_REQ4) {
+    EXPECT_FALSE(accepted(with("")).icmp.unsolicited_syn_unreachable); // REQ-4a: silent
+    EXPECT_TRUE(accepted(with("[icmp]\nunsolicited_syn_unreachable = true\n"))
+                    .icmp.unsolicited_syn_unreachable);
+}
+
 TEST(ConfigRefuses, IcmpNotATable) {
     EXPECT_REFUSED("icmp = true\n" + with(""), "icmp", "expected a table, got a boolean");
 }

@@ -176,10 +176,10 @@ public:
             translator_.out2in(refs, now, kL2, verdicts);
         }
         for (std::size_t i = 0; i < frames.size(); ++i) {
-            frames[i].resize(verdicts[i] == Verdict::reply ? refs[i].length
-                                                           : frames[i].size() - reply_room_);
+            const bool rewritten = verdicts[i] == Verdict::reply || verdicts[i] == Verdict::hairpin;
+            frames[i].resize(rewritten ? refs[i].length : frames[i].size() - reply_room_);
             EXPECT_TRUE(verdicts[i] == Verdict::forward || verdicts[i] == Verdict::drop ||
-                        verdicts[i] == Verdict::reply)
+                        verdicts[i] == Verdict::reply || verdicts[i] == Verdict::hairpin)
                 << "packet " << i << " got no verdict";
             if (verdicts[i] == Verdict::drop) {
                 EXPECT_EQ(frames[i], before[i]) << "dropped packet " << i << " was modified";

@@ -204,15 +204,102 @@ TEST(Translator, IcmpOnlyRequestsOpenAndOnlyRepliesReturn) {
 
     const auto ext = nat.send_out(inside(test::icmp_spec(kC, kA1, 7)));
     ASSERT_TRUE(ext.has_value());
-    // An echo request from outside to the mapping's identifier is not a reply.
+    // An echo request from outside to the mapping's identifier is not a reply: it is not
+    // passed to the subscriber but answered by the pool address itself.
     FrameSpec request = from_outside(Protocol::icmp, {kA1, 0}, *ext);
     request.icmp_type = kIcmpEchoRequest;
-    EXPECT_FALSE(nat.send_in(request).has_value());
+    Frame f = test::build_frame(request);
+    ASSERT_EQ(nat.out2in(f), Verdict::reply);
+    EXPECT_EQ(test::ip_src(f), kX);
+    EXPECT_EQ(test::ip_dst(f), kA1);
+    EXPECT_EQ(test::icmp_type(f), kIcmpEchoReply);
+    EXPECT_EQ(test::icmp_id(f), ext->port);
+    EXPECT_TRUE(test::checksums_verify(f));
+    EXPECT_EQ(nat.translator().live_sessions(), 1u);
     EXPECT_TRUE(counters_are(nat.counters(), {{Counter::drop_unsupported_protocol, 1},
                                               {Counter::in2out_translated, 1},
                                               {Counter::mappings_created, 1},
                                               {Counter::sessions_created, 1},
-                                              {Counter::drop_no_mapping, 1}}));
+                                              {Counter::pool_echo_replies_sent, 1}}));
+}
+
+// RFC 4787 REQ-9 / RFC 5382 REQ-8: C reaching C2's external endpoint is turned back inside
+// (hairpin) and reaches C2 from C's external endpoint, every checksum right.
+TEST(Translator, HairpinPresentsTheSendersExternalEndpoint) {
+    const auto flow = [](Protocol proto, Ipv4Addr src, std::uint16_t sport, Ipv4Addr dst,
+                         std::uint16_t dport) {
+        return inside(proto == Protocol::udp ? test::udp_spec(src, sport, dst, dport)
+                                             : test::tcp_spec(src, sport, dst, dport),
+                      src == kC2 ? kC2Mac : kCMac);
+    };
+    for (const Protocol proto : {Protocol::udp, Protocol::tcp}) {
+        Nat nat(make_config(pool_of(2)));
+        const auto ext2 = nat.send_out(flow(proto, kC2, 5000, kA1, 53));
+        ASSERT_TRUE(ext2.has_value());
+
+        Frame f = test::build_frame(flow(proto, kC, 6000, ext2->addr, ext2->port));
+        ASSERT_EQ(nat.in2out(f), Verdict::hairpin);
+        const Endpoint ext1 = source_of(f);
+        EXPECT_TRUE(nat.translator().is_pool_address(ext1.addr));
+        EXPECT_EQ(destination_of(f), *ext2);
+
+        ASSERT_EQ(nat.out2in(f), Verdict::forward);
+        EXPECT_EQ(source_of(f), ext1);
+        EXPECT_EQ(destination_of(f), (Endpoint{kC2, 5000}));
+        EXPECT_EQ(test::mac_dst(f), kC2Mac);
+        EXPECT_TRUE(test::checksums_verify(f));
+
+        // C2 answers C's external endpoint: hairpinned again, back to C.
+        Frame b = test::build_frame(flow(proto, kC2, 5000, ext1.addr, ext1.port));
+        ASSERT_EQ(nat.in2out(b), Verdict::hairpin);
+        EXPECT_EQ(source_of(b), *ext2);
+        ASSERT_EQ(nat.out2in(b), Verdict::forward);
+        EXPECT_EQ(source_of(b), *ext2);
+        EXPECT_EQ(destination_of(b), (Endpoint{kC, 6000}));
+        EXPECT_TRUE(test::checksums_verify(b));
+        EXPECT_EQ(nat.counters().get(Counter::hairpinned), 2u);
+    }
+}
+
+// A hairpinned packet is filtered like any outside packet (RFC 4787 REQ-8): under
+// address-and-port-dependent filtering C2 must have sent to C's external endpoint first.
+TEST(Translator, HairpinIsFilteredLikeOutsideTraffic) {
+    Nat nat(make_config({kX}, {49152, 65535}, FilteringMode::address_port_dependent));
+    const auto ext2 = nat.send_out(udp_from(kC2, 5000, kA1, 53));
+    ASSERT_TRUE(ext2.has_value());
+    Frame f = test::build_frame(udp_from(kC, 6000, ext2->addr, ext2->port));
+    ASSERT_EQ(nat.in2out(f), Verdict::hairpin);
+    const Endpoint ext1 = source_of(f);
+    EXPECT_EQ(nat.out2in(f), Verdict::drop);
+    EXPECT_EQ(nat.counters().get(Counter::drop_filtered), 1u);
+
+    // Once C2 has sent to C's external endpoint, both directions pass (hole punching).
+    Frame c2 = test::build_frame(udp_from(kC2, 5000, ext1.addr, ext1.port));
+    ASSERT_EQ(nat.in2out(c2), Verdict::hairpin);
+    EXPECT_EQ(nat.out2in(c2), Verdict::forward);
+    Frame again = test::build_frame(udp_from(kC, 6000, ext2->addr, ext2->port));
+    ASSERT_EQ(nat.in2out(again), Verdict::hairpin);
+    ASSERT_EQ(nat.out2in(again), Verdict::forward);
+    EXPECT_EQ(destination_of(again), (Endpoint{kC2, 5000}));
+}
+
+// RFC 5508 REQ-7: a subscriber pinging another subscriber's external address (a pool
+// address) is answered by that address, through two hairpins: the request in, the reply back.
+TEST(Translator, HairpinnedPingIsAnsweredByThePoolAddress) {
+    Nat nat(make_config(pool_of(2)));
+    Frame f = test::build_frame(inside(test::icmp_spec(kC, kX, 0x77)));
+    ASSERT_EQ(nat.in2out(f), Verdict::hairpin);
+    const Endpoint ext = source_of(f);
+    ASSERT_EQ(nat.out2in(f), Verdict::hairpin); // the answer, addressed to C's external address
+    EXPECT_EQ(test::icmp_type(f), kIcmpEchoReply);
+    EXPECT_EQ(source_of(f), (Endpoint{kX, ext.port}));
+    EXPECT_EQ(destination_of(f), ext);
+    ASSERT_EQ(nat.out2in(f), Verdict::forward);
+    EXPECT_EQ(test::ip_src(f), kX);
+    EXPECT_EQ(destination_of(f), (Endpoint{kC, 0x77}));
+    EXPECT_EQ(test::icmp_type(f), kIcmpEchoReply);
+    EXPECT_TRUE(test::checksums_verify(f));
+    EXPECT_EQ(nat.counters().get(Counter::pool_echo_replies_sent), 1u);
 }
 
 // RFC 4787 REQ-3 / RFC 5382 REQ-7: no port overloading. C:x and C2:x to the same A1:p leave

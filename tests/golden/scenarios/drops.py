@@ -36,17 +36,23 @@ def unsolicited_inbound():
         frames.inbound_only(A1, 1234, Tcp(reply_flags="S"), POOL1, 50001),  # unsolicited SYN
         frames.inbound_only(A1, 53, Tcp(reply_flags="S"), POOL1, 50010),  # UDP's port, TCP
         frames.inbound_only(A1, 0, echo, POOL1, 50002),          # echo reply, no such id
-        bytes(Ether(src=NEXT_HOP_MAC, dst=OUTSIDE_MAC) / IP(src=A1, dst=POOL1)
-              / ICMP(type=8, id=ext_echo.port, seq=1)),           # a request, not a reply
     ]
+    # An echo request to the mapping's identifier is not a reply: it does not reach C1, the
+    # pool address answers it (TTL 64, addresses and MACs swapped, IP id kept).
+    ping = Ether(src=NEXT_HOP_MAC, dst=OUTSIDE_MAC) / IP(src=A1, dst=POOL1, id=9, ttl=50) \
+        / ICMP(type=8, id=ext_echo.port, seq=1) / Raw(b"anyone there")
+    pong = Ether(src=OUTSIDE_MAC, dst=NEXT_HOP_MAC) / IP(src=POOL1, dst=A1, id=9, ttl=64) \
+        / ICMP(type=0, id=ext_echo.port, seq=1) / Raw(b"anyone there")
     not_for_us = [
         frames.inbound_only(A1, 53, udp, "198.18.0.200", ext_udp.port),
         frames.inbound_only(A1, 53, udp, POOL1, ext_udp.port, dst_mac=OTHER_MAC),
     ]
-    sc.outside_in += no_mapping + not_for_us
+    sc.outside_in += no_mapping + not_for_us + [bytes(ping)]
+    sc.outside_out.append(bytes(pong))
     sc.reply(C1, 50010, A1, 53, udp, ext_udp)
     sc.reply(C1, 50011, A1, 0, echo, ext_echo)
     sc.counters = traffic(sc, mappings_created=2, sessions_created=2, port_preserved=2,
+                          in2out_translated=2, pool_echo_replies_sent=1,
                           drop_no_mapping=len(no_mapping), drop_not_for_us=2 + len(not_for_us))
     return sc
 
@@ -136,4 +142,23 @@ def malformed_frames():
     sc.send(C1, 50000, A1, 53, Udp(b"still works"), ext)
     sc.reply(C1, 50000, A1, 53, Udp(b"still works"), ext)
     sc.counters = traffic(sc, mappings_created=1, sessions_created=1, port_preserved=1, **counts)
+    return sc
+
+
+@scenario
+def rfc5382_req4_unsolicited_syn():
+    """RFC 5382 REQ-4 with `icmp.unsolicited_syn_unreachable` on: an unsolicited SYN gets no
+    answer for 6 s, then ICMP 3/3 from the pool address it was sent to, quoting its IP header
+    and the first 8 bytes of TCP. A SYN-ACK is not held."""
+    sc = Scenario(config(icmp={"unsolicited_syn_unreachable": True}))
+    syn = frames.inbound_only(A1, 1234, Tcp(reply_flags="S"), POOL1, 50000)
+    synack = frames.inbound_only(A1, 1235, Tcp(reply_flags="SA"), POOL1, 50002)
+    sc.outside_in += [syn, synack]
+    quote = bytes(Ether(syn)[IP])[:20 + 8]
+    sc.outside_out.append(bytes(Ether(src=OUTSIDE_MAC, dst=NEXT_HOP_MAC)
+                                / IP(src=POOL1, dst=A1, tos=0xC0, id=0, ttl=64)
+                                / ICMP(type=3, code=3) / Raw(quote)))
+    sc.min_runtime = 7.0
+    sc.counters = dict(out2in_rx=2, in2out_tx=1, drop_no_mapping=2, syn_held=1,
+                       syn_unreachable_sent=1)
     return sc
