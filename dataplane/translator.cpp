@@ -86,6 +86,8 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.icmp_burst = std::max<std::uint32_t>(config.icmp.unreachable_rate, 1) * kTicksPerSecond;
     p.gateway = config.inside.gateway;
     p.syn_unreachable = config.icmp.unsolicited_syn_unreachable;
+    p.inside_mtu = config.inside.mtu;
+    p.outside_mtu = config.outside.mtu;
     return p;
 }
 
@@ -201,6 +203,11 @@ void Translator::in2out_burst(std::span<PacketRef> packets, Tick now, const L2Co
             }
             pos = miss.session;
         }
+        if (exceeds(pkt.parsed, policy_.outside_mtu)) {
+            verdicts[i] =
+                too_big(pkt, policy_.outside_mtu, policy_.gateway, l2.inside_port_mac, now);
+            continue;
+        }
         finish_in2out(pkt, static_cast<std::uint32_t>(pos), now, l2);
         verdicts[i] = Verdict::forward;
         ++translated;
@@ -245,6 +252,31 @@ Verdict Translator::refuse(PacketRef& pkt, Counter reason, Tick now, const L2Con
     }
     pkt.length = static_cast<std::uint16_t>(len);
     counters_.add(Counter::icmp_unreachable_sent);
+    return Verdict::reply;
+}
+
+// RFC 4787 REQ-13, RFC 1191: a DF packet larger than the MTU of the port it would leave by is
+// answered with 3/4 and that MTU, from `from` (the inside gateway, or the pool address the
+// remote sent to), sharing the rate limit of the 3/1 replies. It is dropped either way.
+Verdict Translator::too_big(PacketRef& pkt, std::uint16_t mtu, Ipv4Addr from,
+                            const MacAddr& our_mac, Tick now) {
+    counters_.add(Counter::drop_too_big);
+    if (policy_.icmp_rate == 0) {
+        return Verdict::drop;
+    }
+    if (!take_token(icmp_tokens_, icmp_refilled_at_, now, policy_.icmp_rate, policy_.icmp_burst)) {
+        counters_.add(Counter::icmp_unreachable_rate_limited);
+        return Verdict::drop;
+    }
+    const std::size_t capacity = std::max(pkt.capacity, pkt.length);
+    const std::size_t len =
+        write_icmp_error({pkt.frame, capacity}, pkt.length, pkt.parsed, kIcmpDestUnreachable,
+                         kIcmpFragmentationNeeded, from, our_mac, mtu);
+    if (len == 0) {
+        return Verdict::drop;
+    }
+    pkt.length = static_cast<std::uint16_t>(len);
+    counters_.add(Counter::icmp_too_big_sent);
     return Verdict::reply;
 }
 
@@ -568,6 +600,11 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
             continue;
         }
         PacketRef& pkt = packets[i];
+        if (exceeds(pkt.parsed, policy_.inside_mtu)) {
+            verdicts[i] =
+                too_big(pkt, policy_.inside_mtu, pkt.parsed.dst, l2.outside_port_mac, now);
+            continue;
+        }
         const Mapping& m = tables_.mapping_records[mappings_[i]];
         rewrite_destination(pkt.frame, pkt.parsed, m.inside, m.inside_port);
         set_ethernet(pkt.frame, m.inside_mac, l2.inside_port_mac);

@@ -70,12 +70,28 @@ struct ParsedPacket {
     std::uint16_t src_port = 0;
     std::uint16_t dst_port = 0;
     std::uint8_t tcp_flags = 0;
+
+    // Fragments (RFC 4787 REQ-14, RFC 791). `fragment` is set for every piece of a fragmented
+    // datagram. The first (offset 0, MF set) carries the transport header and parses as any
+    // packet; a later one (offset > 0) has no transport header: `l4` is where its payload
+    // starts and the ports are 0. `dont_fragment` is the DF flag of any packet.
+    bool fragment = false;
+    bool later_fragment = false; // offset > 0: no transport header
+    bool more_fragments = false;
+    bool dont_fragment = false;
+    std::uint16_t ip_id = 0;
+    std::uint16_t fragment_offset = 0; // in bytes
 };
 
 // Parses Ethernet / IPv4 / UDP|TCP|ICMP echo. Never reads outside `frame`. A frame it cannot
 // translate comes back with kind == dropped and the counter that names why; ARP comes back
 // with kind == arp and l3 set (l2.hpp handles it).
 ParsedPacket parse_frame(std::span<const std::uint8_t> frame);
+
+// Bytes of IP payload this packet carries (for a fragment: its piece of the datagram).
+constexpr std::uint16_t ip_payload_length(const ParsedPacket& p) {
+    return static_cast<std::uint16_t>(p.ip_total_len - (p.l4 - p.l3));
+}
 
 // Offset of the L4 checksum field from the start of the transport header.
 constexpr std::size_t l4_checksum_offset(Protocol p) {

@@ -246,21 +246,78 @@ TEST(ParseDrops, BadIpChecksum) {
     EXPECT_TRUE(dropped_for(parse(zero), Counter::drop_bad_ip_checksum));
 }
 
-TEST(ParseDrops, Fragments) {
-    // MF set on a first fragment; offsets of later fragments with and without MF.
-    for (std::uint16_t frag : {0x2000, 0x6000, 0x0001, 0x2001, 0x1fff, 0x4001}) {
-        FrameSpec spec = test::udp_spec(kClient, 1, kServer, 2);
-        spec.frag = frag;
-        EXPECT_TRUE(dropped_for(parse(test::build_frame(spec)), Counter::drop_fragment))
-            << std::hex << frag;
+// RFC 4787 REQ-14: pieces of a datagram parse. The first carries its transport header; a later
+// one has none, so its ports are 0 and `l4` is where its payload starts.
+TEST(ParseFragments, FirstPieceKeepsItsTransportHeader) {
+    FrameSpec spec = test::udp_spec(kClient, 1111, kServer, 53);
+    spec.payload.assign(16, 0xab); // 8 + 16: a multiple of 8, as every piece but the last
+    spec.frag = 0x2000;
+    spec.ip_id = 0x7777;
+    const ParsedPacket p = parse(test::build_frame(spec));
+    ASSERT_EQ(p.kind, FrameKind::ipv4);
+    EXPECT_TRUE(p.fragment);
+    EXPECT_FALSE(p.later_fragment);
+    EXPECT_TRUE(p.more_fragments);
+    EXPECT_FALSE(p.dont_fragment);
+    EXPECT_EQ(p.ip_id, 0x7777);
+    EXPECT_EQ(p.fragment_offset, 0);
+    EXPECT_EQ(p.src_port, 1111);
+    EXPECT_EQ(p.dst_port, 53);
+}
+
+TEST(ParseFragments, LaterPiecesHaveNoPorts) {
+    for (std::uint16_t frag : {0x0003, 0x2003, 0x1ff0}) {
+        for (Protocol proto : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
+            FrameSpec spec = test::udp_spec(kClient, 1, kServer, 2);
+            spec.proto = proto;
+            spec.payload.assign(proto == Protocol::tcp ? 4 : 8, 0x11); // whole L4: 16 or 24
+            spec.frag = frag;
+            const Frame f = test::build_frame(spec);
+            const ParsedPacket p = parse(f);
+            ASSERT_EQ(p.kind, FrameKind::ipv4) << std::hex << frag;
+            EXPECT_TRUE(p.later_fragment);
+            EXPECT_EQ(p.more_fragments, (frag & 0x2000) != 0);
+            EXPECT_EQ(p.fragment_offset, (frag & 0x1fff) * 8);
+            EXPECT_EQ(p.proto, proto);
+            EXPECT_EQ(p.src_port, 0);
+            EXPECT_EQ(p.dst_port, 0);
+            EXPECT_EQ(p.l4, kEth + 20);
+            EXPECT_EQ(ip_payload_length(p), f.size() - kEth - 20);
+        }
     }
+}
+
+TEST(ParseFragments, MalformedPiecesAreDropped) {
+    // Not the last piece, yet not a multiple of 8 bytes (8 + 3).
+    FrameSpec odd = test::udp_spec(kClient, 1, kServer, 2);
+    odd.payload.assign(3, 0);
+    odd.frag = 0x2001;
+    EXPECT_TRUE(dropped_for(parse(test::build_frame(odd)), Counter::drop_fragment));
+    // Ends beyond 65535 bytes.
+    FrameSpec beyond = test::udp_spec(kClient, 1, kServer, 2);
+    beyond.payload.assign(8, 0);
+    beyond.frag = 0x1fff;
+    EXPECT_TRUE(dropped_for(parse(test::build_frame(beyond)), Counter::drop_fragment));
+    // RFC 1858: TCP at offset 8 would overwrite the flags the first piece showed.
+    FrameSpec overlap = test::udp_spec(kClient, 1, kServer, 2);
+    overlap.proto = Protocol::tcp;
+    overlap.frag = 0x0001;
+    EXPECT_TRUE(dropped_for(parse(test::build_frame(overlap)), Counter::drop_fragment));
+    // A later piece of a protocol we do not translate.
+    FrameSpec gre = test::udp_spec(kClient, 1, kServer, 2);
+    gre.ip_protocol_override = 47;
+    gre.frag = 0x0004;
+    EXPECT_TRUE(dropped_for(parse(test::build_frame(gre)), Counter::drop_unsupported_protocol));
 }
 
 TEST(ParseDrops, DontFragmentAloneIsNoFragment) {
     for (std::uint16_t frag : {0x0000, 0x4000}) {
         FrameSpec spec = test::udp_spec(kClient, 1, kServer, 2);
         spec.frag = frag;
-        EXPECT_EQ(parse(test::build_frame(spec)).kind, FrameKind::ipv4) << std::hex << frag;
+        const ParsedPacket p = parse(test::build_frame(spec));
+        EXPECT_EQ(p.kind, FrameKind::ipv4) << std::hex << frag;
+        EXPECT_FALSE(p.fragment);
+        EXPECT_EQ(p.dont_fragment, frag == 0x4000);
     }
 }
 
@@ -353,11 +410,18 @@ bool reference_accepts(const Frame& f) {
     if (test::ref_fold(test::ref_sum({f.data() + kEth, ihl})) != 0xffff) {
         return false;
     }
-    if ((test::get16(f, kEth + 6) & 0x3fff) != 0) {
-        return false;
-    }
     const std::size_t l4 = kEth + ihl;
     const std::size_t l4_len = total - ihl;
+    const std::uint16_t frag = test::get16(f, kEth + 6);
+    const bool more = (frag & 0x2000) != 0;
+    const std::size_t offset = std::size_t{frag & 0x1fffu} * 8;
+    if ((more && l4_len % 8 != 0) || offset + l4_len > 0xffff) {
+        return false;
+    }
+    if (offset != 0) { // a later piece: no transport header to check
+        const std::uint8_t proto = f[kEth + 9];
+        return proto == 17 || proto == 1 || (proto == 6 && offset != 8);
+    }
     switch (f[kEth + 9]) {
     case 17:
         return l4_len >= 8;
@@ -403,7 +467,11 @@ void check_parse_against_reference(const Frame& f, int& accepted) {
     ASSERT_EQ(p.src, test::ip_src(f));
     ASSERT_EQ(p.dst, test::ip_dst(f));
     ASSERT_EQ(static_cast<std::uint8_t>(p.proto), test::ip_proto(f));
-    if (p.proto == Protocol::icmp) {
+    ASSERT_EQ(p.fragment_offset, (test::get16(f, kEth + 6) & 0x1fff) * 8);
+    if (p.later_fragment) {
+        ASSERT_EQ(p.src_port, 0);
+        ASSERT_EQ(p.dst_port, 0);
+    } else if (p.proto == Protocol::icmp) {
         ASSERT_EQ(p.icmp_type, test::icmp_type(f));
         ASSERT_EQ(p.src_port, test::icmp_id(f));
         ASSERT_EQ(p.dst_port, test::icmp_id(f));
