@@ -11,7 +11,6 @@
 
 namespace ephemera {
 
-inline constexpr std::uint8_t kIcmpDestUnreachable = 3;
 inline constexpr std::uint8_t kIcmpHostUnreachable = 1;
 // RFC 1812 4.3.2.3: quote as much of the original as fits in a 576-byte ICMP datagram.
 inline constexpr std::size_t kIcmpErrorMaxIpLen = 576;
