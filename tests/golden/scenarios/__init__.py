@@ -102,5 +102,6 @@ def traffic(sc, **counters):
 
 
 # Importing the modules registers their scenarios.
-for _module in ("translate", "mapping", "filtering", "drops", "arp", "exhaustion", "limits"):
+for _module in ("translate", "mapping", "filtering", "drops", "arp", "exhaustion", "limits",
+                "icmp_errors"):
     importlib.import_module("scenarios." + _module)
