@@ -1,5 +1,7 @@
 #include "ephemera/packet.hpp"
 
+#include "ephemera/icmp_translate.hpp"
+
 namespace ephemera {
 
 namespace {
@@ -131,8 +133,11 @@ ParsedPacket parse_frame(std::span<const std::uint8_t> frame) {
         }
         p.proto = Protocol::icmp;
         p.icmp_type = l4[0];
+        if (is_icmp_error_type(p.icmp_type)) {
+            const Counter why = parse_icmp_error(frame, p);
+            return why == Counter::count_ ? p : dropped(why);
+        }
         if (p.icmp_type != kIcmpEchoRequest && p.icmp_type != kIcmpEchoReply) {
-            // ICMP errors are translated by a later stage; until then they are not ours.
             return dropped(Counter::drop_unsupported_protocol);
         }
         p.src_port = load_be16(l4 + 4);

@@ -14,7 +14,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3-scapy
   # namespace lab
-  iproute2 ethtool socat iputils-ping procps coreutils python3 curl
+  iproute2 ethtool socat iputils-ping procps coreutils python3 curl traceroute
 )
 
 missing=()

@@ -95,10 +95,11 @@ struct Limits {
     std::uint32_t subscriber_mapping_burst = 1000;
 };
 
-// What a subscriber is told when no mapping can be made for it (RFC 6888 REQ-11).
+// What a subscriber is told when no mapping can be made for it (RFC 6888 REQ-11), and the pace
+// of every ICMP error ephemera originates (3/1 and Time Exceeded, RFC 5508 section 7.2).
 struct IcmpConfig {
     bool unreachable = true;              // send ICMP destination unreachable 3/1
-    std::uint32_t unreachable_rate = 100; // at most this many per second per worker (0: none)
+    std::uint32_t unreachable_rate = 100; // errors per second per worker, 3/1 and 11/0 (0: none)
     // RFC 5382 REQ-4: answer an unsolicited inbound TCP SYN with ICMP 3/3 once it has waited
     // 6 s without an outbound SYN of its connection. Off: such SYNs are dropped silently
     // (REQ-4a, the usual policy of a carrier NAT).

@@ -65,9 +65,9 @@ enum class Counter : std::uint16_t {
     drop_too_big,              // DF packet larger than the MTU (3/4 sent when the rate allows)
     drop_fragmentation_failed, // no buffer to split a packet for the MTU
     drop_unsupported_protocol, // not UDP, TCP or ICMP echo
-    drop_ttl_expired,
-    drop_no_mapping,          // outside packet for no mapping
-    drop_filtered,            // outside packet refused by the filtering mode (RFC 4787 REQ-8)
+    drop_ttl_expired,          // TTL ran out: not forwarded (Time Exceeded counted apart)
+    drop_no_mapping,           // outside packet for no mapping
+    drop_filtered,             // outside packet refused by the filtering mode (RFC 4787 REQ-8)
     drop_ports_exhausted,     // no free port for the subscriber's pool address (RFC 7857 section 4)
     drop_sessions_exhausted,  // worker's session table full; no mapping is evicted
     drop_subscriber_sessions, // the subscriber is at its session limit (RFC 6888 REQ-5)
@@ -79,6 +79,17 @@ enum class Counter : std::uint16_t {
     drop_not_for_us,          // not addressed to us: another MAC, or outside packet not to the pool
     drop_martian,     // broadcast, multicast, loopback or this-network address: never routed
     drop_arp_ignored, // ARP not for one of our addresses
+    // ICMP errors (RFC 5508): translated, originated, or dropped by reason
+    icmp_errors_in2out,                 // errors from subscribers translated (RFC 5508 REQ-5)
+    icmp_errors_out2in,                 // errors from outside translated (RFC 5508 REQ-4)
+    icmp_time_exceeded_sent,            // 11/0 for a packet whose TTL ran out here (section 7.2)
+    icmp_time_exceeded_rate_limited,    // ... that the ICMP rate limit held back
+    drop_icmp_error_bad_checksum,       // ICMP checksum of an error message wrong (REQ-3)
+    drop_icmp_error_bad_inner_checksum, // checksum of the quoted IPv4 header wrong (REQ-3)
+    drop_icmp_error_truncated,          // quote shorter than an IPv4 header and 8 bytes more
+    drop_icmp_error_unsupported,        // quote not UDP, TCP or echo (an error about an error)
+    drop_icmp_error_no_mapping,         // error from outside about no mapping of ours (REQ-4)
+    drop_icmp_error_no_session,         // error about a flow we have no session for
     count_
 };
 
@@ -148,6 +159,16 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_not_for_us",
     "drop_martian",
     "drop_arp_ignored",
+    "icmp_errors_in2out",
+    "icmp_errors_out2in",
+    "icmp_time_exceeded_sent",
+    "icmp_time_exceeded_rate_limited",
+    "drop_icmp_error_bad_checksum",
+    "drop_icmp_error_bad_inner_checksum",
+    "drop_icmp_error_truncated",
+    "drop_icmp_error_unsupported",
+    "drop_icmp_error_no_mapping",
+    "drop_icmp_error_no_session",
 };
 
 constexpr std::string_view counter_name(Counter c) {

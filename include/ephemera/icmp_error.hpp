@@ -11,7 +11,6 @@
 
 namespace ephemera {
 
-inline constexpr std::uint8_t kIcmpDestUnreachable = 3;
 inline constexpr std::uint8_t kIcmpHostUnreachable = 1;
 inline constexpr std::uint8_t kIcmpPortUnreachable = 3;
 inline constexpr std::uint8_t kIcmpFragmentationNeeded = 4; // RFC 1191: next-hop MTU in bytes 6-7

@@ -108,5 +108,5 @@ def traffic(sc, **counters):
 
 # Importing the modules registers their scenarios.
 for _module in ("translate", "mapping", "filtering", "drops", "arp", "exhaustion", "limits",
-                "hairpin", "fragments"):
+                "hairpin", "fragments", "icmp_errors"):
     importlib.import_module("scenarios." + _module)
