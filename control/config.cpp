@@ -497,15 +497,21 @@ std::string port_name_value(const toml::table& table, std::string_view table_nam
 
 void parse_inside(const toml::table& root, Config& cfg) {
     const toml::table& inside = required_table(root, "inside");
-    check_known_keys(inside, "inside", {"port", "gateway"});
+    check_known_keys(inside, "inside", {"port", "gateway", "mtu"});
     cfg.inside.port = port_name_value(inside, "inside");
     cfg.inside.gateway = address_value(required_key(inside, "inside", "gateway"), "inside.gateway");
+    if (const auto v = optional_integer(inside, "inside", "mtu", kMinMtu, kMaxMtu, " bytes")) {
+        cfg.inside.mtu = static_cast<std::uint16_t>(*v);
+    }
 }
 
 void parse_outside(const toml::table& root, Config& cfg) {
     const toml::table& outside = required_table(root, "outside");
-    check_known_keys(outside, "outside", {"port", "next_hop", "next_hop_mac"});
+    check_known_keys(outside, "outside", {"port", "next_hop", "next_hop_mac", "mtu"});
     cfg.outside.port = port_name_value(outside, "outside");
+    if (const auto v = optional_integer(outside, "outside", "mtu", kMinMtu, kMaxMtu, " bytes")) {
+        cfg.outside.mtu = static_cast<std::uint16_t>(*v);
+    }
     if (cfg.outside.port == cfg.inside.port) {
         refuse("outside.port", "same port as inside.port (" + quoted(cfg.inside.port) +
                                    "); inside and outside need different ports");
@@ -703,9 +709,41 @@ void parse_icmp(const toml::table& root, Config& cfg) {
     }
 }
 
+// RFC 4787 REQ-14: the per-worker table that lets fragments through (fragments.hpp).
+void parse_fragments(const toml::table& root, Config& cfg) {
+    const toml::table* fragments = optional_table(root, "fragments");
+    if (fragments == nullptr) {
+        return;
+    }
+    check_known_keys(*fragments, "fragments", {"timeout", "max_datagrams", "max_per_datagram"});
+    FragmentsConfig& f = cfg.fragments;
+    if (const auto v = optional_integer(*fragments, "fragments", "timeout", 1,
+                                        FragmentsConfig::kMaxTimeout, " s")) {
+        f.timeout = static_cast<std::uint32_t>(*v);
+    }
+    if (const auto v =
+            optional_integer(*fragments, "fragments", "max_datagrams",
+                             FragmentsConfig::kMinDatagrams, FragmentsConfig::kMaxDatagrams)) {
+        f.max_datagrams = static_cast<std::uint32_t>(*v);
+    }
+    if (const auto v = optional_integer(*fragments, "fragments", "max_per_datagram", 1,
+                                        FragmentsConfig::kMaxPerDatagram)) {
+        f.max_per_datagram = static_cast<std::uint32_t>(*v);
+    }
+    if (std::uint64_t{f.max_datagrams} * f.max_per_datagram > FragmentsConfig::kMaxHeld) {
+        refuse("fragments.max_per_datagram",
+               std::to_string(f.max_per_datagram) + " pieces for each of " +
+                   std::to_string(f.max_datagrams) + " datagrams would hold up to " +
+                   std::to_string(std::uint64_t{f.max_datagrams} * f.max_per_datagram) +
+                   " packet buffers per worker; at most " +
+                   std::to_string(FragmentsConfig::kMaxHeld) + " are allowed");
+    }
+}
+
 Config check_document(const toml::table& root, std::string source) {
-    check_known_keys(root, "",
-                     {"pool", "inside", "outside", "timeouts", "filtering", "limits", "icmp"});
+    check_known_keys(
+        root, "",
+        {"pool", "inside", "outside", "timeouts", "filtering", "limits", "icmp", "fragments"});
     Config cfg;
     cfg.source = std::move(source);
     parse_pool(root, cfg);
@@ -715,6 +753,7 @@ Config check_document(const toml::table& root, std::string source) {
     parse_filtering(root, cfg);
     parse_limits(root, cfg);
     parse_icmp(root, cfg);
+    parse_fragments(root, cfg);
     return cfg;
 }
 

@@ -32,7 +32,9 @@ toml::table to_table(const Config& c) {
     for (PortRange r : c.reserved) {
         reserved.push_back(range_string(r));
     }
-    toml::table outside{{"port", c.outside.port}, {"next_hop", c.outside.next_hop.to_string()}};
+    toml::table outside{{"port", c.outside.port},
+                        {"next_hop", c.outside.next_hop.to_string()},
+                        {"mtu", static_cast<std::int64_t>(c.outside.mtu)}};
     if (c.outside.next_hop_mac) {
         outside.insert("next_hop_mac", c.outside.next_hop_mac->to_string());
     }
@@ -40,7 +42,9 @@ toml::table to_table(const Config& c) {
     return toml::table{
         {"pool",
          toml::table{{"addresses", pool}, {"port_range", range_name(c)}, {"reserved", reserved}}},
-        {"inside", toml::table{{"port", c.inside.port}, {"gateway", c.inside.gateway.to_string()}}},
+        {"inside", toml::table{{"port", c.inside.port},
+                               {"gateway", c.inside.gateway.to_string()},
+                               {"mtu", static_cast<std::int64_t>(c.inside.mtu)}}},
         {"outside", outside},
         {"timeouts", toml::table{{"udp", i64(c.timeouts.udp)},
                                  {"tcp_established", i64(c.timeouts.tcp_established)},
@@ -60,6 +64,9 @@ toml::table to_table(const Config& c) {
         {"icmp", toml::table{{"unreachable", c.icmp.unreachable},
                              {"unreachable_rate", i64(c.icmp.unreachable_rate)},
                              {"unsolicited_syn_unreachable", c.icmp.unsolicited_syn_unreachable}}},
+        {"fragments", toml::table{{"timeout", i64(c.fragments.timeout)},
+                                  {"max_datagrams", i64(c.fragments.max_datagrams)},
+                                  {"max_per_datagram", i64(c.fragments.max_per_datagram)}}},
     };
 }
 
@@ -169,6 +176,17 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
     }
     if (to.limits.max_sessions != from.limits.max_sessions) {
         return refuse("limits.max_sessions");
+    }
+    // Each worker's fragment table is sized at start. MTUs may change: workers read them from
+    // the config they latch.
+    if (to.fragments.timeout != from.fragments.timeout) {
+        return refuse("fragments.timeout");
+    }
+    if (to.fragments.max_datagrams != from.fragments.max_datagrams) {
+        return refuse("fragments.max_datagrams");
+    }
+    if (to.fragments.max_per_datagram != from.fragments.max_per_datagram) {
+        return refuse("fragments.max_per_datagram");
     }
     return std::nullopt;
 }

@@ -102,7 +102,8 @@ int run(App& app, const Options& opts) {
         shared.next_hop_mac.store(pack_mac(*app.config.outside.next_hop_mac));
     }
 
-    app.mbufs = create_packet_pool(workers);
+    app.mbufs = create_packet_pool(workers, app.config.fragments.max_datagrams *
+                                                app.config.fragments.max_per_datagram);
     shared.mbufs = app.mbufs.get();
     app.ports = std::make_unique<Ports>(std::get<PortInfo>(inside), std::get<PortInfo>(outside),
                                         workers, app.mbufs.get());

@@ -10,7 +10,7 @@ namespace ephemera {
 
 std::size_t write_icmp_error(std::span<std::uint8_t> buffer, std::size_t length,
                              const ParsedPacket& p, std::uint8_t type, std::uint8_t code,
-                             Ipv4Addr from, const MacAddr& our_mac) {
+                             Ipv4Addr from, const MacAddr& our_mac, std::uint32_t rest) {
     constexpr std::size_t kHeaders = kIpv4MinHeaderLen + kIcmpHeaderLen; // what we prepend
     const std::size_t l3 = p.l3;
     const std::size_t ihl = p.l4 - p.l3;
@@ -44,6 +44,7 @@ std::size_t write_icmp_error(std::span<std::uint8_t> buffer, std::size_t length,
     std::uint8_t* icmp = ip + kIpv4MinHeaderLen;
     icmp[0] = type;
     icmp[1] = code;
+    store_be32(icmp + 4, rest);
     store_wire16(icmp + 2, checksum_full({icmp, kIcmpHeaderLen + quote}));
 
     std::size_t frame_len = l3 + kHeaders + quote;

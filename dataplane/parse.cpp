@@ -1,5 +1,7 @@
 #include "ephemera/packet.hpp"
 
+#include "ephemera/icmp_translate.hpp"
+
 namespace ephemera {
 
 namespace {
@@ -11,6 +13,7 @@ ParsedPacket dropped(Counter reason) {
     return p;
 }
 
+constexpr std::uint16_t kIpFlagDontFragment = 0x4000;
 constexpr std::uint16_t kIpFlagMoreFragments = 0x2000;
 constexpr std::uint16_t kIpFragmentOffsetMask = 0x1fff;
 
@@ -57,11 +60,21 @@ ParsedPacket parse_frame(std::span<const std::uint8_t> frame) {
         return dropped(Counter::drop_bad_ip_checksum);
     }
     const std::uint16_t frag = load_be16(ip + 6);
-    if ((frag & (kIpFlagMoreFragments | kIpFragmentOffsetMask)) != 0) {
+
+    ParsedPacket p;
+    p.dont_fragment = (frag & kIpFlagDontFragment) != 0;
+    p.more_fragments = (frag & kIpFlagMoreFragments) != 0;
+    p.fragment_offset = static_cast<std::uint16_t>((frag & kIpFragmentOffsetMask) * 8);
+    p.fragment = p.more_fragments || p.fragment_offset != 0;
+    p.later_fragment = p.fragment_offset != 0;
+    p.ip_id = load_be16(ip + 4);
+    if (p.fragment && ((p.more_fragments && (total - ihl) % 8 != 0) ||
+                       std::size_t{p.fragment_offset} + (total - ihl) > 0xffff)) {
+        // Every piece but the last carries a multiple of 8 bytes, and no datagram is longer
+        // than 65535 bytes (RFC 791).
         return dropped(Counter::drop_fragment);
     }
 
-    ParsedPacket p;
     p.kind = FrameKind::ipv4;
     p.l3 = static_cast<std::uint16_t>(l3);
     p.l4 = static_cast<std::uint16_t>(l3 + ihl);
@@ -70,6 +83,26 @@ ParsedPacket parse_frame(std::span<const std::uint8_t> frame) {
     p.dst = Ipv4Addr{load_be32(ip + ipv4_off::dst)};
     const std::size_t l4_len = total - ihl;
     const std::uint8_t* l4 = d + p.l4;
+
+    if (p.later_fragment) {
+        switch (ip[ipv4_off::protocol]) {
+        case static_cast<std::uint8_t>(Protocol::tcp):
+            // RFC 1858: a piece at offset 8 could overwrite the TCP flags the first one showed.
+            if (p.fragment_offset == 8) {
+                return dropped(Counter::drop_fragment);
+            }
+            p.proto = Protocol::tcp;
+            return p;
+        case static_cast<std::uint8_t>(Protocol::udp):
+            p.proto = Protocol::udp;
+            return p;
+        case static_cast<std::uint8_t>(Protocol::icmp):
+            p.proto = Protocol::icmp;
+            return p;
+        default:
+            return dropped(Counter::drop_unsupported_protocol);
+        }
+    }
 
     switch (ip[ipv4_off::protocol]) {
     case static_cast<std::uint8_t>(Protocol::udp):
@@ -100,8 +133,11 @@ ParsedPacket parse_frame(std::span<const std::uint8_t> frame) {
         }
         p.proto = Protocol::icmp;
         p.icmp_type = l4[0];
+        if (is_icmp_error_type(p.icmp_type)) {
+            const Counter why = parse_icmp_error(frame, p);
+            return why == Counter::count_ ? p : dropped(why);
+        }
         if (p.icmp_type != kIcmpEchoRequest && p.icmp_type != kIcmpEchoReply) {
-            // ICMP errors are translated by a later stage; until then they are not ours.
             return dropped(Counter::drop_unsupported_protocol);
         }
         p.src_port = load_be16(l4 + 4);

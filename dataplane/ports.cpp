@@ -114,8 +114,8 @@ void MempoolDeleter::operator()(rte_mempool* pool) const {
     rte_mempool_free(pool);
 }
 
-MempoolPtr create_packet_pool(std::uint16_t workers) {
-    const std::uint32_t count = kMbufsPerWorker * workers + 4096;
+MempoolPtr create_packet_pool(std::uint16_t workers, std::uint32_t held_per_worker) {
+    const std::uint32_t count = (kMbufsPerWorker + held_per_worker) * workers + 4096;
     rte_mempool* pool =
         rte_pktmbuf_pool_create("eph_mbufs", count, kMempoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                 static_cast<int>(rte_socket_id()));

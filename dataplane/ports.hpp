@@ -56,6 +56,8 @@ struct MempoolDeleter {
     void operator()(rte_mempool* pool) const;
 };
 using MempoolPtr = std::unique_ptr<rte_mempool, MempoolDeleter>;
-MempoolPtr create_packet_pool(std::uint16_t workers);
+// Buffers for every worker's queues and rings, plus `held_per_worker` that a worker's fragment
+// table may hold while their datagrams' first pieces are missing.
+MempoolPtr create_packet_pool(std::uint16_t workers, std::uint32_t held_per_worker = 0);
 
 } // namespace ephemera

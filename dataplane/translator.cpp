@@ -1,6 +1,7 @@
 #include "ephemera/translator.hpp"
 
 #include "ephemera/icmp_error.hpp"
+#include "ephemera/icmp_translate.hpp"
 #include "ephemera/l2.hpp"
 #include "ephemera/rewrite.hpp"
 #include "ephemera/tcp_state.hpp"
@@ -86,6 +87,8 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.icmp_burst = std::max<std::uint32_t>(config.icmp.unreachable_rate, 1) * kTicksPerSecond;
     p.gateway = config.inside.gateway;
     p.syn_unreachable = config.icmp.unsolicited_syn_unreachable;
+    p.inside_mtu = config.inside.mtu;
+    p.outside_mtu = config.outside.mtu;
     return p;
 }
 
@@ -102,6 +105,9 @@ Translator::Translator(const Config& config, const Ownership& ownership, WorkerI
       permissions_live_(policy_.filtering == FilteringMode::address_dependent) {}
 
 SessionKey Translator::session_key(const PacketRef& pkt) {
+    if (pkt.parsed.icmp_error) {
+        return icmp_error_session_key(pkt.parsed); // the flow the error is about
+    }
     SessionKey k{};
     k.inside_addr = pkt.parsed.src.value();
     k.remote_addr = pkt.parsed.dst.value();
@@ -180,12 +186,16 @@ void Translator::in2out_burst(std::span<PacketRef> packets, Tick now, const L2Co
     for (std::uint32_t i = 0; i < n; ++i) {
         PacketRef& pkt = packets[i];
         verdicts[i] = Verdict::drop;
-        if (pkt.frame[pkt.parsed.l3 + ipv4_off::ttl] <= 1) {
-            counters_.add(Counter::drop_ttl_expired);
+        if (pkt.frame[pkt.parsed.l3 + ipv4_off::ttl] <= 1 && !pkt.parsed.icmp_error) {
+            verdicts[i] = time_exceeded(pkt, now, policy_.gateway, l2.inside_port_mac);
             continue;
         }
         if (pkt.parsed.dst.is_martian() || pkt.parsed.src.is_martian()) {
             counters_.add(Counter::drop_martian); // and never a mapping for it
+            continue;
+        }
+        if (pkt.parsed.icmp_error) {
+            verdicts[i] = icmp_error_in2out(pkt, keys_[i], positions_[i], l2);
             continue;
         }
         if (pkt.parsed.proto == Protocol::icmp && pkt.parsed.icmp_type != kIcmpEchoRequest) {
@@ -200,6 +210,11 @@ void Translator::in2out_burst(std::span<PacketRef> packets, Tick now, const L2Co
                 continue;
             }
             pos = miss.session;
+        }
+        if (exceeds(pkt.parsed, policy_.outside_mtu)) {
+            verdicts[i] =
+                too_big(pkt, policy_.outside_mtu, policy_.gateway, l2.inside_port_mac, now);
+            continue;
         }
         finish_in2out(pkt, static_cast<std::uint32_t>(pos), now, l2);
         verdicts[i] = Verdict::forward;
@@ -232,7 +247,7 @@ Verdict Translator::refuse(PacketRef& pkt, Counter reason, Tick now, const L2Con
     if (!policy_.icmp_unreachable || !is_mapping_refusal(reason)) {
         return Verdict::drop;
     }
-    if (!take_token(icmp_tokens_, icmp_refilled_at_, now, policy_.icmp_rate, policy_.icmp_burst)) {
+    if (!take_icmp_token(now)) {
         counters_.add(Counter::icmp_unreachable_rate_limited);
         return Verdict::drop;
     }
@@ -246,6 +261,37 @@ Verdict Translator::refuse(PacketRef& pkt, Counter reason, Tick now, const L2Con
     pkt.length = static_cast<std::uint16_t>(len);
     counters_.add(Counter::icmp_unreachable_sent);
     return Verdict::reply;
+}
+
+// RFC 4787 REQ-13, RFC 1191: a DF packet larger than the MTU of the port it would leave by is
+// answered with 3/4 and that MTU, from `from` (the inside gateway, or the pool address the
+// remote sent to), sharing the rate limit of the 3/1 replies. It is dropped either way.
+Verdict Translator::too_big(PacketRef& pkt, std::uint16_t mtu, Ipv4Addr from,
+                            const MacAddr& our_mac, Tick now) {
+    counters_.add(Counter::drop_too_big);
+    if (!take_icmp_token(now)) {
+        if (policy_.icmp_rate != 0) {
+            counters_.add(Counter::icmp_unreachable_rate_limited);
+        }
+        return Verdict::drop;
+    }
+    const std::size_t capacity = std::max(pkt.capacity, pkt.length);
+    const std::size_t len =
+        write_icmp_error({pkt.frame, capacity}, pkt.length, pkt.parsed, kIcmpDestUnreachable,
+                         kIcmpFragmentationNeeded, from, our_mac, mtu);
+    if (len == 0) {
+        return Verdict::drop;
+    }
+    pkt.length = static_cast<std::uint16_t>(len);
+    counters_.add(Counter::icmp_too_big_sent);
+    return Verdict::reply;
+}
+
+// The one bucket every ICMP error this worker originates draws from (3/1 and 11/0); a rate
+// of 0 sends none.
+bool Translator::take_icmp_token(Tick now) {
+    return policy_.icmp_rate != 0 &&
+           take_token(icmp_tokens_, icmp_refilled_at_, now, policy_.icmp_rate, policy_.icmp_burst);
 }
 
 // A packet with no session: find or make its subscriber and mapping, then make its session.
@@ -426,7 +472,8 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
 // filtering, inbound refresh, or a TCP SYN, FIN or RST that moves the session's state.
 // Address-dependent filtering asks the permission table instead. A refused packet's
 // mappings_[i] becomes kNoIndex.
-void Translator::out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, Tick now) {
+void Translator::out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, Tick now,
+                                 std::uint64_t expired) {
     const FilteringMode mode = policy_.filtering;
     std::uint32_t idx[kMaxBurst];
     std::uint32_t count = 0;
@@ -486,6 +533,9 @@ void Translator::out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, 
             }
             continue; // RFC 7857 section 7: a packet that has no session refreshes nothing
         }
+        if ((expired >> i & 1) != 0) {
+            continue; // admitted, but not delivered: it changes nothing
+        }
         Session& s = tables_.session_records[static_cast<std::uint32_t>(sessions_[i])];
         const ParsedPacket& p = packets[i].parsed;
         if (policy_.inbound_refresh) {
@@ -500,6 +550,8 @@ void Translator::out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, 
     }
 }
 
+static_assert(Translator::kMaxBurst <= 64, "out2in_burst marks packets in 64-bit masks");
+
 // In stages over the burst, each prefetching what the next needs (l3fwd's pattern): find the
 // direct-index slot, read it, admit, rewrite. Nothing here hashes in endpoint-independent mode
 // without inbound refresh: (pool address, external port, protocol) names at most one mapping.
@@ -508,6 +560,8 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
     const auto n = static_cast<std::uint32_t>(packets.size());
     std::uint64_t answered = 0; // echo requests to a pool address, by burst position
     std::uint64_t syns = 0;     // SYNs (without ACK) that would be held if refused
+    std::uint64_t expired = 0;  // TTL ran out: answered with Time Exceeded if admitted
+    std::uint64_t decided = 0;  // ICMP errors, translated or dropped on the spot
     for (std::uint32_t i = 0; i < n; ++i) {
         const ParsedPacket& p = packets[i].parsed;
         index_entries_[i] = nullptr;
@@ -520,13 +574,17 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
             counters_.add(Counter::drop_martian);
             continue;
         }
+        if (p.icmp_error) {
+            verdicts[i] = icmp_error_out2in(packets[i], pool_index, l2);
+            decided |= std::uint64_t{1} << i;
+            continue;
+        }
         if (p.proto == Protocol::icmp && p.icmp_type == kIcmpEchoRequest) {
             answered |= std::uint64_t{1} << i; // delivered to us: no TTL to spend
             continue;
         }
         if (packets[i].frame[p.l3 + ipv4_off::ttl] <= 1) {
-            counters_.add(Counter::drop_ttl_expired);
-            continue;
+            expired |= std::uint64_t{1} << i; // no continue: answered only if admitted
         }
         if (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoReply) {
             counters_.add(Counter::drop_no_mapping); // only replies belong to an echo mapping
@@ -556,10 +614,13 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
     if (no_mapping != 0) {
         counters_.add(Counter::drop_no_mapping, no_mapping);
     }
-    out2in_sessions(packets, n, now);
+    out2in_sessions(packets, n, now, expired);
 
     std::uint64_t translated = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
+        if ((decided >> i & 1) != 0) {
+            continue;
+        }
         if (mappings_[i] == kNoIndex) {
             verdicts[i] = (answered >> i & 1) != 0 ? answer_echo(packets[i]) : Verdict::drop;
             if ((syns >> i & 1) != 0 && policy_.syn_unreachable) {
@@ -568,6 +629,15 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
             continue;
         }
         PacketRef& pkt = packets[i];
+        if ((expired >> i & 1) != 0) { // it would be delivered: the sender hears from E
+            verdicts[i] = time_exceeded(pkt, now, pkt.parsed.dst, l2.outside_port_mac);
+            continue;
+        }
+        if (exceeds(pkt.parsed, policy_.inside_mtu)) {
+            verdicts[i] =
+                too_big(pkt, policy_.inside_mtu, pkt.parsed.dst, l2.outside_port_mac, now);
+            continue;
+        }
         const Mapping& m = tables_.mapping_records[mappings_[i]];
         rewrite_destination(pkt.frame, pkt.parsed, m.inside, m.inside_port);
         set_ethernet(pkt.frame, m.inside_mac, l2.inside_port_mac);
@@ -590,9 +660,7 @@ void Translator::hold_syn(const PacketRef& pkt, Tick now) {
 std::optional<HeldSyn> Translator::take_due_syn(Tick now) {
     while (true) {
         std::optional<HeldSyn> due = held_syns_.take_due(now);
-        if (!due ||
-            (policy_.syn_unreachable && take_token(icmp_tokens_, icmp_refilled_at_, now,
-                                                   policy_.icmp_rate, policy_.icmp_burst))) {
+        if (!due || (policy_.syn_unreachable && take_icmp_token(now))) {
             return due;
         }
         counters_.add(Counter::icmp_unreachable_rate_limited); // or switched off meanwhile

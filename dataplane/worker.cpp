@@ -50,6 +50,7 @@ Worker::Worker(WorkerShared& shared, WorkerId id)
       translator_(*shared.config, shared.ownership, id, shared.port_secret, counters_,
                   static_cast<int>(rte_socket_id()),
                   static_cast<Tick>((rte_rdtsc() - shared.start_tsc) / shared.tsc_per_tick)),
+      fragments_(fragment_limits(*shared.config), counters_, free_held_piece, nullptr),
       handoff_out_(shared.workers) {
     for (auto& out : handoff_out_) {
         out.reserve(kBurst * 2);
@@ -75,6 +76,7 @@ void Worker::run() {
         // and never delays a burst by more than a few dozen session checks.
         translator_.expire(now_);
         answer_held_syns();
+        fragments_.expire(now_, kFragmentExpiryBudget);
         if (++iterations_ % kHousekeepingEvery == 0) {
             housekeeping(now_);
         }
@@ -150,7 +152,8 @@ void Worker::process(Side side, rte_mbuf** pkts, std::uint16_t n, bool from_hand
         WorkerId owner;
         if (side == Side::inside) {
             if (parsed.dst == config_->inside.gateway) {
-                if (parsed.proto == Protocol::icmp && parsed.icmp_type == kIcmpEchoRequest) {
+                if (parsed.proto == Protocol::icmp && parsed.icmp_type == kIcmpEchoRequest &&
+                    !parsed.fragment) {
                     make_echo_reply({frame, len}, parsed);
                     counters_.add(Counter::icmp_echo_replies_sent);
                     send(Side::inside, m);
@@ -168,6 +171,9 @@ void Worker::process(Side side, rte_mbuf** pkts, std::uint16_t n, bool from_hand
                 continue;
             }
             owner = shared_.ownership.port_owner(parsed.dst, parsed.dst_port);
+        }
+        if (parsed.fragment && take_fragment(side, m, parsed, from_handoff)) {
+            continue;
         }
         if (owner != id_) {
             handoff_out_[owner].push_back(m);
@@ -210,9 +216,13 @@ void Worker::translate_batch(Side side) {
     std::uint16_t hairpin_count = 0;
     for (std::uint16_t i = 0; i < batch_count_; ++i) {
         rte_mbuf* m = batch_mbufs_[i];
+        // A first piece's fate decides its datagram's (read before the frame is sent).
+        const std::size_t held =
+            batch_[i].parsed.fragment ? first_piece_done(side, batch_[i], verdicts_[i]) : 0;
         switch (verdicts_[i]) {
         case Verdict::forward:
-            send(out, m);
+            emit(out, m, batch_[i].parsed);
+            send_held(side, held);
             break;
         case Verdict::reply: // an ICMP message for the sender, built in the packet's buffer
             m->data_len = batch_[i].length;

@@ -14,6 +14,7 @@
 
 #include "ephemera/config.hpp"
 #include "ephemera/counters.hpp"
+#include "ephemera/fragments.hpp"
 #include "ephemera/ownership.hpp"
 #include "ephemera/translator.hpp"
 
@@ -107,6 +108,11 @@ struct Gauges {
     std::array<std::atomic<std::uint32_t>, kProtocolCount> sessions_by_proto{};
 };
 
+// The fragment table's bounds from the config, and how it gives a held piece back.
+FragmentLimits fragment_limits(const Config& config);
+void free_held_piece(void* mbuf, void* context);
+inline constexpr std::uint32_t kFragmentExpiryBudget = 16; // datagrams per loop iteration
+
 class alignas(64) Worker {
 public:
     Worker(WorkerShared& shared, WorkerId id);
@@ -144,6 +150,17 @@ private:
     void send_arp_request();
     void answer_held_syns();
 
+    // Fragments (worker_fragments.cpp): the pieces' way through the workers, and the MTU.
+    bool take_fragment(Side side, rte_mbuf* m, const ParsedPacket& p, bool from_handoff);
+    void later_piece(Side side, rte_mbuf* m, const ParsedPacket& p, bool may_hold);
+    void translate_piece(Side side, rte_mbuf* m, const ParsedPacket& p,
+                         const FragmentTranslation& t);
+    std::size_t first_piece_done(Side side, const PacketRef& pkt, Verdict verdict);
+    void send_held(Side side, std::size_t n);
+    void hand_off(WorkerId to, rte_mbuf* m);
+    void emit(Side side, rte_mbuf* m, const ParsedPacket& p);
+    void split(Side side, rte_mbuf* m, const ParsedPacket& p, std::uint16_t mtu);
+
     WorkerShared& shared_;
     WorkerId id_;
     const Config* config_; // latched: the config this worker translates with
@@ -155,6 +172,9 @@ private:
     std::uint64_t iterations_ = 0;
     Gauges gauges_;
     Mailbox mailbox_;
+    FragmentTable fragments_;
+    FragmentTable::Handle held_[FragmentsConfig::kMaxPerDatagram]; // pieces released to send
+    FragmentTranslation held_translation_;                         // ... and their translation
 
     // Per-burst scratch.
     PacketRef batch_[kBurst * 2];

@@ -52,14 +52,34 @@ struct Timeouts {
 };
 
 struct InsideConfig {
-    std::string port; // DPDK device name, e.g. "net_af_packet0"
-    Ipv4Addr gateway; // answered for ARP (and ping) on the inside
+    std::string port;         // DPDK device name, e.g. "net_af_packet0"
+    Ipv4Addr gateway;         // answered for ARP (and ping) on the inside
+    std::uint16_t mtu = 1500; // largest IP packet sent out of this port (RFC 4787 REQ-13)
 };
+
+// Bounds of a port's MTU: 576 is what every IPv4 host must accept (RFC 791, RFC 1122 3.3.2).
+inline constexpr std::uint16_t kMinMtu = 576;
+inline constexpr std::uint16_t kMaxMtu = 9000;
 
 struct OutsideConfig {
     std::string port;
     Ipv4Addr next_hop;                   // where every translated packet is sent
     std::optional<MacAddr> next_hop_mac; // static; otherwise learned by ARP
+    std::uint16_t mtu = 1500;
+};
+
+// Virtual reassembly of fragments (RFC 4787 REQ-14), per worker: see fragments.hpp.
+struct FragmentsConfig {
+    std::uint32_t timeout = 5;          // s a datagram's record lives (RFC 791 suggests 15)
+    std::uint32_t max_datagrams = 256;  // datagrams tracked at once
+    std::uint32_t max_per_datagram = 8; // pieces held while their first piece is missing
+
+    static constexpr std::uint32_t kMaxTimeout = 60;
+    static constexpr std::uint32_t kMinDatagrams = 16;
+    static constexpr std::uint32_t kMaxDatagrams = 65536;
+    static constexpr std::uint32_t kMaxPerDatagram = 64;
+    // Each held piece is a packet buffer: the pool grows by this much per worker at most.
+    static constexpr std::uint32_t kMaxHeld = 16384;
 };
 
 struct Limits {
@@ -75,10 +95,11 @@ struct Limits {
     std::uint32_t subscriber_mapping_burst = 1000;
 };
 
-// What a subscriber is told when no mapping can be made for it (RFC 6888 REQ-11).
+// What a subscriber is told when no mapping can be made for it (RFC 6888 REQ-11), and the pace
+// of every ICMP error ephemera originates (3/1 and Time Exceeded, RFC 5508 section 7.2).
 struct IcmpConfig {
     bool unreachable = true;              // send ICMP destination unreachable 3/1
-    std::uint32_t unreachable_rate = 100; // at most this many per second per worker (0: none)
+    std::uint32_t unreachable_rate = 100; // errors per second per worker, 3/1 and 11/0 (0: none)
     // RFC 5382 REQ-4: answer an unsolicited inbound TCP SYN with ICMP 3/3 once it has waited
     // 6 s without an outbound SYN of its connection. Off: such SYNs are dropped silently
     // (REQ-4a, the usual policy of a carrier NAT).
@@ -97,6 +118,7 @@ struct Config {
     FilteringMode filtering = FilteringMode::endpoint_independent;
     Limits limits;
     IcmpConfig icmp;
+    FragmentsConfig fragments;
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.

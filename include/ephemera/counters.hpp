@@ -42,6 +42,14 @@ enum class Counter : std::uint16_t {
     mappings_released, // mappings whose last session went; the port enters hold-down
     ports_held,        // ports that entered hold-down (RFC 6888 REQ-8)
     ports_returned,    // ports whose hold-down ended
+    // fragments (RFC 4787 REQ-14) and MTU (REQ-13)
+    fragments_translated, // later pieces (offset > 0) translated as their first piece was
+    fragments_held,       // later pieces kept until their first piece came
+    fragments_timed_out,  // held pieces freed: their datagram's first piece never came in time
+    fragments_evicted,    // held pieces freed: their slot went to a newer datagram
+    packets_fragmented,   // packets split to fit the port's MTU (DF clear)
+    fragments_sent,       // pieces those splits made
+    icmp_too_big_sent,    // 3/4 "fragmentation needed" with the next-hop MTU, to a DF sender
     // drops, by reason
     drop_not_ipv4,         // neither IPv4 nor ARP
     drop_truncated,        // frame shorter than its headers say
@@ -49,11 +57,17 @@ enum class Counter : std::uint16_t {
     drop_bad_total_length, // IPv4 total length beyond the frame or below the header
     drop_bad_ip_checksum,
     drop_bad_version,
-    drop_fragment,             // fragments are not reassembled yet
+    drop_fragment,             // malformed piece: length not a multiple of 8, beyond 64 KiB, or
+                               // TCP at offset 8 (RFC 1858)
+    drop_fragment_table_full,  // piece of a new datagram, no room for it
+    drop_fragment_cap,         // piece beyond the per-datagram cap of held pieces
+    drop_fragment_orphan,      // piece whose first piece was refused or never reached us
+    drop_too_big,              // DF packet larger than the MTU (3/4 sent when the rate allows)
+    drop_fragmentation_failed, // no buffer to split a packet for the MTU
     drop_unsupported_protocol, // not UDP, TCP or ICMP echo
-    drop_ttl_expired,
-    drop_no_mapping,          // outside packet for no mapping
-    drop_filtered,            // outside packet refused by the filtering mode (RFC 4787 REQ-8)
+    drop_ttl_expired,          // TTL ran out: not forwarded (Time Exceeded counted apart)
+    drop_no_mapping,           // outside packet for no mapping
+    drop_filtered,             // outside packet refused by the filtering mode (RFC 4787 REQ-8)
     drop_ports_exhausted,     // no free port for the subscriber's pool address (RFC 7857 section 4)
     drop_sessions_exhausted,  // worker's session table full; no mapping is evicted
     drop_subscriber_sessions, // the subscriber is at its session limit (RFC 6888 REQ-5)
@@ -65,6 +79,17 @@ enum class Counter : std::uint16_t {
     drop_not_for_us,          // not addressed to us: another MAC, or outside packet not to the pool
     drop_martian,     // broadcast, multicast, loopback or this-network address: never routed
     drop_arp_ignored, // ARP not for one of our addresses
+    // ICMP errors (RFC 5508): translated, originated, or dropped by reason
+    icmp_errors_in2out,                 // errors from subscribers translated (RFC 5508 REQ-5)
+    icmp_errors_out2in,                 // errors from outside translated (RFC 5508 REQ-4)
+    icmp_time_exceeded_sent,            // 11/0 for a packet whose TTL ran out here (section 7.2)
+    icmp_time_exceeded_rate_limited,    // ... that the ICMP rate limit held back
+    drop_icmp_error_bad_checksum,       // ICMP checksum of an error message wrong (REQ-3)
+    drop_icmp_error_bad_inner_checksum, // checksum of the quoted IPv4 header wrong (REQ-3)
+    drop_icmp_error_truncated,          // quote shorter than an IPv4 header and 8 bytes more
+    drop_icmp_error_unsupported,        // quote not UDP, TCP or echo (an error about an error)
+    drop_icmp_error_no_mapping,         // error from outside about no mapping of ours (REQ-4)
+    drop_icmp_error_no_session,         // error about a flow we have no session for
     count_
 };
 
@@ -100,6 +125,13 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "mappings_released",
     "ports_held",
     "ports_returned",
+    "fragments_translated",
+    "fragments_held",
+    "fragments_timed_out",
+    "fragments_evicted",
+    "packets_fragmented",
+    "fragments_sent",
+    "icmp_too_big_sent",
     "drop_not_ipv4",
     "drop_truncated",
     "drop_bad_ihl",
@@ -107,6 +139,11 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_bad_ip_checksum",
     "drop_bad_version",
     "drop_fragment",
+    "drop_fragment_table_full",
+    "drop_fragment_cap",
+    "drop_fragment_orphan",
+    "drop_too_big",
+    "drop_fragmentation_failed",
     "drop_unsupported_protocol",
     "drop_ttl_expired",
     "drop_no_mapping",
@@ -122,6 +159,16 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_not_for_us",
     "drop_martian",
     "drop_arp_ignored",
+    "icmp_errors_in2out",
+    "icmp_errors_out2in",
+    "icmp_time_exceeded_sent",
+    "icmp_time_exceeded_rate_limited",
+    "drop_icmp_error_bad_checksum",
+    "drop_icmp_error_bad_inner_checksum",
+    "drop_icmp_error_truncated",
+    "drop_icmp_error_unsupported",
+    "drop_icmp_error_no_mapping",
+    "drop_icmp_error_no_session",
 };
 
 constexpr std::string_view counter_name(Counter c) {

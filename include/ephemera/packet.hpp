@@ -21,6 +21,9 @@ inline constexpr std::size_t kTcpMinHeaderLen = 20;
 inline constexpr std::size_t kIcmpHeaderLen = 8;
 inline constexpr std::uint8_t kIcmpEchoReply = 0;
 inline constexpr std::uint8_t kIcmpEchoRequest = 8;
+inline constexpr std::uint8_t kIcmpDestUnreachable = 3;
+inline constexpr std::uint8_t kIcmpTimeExceeded = 11;
+inline constexpr std::uint8_t kIcmpParameterProblem = 12;
 
 // IPv4 header field offsets, from the start of the IP header.
 namespace ipv4_off {
@@ -70,12 +73,46 @@ struct ParsedPacket {
     std::uint16_t src_port = 0;
     std::uint16_t dst_port = 0;
     std::uint8_t tcp_flags = 0;
+
+    // Fragments (RFC 4787 REQ-14, RFC 791). `fragment` is set for every piece of a fragmented
+    // datagram. The first (offset 0, MF set) carries the transport header and parses as any
+    // packet; a later one (offset > 0) has no transport header: `l4` is where its payload
+    // starts and the ports are 0. `dont_fragment` is the DF flag of any packet.
+    bool fragment = false;
+    bool later_fragment = false; // offset > 0: no transport header
+    bool more_fragments = false;
+    bool dont_fragment = false;
+    std::uint16_t ip_id = 0;
+    std::uint16_t fragment_offset = 0; // in bytes
+    // ICMP errors (types 3, 11, 12; RFC 5508). When icmp_error is set the message's checksum
+    // and the quoted IPv4 header's checksum have been verified, and the quote holds that
+    // header and at least 8 bytes of its transport header (inner_l4 + 8 <= l3 + ip_total_len).
+    // The inner_* fields describe the quoted packet; its checksum field lies in the quote
+    // only if inner_l4 + l4_checksum_offset(inner_proto) + 2 <= l3 + ip_total_len. The
+    // top-level ports name the NAT side of the quoted flow, so ownership works unchanged:
+    // dst_port = inner_src_port (an error from outside, about a packet we sent from E:e, goes
+    // to E and belongs to port_owner(E, e)), src_port = inner_dst_port (an error from a
+    // subscriber, about a packet it received at I:i). For quoted ICMP echo both inner ports
+    // hold the identifier.
+    bool icmp_error = false;
+    Protocol inner_proto = Protocol::udp;
+    std::uint16_t inner_l3 = 0; // offset of the quoted IPv4 header
+    std::uint16_t inner_l4 = 0; // offset of the quoted transport header
+    Ipv4Addr inner_src;
+    Ipv4Addr inner_dst;
+    std::uint16_t inner_src_port = 0;
+    std::uint16_t inner_dst_port = 0;
 };
 
-// Parses Ethernet / IPv4 / UDP|TCP|ICMP echo. Never reads outside `frame`. A frame it cannot
-// translate comes back with kind == dropped and the counter that names why; ARP comes back
+// Parses Ethernet / IPv4 / UDP|TCP|ICMP echo|ICMP error. Never reads outside `frame`. A frame it
+// cannot translate comes back with kind == dropped and the counter that names why; ARP comes back
 // with kind == arp and l3 set (l2.hpp handles it).
 ParsedPacket parse_frame(std::span<const std::uint8_t> frame);
+
+// Bytes of IP payload this packet carries (for a fragment: its piece of the datagram).
+constexpr std::uint16_t ip_payload_length(const ParsedPacket& p) {
+    return static_cast<std::uint16_t>(p.ip_total_len - (p.l4 - p.l3));
+}
 
 // Offset of the L4 checksum field from the start of the transport header.
 constexpr std::size_t l4_checksum_offset(Protocol p) {

@@ -91,10 +91,12 @@ struct Policy {
     std::uint32_t mapping_rate = 0;  // tokens (1/kTicksPerSecond mapping) added per tick
     std::uint32_t mapping_burst = 0; // bucket depth in tokens
     bool icmp_unreachable = true;
-    std::uint32_t icmp_rate = 0;  // tokens per tick
-    std::uint32_t icmp_burst = 0; // bucket depth in tokens
-    Ipv4Addr gateway;             // source of the ICMP errors we send inside
-    bool syn_unreachable = false; // RFC 5382 REQ-4: 3/3 for unsolicited SYNs after the hold
+    std::uint32_t icmp_rate = 0;      // tokens per tick
+    std::uint32_t icmp_burst = 0;     // bucket depth in tokens
+    Ipv4Addr gateway;                 // source of the ICMP errors we send inside
+    std::uint16_t inside_mtu = 1500;  // largest IP packet out of the inside port
+    std::uint16_t outside_mtu = 1500; // ... and out of the outside port (RFC 4787 REQ-13)
+    bool syn_unreachable = false;     // RFC 5382 REQ-4: 3/3 for unsolicited SYNs after the hold
 
     static Policy from(const Config& config, WorkerId workers);
 };
@@ -183,12 +185,25 @@ private:
     void release_mapping(std::uint32_t mapping, Tick now);
     void release_subscriber_if_unused(std::uint32_t subscriber, Ipv4Addr inside);
     [[nodiscard]] bool take_mapping_token(Subscriber& sub, Tick now) const;
-    void out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, Tick now);
+    void out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, Tick now,
+                         std::uint64_t expired);
     void finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now, const L2Context& l2);
     Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
     void mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts);
     Verdict answer_echo(PacketRef& pkt);
     void hold_syn(const PacketRef& pkt, Tick now);
+    Verdict too_big(PacketRef& pkt, std::uint16_t mtu, Ipv4Addr from, const MacAddr& our_mac,
+                    Tick now);
+    [[nodiscard]] static bool exceeds(const ParsedPacket& p, std::uint16_t mtu) {
+        return p.dont_fragment && p.ip_total_len > mtu;
+    }
+    [[nodiscard]] bool take_icmp_token(Tick now);
+
+    // ICMP errors and Time Exceeded (dataplane/translator_icmp.cpp).
+    Verdict icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index, const L2Context& l2);
+    Verdict icmp_error_in2out(PacketRef& pkt, const SessionKey& key, std::int32_t session,
+                              const L2Context& l2);
+    Verdict time_exceeded(PacketRef& pkt, Tick now, Ipv4Addr from, const MacAddr& our_mac);
 
     [[nodiscard]] Tick session_timeout(const Session& s, Protocol proto) const;
     void track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound);

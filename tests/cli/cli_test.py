@@ -36,7 +36,7 @@ next_hop_mac = "02:00:00:00:00:fe"
 
 def eal_args(prefix, lcores="0@0,1@1", vdevs=("net_null0", "net_null1")):
     # --lcores maps lcores onto CPUs, so 3 lcores run on a 2-CPU machine.
-    args = [EPHEMERA, "--lcores", lcores, "--no-huge", "-m", "256", "--no-pci",
+    args = [EPHEMERA, "--lcores", lcores, "--no-huge", "-m", "512", "--no-pci",
             "--file-prefix", prefix, "--log-level=error"]
     for vdev in vdevs:
         args += ["--vdev", vdev]

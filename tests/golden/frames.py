@@ -115,15 +115,45 @@ def out2in(sub, port, remote, remote_port, l4, ext, ttl=64, ip_id=2, pad=b"", **
     return bytes(frame) + pad, bytes(expected) + pad
 
 
-def unreachable(sub, frame):
-    """The ICMP destination unreachable 3/1 ephemera answers `frame` with (RFC 6888 REQ-11):
-    from the inside gateway, quoting the original IP packet up to a 576-byte ICMP datagram
-    (RFC 1812 4.3.2.3), padded to the Ethernet minimum."""
+def originated_error(src_mac, dst_mac, src_ip, dst_ip, icmp_type, icmp_code, frame):
+    """An ICMP error ephemera originates about `frame`: quoting the original IP packet up to a
+    576-byte ICMP datagram (RFC 1812 4.3.2.3), padded to the Ethernet minimum."""
     original = bytes(Ether(frame)[IP])[:576 - 28]
-    error = bytes(Ether(src=INSIDE_MAC, dst=sub.mac)
-                  / IP(src=GATEWAY, dst=sub.ip, tos=0xC0, id=0, ttl=64)
-                  / ICMP(type=3, code=1) / Raw(original))
+    error = bytes(Ether(src=src_mac, dst=dst_mac)
+                  / IP(src=src_ip, dst=dst_ip, tos=0xC0, id=0, ttl=64)
+                  / ICMP(type=icmp_type, code=icmp_code) / Raw(original))
     return error + bytes(max(0, 60 - len(error)))
+
+
+def unreachable(sub, frame):
+    """The ICMP destination unreachable 3/1 ephemera answers `frame` with (RFC 6888 REQ-11),
+    from the inside gateway."""
+    return originated_error(INSIDE_MAC, sub.mac, GATEWAY, sub.ip, 3, 1, frame)
+
+
+def time_exceeded_inside(sub, frame):
+    """Time Exceeded 11/0 for a subscriber's packet whose TTL ran out here (RFC 5508 section
+    7.2), from the inside gateway, as a router on the path would send it."""
+    return originated_error(INSIDE_MAC, sub.mac, GATEWAY, sub.ip, 11, 0, frame)
+
+
+def time_exceeded_outside(pool_ip, remote, frame):
+    """Time Exceeded 11/0 for an outside packet to `pool_ip` whose TTL ran out here, from the
+    pool address it was sent to, back to the next hop."""
+    return originated_error(OUTSIDE_MAC, NEXT_HOP_MAC, pool_ip, remote, 11, 0, frame)
+
+
+def ip_bytes(frame):
+    """The IP packet in an Ethernet frame (no padding), as an ICMP error quotes it."""
+    ip = Ether(frame)[IP]
+    return bytes(ip)[:ip.len]
+
+
+def icmp_error(src_mac, dst_mac, src_ip, dst_ip, icmp, quote, ttl=64, ip_id=0x5555):
+    """An ICMP error (`icmp` is the scapy ICMP header: type, code, MTU or pointer) quoting
+    `quote` (bytes of an IP packet)."""
+    return bytes(Ether(src=src_mac, dst=dst_mac)
+                 / IP(src=src_ip, dst=dst_ip, id=ip_id, ttl=ttl) / icmp / Raw(quote))
 
 
 def inbound_only(remote, remote_port, l4, dst_ip, dst_port, ttl=64, ip_id=3,

@@ -19,6 +19,7 @@ gateway = "100.64.0.1"
 port = "net_af_packet1"
 next_hop = "198.18.0.2"
 next_hop_mac = "02:00:00:00:00:fe"
+mtu = 1400
 [timeouts]
 udp = 600
 inbound_refresh = true
@@ -29,6 +30,8 @@ max_sessions = 100000
 subscriber_ports_tcp = 77
 [icmp]
 unreachable_rate = 5
+[fragments]
+timeout = 7
 )";
 
 Config base() {
@@ -71,6 +74,11 @@ TEST(ConfigEdit, RoundTripKeepsEveryField) {
     EXPECT_EQ(r.limits.subscriber_ports_tcp, 77u);
     EXPECT_EQ(r.limits.subscriber_ports_udp, c.limits.subscriber_ports_udp);
     EXPECT_EQ(r.icmp.unreachable_rate, 5u);
+    EXPECT_EQ(r.inside.mtu, c.inside.mtu);
+    EXPECT_EQ(r.outside.mtu, 1400);
+    EXPECT_EQ(r.fragments.timeout, 7u);
+    EXPECT_EQ(r.fragments.max_datagrams, c.fragments.max_datagrams);
+    EXPECT_EQ(r.fragments.max_per_datagram, c.fragments.max_per_datagram);
 }
 
 TEST(ConfigEdit, ChangesOneKey) {
@@ -138,13 +146,18 @@ TEST(ConfigEdit, WhatCannotChangeWhileRunning) {
              {"outside.port", "net_y"},
              {"outside.next_hop", "198.18.0.3"},
              {"outside.next_hop_mac", "02:00:00:00:00:fd"},
-             {"limits.max_sessions", "200000"}}) {
+             {"limits.max_sessions", "200000"},
+             {"fragments.timeout", "9"},
+             {"fragments.max_datagrams", "512"},
+             {"fragments.max_per_datagram", "4"}}) {
         const Config next = changed(c, key, value);
         const auto refusal = check_runtime_change(c, next);
         ASSERT_TRUE(refusal.has_value()) << key;
         EXPECT_EQ(refusal->key, key);
     }
     EXPECT_FALSE(check_runtime_change(c, changed(c, "timeouts.udp", "900")).has_value());
+    EXPECT_FALSE(check_runtime_change(c, changed(c, "outside.mtu", "1400")).has_value());
+    EXPECT_FALSE(check_runtime_change(c, changed(c, "inside.mtu", "9000")).has_value());
     EXPECT_FALSE(check_runtime_change(c, changed(c, "pool.port_range", "32768-50000")).has_value());
 }
 

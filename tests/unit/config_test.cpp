@@ -1051,3 +1051,68 @@ TEST(MacAddrToString, IsLowerCaseColonSeparated) {
 
 } // namespace
 } // namespace ephemera
+
+namespace ephemera {
+namespace {
+
+// ---- MTU (RFC 4787 REQ-13) and fragments (REQ-14) --------------------------------------------
+
+const std::string kInsideBody = "port = \"net_a\"\ngateway = \"100.64.0.1\"\n";
+const std::string kOutsideBody = "port = \"net_b\"\nnext_hop = \"198.18.0.2\"\n";
+
+TEST(ConfigAccepts, MtuAndFragmentDefaultsAndBounds) {
+    const Config d = accepted(with(""));
+    EXPECT_EQ(d.inside.mtu, 1500);
+    EXPECT_EQ(d.outside.mtu, 1500);
+    EXPECT_EQ(d.fragments.timeout, 5u);
+    EXPECT_EQ(d.fragments.max_datagrams, 256u);
+    EXPECT_EQ(d.fragments.max_per_datagram, 8u);
+    const Config lo = accepted(kPool + "[inside]\n" + kInsideBody + "mtu = 576\n[outside]\n" +
+                               kOutsideBody + "mtu = 9000\n" +
+                               "[fragments]\ntimeout = 1\nmax_datagrams = 16\n"
+                               "max_per_datagram = 1\n");
+    EXPECT_EQ(lo.inside.mtu, 576);
+    EXPECT_EQ(lo.outside.mtu, 9000);
+    EXPECT_EQ(lo.fragments.timeout, 1u);
+    EXPECT_EQ(lo.fragments.max_datagrams, 16u);
+    EXPECT_EQ(lo.fragments.max_per_datagram, 1u);
+}
+
+TEST(ConfigRefuses, InsideMtuOutOfRange) {
+    EXPECT_REFUSED(with_inside(kInsideBody + "mtu = 575\n"), "inside.mtu",
+                   "must be between 576 and 9000 bytes, got 575");
+}
+
+TEST(ConfigRefuses, OutsideMtuOutOfRange) {
+    EXPECT_REFUSED(with_outside(kOutsideBody + "mtu = 9001\n"), "outside.mtu",
+                   "must be between 576 and 9000 bytes, got 9001");
+}
+
+TEST(ConfigRefuses, FragmentTimeoutOutOfRange) {
+    EXPECT_REFUSED(with("[fragments]\ntimeout = 0\n"), "fragments.timeout",
+                   "must be between 1 and 60 s, got 0");
+    EXPECT_REFUSED(with("[fragments]\ntimeout = 61\n"), "fragments.timeout", "got 61");
+}
+
+TEST(ConfigRefuses, FragmentMaxDatagramsOutOfRange) {
+    EXPECT_REFUSED(with("[fragments]\nmax_datagrams = 15\n"), "fragments.max_datagrams",
+                   "must be between 16 and 65536, got 15");
+}
+
+TEST(ConfigRefuses, FragmentMaxPerDatagramOutOfRange) {
+    EXPECT_REFUSED(with("[fragments]\nmax_per_datagram = 0\n"), "fragments.max_per_datagram",
+                   "must be between 1 and 64, got 0");
+}
+
+TEST(ConfigRefuses, FragmentsWouldHoldTooManyBuffers) {
+    EXPECT_REFUSED(with("[fragments]\nmax_datagrams = 65536\nmax_per_datagram = 2\n"),
+                   "fragments.max_per_datagram", "at most 16384 are allowed");
+}
+
+TEST(ConfigRefuses, UnknownKeyInFragments) {
+    EXPECT_REFUSED(with("[fragments]\nmax_fragments = 4\n"), "fragments.max_fragments",
+                   "unknown key");
+}
+
+} // namespace
+} // namespace ephemera

@@ -241,6 +241,21 @@ inline FrameSpec icmp_spec(Ipv4Addr src, Ipv4Addr dst, std::uint16_t id,
     return s;
 }
 
+// An ICMP error (`outer` gives addresses, MACs, TTL, icmp_type and icmp_code) quoting the IPv4
+// packet in `quoted` (a frame from build_frame; its Ethernet header and padding are left out),
+// cut to its first `quote_len` bytes (0: all of it). Checksums are computed over the result,
+// so the ICMP checksum covers the quote as sent.
+inline Frame build_icmp_error(FrameSpec outer, const Frame& quoted, std::size_t quote_len = 0) {
+    const std::size_t ip_len = get16(quoted, kEth + 2);
+    const std::size_t take = quote_len == 0 ? ip_len : std::min(quote_len, ip_len);
+    outer.proto = Protocol::icmp;
+    outer.icmp_id = 0; // "unused" in types 3 and 11
+    outer.icmp_seq = 0;
+    outer.payload.assign(quoted.begin() + static_cast<long>(kEth),
+                         quoted.begin() + static_cast<long>(kEth + take));
+    return build_frame(outer);
+}
+
 // ---- field readers (from the frame's own header lengths) ----------------------------------
 
 inline std::size_t ihl_of(std::span<const std::uint8_t> f) {

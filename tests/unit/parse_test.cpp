@@ -246,21 +246,78 @@ TEST(ParseDrops, BadIpChecksum) {
     EXPECT_TRUE(dropped_for(parse(zero), Counter::drop_bad_ip_checksum));
 }
 
-TEST(ParseDrops, Fragments) {
-    // MF set on a first fragment; offsets of later fragments with and without MF.
-    for (std::uint16_t frag : {0x2000, 0x6000, 0x0001, 0x2001, 0x1fff, 0x4001}) {
-        FrameSpec spec = test::udp_spec(kClient, 1, kServer, 2);
-        spec.frag = frag;
-        EXPECT_TRUE(dropped_for(parse(test::build_frame(spec)), Counter::drop_fragment))
-            << std::hex << frag;
+// RFC 4787 REQ-14: pieces of a datagram parse. The first carries its transport header; a later
+// one has none, so its ports are 0 and `l4` is where its payload starts.
+TEST(ParseFragments, FirstPieceKeepsItsTransportHeader) {
+    FrameSpec spec = test::udp_spec(kClient, 1111, kServer, 53);
+    spec.payload.assign(16, 0xab); // 8 + 16: a multiple of 8, as every piece but the last
+    spec.frag = 0x2000;
+    spec.ip_id = 0x7777;
+    const ParsedPacket p = parse(test::build_frame(spec));
+    ASSERT_EQ(p.kind, FrameKind::ipv4);
+    EXPECT_TRUE(p.fragment);
+    EXPECT_FALSE(p.later_fragment);
+    EXPECT_TRUE(p.more_fragments);
+    EXPECT_FALSE(p.dont_fragment);
+    EXPECT_EQ(p.ip_id, 0x7777);
+    EXPECT_EQ(p.fragment_offset, 0);
+    EXPECT_EQ(p.src_port, 1111);
+    EXPECT_EQ(p.dst_port, 53);
+}
+
+TEST(ParseFragments, LaterPiecesHaveNoPorts) {
+    for (std::uint16_t frag : {0x0003, 0x2003, 0x1ff0}) {
+        for (Protocol proto : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
+            FrameSpec spec = test::udp_spec(kClient, 1, kServer, 2);
+            spec.proto = proto;
+            spec.payload.assign(proto == Protocol::tcp ? 4 : 8, 0x11); // whole L4: 16 or 24
+            spec.frag = frag;
+            const Frame f = test::build_frame(spec);
+            const ParsedPacket p = parse(f);
+            ASSERT_EQ(p.kind, FrameKind::ipv4) << std::hex << frag;
+            EXPECT_TRUE(p.later_fragment);
+            EXPECT_EQ(p.more_fragments, (frag & 0x2000) != 0);
+            EXPECT_EQ(p.fragment_offset, (frag & 0x1fff) * 8);
+            EXPECT_EQ(p.proto, proto);
+            EXPECT_EQ(p.src_port, 0);
+            EXPECT_EQ(p.dst_port, 0);
+            EXPECT_EQ(p.l4, kEth + 20);
+            EXPECT_EQ(ip_payload_length(p), f.size() - kEth - 20);
+        }
     }
+}
+
+TEST(ParseFragments, MalformedPiecesAreDropped) {
+    // Not the last piece, yet not a multiple of 8 bytes (8 + 3).
+    FrameSpec odd = test::udp_spec(kClient, 1, kServer, 2);
+    odd.payload.assign(3, 0);
+    odd.frag = 0x2001;
+    EXPECT_TRUE(dropped_for(parse(test::build_frame(odd)), Counter::drop_fragment));
+    // Ends beyond 65535 bytes.
+    FrameSpec beyond = test::udp_spec(kClient, 1, kServer, 2);
+    beyond.payload.assign(8, 0);
+    beyond.frag = 0x1fff;
+    EXPECT_TRUE(dropped_for(parse(test::build_frame(beyond)), Counter::drop_fragment));
+    // RFC 1858: TCP at offset 8 would overwrite the flags the first piece showed.
+    FrameSpec overlap = test::udp_spec(kClient, 1, kServer, 2);
+    overlap.proto = Protocol::tcp;
+    overlap.frag = 0x0001;
+    EXPECT_TRUE(dropped_for(parse(test::build_frame(overlap)), Counter::drop_fragment));
+    // A later piece of a protocol we do not translate.
+    FrameSpec gre = test::udp_spec(kClient, 1, kServer, 2);
+    gre.ip_protocol_override = 47;
+    gre.frag = 0x0004;
+    EXPECT_TRUE(dropped_for(parse(test::build_frame(gre)), Counter::drop_unsupported_protocol));
 }
 
 TEST(ParseDrops, DontFragmentAloneIsNoFragment) {
     for (std::uint16_t frag : {0x0000, 0x4000}) {
         FrameSpec spec = test::udp_spec(kClient, 1, kServer, 2);
         spec.frag = frag;
-        EXPECT_EQ(parse(test::build_frame(spec)).kind, FrameKind::ipv4) << std::hex << frag;
+        const ParsedPacket p = parse(test::build_frame(spec));
+        EXPECT_EQ(p.kind, FrameKind::ipv4) << std::hex << frag;
+        EXPECT_FALSE(p.fragment);
+        EXPECT_EQ(p.dont_fragment, frag == 0x4000);
     }
 }
 
@@ -319,8 +376,9 @@ TEST(ParseDrops, IcmpShorterThan8) {
     }
 }
 
+// Errors (3, 11, 12) are parsed by their quote: icmp_error_test.cpp.
 TEST(ParseDrops, IcmpOtherThanEchoIsUnsupported) {
-    for (std::uint8_t type : {3, 4, 5, 11, 12, 13, 14, 17, 255}) {
+    for (std::uint8_t type : {4, 5, 13, 14, 17, 255}) {
         const Frame f = test::build_frame(test::icmp_spec(kClient, kServer, 7, type));
         EXPECT_TRUE(dropped_for(parse(f), Counter::drop_unsupported_protocol)) << int{type};
     }
@@ -336,6 +394,37 @@ TEST(ParseDrops, OtherProtocolsAreUnsupported) {
 }
 
 // ---- fuzz ---------------------------------------------------------------------------------
+
+// RFC 5508 REQ-3, from the rules: the whole message's checksum, a whole quoted IPv4 header
+// with a good checksum, 8 bytes of a UDP, TCP or echo header, not a later fragment.
+bool reference_accepts_icmp_error(const Frame& f, std::size_t l4, std::size_t end) {
+    if (test::ref_fold(test::ref_sum({f.data() + l4, end - l4})) != 0xffff) {
+        return false;
+    }
+    const std::size_t q = l4 + 8;
+    if (end < q + 20) {
+        return false;
+    }
+    const std::size_t ihl = std::size_t{f[q] & 0x0fu} * 4;
+    if ((f[q] >> 4) != 4 || ihl < 20 || end < q + ihl + 8) {
+        return false;
+    }
+    if (test::ref_fold(test::ref_sum({f.data() + q, ihl})) != 0xffff) {
+        return false;
+    }
+    if ((test::get16(f, q + 6) & 0x1fff) != 0) {
+        return false;
+    }
+    switch (f[q + 9]) {
+    case 6:
+    case 17:
+        return true;
+    case 1:
+        return f[q + ihl] == 0 || f[q + ihl] == 8;
+    default:
+        return false;
+    }
+}
 
 // What parse_frame must accept, written from the rules, not from its code.
 bool reference_accepts(const Frame& f) {
@@ -353,11 +442,18 @@ bool reference_accepts(const Frame& f) {
     if (test::ref_fold(test::ref_sum({f.data() + kEth, ihl})) != 0xffff) {
         return false;
     }
-    if ((test::get16(f, kEth + 6) & 0x3fff) != 0) {
-        return false;
-    }
     const std::size_t l4 = kEth + ihl;
     const std::size_t l4_len = total - ihl;
+    const std::uint16_t frag = test::get16(f, kEth + 6);
+    const bool more = (frag & 0x2000) != 0;
+    const std::size_t offset = std::size_t{frag & 0x1fffu} * 8;
+    if ((more && l4_len % 8 != 0) || offset + l4_len > 0xffff) {
+        return false;
+    }
+    if (offset != 0) { // a later piece: no transport header to check
+        const std::uint8_t proto = f[kEth + 9];
+        return proto == 17 || proto == 1 || (proto == 6 && offset != 8);
+    }
     switch (f[kEth + 9]) {
     case 17:
         return l4_len >= 8;
@@ -369,6 +465,9 @@ bool reference_accepts(const Frame& f) {
         return offset >= 20 && offset <= l4_len;
     }
     case 1:
+        if (l4_len >= 8 && (f[l4] == 3 || f[l4] == 11 || f[l4] == 12)) {
+            return reference_accepts_icmp_error(f, l4, kEth + total);
+        }
         return l4_len >= 8 && (f[l4] == 0 || f[l4] == 8);
     default:
         return false;
@@ -386,10 +485,18 @@ void check_parse_against_reference(const Frame& f, int& accepted) {
     ASSERT_EQ(p.kind == FrameKind::ipv4, ok);
     if (!ok) {
         static const std::set<Counter> kParseReasons = {
-            Counter::drop_truncated,        Counter::drop_not_ipv4,
-            Counter::drop_bad_version,      Counter::drop_bad_ihl,
-            Counter::drop_bad_total_length, Counter::drop_bad_ip_checksum,
-            Counter::drop_fragment,         Counter::drop_unsupported_protocol,
+            Counter::drop_truncated,
+            Counter::drop_not_ipv4,
+            Counter::drop_bad_version,
+            Counter::drop_bad_ihl,
+            Counter::drop_bad_total_length,
+            Counter::drop_bad_ip_checksum,
+            Counter::drop_fragment,
+            Counter::drop_unsupported_protocol,
+            Counter::drop_icmp_error_bad_checksum,
+            Counter::drop_icmp_error_bad_inner_checksum,
+            Counter::drop_icmp_error_truncated,
+            Counter::drop_icmp_error_unsupported,
         };
         ASSERT_TRUE(kParseReasons.count(p.drop_reason)) << counter_name(p.drop_reason);
         return;
@@ -403,7 +510,27 @@ void check_parse_against_reference(const Frame& f, int& accepted) {
     ASSERT_EQ(p.src, test::ip_src(f));
     ASSERT_EQ(p.dst, test::ip_dst(f));
     ASSERT_EQ(static_cast<std::uint8_t>(p.proto), test::ip_proto(f));
-    if (p.proto == Protocol::icmp) {
+    ASSERT_EQ(p.fragment_offset, (test::get16(f, kEth + 6) & 0x1fff) * 8);
+    ASSERT_EQ(p.icmp_error, p.proto == Protocol::icmp && p.icmp_type != 0 && p.icmp_type != 8);
+    if (p.later_fragment) {
+        ASSERT_EQ(p.src_port, 0);
+        ASSERT_EQ(p.dst_port, 0);
+    } else if (p.icmp_error) {
+        // The quote and the 8 bytes of its transport header lie within the IP packet.
+        const std::size_t q = p.l4 + 8u;
+        ASSERT_EQ(p.inner_l3, q);
+        ASSERT_EQ(p.inner_l4, q + std::size_t{f[q] & 0x0fu} * 4);
+        ASSERT_LE(p.inner_l4 + 8u, std::size_t{p.l3} + p.ip_total_len);
+        ASSERT_EQ(p.inner_src, Ipv4Addr{test::get32(f, q + 12)});
+        ASSERT_EQ(p.inner_dst, Ipv4Addr{test::get32(f, q + 16)});
+        ASSERT_EQ(static_cast<std::uint8_t>(p.inner_proto), f[q + 9]);
+        const std::size_t ports = p.inner_proto == Protocol::icmp ? p.inner_l4 + 4u : p.inner_l4;
+        const std::size_t dport = p.inner_proto == Protocol::icmp ? ports : ports + 2;
+        ASSERT_EQ(p.inner_src_port, test::get16(f, ports));
+        ASSERT_EQ(p.inner_dst_port, test::get16(f, dport));
+        ASSERT_EQ(p.dst_port, p.inner_src_port);
+        ASSERT_EQ(p.src_port, p.inner_dst_port);
+    } else if (p.proto == Protocol::icmp) {
         ASSERT_EQ(p.icmp_type, test::icmp_type(f));
         ASSERT_EQ(p.src_port, test::icmp_id(f));
         ASSERT_EQ(p.dst_port, test::icmp_id(f));
@@ -427,6 +554,22 @@ FrameSpec random_valid_spec(Rng& rng) {
     s.payload = test::random_bytes(rng, uniform<std::size_t>(rng, 0, 64));
     s.pad_to = uniform<int>(rng, 0, 3) == 0 ? 60 : 0;
     return s;
+}
+
+// A valid frame: a quarter of them ICMP errors quoting another valid frame, whole or cut.
+Frame random_valid_frame(Rng& rng) {
+    const FrameSpec s = random_valid_spec(rng);
+    if (uniform<int>(rng, 0, 3) != 0) {
+        return test::build_frame(s);
+    }
+    FrameSpec quoted = random_valid_spec(rng);
+    quoted.ip_options = 4 * uniform<std::size_t>(rng, 0, 2);
+    const Frame inner = test::build_frame(quoted);
+    FrameSpec outer = s;
+    const std::uint8_t types[] = {3, 11, 12};
+    outer.icmp_type = types[uniform<std::size_t>(rng, 0, 2)];
+    const std::size_t header = 20 + quoted.ip_options;
+    return test::build_icmp_error(outer, inner, uniform<std::size_t>(rng, header + 8, 600));
 }
 
 // Random garbage, half of it dressed as IPv4 so the parser gets past the Ethernet header.
@@ -470,7 +613,7 @@ TEST(ParseFuzz, MutatedValidFramesNeverReadPastTheEnd) {
     Rng rng(0xbadf00d);
     int accepted = 0;
     for (int i = 0; i < 100000; ++i) {
-        Frame f = test::build_frame(random_valid_spec(rng));
+        Frame f = random_valid_frame(rng);
         const int mutations = uniform<int>(rng, 1, 4);
         for (int m = 0; m < mutations; ++m) {
             switch (uniform<int>(rng, 0, 3)) {

@@ -24,7 +24,8 @@ def scenario(fn):
 
 
 def config(pool=(POOL1,), port_range=None, reserved=(), filtering="endpoint-independent",
-           next_hop_mac=NEXT_HOP_MAC, max_sessions=None, limits=None, icmp=None):
+           next_hop_mac=NEXT_HOP_MAC, max_sessions=None, limits=None, icmp=None,
+           inside_mtu=None, outside_mtu=None):
     """The TOML file for a scenario: the lab's ports and addresses plus what is given.
     `limits` and `icmp` are dicts of extra [limits] and [icmp] keys."""
     quoted = ", ".join('"%s"' % a for a in pool)
@@ -33,8 +34,12 @@ def config(pool=(POOL1,), port_range=None, reserved=(), filtering="endpoint-inde
         lines.append('port_range = "%s"' % port_range)
     if reserved:
         lines.append("reserved = [%s]" % ", ".join('"%s"' % r for r in reserved))
-    lines += ["[inside]", 'port = "net_pcap0"', 'gateway = "%s"' % frames.GATEWAY,
-              "[outside]", 'port = "net_pcap1"', 'next_hop = "%s"' % NEXT_HOP]
+    lines += ["[inside]", 'port = "net_pcap0"', 'gateway = "%s"' % frames.GATEWAY]
+    if inside_mtu:
+        lines.append("mtu = %d" % inside_mtu)
+    lines += ["[outside]", 'port = "net_pcap1"', 'next_hop = "%s"' % NEXT_HOP]
+    if outside_mtu:
+        lines.append("mtu = %d" % outside_mtu)
     if next_hop_mac:
         lines.append('next_hop_mac = "%s"' % next_hop_mac)
     lines += ["[filtering]", 'mode = "%s"' % filtering]
@@ -103,5 +108,5 @@ def traffic(sc, **counters):
 
 # Importing the modules registers their scenarios.
 for _module in ("translate", "mapping", "filtering", "drops", "arp", "exhaustion", "limits",
-                "hairpin"):
+                "hairpin", "fragments", "icmp_errors"):
     importlib.import_module("scenarios." + _module)

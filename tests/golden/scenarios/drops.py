@@ -93,10 +93,8 @@ def _inside_malformed():
         (bytes(eth() / ip(version=6) / udp), "drop_bad_version"),
         (bytes(eth() / IPv6(src="fd00::1", dst="fd00::2") / udp), "drop_not_ipv4"),
         (bytes(eth() / Dot1Q(vlan=5) / ip() / udp), "drop_not_ipv4"),
-        (bytes(eth() / ip(flags="MF") / udp), "drop_fragment"),
-        (bytes(eth() / ip(frag=100) / Raw(b"x" * 16)), "drop_fragment"),
-        (bytes(eth() / ip(ttl=1) / udp), "drop_ttl_expired"),
-        (bytes(eth() / ip(ttl=0) / udp), "drop_ttl_expired"),
+        (bytes(eth() / ip(flags="MF") / udp), "drop_fragment"),     # 15 bytes: not 8k
+        (bytes(eth() / ip(frag=8191) / Raw(b"x" * 16)), "drop_fragment"),  # beyond 65535
         (bytes(eth() / ip(proto=17) / Raw(b"1234")), "drop_truncated"),     # UDP < 8 bytes
         (bytes(eth() / ip(proto=6) / Raw(b"x" * 12)), "drop_truncated"),    # TCP < 20 bytes
         (bytes(eth() / ip() / TCP(sport=50000, dport=80, dataofs=15)), "drop_truncated"),
@@ -104,7 +102,7 @@ def _inside_malformed():
         (bytes(eth() / ip(proto=1) / Raw(b"\x08\x00\x00\x00")), "drop_truncated"),  # ICMP < 8
         (bytes(eth() / ip() / GRE() / Raw(b"tunnel")), "drop_unsupported_protocol"),
         (bytes(eth() / ip() / ICMP(type=3, code=1) / IP(src=A1, dst=C1.ip) / UDP()),
-         "drop_unsupported_protocol"),                                      # an ICMP error
+         "drop_icmp_error_no_session"),                # an ICMP error about no flow of ours
         (bytes(eth() / ip() / ICMP(type=0, id=50000)), "drop_unsupported_protocol"),  # reply
     ]
 
@@ -116,8 +114,7 @@ def _outside_malformed(ext):
     return [
         (b"\x00" * 13, "drop_truncated"),
         (_bad_checksum(bytes(eth() / to_ext / udp)), "drop_bad_ip_checksum"),
-        (bytes(eth() / IP(src=A1, dst=ext.ip, flags="MF") / udp), "drop_fragment"),
-        (bytes(eth() / IP(src=A1, dst=ext.ip, ttl=1) / udp), "drop_ttl_expired"),
+        (bytes(eth() / IP(src=A1, dst=ext.ip, flags="MF") / udp), "drop_fragment"),  # 14 bytes
         (bytes(eth() / IPv6(src="fd00::2", dst="fd00::1") / udp), "drop_not_ipv4"),
         (bytes(eth() / IP(src=A1, dst=ext.ip) / GRE() / Raw(b"tunnel")),
          "drop_unsupported_protocol"),

@@ -105,8 +105,9 @@ def rfc768_udp_checksum():
 @scenario
 def session_fast_path():
     """Packets of existing sessions in a later burst take the bulk-lookup hit path and are
-    translated exactly as the first ones; TTL 1 is refused there too. 64 inside frames:
-    burst 1 opens 32 flows (and their replies come in), burst 2 has one more packet each."""
+    translated exactly as the first ones; TTL 1 is answered with Time Exceeded there too
+    (RFC 5508 section 7.2). 64 inside frames: burst 1 opens 32 flows (and their replies come
+    in), burst 2 has one more packet each."""
     nat = NatModel([POOL1])
     sc = Scenario(config())
     flows = ([(50100 + i, (A1, A2)[i % 2], 53, Udp(b"first %d" % i)) for i in range(12)]
@@ -122,10 +123,13 @@ def session_fast_path():
               1: lambda i: Echo(seq=2)}
     for i, (port, remote, rport, l4) in enumerate(flows):
         ext = nat.map(C1.ip, port, l4.proto)
-        if i == 5:
-            sc.send_dropped(C1, port, remote, rport, second[l4.proto](i), ttl=1)
+        if i == 5:  # RFC 5508 section 7.2: answered with Time Exceeded
+            expired = frames.in2out(C1, port, remote, rport, second[l4.proto](i), ext, ttl=1)[0]
+            sc.inside_in.append(expired)
+            sc.inside_out.append(frames.time_exceeded_inside(C1, expired))
         else:
             sc.send(C1, port, remote, rport, second[l4.proto](i), ext, ttl=2 + i, ip_id=100 + i)
     sc.counters = traffic(sc, mappings_created=32, sessions_created=32, port_preserved=12,
-                          drop_ttl_expired=1)
+                          out2in_translated=len(sc.inside_out) - 1, drop_ttl_expired=1,
+                          icmp_time_exceeded_sent=1)
     return sc

@@ -1,0 +1,96 @@
+// The translator's ICMP work beyond echo: translating errors both ways (RFC 5508 REQ-4, REQ-5)
+// and answering a packet whose TTL runs out here with Time Exceeded (RFC 5508 section 7.2).
+//
+// An error only reads state: it never creates, refreshes or ends a mapping or session and
+// never moves TCP state (RFC 5508 REQ-6, RFC 4787 REQ-12, RFC 5382 REQ-10). Filtering does not
+// apply to it either: a router anywhere on the path may send one.
+#include "ephemera/icmp_error.hpp"
+#include "ephemera/icmp_translate.hpp"
+#include "ephemera/rewrite.hpp"
+#include "ephemera/translator.hpp"
+
+namespace ephemera {
+
+// An error from outside to pool address `pool_index` about a packet that left as E:e -> R:r.
+Verdict Translator::icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index,
+                                      const L2Context& l2) {
+    const ParsedPacket& p = pkt.parsed;
+    if (pkt.frame[p.l3 + ipv4_off::ttl] <= 1) {
+        counters_.add(Counter::drop_ttl_expired); // and no error about an error
+        return Verdict::drop;
+    }
+    // The quoted packet is ours only if it left from the address the error came back to.
+    const auto slot = ports_.slice().slot_of(p.inner_src_port);
+    const std::uint32_t mapping =
+        p.inner_src == p.dst && slot ? tables_.out2in(pool_index, p.inner_proto, *slot) : kNoIndex;
+    if (mapping == kNoIndex) {
+        counters_.add(Counter::drop_icmp_error_no_mapping);
+        return Verdict::drop;
+    }
+    const Mapping& m = tables_.mapping_records[mapping];
+    SessionKey key{};
+    key.inside_addr = m.inside.value();
+    key.remote_addr = p.inner_dst.value();
+    key.inside_port = m.inside_port;
+    key.remote_port = p.inner_proto == Protocol::icmp ? 0 : p.inner_dst_port;
+    key.proto = static_cast<std::uint8_t>(p.inner_proto);
+    if (tables_.sessions.lookup(&key) < 0) {
+        counters_.add(Counter::drop_icmp_error_no_session);
+        return Verdict::drop;
+    }
+    rewrite_icmp_error(pkt.frame, p, ErrorDirection::out2in, m.inside, m.inside_port);
+    set_ethernet(pkt.frame, m.inside_mac, l2.inside_port_mac);
+    counters_.add(Counter::icmp_errors_out2in);
+    return Verdict::forward;
+}
+
+// An error from a subscriber about a packet it received (R:r -> I:i). `session` is the bulk
+// lookup's answer for icmp_error_session_key(), or negative.
+Verdict Translator::icmp_error_in2out(PacketRef& pkt, const SessionKey& key, std::int32_t session,
+                                      const L2Context& l2) {
+    const ParsedPacket& p = pkt.parsed;
+    if (pkt.frame[p.l3 + ipv4_off::ttl] <= 1) {
+        counters_.add(Counter::drop_ttl_expired);
+        return Verdict::drop;
+    }
+    if (session < 0) {
+        session = tables_.sessions.lookup(&key); // made by an earlier packet of this burst?
+    }
+    if (session < 0) {
+        counters_.add(Counter::drop_icmp_error_no_session);
+        return Verdict::drop;
+    }
+    const Session& s = tables_.session_records[static_cast<std::uint32_t>(session)];
+    // A hairpinned flow's error goes to a pool address: it is translated and sent on unchanged
+    // in its destination.
+    rewrite_icmp_error(pkt.frame, p, ErrorDirection::in2out, pool_.address(s.pool_index),
+                       s.external_port);
+    set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
+    counters_.add(Counter::icmp_errors_in2out);
+    return Verdict::forward;
+}
+
+// RFC 5508 section 7.2 (RFC 1812 4.3.2): the packet is not forwarded; its sender hears Time
+// Exceeded from `from`, within the ICMP rate limit. No error answers an ICMP error or goes to
+// an address no router sends to (RFC 1812 4.3.2.7).
+Verdict Translator::time_exceeded(PacketRef& pkt, Tick now, Ipv4Addr from, const MacAddr& our_mac) {
+    counters_.add(Counter::drop_ttl_expired);
+    if (pkt.parsed.icmp_error || pkt.parsed.src.is_martian()) {
+        return Verdict::drop;
+    }
+    if (!take_icmp_token(now)) {
+        counters_.add(Counter::icmp_time_exceeded_rate_limited);
+        return Verdict::drop;
+    }
+    const std::size_t capacity = std::max(pkt.capacity, pkt.length);
+    const std::size_t len = write_icmp_error({pkt.frame, capacity}, pkt.length, pkt.parsed,
+                                             kIcmpTimeExceeded, 0, from, our_mac);
+    if (len == 0) {
+        return Verdict::drop;
+    }
+    pkt.length = static_cast<std::uint16_t>(len);
+    counters_.add(Counter::icmp_time_exceeded_sent);
+    return Verdict::reply;
+}
+
+} // namespace ephemera

@@ -1,0 +1,157 @@
+"""Fragments (RFC 4787 REQ-14) and the MTU (REQ-13).
+
+Pieces are never joined: the first piece (which carries the ports) is translated as any packet,
+and the later ones get the same address rewrite, byte for byte what scapy's fragment() makes of
+the translated datagram. The transport checksum lives in the first piece and covers the whole
+datagram, so its incremental update is right for the datagram scapy builds whole.
+"""
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from frames import (A1, A2, C1, C2, GATEWAY, INSIDE_MAC, NEXT_HOP_MAC, OUTSIDE_MAC, POOL1,
+                    Echo, Tcp, Udp)
+from natmodel import NatModel
+from scenarios import Scenario, config, scenario
+
+PIECE = 520  # payload bytes per piece (a multiple of 8)
+
+
+def _pieces(eth, ip, size=PIECE):
+    return [bytes(eth / p) for p in fragment(ip, fragsize=size)]
+
+
+def _datagrams(sub, port, remote, rport, l4, ext, ip_id, outbound):
+    """(pieces as sent, pieces as ephemera should send them) for one fragmented datagram."""
+    if outbound:
+        sent = IP(src=sub.ip, dst=remote, id=ip_id, ttl=64) / l4.outbound(port, rport)
+        want = IP(src=ext[0], dst=remote, id=ip_id, ttl=63) / l4.outbound(ext[1], rport)
+        return (_pieces(Ether(src=sub.mac, dst=INSIDE_MAC), sent),
+                _pieces(Ether(src=OUTSIDE_MAC, dst=NEXT_HOP_MAC), want))
+    sent = IP(src=remote, dst=ext[0], id=ip_id, ttl=64) / l4.inbound(rport, ext[1])
+    want = IP(src=remote, dst=sub.ip, id=ip_id, ttl=63) / l4.inbound(rport, port)
+    return (_pieces(Ether(src=NEXT_HOP_MAC, dst=OUTSIDE_MAC), sent),
+            _pieces(Ether(src=INSIDE_MAC, dst=sub.mac), want))
+
+
+def _flows():
+    big = bytes(range(256)) * 6  # 1536 bytes: 3 or 4 pieces
+    return [
+        (51000, A1, 5001, Udp(big)),
+        (51002, A2, 80, Tcp(flags="PA", reply_flags="PA", options=[], payload=big)),
+        (51004, A1, 0, Echo(payload=big)),
+    ]
+
+
+def _fragment_scenario(first_last):
+    nat = NatModel([POOL1])
+    sc = Scenario(config())
+    later = 0
+    held = 0
+    for n, (port, remote, rport, l4) in enumerate(_flows()):
+        ext = nat.map(C1.ip, port, l4.proto)
+        assert ext.preserved
+        for outbound, ip_id in ((True, 100 + n), (False, 200 + n)):
+            sent, want = _datagrams(C1, port, remote, rport, l4, ext, ip_id, outbound)
+            assert len(sent) == len(want) >= 3
+            if first_last:  # the later pieces come first, last one first; the first comes last
+                sent = sent[:0:-1] + sent[:1]
+                want = want[:1] + want[:0:-1]
+                held += len(sent) - 1
+            (sc.inside_in if outbound else sc.outside_in).extend(sent)
+            (sc.outside_out if outbound else sc.inside_out).extend(want)
+            later += len(sent) - 1
+    flows = len(_flows())
+    sc.counters = dict(in2out_rx=len(sc.inside_in), out2in_rx=len(sc.outside_in),
+                       in2out_tx=len(sc.outside_out), out2in_tx=len(sc.inside_out),
+                       in2out_translated=flows, out2in_translated=flows,
+                       fragments_translated=later, mappings_created=flows,
+                       sessions_created=flows, port_preserved=flows)
+    if held:
+        sc.counters["fragments_held"] = held
+    return sc
+
+
+@scenario
+def rfc4787_req14_fragments_in_order():
+    """UDP, TCP and ICMP echo datagrams in pieces, both ways, pieces in order: the first piece
+    makes the mapping and every later piece follows it (RFC 4787 REQ-14)."""
+    return _fragment_scenario(first_last=False)
+
+
+@scenario
+def rfc4787_req14_fragments_first_last():
+    """The same datagrams with the first piece arriving last (the rest in reverse order): the
+    later pieces are held until it comes, then sent after it in the order they came."""
+    return _fragment_scenario(first_last=True)
+
+
+def _too_big(frame, mtu, source, our_mac):
+    """The 3/4 answer to `frame` (RFC 1191): next-hop MTU in the second half of the ICMP
+    header, quoting the packet as it came, up to a 576-byte ICMP datagram."""
+    eth = Ether(frame)
+    original = bytes(eth[IP])[:576 - 28]
+    error = (Ether(src=our_mac, dst=eth.src)
+             / IP(src=source, dst=eth[IP].src, tos=0xC0, id=0, ttl=64)
+             / ICMP(type=3, code=4, nexthopmtu=mtu) / Raw(original))
+    return bytes(error)
+
+
+@scenario
+def rfc4787_req13_df_too_big():
+    """A DF packet larger than the MTU of the port it would leave by is answered with ICMP 3/4
+    and that MTU (RFC 4787 REQ-13, RFC 1191): from the inside gateway to a subscriber (outside
+    MTU 1280), from the pool address to a remote (inside MTU 1000). Smaller ones pass."""
+    nat = NatModel([POOL1])
+    sc = Scenario(config(inside_mtu=1000, outside_mtu=1280))
+    ext = nat.map(C1.ip, 52000, 17)
+    fits = Udp(b"f" * (1280 - 28))
+    sc.send(C1, 52000, A1, 53, fits, ext, flags="DF")
+    big = Udp(b"b" * 1400)
+    frame, _ = _in2out_frame(C1, 52000, A1, 53, big, flags="DF")
+    sc.inside_in.append(frame)
+    sc.inside_out.append(_too_big(frame, 1280, GATEWAY, INSIDE_MAC))
+    # Back: 1000 bytes fit the inside MTU, 1001 do not.
+    sc.reply(C1, 52000, A1, 53, Udp(b"r" * (1000 - 28)), ext, flags="DF")
+    inbound = bytes(Ether(src=NEXT_HOP_MAC, dst=OUTSIDE_MAC)
+                    / IP(src=A1, dst=ext[0], id=9, ttl=64, flags="DF")
+                    / UDP(sport=53, dport=ext[1]) / Raw(b"R" * (1001 - 28)))
+    sc.outside_in.append(inbound)
+    sc.outside_out.append(_too_big(inbound, 1000, POOL1, OUTSIDE_MAC))
+    sc.counters = dict(in2out_rx=2, out2in_rx=2, in2out_tx=2, out2in_tx=2, in2out_translated=1,
+                       out2in_translated=1, mappings_created=1, sessions_created=1,
+                       port_preserved=1, drop_too_big=2, icmp_too_big_sent=2)
+    return sc
+
+
+def _in2out_frame(sub, port, remote, rport, l4, **ip_kw):
+    ip = IP(src=sub.ip, dst=remote, id=7, ttl=64, **ip_kw) / l4.outbound(port, rport)
+    return bytes(Ether(src=sub.mac, dst=INSIDE_MAC) / ip), ip
+
+
+@scenario
+def rfc4787_req13_fragmented_for_mtu():
+    """A packet without DF that is larger than the MTU of the port it leaves by is translated,
+    then split to fit (RFC 4787 REQ-13, RFC 791): UDP out (outside MTU 576) and a reply in
+    (inside MTU 600)."""
+    nat = NatModel([POOL1])
+    sc = Scenario(config(inside_mtu=600, outside_mtu=576))
+    ext = nat.map(C2.ip, 53000, 17)
+    payload = bytes(range(200)) * 6  # 1208 bytes of UDP: 3 pieces of at most 552
+    frame, _ = _in2out_frame(C2, 53000, A1, 9, Udp(payload))
+    sc.inside_in.append(frame)
+    want = IP(src=ext[0], dst=A1, id=7, ttl=63) / UDP(sport=ext[1], dport=9) / Raw(payload)
+    out = _pieces(Ether(src=OUTSIDE_MAC, dst=NEXT_HOP_MAC), want, size=552)
+    sc.outside_out.extend(out)
+
+    reply = IP(src=A1, dst=ext[0], id=8, ttl=64) / UDP(sport=9, dport=ext[1]) / Raw(payload)
+    sc.outside_in.append(bytes(Ether(src=NEXT_HOP_MAC, dst=OUTSIDE_MAC) / reply))
+    back = IP(src=A1, dst=C2.ip, id=8, ttl=63) / UDP(sport=9, dport=53000) / Raw(payload)
+    back_pieces = _pieces(Ether(src=INSIDE_MAC, dst=C2.mac), back, size=576)
+    sc.inside_out.extend(back_pieces)
+    sc.counters = dict(in2out_rx=1, out2in_rx=1, in2out_tx=len(out), out2in_tx=len(back_pieces),
+                       in2out_translated=1, out2in_translated=1, mappings_created=1,
+                       sessions_created=1, port_preserved=1, packets_fragmented=2,
+                       fragments_sent=len(out) + len(back_pieces))
+    return sc
