@@ -7,7 +7,8 @@
 #        | nat                   veth (ports sub<i> and nat)
 #   <lab>-nat    in0 / out0    the two veth ends ephemera opens with net_af_packet
 #        | srv                   (run ephemera with `ip netns exec <lab>-nat ...`)
-#   <lab>-srv    eth0          the server: 198.18.0.2/24 (ephemera's next hop) and 198.18.0.3/24
+#   <lab>-srv    eth0          the server: 198.18.0.2/24 (ephemera's next hop) and 198.18.0.3/24,
+#                              its ICMP errors not rate limited
 #
 # With the optional router (`up LAB N router`), a Linux router sits between the NAT and the
 # server, so that packets cross a real hop (TTL, Time Exceeded, ICMP errors from a router):
@@ -151,6 +152,7 @@ lab_up() { # LAB [SUBSCRIBERS] [router]
       ip -n "$rtr" link add srv0 type veth peer name eth0 netns "$srv"
       # Forwarding on; ICMP errors not rate limited, so every traceroute probe is answered.
       ip netns exec "$rtr" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 \
+        net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=100000 \
         net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 >/dev/null
       for dev in nat0 srv0; do
         _lab_no_offload "$rtr" "$dev"
@@ -168,7 +170,11 @@ lab_up() { # LAB [SUBSCRIBERS] [router]
     _lab_no_offload "$lan" nat
     ip -n "$lan" link set nat master br0 up
 
-    # Server: the next hop and a second address for mapping/filtering tests.
+    # Server: the next hop and a second address for mapping/filtering tests. Its ICMP errors
+    # (port unreachable, Time Exceeded) are not rate limited, so that every probe of a test
+    # is answered, not only the first few per destination.
+    ip netns exec "$srv" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000 \
+      net.ipv4.icmp_msgs_burst=100000 >/dev/null
     _lab_no_offload "$srv" eth0
     ip -n "$srv" addr add "$LAB_SERVER/24" dev eth0
     ip -n "$srv" addr add "$LAB_SERVER2/24" dev eth0

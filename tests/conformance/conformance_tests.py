@@ -27,6 +27,9 @@ import nslab
 from nslab import ephemera_session, lab_session
 
 WORKERS = 1  # most tests; the hairpin tests also run with 2 workers
+# The fragment tests open the veths with net_pcap (one worker), which hands ephemera the pieces
+# as they are on the wire; net_af_packet has the kernel reassemble them first (nslab.DRIVERS).
+FRAGMENTS = "pcap"
 
 
 def cfg(lab, **kw):
@@ -487,6 +490,87 @@ def test_rfc5382_req4_syn_then_outbound(binary):
               "hello from server", "subscriber side: %s" % out["sub"])
         check(out.get("srv", {}).get("error") is None and out["srv"].get("received") ==
               "hello from subscriber", "server side: %s" % out.get("srv"))
+
+
+def test_rfc5382_req4_syn_port_unreachable_opt_in(binary):
+    """icmp.unsolicited_syn_unreachable = true, address-and-port-dependent filtering. Two
+    unsolicited SYNs from the server at once: (a) a raw SYN to a pool port with no mapping gets
+    nothing for 6 s, then one ICMP 3/3 from that pool address quoting it; (b) a real connect()
+    to the subscriber's external endpoint, which the subscriber meets with its own SYN of the
+    same connection 2 s later, forms a connection and never draws an ICMP error or RST, also
+    well after its 6 s have passed. Captured at the server."""
+    s = scapy()
+    with lab_session(1) as lab, ephemera_session(binary, lab, WORKERS, cfg(
+            lab, filtering="address-and-port",
+            sections={"icmp": {"unsolicited_syn_unreachable": True}})) as eph:
+        tcp = tcp_echo_server(lab, 6000)
+        ext = learn_tcp(lab, lab.sub(1), 50035)
+        tcp.stop()
+        free = (POOL[0], 55555 if ext[1] != 55555 else 55557)
+        cap = Capture(lab, lab.ns("srv"), "not arp")
+        out = {}
+
+        def server_side():  # (b): one connect() attempt spanning the test
+            out["srv"] = probe(lab, lab.ns("srv"), "tcp-simultaneous", "--bind-port", 6003,
+                               "--to", ext[0], "--port", ext[1], "--timeout", 12,
+                               "--attempt-timeout", 12, "--name", "server")
+
+        t = threading.Thread(target=server_side)
+        t.start()
+        start = time.monotonic()
+        rawsend(lab, lab.ns("srv"), [  # (a)
+            s.IP(src=SERVER, dst=free[0]) / s.TCP(sport=6200, dport=free[1], flags="S",
+                                                  seq=123456789)])
+        time.sleep(2.0)  # (b)'s SYN has met the filter and is held
+        out["sub"] = probe(lab, lab.sub(1), "tcp-simultaneous", "--bind-port", 50035, "--to",
+                           SERVER, "--port", 6003, "--timeout", 8, "--attempt-timeout", 8,
+                           "--name", "subscriber")
+        t.join(20)
+        # Every SYN of (b) sent before the subscriber's (at 0 s and the retransmission at 1 s)
+        # would be answered by 7 s; (a)'s answer is due at 6 s. Watch until 10 s.
+        time.sleep(max(0.0, 10.0 - (time.monotonic() - start)))
+        pkts = cap.stop()
+        stats = eph.stats()
+        log("subscriber: %s\nserver: %s" % (out["sub"], out.get("srv")))
+        log("counters: %s" % {k: v for k, v in stats.items() if k.startswith("syn_")})
+        syn_a = [p for p in pkts if p.haslayer(s.TCP) and p[s.IP].src == SERVER and
+                 p[s.TCP].sport == 6200]
+        check(len(syn_a) == 1, "the capture holds %d copies of SYN (a)" % len(syn_a))
+        t_a = float(syn_a[0].time)
+        from_pool = [p for p in pkts if p.haslayer(s.IP) and p[s.IP].src in POOL]
+        about_a = [p for p in from_pool if p.haslayer(s.ICMP) and p.haslayer(s.TCPerror) and
+                   p[s.TCPerror].sport == 6200]
+        about_b = [p for p in from_pool if (p.haslayer(s.TCPerror) and
+                                            p[s.TCPerror].sport == 6003) or
+                   (p.haslayer(s.TCP) and p[s.TCP].dport == 6003 and
+                    "R" in str(p[s.TCP].flags))]
+        log("from the pool about (a): %s" % ["%.2f s: %s" % (float(p.time) - t_a, p.summary())
+                                             for p in about_a])
+        check(not [p for p in from_pool if p.haslayer(s.TCP) and p[s.TCP].dport == 6200],
+              "SYN (a) drew a TCP answer (RST?) from the pool")
+        check(len(about_a) == 1, "SYN (a) to %s:%d (no mapping) drew %d ICMP errors, expected "
+              "one 3/3 after 6 s" % (*free, len(about_a)))
+        err = about_a[0]
+        delay = float(err.time) - t_a
+        check(delay >= 6.0, "the ICMP error for SYN (a) came %.2f s after it, before 6 s" % delay)
+        check((err[s.IP].src, err[s.IP].dst, err[s.ICMP].type, err[s.ICMP].code) ==
+              (free[0], SERVER, 3, 3), "the error for SYN (a) is %s -> %s type %d code %d, "
+              "expected %s -> %s 3/3" % (err[s.IP].src, err[s.IP].dst, err[s.ICMP].type,
+                                         err[s.ICMP].code, free[0], SERVER))
+        q = err[s.IPerror]
+        quoted = (q.src, q.dst, q.proto, err[s.TCPerror].sport, err[s.TCPerror].dport,
+                  err[s.TCPerror].seq)
+        check(quoted == (SERVER, free[0], 6, 6200, free[1], 123456789),
+              "the 3/3 quotes %s, expected SYN (a) %s" % (
+                  quoted, (SERVER, free[0], 6, 6200, free[1], 123456789)))
+        check(not about_b, "the server got an ICMP error or RST about connection (b), which "
+              "the subscriber answered within 6 s: %s" % [p.summary() for p in about_b])
+        check(out["sub"].get("error") is None and out["sub"].get("received") ==
+              "hello from server", "(b) subscriber side: %s" % out["sub"])
+        check(out.get("srv", {}).get("error") is None and out["srv"].get("received") ==
+              "hello from subscriber", "(b) server side: %s" % out.get("srv"))
+        check(stats.get("syn_held_cancelled", 0) >= 1 and stats.get("syn_unreachable_sent") == 1,
+              "counters: %s" % {k: v for k, v in stats.items() if k.startswith("syn_")})
 
 
 def _held_connection(lab, bind_port):
@@ -1002,8 +1086,14 @@ def test_rfc5508_s7_2_ttl_expiry_from_outside(binary):
 # ======================================================================= fragments, MTU
 
 
+def _fragments_session(binary, lab, **kw):
+    """ephemera on net_pcap, one worker: it sees fragments as sent."""
+    return ephemera_session(binary, lab, 1, cfg(lab, driver=FRAGMENTS, **kw), driver=FRAGMENTS)
+
+
+
 def test_rfc4787_req14_ping_fragmented(binary):
-    with lab_session(1) as lab, ephemera_session(binary, lab, WORKERS, cfg(lab)):
+    with lab_session(1) as lab, _fragments_session(binary, lab):
         cp = lab.run(lab.sub(1), ["ping", "-n", "-c", "3", "-i", "0.3", "-W", "2", "-s", "3000",
                                   SERVER], timeout=30)
         log(cp.stdout)
@@ -1012,7 +1102,7 @@ def test_rfc4787_req14_ping_fragmented(binary):
 
 def test_rfc4787_req14_udp_fragmented(binary):
     """4000-byte datagrams, fragmented by Linux, both ways: the echo carries them back."""
-    with lab_session(1) as lab, ephemera_session(binary, lab, WORKERS, cfg(lab)):
+    with lab_session(1) as lab, _fragments_session(binary, lab):
         echo_server(lab)
         cli = lab.agent(lab.sub(1))
         cli.open("u", port=50710)
@@ -1033,7 +1123,7 @@ def test_rfc4787_req14_out_of_order_fragments(binary):
     """A 3000-byte UDP datagram in three fragments, first fragment last, each way: from a
     subscriber port with no mapping yet, and from the server to an existing mapping."""
     s = scapy()
-    with lab_session(1) as lab, ephemera_session(binary, lab, WORKERS, cfg(lab)):
+    with lab_session(1) as lab, _fragments_session(binary, lab):
         srv = lab.agent(lab.ns("srv"))
         srv.open("r", SERVER, 5001)
         echo_server(lab)
@@ -1060,7 +1150,7 @@ def test_rfc4787_req14_out_of_order_fragments(binary):
 def test_rfc4787_req14_fragment_flood(binary):
     """Incomplete fragments flood in from outside for 4 s while a subscriber's UDP exchange
     goes on: every exchange still succeeds."""
-    with lab_session(1) as lab, ephemera_session(binary, lab, WORKERS, cfg(lab)) as eph:
+    with lab_session(1) as lab, _fragments_session(binary, lab) as eph:
         echo_server(lab)
         cli = lab.agent(lab.sub(1))
         cli.open("u", port=50730)
@@ -1092,25 +1182,53 @@ def test_rfc4787_req14_fragment_flood(binary):
 
 
 def test_rfc4787_req13_df_too_big(binary):
-    """[outside] mtu = 1400: a 1500-byte packet with DF set gets ICMP 3/4 with MTU 1400 (ping
-    -M do -s 1472 reports it), and the same without DF is fragmented to fit and answered."""
+    """[outside] mtu = 1400. First 1500-byte echo requests without DF (ping -M dont, before
+    the subscriber knows any path MTU, so it sends them whole): ephemera splits each into
+    pieces of at most 1400 bytes that carry the whole datagram, and the replies come back
+    (REQ-13a). Then with DF (ping -M do): ICMP 3/4 from the inside gateway with next-hop MTU
+    1400, quoting the request, which ping reports (REQ-13)."""
     s = scapy()
-    with lab_session(1) as lab, ephemera_session(binary, lab, WORKERS, cfg(lab, sections={
-            "outside": {"mtu": 1400}})):
-        cp = lab.run(lab.sub(1), ["ping", "-n", "-c", "2", "-i", "0.3", "-W", "2", "-M", "do",
-                                  "-s", "1472", SERVER], timeout=30)
-        out = cp.stdout + cp.stderr
-        log(out)
-        check(re.search(r"mtu ?= ?1400", out), "ping -M do -s 1472 did not report mtu 1400: %s"
-              % out.strip())
+    with lab_session(1) as lab, _fragments_session(
+            binary, lab, sections={"outside": {"mtu": 1400}}) as eph:
         cap = Capture(lab, lab.ns("srv"), "icmp")
         cp = lab.run(lab.sub(1), ["ping", "-n", "-c", "2", "-i", "0.3", "-W", "2", "-M", "dont",
                                   "-s", "1472", SERVER], timeout=30)
         pkts = cap.stop()
         log(cp.stdout)
-        big = [len(p[s.IP]) for p in pkts if p.haslayer(s.IP) and p[s.IP].src in POOL]
         check(" 2 received" in cp.stdout, "ping -M dont -s 1472: %s" % cp.stdout.strip())
-        check(big and max(big) <= 1400, "packets from the pool at the server: %s bytes" % big)
+        pieces = {}
+        for p in pkts:
+            if p.haslayer(s.IP) and p[s.IP].src in POOL:
+                pieces.setdefault(p[s.IP].id, []).append(
+                    (p[s.IP].frag * 8, len(p[s.IP]), p[s.IP].len - p[s.IP].ihl * 4,
+                     "MF" in str(p[s.IP].flags)))
+        log("pieces at the server per IP id (offset, length, payload, MF): %s" % pieces)
+        check(len(pieces) == 2, "the server saw %d datagrams from the pool, 2 sent" %
+              len(pieces))
+        for ip_id, ps in pieces.items():
+            check(len(ps) >= 2, "datagram %d reached the server unsplit: %s" % (ip_id, ps))
+            check(max(length for _, length, _, _ in ps) <= 1400,
+                  "datagram %d: pieces larger than the MTU 1400: %s" % (ip_id, ps))
+            check(sum(payload for _, _, payload, _ in ps) == 1480 and
+                  sorted(ps)[-1][3] is False and all(mf for *_, mf in sorted(ps)[:-1]),
+                  "datagram %d: pieces do not carry the 1480-byte echo: %s" % (ip_id, ps))
+        cap = Capture(lab, lab.sub(1), "icmp[icmptype] == 3")
+        cp = lab.run(lab.sub(1), ["ping", "-n", "-c", "2", "-i", "0.3", "-W", "2", "-M", "do",
+                                  "-s", "1472", SERVER], timeout=30)
+        errs = [p for p in cap.stop() if p.haslayer(s.ICMP)]
+        out = cp.stdout + cp.stderr
+        log(out)
+        log("errors at the subscriber: %s; drop_too_big %d" % (
+            [p.summary() for p in errs], eph.stats().get("drop_too_big", -1)))
+        check(re.search(r"mtu ?= ?1400", out), "ping -M do -s 1472 did not report mtu 1400: %s"
+              % out.strip())
+        check(errs, "no ICMP 3/4 reached the subscriber")
+        e = errs[0]
+        got = (e[s.IP].src, e[s.ICMP].type, e[s.ICMP].code, e[s.ICMP].nexthopmtu,
+               e[s.IPerror].src, e[s.IPerror].dst, e[s.IPerror].len)
+        check(got == (GATEWAY, 3, 4, 1400, sub_addr(1), SERVER, 1500),
+              "the error (source, type, code, MTU, quoted source, destination, length) is %s, "
+              "expected %s" % (got, (GATEWAY, 3, 4, 1400, sub_addr(1), SERVER, 1500)))
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items()

@@ -65,11 +65,26 @@ def _toml_value(v):
     return '"%s"' % v
 
 
+# The DPDK drivers ephemera can open the lab's veths with: the ports' names (inside, outside).
+#   af_packet: net_af_packet, one queue pair per worker. In DPDK 22.11 it joins its sockets
+#              with PACKET_FANOUT and the kernel's defragment flag, so the kernel reassembles IP
+#              fragments before ephemera sees them, and a datagram larger than an af_packet
+#              frame (about 2 KB) arrives truncated.
+#   pcap:      net_pcap in live-interface mode (libpcap on the veth): ephemera sees every frame
+#              as it is on the wire, fragments included. One queue pair, so one worker only.
+DRIVERS = {
+    "af_packet": ("net_af_packet0", "net_af_packet1"),
+    "pcap": ("net_pcap0", "net_pcap1"),
+}
+
+
 def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
-                reserved=("65000-65010",), max_sessions=65536, next_hop=SERVER, sections=None):
+                reserved=("65000-65010",), max_sessions=65536, next_hop=SERVER, sections=None,
+                driver="af_packet"):
     """The lab's config. `sections` adds or overrides keys: {"outside": {"mtu": 1400}, ...};
-    a section the base config lacks is appended."""
+    a section the base config lacks is appended. `driver` (DRIVERS) names the ports."""
     pool = pool or POOL
+    inside_port, outside_port = DRIVERS[driver]
     lines = [
         "[pool]",
         "addresses = [%s]" % ", ".join('"%s"' % a for a in pool),
@@ -77,11 +92,11 @@ def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
         "reserved = [%s]" % ", ".join('"%s"' % r for r in reserved),
         "",
         "[inside]",
-        'port = "net_af_packet0"',
+        'port = "%s"' % inside_port,
         'gateway = "%s"' % GATEWAY,
         "",
         "[outside]",
-        'port = "net_af_packet1"',
+        'port = "%s"' % outside_port,
         'next_hop = "%s"' % next_hop,
         "",
         "[timeouts]",
@@ -207,15 +222,24 @@ class Telemetry:
 
 
 class Ephemera:
-    def __init__(self, binary, lab, workers=1, config_text=None, extra_args=()):
+    def __init__(self, binary, lab, workers=1, config_text=None, extra_args=(),
+                 driver="af_packet"):
+        check(driver in DRIVERS, "unknown driver %r (one of %s)" % (driver, sorted(DRIVERS)))
+        check(driver != "pcap" or workers == 1,
+              "net_pcap has one queue pair: %d workers cannot run on it" % workers)
+        config_text = config_text or make_config(driver=driver)
+        for port in DRIVERS[driver]:
+            check('"%s"' % port in config_text,
+                  "the config does not name port %s, which driver %s opens" % (port, driver))
         self.binary = binary
         self.lab = lab
         self.workers = workers
+        self.driver = driver
         self.prefix = "eph-%s" % lab.name
         self.tmp = tempfile.mkdtemp(prefix="ephemera-netns-")
         self.config_path = os.path.join(self.tmp, "ephemera.toml")
         with open(self.config_path, "w") as f:
-            f.write(config_text or make_config())
+            f.write(config_text)
         self.log_path = os.path.join(self.tmp, "ephemera.log")
         self.stats_json = os.path.join(self.tmp, "stats.json")
         self.extra_args = list(extra_args)
@@ -228,20 +252,26 @@ class Ephemera:
         # lcore 0 runs control; lcores 1..W are the workers, spread over the CPUs we have.
         return ",".join("%d@%d" % (i, i % cpus) for i in range(self.workers + 1))
 
-    def argv(self):
+    def vdevs(self):
+        inside, outside = DRIVERS[self.driver]
+        if self.driver == "pcap":
+            return ["--vdev", "%s,iface=in0" % inside, "--vdev", "%s,iface=out0" % outside]
         w = self.workers
+        return ["--vdev", "%s,iface=in0,qpairs=%d" % (inside, w),
+                "--vdev", "%s,iface=out0,qpairs=%d" % (outside, w)]
+
+    def argv(self):
         return [
             self.binary, "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", self.prefix,
             "--lcores", self.lcores(), "--log-level", "lib.eal:notice",
-            "--vdev", "net_af_packet0,iface=in0,qpairs=%d" % w,
-            "--vdev", "net_af_packet1,iface=out0,qpairs=%d" % w,
+        ] + self.vdevs() + [
             "--", "--config", self.config_path, "--stats-json", self.stats_json,
         ] + self.extra_args
 
     def start(self, ready_timeout=30.0):
         self.logf = open(self.log_path, "w")
-        log("starting ephemera, %d worker(s): ip netns exec %s %s" % (
-            self.workers, self.lab.ns("nat"), " ".join(self.argv())))
+        log("starting ephemera, %d worker(s) on %s: ip netns exec %s %s" % (
+            self.workers, self.driver, self.lab.ns("nat"), " ".join(self.argv())))
         self.proc = self.lab.popen(self.lab.ns("nat"), self.argv(), stdout=self.logf,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + ready_timeout
@@ -428,8 +458,8 @@ def lab_session(subscribers=1, router=False):
 
 
 @contextlib.contextmanager
-def ephemera_session(binary, lab, workers=1, config_text=None):
-    eph = Ephemera(binary, lab, workers, config_text)
+def ephemera_session(binary, lab, workers=1, config_text=None, driver="af_packet"):
+    eph = Ephemera(binary, lab, workers, config_text, driver=driver)
     try:
         eph.start()
         yield eph
