@@ -651,7 +651,7 @@ void Translator::hold_syn(const PacketRef& pkt, Tick now) {
     const ParsedPacket& p = pkt.parsed;
     const HeldSynKey key{p.dst.value(), p.src.value(), p.dst_port, p.src_port};
     const std::size_t quoted = std::min<std::size_t>(p.l4 + 8u, pkt.length);
-    if (!held_syns_.hold(key, {pkt.frame, quoted}, p.ip_total_len, now + kSynHold)) {
+    if (!held_syns_.hold(key, {pkt.frame, quoted}, p.ip_total_len, now + kSynHold + 1)) {
         counters_.add(Counter::syn_held_overflow);
     }
     counters_.add(Counter::syn_held);

@@ -44,6 +44,28 @@ Verdict Translator::icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index,
     return Verdict::forward;
 }
 
+// The mapping through which the quoted packet R:r -> I:i could have been delivered without a
+// session of its own, or negative. Inbound packets create no session (RFC 7857 section 7), so
+// under endpoint-independent filtering any outside host, and under address-dependent
+// filtering any port of a permitted host, reaches the subscriber through the mapping alone;
+// RFC 5508 REQ-5 asks for an active mapping, not a session, before the error is translated.
+// Address-and-port-dependent filtering delivers nothing without a session.
+std::int32_t Translator::mapping_delivering(const SessionKey& key) const {
+    if (policy_.filtering == FilteringMode::address_port_dependent) {
+        return -1;
+    }
+    MappingKey mk{};
+    mk.inside_addr = key.inside_addr;
+    mk.inside_port = key.inside_port;
+    mk.proto = key.proto;
+    const std::int32_t mapping = tables_.mappings.lookup(&mk);
+    if (mapping < 0 || policy_.filtering == FilteringMode::endpoint_independent) {
+        return mapping;
+    }
+    const PermissionKey pk{static_cast<std::uint32_t>(mapping), key.remote_addr};
+    return tables_.permissions.lookup(&pk) >= 0 ? mapping : -1;
+}
+
 // An error from a subscriber about a packet it received (R:r -> I:i). `session` is the bulk
 // lookup's answer for icmp_error_session_key(), or negative.
 Verdict Translator::icmp_error_in2out(PacketRef& pkt, const SessionKey& key, std::int32_t session,
@@ -56,15 +78,24 @@ Verdict Translator::icmp_error_in2out(PacketRef& pkt, const SessionKey& key, std
     if (session < 0) {
         session = tables_.sessions.lookup(&key); // made by an earlier packet of this burst?
     }
-    if (session < 0) {
+    std::uint16_t pool_index = 0;
+    std::uint16_t external_port = 0;
+    if (session >= 0) {
+        const Session& s = tables_.session_records[static_cast<std::uint32_t>(session)];
+        pool_index = s.pool_index;
+        external_port = s.external_port;
+    } else if (const std::int32_t mapping = mapping_delivering(key); mapping >= 0) {
+        const Mapping& m = tables_.mapping_records[static_cast<std::uint32_t>(mapping)];
+        pool_index = m.pool_index;
+        external_port = m.external_port;
+    } else {
         counters_.add(Counter::drop_icmp_error_no_session);
         return Verdict::drop;
     }
-    const Session& s = tables_.session_records[static_cast<std::uint32_t>(session)];
     // A hairpinned flow's error goes to a pool address: it is translated and sent on unchanged
     // in its destination.
-    rewrite_icmp_error(pkt.frame, p, ErrorDirection::in2out, pool_.address(s.pool_index),
-                       s.external_port);
+    rewrite_icmp_error(pkt.frame, p, ErrorDirection::in2out, pool_.address(pool_index),
+                       external_port);
     set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
     counters_.add(Counter::icmp_errors_in2out);
     return Verdict::forward;

@@ -4,7 +4,8 @@
 #   1. unit tests (config parser, translation core) in the normal build
 #   2. golden pcap tests: ephemera on net_pcap, outputs compared byte for byte
 #   3. namespace tests: real Linux TCP/UDP/ICMP through ephemera on net_af_packet
-#   4. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   4. conformance tests: one per RFC requirement (docs/conformance.md), also in namespaces
+#   5. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

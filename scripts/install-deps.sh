@@ -13,6 +13,8 @@ packages=(
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3-scapy
+  # conformance suite: STUN client and server, traceroute, captures
+  stun-client stun-server traceroute tcpdump
   # namespace lab
   iproute2 ethtool socat iputils-ping procps coreutils python3 curl traceroute
 )

@@ -7,18 +7,26 @@
 #        | nat                   veth (ports sub<i> and nat)
 #   <lab>-nat    in0 / out0    the two veth ends ephemera opens with net_af_packet
 #        | srv                   (run ephemera with `ip netns exec <lab>-nat ...`)
-#   <lab>-srv    eth0          the server: 198.18.0.2/24 (ephemera's next hop) and 198.18.0.3/24
+#   <lab>-srv    eth0          the server: 198.18.0.2/24 (ephemera's next hop) and 198.18.0.3/24,
+#                              its ICMP errors not rate limited
+#
+# With the optional router (`up LAB N router`), a Linux router sits between the NAT and the
+# server, so that packets cross a real hop (TTL, Time Exceeded, ICMP errors from a router):
+#   <lab>-nat    out0  <->  <lab>-rtr nat0 198.18.1.1/24 (ephemera's next hop), route to the pool
+#                           <lab>-rtr srv0 198.18.0.1/24  <->  <lab>-srv eth0 (as above, with a
+#                                                           route to the pool via 198.18.0.1)
 #
 # The pool (198.18.0.100-101) lies in the server's /24, so the server reaches the pool
 # addresses by ARP, which ephemera answers. Every interface lives inside the lab's namespaces
 # (none in the caller's), so interface names never collide between labs, and deleting the
 # namespaces removes every veth. IPv6 is off everywhere so that only the test's traffic flows.
 #
-# As a command:   scripts/lab.sh up LAB [SUBSCRIBERS]    (default 1 subscriber)
+# As a command:   scripts/lab.sh up LAB [SUBSCRIBERS] [router]   (default 1 subscriber)
 #                 scripts/lab.sh down LAB
 #                 scripts/lab.sh list LAB                 (the lab's namespaces)
-# As a library:   source scripts/lab.sh; lab_up LAB 3; ...; lab_down LAB
-#                 lab_exec LAB NODE CMD...  runs CMD in <LAB>-<NODE> (NODE: nat, lan, srv, sub1..)
+# As a library:   source scripts/lab.sh; lab_up LAB 3 [router]; ...; lab_down LAB
+#                 lab_exec LAB NODE CMD...  runs CMD in <LAB>-<NODE> (NODE: nat, lan, srv, rtr,
+#                 sub1..)
 #
 # Addresses: only 100.64.0.0/10 (subscriber side) and 198.18.0.0/15 (public side).
 
@@ -32,6 +40,11 @@ LAB_POOL_LAST=198.18.0.101
 LAB_INSIDE_IF=in0
 LAB_OUTSIDE_IF=out0
 LAB_MAX_SUBSCRIBERS=200
+# Router mode only: the router's two addresses and the prefix it routes to the NAT (the pool
+# and room around it, never the server's addresses).
+LAB_ROUTER_NAT_SIDE=198.18.1.1
+LAB_ROUTER_SRV_SIDE=198.18.0.1
+LAB_ROUTER_POOL_ROUTE=198.18.0.96/27
 
 lab_sub_addr() { # INDEX -> the subscriber's address
   echo "100.64.0.$((10 + $1))"
@@ -68,7 +81,7 @@ _lab_quiet_ns() { # NS: no IPv6 (router solicitations, MLD), loopback up
 lab_namespaces() { # LAB -> the lab's namespaces that exist
   local lab=$1
   ip netns list 2>/dev/null | awk '{print $1}' |
-    grep -E "^${lab//./\\.}-(nat|lan|srv|sub[0-9]+)$" || true
+    grep -E "^${lab//./\\.}-(nat|lan|srv|rtr|sub[0-9]+)$" || true
 }
 
 lab_down() { # LAB
@@ -94,9 +107,13 @@ lab_down() { # LAB
   return 0
 }
 
-lab_up() { # LAB [SUBSCRIBERS]
-  local lab=$1 subs=${2:-1} i
+lab_up() { # LAB [SUBSCRIBERS] [router]
+  local lab=$1 subs=${2:-1} router=${3:-} i
   _lab_check_name "$lab" || return 1
+  if [[ -n $router && $router != router ]]; then
+    echo "lab.sh: third argument must be 'router' or absent, not '$router'" >&2
+    return 1
+  fi
   if [[ ! $subs =~ ^[0-9]+$ ]] || ((subs < 1 || subs > LAB_MAX_SUBSCRIBERS)); then
     echo "lab.sh: subscribers must be 1..$LAB_MAX_SUBSCRIBERS, not '$subs'" >&2
     return 1
@@ -123,8 +140,29 @@ lab_up() { # LAB [SUBSCRIBERS]
 
     # NAT inside: in0 (ephemera) <-> nat (bridge port).
     ip -n "$nat" link add "$LAB_INSIDE_IF" type veth peer name nat netns "$lan"
-    # NAT outside: out0 (ephemera) <-> eth0 (server).
-    ip -n "$nat" link add "$LAB_OUTSIDE_IF" type veth peer name eth0 netns "$srv"
+    if [[ -z $router ]]; then
+      # NAT outside: out0 (ephemera) <-> eth0 (server).
+      ip -n "$nat" link add "$LAB_OUTSIDE_IF" type veth peer name eth0 netns "$srv"
+    else
+      # NAT outside: out0 (ephemera) <-> nat0 (router); router srv0 <-> eth0 (server).
+      local rtr="$lab-rtr"
+      ip netns add "$rtr"
+      _lab_quiet_ns "$rtr"
+      ip -n "$nat" link add "$LAB_OUTSIDE_IF" type veth peer name nat0 netns "$rtr"
+      ip -n "$rtr" link add srv0 type veth peer name eth0 netns "$srv"
+      # Forwarding on; ICMP errors not rate limited, so every traceroute probe is answered.
+      ip netns exec "$rtr" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0 \
+        net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=100000 \
+        net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 >/dev/null
+      for dev in nat0 srv0; do
+        _lab_no_offload "$rtr" "$dev"
+        ip netns exec "$rtr" sysctl -qw "net.ipv4.conf.$dev.rp_filter=0" >/dev/null
+        ip -n "$rtr" link set "$dev" up
+      done
+      ip -n "$rtr" addr add "$LAB_ROUTER_NAT_SIDE/24" dev nat0
+      ip -n "$rtr" addr add "$LAB_ROUTER_SRV_SIDE/24" dev srv0
+      ip -n "$rtr" route add "$LAB_ROUTER_POOL_ROUTE" dev nat0
+    fi
     for dev in "$LAB_INSIDE_IF" "$LAB_OUTSIDE_IF"; do
       _lab_no_offload "$nat" "$dev"
       ip -n "$nat" link set "$dev" up
@@ -132,11 +170,19 @@ lab_up() { # LAB [SUBSCRIBERS]
     _lab_no_offload "$lan" nat
     ip -n "$lan" link set nat master br0 up
 
-    # Server: the next hop and a second address for mapping/filtering tests.
+    # Server: the next hop and a second address for mapping/filtering tests. Its ICMP errors
+    # (port unreachable, Time Exceeded) are not rate limited, so that every probe of a test
+    # is answered, not only the first few per destination.
+    ip netns exec "$srv" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000 \
+      net.ipv4.icmp_msgs_burst=100000 >/dev/null
     _lab_no_offload "$srv" eth0
     ip -n "$srv" addr add "$LAB_SERVER/24" dev eth0
     ip -n "$srv" addr add "$LAB_SERVER2/24" dev eth0
     ip -n "$srv" link set eth0 up
+    if [[ -n $router ]]; then
+      ip -n "$srv" route add "$LAB_ROUTER_POOL_ROUTE" via "$LAB_ROUTER_SRV_SIDE"
+      ip -n "$srv" route add "${LAB_ROUTER_NAT_SIDE%.*}.0/24" via "$LAB_ROUTER_SRV_SIDE"
+    fi
 
     for ((i = 1; i <= subs; i++)); do
       local sub="$lab-sub$i"
@@ -163,7 +209,9 @@ lab_up() { # LAB [SUBSCRIBERS]
 
 _lab_usage() {
   cat >&2 <<EOF
-usage: $0 up LAB [SUBSCRIBERS]   create lab LAB (namespaces LAB-nat, LAB-lan, LAB-srv, LAB-sub<i>)
+usage: $0 up LAB [SUBSCRIBERS] [router]
+                                 create lab LAB (namespaces LAB-nat, LAB-lan, LAB-srv, LAB-sub<i>;
+                                 with router also LAB-rtr between the NAT and the server)
        $0 down LAB               delete every namespace of lab LAB
        $0 list LAB               list lab LAB's namespaces
 EOF
@@ -179,7 +227,7 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   case ${1:-} in
   up)
     [[ $# -ge 2 ]] || { _lab_usage; exit 2; }
-    lab_up "$2" "${3:-1}"
+    lab_up "$2" "${3:-1}" "${4:-}"
     ;;
   down)
     [[ $# -ge 2 ]] || { _lab_usage; exit 2; }

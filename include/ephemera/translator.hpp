@@ -128,6 +128,8 @@ public:
     // did not answer with a SYN of its own, to be answered with ICMP 3/3 from the pool
     // address (the ICMP rate limit applies; nullopt: none is due). Call between bursts.
     std::optional<HeldSyn> take_due_syn(Tick now);
+    // A SYN held at tick `now` is due kSynHold + 1 ticks later: `now` is truncated to a whole
+    // tick, so the SYN may have come almost a tick after it, and 6 s must pass in full.
     static constexpr Tick kSynHold = 6 * kTicksPerSecond;
     static constexpr std::uint32_t kHeldSynCapacity = 1024;
 
@@ -203,6 +205,7 @@ private:
     Verdict icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index, const L2Context& l2);
     Verdict icmp_error_in2out(PacketRef& pkt, const SessionKey& key, std::int32_t session,
                               const L2Context& l2);
+    [[nodiscard]] std::int32_t mapping_delivering(const SessionKey& key) const;
     Verdict time_exceeded(PacketRef& pkt, Tick now, Ipv4Addr from, const MacAddr& our_mac);
 
     [[nodiscard]] Tick session_timeout(const Session& s, Protocol proto) const;

@@ -51,9 +51,40 @@ def sub_addr(i):
     return "100.64.0.%d" % (10 + i)
 
 
+ROUTER_NAT_SIDE = "198.18.1.1"  # Lab(router=True): the router's address on the NAT's side
+ROUTER_SRV_SIDE = "198.18.0.1"  # and on the server's
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[%s]" % ", ".join(_toml_value(x) for x in v)
+    return '"%s"' % v
+
+
+# The DPDK drivers ephemera can open the lab's veths with: the ports' names (inside, outside).
+#   af_packet: net_af_packet, one queue pair per worker. In DPDK 22.11 it joins its sockets
+#              with PACKET_FANOUT and the kernel's defragment flag, so the kernel reassembles IP
+#              fragments before ephemera sees them, and a datagram larger than an af_packet
+#              frame (about 2 KB) arrives truncated.
+#   pcap:      net_pcap in live-interface mode (libpcap on the veth): ephemera sees every frame
+#              as it is on the wire, fragments included. One queue pair, so one worker only.
+DRIVERS = {
+    "af_packet": ("net_af_packet0", "net_af_packet1"),
+    "pcap": ("net_pcap0", "net_pcap1"),
+}
+
+
 def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
-                reserved=("65000-65010",), max_sessions=65536):
+                reserved=("65000-65010",), max_sessions=65536, next_hop=SERVER, sections=None,
+                driver="af_packet"):
+    """The lab's config. `sections` adds or overrides keys: {"outside": {"mtu": 1400}, ...};
+    a section the base config lacks is appended. `driver` (DRIVERS) names the ports."""
     pool = pool or POOL
+    inside_port, outside_port = DRIVERS[driver]
     lines = [
         "[pool]",
         "addresses = [%s]" % ", ".join('"%s"' % a for a in pool),
@@ -61,12 +92,12 @@ def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
         "reserved = [%s]" % ", ".join('"%s"' % r for r in reserved),
         "",
         "[inside]",
-        'port = "net_af_packet0"',
+        'port = "%s"' % inside_port,
         'gateway = "%s"' % GATEWAY,
         "",
         "[outside]",
-        'port = "net_af_packet1"',
-        'next_hop = "%s"' % SERVER,
+        'port = "%s"' % outside_port,
+        'next_hop = "%s"' % next_hop,
         "",
         "[timeouts]",
         "udp = 300",
@@ -80,17 +111,33 @@ def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
         "[limits]",
         "max_sessions = %d" % max_sessions,
     ]
-    return "\n".join(lines) + "\n"
+    extra = {k: dict(v) for k, v in (sections or {}).items()}
+    out, section = [], None
+    for line in lines + [""]:
+        if line.startswith("[") or line == "" and section is not None:
+            for key, v in extra.pop(section, {}).items():  # keys left for the section ending
+                out.append("%s = %s" % (key, _toml_value(v)))
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif "=" in line and section in extra and line.split("=")[0].strip() in extra[section]:
+            key = line.split("=")[0].strip()
+            line = "%s = %s" % (key, _toml_value(extra[section].pop(key)))
+        out.append(line)
+    for name, keys in extra.items():
+        out += ["[%s]" % name] + ["%s = %s" % (k, _toml_value(v)) for k, v in keys.items()] + [""]
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 # ------------------------------------------------------------------------------------- the lab
 
 
 class Lab:
-    def __init__(self, subscribers=1):
+    def __init__(self, subscribers=1, router=False):
         # Short and unique: namespace names <lab>-sub<i>, and no interface carries the lab name.
         self.name = "n%d" % os.getpid()
         self.subscribers = subscribers
+        self.router = router  # a Linux router namespace <lab>-rtr between the NAT and the server
+        self.next_hop = ROUTER_NAT_SIDE if router else SERVER
         self.up_done = False
         self.agents = []
 
@@ -101,9 +148,11 @@ class Lab:
         return self.ns("sub%d" % i)
 
     def up(self):
-        subprocess.run(["bash", LAB_SH, "up", self.name, str(self.subscribers)], check=True)
+        subprocess.run(["bash", LAB_SH, "up", self.name, str(self.subscribers)] +
+                       (["router"] if self.router else []), check=True)
         self.up_done = True
-        log("lab %s up: %d subscriber(s)" % (self.name, self.subscribers))
+        log("lab %s up: %d subscriber(s)%s" % (self.name, self.subscribers,
+                                              ", router" if self.router else ""))
 
     def agent(self, node_ns):
         a = Agent(self, node_ns)
@@ -173,15 +222,24 @@ class Telemetry:
 
 
 class Ephemera:
-    def __init__(self, binary, lab, workers=1, config_text=None, extra_args=()):
+    def __init__(self, binary, lab, workers=1, config_text=None, extra_args=(),
+                 driver="af_packet"):
+        check(driver in DRIVERS, "unknown driver %r (one of %s)" % (driver, sorted(DRIVERS)))
+        check(driver != "pcap" or workers == 1,
+              "net_pcap has one queue pair: %d workers cannot run on it" % workers)
+        config_text = config_text or make_config(driver=driver)
+        for port in DRIVERS[driver]:
+            check('"%s"' % port in config_text,
+                  "the config does not name port %s, which driver %s opens" % (port, driver))
         self.binary = binary
         self.lab = lab
         self.workers = workers
+        self.driver = driver
         self.prefix = "eph-%s" % lab.name
         self.tmp = tempfile.mkdtemp(prefix="ephemera-netns-")
         self.config_path = os.path.join(self.tmp, "ephemera.toml")
         with open(self.config_path, "w") as f:
-            f.write(config_text or make_config())
+            f.write(config_text)
         self.log_path = os.path.join(self.tmp, "ephemera.log")
         self.stats_json = os.path.join(self.tmp, "stats.json")
         self.extra_args = list(extra_args)
@@ -194,20 +252,26 @@ class Ephemera:
         # lcore 0 runs control; lcores 1..W are the workers, spread over the CPUs we have.
         return ",".join("%d@%d" % (i, i % cpus) for i in range(self.workers + 1))
 
-    def argv(self):
+    def vdevs(self):
+        inside, outside = DRIVERS[self.driver]
+        if self.driver == "pcap":
+            return ["--vdev", "%s,iface=in0" % inside, "--vdev", "%s,iface=out0" % outside]
         w = self.workers
+        return ["--vdev", "%s,iface=in0,qpairs=%d" % (inside, w),
+                "--vdev", "%s,iface=out0,qpairs=%d" % (outside, w)]
+
+    def argv(self):
         return [
             self.binary, "--no-huge", "-m", "1024", "--no-pci", "--file-prefix", self.prefix,
             "--lcores", self.lcores(), "--log-level", "lib.eal:notice",
-            "--vdev", "net_af_packet0,iface=in0,qpairs=%d" % w,
-            "--vdev", "net_af_packet1,iface=out0,qpairs=%d" % w,
+        ] + self.vdevs() + [
             "--", "--config", self.config_path, "--stats-json", self.stats_json,
         ] + self.extra_args
 
     def start(self, ready_timeout=30.0):
         self.logf = open(self.log_path, "w")
-        log("starting ephemera, %d worker(s): ip netns exec %s %s" % (
-            self.workers, self.lab.ns("nat"), " ".join(self.argv())))
+        log("starting ephemera, %d worker(s) on %s: ip netns exec %s %s" % (
+            self.workers, self.driver, self.lab.ns("nat"), " ".join(self.argv())))
         self.proc = self.lab.popen(self.lab.ns("nat"), self.argv(), stdout=self.logf,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + ready_timeout
@@ -384,8 +448,8 @@ def parse_echo(text):
 
 
 @contextlib.contextmanager
-def lab_session(subscribers=1):
-    lab = Lab(subscribers)
+def lab_session(subscribers=1, router=False):
+    lab = Lab(subscribers, router)
     try:
         lab.up()
         yield lab
@@ -394,8 +458,8 @@ def lab_session(subscribers=1):
 
 
 @contextlib.contextmanager
-def ephemera_session(binary, lab, workers=1, config_text=None):
-    eph = Ephemera(binary, lab, workers, config_text)
+def ephemera_session(binary, lab, workers=1, config_text=None, driver="af_packet"):
+    eph = Ephemera(binary, lab, workers, config_text, driver=driver)
     try:
         eph.start()
         yield eph

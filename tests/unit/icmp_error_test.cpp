@@ -364,6 +364,59 @@ TEST(IcmpErrorIn2Out, Req5NoSessionIsDroppedAndCreatesNothing) {
     EXPECT_TRUE(counters_are(nat.counters(), {{Counter::drop_icmp_error_no_session, 1}}));
 }
 
+// RFC 5508 REQ-5 asks for an active mapping: a packet delivered through the mapping from a
+// remote with no session (inbound packets create none) is reported back like any other. The
+// filtering mode says which remotes the mapping delivers without a session: under
+// endpoint-independent filtering any, under address-dependent any port of a host the
+// subscriber has sent to, under address-and-port-dependent none.
+TEST(IcmpErrorIn2Out, Req5MappingWithoutSessionFollowsFiltering) {
+    struct Case {
+        FilteringMode mode;
+        Ipv4Addr remote;
+        bool translated;
+    };
+    for (const Case& c : {Case{FilteringMode::endpoint_independent, kA2, true},
+                          Case{FilteringMode::address_dependent, kA1, true},
+                          Case{FilteringMode::address_dependent, kA2, false},
+                          Case{FilteringMode::address_port_dependent, kA1, false}}) {
+        SCOPED_TRACE(testing::Message()
+                     << static_cast<int>(c.mode) << " from " << c.remote.value());
+        Nat nat(icmp_config(c.mode));
+        const FrameSpec out_spec = flow_spec(Protocol::udp); // C:40000 -> A1:53
+        const auto ext = nat.send_out(out_spec);
+        ASSERT_TRUE(ext.has_value());
+        FrameSpec other = reply_to(out_spec, *ext);
+        other.src = c.remote;
+        other.src_port = 5005; // no session: C never sent to remote:5005
+        Frame delivered = test::build_frame(other);
+        const Verdict in = nat.out2in(delivered);
+        EXPECT_EQ(in, c.translated ? Verdict::forward : Verdict::drop);
+        Frame as_received = c.translated ? delivered : test::build_frame([&] {
+            FrameSpec s = other; // what C would have received
+            s.dst = kC;
+            s.dst_port = 40000;
+            s.ttl = 63;
+            return s;
+        }());
+
+        const FrameSpec outer = error_from_inside(kC, c.remote, 3, 3);
+        Frame error = test::build_icmp_error(outer, as_received);
+        EXPECT_EQ(nat.in2out(error), c.translated ? Verdict::forward : Verdict::drop);
+        EXPECT_EQ(nat.counters().get(Counter::icmp_errors_in2out), c.translated ? 1u : 0u);
+        EXPECT_EQ(nat.counters().get(Counter::drop_icmp_error_no_session), c.translated ? 0u : 1u);
+        EXPECT_EQ(nat.counters().get(Counter::sessions_created), 1u); // the error made none
+        if (c.translated) {
+            FrameSpec want_outer = outer;
+            want_outer.src = kX;
+            want_outer.ttl = 63;
+            want_outer.dst_mac = kNextHopMac;
+            want_outer.src_mac = kOutsidePortMac;
+            EXPECT_EQ(error,
+                      test::build_icmp_error(want_outer, test::build_frame(with_ttl(other, 63))));
+        }
+    }
+}
+
 // An error and the packet that opens its session in one burst: the error finds it.
 TEST(IcmpErrorIn2Out, Req5SessionMadeEarlierInTheBurst) {
     Nat nat(icmp_config());
