@@ -74,6 +74,8 @@ void Ports::setup(const PortInfo& port, std::uint16_t queues, rte_mempool* pool)
     rte_eth_conf conf{};
     if (&port == &inside_) {
         inside_steering_ = configure_inside_rss(info, queues, conf); // steering: RSS before start
+    } else {
+        configure_outside_rss(info, queues, conf, outside_rss_);
     }
     if (int rc = rte_eth_dev_configure(port.id, queues, queues, &conf); rc != 0) {
         fail(port, "configure", rc);
