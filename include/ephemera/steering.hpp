@@ -139,8 +139,9 @@ struct OutsideSteeringPlan {
     std::string rss_reason;          // why RSS on port buckets was not used (empty when it was)
     std::vector<std::uint16_t> reta; // rss_buckets: the RETA programmed
 
-    // "rte_flow (N rules)" | "rss-buckets (RSS key and RETA, N entries[, N rules])" |
-    // "partial (N of M rules)" | "handoff (reason[; RSS: reason])"
+    // "rte_flow (N rules)" |
+    // "rss-buckets (RSS key and RETA of N entries on port bits 1..6[, and N rules])" |
+    // "partial (N of M rules[; RSS: reason])" | "handoff (reason[; RSS: reason])"
     [[nodiscard]] std::string describe() const;
 };
 
@@ -161,7 +162,7 @@ OutsideSteeringPlan plan_outside_steering(const Ownership& ownership,
                                           std::span<const Ipv4Addr> pool, PortRange range,
                                           const FlowNic& nic, const RssNic* rss = nullptr);
 
-// --- Predictable RSS (the third mode) ---------------------------------------------------------
+// --- The Toeplitz model of RSS -------------------------------------------------------------------
 
 // The Toeplitz hash NICs use for RSS (Microsoft's RSS definition): for every set bit i of the
 // input, bit 0 being the most significant bit of input[0], XOR in the 32 key bits that start at
@@ -220,7 +221,7 @@ private:
     std::array<std::array<std::uint32_t, 256>, 2> port_part_{};
 };
 
-// --- RSS on port buckets (the third mode) -----------------------------------------------------
+// --- RSS on port buckets (the third mode) --------------------------------------------------------
 //
 // Toeplitz hash bit b (0 = least significant) is the XOR, over the set input bits i (bit 0 =
 // the most significant bit of the first byte), of key bit i + 31 - b. In the 12-byte IPv4
