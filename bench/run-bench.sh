@@ -6,8 +6,8 @@
 #
 # Usage: bench/run-bench.sh [extra Google Benchmark flags, e.g. --benchmark_filter=1M]
 # Environment: BENCH_JSON (default build-bench/translate_bench.json), BENCH_REPETITIONS (5),
-# BENCH_MIN_TIME (0.3 s per repetition). The defaults run in about a minute and a half on
-# 2 cores.
+# BENCH_MIN_TIME (0.3 s per repetition). The defaults run in about three minutes on 2 idle
+# cores (session_create and expire rebuild a whole table per repetition).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

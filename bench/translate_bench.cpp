@@ -11,7 +11,14 @@
 //   restore/S           the per-burst restore copy alone (see below), to subtract
 //   session_create/S    in2out over every flow of a fresh translator: the session-creation path,
 //                       in cycles per new session (one iteration = one whole population)
-// for S = 64K and 1M sessions.
+//   expire/S            Translator::expire() on a fresh translator whose S sessions all come due,
+//                       then on their held ports: cycles per expired session
+// for S = 64K and 1M sessions, and, independent of the table size (the summary sets them
+// against both floors):
+//   port_alloc/P        PortAllocator allocate + release on an address filled to P percent
+//                       (0, 90, 99.9): cycles per allocation
+//   handoff             rte_ring SP/SC burst of 32 enqueued and dequeued, as between workers:
+//                       cycles per packet
 //
 // Flows. Flow f belongs to subscriber f / 16 (100.64.0.0 + f / 16) and uses its own inside
 // port, UDP for even f and TCP for odd f, towards a pseudo-random remote in 198.19.0.0/16. Every
@@ -68,6 +75,7 @@
 #include "ephemera/nat_table.hpp"
 #include "ephemera/ownership.hpp"
 #include "ephemera/packet.hpp"
+#include "ephemera/port_allocator.hpp"
 #include "ephemera/translator.hpp"
 #include "ephemera/types.hpp"
 
@@ -79,6 +87,7 @@
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 #include <rte_memory.h>
+#include <rte_ring.h>
 
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +104,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -289,7 +299,8 @@ struct Stream {
 // One translator populated with every flow of a size, and its two streams.
 class World {
 public:
-    World(const SizeSpec& size, FilteringMode mode, WorkerId worker) {
+    // `streams`: also build the two walk streams (the expiry benchmark's worlds need none).
+    World(const SizeSpec& size, FilteringMode mode, WorkerId worker, bool streams = true) {
         Config config;
         for (std::uint32_t i = 0; i < kPoolAddresses; ++i) {
             config.pool.emplace_back(Ipv4Addr{198, 18, 0, 0}.value() + i);
@@ -303,13 +314,20 @@ public:
             config, ownership, worker, SipKey{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull},
             counters);
         populate(size.sessions);
-        build_streams(size.sessions);
+        if (streams) {
+            build_streams(size.sessions);
+        }
+        ext_addr_ = {};
+        ext_port_ = {};
         note_heap();
     }
 
     // TSC cycles spent in Translator::in2out while creating every session.
     [[nodiscard]] std::uint64_t create_cycles() const { return create_cycles_; }
     [[nodiscard]] std::uint64_t create_cpu_ns() const { return create_cpu_ns_; }
+    // The same for the sessions created while the table was at most three quarters full.
+    [[nodiscard]] std::uint64_t create_cycles_to75() const { return create_cycles_to75_; }
+    [[nodiscard]] std::uint64_t create_cpu_ns_to75() const { return create_cpu_ns_to75_; }
     Translator& translator() { return *translator_; }
 
     void restore(const Stream& stream, std::size_t burst) {
@@ -336,8 +354,14 @@ private:
             const std::uint64_t cpu_start = thread_cpu_ns();
             const std::uint64_t start = rte_rdtsc();
             translator_->in2out(refs, kNow, kL2, verdicts);
-            create_cycles_ += rte_rdtsc() - start;
-            create_cpu_ns_ += thread_cpu_ns() - cpu_start;
+            const std::uint64_t cycles = rte_rdtsc() - start;
+            const std::uint64_t cpu_ns = thread_cpu_ns() - cpu_start;
+            create_cycles_ += cycles;
+            create_cpu_ns_ += cpu_ns;
+            if (base < sessions / 4 * 3) {
+                create_cycles_to75_ += cycles;
+                create_cpu_ns_to75_ += cpu_ns;
+            }
             for (std::uint32_t i = 0; i < kBurst; ++i) {
                 const std::uint8_t* ip = work_[i].bytes + kEthHeaderLen;
                 if (verdicts[i] != Verdict::forward) {
@@ -378,8 +402,6 @@ private:
             out2in_stream.refs[i] = parsed_ref(out);
             out2in_stream.refs[i].frame = work_[i % kBurst].bytes;
         }
-        ext_addr_ = {};
-        ext_port_ = {};
         check_first_burst(flows);
     }
 
@@ -409,6 +431,8 @@ private:
     std::unique_ptr<Translator> translator_;
     std::uint64_t create_cycles_ = 0;
     std::uint64_t create_cpu_ns_ = 0;
+    std::uint64_t create_cycles_to75_ = 0;
+    std::uint64_t create_cpu_ns_to75_ = 0;
     std::vector<std::uint32_t> ext_addr_; // per flow, only while building
     std::vector<std::uint16_t> ext_port_;
     FrameLine work_[kBurst]{};
@@ -464,6 +488,7 @@ private:
 struct Registry {
     std::array<std::unique_ptr<World>, kSizes.size() * kModes.size()> worlds;
     std::array<std::unique_ptr<Floor>, kSizes.size()> floors;
+    std::array<std::unique_ptr<World>, kSizes.size()> scratch; // for expiry: emptied by use
 
     static std::size_t world_index(std::size_t size, std::size_t mode) {
         return size * kModes.size() + mode;
@@ -482,6 +507,13 @@ struct Registry {
                                     static_cast<WorkerId>(world_index(size, mode)));
         return *w;
     }
+    // A fresh EIF world without streams, replacing the last one of this size.
+    World& fresh_scratch(std::size_t size) {
+        auto& w = scratch[size];
+        w.reset();
+        w = std::make_unique<World>(kSizes[size], kModes[0], WorkerId{0}, false);
+        return *w;
+    }
     Floor& floor(std::size_t size) {
         auto& f = floors[size];
         if (!f) {
@@ -492,6 +524,7 @@ struct Registry {
     void clear() {
         worlds = {};
         floors = {};
+        scratch = {};
     }
 };
 
@@ -614,10 +647,18 @@ void bm_floor_bulk(benchmark::State& state, std::size_t size) {
     }
 }
 
-// One iteration = a fresh translator populated with every flow of the size.
+constexpr const char* kTscCounterTo75 = "cycles_per_pkt_to75";
+constexpr const char* kCpuCounterTo75 = "cpu_cycles_per_pkt_to75";
+
+// One iteration = a fresh translator populated with every flow of the size. Besides the
+// whole population, the counters _to75 cover the sessions created while the tables were at
+// most three quarters full: rte_hash sizes its buckets to the entry count, so the last quarter
+// is where inserts start moving entries along cuckoo paths.
 void bm_session_create(benchmark::State& state, std::size_t size) {
     std::uint64_t cycles = 0;
     std::uint64_t cpu_ns = 0;
+    std::uint64_t cycles_to75 = 0;
+    std::uint64_t cpu_ns_to75 = 0;
     for (auto _ : state) {
         World* w = nullptr;
         if (!guarded(state, [&] { w = &registry().rebuild(size, 0); })) {
@@ -625,15 +666,171 @@ void bm_session_create(benchmark::State& state, std::size_t size) {
         }
         cycles += w->create_cycles();
         cpu_ns += w->create_cpu_ns();
+        cycles_to75 += w->create_cycles_to75();
+        cpu_ns_to75 += w->create_cpu_ns_to75();
         state.SetIterationTime(static_cast<double>(w->create_cycles()) /
                                static_cast<double>(rte_get_tsc_hz()));
     }
     set_cycle_counters(state, cycles, cpu_ns,
                        static_cast<std::int64_t>(state.iterations()) * kSizes[size].sessions);
+    const auto to75 = static_cast<double>(state.iterations()) *
+                      static_cast<double>(kSizes[size].sessions / 4 * 3);
+    state.counters[kTscCounterTo75] = static_cast<double>(cycles_to75) / to75;
+    state.counters[kCpuCounterTo75] = ns_to_tsc(static_cast<double>(cpu_ns_to75)) / to75;
+}
+
+// Expiry: one iteration = a fresh world of every flow of the size, all of whose sessions then
+// come due at once; timed are the expire() calls that age them out (session, mapping, the
+// port into hold-down, the subscriber after its last mapping) and then those that return the
+// held ports once their hold-down is over. Cycles per expired session.
+void bm_expire(benchmark::State& state, std::size_t size) {
+    const std::uint32_t sessions = kSizes[size].sessions;
+    const Tick sessions_due = kNow + Config{}.timeouts.udp * kTicksPerSecond + 1;
+    const Tick ports_due = sessions_due + Config{}.timeouts.port_hold_down * kTicksPerSecond + 1;
+    std::uint64_t cycles = 0;
+    std::uint64_t cpu_ns = 0;
+    for (auto _ : state) {
+        World* w = nullptr;
+        if (!guarded(state, [&] { w = &registry().fresh_scratch(size); })) {
+            break;
+        }
+        Translator& t = w->translator();
+        t.expire(kNow); // the wheel's cursor to the present: nothing is due yet
+        const std::uint64_t returned_before = w->counters.get(Counter::ports_returned);
+        const std::uint64_t cpu_start = thread_cpu_ns();
+        const std::uint64_t start = rte_rdtsc();
+        while (t.expire(sessions_due) != 0) {
+        }
+        while (t.expire(ports_due) != 0) {
+        }
+        const std::uint64_t spent = rte_rdtsc() - start;
+        cycles += spent;
+        cpu_ns += thread_cpu_ns() - cpu_start;
+        state.SetIterationTime(static_cast<double>(spent) / static_cast<double>(rte_get_tsc_hz()));
+        if (t.live_sessions() != 0 || t.live_mappings() != 0 || t.ports_held() != 0 ||
+            w->counters.get(Counter::ports_returned) - returned_before != sessions) {
+            state.SkipWithError("expiry left sessions, mappings or held ports behind");
+            break;
+        }
+    }
+    set_cycle_counters(state, cycles, cpu_ns,
+                       static_cast<std::int64_t>(state.iterations()) * sessions);
+}
+
+// Port allocation on one (pool address, protocol) of worker 0 of 4, full user range (16,128
+// ports of the worker's), filled to `per_mille` of them by ordinary allocations. One iteration
+// = 32 x (allocate for a new inside endpoint, release that port), so the occupancy stays put.
+// Requests come from random subscribers and random inside ports (a quarter of which this
+// worker owns: at low occupancy those are kept, RFC 4787 REQ-3a; the rest take the RFC 6056
+// Algorithm 4 search over the bitmap).
+class PortFill {
+public:
+    explicit PortFill(std::uint32_t per_mille)
+        : allocator_(Ownership(kWorkers), 0, PortRange{1024, 65535}, {}, 1,
+                     SipKey{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull}) {
+        requests_.resize(kRequests);
+        for (std::size_t i = 0; i < kRequests; ++i) {
+            const std::uint64_t h = mix64(0xa110c ^ (i * 0x9e3779b9ull));
+            PortRequest& r = requests_[i];
+            r.inside = Ipv4Addr{Ipv4Addr{100, 64, 0, 0}.value() +
+                                static_cast<std::uint32_t>(h & 0x3fffff)};
+            r.inside_port = static_cast<std::uint16_t>(1024 + (h >> 32) % (65536 - 1024));
+            r.proto = Protocol::udp;
+            r.pool_index = 0;
+            r.pool_address = Ipv4Addr{198, 18, 0, 1};
+        }
+        const std::uint32_t usable = allocator_.usable_ports();
+        const std::uint32_t target = static_cast<std::uint32_t>(
+            std::llround(static_cast<double>(usable) * per_mille / 1000.0));
+        for (std::size_t i = 0; usable - allocator_.free_ports(0, Protocol::udp) < target; ++i) {
+            PortRequest r = requests_[i % kRequests];
+            r.inside = Ipv4Addr{r.inside.value() ^ static_cast<std::uint32_t>(i / kRequests) << 22};
+            if (!allocator_.allocate(r)) {
+                throw std::runtime_error("port fill ran out of ports");
+            }
+        }
+        occupancy_ = 1.0 - static_cast<double>(allocator_.free_ports(0, Protocol::udp)) / usable;
+    }
+    // Allocate and release for request i; false when no port was found.
+    bool cycle(std::size_t i) {
+        const PortRequest& r = requests_[i & (kRequests - 1)];
+        const auto grant = allocator_.allocate(r);
+        if (!grant) {
+            return false;
+        }
+        allocator_.release(0, Protocol::udp, grant->port);
+        return true;
+    }
+    [[nodiscard]] double occupancy() const { return occupancy_; }
+
+private:
+    static constexpr std::size_t kRequests = std::size_t{1} << 16;
+    PortAllocator allocator_;
+    std::vector<PortRequest> requests_;
+    double occupancy_ = 0;
+};
+
+constexpr std::array<std::uint32_t, 3> kOccupancies = {0, 900, 999}; // per mille
+
+void bm_port_alloc(benchmark::State& state, std::uint32_t per_mille) {
+    std::unique_ptr<PortFill> fill;
+    if (!guarded(state, [&] { fill = std::make_unique<PortFill>(per_mille); })) {
+        return;
+    }
+    std::size_t next = 0;
+    bool all_found = true;
+    run_bursts(state, [&](std::size_t) {
+        for (std::size_t i = 0; i < kBurst; ++i) {
+            all_found &= fill->cycle(next++);
+        }
+    });
+    state.counters["occupancy"] = fill->occupancy();
+    if (!all_found) {
+        state.SkipWithError("an allocation found no port");
+    }
+}
+
+// Handoff: the ring between two workers as dataplane/worker.cpp uses it (single producer,
+// single consumer, 2048 deep, bursts of 32 mbuf pointers): one iteration = one burst enqueued
+// and dequeued, cycles per packet for the pair. One thread does both sides, so the cache line
+// transfers between two cores (the ring's head/tail and slots) are not in the figure.
+void bm_handoff(benchmark::State& state) {
+    constexpr unsigned kRingSize = 2048;
+    rte_ring* ring =
+        rte_ring_create("bench_handoff", kRingSize, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (ring == nullptr) {
+        state.SkipWithError("cannot create the handoff ring");
+        return;
+    }
+    std::array<std::uint64_t, kBurst> objects{};
+    std::array<void*, kBurst> out{};
+    std::array<void*, kBurst> in{};
+    for (std::size_t i = 0; i < kBurst; ++i) {
+        out[i] = &objects[i];
+    }
+    // Half full, as a ring that a receiver drains each loop and a sender refills is.
+    std::vector<void*> standing(kRingSize / 2, objects.data());
+    rte_ring_sp_enqueue_bulk(ring, standing.data(), static_cast<unsigned>(standing.size()),
+                             nullptr);
+    std::uint64_t moved = 0;
+    run_bursts(state, [&](std::size_t) {
+        moved += rte_ring_sp_enqueue_burst(ring, out.data(), kBurst, nullptr);
+        moved += rte_ring_sc_dequeue_burst(ring, in.data(), kBurst, nullptr);
+        benchmark::DoNotOptimize(in.data());
+    });
+    rte_ring_free(ring);
+    if (moved != 2 * kBurst * state.iterations()) {
+        state.SkipWithError("the ring did not take or give a whole burst");
+    }
 }
 
 std::string bench_name(const char* path, std::size_t size) {
     return std::string(path) + "/" + kSizes[size].name;
+}
+
+std::string port_alloc_name(std::uint32_t per_mille) {
+    return "port_alloc/" + std::to_string(per_mille / 10) + "." + std::to_string(per_mille % 10) +
+           "pct";
 }
 
 void register_benchmarks() {
@@ -651,7 +848,16 @@ void register_benchmarks() {
                                      s);
         benchmark::RegisterBenchmark(bench_name("floor_bulk", s).c_str(), bm_floor_bulk, s);
         benchmark::RegisterBenchmark(bench_name("restore", s).c_str(), bm_restore, s);
+        benchmark::RegisterBenchmark(bench_name("expire", s).c_str(), bm_expire, s)
+            ->Iterations(1)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
     }
+    // Independent of the session table's size: the summary sets them against both floors.
+    for (const std::uint32_t per_mille : kOccupancies) {
+        benchmark::RegisterBenchmark(port_alloc_name(per_mille).c_str(), bm_port_alloc, per_mille);
+    }
+    benchmark::RegisterBenchmark("handoff", bm_handoff);
 }
 
 constexpr const char* kTscCounter = "cycles_per_pkt";
@@ -669,7 +875,8 @@ public:
                 continue;
             }
             repetitions_ = std::max(repetitions_, run.repetitions);
-            for (const char* counter : {kTscCounter, kCpuCounter}) {
+            for (const char* counter :
+                 {kTscCounter, kCpuCounter, kTscCounterTo75, kCpuCounterTo75}) {
                 const auto it = run.counters.find(counter);
                 if (it == run.counters.end()) {
                     continue;
@@ -726,7 +933,12 @@ void print_summary(const SummaryReporter& r) {
         "  cpu   = the thread's CPU time in TSC cycles (leaves out time preempted)\n"
         "  net   = gross - restore (the per-burst copy of 32 pristine frames, measured alone)\n"
         "  floor = rte_hash_lookup_bulk_data, bulk = rte_hash_lookup_bulk: 32-key bulks, same "
-        "table size, keys and flow stream\n\n",
+        "table size, keys and flow stream\n"
+        "  per: packet; new session (session create); expired session, its mapping, subscriber "
+        "and held port (expiry); allocate+release (port alloc); packet through the ring "
+        "(handoff)\n"
+        "  port alloc and handoff do not depend on the table size: one run, set against each "
+        "size's floor\n\n",
         static_cast<long long>(std::max<std::int64_t>(r.repetitions(), 1)),
         static_cast<double>(rte_get_tsc_hz()) / 1e9);
     std::printf("%-5s %-22s %9s %9s %9s %9s %9s %9s %9s\n", "size", "path", "tsc", "tsc net",
@@ -734,8 +946,9 @@ void print_summary(const SummaryReporter& r) {
     struct Row {
         const char* label;
         const char* bench;
-        bool restored; // the figure includes the restore copy
-        bool ratio;    // compare with the floor
+        bool restored;     // the figure includes the restore copy
+        bool sized;        // one benchmark per size (bench/64K, bench/1M), else one for all sizes
+        bool to75 = false; // the _to75 counters (session create up to three quarters full)
     };
     static constexpr Row kRows[] = {
         {"in2out", "in2out", true, true},
@@ -743,18 +956,24 @@ void print_summary(const SummaryReporter& r) {
         {"out2in APDF", "out2in_apdf", true, true},
         {"floor lookup_bulk_data", "floor_bulk_data", false, true},
         {"floor lookup_bulk", "floor_bulk", false, true},
-        {"restore copy", "restore", false, false},
-        {"session create", "session_create", false, false},
+        {"restore copy", "restore", false, true},
+        {"session create", "session_create", false, true},
+        {"  up to 75% full", "session_create", false, true, true},
+        {"expiry per session", "expire", false, true},
+        {"port alloc 0%", "port_alloc/0.0pct", false, false},
+        {"port alloc 90%", "port_alloc/90.0pct", false, false},
+        {"port alloc 99.9%", "port_alloc/99.9pct", false, false},
+        {"handoff enq+deq", "handoff", false, false},
     };
     const double nan = std::nan("");
     for (std::size_t s = 0; s < kSizes.size(); ++s) {
         for (const Row& row : kRows) {
-            const std::string name = bench_name(row.bench, s);
-            const double tsc = r.cycles(name, kTscCounter);
+            const std::string name = row.sized ? bench_name(row.bench, s) : std::string(row.bench);
+            const double tsc = r.cycles(name, row.to75 ? kTscCounterTo75 : kTscCounter);
             if (std::isnan(tsc)) {
                 continue;
             }
-            const double cpu = r.cycles(name, kCpuCounter);
+            const double cpu = r.cycles(name, row.to75 ? kCpuCounterTo75 : kCpuCounter);
             const double tsc_net =
                 row.restored ? tsc - r.cycles(bench_name("restore", s), kTscCounter) : tsc;
             const double cpu_net =
@@ -762,14 +981,15 @@ void print_summary(const SummaryReporter& r) {
             const double tsc_floor = r.cycles(bench_name("floor_bulk_data", s), kTscCounter);
             const double tsc_bulk = r.cycles(bench_name("floor_bulk", s), kTscCounter);
             const double cpu_floor = r.cycles(bench_name("floor_bulk_data", s), kCpuCounter);
+            const bool is_restore = std::string_view(row.bench) == "restore";
             std::printf("%-5s %-22s", kSizes[s].name, row.label);
             print_cell(tsc, " %9.1f");
             print_cell(row.restored ? tsc_net : nan, " %9.1f");
-            print_cell(row.ratio ? tsc_net / tsc_floor : nan, " %9.2f");
-            print_cell(row.ratio ? tsc_net / tsc_bulk : nan, " %9.2f");
+            print_cell(is_restore ? nan : tsc_net / tsc_floor, " %9.2f");
+            print_cell(is_restore ? nan : tsc_net / tsc_bulk, " %9.2f");
             print_cell(cpu, " %9.1f");
             print_cell(row.restored ? cpu_net : nan, " %9.1f");
-            print_cell(row.ratio ? cpu_net / cpu_floor : nan, " %9.2f");
+            print_cell(is_restore ? nan : cpu_net / cpu_floor, " %9.2f");
             std::printf("\n");
         }
     }

@@ -113,7 +113,8 @@ int run(App& app, const Options& opts) {
     shared.outside_mac = app.ports->outside().mac;
     // Steering: rules go on a started port; what the NIC refuses is handed off by the workers.
     app.steering = std::make_unique<OutsideFlowSteering>(shared.outside_port, shared.ownership,
-                                                         app.config.pool, app.config.port_range);
+                                                         app.config.pool, app.config.port_range,
+                                                         app.ports->outside_rss());
 
     for (WorkerId from = 0; from < workers; ++from) {
         for (WorkerId to = 0; to < workers; ++to) {

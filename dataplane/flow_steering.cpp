@@ -5,9 +5,13 @@
 #include <rte_ethdev.h>
 #include <rte_flow.h>
 
+#include <algorithm>
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <cstdio>
+#include <optional>
+#include <vector>
 
 namespace ephemera {
 
@@ -87,6 +91,52 @@ std::string flow_error(const std::string& driver, const char* step, int rc,
            (error.message != nullptr ? error.message : rte_strerror(code));
 }
 
+constexpr std::uint64_t kBucketRssTypes =
+    RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_NONFRAG_IPV4_TCP;
+
+// Writes the RETA, then reads the RETA and the key back: a driver may take values it does not
+// apply, and only what the NIC really holds makes the queues agree with port_owner().
+std::optional<std::string> program_reta(std::uint16_t port, const std::string& driver,
+                                        std::span<const std::uint8_t> key,
+                                        std::span<const std::uint16_t> reta) {
+    const auto size = static_cast<std::uint16_t>(reta.size());
+    std::vector<rte_eth_rss_reta_entry64> table(reta.size() / RTE_ETH_RETA_GROUP_SIZE);
+    for (std::size_t i = 0; i < reta.size(); ++i) {
+        auto& group = table[i / RTE_ETH_RETA_GROUP_SIZE];
+        group.mask |= std::uint64_t{1} << (i % RTE_ETH_RETA_GROUP_SIZE);
+        group.reta[i % RTE_ETH_RETA_GROUP_SIZE] = reta[i];
+    }
+    if (int rc = rte_eth_dev_rss_reta_update(port, table.data(), size); rc != 0) {
+        return driver + ": rte_eth_dev_rss_reta_update: " + rte_strerror(-rc);
+    }
+    std::vector<rte_eth_rss_reta_entry64> back(table.size());
+    for (auto& group : back) {
+        group.mask = ~std::uint64_t{0};
+    }
+    if (int rc = rte_eth_dev_rss_reta_query(port, back.data(), size); rc != 0) {
+        return driver + ": rte_eth_dev_rss_reta_query: " + rte_strerror(-rc);
+    }
+    for (std::size_t i = 0; i < reta.size(); ++i) {
+        if (back[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] != reta[i]) {
+            return driver + ": the RETA reads back different (entry " + std::to_string(i) + ")";
+        }
+    }
+    std::vector<std::uint8_t> key_back(key.size(), 0);
+    rte_eth_rss_conf conf{};
+    conf.rss_key = key_back.data();
+    conf.rss_key_len = static_cast<std::uint8_t>(key_back.size());
+    if (int rc = rte_eth_dev_rss_hash_conf_get(port, &conf); rc != 0) {
+        return driver + ": rte_eth_dev_rss_hash_conf_get: " + rte_strerror(-rc);
+    }
+    if (!std::equal(key.begin(), key.end(), key_back.begin())) {
+        return driver + ": the RSS key reads back different";
+    }
+    if ((conf.rss_hf & kBucketRssTypes) != kBucketRssTypes) {
+        return driver + ": RSS on IPv4 UDP and TCP is not on";
+    }
+    return std::nullopt;
+}
+
 } // namespace
 
 std::string InsideSteeringChoice::describe() const {
@@ -116,8 +166,39 @@ InsideSteeringChoice configure_inside_rss(const rte_eth_dev_info& info, std::uin
     return choice;
 }
 
+void configure_outside_rss(const rte_eth_dev_info& info, std::uint16_t queues, rte_eth_conf& conf,
+                           RssNic& rss) {
+    const std::string driver = info.driver_name != nullptr ? info.driver_name : "the device";
+    rss = RssNic{};
+    if (queues < 2) {
+        rss.unavailable = "one worker";
+        return;
+    }
+    if ((info.flow_type_rss_offloads & kBucketRssTypes) != kBucketRssTypes) {
+        rss.unavailable = driver + " has no RSS on IPv4 UDP and TCP";
+        return;
+    }
+    if (info.hash_key_size < ToeplitzRss::kMinKeySize) {
+        rss.unavailable =
+            driver + " takes no RSS key (hash_key_size " + std::to_string(info.hash_key_size) + ")";
+        return;
+    }
+    if (info.reta_size < Ownership::kBuckets || !std::has_single_bit(info.reta_size)) {
+        rss.unavailable = driver + " has a RETA of " + std::to_string(info.reta_size) +
+                          " entries, port buckets need a power of two of at least 64";
+        return;
+    }
+    rss.key = bucket_rss_key(info.hash_key_size);
+    rss.reta_size = info.reta_size;
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_key = rss.key.data();
+    conf.rx_adv_conf.rss_conf.rss_key_len = static_cast<std::uint8_t>(rss.key.size());
+    conf.rx_adv_conf.rss_conf.rss_hf = kBucketRssTypes;
+}
+
 OutsideFlowSteering::OutsideFlowSteering(std::uint16_t port_id, const Ownership& ownership,
-                                         std::span<const Ipv4Addr> pool, PortRange range)
+                                         std::span<const Ipv4Addr> pool, PortRange range,
+                                         RssNic rss)
     : port_(port_id) {
     const std::string driver = driver_name(port_id);
     FlowNic nic;
@@ -140,8 +221,13 @@ OutsideFlowSteering::OutsideFlowSteering(std::uint16_t port_id, const Ownership&
         flows_.push_back(created);
         return std::nullopt;
     };
+    if (rss.unavailable.empty()) {
+        rss.program = [&](std::span<const std::uint16_t> reta) {
+            return program_reta(port_, driver, rss.key, reta);
+        };
+    }
     try {
-        plan_ = plan_outside_steering(ownership, pool, range, nic);
+        plan_ = plan_outside_steering(ownership, pool, range, nic, &rss);
     } catch (...) {
         remove_flows();
         throw;

@@ -33,12 +33,24 @@ struct InsideSteeringChoice {
 InsideSteeringChoice configure_inside_rss(const rte_eth_dev_info& info, std::uint16_t queues,
                                           rte_eth_conf& conf);
 
+// Call before rte_eth_dev_configure of the outside port: where the device hashes IPv4 UDP and
+// TCP with a key we may set and has a RETA of at least 64 entries, sets `conf` up for RSS with
+// bucket_rss_key() (held in rss.key, which must outlive the configure call) and fills rss.key
+// and rss.reta_size; otherwise says why not in rss.unavailable and leaves `conf` alone. The
+// RETA is programmed later, and only if the rte_flow rules do not cover every port
+// (OutsideFlowSteering).
+void configure_outside_rss(const rte_eth_dev_info& info, std::uint16_t queues, rte_eth_conf& conf,
+                           RssNic& rss);
+
 // Create after rte_eth_dev_start of the outside port (most drivers take rules only on a started
-// port) and destroy before the port stops: the destructor removes every flow it created.
+// port) and destroy before the port stops: the destructor removes every flow it created. The
+// mode is chosen in this order: rte_flow rules; else RSS on port buckets (`rss`, from
+// configure_outside_rss), where the RETA is programmed and read back with the key; else
+// handoff.
 class OutsideFlowSteering {
 public:
     OutsideFlowSteering(std::uint16_t port_id, const Ownership& ownership,
-                        std::span<const Ipv4Addr> pool, PortRange range);
+                        std::span<const Ipv4Addr> pool, PortRange range, RssNic rss);
     ~OutsideFlowSteering();
     OutsideFlowSteering(const OutsideFlowSteering&) = delete;
     OutsideFlowSteering& operator=(const OutsideFlowSteering&) = delete;

@@ -74,9 +74,20 @@ void Ports::setup(const PortInfo& port, std::uint16_t queues, rte_mempool* pool)
     rte_eth_conf conf{};
     if (&port == &inside_) {
         inside_steering_ = configure_inside_rss(info, queues, conf); // steering: RSS before start
+    } else {
+        configure_outside_rss(info, queues, conf, outside_rss_);
     }
-    if (int rc = rte_eth_dev_configure(port.id, queues, queues, &conf); rc != 0) {
-        fail(port, "configure", rc);
+    int configured = rte_eth_dev_configure(port.id, queues, queues, &conf);
+    if (configured != 0 && &port == &outside_ && outside_rss_.unavailable.empty()) {
+        // Our RSS key is an optimisation: a device that refuses it runs without RSS, as before.
+        outside_rss_.unavailable = std::string("rte_eth_dev_configure refused RSS with our key: ") +
+                                   rte_strerror(-configured);
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
+        conf.rx_adv_conf.rss_conf = {};
+        configured = rte_eth_dev_configure(port.id, queues, queues, &conf);
+    }
+    if (configured != 0) {
+        fail(port, "configure", configured);
     }
     std::uint16_t rx_desc = kRxDescriptors;
     std::uint16_t tx_desc = kTxDescriptors;

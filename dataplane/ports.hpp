@@ -40,6 +40,9 @@ public:
     [[nodiscard]] const PortInfo& outside() const { return outside_; }
     // Steering: whether the inside port hashes on the source address (chosen at configure).
     [[nodiscard]] const InsideSteeringChoice& inside_steering() const { return inside_steering_; }
+    // What the outside port's RSS can do for steering (configure_outside_rss; the RETA is
+    // programmed by OutsideFlowSteering).
+    [[nodiscard]] const RssNic& outside_rss() const { return outside_rss_; }
 
 private:
     void setup(const PortInfo& port, std::uint16_t queues, rte_mempool* pool);
@@ -49,6 +52,7 @@ private:
     bool inside_started_ = false;
     bool outside_started_ = false;
     InsideSteeringChoice inside_steering_;
+    RssNic outside_rss_; // holds the key rte_eth_dev_configure reads
 };
 
 // The packet buffer pool, sized for every queue's descriptors plus the handoff rings.

@@ -87,6 +87,8 @@ std::string_view steering_name(OutsideSteering mode) {
     switch (mode) {
     case OutsideSteering::rte_flow:
         return "rte_flow";
+    case OutsideSteering::rss_buckets:
+        return "rss-buckets";
     case OutsideSteering::partial:
         return "partial";
     case OutsideSteering::handoff:
@@ -207,21 +209,27 @@ std::size_t count_matches(std::span<const SteeringRule> rules, Ipv4Addr dst, Pro
 }
 
 std::string OutsideSteeringPlan::describe() const {
+    const std::string rss_note = rss_reason.empty() ? "" : "; RSS: " + rss_reason;
     switch (mode) {
     case OutsideSteering::rte_flow:
         return "rte_flow (" + std::to_string(installed_count) + " rules)";
+    case OutsideSteering::rss_buckets:
+        return "rss-buckets (RSS key and RETA of " + std::to_string(reta.size()) +
+               " entries on port bits 1..6" +
+               (installed_count > 0 ? ", and " + std::to_string(installed_count) + " rules" : "") +
+               ")";
     case OutsideSteering::partial:
         return "partial (" + std::to_string(installed_count) + " of " +
-               std::to_string(rules.size()) + " rules)";
+               std::to_string(rules.size()) + " rules" + rss_note + ")";
     case OutsideSteering::handoff:
         break;
     }
-    return "handoff (" + reason + ")";
+    return "handoff (" + reason + rss_note + ")";
 }
 
 OutsideSteeringPlan plan_outside_steering(const Ownership& ownership,
                                           std::span<const Ipv4Addr> pool, PortRange range,
-                                          const FlowNic& nic) {
+                                          const FlowNic& nic, const RssNic* rss) {
     OutsideSteeringPlan plan;
     if (ownership.workers() == 1) {
         plan.reason = "one worker: every packet is already on its owner's queue";
@@ -262,7 +270,27 @@ OutsideSteeringPlan plan_outside_steering(const Ownership& ownership,
     if (plan.installed_count == plan.rules.size() && !plan.rules.empty()) {
         plan.mode = OutsideSteering::rte_flow;
         plan.reason.clear();
-    } else if (plan.installed_count > 0) {
+        return plan;
+    }
+    if (rss != nullptr) {
+        if (!rss->unavailable.empty()) {
+            plan.rss_reason = rss->unavailable;
+        } else {
+            try {
+                std::vector<std::uint16_t> reta = bucket_reta(ownership, rss->key, rss->reta_size);
+                if (auto error = rss->program(reta)) {
+                    plan.rss_reason = std::move(*error);
+                } else {
+                    plan.mode = OutsideSteering::rss_buckets;
+                    plan.reta = std::move(reta);
+                    return plan;
+                }
+            } catch (const std::invalid_argument& e) {
+                plan.rss_reason = e.what();
+            }
+        }
+    }
+    if (plan.installed_count > 0) {
         plan.mode = OutsideSteering::partial;
     } else {
         plan.mode = OutsideSteering::handoff;
@@ -357,6 +385,69 @@ std::vector<std::uint16_t> ToeplitzRss::ports_landing_on(Ipv4Addr remote, std::u
         }
     }
     return ports;
+}
+
+// --- RSS on port buckets ----------------------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t kBucketKeyBit = 120; // see steering.hpp: hash bit b <- port bit 6 - b
+constexpr std::uint32_t kBucketHashMask = Ownership::kBuckets - 1;
+constexpr std::size_t kRssInputBits = 96;
+// The destination port's bits 1..6 in the RSS input (bit 0 = MSB of byte 0): 95 - 6 .. 95 - 1.
+constexpr std::size_t kFirstBucketInputBit = 89;
+constexpr std::size_t kLastBucketInputBit = 94;
+
+} // namespace
+
+std::vector<std::uint8_t> bucket_rss_key(std::size_t key_size) {
+    if (key_size < ToeplitzRss::kMinKeySize) {
+        throw std::invalid_argument("RSS key of " + std::to_string(key_size) +
+                                    " bytes: an IPv4 4-tuple needs at least 16");
+    }
+    std::vector<std::uint8_t> key(key_size, 0);
+    key[kBucketKeyBit / 8] = static_cast<std::uint8_t>(0x80u >> (kBucketKeyBit % 8));
+    return key;
+}
+
+std::vector<std::uint16_t> bucket_reta(const Ownership& ownership,
+                                       std::span<const std::uint8_t> key, std::size_t reta_size) {
+    if (reta_size < Ownership::kBuckets || !std::has_single_bit(reta_size)) {
+        throw std::invalid_argument("RETA of " + std::to_string(reta_size) +
+                                    " entries: port buckets need a power of two of at least 64");
+    }
+    if (key.size() < ToeplitzRss::kMinKeySize) {
+        throw std::invalid_argument("RSS key of " + std::to_string(key.size()) +
+                                    " bytes: an IPv4 4-tuple needs at least 16");
+    }
+    // The hash is linear: the low bits depend on input bit i alone through hash(e_i).
+    for (std::size_t i = 0; i < kRssInputBits; ++i) {
+        if (i >= kFirstBucketInputBit && i <= kLastBucketInputBit) {
+            continue;
+        }
+        std::array<std::uint8_t, 12> in{};
+        in[i / 8] = static_cast<std::uint8_t>(0x80u >> (i % 8));
+        if ((toeplitz_hash(key, in) & kBucketHashMask) != 0) {
+            throw std::invalid_argument("the RSS key lets bit " + std::to_string(i) +
+                                        " of the IPv4 4-tuple reach the RETA index");
+        }
+    }
+    std::array<int, Ownership::kBuckets> owner_of_index{};
+    owner_of_index.fill(-1);
+    for (unsigned bucket = 0; bucket < Ownership::kBuckets; ++bucket) {
+        ReturnTuple t{};
+        t.external_port = static_cast<std::uint16_t>(bucket << 1);
+        const std::uint32_t index = toeplitz_hash(key, rss_input(t)) & kBucketHashMask;
+        if (owner_of_index[index] >= 0) {
+            throw std::invalid_argument("the RSS key gives two port buckets the same RETA entry");
+        }
+        owner_of_index[index] = ownership.bucket_owner(bucket);
+    }
+    std::vector<std::uint16_t> reta(reta_size);
+    for (std::size_t i = 0; i < reta_size; ++i) {
+        reta[i] = static_cast<std::uint16_t>(owner_of_index[i & kBucketHashMask]);
+    }
+    return reta;
 }
 
 } // namespace ephemera

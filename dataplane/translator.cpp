@@ -227,7 +227,10 @@ void Translator::finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now,
                                const L2Context& l2) {
     Session& s = tables_.session_records[session];
     s.last_seen = now; // outbound always refreshes (RFC 4787 REQ-6)
-    if (pkt.parsed.proto == Protocol::tcp) {
+    // Only SYN, FIN and RST move the TCP state, and any packet clears an RST mark: other
+    // packets of a session without one leave it as it is.
+    if (pkt.parsed.proto == Protocol::tcp &&
+        (tcp_is_control(pkt.parsed.tcp_flags) || (s.flags & tcp_seen::rst) != 0)) {
         track_tcp(session, s, pkt.parsed.tcp_flags, true);
         if ((pkt.parsed.tcp_flags & tcp_flag::syn) != 0 && !held_syns_.empty() &&
             held_syns_.cancel(HeldSynKey{pool_.address(s.pool_index).value(),

@@ -67,4 +67,26 @@ constexpr std::uint16_t checksum_adjust32(std::uint16_t checksum, std::uint32_t 
     return static_cast<std::uint16_t>(~fold_checksum(sum));
 }
 
+// Several RFC 1624 updates at once: the differences (~m + m') of every changed word are summed
+// first and applied with one fold. The result equals applying checksum_adjust16/32 one after
+// the other (each fold keeps the sum's value modulo 0xffff and is zero only for a zero sum),
+// but the packet path folds once per checksum, and the address difference, which the IPv4 and
+// the transport checksum share, is summed once.
+constexpr std::uint32_t checksum_delta16(std::uint16_t old_word, std::uint16_t new_word) {
+    return std::uint32_t{static_cast<std::uint16_t>(~old_word)} + new_word;
+}
+constexpr std::uint32_t checksum_delta32(std::uint32_t old_value, std::uint32_t new_value) {
+    return checksum_delta16(static_cast<std::uint16_t>(old_value >> 16),
+                            static_cast<std::uint16_t>(new_value >> 16)) +
+           checksum_delta16(static_cast<std::uint16_t>(old_value),
+                            static_cast<std::uint16_t>(new_value));
+}
+// `delta`: a sum of at most a few thousand checksum_delta16 terms (below 2^31 with ~checksum).
+constexpr std::uint16_t checksum_apply(std::uint16_t checksum, std::uint32_t delta) {
+    std::uint32_t sum = std::uint32_t{static_cast<std::uint16_t>(~checksum)} + delta;
+    sum = (sum & 0xffff) + (sum >> 16); // at most 0x1fffe
+    sum = (sum & 0xffff) + (sum >> 16); // at most 0xffff
+    return static_cast<std::uint16_t>(~sum);
+}
+
 } // namespace ephemera

@@ -8,19 +8,20 @@ namespace ephemera {
 
 namespace detail {
 
-// Fix the transport checksum for a changed address (pseudo-header) and port/identifier.
-inline void adjust_l4_checksum(std::uint8_t* l4, Protocol proto, std::uint32_t old_addr_wire,
-                               std::uint32_t new_addr_wire, std::uint16_t old_port_wire,
-                               std::uint16_t new_port_wire) {
+// Fix the transport checksum for a changed address (pseudo-header; `addr_delta` is its
+// checksum_delta32) and port/identifier.
+inline void adjust_l4_checksum(std::uint8_t* l4, Protocol proto, std::uint32_t addr_delta,
+                               std::uint16_t old_port_wire, std::uint16_t new_port_wire) {
     std::uint8_t* field = l4 + l4_checksum_offset(proto);
     std::uint16_t sum = load_wire16(field);
     if (proto == Protocol::udp && sum == 0) {
         return; // the sender chose no checksum (RFC 768); it stays zero
     }
+    std::uint32_t delta = checksum_delta16(old_port_wire, new_port_wire);
     if (proto != Protocol::icmp) { // ICMP's checksum has no pseudo-header
-        sum = checksum_adjust32(sum, old_addr_wire, new_addr_wire);
+        delta += addr_delta;
     }
-    sum = checksum_adjust16(sum, old_port_wire, new_port_wire);
+    sum = checksum_apply(sum, delta);
     if (proto == Protocol::udp && sum == 0) {
         sum = 0xffff; // a computed zero is sent as all ones (RFC 768)
     }
@@ -55,12 +56,13 @@ inline void rewrite_endpoint(std::uint8_t* frame, const ParsedPacket& p, bool so
     ttl_word[0] = static_cast<std::uint8_t>(ttl_word[0] - 1);
     const std::uint16_t new_ttl_word = load_wire16(ttl_word);
 
-    std::uint16_t ip_sum = load_wire16(ip + ipv4_off::checksum);
-    ip_sum = checksum_adjust32(ip_sum, old_addr, new_addr);
-    ip_sum = checksum_adjust16(ip_sum, old_ttl_word, new_ttl_word);
-    store_wire16(ip + ipv4_off::checksum, ip_sum);
+    // One fold per checksum; the address's difference serves both.
+    const std::uint32_t addr_delta = checksum_delta32(old_addr, new_addr);
+    store_wire16(ip + ipv4_off::checksum,
+                 checksum_apply(load_wire16(ip + ipv4_off::checksum),
+                                addr_delta + checksum_delta16(old_ttl_word, new_ttl_word)));
 
-    adjust_l4_checksum(l4, p.proto, old_addr, new_addr, old_port, new_port);
+    adjust_l4_checksum(l4, p.proto, addr_delta, old_port, new_port);
 }
 
 } // namespace detail

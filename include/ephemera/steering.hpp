@@ -11,10 +11,12 @@
 //    depends on it.
 //  - ICMP echo identifiers sit inside the ICMP header, which rte_flow cannot match on most NICs:
 //    ICMP always goes by software handoff, and no rule is built for it.
-//  - The third mode, predictable RSS: where the NIC lets us set the RSS key and RETA but not
-//    match port masks, a port can be chosen so that the return packet's Toeplitz hash lands on
-//    the owner's queue. ToeplitzRss models the NIC's hash and RETA; the allocator does not use
-//    it yet (docs/architecture.md, "Steering", says how it would plug in).
+//  - The third mode, RSS on port buckets: where the NIC lets us set the RSS key and RETA but
+//    not match port masks, bucket_rss_key() is a Toeplitz key under which the low six bits of
+//    an IPv4 UDP/TCP packet's hash depend on the destination port's bucket bits (1..6) and on
+//    nothing else, and bucket_reta() the RETA that sends each bucket to its owner, so the NIC
+//    and port_owner() agree without any change to ownership or the allocator. ToeplitzRss
+//    models the NIC's hash (checked against DPDK's rte_softrss).
 #pragma once
 
 #include "ephemera/ownership.hpp"
@@ -33,9 +35,10 @@
 namespace ephemera {
 
 enum class OutsideSteering : std::uint8_t {
-    rte_flow, // every rule installed: return traffic arrives on its owner's queue
-    partial,  // some rules installed, the rest by handoff
-    handoff,  // no rule installed: every packet on a non-owner queue is handed off
+    rte_flow,    // every rule installed: return traffic arrives on its owner's queue
+    rss_buckets, // RSS key and RETA set so that a UDP/TCP packet's queue is its port's owner
+    partial,     // some rules installed, the rest by handoff
+    handoff,     // no rule installed: every packet on a non-owner queue is handed off
 };
 enum class InsideSteering : std::uint8_t {
     rss_src, // RSS on the source address only: one subscriber's packets all reach one queue
@@ -117,14 +120,28 @@ struct FlowNic {
     std::function<std::optional<std::string>(const SteeringRule&)> create;
 };
 
+// The NIC's RSS as plan_outside_steering() sees it. The port was configured (before start)
+// with `key` for IPv4 UDP and TCP when it offered that; `program` sets the RETA and reads the
+// key and RETA back, returning nullopt when the NIC holds exactly what was asked, else why not.
+struct RssNic {
+    std::string unavailable; // why the port cannot take our key and RETA; empty: it can
+    std::vector<std::uint8_t> key;
+    std::size_t reta_size = 0;
+    std::function<std::optional<std::string>(std::span<const std::uint16_t> reta)> program;
+};
+
 struct OutsideSteeringPlan {
     OutsideSteering mode = OutsideSteering::handoff;
     std::vector<SteeringRule> rules; // the chosen rule set
     std::vector<bool> installed;     // per rule: created on the NIC
     std::size_t installed_count = 0;
-    std::string reason; // why rules were refused (first refusal), or why none tried
+    std::string reason;              // why rules were refused (first refusal), or why none tried
+    std::string rss_reason;          // why RSS on port buckets was not used (empty when it was)
+    std::vector<std::uint16_t> reta; // rss_buckets: the RETA programmed
 
-    // "rte_flow (N rules)" | "partial (N of M rules)" | "handoff (reason)"
+    // "rte_flow (N rules)" |
+    // "rss-buckets (RSS key and RETA of N entries on port bits 1..6[, and N rules])" |
+    // "partial (N of M rules[; RSS: reason])" | "handoff (reason[; RSS: reason])"
     [[nodiscard]] std::string describe() const;
 };
 
@@ -137,11 +154,15 @@ inline constexpr std::size_t kMaxFlowRules = 8192;
 // validates each and creates the valid ones. A rule that validates but fails to create counts
 // as refused (net_tap validates port masks that its create then refuses). With one worker
 // nothing needs steering and nothing is asked.
+//
+// When not every rule is installed and `rss` is given, RSS on port buckets is tried next: the
+// RETA from bucket_reta() is programmed and, if the NIC holds it and the key, the mode is
+// rss_buckets (rules that were installed stay: they agree with it). Else partial or handoff.
 OutsideSteeringPlan plan_outside_steering(const Ownership& ownership,
                                           std::span<const Ipv4Addr> pool, PortRange range,
-                                          const FlowNic& nic);
+                                          const FlowNic& nic, const RssNic* rss = nullptr);
 
-// --- Predictable RSS (the third mode) ---------------------------------------------------------
+// --- The Toeplitz model of RSS -------------------------------------------------------------------
 
 // The Toeplitz hash NICs use for RSS (Microsoft's RSS definition): for every set bit i of the
 // input, bit 0 being the most significant bit of input[0], XOR in the 32 key bits that start at
@@ -199,5 +220,40 @@ private:
     // Hash contribution of the destination port's high and low byte (linearity).
     std::array<std::array<std::uint32_t, 256>, 2> port_part_{};
 };
+
+// --- RSS on port buckets (the third mode) --------------------------------------------------------
+//
+// Toeplitz hash bit b (0 = least significant) is the XOR, over the set input bits i (bit 0 =
+// the most significant bit of the first byte), of key bit i + 31 - b. In the 12-byte IPv4
+// UDP/TCP input (rss_input) bit k of the destination port is input bit 95 - k. With key bit
+// 120 set and every key bit from 26 to 126 otherwise clear, input bit i reaches hash bits 0..5
+// only when i = 89 + b, that is port bit 6 - b: the hash's low six bits are the bucket bits of
+// the destination port (Ownership::bucket_of) in reverse order, whatever the addresses, the
+// source port and the other port bits. Queue = RETA[hash mod RETA size], so a RETA that repeats
+// every 64 entries (entry i -> owner of the bucket whose bits reversed are i mod 64) sends every
+// UDP/TCP packet to its destination port's owner: what the rte_flow rules do, from one key.
+// Other IPv4 packets (ICMP, fragments) hash on the addresses only, to 0 in those bits: queue 0.
+
+// The key (key_size bytes, at least ToeplitzRss::kMinKeySize; NICs report theirs as
+// hash_key_size, 40 on most). Throws std::invalid_argument when shorter.
+std::vector<std::uint8_t> bucket_rss_key(std::size_t key_size);
+
+// The low six hash bits for a port under bucket_rss_key (the model's own statement of it).
+constexpr unsigned bucket_hash_bits(std::uint16_t port) {
+    const unsigned bucket = Ownership::bucket_of(port);
+    unsigned reversed = 0;
+    for (unsigned b = 0; b < 6; ++b) {
+        reversed |= ((bucket >> b) & 1u) << (5 - b);
+    }
+    return reversed;
+}
+
+// The RETA under `key` (the key the NIC reports): entry i -> the owner of the bucket whose ports
+// hash to i mod 64. Checked from the Toeplitz model, not assumed: every input bit but the
+// destination port's bits 1..6 must leave the low six hash bits alone, and the 64 buckets must
+// give 64 different values. Throws std::invalid_argument saying what fails (a key that is not
+// ours, a RETA smaller than 64 entries or not a power of two).
+std::vector<std::uint16_t> bucket_reta(const Ownership& ownership,
+                                       std::span<const std::uint8_t> key, std::size_t reta_size);
 
 } // namespace ephemera

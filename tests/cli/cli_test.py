@@ -181,13 +181,14 @@ class Cli(unittest.TestCase):
         return config, out
 
     def test_steering_falls_back_to_handoff_on_net_null(self):
-        # net_null has no rte_flow and no RSS on the source address: both ports fall back to
-        # software handoff, say so at start, and show it in telemetry.
+        # net_null has no rte_flow, takes no RSS key (it reports a key size of 0) and has no
+        # RSS on the source address: both ports fall back to software handoff, say so (and
+        # why, mode by mode) at start, and show it in telemetry.
         path = self.write("ok.toml", GOOD_CONFIG.format(inside="net_null0", outside="net_null1"))
         config, out = self.run_until_telemetry(eal_args(self.prefix, lcores="0@0,1@1,2@0") +
                                                ["--config", path])
         self.assertIn("ephemera: outside steering: handoff (no rule accepted: net_null has no "
-                      "rte_flow support)\n", out)
+                      "rte_flow support; RSS: net_null takes no RSS key (hash_key_size 0))\n", out)
         self.assertIn("ephemera: inside steering: handoff (net_null has no RSS on the source "
                       "address only)\n", out)
         self.assertEqual(config["outside_steering"], "handoff")
@@ -204,6 +205,9 @@ class Cli(unittest.TestCase):
                      vdevs=("net_null0", f"net_tap0,iface={iface}")) + ["--config", path])
         self.assertIn("ephemera: outside steering: handoff (no rule accepted: net_tap: "
                       "rte_flow_create: ", out)
+        # The third mode is tried next: net_tap has no RETA to program.
+        self.assertIn("; RSS: net_tap has a RETA of 0 entries, port buckets need a power of two "
+                      "of at least 64)\n", out)
         self.assertEqual(config["outside_steering"], "handoff")
         self.assertEqual(config["flow_rules"], 0)
         self.assertEqual(subprocess.run(["ip", "link", "show", iface], capture_output=True)

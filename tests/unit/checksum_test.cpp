@@ -153,6 +153,34 @@ TEST(ChecksumAdjust, UnchangedWordLeavesChecksumAlone) {
     }
 }
 
+// The packet path's one-fold form (deltas summed, then applied) gives exactly what the updates
+// one after the other give, including the edge words 0x0000 and 0xffff.
+TEST(ChecksumAdjust, SummedDeltasEqualSequentialUpdates) {
+    Rng rng(1624);
+    const auto word = [&rng] {
+        switch (uniform<int>(rng, 0, 3)) {
+        case 0:
+            return std::uint16_t{0};
+        case 1:
+            return std::uint16_t{0xffff};
+        default:
+            return uniform<std::uint16_t>(rng, 0, 0xffff);
+        }
+    };
+    for (int i = 0; i < 200000; ++i) {
+        const std::uint16_t sum = word();
+        const std::uint32_t old_addr = std::uint32_t{word()} << 16 | word();
+        const std::uint32_t new_addr = std::uint32_t{word()} << 16 | word();
+        const std::uint16_t old_port = word();
+        const std::uint16_t new_port = word();
+        const std::uint16_t sequential =
+            checksum_adjust16(checksum_adjust32(sum, old_addr, new_addr), old_port, new_port);
+        const std::uint16_t summed = checksum_apply(sum, checksum_delta32(old_addr, new_addr) +
+                                                             checksum_delta16(old_port, new_port));
+        ASSERT_EQ(summed, sequential) << "case " << i;
+    }
+}
+
 // ---- header rewrites on random packets ----------------------------------------------------
 
 FrameSpec random_spec(Rng& rng) {

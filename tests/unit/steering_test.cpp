@@ -17,6 +17,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 namespace ephemera {
@@ -503,6 +504,175 @@ TEST(Toeplitz, RefusesShortKeysAndOddRetas) {
     EXPECT_THROW(ToeplitzRss(kMsKey, std::vector<std::uint16_t>(100)), std::invalid_argument);
     EXPECT_THROW(ToeplitzRss(kMsKey, std::vector<std::uint16_t>{}), std::invalid_argument);
     EXPECT_NO_THROW(ToeplitzRss(kMsKey, std::vector<std::uint16_t>(512)));
+}
+
+// --- RSS on port buckets (the third mode) ------------------------------------------------
+
+// Every port of 0-65535, under DPDK's own Toeplitz (rte_softrss) over the full IPv4 4-tuple
+// with several remote endpoints and pool addresses, lands on port_owner's queue through the
+// RETA bucket_reta() builds, for NIC key sizes 40 and 52, RETA sizes 64, 128 and 512, and 2..64
+// workers; and the RETA index's low six bits are the port's bucket bits, reversed.
+TEST(BucketRss, EveryPortLandsOnItsOwnerUnderRteSoftrss) {
+    constexpr std::array<WorkerId, 6> kWorkers = {2, 3, 4, 5, 8, 64};
+    constexpr std::array<std::size_t, 3> kRetaSizes = {64, 128, 512};
+    struct Endpoint {
+        Ipv4Addr remote;
+        std::uint16_t remote_port;
+        Ipv4Addr pool;
+    };
+    const Endpoint endpoints[] = {
+        {Ipv4Addr{0, 0, 0, 0}, 0, Ipv4Addr{0, 0, 0, 0}},
+        {Ipv4Addr{255, 255, 255, 255}, 65535, Ipv4Addr{255, 255, 255, 255}},
+        {Ipv4Addr{203, 0, 113, 7}, 443, Ipv4Addr{198, 18, 0, 1}},
+        {Ipv4Addr{8, 8, 8, 8}, 53, Ipv4Addr{198, 19, 255, 254}},
+    };
+    for (const std::size_t key_size : {std::size_t{40}, std::size_t{52}}) {
+        const std::vector<std::uint8_t> key = bucket_rss_key(key_size);
+        ASSERT_EQ(key.size(), key_size);
+        std::vector<Ownership> ownerships;
+        std::vector<std::vector<std::vector<std::uint16_t>>> retas; // [workers][reta size]
+        for (const WorkerId w : kWorkers) {
+            ownerships.emplace_back(w);
+            retas.emplace_back();
+            for (const std::size_t size : kRetaSizes) {
+                retas.back().push_back(bucket_reta(ownerships.back(), key, size));
+                ASSERT_EQ(retas.back().back().size(), size);
+            }
+        }
+        for (const Endpoint& e : endpoints) {
+            for (std::uint32_t p = 0; p <= 0xffff; ++p) {
+                const auto port = static_cast<std::uint16_t>(p);
+                const ReturnTuple t{e.remote, e.remote_port, e.pool, port};
+                const std::uint32_t h = softrss(t, key, true);
+                ASSERT_EQ(h & 63u, bucket_hash_bits(port)) << "port " << p;
+                for (std::size_t w = 0; w < kWorkers.size(); ++w) {
+                    for (std::size_t r = 0; r < kRetaSizes.size(); ++r) {
+                        ASSERT_EQ(retas[w][r][h & (kRetaSizes[r] - 1)],
+                                  ownerships[w].port_owner(e.pool, port))
+                            << "port " << p << ", " << kWorkers[w] << " workers, RETA "
+                            << kRetaSizes[r] << ", key " << key_size;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// Each worker gets the RETA entries of exactly its buckets: the queues share the ports as
+// port_owner shares them.
+TEST(BucketRss, RetaGivesEachWorkerItsBuckets) {
+    const auto key = bucket_rss_key(40);
+    for (const WorkerId w : kWorkerCounts) {
+        const Ownership ownership(w);
+        const auto reta = bucket_reta(ownership, key, 128);
+        std::vector<std::size_t> entries(w, 0);
+        for (const std::uint16_t q : reta) {
+            ASSERT_LT(q, w);
+            ++entries[q];
+        }
+        for (WorkerId q = 0; q < w; ++q) {
+            std::size_t buckets = 0;
+            for (unsigned b = 0; b < Ownership::kBuckets; ++b) {
+                buckets += ownership.bucket_owner(b) == q ? 1 : 0;
+            }
+            EXPECT_EQ(entries[q], 2 * buckets) << w << " workers, queue " << q;
+        }
+    }
+}
+
+TEST(BucketRss, RefusesOtherKeysAndRetaSizes) {
+    const Ownership ownership(4);
+    const auto key = bucket_rss_key(40);
+    EXPECT_THROW(bucket_reta(ownership, key, 32), std::invalid_argument);
+    EXPECT_THROW(bucket_reta(ownership, key, 96), std::invalid_argument);
+    EXPECT_THROW(bucket_reta(ownership, kMsKey, 128), std::invalid_argument); // hashes addresses
+    std::vector<std::uint8_t> zero(40, 0); // every port on one entry
+    EXPECT_THROW(bucket_reta(ownership, zero, 128), std::invalid_argument);
+    EXPECT_THROW(bucket_rss_key(12), std::invalid_argument);
+}
+
+struct FakeRss {
+    std::optional<std::string> answer; // what program() returns
+    std::vector<std::uint16_t> programmed;
+    std::size_t calls = 0;
+
+    RssNic nic(std::size_t reta_size = 128) {
+        RssNic n;
+        n.key = bucket_rss_key(40);
+        n.reta_size = reta_size;
+        n.program = [this](std::span<const std::uint16_t> reta) {
+            ++calls;
+            programmed.assign(reta.begin(), reta.end());
+            return answer;
+        };
+        return n;
+    }
+};
+
+TEST(SteeringPlan, RefusedRulesThenRssMeansRssBuckets) {
+    FakeNic fake;
+    fake.validates = [](const SteeringRule&) { return false; };
+    FakeRss rss;
+    const RssNic nic = rss.nic();
+    const auto plan = plan_outside_steering(Ownership(3), kScattered, kIana, fake.nic(), &nic);
+    EXPECT_EQ(plan.mode, OutsideSteering::rss_buckets);
+    EXPECT_EQ(steering_name(plan.mode), "rss-buckets");
+    EXPECT_EQ(rss.calls, 1u);
+    EXPECT_EQ(rss.programmed, bucket_reta(Ownership(3), nic.key, 128));
+    EXPECT_EQ(plan.reta, rss.programmed);
+    EXPECT_EQ(plan.describe(), "rss-buckets (RSS key and RETA of 128 entries on port bits 1..6)");
+}
+
+TEST(SteeringPlan, PartialRulesThenRssKeepsTheRules) {
+    FakeNic fake;
+    fake.validates = [](const SteeringRule& r) { return r.proto == Protocol::udp; };
+    FakeRss rss;
+    const RssNic nic = rss.nic();
+    const auto plan = plan_outside_steering(Ownership(4), kScattered, kIana, fake.nic(), &nic);
+    EXPECT_EQ(plan.mode, OutsideSteering::rss_buckets);
+    EXPECT_EQ(plan.installed_count, 12u);
+    EXPECT_EQ(plan.describe(),
+              "rss-buckets (RSS key and RETA of 128 entries on port bits 1..6, and 12 rules)");
+}
+
+TEST(SteeringPlan, AllRulesMeansRssIsNotAsked) {
+    FakeNic fake;
+    FakeRss rss;
+    const RssNic nic = rss.nic();
+    const auto plan = plan_outside_steering(Ownership(4), kScattered, kIana, fake.nic(), &nic);
+    EXPECT_EQ(plan.mode, OutsideSteering::rte_flow);
+    EXPECT_EQ(rss.calls, 0u);
+}
+
+TEST(SteeringPlan, RssRefusedOrUnavailableMeansHandoffWithBothReasons) {
+    FakeNic fake;
+    fake.validates = [](const SteeringRule&) { return false; };
+    FakeRss rss;
+    rss.answer = "fake: RETA reads back different";
+    RssNic nic = rss.nic();
+    auto plan = plan_outside_steering(Ownership(2), kScattered, kIana, fake.nic(), &nic);
+    EXPECT_EQ(plan.mode, OutsideSteering::handoff);
+    EXPECT_EQ(plan.describe(), "handoff (no rule accepted: fake: refused; RSS: fake: RETA reads "
+                               "back different)");
+
+    nic.unavailable = "fake has no RSS key";
+    plan = plan_outside_steering(Ownership(2), kScattered, kIana, fake.nic(), &nic);
+    EXPECT_EQ(plan.describe(),
+              "handoff (no rule accepted: fake: refused; RSS: fake has no RSS key)");
+
+    const RssNic small = rss.nic(32);
+    plan = plan_outside_steering(Ownership(2), kScattered, kIana, fake.nic(), &small);
+    EXPECT_EQ(plan.mode, OutsideSteering::handoff);
+    EXPECT_NE(plan.rss_reason.find("RETA of 32 entries"), std::string::npos) << plan.rss_reason;
+}
+
+TEST(SteeringPlan, OneWorkerAsksNoRss) {
+    FakeNic fake;
+    FakeRss rss;
+    const RssNic nic = rss.nic();
+    const auto plan = plan_outside_steering(Ownership(1), kScattered, kIana, fake.nic(), &nic);
+    EXPECT_EQ(plan.mode, OutsideSteering::handoff);
+    EXPECT_EQ(rss.calls, 0u);
 }
 
 } // namespace
