@@ -43,7 +43,8 @@ void rewrite_icmp_error(std::uint8_t* frame, const ParsedPacket& p, ErrorDirecti
     const std::size_t l4_sum_at = std::size_t{p.inner_l4} + l4_checksum_offset(p.inner_proto);
     if (l4_sum_at + 2 <= end) {
         const std::uint16_t before = load_wire16(frame + l4_sum_at);
-        detail::adjust_l4_checksum(inner_l4, p.inner_proto, old_addr, new_addr, old_port, new_port);
+        detail::adjust_l4_checksum(inner_l4, p.inner_proto, checksum_delta32(old_addr, new_addr),
+                                   old_port, new_port);
         icmp_sum = checksum_adjust16(icmp_sum, before, load_wire16(frame + l4_sum_at));
     }
 
