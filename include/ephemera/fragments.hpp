@@ -44,14 +44,9 @@ struct FragmentKey {
 };
 
 constexpr std::uint32_t fragment_hash(const FragmentKey& k) {
-    std::uint32_t h = k.src * 0x9e3779b1u ^ k.dst;
-    h ^= (std::uint32_t{k.id} << 16 | std::uint32_t{k.proto} << 8 | k.direction) * 0x85ebca6bu;
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    const std::uint32_t h = k.src * 0x9e3779b1u ^ k.dst;
+    return mix32(h ^ (std::uint32_t{k.id} << 16 | std::uint32_t{k.proto} << 8 | k.direction) *
+                         0x85ebca6bu);
 }
 
 // The worker that gathers an outside datagram's pieces until the first one names the external

@@ -48,15 +48,7 @@ public:
     }
 
     // A 32-bit mix (the murmur3 finaliser): consecutive subscriber addresses spread evenly.
-    static constexpr std::uint32_t subscriber_hash(Ipv4Addr a) {
-        std::uint32_t h = a.value();
-        h ^= h >> 16;
-        h *= 0x85ebca6bu;
-        h ^= h >> 13;
-        h *= 0xc2b2ae35u;
-        h ^= h >> 16;
-        return h;
-    }
+    static constexpr std::uint32_t subscriber_hash(Ipv4Addr a) { return mix32(a.value()); }
 
 private:
     WorkerId workers_;

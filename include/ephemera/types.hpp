@@ -106,4 +106,15 @@ using WorkerId = std::uint16_t;
 using Tick = std::uint32_t;
 inline constexpr Tick kTicksPerSecond = 16;
 
+// The murmur3 32-bit finaliser: every input bit reaches every output bit, so consecutive
+// addresses (or ids) spread evenly when the result is reduced modulo a worker count.
+constexpr std::uint32_t mix32(std::uint32_t h) {
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
 } // namespace ephemera
