@@ -130,6 +130,12 @@ elif fmt == "stats":
         "arp_replies_sent": "ARP answers (gateway 100.64.0.1, pool addresses)",
         "arp_requests_sent": "ARP questions for the next hop's MAC",
         "icmp_echo_replies_sent": "pings to the gateway answered",
+        "pool_echo_replies_sent": "pings to a pool address answered",
+        "hairpinned": "subscriber packets to a pool address turned back inside (RFC 4787 REQ-9)",
+        "icmp_time_exceeded_sent": "Time Exceeded sent (TTL ran out here: traceroute)",
+        "icmp_errors_out2in": "ICMP errors from outside translated for a subscriber",
+        "icmp_errors_in2out": "ICMP errors from a subscriber translated outward",
+        "drop_ttl_expired": "packets whose TTL ran out here (answered with Time Exceeded)",
     }
     for key, value in reply.items():
         if value or key in ("live_sessions", "live_mappings"):
@@ -252,16 +258,41 @@ sort -s -k1,1 "$SRV_LOG" | sed 's/^/  /'
 sub_heading "the server's ARP table: the pool addresses answer from ephemera's outside MAC"
 lab_exec "$LAB" srv ip neigh show dev eth0 | sed 's/^/  /'
 
-heading "5. Live translations (telemetry /ephemera/mappings)"
+heading "5. Subscriber to subscriber through ephemera (hairpinning), and traceroute"
+note "  sub2 talks to the server from UDP port 41000; the server's answer tells it its public"
+note "  address:port. sub1 sends to that public address:port: ephemera turns the datagram back"
+note "  inside (RFC 4787 REQ-9), and sub2 sees sub1's PUBLIC address:port, as any peer would."
+reply=$(echo "hello" | lab_exec "$LAB" sub2 socat -t 2 - UDP4:"$LAB_SERVER":5000,sourceport=41000 || true)
+ext=${reply#server saw you as }
+if [[ $ext =~ ^[0-9.]+:[0-9]+$ ]]; then
+  echo "  sub2 ($(lab_sub_addr 2):41000) is seen outside as $ext"
+  # One datagram: sub2 prints who sent it (socat puts the sender in SOCAT_PEERADDR/PORT).
+  lab_exec "$LAB" sub2 timeout 5 socat -u UDP4-RECVFROM:41000,reuseaddr \
+    SYSTEM:'echo sub2 received \"$(cat)\" from $SOCAT_PEERADDR port $SOCAT_PEERPORT' | sed 's/^/  /' &
+  listener=$!
+  sleep 0.5
+  echo "hi sub2, this is sub1" | lab_exec "$LAB" sub1 socat -u - UDP4:"${ext%:*}":"${ext##*:}",sourceport=42000 || true
+  wait "$listener" || echo "  sub2 received nothing"
+  ping_out=$(lab_exec "$LAB" sub1 ping -n -c 2 -i 0.3 -W 2 "${ext%:*}" | grep 'packets transmitted' || true)
+  echo "  sub1 pings ${ext%:*} (a pool address, answered by ephemera): ${ping_out:-no answer}"
+else
+  echo "  sub2 got no answer from the server (\"$reply\")"
+fi
+if command -v traceroute >/dev/null; then
+  sub_heading "traceroute -n $LAB_SERVER from sub1: ephemera is hop 1 (Time Exceeded from the gateway)"
+  lab_exec "$LAB" sub1 traceroute -n -q 1 -w 2 -m 5 "$LAB_SERVER" 2>&1 | sed 's/^/  /' || true
+fi
+
+heading "6. Live translations (telemetry /ephemera/mappings)"
 note "  protocol  subscriber address:port -> public address:port  sessions  worker"
 note "  (the same with: echo /ephemera/mappings,64 | dpdk-telemetry.py -f $PREFIX)"
 telemetry /ephemera/mappings,64 lines
 
-heading "6. Counters (telemetry /ephemera/stats, non-zero ones)"
+heading "7. Counters (telemetry /ephemera/stats, non-zero ones)"
 note "  (the same with: echo /ephemera/stats | dpdk-telemetry.py -f $PREFIX)"
 telemetry /ephemera/stats stats
 
-heading "7. Stopping ephemera (SIGINT); its exit report, per worker"
+heading "8. Stopping ephemera (SIGINT); its exit report, per worker"
 kill -INT "$EPH_PID"
 wait "$EPH_PID" || true
 EPH_PID=
