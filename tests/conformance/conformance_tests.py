@@ -26,7 +26,9 @@ import conflab
 import nslab
 from nslab import ephemera_session, lab_session
 
-WORKERS = 1  # most tests; the hairpin tests also run with 2 workers
+# Most tests run one worker (EPHEMERA_CONFORMANCE_WORKERS=N runs them with N); the hairpin
+# tests also run with 2 workers, and the fragment tests always with one (net_pcap).
+WORKERS = int(os.environ.get("EPHEMERA_CONFORMANCE_WORKERS", "1"))
 # The fragment tests open the veths with net_pcap (one worker), which hands ephemera the pieces
 # as they are on the wire; net_af_packet has the kernel reassemble them first (nslab.DRIVERS).
 FRAGMENTS = "pcap"
