@@ -620,16 +620,31 @@ void parse_limits(const toml::table& root, Config& cfg) {
     const toml::table* limits = optional_table(root, "limits");
     if (limits == nullptr) {
         l.subscriber_sessions = std::min(l.subscriber_sessions, l.max_sessions);
+        l.max_subscribers = Limits::default_subscribers(l.max_sessions);
         return;
     }
     check_known_keys(*limits, "limits",
-                     {"max_sessions", "subscriber_sessions", "subscriber_ports",
+                     {"max_sessions", "max_subscribers", "subscriber_sessions", "subscriber_ports",
                       "subscriber_ports_udp", "subscriber_ports_tcp", "subscriber_ports_icmp",
                       "subscriber_mapping_rate", "subscriber_mapping_burst"});
     const auto max_sessions =
         optional_integer(*limits, "limits", "max_sessions", kMinMaxSessions, kMaxMaxSessions);
     if (max_sessions) {
         l.max_sessions = static_cast<std::uint32_t>(*max_sessions);
+    }
+
+    // Subscribers: a table of their own, never larger than the session table.
+    if (const toml::node* node = limits->get("max_subscribers")) {
+        const std::string key = "limits.max_subscribers";
+        const std::int64_t value = integer_value(*node, key);
+        if (value < 1 || value > l.max_sessions) {
+            refuse(key, "must be between 1 and limits.max_sessions (" +
+                            std::to_string(l.max_sessions) + (max_sessions ? "" : ", its default") +
+                            "), got " + std::to_string(value));
+        }
+        l.max_subscribers = static_cast<std::uint32_t>(value);
+    } else {
+        l.max_subscribers = Limits::default_subscribers(l.max_sessions);
     }
 
     // RFC 6888 REQ-5: state per subscriber is limited; never above the whole NAT's limit.
@@ -880,7 +895,8 @@ std::string describe_config(const Config& config) {
     line("filtering:   ", std::string{filtering_mode_name(config.filtering)});
     const Limits& l = config.limits;
     line("limits:      ",
-         "max_sessions " + std::to_string(l.max_sessions) + "; per subscriber " +
+         "max_sessions " + std::to_string(l.max_sessions) + ", max_subscribers " +
+             std::to_string(l.subscribers()) + "; per subscriber " +
              std::to_string(l.subscriber_sessions) + " sessions, ports udp " +
              std::to_string(l.subscriber_ports_udp) + " tcp " +
              std::to_string(l.subscriber_ports_tcp) + " icmp " +

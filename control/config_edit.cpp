@@ -55,6 +55,7 @@ toml::table to_table(const Config& c) {
         {"filtering", toml::table{{"mode", std::string(filtering_mode_name(c.filtering))}}},
         {"limits",
          toml::table{{"max_sessions", i64(c.limits.max_sessions)},
+                     {"max_subscribers", i64(c.limits.subscribers())},
                      {"subscriber_sessions", i64(c.limits.subscriber_sessions)},
                      {"subscriber_ports_udp", i64(c.limits.subscriber_ports_udp)},
                      {"subscriber_ports_tcp", i64(c.limits.subscriber_ports_tcp)},
@@ -176,6 +177,9 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
     }
     if (to.limits.max_sessions != from.limits.max_sessions) {
         return refuse("limits.max_sessions");
+    }
+    if (to.limits.subscribers() != from.limits.subscribers()) {
+        return refuse("limits.max_subscribers"); // each worker's table is sized at start
     }
     // Each worker's fragment table is sized at start. MTUs may change: workers read them from
     // the config they latch.

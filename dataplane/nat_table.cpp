@@ -58,9 +58,10 @@ void HashTable::lookup_bulk(const void** keys, std::uint32_t n, std::int32_t* po
     }
 }
 
-NatTables::NatTables(const std::string& name, std::uint32_t max_sessions, std::size_t pool_size,
+NatTables::NatTables(const std::string& name, std::uint32_t max_sessions,
+                     std::uint32_t max_subscribers, std::size_t pool_size,
                      std::uint32_t slots_per_address, int socket)
-    : subscribers(name + "_sub", max_sessions, sizeof(std::uint32_t), socket),
+    : subscribers(name + "_sub", max_subscribers, sizeof(std::uint32_t), socket),
       mappings(name + "_map", max_sessions, sizeof(MappingKey), socket),
       sessions(name + "_ses", max_sessions, sizeof(SessionKey), socket),
       permissions(name + "_prm", max_sessions, sizeof(PermissionKey), socket),

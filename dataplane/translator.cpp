@@ -60,8 +60,8 @@ bool take_token(std::uint32_t& tokens, Tick& refilled_at, Tick now, std::uint32_
 
 bool is_mapping_refusal(Counter c) {
     return c == Counter::drop_ports_exhausted || c == Counter::drop_sessions_exhausted ||
-           c == Counter::drop_subscriber_sessions || c == Counter::drop_subscriber_ports ||
-           c == Counter::drop_subscriber_rate;
+           c == Counter::drop_subscribers_exhausted || c == Counter::drop_subscriber_sessions ||
+           c == Counter::drop_subscriber_ports || c == Counter::drop_subscriber_rate;
 }
 
 } // namespace
@@ -76,6 +76,7 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.hold_down = seconds(config.timeouts.port_hold_down);
     p.inbound_refresh = config.timeouts.inbound_refresh;
     p.max_sessions = share_of(config.limits.max_sessions, workers);
+    p.max_subscribers = share_of(config.limits.subscribers(), workers);
     p.subscriber_sessions = config.limits.subscriber_sessions;
     p.subscriber_ports = {config.limits.subscriber_ports_udp, config.limits.subscriber_ports_tcp,
                           config.limits.subscriber_ports_icmp};
@@ -98,8 +99,8 @@ Translator::Translator(const Config& config, const Ownership& ownership, WorkerI
       active_(config.pool.size(), 1), range_(config.port_range), reserved_(config.reserved),
       counters_(counters), ports_(ownership, worker, config.port_range, config.reserved,
                                   config.pool.size(), port_secret),
-      tables_(unique_table_name(worker), policy_.max_sessions, config.pool.size(),
-              ports_.slice().slot_count(), socket),
+      tables_(unique_table_name(worker), policy_.max_sessions, policy_.max_subscribers,
+              config.pool.size(), ports_.slice().slot_count(), socket),
       wheel_(tables_.sessions.capacity(), start), hold_down_(ports_.locations()),
       icmp_tokens_(policy_.icmp_burst), icmp_refilled_at_(start), workers_(ownership.workers()),
       permissions_live_(policy_.filtering == FilteringMode::address_dependent) {}
@@ -314,7 +315,7 @@ Translator::Miss Translator::in2out_miss(const PacketRef& pkt, const SessionKey&
     } else {
         const std::int32_t sub = find_or_create_subscriber(pkt.parsed.src, pkt.parsed.proto, now);
         if (sub < 0) {
-            return {-1, Counter::drop_sessions_exhausted};
+            return {-1, Counter::drop_subscribers_exhausted}; // limits.max_subscribers
         }
         sub_index = static_cast<std::uint32_t>(sub);
     }
@@ -380,6 +381,9 @@ std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol pro
     std::int32_t pos = tables_.subscribers.lookup(&key);
     if (pos >= 0) {
         return pos;
+    }
+    if (live_subscribers_ >= policy_.max_subscribers) {
+        return -1; // the table may hold a few more: its limit is the configured one
     }
     pos = tables_.subscribers.add(&key);
     if (pos < 0) {

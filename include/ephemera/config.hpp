@@ -4,6 +4,7 @@
 
 #include "ephemera/types.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -85,6 +86,19 @@ struct FragmentsConfig {
 struct Limits {
     // Sessions across all workers; each worker gets an equal share.
     std::uint32_t max_sessions = 1u << 20;
+    // Subscribers across all workers (0: as many as sessions). Each worker's subscriber table
+    // is sized by its share of this, not by the session limit: a subscriber holds many
+    // sessions, so sizing it like the session table wastes most of it (RFC 6888 REQ-5).
+    std::uint32_t max_subscribers = 0;
+    // What the tables are sized for: never more subscribers than sessions.
+    [[nodiscard]] std::uint32_t subscribers() const {
+        return max_subscribers == 0 ? max_sessions : std::min(max_subscribers, max_sessions);
+    }
+    // The config file's default: one subscriber per 16 sessions, but never fewer than 65536
+    // (nor more than max_sessions), so small setups keep one subscriber per session.
+    static constexpr std::uint32_t default_subscribers(std::uint32_t max_sessions) {
+        return std::min(max_sessions, std::max(max_sessions / 16, std::uint32_t{65536}));
+    }
     // Per subscriber (RFC 6888 REQ-4, REQ-5): sessions, and external ports per protocol.
     std::uint32_t subscriber_sessions = 8192;
     std::uint32_t subscriber_ports_udp = 4096;

@@ -68,15 +68,16 @@ enum class Counter : std::uint16_t {
     drop_ttl_expired,          // TTL ran out: not forwarded (Time Exceeded counted apart)
     drop_no_mapping,           // outside packet for no mapping
     drop_filtered,             // outside packet refused by the filtering mode (RFC 4787 REQ-8)
-    drop_ports_exhausted,     // no free port for the subscriber's pool address (RFC 7857 section 4)
-    drop_sessions_exhausted,  // worker's session table full; no mapping is evicted
-    drop_subscriber_sessions, // the subscriber is at its session limit (RFC 6888 REQ-5)
-    drop_subscriber_ports,    // the subscriber is at its port limit for the protocol (REQ-4)
-    drop_subscriber_rate,     // the subscriber opens mappings faster than its rate limit
-    drop_handoff_congestion,  // owner's handoff ring full
-    drop_nexthop_unresolved,  // next hop's MAC not learned yet
-    drop_tx_full,             // port refused the packet
-    drop_not_for_us,          // not addressed to us: another MAC, or outside packet not to the pool
+    drop_ports_exhausted,    // no free port for the subscriber's pool address (RFC 7857 section 4)
+    drop_sessions_exhausted, // worker's session table full; no mapping is evicted
+    drop_subscribers_exhausted, // worker's subscriber table full (limits.max_subscribers)
+    drop_subscriber_sessions,   // the subscriber is at its session limit (RFC 6888 REQ-5)
+    drop_subscriber_ports,      // the subscriber is at its port limit for the protocol (REQ-4)
+    drop_subscriber_rate,       // the subscriber opens mappings faster than its rate limit
+    drop_handoff_congestion,    // owner's handoff ring full
+    drop_nexthop_unresolved,    // next hop's MAC not learned yet
+    drop_tx_full,               // port refused the packet
+    drop_not_for_us,  // not addressed to us: another MAC, or outside packet not to the pool
     drop_martian,     // broadcast, multicast, loopback or this-network address: never routed
     drop_arp_ignored, // ARP not for one of our addresses
     // ICMP errors (RFC 5508): translated, originated, or dropped by reason
@@ -150,6 +151,7 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_filtered",
     "drop_ports_exhausted",
     "drop_sessions_exhausted",
+    "drop_subscribers_exhausted",
     "drop_subscriber_sessions",
     "drop_subscriber_ports",
     "drop_subscriber_rate",

@@ -119,8 +119,8 @@ private:
 class NatTables {
 public:
     // `name` makes the rte_hash names unique per worker.
-    NatTables(const std::string& name, std::uint32_t max_sessions, std::size_t pool_size,
-              std::uint32_t slots_per_address, int socket);
+    NatTables(const std::string& name, std::uint32_t max_sessions, std::uint32_t max_subscribers,
+              std::size_t pool_size, std::uint32_t slots_per_address, int socket);
 
     HashTable subscribers;
     HashTable mappings;

@@ -85,7 +85,8 @@ struct Policy {
     Tick tcp_transitory = 0;
     Tick hold_down = 0;
     bool inbound_refresh = false;
-    std::uint32_t max_sessions = 0; // this worker's share
+    std::uint32_t max_sessions = 0;    // this worker's share
+    std::uint32_t max_subscribers = 0; // this worker's share (its table is sized by it)
     std::uint32_t subscriber_sessions = 0;
     std::array<std::uint32_t, kProtocolCount> subscriber_ports{};
     std::uint32_t mapping_rate = 0;  // tokens (1/kTicksPerSecond mapping) added per tick

@@ -71,6 +71,7 @@ TEST(ConfigEdit, RoundTripKeepsEveryField) {
     EXPECT_TRUE(r.timeouts == c.timeouts);
     EXPECT_EQ(r.filtering, c.filtering);
     EXPECT_EQ(r.limits.max_sessions, c.limits.max_sessions);
+    EXPECT_EQ(r.limits.subscribers(), c.limits.subscribers());
     EXPECT_EQ(r.limits.subscriber_ports_tcp, 77u);
     EXPECT_EQ(r.limits.subscriber_ports_udp, c.limits.subscriber_ports_udp);
     EXPECT_EQ(r.icmp.unreachable_rate, 5u);
@@ -147,6 +148,7 @@ TEST(ConfigEdit, WhatCannotChangeWhileRunning) {
              {"outside.next_hop", "198.18.0.3"},
              {"outside.next_hop_mac", "02:00:00:00:00:fd"},
              {"limits.max_sessions", "200000"},
+             {"limits.max_subscribers", "50000"},
              {"fragments.timeout", "9"},
              {"fragments.max_datagrams", "512"},
              {"fragments.max_per_datagram", "4"}}) {

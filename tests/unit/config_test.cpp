@@ -531,6 +531,26 @@ TEST(ConfigAccepts, SubscriberLimitsDefaults_RFC6888_REQ4) {
     }
 }
 
+TEST(ConfigRefuses, MaxSubscribersOutOfRange_RFC6888_REQ5) {
+    EXPECT_REFUSED(with("[limits]\nmax_subscribers = 0\n"), "limits.max_subscribers",
+                   "must be between 1 and limits.max_sessions (1048576, its default), got 0");
+    EXPECT_REFUSED(with("[limits]\nmax_sessions = 4096\nmax_subscribers = 4097\n"),
+                   "limits.max_subscribers",
+                   "must be between 1 and limits.max_sessions (4096), got 4097");
+    EXPECT_REFUSED(with("[limits]\nmax_subscribers = \"many\"\n"), "limits.max_subscribers",
+                   "expected an integer, got a string");
+}
+
+// The subscriber table is sized by its own limit: by default one subscriber per 16 sessions,
+// never fewer than 65536 nor more than max_sessions.
+TEST(ConfigAccepts, MaxSubscribersDefaultAndExplicit_RFC6888_REQ5) {
+    EXPECT_EQ(accepted(with("")).limits.subscribers(), 65536u);
+    EXPECT_EQ(accepted(with("[limits]\nmax_sessions = 4096\n")).limits.subscribers(), 4096u);
+    EXPECT_EQ(accepted(with("[limits]\nmax_sessions = 16777216\n")).limits.subscribers(), 1048576u);
+    EXPECT_EQ(accepted(with("[limits]\nmax_subscribers = 100\n")).limits.subscribers(), 100u);
+    EXPECT_EQ(Limits{}.subscribers(), Limits{}.max_sessions); // a Config built in code
+}
+
 TEST(ConfigAccepts, SubscriberSessionsDefaultCappedByMaxSessions_RFC6888_REQ5) {
     // An explicit max_sessions below the per-subscriber default caps the default rather than
     // being refused: the default was not the operator's choice.
@@ -963,7 +983,8 @@ TEST(DescribeConfig, SummarisesTheDemoConfig) {
     EXPECT_THAT(text, HasSubstr("endpoint-independent"));
     EXPECT_THAT(text, HasSubstr("max_sessions 262144"));
     EXPECT_THAT(text, HasSubstr("icmp 60 s, port hold-down 120 s, inbound refresh off\n"));
-    EXPECT_THAT(text, HasSubstr("limits:      max_sessions 262144; per subscriber 8192 sessions, "
+    EXPECT_THAT(text, HasSubstr("limits:      max_sessions 262144, max_subscribers 65536; per "
+                                "subscriber 8192 sessions, "
                                 "ports udp 4096 tcp 4096 icmp 4096, 1000 new mappings/s "
                                 "(burst 1000)\n"));
     EXPECT_THAT(text,

@@ -595,6 +595,25 @@ TEST(Translator, TtlExpiredCreatesNoMapping) {
 // RFC 6888 REQ-11: when no session can be created the packet is dropped; existing state is
 // never evicted to make room. limits.max_sessions is per process; each of the workers gets
 // ceil(max / workers).
+// RFC 6888 REQ-5: the subscriber table has its own limit. A subscriber beyond it gets no
+// mapping (counted, and told with ICMP 3/1, RFC 6888 REQ-11); the others carry on.
+TEST(Translator, SubscriberLimitRefusesNewSubscribersOnly) {
+    Config c = make_config();
+    c.limits.max_subscribers = 1;
+    Nat nat(c);
+    nat.set_headroom_for_replies(600);
+    const auto ext = nat.send_out(udp_from(kC, 40000, kA1, 53));
+    ASSERT_TRUE(ext.has_value());
+    Frame refused = test::build_frame(udp_from(kC2, 40000, kA1, 53));
+    ASSERT_EQ(nat.in2out(refused), Verdict::reply);
+    EXPECT_EQ(test::icmp_type(refused), 3);
+    EXPECT_EQ(nat.counters().get(Counter::drop_subscribers_exhausted), 1u);
+    EXPECT_EQ(nat.translator().live_subscribers(), 1u);
+    // The subscriber already known opens more flows.
+    EXPECT_TRUE(nat.send_out(udp_from(kC, 40001, kA2, 53)).has_value());
+    EXPECT_EQ(nat.send_in(reply_to(udp_from(kC, 40000, kA1, 53), *ext)), (Endpoint{kC, 40000}));
+}
+
 TEST(Translator, SessionLimitDropsNewFlowsKeepsOldOnes) {
     constexpr WorkerId kWorkers = 3;
     constexpr std::uint32_t kMax = 10;
