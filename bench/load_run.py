@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import dpdk_telemetry  # noqa: E402  (scripts/dpdk_telemetry.py)
 SOCKET_DIR = "/run/ephemera-load"
 
 LG_IN_MAC = "02:4c:47:00:00:01"
@@ -63,22 +64,17 @@ def log(msg):
 
 
 class Telemetry:
-    """DPDK telemetry v2 (SOCK_SEQPACKET), as tests/netns/nslab.py uses it."""
+    """ephemera's telemetry (scripts/dpdk_telemetry.py); None for a reply about another
+    command."""
 
     def __init__(self, prefix):
-        self.path = "/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix
+        self.prefix = prefix
 
     def query(self, cmd, timeout=5.0):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.settimeout(timeout)
         try:
-            s.connect(self.path)
-            info = json.loads(s.recv(4096).decode())
-            s.send(cmd.encode())
-            reply = json.loads(s.recv(int(info.get("max_output_len", 16384)) + 1024).decode())
-        finally:
-            s.close()
-        return reply.get(cmd.split(",", 1)[0])
+            return dpdk_telemetry.query(self.prefix, cmd, timeout)
+        except KeyError:
+            return None
 
 
 def proc_status(pid):

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -28,7 +27,9 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 
+import dpdk_telemetry  # noqa: E402  (scripts/dpdk_telemetry.py)
 import natmodel  # noqa: E402
 
 START_TIMEOUT = 30.0    # s until ephemera says "running"
@@ -77,16 +78,9 @@ def read_pcap(path):
 
 def telemetry_stats(prefix):
     """ephemera's /ephemera/stats over the DPDK telemetry socket, or None if not reachable."""
-    path = "/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
-            s.settimeout(2.0)
-            s.connect(path)
-            s.recv(16384)  # greeting
-            s.send(b"/ephemera/stats")
-            reply = json.loads(s.recv(65536).decode())
-            return reply.get("/ephemera/stats")
-    except (OSError, ValueError):
+        return dpdk_telemetry.query(prefix, "/ephemera/stats", timeout=2.0)
+    except (OSError, ValueError, KeyError):
         return None
 
 

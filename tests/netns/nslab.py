@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 LAB_SH = os.path.join(SOURCE_ROOT, "scripts", "lab.sh")
 PEER = os.path.join(HERE, "peer.py")
+sys.path.insert(0, os.path.join(SOURCE_ROOT, "scripts"))
+import dpdk_telemetry  # noqa: E402  (scripts/dpdk_telemetry.py)
+
 PYTHON = "/usr/bin/python3"  # Debian's interpreter: present on every machine the project uses
 
 GATEWAY = "100.64.0.1"
@@ -199,26 +201,17 @@ class Lab:
 
 
 class Telemetry:
-    """DPDK telemetry v2: SOCK_SEQPACKET; on connect an info message, then one JSON reply per
-    command string."""
+    """ephemera's telemetry (scripts/dpdk_telemetry.py); a reply about another command fails
+    the test."""
 
     def __init__(self, prefix):
-        self.path = "/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix
+        self.prefix = prefix
 
     def query(self, cmd, timeout=5.0):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.settimeout(timeout)
         try:
-            s.connect(self.path)
-            info = json.loads(s.recv(4096).decode())
-            s.send(cmd.encode())
-            reply = json.loads(s.recv(int(info.get("max_output_len", 16384)) + 1024).decode())
-        finally:
-            s.close()
-        key = cmd.split(",", 1)[0]
-        if key not in reply:
-            raise TestFailure("telemetry %s: unexpected reply %r" % (cmd, reply))
-        return reply[key]
+            return dpdk_telemetry.query(self.prefix, cmd, timeout)
+        except KeyError as e:
+            raise TestFailure("telemetry %s: no reply under %s" % (cmd, e)) from None
 
 
 class Ephemera:
