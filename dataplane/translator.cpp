@@ -255,15 +255,23 @@ Verdict Translator::refuse(PacketRef& pkt, Counter reason, Tick now, const L2Con
         counters_.add(Counter::icmp_unreachable_rate_limited);
         return Verdict::drop;
     }
+    return answer_with_error(pkt, kIcmpDestUnreachable, kIcmpHostUnreachable, policy_.gateway,
+                             l2.inside_port_mac, Counter::icmp_unreachable_sent);
+}
+
+// Turns the packet into the ICMP error (type, code, `rest` in bytes 4-7) for its sender, from
+// `from`, in its own buffer; counts `sent`. Drop when the buffer cannot hold the quote.
+Verdict Translator::answer_with_error(PacketRef& pkt, std::uint8_t type, std::uint8_t code,
+                                      Ipv4Addr from, const MacAddr& our_mac, Counter sent,
+                                      std::uint32_t rest) {
     const std::size_t capacity = std::max(pkt.capacity, pkt.length);
-    const std::size_t len =
-        write_icmp_error({pkt.frame, capacity}, pkt.length, pkt.parsed, kIcmpDestUnreachable,
-                         kIcmpHostUnreachable, policy_.gateway, l2.inside_port_mac);
+    const std::size_t len = write_icmp_error({pkt.frame, capacity}, pkt.length, pkt.parsed, type,
+                                             code, from, our_mac, rest);
     if (len == 0) {
         return Verdict::drop;
     }
     pkt.length = static_cast<std::uint16_t>(len);
-    counters_.add(Counter::icmp_unreachable_sent);
+    counters_.add(sent);
     return Verdict::reply;
 }
 
@@ -279,16 +287,8 @@ Verdict Translator::too_big(PacketRef& pkt, std::uint16_t mtu, Ipv4Addr from,
         }
         return Verdict::drop;
     }
-    const std::size_t capacity = std::max(pkt.capacity, pkt.length);
-    const std::size_t len =
-        write_icmp_error({pkt.frame, capacity}, pkt.length, pkt.parsed, kIcmpDestUnreachable,
-                         kIcmpFragmentationNeeded, from, our_mac, mtu);
-    if (len == 0) {
-        return Verdict::drop;
-    }
-    pkt.length = static_cast<std::uint16_t>(len);
-    counters_.add(Counter::icmp_too_big_sent);
-    return Verdict::reply;
+    return answer_with_error(pkt, kIcmpDestUnreachable, kIcmpFragmentationNeeded, from, our_mac,
+                             Counter::icmp_too_big_sent, mtu);
 }
 
 // The one bucket every ICMP error this worker originates draws from (3/1 and 11/0); a rate

@@ -113,15 +113,8 @@ Verdict Translator::time_exceeded(PacketRef& pkt, Tick now, Ipv4Addr from, const
         counters_.add(Counter::icmp_time_exceeded_rate_limited);
         return Verdict::drop;
     }
-    const std::size_t capacity = std::max(pkt.capacity, pkt.length);
-    const std::size_t len = write_icmp_error({pkt.frame, capacity}, pkt.length, pkt.parsed,
-                                             kIcmpTimeExceeded, 0, from, our_mac);
-    if (len == 0) {
-        return Verdict::drop;
-    }
-    pkt.length = static_cast<std::uint16_t>(len);
-    counters_.add(Counter::icmp_time_exceeded_sent);
-    return Verdict::reply;
+    return answer_with_error(pkt, kIcmpTimeExceeded, 0, from, our_mac,
+                             Counter::icmp_time_exceeded_sent);
 }
 
 } // namespace ephemera

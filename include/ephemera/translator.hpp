@@ -201,6 +201,8 @@ private:
         return p.dont_fragment && p.ip_total_len > mtu;
     }
     [[nodiscard]] bool take_icmp_token(Tick now);
+    Verdict answer_with_error(PacketRef& pkt, std::uint8_t type, std::uint8_t code, Ipv4Addr from,
+                              const MacAddr& our_mac, Counter sent, std::uint32_t rest = 0);
 
     // ICMP errors and Time Exceeded (dataplane/translator_icmp.cpp).
     Verdict icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index, const L2Context& l2);
