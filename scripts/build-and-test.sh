@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, build, run every test, and end with
 # "N passed, N failed".
-#   1. unit tests (config parser, translation core) in the normal build
+#   0. builds: release (what users run, and what the suites below test) and debug
+#   1. unit tests (config parser, translation core) in the release build
 #   2. golden pcap tests: ephemera on net_pcap, outputs compared byte for byte
 #   3. namespace tests: real Linux TCP/UDP/ICMP through ephemera on net_af_packet
 #   4. conformance tests: one per RFC requirement (docs/conformance.md), also in namespaces
@@ -10,6 +11,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build.sh || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+# Every target must also build warning-free at -O0 (debug); GCC warns differently at each
+# optimisation level, and the release build above is -O3.
+if [[ ! -f build-debug/build.ninja ]]; then
+  meson setup build-debug --buildtype=debug >/dev/null
+fi
+ninja -C build-debug >/dev/null || { echo "debug build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 status=0
 meson test -C build --print-errorlogs --num-processes 1 || status=1
