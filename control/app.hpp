@@ -29,8 +29,22 @@ struct App {
     rte_rcu_qsbr* qsbr_memory = nullptr; // freed at exit, after the workers stopped
 };
 
-// Registers the /ephemera/... telemetry commands over `app` (which must outlive the EAL).
-void register_telemetry(App& app);
+// The /ephemera/... telemetry commands, served over `app` until close() (or destruction):
+// after that they answer with an error, so the App may go while clients still ask.
+class [[nodiscard]] TelemetryRegistration {
+public:
+    TelemetryRegistration() = default;
+    TelemetryRegistration(const TelemetryRegistration&) = delete;
+    TelemetryRegistration& operator=(const TelemetryRegistration&) = delete;
+    ~TelemetryRegistration() { close(); }
+    // Waits for commands in progress to finish; idempotent.
+    void close();
+};
+TelemetryRegistration register_telemetry(App& app);
+
+// SIGINT and SIGTERM stop the control loop, SIGHUP reloads the config. Installed before
+// anything starts, so a signal during start-up is taken once the control loop runs.
+void install_signal_handlers();
 
 // Counter totals and per-worker blocks: printed at exit, written as JSON on request.
 std::uint64_t counter_total(const App& app, Counter c);

@@ -43,10 +43,13 @@ void learn_next_hop(App& app) {
 
 } // namespace
 
-void run_control_loop(App& app) {
+void install_signal_handlers() {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGHUP, on_hangup);
+}
+
+void run_control_loop(App& app) {
     while (g_signal == 0) {
         learn_next_hop(app);
         if (g_reload != 0) {

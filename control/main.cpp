@@ -154,9 +154,10 @@ int run(App& app, const Options& opts) {
         throw std::runtime_error("cannot set up RCU for config changes");
     }
     shared.qsbr = app.qsbr_memory;
+    shared.configs.attach(app.qsbr_memory);
     app.runtime = std::make_unique<Runtime>(app);
 
-    register_telemetry(app);
+    TelemetryRegistration telemetry = register_telemetry(app);
     for (WorkerId w = 0; w < workers; ++w) {
         rte_eal_remote_launch(worker_main, app.workers[w].get(), app.worker_lcores[w]);
     }
@@ -165,6 +166,9 @@ int run(App& app, const Options& opts) {
 
     run_control_loop(app);
 
+    // Telemetry stops first: a command in progress may still need the workers' mailboxes,
+    // and none may reach the App once it is going.
+    telemetry.close();
     shared.stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
     rte_free(app.qsbr_memory);
@@ -242,6 +246,7 @@ int main(int argc, char** argv) {
         return report_config_error(*e);
     }
 
+    install_signal_handlers();
     const int consumed = rte_eal_init(static_cast<int>(eal_args.size()), eal_args.data());
     if (consumed < 0) {
         std::fprintf(stderr, "ephemera: EAL initialisation failed: %s\n", rte_strerror(rte_errno));

@@ -4,8 +4,6 @@
 
 #include "ephemera/config_edit.hpp"
 
-#include <rte_rcu_qsbr.h>
-
 namespace ephemera {
 
 Runtime::Runtime(App& app) : app_(app), current_(app.config) {}
@@ -58,12 +56,9 @@ ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::strin
     if (const auto refusal = check_runtime_change(current_, *config)) {
         return {false, refusal_text(*refusal)};
     }
-    app_.shared.published.store(config.get(), std::memory_order_release);
-    // Every worker has latched the new config once each has been quiescent since the store;
-    // only then may the previous one go.
-    rte_rcu_qsbr_synchronize(app_.shared.qsbr, RTE_QSBR_THRID_INVALID);
-    published_ = std::move(config);
-    current_ = *published_;
+    // Returns once every worker has latched the new config; the one it replaced goes here.
+    app_.shared.configs.publish(std::move(config));
+    current_ = *app_.shared.configs.newest();
     return {true, "applied " + what};
 }
 

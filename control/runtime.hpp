@@ -40,7 +40,6 @@ private:
     App& app_;
     mutable std::mutex lock_;
     Config current_;
-    std::unique_ptr<Config> published_; // what WorkerShared::published points at
 };
 
 } // namespace ephemera

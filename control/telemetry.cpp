@@ -1,6 +1,11 @@
 // /ephemera/... commands for DPDK telemetry (dpdk-telemetry.py -f PREFIX). Callbacks run on the
 // EAL's telemetry thread: they read only atomics (counters, gauges) and immutable state, and
 // get mapping lists from the workers through their mailboxes.
+//
+// Lifetime: the telemetry thread outlives the App (DPDK 22.11 cannot unregister a command, and
+// the thread runs until the process ends). Every callback holds the gate shared while it uses
+// the App; TelemetryRegistration::close() takes it exclusively and forgets the App, so a
+// command either finishes before the App goes or finds none and answers with an error.
 #include "app.hpp"
 
 #include <rte_cycles.h>
@@ -10,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 
@@ -17,7 +23,20 @@ namespace ephemera {
 
 namespace {
 
-App* g_app = nullptr; // telemetry callbacks take no context pointer
+// Telemetry callbacks take no context pointer.
+std::shared_mutex g_gate;
+App* g_app = nullptr; // guarded by g_gate
+
+using Handler = int (*)(App&, const char* params, rte_tel_data*);
+
+template <Handler handler>
+int gated(const char*, const char* params, rte_tel_data* d) {
+    std::shared_lock lock(g_gate);
+    if (g_app == nullptr) {
+        return -1; // stopping: the client gets a null answer
+    }
+    return handler(*g_app, params, d);
+}
 
 void add_counters(rte_tel_data* d, const std::function<std::uint64_t(Counter)>& get) {
     for (std::size_t i = 0; i < kCounterCount; ++i) {
@@ -39,11 +58,11 @@ void add_worker_gauges(rte_tel_data* d, const Gauges& g) {
     }
 }
 
-void add_total_gauges(rte_tel_data* d) {
+void add_total_gauges(const App& app, rte_tel_data* d) {
     std::uint64_t subscribers = 0;
     std::uint64_t held = 0;
     std::array<std::uint64_t, kProtocolCount> by_proto{};
-    for (const auto& w : g_app->workers) {
+    for (const auto& w : app.workers) {
         const Gauges& g = w->gauges();
         subscribers += g.subscribers.load(std::memory_order_relaxed);
         held += g.ports_held.load(std::memory_order_relaxed);
@@ -60,67 +79,54 @@ void add_total_gauges(rte_tel_data* d) {
     }
 }
 
-int cmd_stats(const char*, const char*, rte_tel_data* d) {
+int cmd_stats(App& app, const char*, rte_tel_data* d) {
     rte_tel_data_start_dict(d);
     std::uint64_t sessions = 0;
     std::uint64_t mappings = 0;
-    for (const auto& w : g_app->workers) {
+    for (const auto& w : app.workers) {
         sessions += w->live_sessions();
         mappings += w->live_mappings();
     }
-    rte_tel_data_add_dict_u64(d, "workers", g_app->workers.size());
+    rte_tel_data_add_dict_u64(d, "workers", app.workers.size());
     rte_tel_data_add_dict_u64(d, "live_sessions", sessions);
     rte_tel_data_add_dict_u64(d, "live_mappings", mappings);
-    add_total_gauges(d);
-    add_counters(d, [](Counter c) { return counter_total(*g_app, c); });
+    add_total_gauges(app, d);
+    add_counters(d, [&app](Counter c) { return counter_total(app, c); });
     return 0;
 }
 
-int cmd_worker(const char*, const char* params, rte_tel_data* d) {
+int cmd_worker(App& app, const char* params, rte_tel_data* d) {
     if (params == nullptr || *params == '\0') {
         return -1;
     }
     char* end = nullptr;
     const unsigned long id = std::strtoul(params, &end, 10);
-    if (*end != '\0' || id >= g_app->workers.size()) {
+    if (*end != '\0' || id >= app.workers.size()) {
         return -1;
     }
-    const Worker& w = *g_app->workers[id];
+    const Worker& w = *app.workers[id];
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_u64(d, "worker", id);
-    rte_tel_data_add_dict_u64(d, "lcore", g_app->worker_lcores[id]);
+    rte_tel_data_add_dict_u64(d, "lcore", app.worker_lcores[id]);
     rte_tel_data_add_dict_u64(d, "live_sessions", w.live_sessions());
     rte_tel_data_add_dict_u64(d, "live_mappings", w.live_mappings());
     add_worker_gauges(d, w.gauges());
-    rte_tel_data_add_dict_u64(d, "ports_per_address", w.translator().ports().usable_ports());
+    rte_tel_data_add_dict_u64(d, "ports_per_address",
+                              w.gauges().ports_per_address.load(std::memory_order_relaxed));
     add_counters(d, [&w](Counter c) { return w.counters().get(c); });
     return 0;
 }
 
-// Puts one request in every worker's mailbox and waits until all have served it. The caller
-// holds mailbox_lock. false: a worker did not answer in time (a finding in itself).
-bool ask_workers(Mailbox::Kind kind, const SessionFilter& filter = {},
+// Puts one request in every worker's mailbox and waits until all have served it (see
+// ask_all). The caller holds mailbox_lock.
+bool ask_workers(App& app, Mailbox::Kind kind, const SessionFilter& filter = {},
                  std::size_t limit = Mailbox::kMaxSessions,
                  std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
-    std::vector<std::uint32_t> tickets;
-    for (auto& w : g_app->workers) {
-        Mailbox& box = w->mailbox();
-        box.kind = kind;
-        box.filter = filter;
-        box.limit = limit;
-        tickets.push_back(box.requested.load(std::memory_order_relaxed) + 1);
-        box.requested.store(tickets.back(), std::memory_order_release);
+    std::vector<Mailbox*> boxes;
+    for (auto& w : app.workers) {
+        boxes.push_back(&w->mailbox());
     }
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (std::size_t i = 0; i < g_app->workers.size(); ++i) {
-        while (g_app->workers[i]->mailbox().served.load(std::memory_order_acquire) != tickets[i]) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                return false;
-            }
-            std::this_thread::sleep_for(std::chrono::microseconds(200));
-        }
-    }
-    return true;
+    return ask_all(boxes, {kind, filter, limit}, timeout);
 }
 
 // "subscriber=A;external=A:P;address=A;limit=N", any subset, in any order.
@@ -178,18 +184,18 @@ void result_dict(rte_tel_data* d, const ChangeResult& r) {
 }
 
 // Lists live mappings, at most `limit` (telemetry arrays hold 512 entries).
-int cmd_mappings(const char*, const char* params, rte_tel_data* d) {
+int cmd_mappings(App& app, const char* params, rte_tel_data* d) {
     std::size_t limit = 256;
     if (params != nullptr && *params != '\0') {
         limit = std::strtoul(params, nullptr, 10);
     }
     limit = std::min<std::size_t>(limit, RTE_TEL_MAX_ARRAY_ENTRIES);
-    std::lock_guard guard(g_app->mailbox_lock);
-    if (!ask_workers(Mailbox::Kind::mappings)) {
+    std::lock_guard guard(app.mailbox_lock);
+    if (!ask_workers(app, Mailbox::Kind::mappings)) {
         return -1;
     }
     rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
-    for (auto& w : g_app->workers) {
+    for (auto& w : app.workers) {
         const Mailbox& box = w->mailbox();
         for (std::size_t i = 0; i < box.mapping_count && limit > 0; ++i, --limit) {
             const MappingView& m = box.mappings[i];
@@ -205,19 +211,19 @@ int cmd_mappings(const char*, const char* params, rte_tel_data* d) {
 }
 
 // Sessions matching a filter, one line each.
-int cmd_sessions(const char*, const char* params, rte_tel_data* d) {
+int cmd_sessions(App& app, const char* params, rte_tel_data* d) {
     const SessionQuery q = parse_session_query(params);
     if (!q.error.empty()) {
         result_dict(d, {false, q.error});
         return 0;
     }
-    std::lock_guard guard(g_app->mailbox_lock);
-    if (!ask_workers(Mailbox::Kind::sessions, q.filter, q.limit)) {
+    std::lock_guard guard(app.mailbox_lock);
+    if (!ask_workers(app, Mailbox::Kind::sessions, q.filter, q.limit)) {
         return -1;
     }
     rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
     std::size_t limit = std::min<std::size_t>(q.limit, RTE_TEL_MAX_ARRAY_ENTRIES);
-    for (auto& w : g_app->workers) {
+    for (auto& w : app.workers) {
         for (const SessionView& s : w->mailbox().sessions) {
             if (limit-- == 0) {
                 return 0;
@@ -238,7 +244,7 @@ int cmd_sessions(const char*, const char* params, rte_tel_data* d) {
     return 0;
 }
 
-int cmd_flush(const char*, const char* params, rte_tel_data* d) {
+int cmd_flush(App& app, const char* params, rte_tel_data* d) {
     const SessionQuery q = parse_session_query(params);
     if (!q.error.empty() || (!q.filter.subscriber && !q.filter.external)) {
         result_dict(d, {false, q.error.empty() ? "flush needs a filter: subscriber=A, "
@@ -246,12 +252,12 @@ int cmd_flush(const char*, const char* params, rte_tel_data* d) {
                                                : q.error});
         return 0;
     }
-    std::lock_guard guard(g_app->mailbox_lock);
-    if (!ask_workers(Mailbox::Kind::flush, q.filter, 0, std::chrono::milliseconds(10000))) {
+    std::lock_guard guard(app.mailbox_lock);
+    if (!ask_workers(app, Mailbox::Kind::flush, q.filter, 0, std::chrono::milliseconds(10000))) {
         return -1;
     }
     std::uint64_t flushed = 0;
-    for (auto& w : g_app->workers) {
+    for (auto& w : app.workers) {
         flushed += w->mailbox().flushed;
     }
     result_dict(d, {true, "flushed " + std::to_string(flushed) + " sessions"});
@@ -263,13 +269,13 @@ int cmd_flush(const char*, const char* params, rte_tel_data* d) {
 // the dots of an address): "address" lists the pool, and "udp_free", "udp_usable",
 // "tcp_free", "tcp_usable", "icmp_free", "icmp_usable", "held", "draining" are arrays in
 // the same order.
-int cmd_ports(const char*, const char*, rte_tel_data* d) {
-    std::lock_guard guard(g_app->mailbox_lock);
-    if (!ask_workers(Mailbox::Kind::ports)) {
+int cmd_ports(App& app, const char*, rte_tel_data* d) {
+    std::lock_guard guard(app.mailbox_lock);
+    if (!ask_workers(app, Mailbox::Kind::ports)) {
         return -1;
     }
     // Every worker knows the same addresses in the same order (they took the same configs).
-    const Mailbox& first = g_app->workers.front()->mailbox();
+    const Mailbox& first = app.workers.front()->mailbox();
     const std::size_t shown =
         std::min<std::size_t>(first.addresses.size(), RTE_TEL_MAX_ARRAY_ENTRIES);
     const auto column = [&](const char* name, auto value_of) {
@@ -292,14 +298,14 @@ int cmd_ports(const char*, const char*, rte_tel_data* d) {
         const std::string name(protocol_name(p));
         column((name + "_free").c_str(), [&](std::size_t a) {
             std::uint64_t f = 0;
-            for (auto& w : g_app->workers) {
+            for (auto& w : app.workers) {
                 f += w->mailbox().free_ports[a * kProtocolCount + proto];
             }
             return f;
         });
         column((name + "_usable").c_str(), [&](std::size_t) {
             std::uint64_t u = 0;
-            for (auto& w : g_app->workers) {
+            for (auto& w : app.workers) {
                 u += w->mailbox().usable_ports;
             }
             return u;
@@ -307,7 +313,7 @@ int cmd_ports(const char*, const char*, rte_tel_data* d) {
     }
     // Held ports are counted per worker, not per address: their total stands on the first.
     std::uint64_t held_total = 0;
-    for (auto& w : g_app->workers) {
+    for (auto& w : app.workers) {
         held_total += w->gauges().ports_held.load(std::memory_order_relaxed);
     }
     column("held", [&](std::size_t a) { return a == 0 ? held_total : 0; });
@@ -315,36 +321,36 @@ int cmd_ports(const char*, const char*, rte_tel_data* d) {
     return 0;
 }
 
-int cmd_set(const char*, const char* params, rte_tel_data* d) {
+int cmd_set(App& app, const char* params, rte_tel_data* d) {
     const std::string text = params == nullptr ? "" : params;
     const auto eq = text.find('=');
     if (eq == std::string::npos || eq == 0) {
         result_dict(d, {false, "expected KEY=VALUE, e.g. timeouts.udp=600"});
         return 0;
     }
-    result_dict(d, g_app->runtime->set(text.substr(0, eq), text.substr(eq + 1)));
+    result_dict(d, app.runtime->set(text.substr(0, eq), text.substr(eq + 1)));
     return 0;
 }
 
-int cmd_pool(const char*, const char* params, rte_tel_data* d) {
+int cmd_pool(App& app, const char* params, rte_tel_data* d) {
     const std::string text = params == nullptr ? "" : params;
     if (text.rfind("add=", 0) == 0) {
-        result_dict(d, g_app->runtime->pool_add(text.substr(4)));
+        result_dict(d, app.runtime->pool_add(text.substr(4)));
     } else if (text.rfind("remove=", 0) == 0) {
-        result_dict(d, g_app->runtime->pool_remove(text.substr(7)));
+        result_dict(d, app.runtime->pool_remove(text.substr(7)));
     } else {
         result_dict(d, {false, "expected add=ADDRESS or remove=ADDRESS"});
     }
     return 0;
 }
 
-int cmd_reload(const char*, const char*, rte_tel_data* d) {
-    result_dict(d, g_app->runtime->reload());
+int cmd_reload(App& app, const char*, rte_tel_data* d) {
+    result_dict(d, app.runtime->reload());
     return 0;
 }
 
-int cmd_config(const char*, const char*, rte_tel_data* d) {
-    const Config c = g_app->runtime->current();
+int cmd_config(App& app, const char*, rte_tel_data* d) {
+    const Config c = app.runtime->current();
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_string(d, "file", c.source.c_str());
     rte_tel_data_add_dict_u64(d, "pool_addresses", c.pool.size());
@@ -360,52 +366,61 @@ int cmd_config(const char*, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "timeout_tcp_transitory", c.timeouts.tcp_transitory);
     rte_tel_data_add_dict_u64(d, "timeout_icmp", c.timeouts.icmp);
     rte_tel_data_add_dict_u64(d, "max_sessions", c.limits.max_sessions);
-    rte_tel_data_add_dict_string(d, "inside_port", g_app->ports->inside().name.c_str());
-    rte_tel_data_add_dict_string(d, "inside_mac", g_app->ports->inside().mac.to_string().c_str());
+    rte_tel_data_add_dict_string(d, "inside_port", app.ports->inside().name.c_str());
+    rte_tel_data_add_dict_string(d, "inside_mac", app.ports->inside().mac.to_string().c_str());
     rte_tel_data_add_dict_string(d, "inside_gateway", c.inside.gateway.to_string().c_str());
-    rte_tel_data_add_dict_string(d, "outside_port", g_app->ports->outside().name.c_str());
-    rte_tel_data_add_dict_string(d, "outside_mac", g_app->ports->outside().mac.to_string().c_str());
+    rte_tel_data_add_dict_string(d, "outside_port", app.ports->outside().name.c_str());
+    rte_tel_data_add_dict_string(d, "outside_mac", app.ports->outside().mac.to_string().c_str());
     rte_tel_data_add_dict_string(d, "next_hop", c.outside.next_hop.to_string().c_str());
-    const std::uint64_t nh = g_app->shared.next_hop_mac.load(std::memory_order_acquire);
+    const std::uint64_t nh = app.shared.next_hop_mac.load(std::memory_order_acquire);
     rte_tel_data_add_dict_string(
         d, "next_hop_mac", (nh & kMacKnown) ? unpack_mac(nh).to_string().c_str() : "unresolved");
-    rte_tel_data_add_dict_u64(d, "workers", g_app->workers.size());
+    rte_tel_data_add_dict_u64(d, "workers", app.workers.size());
     // Steering, fixed at start.
-    const OutsideSteeringPlan& steering = g_app->steering->plan();
+    const OutsideSteeringPlan& steering = app.steering->plan();
     rte_tel_data_add_dict_string(d, "outside_steering",
                                  std::string(steering_name(steering.mode)).c_str());
     rte_tel_data_add_dict_string(
         d, "inside_steering",
-        std::string(steering_name(g_app->ports->inside_steering().mode)).c_str());
+        std::string(steering_name(app.ports->inside_steering().mode)).c_str());
     rte_tel_data_add_dict_u64(d, "flow_rules", steering.installed_count);
     return 0;
 }
 
 } // namespace
 
-void register_telemetry(App& app) {
-    g_app = &app;
-    rte_telemetry_register_cmd("/ephemera/stats", cmd_stats,
+TelemetryRegistration register_telemetry(App& app) {
+    {
+        std::unique_lock lock(g_gate);
+        g_app = &app;
+    }
+    rte_telemetry_register_cmd("/ephemera/stats", gated<cmd_stats>,
                                "Counter totals over all workers, live sessions and mappings");
-    rte_telemetry_register_cmd("/ephemera/worker", cmd_worker,
+    rte_telemetry_register_cmd("/ephemera/worker", gated<cmd_worker>,
                                "One worker's counters and gauges. Parameters: int worker_id");
-    rte_telemetry_register_cmd("/ephemera/mappings", cmd_mappings,
+    rte_telemetry_register_cmd("/ephemera/mappings", gated<cmd_mappings>,
                                "Live translations, one string each. Parameters: int max (<=512)");
-    rte_telemetry_register_cmd("/ephemera/sessions", cmd_sessions,
+    rte_telemetry_register_cmd("/ephemera/sessions", gated<cmd_sessions>,
                                "Live sessions. Parameters: subscriber=A;external=A:P;address=A;"
                                "limit=N (any subset)");
-    rte_telemetry_register_cmd("/ephemera/ports", cmd_ports,
+    rte_telemetry_register_cmd("/ephemera/ports", gated<cmd_ports>,
                                "Free and usable external ports per pool address and protocol");
-    rte_telemetry_register_cmd("/ephemera/set", cmd_set,
+    rte_telemetry_register_cmd("/ephemera/set", gated<cmd_set>,
                                "Change one config key while running. Parameters: KEY=VALUE");
-    rte_telemetry_register_cmd("/ephemera/pool", cmd_pool,
+    rte_telemetry_register_cmd("/ephemera/pool", gated<cmd_pool>,
                                "Add or remove a pool address. Parameters: add=A or remove=A");
-    rte_telemetry_register_cmd("/ephemera/flush", cmd_flush,
+    rte_telemetry_register_cmd("/ephemera/flush", gated<cmd_flush>,
                                "Delete sessions. Parameters: subscriber=A;external=A:P;address=A");
-    rte_telemetry_register_cmd("/ephemera/reload", cmd_reload,
+    rte_telemetry_register_cmd("/ephemera/reload", gated<cmd_reload>,
                                "Reread the config file (as SIGHUP does)");
-    rte_telemetry_register_cmd("/ephemera/config", cmd_config,
+    rte_telemetry_register_cmd("/ephemera/config", gated<cmd_config>,
                                "The running configuration, ports and next hop");
+    return TelemetryRegistration{};
+}
+
+void TelemetryRegistration::close() {
+    std::unique_lock lock(g_gate); // waits for commands in progress
+    g_app = nullptr;
 }
 
 } // namespace ephemera

@@ -55,7 +55,7 @@ Worker::Worker(WorkerShared& shared, WorkerId id)
     for (auto& out : handoff_out_) {
         out.reserve(kBurst * 2);
     }
-    mailbox_.sessions.reserve(Mailbox::kMaxSessions);
+    refresh_gauges();
 }
 
 void Worker::run() {
@@ -332,7 +332,7 @@ void Worker::flush_tx() {
     }
 }
 
-void Worker::housekeeping(Tick now) {
+void Worker::refresh_gauges() {
     gauges_.sessions.store(translator_.live_sessions(), std::memory_order_relaxed);
     gauges_.mappings.store(translator_.live_mappings(), std::memory_order_relaxed);
     gauges_.subscribers.store(translator_.live_subscribers(), std::memory_order_relaxed);
@@ -341,17 +341,18 @@ void Worker::housekeeping(Tick now) {
         gauges_.sessions_by_proto[static_cast<std::size_t>(proto_index(p))].store(
             translator_.live_sessions(p), std::memory_order_relaxed);
     }
+    gauges_.ports_per_address.store(translator_.ports().usable_ports(), std::memory_order_relaxed);
+}
 
-    // A new config published by the control thread is taken up here, between bursts; then
-    // this worker reports a quiescent state, after which it holds no pointer to any older
-    // config and the control thread may free it (rte_rcu_qsbr).
-    const Config* published = shared_.published.load(std::memory_order_acquire);
+void Worker::housekeeping(Tick now) {
+    refresh_gauges();
+
+    // A new config published by the control thread is taken up here, between bursts (the
+    // slot reports this worker quiescent first; see rcu_slot.hpp for why that order).
+    const Config* published = shared_.configs.latch(id_);
     if (published != nullptr && published != config_) {
         translator_.reconfigure(*published);
         config_ = published;
-    }
-    if (shared_.qsbr != nullptr) {
-        rte_rcu_qsbr_quiescent(shared_.qsbr, id_);
     }
 
     serve_mailbox(now);
@@ -370,8 +371,8 @@ void Worker::housekeeping(Tick now) {
 
 void Worker::serve_mailbox(Tick now) {
     Mailbox& box = mailbox_;
-    const std::uint32_t requested = box.requested.load(std::memory_order_acquire);
-    if (requested == box.served.load(std::memory_order_relaxed)) {
+    const Mailbox::Request* request = box.pending();
+    if (request == nullptr) {
         return;
     }
     if (!box.walking) {
@@ -381,7 +382,7 @@ void Worker::serve_mailbox(Tick now) {
         box.flushed = 0;
     }
     bool done = true;
-    switch (box.kind) {
+    switch (request->kind) {
     case Mailbox::Kind::mappings:
         box.mapping_count = translator_.snapshot_mappings(box.mappings);
         break;
@@ -403,14 +404,14 @@ void Worker::serve_mailbox(Tick now) {
     }
     case Mailbox::Kind::sessions:
     case Mailbox::Kind::flush:
-        done = translator_.walk_sessions(box.filter, box.kind == Mailbox::Kind::flush, now,
-                                         box.cursor, Mailbox::kWalkStep, box.sessions,
-                                         std::min(box.limit, Mailbox::kMaxSessions), box.flushed);
+        done =
+            translator_.walk_sessions(request->filter, request->kind == Mailbox::Kind::flush, now,
+                                      box.cursor, Mailbox::kWalkStep, box.sessions,
+                                      std::min(request->limit, Mailbox::kMaxSessions), box.flushed);
         break;
     }
     if (done) {
-        box.walking = false;
-        box.served.store(requested, std::memory_order_release);
+        box.complete();
     }
 }
 

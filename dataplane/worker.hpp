@@ -4,13 +4,16 @@
 //
 // Ownership contract:
 //   WorkerShared  written by main before launch, read-only while workers run, except
-//                 next_hop_mac and published (written by the control thread only, release)
+//                 next_hop_mac and configs (written by the control thread only)
 //                 and stop (main only).
 //   Worker        written by its own lcore only; counters, gauges and the mailbox are atomics
 //                 that the telemetry thread reads.
 //   handoff[f][t] single producer (worker f), single consumer (worker t).
 //   arp_events[w] single producer (worker w), single consumer (control thread).
 #pragma once
+
+#include "mailbox.hpp"
+#include "rcu_slot.hpp"
 
 #include "ephemera/config.hpp"
 #include "ephemera/counters.hpp"
@@ -27,7 +30,6 @@
 struct rte_mbuf;
 struct rte_mempool;
 struct rte_ring;
-struct rte_rcu_qsbr;
 
 namespace ephemera {
 
@@ -46,10 +48,10 @@ static_assert(sizeof(ArpEvent) % 4 == 0);
 
 struct WorkerShared {
     const Config* config = nullptr; // the config the workers started with
-    // The newest config the control thread published (null: none since start). Workers
+    // The newest config the control thread published (none since start: null). Workers
     // latch it between bursts; old ones are freed once every worker has been quiescent.
-    std::atomic<const Config*> published{nullptr};
-    rte_rcu_qsbr* qsbr = nullptr;
+    RcuSlot<Config> configs;
+    rte_rcu_qsbr* qsbr = nullptr; // the workers register here
     Ownership ownership{1};
     std::uint16_t workers = 1;
     std::uint16_t inside_port = 0;
@@ -67,44 +69,13 @@ struct WorkerShared {
     rte_mempool* mbufs = nullptr;
 };
 
-// Telemetry's window into a worker: a request (what, and for which sessions) that the worker
-// serves between bursts, a bounded step at a time, then marks served. One requester at a
-// time (the caller holds App::mailbox_lock); results are read after `served` (acquire).
-struct Mailbox {
-    enum class Kind : std::uint8_t { mappings, ports, sessions, flush };
-    static constexpr std::size_t kMaxMappings = 4096;
-    static constexpr std::size_t kMaxSessions = 512;
-    static constexpr std::uint32_t kWalkStep = 4096; // sessions looked at per housekeeping
-
-    // The request: written by the requester before it bumps `requested` (release).
-    Kind kind = Kind::mappings;
-    SessionFilter filter;
-    std::size_t limit = kMaxSessions;
-    std::atomic<std::uint32_t> requested{0};
-    std::atomic<std::uint32_t> served{0};
-
-    // The answer: written by the worker before it stores `served` (release).
-    std::vector<MappingView> mappings = std::vector<MappingView>(kMaxMappings);
-    std::size_t mapping_count = 0;
-    std::vector<SessionView> sessions; // capacity kMaxSessions, reserved at start
-    std::uint64_t flushed = 0;
-    // Ports: every pool address this worker knows (draining ones too), in index order.
-    std::vector<Ipv4Addr> addresses;
-    std::vector<std::uint8_t> active;
-    std::vector<std::uint32_t> free_ports; // [pool index][protocol]
-    std::uint32_t usable_ports = 0;        // per address and protocol
-
-    // The worker's progress through a walk.
-    bool walking = false;
-    std::uint32_t cursor = 0;
-};
-
 // Live state the telemetry thread reads, refreshed by the worker every few dozen iterations.
 struct Gauges {
     std::atomic<std::uint32_t> sessions{0};
     std::atomic<std::uint32_t> mappings{0};
     std::atomic<std::uint32_t> subscribers{0};
     std::atomic<std::uint64_t> ports_held{0};
+    std::atomic<std::uint32_t> ports_per_address{0}; // this worker's usable ports
     std::array<std::atomic<std::uint32_t>, kProtocolCount> sessions_by_proto{};
 };
 
@@ -129,6 +100,8 @@ public:
         return gauges_.mappings.load(std::memory_order_relaxed);
     }
     [[nodiscard]] const Gauges& gauges() const { return gauges_; }
+    // Only while the worker does not run (before launch, after stop): the translator is the
+    // lcore's own. Other threads read gauges(), counters() and the mailbox.
     [[nodiscard]] const Translator& translator() const { return translator_; }
     Mailbox& mailbox() { return mailbox_; }
 
@@ -146,6 +119,7 @@ private:
     void flush_handoff();
     void flush_tx();
     void housekeeping(Tick now);
+    void refresh_gauges();
     void serve_mailbox(Tick now);
     void send_arp_request();
     void answer_held_syns();

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -41,6 +42,16 @@ def eal_args(prefix, lcores="0@0,1@1", vdevs=("net_null0", "net_null1")):
     for vdev in vdevs:
         args += ["--vdev", vdev]
     return args + ["--"]
+
+
+def wait_until(predicate, timeout, interval=0.05):
+    """Polls `predicate` until it holds or `timeout` seconds pass; returns its last value."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value or time.time() >= deadline:
+            return value
+        time.sleep(interval)
 
 
 def telemetry(prefix, command):
@@ -219,6 +230,53 @@ class Cli(unittest.TestCase):
         self.assertIn("ephemera: outside steering: handoff (one worker: every packet is already "
                       "on its owner's queue)\n", out)
         self.assertEqual(config["outside_steering"], "handoff")
+
+    def test_stop_while_telemetry_is_polled(self):
+        # A telemetry client that keeps asking while ephemera stops (a 1 Hz poller does, sooner
+        # or later) must get an answer or a closed socket, never a process that dies on the
+        # way out: exit status 0 every time, counters written.
+        path = self.write("ok.toml", GOOD_CONFIG.format(inside="net_null0", outside="net_null1"))
+        commands = ["/ephemera/stats", "/ephemera/worker,0", "/ephemera/worker,1",
+                    "/ephemera/mappings,16", "/ephemera/ports", "/ephemera/config"]
+        for round_ in range(4):
+            prefix = f"{self.prefix}-{round_}"
+            proc = subprocess.Popen(eal_args(prefix, lcores="0@0,1@1,2@0") + ["--config", path],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stop = threading.Event()
+            answered = [0]
+
+            def poll(offset):
+                i = offset
+                while not stop.is_set():
+                    try:
+                        command = commands[i % len(commands)]
+                        # null until the commands are registered, which is after the
+                        # signal handlers are in place
+                        if telemetry(prefix, command)[command.split(",")[0]] is not None:
+                            answered[0] += 1
+                    except (OSError, ValueError, KeyError):
+                        time.sleep(0.001)  # not up yet, or going away
+                    i += 1
+
+            pollers = [threading.Thread(target=poll, args=(k,)) for k in range(3)]
+            for t in pollers:
+                t.start()
+            try:
+                wait_until(lambda: answered[0] > 50 or proc.poll() is not None, 30)
+                proc.send_signal(signal.SIGTERM)
+                out, err = proc.communicate(timeout=30)
+            finally:
+                stop.set()
+                for t in pollers:
+                    t.join()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+                subprocess.run(["rm", "-rf", f"/var/run/dpdk/{prefix}"], check=False)
+            self.assertGreater(answered[0], 50, "telemetry never answered")
+            self.assertEqual(proc.returncode, 0, f"round {round_}: {err}")
+            self.assertIn("stopping", out)
+
 
 
 class Runtime(unittest.TestCase):
