@@ -5,6 +5,8 @@
 
 #include "ephemera/rewrite.hpp"
 
+#include <algorithm>
+
 namespace ephemera {
 
 SessionKey icmp_error_session_key(const ParsedPacket& p) {
@@ -43,8 +45,12 @@ void rewrite_icmp_error(std::uint8_t* frame, const ParsedPacket& p, ErrorDirecti
     const std::size_t l4_sum_at = std::size_t{p.inner_l4} + l4_checksum_offset(p.inner_proto);
     if (l4_sum_at + 2 <= end) {
         const std::uint16_t before = load_wire16(frame + l4_sum_at);
-        detail::adjust_l4_checksum(inner_l4, p.inner_proto, checksum_delta32(old_addr, new_addr),
-                                   old_port, new_port);
+        // The quoted message as far as it is quoted (and no further than its own datagram).
+        const std::size_t inner_end =
+            std::min<std::size_t>(end, std::size_t{p.inner_l3} + load_be16(inner_ip + 2));
+        detail::adjust_l4_checksum(inner_l4, inner_end > p.inner_l4 ? inner_end - p.inner_l4 : 0,
+                                   p.inner_proto, checksum_delta32(old_addr, new_addr), old_port,
+                                   new_port);
         icmp_sum = checksum_adjust16(icmp_sum, before, load_wire16(frame + l4_sum_at));
     }
 
@@ -56,6 +62,7 @@ void rewrite_icmp_error(std::uint8_t* frame, const ParsedPacket& p, ErrorDirecti
     icmp_sum = checksum_adjust16(icmp_sum, inner_sum, new_inner_sum);
     store_wire16(icmp_sum_field, icmp_sum);
 
+    // The ICMP error's own checksum covers a non-zero type (3, 11 or 12): never all zero.
     // The outer header: ICMP has no pseudo-header, so only the IPv4 checksum follows it.
     std::uint8_t* ip = frame + p.l3;
     std::uint8_t* outer_addr = ip + (inbound ? ipv4_off::dst : ipv4_off::src);

@@ -88,11 +88,14 @@ void make_echo_reply(std::span<std::uint8_t> frame, const ParsedPacket& request)
                  checksum_adjust16(load_wire16(ip + ipv4_off::checksum), old_ttl_word,
                                    load_wire16(ip + ipv4_off::ttl)));
 
+    // An echo request with identifier 0, sequence 0 and no data becomes a reply of zero
+    // words: settle_zero_sum gives it 0xffff.
     std::uint8_t* icmp = d + request.l4;
     const std::uint16_t old_type_word = load_wire16(icmp);
     icmp[0] = kIcmpEchoReply;
-    store_wire16(icmp + 2,
-                 checksum_adjust16(load_wire16(icmp + 2), old_type_word, load_wire16(icmp)));
+    store_wire16(icmp + 2, settle_zero_sum(checksum_adjust16(load_wire16(icmp + 2), old_type_word,
+                                                             load_wire16(icmp)),
+                                           {icmp, ip_payload_length(request)}, 2));
 }
 
 } // namespace ephemera

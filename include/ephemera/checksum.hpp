@@ -89,4 +89,30 @@ constexpr std::uint16_t checksum_apply(std::uint16_t checksum, std::uint32_t del
     return static_cast<std::uint16_t>(~sum);
 }
 
+// Eqn. 3 never yields 0xffff: a message whose sum became zero gets 0x0000 from it. That is
+// what a full computation gives for non-zero words that sum to 0xffff (-0), but not for a
+// message whose every covered word is zero (+0), whose checksum must be 0xffff: eqn. 3
+// cannot tell the two apart (RFC 1624 section 3). Where 0x0000 comes out of an update, the
+// message decides. `covered`: the bytes the checksum covers as far as they are at hand (a
+// first fragment or a truncated quote holds only part of its message; 0xffff is then the
+// answer a receiver accepts whatever the rest holds, since the sum is zero either way);
+// `field`: the offset of the checksum's own two bytes in it, which do not count.
+//
+// Only ICMP needs this on the packet path: an IPv4 header (its version), and TCP and UDP
+// (the protocol number in their pseudo-header) always cover a non-zero word; UDP has its own
+// rule for a computed zero (RFC 768).
+inline constexpr std::size_t kNoChecksumField = static_cast<std::size_t>(-1);
+inline std::uint16_t settle_zero_sum(std::uint16_t checksum, std::span<const std::uint8_t> covered,
+                                     std::size_t field = kNoChecksumField) {
+    if (checksum != 0) {
+        return checksum;
+    }
+    for (std::size_t i = 0; i < covered.size(); ++i) {
+        if (covered[i] != 0 && (i < field || i >= field + 2)) {
+            return 0; // -0: non-zero words summing to zero
+        }
+    }
+    return 0xffff;
+}
+
 } // namespace ephemera

@@ -9,9 +9,11 @@ namespace ephemera {
 namespace detail {
 
 // Fix the transport checksum for a changed address (pseudo-header; `addr_delta` is its
-// checksum_delta32) and port/identifier.
-inline void adjust_l4_checksum(std::uint8_t* l4, Protocol proto, std::uint32_t addr_delta,
-                               std::uint16_t old_port_wire, std::uint16_t new_port_wire) {
+// checksum_delta32) and port/identifier. `l4_len`: the transport message's bytes at hand
+// from `l4` (ICMP only reads them, when its update comes out as zero).
+inline void adjust_l4_checksum(std::uint8_t* l4, std::size_t l4_len, Protocol proto,
+                               std::uint32_t addr_delta, std::uint16_t old_port_wire,
+                               std::uint16_t new_port_wire) {
     std::uint8_t* field = l4 + l4_checksum_offset(proto);
     std::uint16_t sum = load_wire16(field);
     if (proto == Protocol::udp && sum == 0) {
@@ -24,6 +26,8 @@ inline void adjust_l4_checksum(std::uint8_t* l4, Protocol proto, std::uint32_t a
     sum = checksum_apply(sum, delta);
     if (proto == Protocol::udp && sum == 0) {
         sum = 0xffff; // a computed zero is sent as all ones (RFC 768)
+    } else if (proto == Protocol::icmp) {
+        sum = settle_zero_sum(sum, {l4, l4_len}, l4_checksum_offset(proto));
     }
     store_wire16(field, sum);
 }
@@ -62,7 +66,7 @@ inline void rewrite_endpoint(std::uint8_t* frame, const ParsedPacket& p, bool so
                  checksum_apply(load_wire16(ip + ipv4_off::checksum),
                                 addr_delta + checksum_delta16(old_ttl_word, new_ttl_word)));
 
-    adjust_l4_checksum(l4, p.proto, addr_delta, old_port, new_port);
+    adjust_l4_checksum(l4, ip_payload_length(p), p.proto, addr_delta, old_port, new_port);
 }
 
 } // namespace detail

@@ -38,10 +38,6 @@ std::uint16_t host_to_wire(std::uint16_t host) {
     return w;
 }
 
-bool all_zero(const std::vector<std::uint8_t>& v) {
-    return std::all_of(v.begin(), v.end(), [](std::uint8_t b) { return b == 0; });
-}
-
 // ---- RFC 1624 -------------------------------------------------------------------------------
 
 // RFC 1624 section 4: HC = 0xDD2F, m = 0x5555 -> m' = 0x3285. Eqn. 3 gives 0x0000 (eqn. 2
@@ -117,12 +113,10 @@ TEST(ChecksumAdjust, Adjust16MatchesRecomputation) {
         const std::uint16_t old_word = load_wire16(data.data() + at);
         const std::uint16_t new_word = uniform<std::uint16_t>(rng, 0, 0xffff);
         store_wire16(data.data() + at, new_word);
-        if (all_zero(data)) {
-            continue; // a zero sum has two representations; not this test's subject
-        }
         SCOPED_TRACE(testing::Message() << "case " << i << ", word at " << at);
-        ASSERT_EQ(wire_to_host(checksum_adjust16(before, old_word, new_word)),
-                  test::ref_checksum(data));
+        ASSERT_EQ(
+            wire_to_host(settle_zero_sum(checksum_adjust16(before, old_word, new_word), data)),
+            test::ref_checksum(data));
     }
 }
 
@@ -135,22 +129,52 @@ TEST(ChecksumAdjust, Adjust32MatchesRecomputation) {
         const std::uint32_t old_value = load_wire32(data.data() + at);
         const auto new_value = uniform<std::uint32_t>(rng, 0, 0xffffffffu);
         std::memcpy(data.data() + at, &new_value, 4);
-        if (all_zero(data)) {
-            continue;
-        }
         SCOPED_TRACE(testing::Message() << "case " << i << ", field at " << at);
-        ASSERT_EQ(wire_to_host(checksum_adjust32(before, old_value, new_value)),
-                  test::ref_checksum(data));
+        ASSERT_EQ(
+            wire_to_host(settle_zero_sum(checksum_adjust32(before, old_value, new_value), data)),
+            test::ref_checksum(data));
     }
 }
 
 TEST(ChecksumAdjust, UnchangedWordLeavesChecksumAlone) {
     Rng rng(11);
     for (int i = 0; i < 1000; ++i) {
-        const auto sum = uniform<std::uint16_t>(rng, 0, 0xfffe); // 0xffff is never computed
+        const auto sum = uniform<std::uint16_t>(rng, 0, 0xfffe);
         const auto word = uniform<std::uint16_t>(rng, 0, 0xffff);
         ASSERT_EQ(checksum_adjust16(sum, word, word), sum);
     }
+    // 0xffff is the checksum of a message of zero words only, and stays so once settled.
+    const std::vector<std::uint8_t> zeros(8, 0);
+    EXPECT_EQ(settle_zero_sum(checksum_adjust16(0xffff, 0, 0), zeros), 0xffff);
+}
+
+// RFC 1624 section 3: eqn. 3 cannot tell +0 from -0. A message that becomes all zero needs
+// 0xffff (the full computation's answer); one of non-zero words summing to zero keeps 0x0000.
+TEST(ChecksumAdjust, MessageThatBecomesAllZeroGetsAllOnes) {
+    Rng rng(1624 * 3);
+    for (int i = 0; i < 2000; ++i) {
+        std::vector<std::uint8_t> data(2 * uniform<std::size_t>(rng, 1, 40), 0);
+        const std::size_t at = 2 * uniform<std::size_t>(rng, 0, data.size() / 2 - 1);
+        const auto old_word = uniform<std::uint16_t>(rng, 1, 0xffff);
+        store_wire16(data.data() + at, old_word);
+        const std::uint16_t before = checksum_full(data);
+        store_wire16(data.data() + at, 0);
+        ASSERT_EQ(test::ref_checksum(data), 0xffff);
+        // Eqn. 3 alone gives the other zero...
+        ASSERT_EQ(checksum_adjust16(before, old_word, 0), 0x0000) << "case " << i;
+        // ... which the message settles.
+        ASSERT_EQ(settle_zero_sum(checksum_adjust16(before, old_word, 0), data), 0xffff);
+        ASSERT_EQ(settle_zero_sum(checksum_apply(before, checksum_delta16(old_word, 0)), data),
+                  0xffff);
+    }
+    // -0: two non-zero words that sum to 0xffff.
+    const std::vector<std::uint8_t> minus_zero = {0x12, 0x34, 0xed, 0xcb};
+    ASSERT_EQ(test::ref_checksum(minus_zero), 0x0000);
+    EXPECT_EQ(settle_zero_sum(0, minus_zero), 0x0000);
+    // The checksum's own field does not count.
+    const std::vector<std::uint8_t> icmp_zero = {0, 0, 0xff, 0xff, 0, 0, 0, 0};
+    EXPECT_EQ(settle_zero_sum(0, icmp_zero, 2), 0xffff);
+    EXPECT_EQ(settle_zero_sum(0, icmp_zero), 0x0000);
 }
 
 // The packet path's one-fold form (deltas summed, then applied) gives exactly what the updates
@@ -338,6 +362,63 @@ TEST(Rewrite, UdpComputedZeroIsSentAsAllOnes) {
         }
         ASSERT_EQ(test::l4_checksum(frame), 0xffff) << "case " << i;
         ASSERT_EQ(frame, reference) << "case " << i;
+    }
+}
+
+// An echo reply translated to identifier 0, with sequence 0 and no data, is a message of
+// zero words apart from its checksum, which must be 0xffff (RFC 1624 section 3): the
+// incremental update alone would leave 0x0000, which a receiver rejects.
+TEST(Rewrite, IcmpMessageOfZeroWordsGetsAllOnes) {
+    Rng rng(1624);
+    for (int i = 0; i < 200; ++i) {
+        FrameSpec spec = random_spec(rng);
+        spec.proto = Protocol::icmp;
+        spec.icmp_type = kIcmpEchoReply;
+        spec.icmp_code = 0;
+        spec.icmp_seq = 0;
+        spec.payload.clear();
+        spec.icmp_id = uniform<std::uint16_t>(rng, 1, 0xffff);
+        spec.frag = 0;
+        Frame frame = test::build_frame(spec);
+        const ParsedPacket parsed = parse_frame(frame);
+        ASSERT_EQ(parsed.kind, FrameKind::ipv4);
+        const bool source = i % 2 == 0;
+        const Ipv4Addr addr{uniform<std::uint32_t>(rng, 0, ~0u)};
+        if (source) {
+            rewrite_source(frame.data(), parsed, addr, 0);
+        } else {
+            rewrite_destination(frame.data(), parsed, addr, 0);
+        }
+        ASSERT_EQ(test::l4_checksum(frame), 0xffff) << "case " << i;
+        ASSERT_EQ(frame, test::build_frame(rewritten(spec, source, addr, 0))) << "case " << i;
+        ASSERT_TRUE(test::checksums_verify(frame));
+    }
+}
+
+// TCP and UDP (a protocol number in the pseudo-header) and the IPv4 header (its version) never
+// sum to +0, so their incremental updates agree with a full computation without settling:
+// shown here with the words that can be zero set to zero and the rewrite's ports zero too.
+TEST(Rewrite, TcpUdpAndIpv4NeverSumToPlusZero) {
+    for (Protocol proto : {Protocol::udp, Protocol::tcp}) {
+        FrameSpec spec;
+        spec.proto = proto;
+        spec.src = Ipv4Addr{0};
+        spec.dst = Ipv4Addr{0};
+        spec.src_port = 1;
+        spec.dst_port = 0;
+        spec.tos = 0;
+        spec.ip_id = 0;
+        spec.frag = 0;
+        spec.ttl = 2;
+        spec.tcp_flags = 0;
+        spec.payload.clear();
+        Frame frame = test::build_frame(spec);
+        const ParsedPacket parsed = parse_frame(frame);
+        ASSERT_EQ(parsed.kind, FrameKind::ipv4);
+        rewrite_source(frame.data(), parsed, Ipv4Addr{0}, 0);
+        EXPECT_EQ(frame, test::build_frame(rewritten(spec, true, Ipv4Addr{0}, 0)))
+            << protocol_name(proto);
+        EXPECT_TRUE(test::checksums_verify(frame)) << protocol_name(proto);
     }
 }
 

@@ -234,6 +234,27 @@ TEST(EchoReply, SwapsAddressesSetsType0AndChecksumsVerify) {
     EXPECT_EQ(parse_frame(f).kind, FrameKind::ipv4);
 }
 
+// A request with identifier 0, sequence 0 and no data: its reply is all zero words but the
+// checksum, which must be 0xffff (RFC 1624 section 3), as a host's from-scratch reply has it.
+TEST(EchoReply, ReplyOfZeroWordsGetsChecksumAllOnes) {
+    FrameSpec spec = ping_to_gateway();
+    spec.icmp_id = 0;
+    spec.icmp_seq = 0;
+    spec.payload.clear();
+    Frame f = test::build_frame(spec);
+    const ParsedPacket p = parse_frame(f);
+    ASSERT_EQ(p.kind, FrameKind::ipv4);
+    make_echo_reply(f, p);
+    FrameSpec expect = spec;
+    std::swap(expect.src_mac, expect.dst_mac);
+    std::swap(expect.src, expect.dst);
+    expect.icmp_type = kIcmpEchoReply;
+    expect.ttl = 64;
+    EXPECT_EQ(test::l4_checksum(f), 0xffff);
+    EXPECT_EQ(f, test::build_frame(expect));
+    EXPECT_TRUE(test::checksums_verify(f));
+}
+
 TEST(EchoReply, RandomRequestsGiveValidReplies) {
     test::Rng rng(792);
     for (int i = 0; i < 2000; ++i) {
