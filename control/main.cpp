@@ -102,8 +102,13 @@ int run(App& app, const Options& opts) {
         shared.next_hop_mac.store(pack_mac(*app.config.outside.next_hop_mac));
     }
 
-    app.mbufs = create_packet_pool(workers, app.config.fragments.max_datagrams *
-                                                app.config.fragments.max_per_datagram);
+    // Buffers as large as the largest frame either port hands over (net_af_packet: whole
+    // datagrams the kernel reassembled, as large as its ring frames).
+    const std::uint16_t frame_room = std::max(rx_frame_room(std::get<PortInfo>(inside).id),
+                                              rx_frame_room(std::get<PortInfo>(outside).id));
+    app.mbufs = create_packet_pool(
+        workers, app.config.fragments.max_datagrams * app.config.fragments.max_per_datagram,
+        frame_room);
     shared.mbufs = app.mbufs.get();
     app.ports = std::make_unique<Ports>(std::get<PortInfo>(inside), std::get<PortInfo>(outside),
                                         workers, app.mbufs.get());
@@ -137,6 +142,8 @@ int run(App& app, const Options& opts) {
                 shared.inside_mac.to_string().c_str(), app.ports->outside().name.c_str(),
                 shared.outside_port, shared.outside_mac.to_string().c_str(),
                 static_cast<unsigned>(workers));
+    std::printf("ephemera: packet buffers hold frames of up to %u bytes\n",
+                static_cast<unsigned>(frame_room));
     std::printf("ephemera: outside steering: %s\n", app.steering->plan().describe().c_str());
     std::printf("ephemera: inside steering: %s\n", app.ports->inside_steering().describe().c_str());
     for (WorkerId w = 0; w < workers; ++w) {

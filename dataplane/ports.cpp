@@ -1,12 +1,17 @@
 #include "ports.hpp"
 
+#include <rte_devargs.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 
 namespace ephemera {
 
@@ -125,17 +130,61 @@ void MempoolDeleter::operator()(rte_mempool* pool) const {
     rte_mempool_free(pool);
 }
 
-MempoolPtr create_packet_pool(std::uint16_t workers, std::uint32_t held_per_worker) {
+MempoolPtr create_packet_pool(std::uint16_t workers, std::uint32_t held_per_worker,
+                              std::uint16_t data_room) {
     const std::uint32_t count = (kMbufsPerWorker + held_per_worker) * workers + 4096;
-    rte_mempool* pool =
-        rte_pktmbuf_pool_create("eph_mbufs", count, kMempoolCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                static_cast<int>(rte_socket_id()));
+    const auto buffer = static_cast<std::uint16_t>(
+        std::min<std::uint32_t>(0xffff, std::uint32_t{data_room} + RTE_PKTMBUF_HEADROOM));
+    rte_mempool* pool = rte_pktmbuf_pool_create("eph_mbufs", count, kMempoolCache, 0, buffer,
+                                                static_cast<int>(rte_socket_id()));
     if (pool == nullptr) {
         throw std::runtime_error(std::string("cannot create the packet pool of ") +
-                                 std::to_string(count) + " buffers: " + rte_strerror(rte_errno) +
-                                 " (raise the EAL's -m)");
+                                 std::to_string(count) + " buffers of " + std::to_string(buffer) +
+                                 " bytes: " + rte_strerror(rte_errno) + " (raise the EAL's -m)");
     }
     return MempoolPtr(pool);
+}
+
+namespace {
+
+// net_af_packet's header in each ring frame that is not copied (TPACKET2_HDRLEN less the
+// sockaddr_ll it includes), as its rx queue setup counts it.
+constexpr std::uint32_t kAfPacketFrameHeader = 32;
+constexpr std::uint32_t kAfPacketDefaultFrame = 2048;
+
+// The value of `key` in a "k1=v1,k2=v2" device argument string.
+std::optional<std::uint32_t> devarg(std::string_view args, std::string_view key) {
+    while (!args.empty()) {
+        const std::string_view item = args.substr(0, args.find(','));
+        args.remove_prefix(std::min(args.size(), item.size() + 1));
+        if (item.size() > key.size() && item.starts_with(key) && item[key.size()] == '=') {
+            std::uint32_t value = 0;
+            const std::string_view text = item.substr(key.size() + 1);
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+            if (ec == std::errc() && end == text.data() + text.size()) {
+                return value;
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+std::uint16_t rx_frame_room(std::uint16_t port) {
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(port, &info) != 0 || info.device == nullptr ||
+        info.driver_name == nullptr || std::string_view(info.driver_name) != "net_af_packet") {
+        return kDefaultFrameRoom;
+    }
+    std::uint32_t frame = kAfPacketDefaultFrame;
+    if (const rte_devargs* args = rte_dev_devargs(info.device);
+        args != nullptr && args->args != nullptr) {
+        frame = devarg(args->args, "framesz").value_or(kAfPacketDefaultFrame);
+    }
+    const std::uint32_t room = frame > kAfPacketFrameHeader ? frame - kAfPacketFrameHeader : 0;
+    return static_cast<std::uint16_t>(
+        std::clamp<std::uint32_t>(room, kDefaultFrameRoom, 0xffff - RTE_PKTMBUF_HEADROOM));
 }
 
 } // namespace ephemera

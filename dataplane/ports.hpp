@@ -55,13 +55,27 @@ private:
     RssNic outside_rss_; // holds the key rte_eth_dev_configure reads
 };
 
+// A standard packet buffer's room for a frame (RTE_MBUF_DEFAULT_DATAROOM).
+inline constexpr std::uint16_t kDefaultFrameRoom = 2048;
+
 // The packet buffer pool, sized for every queue's descriptors plus the handoff rings.
 struct MempoolDeleter {
     void operator()(rte_mempool* pool) const;
 };
 using MempoolPtr = std::unique_ptr<rte_mempool, MempoolDeleter>;
 // Buffers for every worker's queues and rings, plus `held_per_worker` that a worker's fragment
-// table may hold while their datagrams' first pieces are missing.
-MempoolPtr create_packet_pool(std::uint16_t workers, std::uint32_t held_per_worker = 0);
+// table may hold while their datagrams' first pieces are missing, each with `data_room` bytes
+// for a frame (rx_frame_room of the ports).
+MempoolPtr create_packet_pool(std::uint16_t workers, std::uint32_t held_per_worker = 0,
+                              std::uint16_t data_room = kDefaultFrameRoom);
+
+// The largest frame `port` hands a worker in one buffer, and so the buffers' data room it
+// needs. DPDK 22.11's net_af_packet copies each frame of its ring (devargs framesz, 2048 bytes
+// by default, less its 32-byte header) into one buffer, and refuses buffers smaller than
+// that. Its sockets ask the kernel to reassemble IP fragments (PACKET_FANOUT with the defrag
+// flag), so what arrives is whole datagrams; a port given framesz=8192 takes datagrams of up to
+// 8160 bytes, split again to the MTU on the way out, and buffers follow. Other ports: one
+// standard buffer (2048 bytes).
+std::uint16_t rx_frame_room(std::uint16_t port);
 
 } // namespace ephemera

@@ -156,7 +156,7 @@ void Worker::process(Side side, rte_mbuf** pkts, std::uint16_t n, bool from_hand
                     !parsed.fragment) {
                     make_echo_reply({frame, len}, parsed);
                     counters_.add(Counter::icmp_echo_replies_sent);
-                    send(Side::inside, m);
+                    send_reply(Side::inside, m);
                 } else {
                     counters_.add(Counter::drop_not_for_us);
                     rte_pktmbuf_free(m);
@@ -227,7 +227,7 @@ void Worker::translate_batch(Side side) {
         case Verdict::reply: // an ICMP message for the sender, built in the packet's buffer
             m->data_len = batch_[i].length;
             m->pkt_len = batch_[i].length;
-            send(side, m);
+            send_reply(side, m);
             break;
         case Verdict::hairpin:
             m->data_len = batch_[i].length;

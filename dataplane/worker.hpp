@@ -133,6 +133,7 @@ private:
     void send_held(Side side, std::size_t n);
     void hand_off(WorkerId to, rte_mbuf* m);
     void emit(Side side, rte_mbuf* m, const ParsedPacket& p);
+    void send_reply(Side side, rte_mbuf* m);
     void split(Side side, rte_mbuf* m, const ParsedPacket& p, std::uint16_t mtu);
 
     WorkerShared& shared_;

@@ -173,6 +173,26 @@ void Worker::emit(Side side, rte_mbuf* m, const ParsedPacket& p) {
     split(side, m, p, mtu);
 }
 
+// An answer built in the buffer of the packet it answers (an echo reply, an ICMP error) goes
+// back out of the port it came in on. An echo reply is as large as its request, which may
+// have been a datagram the port reassembled (net_af_packet): then it is split like any
+// packet, parsed afresh since the translator's parse described the request.
+void Worker::send_reply(Side side, rte_mbuf* m) {
+    const std::uint16_t mtu = side == Side::outside ? config_->outside.mtu : config_->inside.mtu;
+    if (rte_pktmbuf_data_len(m) <= kEthHeaderLen + std::size_t{mtu}) {
+        send(side, m);
+        return;
+    }
+    const ParsedPacket reply =
+        parse_frame({rte_pktmbuf_mtod(m, const std::uint8_t*), rte_pktmbuf_data_len(m)});
+    if (reply.kind != FrameKind::ipv4) {
+        counters_.add(Counter::drop_fragmentation_failed); // we built it: never expected
+        rte_pktmbuf_free(m);
+        return;
+    }
+    emit(side, m, reply);
+}
+
 void Worker::split(Side side, rte_mbuf* m, const ParsedPacket& p, std::uint16_t mtu) {
     const std::span<const std::uint8_t> frame{rte_pktmbuf_mtod(m, const std::uint8_t*),
                                               rte_pktmbuf_data_len(m)};

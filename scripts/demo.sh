@@ -172,8 +172,8 @@ lcores=""
 for ((l = 0; l <= WORKERS; l++)); do lcores+="${lcores:+,}$l@$((l % cpus))"; done
 EPH_ARGS=(--no-huge -m 1024 --no-pci --file-prefix "$PREFIX" --lcores "$lcores"
   --log-level lib.eal:notice
-  --vdev "net_af_packet0,iface=$LAB_INSIDE_IF,qpairs=$WORKERS"
-  --vdev "net_af_packet1,iface=$LAB_OUTSIDE_IF,qpairs=$WORKERS"
+  --vdev "net_af_packet0,iface=$LAB_INSIDE_IF,qpairs=$WORKERS,framesz=8192,blocksz=8192"
+  --vdev "net_af_packet1,iface=$LAB_OUTSIDE_IF,qpairs=$WORKERS,framesz=8192,blocksz=8192"
   -- --config "$CONFIG")
 note "  ip netns exec $LAB-nat $EPHEMERA ${EPH_ARGS[*]}"
 ip netns exec "$LAB-nat" "$EPHEMERA" "${EPH_ARGS[@]}" >"$WORK/ephemera.log" 2>&1 &

@@ -3,7 +3,14 @@
 (sockets, ping, traceroute, the STUN client) and scapy-built probes on both sides of the NAT,
 each test named after the requirement it checks (docs/conformance.md lists them all).
 
-    /usr/bin/python3 conformance_tests.py TEST_NAME EPHEMERA_BINARY
+    /usr/bin/python3 conformance_tests.py TEST_NAME EPHEMERA_BINARY [--workers N]
+                                          [--fragments-on af_packet|pcap]
+
+--workers: how many workers ephemera runs with (meson runs the suite with 1, 2 and 4: suites
+conformance-w1, -w2, -w4). --fragments-on: the driver the fragment and MTU tests open the
+veths with. On af_packet (the default, as in the README's lab) the kernel reassembles fragments
+and ephemera gets whole datagrams, which it splits to the MTU on the way out; on pcap (one
+worker) it sees the pieces as sent and reassembles them virtually itself.
 
 Every test builds its own lab (tests/netns/nslab.py, scripts/lab.sh) and removes it on every
 exit path. Nothing here reads ephemera's internals except through telemetry, the way an
@@ -24,14 +31,11 @@ from conflab import (GATEWAY, POOL, SERVER, SERVER2, Background, Capture, check,
                      tcp_echo_server, udp_exchange)
 import conflab
 import nslab
-from nslab import ephemera_session, lab_session
+from nslab import ephemera_session, lab_session, listening, wait_until
 
-# Most tests run one worker (EPHEMERA_CONFORMANCE_WORKERS=N runs them with N); the hairpin
-# tests also run with 2 workers, and the fragment tests always with one (net_pcap).
-WORKERS = int(os.environ.get("EPHEMERA_CONFORMANCE_WORKERS", "1"))
-# The fragment tests open the veths with net_pcap (one worker), which hands ephemera the pieces
-# as they are on the wire; net_af_packet has the kernel reassemble them first (nslab.DRIVERS).
-FRAGMENTS = "pcap"
+# Set from the command line (see the module's docstring) before a test runs.
+WORKERS = 1
+FRAGMENTS = "af_packet"
 
 
 def cfg(lab, **kw):
@@ -364,7 +368,8 @@ def _stun(binary, mode, expected):
         stund = lab.popen(lab.ns("srv"), ["stund", "-h", SERVER, "-a", SERVER2],
                           stdout=nslab.subprocess.DEVNULL, stderr=nslab.subprocess.DEVNULL)
         try:
-            time.sleep(0.5)
+            check(wait_until(lambda: listening(lab, lab.ns("srv"), "udp", 3478), 10),
+                  "stund is not listening on %s:3478" % SERVER)
             cp = lab.run(lab.sub(1), ["stun", SERVER], timeout=60)
         finally:
             stund.kill()
@@ -591,6 +596,12 @@ def _tcp_session(eph, ext):
             x["external"] == ext]
 
 
+def _transitory(eph, ext):
+    """The TCP session on `ext` once it is (still) there and transitory, else None."""
+    found = _tcp_session(eph, ext)
+    return found if len(found) == 1 and found[0]["state"] == "transitory" else None
+
+
 def test_rfc7857_s2_tcp_rst(binary):
     """A RST from the server reaches the subscriber (ECONNRESET); the session is kept, in the
     transitory state, not removed at once."""
@@ -598,8 +609,7 @@ def test_rfc7857_s2_tcp_rst(binary):
         line, conn, ext = _held_connection(lab, 50040)
         before = _tcp_session(eph, ext)
         r = conn.say("send reset")
-        time.sleep(0.5)
-        after = _tcp_session(eph, ext)
+        after = wait_until(lambda: _transitory(eph, ext), 5) or _tcp_session(eph, ext)
         line.stop()
         conn.stop()
         log("RST: subscriber saw %s; session before %s, after %s" % (r, before, after))
@@ -618,8 +628,7 @@ def test_rfc7857_s2_tcp_fin(binary):
         line, conn, ext = _held_connection(lab, 50041)
         before = _tcp_session(eph, ext)
         r = conn.say("close")
-        time.sleep(0.5)
-        after = _tcp_session(eph, ext)
+        after = wait_until(lambda: _transitory(eph, ext), 5) or _tcp_session(eph, ext)
         line.stop()
         log("FIN: %s; session before %s, after %s" % (r, before, after))
         check(len(before) == 1 and before[0]["state"] == "established",
@@ -1089,8 +1098,11 @@ def test_rfc5508_s7_2_ttl_expiry_from_outside(binary):
 
 
 def _fragments_session(binary, lab, **kw):
-    """ephemera on net_pcap, one worker: it sees fragments as sent."""
-    return ephemera_session(binary, lab, 1, cfg(lab, driver=FRAGMENTS, **kw), driver=FRAGMENTS)
+    """ephemera on the driver --fragments-on names: net_af_packet with the suite's workers
+    (whole datagrams), or net_pcap with one worker (fragments as sent)."""
+    workers = 1 if FRAGMENTS == "pcap" else WORKERS
+    return ephemera_session(binary, lab, workers, cfg(lab, driver=FRAGMENTS, **kw),
+                            driver=FRAGMENTS)
 
 
 
@@ -1100,6 +1112,20 @@ def test_rfc4787_req14_ping_fragmented(binary):
                                   SERVER], timeout=30)
         log(cp.stdout)
         check(" 3 received" in cp.stdout, "ping -s 3000: %s" % cp.stdout.strip()[-200:])
+
+
+def test_rfc4787_req14_fragmented_ping_to_gateway_and_pool(binary):
+    """3000-byte pings answered by ephemera itself: a subscriber pings the inside gateway and
+    the server pings a pool address. The port (net_af_packet) hands over the requests
+    reassembled; the 3028-byte replies must leave split to the MTU. (From fragments as sent,
+    ephemera answers no ping: it reassembles nothing addressed to itself.)"""
+    with lab_session(1) as lab, _fragments_session(binary, lab):
+        for ns, target in ((lab.sub(1), GATEWAY), (lab.ns("srv"), POOL[0])):
+            cp = lab.run(ns, ["ping", "-n", "-c", "3", "-i", "0.3", "-W", "2", "-s", "3000",
+                              target], timeout=30)
+            log(cp.stdout)
+            check(" 3 received" in cp.stdout, "ping -s 3000 %s: %s" % (
+                target, cp.stdout.strip()[-200:]))
 
 
 def test_rfc4787_req14_udp_fragmented(binary):
@@ -1236,5 +1262,19 @@ def test_rfc4787_req13_df_too_big(binary):
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items()
          if name.startswith("test_") and callable(fn)}
 
+def _take_option(name, default, choices=None):
+    """Removes `name VALUE` from sys.argv and returns VALUE (`default` when absent)."""
+    if name not in sys.argv:
+        return default
+    i = sys.argv.index(name)
+    value = sys.argv[i + 1] if i + 1 < len(sys.argv) else ""
+    del sys.argv[i:i + 2]
+    if choices is not None and value not in choices:
+        sys.exit("%s: one of %s, not %r" % (name, ", ".join(choices), value))
+    return value
+
+
 if __name__ == "__main__":
+    WORKERS = int(_take_option("--workers", "1", [str(n) for n in range(1, 65)]))
+    FRAGMENTS = _take_option("--fragments-on", "af_packet", sorted(nslab.DRIVERS))
     sys.exit(nslab.main(TESTS))

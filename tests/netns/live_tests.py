@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from nslab import (POOL, SERVER, SERVER2, IANA, TestFailure, check, ephemera_session,
+from nslab import (POOL, SERVER, SERVER2, IANA, TestFailure, check, ephemera_session, wait_until,
                    lab_session, log, main, make_config, parse_echo, parse_mapping, sub_addr,
                    udp_exchange)
 import nslab
@@ -507,7 +507,9 @@ def test_live_reconfiguration_keeps_flows(binary, ctl_binary):
             # Stop everything and account for every byte and datagram.
             udp_cli.stop()
             udp_c = udp_cli.final(timeout=30)
-            time.sleep(0.5)
+            # The last datagrams may still be on their way: wait until the server has them all
+            # (or a while; the accounting below reports any that never came).
+            wait_until(lambda: udp_srv.status().get("unique", 0) >= udp_c["sent"], 5, 0.1)
             udp_srv.stop()
             udp_s = udp_srv.final()
             tcp_srv.stop()
@@ -893,7 +895,7 @@ def test_address_filtering_switch_keeps_inbound(binary, ctl_binary, fill=20000, 
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             procs.append(sub)
             check(sub.stdout.readline().strip() == "ready", "the subscriber's flows did not start")
-            time.sleep(0.5)
+            wait_until(lambda: len({src for src, _ in srv.seen("s")}) >= flows, 10)
             eps = sorted({ep_text(src) for src, _ in srv.seen("s")})
             check(len(eps) == flows, "the server saw %d flows of %d" % (len(eps), flows))
             st = ctl.stats()

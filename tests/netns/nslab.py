@@ -49,6 +49,24 @@ def check(cond, msg):
         raise TestFailure(msg)
 
 
+def wait_until(predicate, timeout, interval=0.05):
+    """Polls `predicate` until it returns something true or `timeout` seconds pass; returns its
+    last value, so the caller's check can report what it saw."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def listening(lab, ns, proto, port):
+    """True when a socket in namespace `ns` listens on (UDP: is bound to) `port`."""
+    flag = "-lnu" if proto == "udp" else "-lnt"
+    cp = lab.run(ns, ["ss", "-H", flag, "sport = :%d" % port], timeout=10)
+    return bool(cp.stdout.strip())
+
+
 def sub_addr(i):
     return "100.64.0.%d" % (10 + i)
 
@@ -70,10 +88,16 @@ def _toml_value(v):
 # The DPDK drivers ephemera can open the lab's veths with: the ports' names (inside, outside).
 #   af_packet: net_af_packet, one queue pair per worker. In DPDK 22.11 it joins its sockets
 #              with PACKET_FANOUT and the kernel's defragment flag, so the kernel reassembles IP
-#              fragments before ephemera sees them, and a datagram larger than an af_packet
-#              frame (about 2 KB) arrives truncated.
+#              fragments before ephemera sees them: ephemera gets whole datagrams of up to a
+#              ring frame (AF_PACKET_FRAME, less 32 bytes), sizes its buffers to match and
+#              splits them to the MTU on the way out.
 #   pcap:      net_pcap in live-interface mode (libpcap on the veth): ephemera sees every frame
 #              as it is on the wire, fragments included. One queue pair, so one worker only.
+# The ring frame the lab gives net_af_packet (devargs framesz and blocksz; the default 2048
+# would truncate any reassembled datagram above about 2 KB).
+AF_PACKET_FRAME = 8192
+AF_PACKET_ARGS = "framesz=%d,blocksz=%d" % (AF_PACKET_FRAME, AF_PACKET_FRAME)
+
 DRIVERS = {
     "af_packet": ("net_af_packet0", "net_af_packet1"),
     "pcap": ("net_pcap0", "net_pcap1"),
@@ -250,8 +274,8 @@ class Ephemera:
         if self.driver == "pcap":
             return ["--vdev", "%s,iface=in0" % inside, "--vdev", "%s,iface=out0" % outside]
         w = self.workers
-        return ["--vdev", "%s,iface=in0,qpairs=%d" % (inside, w),
-                "--vdev", "%s,iface=out0,qpairs=%d" % (outside, w)]
+        return ["--vdev", "%s,iface=in0,qpairs=%d,%s" % (inside, w, AF_PACKET_ARGS),
+                "--vdev", "%s,iface=out0,qpairs=%d,%s" % (outside, w, AF_PACKET_ARGS)]
 
     def argv(self):
         return [

@@ -375,7 +375,7 @@ def udp_echo_counter(args):
 
     def status():
         with lock:
-            return {"received": st["received"], "echoed": st["echoed"],
+            return {"received": st["received"], "unique": len(seen), "echoed": st["echoed"],
                     "sources": dict(sources)}
 
     emit_locked({"ready": list(s.getsockname())})
