@@ -78,6 +78,7 @@
 #include "ephemera/port_allocator.hpp"
 #include "ephemera/translator.hpp"
 #include "ephemera/types.hpp"
+#include "ephemera/worker_plan.hpp"
 
 #include <benchmark/benchmark.h>
 #include <rte_cycles.h>
@@ -310,8 +311,10 @@ public:
         config.filtering = mode;
         config.limits.max_sessions = size.sessions * kWorkers; // each worker's share is S
         const Ownership ownership(kWorkers);
+        compiler_ = std::make_unique<PlanCompiler>(ownership, worker);
+        plan_ = compiler_->compile(std::make_shared<const Config>(config), nullptr);
         translator_ = std::make_unique<Translator>(
-            config, ownership, worker, SipKey{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull},
+            *plan_, ownership, worker, SipKey{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull},
             counters);
         populate(size.sessions);
         if (streams) {
@@ -428,6 +431,8 @@ private:
         }
     }
 
+    std::unique_ptr<PlanCompiler> compiler_;
+    std::unique_ptr<WorkerPlan> plan_;
     std::unique_ptr<Translator> translator_;
     std::uint64_t create_cycles_ = 0;
     std::uint64_t create_cpu_ns_ = 0;

@@ -22,6 +22,7 @@ struct App {
     std::unique_ptr<Ports> ports;
     // rte_flow rules on the outside port; declared after `ports`, so removed before it stops.
     std::unique_ptr<OutsideFlowSteering> steering;
+    std::vector<PlanCompiler> plan_compilers; // one per worker, for Runtime
     std::vector<std::unique_ptr<Worker>> workers;
     std::vector<unsigned> worker_lcores;
     std::mutex mailbox_lock; // one telemetry request at a time

@@ -132,6 +132,17 @@ int run(App& app, const Options& opts) {
         shared.arp_events.push_back(make_ring("eph_arp_" + std::to_string(from), kArpRingSize,
                                               sizeof(ArpEvent), RING_F_SP_ENQ | RING_F_SC_DEQ));
     }
+    // Each worker's first plan, compiled here as every later one is on the control thread.
+    shared.plans.resize(workers);
+    {
+        const auto config = std::make_shared<const Config>(app.config);
+        std::vector<std::unique_ptr<WorkerPlan>> plans;
+        for (WorkerId w = 0; w < workers; ++w) {
+            app.plan_compilers.emplace_back(shared.ownership, w);
+            plans.push_back(app.plan_compilers.back().compile(config, nullptr));
+        }
+        shared.plans.publish(std::move(plans)); // no worker runs yet: nothing to wait for
+    }
     for (WorkerId w = 0; w < workers; ++w) {
         app.workers.push_back(std::make_unique<Worker>(shared, w));
     }
@@ -161,7 +172,7 @@ int run(App& app, const Options& opts) {
         throw std::runtime_error("cannot set up RCU for config changes");
     }
     shared.qsbr = app.qsbr_memory;
-    shared.configs.attach(app.qsbr_memory);
+    shared.plans.attach(app.qsbr_memory);
     app.runtime = std::make_unique<Runtime>(app);
 
     TelemetryRegistration telemetry = register_telemetry(app);

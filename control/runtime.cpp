@@ -52,13 +52,19 @@ ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::strin
     if (const auto* error = std::get_if<ConfigError>(&next)) {
         return {false, refusal_text(*error)};
     }
-    auto config = std::make_unique<Config>(std::move(std::get<Config>(next)));
+    auto config = std::make_shared<const Config>(std::move(std::get<Config>(next)));
     if (const auto refusal = check_runtime_change(current_, *config)) {
         return {false, refusal_text(*refusal)};
     }
-    // Returns once every worker has latched the new config; the one it replaced goes here.
-    app_.shared.configs.publish(std::move(config));
-    current_ = *app_.shared.configs.newest();
+    // Control compiles, workers apply: each worker's plan is built here, whole (new addresses'
+    // port state, the range's mask), so a worker only swaps pointers to take it.
+    std::vector<std::unique_ptr<WorkerPlan>> plans;
+    for (std::size_t w = 0; w < app_.plan_compilers.size(); ++w) {
+        plans.push_back(app_.plan_compilers[w].compile(config, app_.shared.plans.newest(w)));
+    }
+    // Returns once every worker has latched its new plan; the plans replaced go here.
+    app_.shared.plans.publish(std::move(plans));
+    current_ = *config;
     return {true, "applied " + what};
 }
 

@@ -9,19 +9,9 @@
 
 namespace ephemera {
 
-SessionKey icmp_error_session_key(const ParsedPacket& p) {
-    SessionKey k{};
-    k.inside_addr = p.inner_dst.value();
-    k.remote_addr = p.inner_src.value();
-    k.inside_port = p.inner_dst_port;
-    k.remote_port = p.inner_proto == Protocol::icmp ? 0 : p.inner_src_port;
-    k.proto = static_cast<std::uint8_t>(p.inner_proto);
-    return k;
-}
-
-void rewrite_icmp_error(std::uint8_t* frame, const ParsedPacket& p, ErrorDirection direction,
+void rewrite_icmp_error(std::uint8_t* frame, const ParsedPacket& p, Direction direction,
                         Ipv4Addr addr, std::uint16_t port) {
-    const bool inbound = direction == ErrorDirection::out2in;
+    const bool inbound = direction == Direction::out2in;
     const std::size_t end = std::size_t{p.l3} + p.ip_total_len;
     std::uint8_t* icmp_sum_field = frame + p.l4 + 2;
     std::uint16_t icmp_sum = load_wire16(icmp_sum_field);

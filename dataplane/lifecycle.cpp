@@ -1,11 +1,9 @@
-// Session lifecycle: timeouts, expiry, and what an expired session frees (its mapping, the
-// mapping's port into hold-down, the subscriber record).
+#include "ephemera/lifecycle.hpp"
+
 #include "ephemera/tcp_state.hpp"
-#include "ephemera/translator.hpp"
+#include "ephemera/worker_plan.hpp"
 
 #include <rte_hash.h>
-
-#include <algorithm>
 
 namespace ephemera {
 
@@ -25,41 +23,101 @@ Counter expiry_cause(Protocol proto, bool established) {
 
 } // namespace
 
+SessionLifecycle::SessionLifecycle(NatTables& tables, PortAllocator& ports, CounterBlock& counters,
+                                   Tick start)
+    : tables_(tables), ports_(ports), counters_(counters),
+      wheel_(tables.sessions.capacity(), start) {}
+
 // RFC 4787 REQ-5 (UDP), RFC 5382 REQ-5 (TCP established and transitory), RFC 5508 REQ-2 (ICMP).
-Tick Translator::session_timeout(const Session& s, Protocol proto) const {
+Tick SessionLifecycle::timeout(const Session& s, Protocol proto) const {
+    const Policy& policy = plan_->policy;
     if (proto == Protocol::tcp && !tcp_established(s.flags)) {
-        return policy_.tcp_transitory;
+        return policy.tcp_transitory;
     }
-    return policy_.timeout[static_cast<std::size_t>(proto_index(proto))];
+    return policy.timeout_of(proto);
+}
+
+void SessionLifecycle::apply(const WorkerPlan& plan) {
+    const WorkerPlan* before = plan_;
+    plan_ = &plan;
+    const FilteringMode target = plan.policy.filtering;
+    if (before == nullptr) { // the first plan: nothing to carry over
+        filtering_ = target;
+        permissions_live_ = target == FilteringMode::address_dependent;
+        return;
+    }
+    if (plan.policy.shortens_timeouts(before->policy)) {
+        rescan_active_ = true; // a rescan already under way starts over: it covers both
+        rescan_next_ = 0;
+    }
+    if (target != FilteringMode::address_dependent) {
+        address_filtering_pending_ = false;
+        filtering_ = target;
+        if (permissions_live_) {
+            permissions_live_ = false; // stop counting; uncount what was counted, by a walk
+            clearing_permissions_ = true;
+            clear_next_ = 0;
+        }
+        return;
+    }
+    if (permissions_live_ || address_filtering_pending_) {
+        return; // in force, or on its way
+    }
+    // Count every existing session first (after any clearing walk); filter by address once
+    // that is done. Until then packets are judged by the mode before the switch.
+    address_filtering_pending_ = true;
+    if (!clearing_permissions_) {
+        permission_generation_ = static_cast<std::uint8_t>(permission_generation_ + 1);
+        if (permission_generation_ == 0) {
+            permission_generation_ = 1; // 0 is "never counted"
+        }
+        permissions_live_ = true;
+        rescan_active_ = true;
+        rescan_next_ = 0;
+    }
+}
+
+void SessionLifecycle::started(std::uint32_t session, Protocol proto, std::uint32_t remote_addr) {
+    Session& s = tables_.session_records[session];
+    if (permissions_live_) {
+        count_permission(s, s.mapping, remote_addr);
+    }
+    ++live_sessions_;
+    ++live_by_proto_[static_cast<std::size_t>(proto_index(proto))];
+    wheel_.schedule(session, s.last_seen + timeout(s, proto)); // TCP starts transitory
+    counters_.add(Counter::sessions_created);
 }
 
 // The wheel is lazy about timeouts that grow (a session found not yet due is scheduled
-// again), but a timeout that shrinks must move the session earlier: an established TCP
-// session that sees a FIN each way or an RST is due a transitory timeout after its last
-// outbound packet.
-void Translator::track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound) {
+// again), but a timeout that shrinks must move the session earlier.
+void SessionLifecycle::track_tcp(std::uint32_t session, Session& s, std::uint8_t flags,
+                                 bool outbound) {
     const bool was_established = tcp_established(s.flags);
     s.flags = tcp_track(s.flags, flags, outbound);
     if (was_established && !tcp_established(s.flags)) {
-        wheel_.reschedule(session, s.last_seen + policy_.tcp_transitory);
+        wheel_.reschedule(session, s.last_seen + plan_->policy.tcp_transitory);
     }
 }
 
-std::uint32_t Translator::expire(Tick now, std::uint32_t budget) {
-    std::uint32_t work = rescan_active_ ? rescan(budget) : 0;
-    work +=
-        wheel_.advance(now, budget, [&](std::uint32_t session) { on_session_due(session, now); });
-    work += hold_down_.release_due(now, budget, [&](std::uint32_t location) {
-        ports_.release_location(location);
-        counters_.add(Counter::ports_returned);
-    });
-    return work;
+std::uint32_t SessionLifecycle::expire(Tick now, std::uint32_t budget) {
+    std::uint32_t work = 0;
+    if (clearing_permissions_) {
+        work += clear_permissions(budget);
+    } else if (rescan_active_) {
+        work += rescan(budget);
+    }
+    work += wheel_.advance(now, budget, [&](std::uint32_t session) { on_due(session, now); });
+    const std::uint32_t returned = ports_.release_held(now, budget);
+    if (returned != 0) {
+        counters_.add(Counter::ports_returned, returned);
+    }
+    return work + returned;
 }
 
 // Address-dependent filtering admits a remote address while a session of the mapping has
 // sent to it: the permission table counts those sessions, and a session carries the current
 // generation in `state` once it is counted, so it is never counted twice.
-void Translator::count_permission(Session& s, std::uint32_t mapping, std::uint32_t remote) {
+void SessionLifecycle::count_permission(Session& s, std::uint32_t mapping, std::uint32_t remote) {
     if (s.state == permission_generation_) {
         return;
     }
@@ -71,75 +129,10 @@ void Translator::count_permission(Session& s, std::uint32_t mapping, std::uint32
     }
 }
 
-// Addresses keep their index; new ones are appended (their bitmaps and index arrays are
-// allocated here, on the worker, between bursts: a control event, not the packet path).
-void Translator::reconfigure_pool(const Config& config) {
-    std::vector<Ipv4Addr> all(pool_.addresses().begin(), pool_.addresses().end());
-    std::fill(active_.begin(), active_.end(), 0);
-    for (Ipv4Addr a : config.pool) {
-        const auto known = std::find(all.begin(), all.end(), a);
-        if (known != all.end()) {
-            active_[static_cast<std::size_t>(known - all.begin())] = 1;
-            continue;
-        }
-        all.push_back(a);
-        active_.push_back(1);
-        ports_.add_address();
-        tables_.add_address();
-    }
-    if (all.size() != pool_.size()) {
-        pool_ = PoolIndex(all);
-        hold_down_.grow(ports_.locations());
-    }
-    if (config.port_range != range_ || config.reserved != reserved_) {
-        range_ = config.port_range;
-        reserved_ = config.reserved;
-        ports_.set_range(range_, reserved_);
-    }
-}
-
-void Translator::reconfigure(const Config& config) {
-    reconfigure_pool(config);
-    const Policy next = Policy::from(config, workers_);
-    const Policy& prev = policy_;
-    bool shorter = next.tcp_transitory < prev.tcp_transitory;
-    for (std::size_t p = 0; p < kProtocolCount; ++p) {
-        shorter = shorter || next.timeout[p] < prev.timeout[p];
-    }
-    const FilteringMode target = next.filtering;
-    const FilteringMode in_force = policy_.filtering;
-    bool rebuild_permissions = false;
-    policy_ = next;
-    if (target != FilteringMode::address_dependent) {
-        if (permissions_live_) {
-            rte_hash_reset(tables_.permissions.raw());
-            std::fill(tables_.permission_counts.begin(), tables_.permission_counts.end(), 0);
-        }
-        permissions_live_ = false;
-        address_filtering_pending_ = false;
-    } else if (!permissions_live_) {
-        // Count every existing session first; filter by address once that is done.
-        permission_generation_ = static_cast<std::uint8_t>(permission_generation_ + 1);
-        if (permission_generation_ == 0) {
-            permission_generation_ = 1; // 0 is "never counted"
-        }
-        permissions_live_ = true;
-        address_filtering_pending_ = true;
-        rebuild_permissions = true;
-    }
-    if (address_filtering_pending_) {
-        policy_.filtering = in_force; // the mode before the switch, until the walk is done
-    }
-    if (shorter || rebuild_permissions) {
-        rescan_active_ = true; // a rescan already under way starts over: it covers both
-        rescan_next_ = 0;
-    }
-}
-
 // One step of the walk over every session that a reconfiguration asked for: each session is
 // rescheduled for its due time under the new timeouts and, under address-dependent
 // filtering, has its permission counted.
-std::uint32_t Translator::rescan(std::uint32_t budget) {
+std::uint32_t SessionLifecycle::rescan(std::uint32_t budget) {
     const void* key_ptr = nullptr;
     void* data = nullptr;
     std::uint32_t done = 0;
@@ -150,7 +143,7 @@ std::uint32_t Translator::rescan(std::uint32_t budget) {
             rescan_active_ = false;
             if (address_filtering_pending_) { // every session is counted: switch now
                 address_filtering_pending_ = false;
-                policy_.filtering = FilteringMode::address_dependent;
+                filtering_ = FilteringMode::address_dependent;
             }
             break;
         }
@@ -158,8 +151,7 @@ std::uint32_t Translator::rescan(std::uint32_t budget) {
         const auto session = static_cast<std::uint32_t>(pos);
         const auto& key = *static_cast<const SessionKey*>(key_ptr);
         Session& s = tables_.session_records[session];
-        wheel_.reschedule(session,
-                          s.last_seen + session_timeout(s, static_cast<Protocol>(key.proto)));
+        wheel_.reschedule(session, s.last_seen + timeout(s, static_cast<Protocol>(key.proto)));
         if (permissions_live_) {
             count_permission(s, s.mapping, key.remote_addr);
         }
@@ -167,10 +159,44 @@ std::uint32_t Translator::rescan(std::uint32_t budget) {
     return done;
 }
 
-bool Translator::walk_sessions(const SessionFilter& filter, bool flush, Tick now,
-                               std::uint32_t& cursor, std::uint32_t budget,
-                               std::vector<SessionView>& out, std::size_t limit,
-                               std::uint64_t& flushed) {
+// One step of the walk that empties the permission table after a switch away from
+// address-dependent filtering: every counted session gives its count back (the table is
+// never reset in one go, which would stall the worker for the whole table).
+std::uint32_t SessionLifecycle::clear_permissions(std::uint32_t budget) {
+    const void* key_ptr = nullptr;
+    void* data = nullptr;
+    std::uint32_t done = 0;
+    while (done < budget) {
+        const std::int32_t pos =
+            rte_hash_iterate(tables_.sessions.raw(), &key_ptr, &data, &clear_next_);
+        if (pos < 0) {
+            clearing_permissions_ = false;
+            if (address_filtering_pending_) { // a switch back waited for this: count afresh
+                address_filtering_pending_ = false;
+                apply(*plan_);
+            }
+            break;
+        }
+        ++done;
+        Session& s = tables_.session_records[static_cast<std::uint32_t>(pos)];
+        if (s.state != permission_generation_) {
+            continue;
+        }
+        const auto& key = *static_cast<const SessionKey*>(key_ptr);
+        const PermissionKey pk{s.mapping, key.remote_addr};
+        const std::int32_t perm = tables_.permissions.lookup(&pk);
+        if (perm >= 0 && --tables_.permission_counts[static_cast<std::uint32_t>(perm)] == 0) {
+            tables_.permissions.remove(&pk);
+        }
+        s.state = 0;
+    }
+    return done;
+}
+
+bool SessionLifecycle::walk_sessions(const SessionFilter& filter, bool flush, Tick now,
+                                     std::uint32_t& cursor, std::uint32_t budget,
+                                     std::vector<SessionView>& out, std::size_t limit,
+                                     std::uint64_t& flushed) {
     const void* key_ptr = nullptr;
     void* data = nullptr;
     for (std::uint32_t seen = 0; seen < budget; ++seen) {
@@ -181,14 +207,14 @@ bool Translator::walk_sessions(const SessionFilter& filter, bool flush, Tick now
         const auto session = static_cast<std::uint32_t>(pos);
         const SessionKey key = *static_cast<const SessionKey*>(key_ptr);
         const Session& s = tables_.session_records[session];
-        const Ipv4Addr external = pool_.address(s.pool_index);
+        const Ipv4Addr external = plan_->pool.address(s.pool_index);
         if ((filter.subscriber && filter.subscriber->value() != key.inside_addr) ||
             (filter.external && *filter.external != external) ||
             (filter.external_port && *filter.external_port != s.external_port)) {
             continue;
         }
         if (flush) {
-            delete_session(session, key, now);
+            end_session(session, key, now);
             ++flushed;
             continue;
         }
@@ -204,7 +230,7 @@ bool Translator::walk_sessions(const SessionFilter& filter, bool flush, Tick now
 }
 
 // A session's wheel slot came round: it may have been refreshed since it was scheduled.
-void Translator::on_session_due(std::uint32_t session, Tick now) {
+void SessionLifecycle::on_due(std::uint32_t session, Tick now) {
     const void* key_ptr = nullptr;
     if (rte_hash_get_key_with_position(tables_.sessions.raw(), static_cast<std::int32_t>(session),
                                        const_cast<void**>(&key_ptr)) != 0) {
@@ -213,7 +239,7 @@ void Translator::on_session_due(std::uint32_t session, Tick now) {
     const SessionKey key = *static_cast<const SessionKey*>(key_ptr);
     const Session& s = tables_.session_records[session];
     const auto proto = static_cast<Protocol>(key.proto);
-    const Tick due = s.last_seen + session_timeout(s, proto);
+    const Tick due = s.last_seen + timeout(s, proto);
     if (static_cast<std::int32_t>(now - due) < 0) {
         wheel_.schedule(session, due);
         return;
@@ -222,17 +248,23 @@ void Translator::on_session_due(std::uint32_t session, Tick now) {
     delete_session(session, key, now);
 }
 
-void Translator::delete_session(std::uint32_t session, const SessionKey& key, Tick now) {
-    const std::uint32_t mapping = tables_.session_records[session].mapping;
+void SessionLifecycle::end_session(std::uint32_t session, const SessionKey& key, Tick now) {
     wheel_.unschedule(session); // a flushed session is still on the wheel; an expired one not
+    delete_session(session, key, now);
+}
+
+void SessionLifecycle::delete_session(std::uint32_t session, const SessionKey& key, Tick now) {
+    Session& s = tables_.session_records[session];
+    const std::uint32_t mapping = s.mapping;
     tables_.sessions.remove(&key);
-    if (permissions_live_ && tables_.session_records[session].state == permission_generation_) {
+    if (s.state == permission_generation_ && s.state != 0) { // counted: give the count back
         const PermissionKey pk{mapping, key.remote_addr};
         const std::int32_t perm = tables_.permissions.lookup(&pk);
         if (perm >= 0 && --tables_.permission_counts[static_cast<std::uint32_t>(perm)] == 0) {
             tables_.permissions.remove(&pk);
         }
     }
+    s.state = 0;
     --live_sessions_;
     --live_by_proto_[static_cast<std::size_t>(proto_index(static_cast<Protocol>(key.proto)))];
     Mapping& m = tables_.mapping_records[mapping];
@@ -242,20 +274,24 @@ void Translator::delete_session(std::uint32_t session, const SessionKey& key, Ti
     }
 }
 
+void SessionLifecycle::drop_mapping(std::uint32_t mapping, Tick now) {
+    if (tables_.mapping_records[mapping].sessions == 0) {
+        release_mapping(mapping, now);
+    }
+}
+
 // The mapping's last session is gone: the inside endpoint's next packet gets a new mapping,
 // and the external port waits out its hold-down before anyone else gets it.
-void Translator::release_mapping(std::uint32_t mapping, Tick now) {
+void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
     const Mapping m = tables_.mapping_records[mapping];
-    const std::uint32_t slot = *ports_.slice().slot_of(m.external_port);
-    tables_.out2in(m.pool_index, m.proto, slot) = kNoIndex;
-    if (policy_.hold_down == 0) {
+    ports_.out2in(m.pool_index, m.proto, *ports_.slice().slot_of(m.external_port)) = kNoIndex;
+    if (plan_->policy.hold_down == 0) {
         ports_.release(m.pool_index, m.proto, m.external_port);
     } else {
-        hold_down_.push(ports_.location(m.pool_index, m.proto, m.external_port),
-                        now + policy_.hold_down);
+        ports_.hold(m.pool_index, m.proto, m.external_port, now + plan_->policy.hold_down);
         counters_.add(Counter::ports_held);
     }
-    const MappingKey key{m.inside.value(), m.inside_port, static_cast<std::uint8_t>(m.proto), 0};
+    const MappingKey key = MappingKey::make(m.inside, m.inside_port, m.proto);
     tables_.mappings.remove(&key);
     --live_mappings_;
     counters_.add(Counter::mappings_released);
@@ -263,6 +299,15 @@ void Translator::release_mapping(std::uint32_t mapping, Tick now) {
     --sub.mappings;
     --sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
     release_subscriber_if_unused(m.subscriber, m.inside);
+}
+
+void SessionLifecycle::release_subscriber_if_unused(std::uint32_t subscriber, Ipv4Addr inside) {
+    const Subscriber& sub = tables_.subscriber_records[subscriber];
+    if (sub.mappings == 0 && sub.sessions == 0) {
+        const std::uint32_t key = inside.value();
+        tables_.subscribers.remove(&key);
+        --live_subscribers_;
+    }
 }
 
 } // namespace ephemera

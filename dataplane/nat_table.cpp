@@ -59,18 +59,12 @@ void HashTable::lookup_bulk(const void** keys, std::uint32_t n, std::int32_t* po
 }
 
 NatTables::NatTables(const std::string& name, std::uint32_t max_sessions,
-                     std::uint32_t max_subscribers, std::size_t pool_size,
-                     std::uint32_t slots_per_address, int socket)
+                     std::uint32_t max_subscribers, int socket)
     : subscribers(name + "_sub", max_subscribers, sizeof(std::uint32_t), socket),
       mappings(name + "_map", max_sessions, sizeof(MappingKey), socket),
       sessions(name + "_ses", max_sessions, sizeof(SessionKey), socket),
       permissions(name + "_prm", max_sessions, sizeof(PermissionKey), socket),
       subscriber_records(subscribers.capacity()), mapping_records(mappings.capacity()),
-      session_records(sessions.capacity()), permission_counts(permissions.capacity(), 0),
-      slots_per_address_(slots_per_address) {
-    for (std::size_t a = 0; a < pool_size; ++a) {
-        add_address();
-    }
-}
+      session_records(sessions.capacity()), permission_counts(permissions.capacity(), 0) {}
 
 } // namespace ephemera

@@ -20,27 +20,40 @@ constexpr std::uint64_t bits_between(unsigned from, unsigned to) {
     return upto & (~0ull << from);
 }
 
-// First set bit in [from, to] of a bit vector, or nullopt.
-std::optional<std::uint32_t> first_set(const std::vector<std::uint64_t>& bits, std::uint32_t from,
-                                       std::uint32_t to, std::uint64_t pattern = ~0ull) {
+constexpr std::uint32_t words_for(std::uint32_t bits) {
+    return (bits + 63) / 64;
+}
+
+// Bit i set for every slot i < slots: the valid bits of a bitmap of `slots`.
+std::vector<std::uint64_t> all_slots(std::uint32_t slots) {
+    std::vector<std::uint64_t> bits(words_for(slots), ~0ull);
+    if (slots % 64 != 0) {
+        bits.back() = (1ull << (slots % 64)) - 1;
+    }
+    return bits;
+}
+
+// Slot interval of the ports [from, to] (both even-aligned outward), empty (1, 0) when none.
+std::pair<std::uint32_t, std::uint32_t> interval(const PortSlice& slice, std::uint32_t from,
+                                                 std::uint32_t to) {
     if (from > to) {
-        return std::nullopt;
+        return {1, 0};
     }
-    const std::uint32_t wf = from >> 6;
-    const std::uint32_t wt = to >> 6;
-    for (std::uint32_t w = wf; w <= wt; ++w) {
-        std::uint64_t m = bits[w] & pattern;
-        if (w == wf || w == wt) {
-            m &= bits_between(w == wf ? from & 63 : 0, w == wt ? to & 63 : 63);
-        }
-        if (m != 0) {
-            return w * 64 + static_cast<std::uint32_t>(std::countr_zero(m));
-        }
-    }
-    return std::nullopt;
+    const std::uint32_t lo = slice.lower_bound(static_cast<std::uint16_t>(from));
+    const std::uint32_t end =
+        to >= 0xffff ? slice.slot_count() : slice.lower_bound(static_cast<std::uint16_t>(to + 1));
+    return end == 0 || lo >= end ? std::pair<std::uint32_t, std::uint32_t>{1, 0}
+                                 : std::pair<std::uint32_t, std::uint32_t>{lo, end - 1};
+}
+
+std::uint64_t next_generation() {
+    static std::uint64_t generation = 0; // masks are built on one thread at a time
+    return ++generation;
 }
 
 } // namespace
+
+// ---- PortSlice ------------------------------------------------------------------------------
 
 PortSlice::PortSlice(const Ownership& ownership, WorkerId worker) : rank_of_pair_(32768, kNoRank) {
     for (std::uint32_t pair = 0; pair < 32768; ++pair) {
@@ -62,23 +75,65 @@ std::uint32_t PortSlice::lower_bound(std::uint16_t port) const {
     return slot;
 }
 
+// ---- PortMask -------------------------------------------------------------------------------
+
+PortMask::PortMask(std::uint32_t slots)
+    : generation(next_generation()), slots_(slots), usable_(slots), bits_(all_slots(slots)) {
+    system_lo = 0;
+    system_hi = slots == 0 ? 0 : slots - 1;
+    summarise();
+}
+
+PortMask::PortMask(const PortSlice& slice, PortRange range, std::span<const PortRange> reserved)
+    : generation(next_generation()), slots_(slice.slot_count()), bits_(words_for(slots_), 0) {
+    // Algorithm 4 counts its positions within the range (by whole port pairs), not over every
+    // slot: a narrow range inside 0-65535 must not make the first port after a gap the likely
+    // choice (RFC 6888 REQ-15: ports hard to guess).
+    const std::uint32_t lo = range.lo & ~1u;
+    const std::uint32_t hi = range.hi | 1u;
+    std::tie(system_lo, system_hi) = interval(slice, lo, std::min<std::uint32_t>(hi, 1023));
+    std::tie(user_lo, user_hi) = interval(slice, std::max<std::uint32_t>(lo, 1024), hi);
+    for (std::uint32_t s = 0; s < slots_; ++s) {
+        const std::uint16_t port = slice.port_of(s);
+        const bool is_reserved =
+            std::any_of(reserved.begin(), reserved.end(),
+                        [port](const PortRange& r) { return r.contains(port); });
+        if (range.contains(port) && !is_reserved) {
+            bits_[s >> 6] |= 1ull << (s & 63);
+            ++usable_;
+        }
+    }
+    summarise();
+}
+
+void PortMask::summarise() {
+    for (unsigned parity = 0; parity < 2; ++parity) {
+        summary_[parity].assign(words_for(static_cast<std::uint32_t>(bits_.size())), 0);
+        for (std::uint32_t w = 0; w < bits_.size(); ++w) {
+            if (bits_[w] & parity_mask(parity)) {
+                summary_[parity][w >> 6] |= 1ull << (w & 63);
+            }
+        }
+    }
+}
+
+// ---- PortBitmap -----------------------------------------------------------------------------
+
 PortBitmap::PortBitmap(std::uint32_t slots)
-    : free_((slots + 63) / 64, 0), used_((slots + 63) / 64, 0), free_count_(slots) {
-    for (std::uint32_t s = 0; s < slots; ++s) {
-        free_[s >> 6] |= 1ull << (s & 63);
-    }
+    : slots_(slots), used_(words_for(slots), 0), valid_(all_slots(slots)) {
     for (auto& summary : summary_) {
-        summary.assign((free_.size() + 63) / 64, 0);
+        summary.assign(words_for(static_cast<std::uint32_t>(used_.size())), 0);
     }
-    for (std::uint32_t w = 0; w < free_.size(); ++w) {
+    for (std::uint32_t w = 0; w < used_.size(); ++w) {
         update_summary(w);
     }
 }
 
 void PortBitmap::update_summary(std::uint32_t word) {
+    const std::uint64_t unused = ~used_[word] & valid_[word];
+    const std::uint64_t bit = 1ull << (word & 63);
     for (unsigned parity = 0; parity < 2; ++parity) {
-        const std::uint64_t bit = 1ull << (word & 63);
-        if (free_[word] & parity_mask(parity)) {
+        if (unused & parity_mask(parity)) {
             summary_[parity][word >> 6] |= bit;
         } else {
             summary_[parity][word >> 6] &= ~bit;
@@ -86,136 +141,169 @@ void PortBitmap::update_summary(std::uint32_t word) {
     }
 }
 
-void PortBitmap::take(std::uint32_t slot) {
+void PortBitmap::take(std::uint32_t slot, const PortMask* mask) {
     const std::uint64_t bit = 1ull << (slot & 63);
-    if (free_[slot >> 6] & bit) {
-        free_[slot >> 6] &= ~bit;
-        --free_count_;
-        update_summary(slot >> 6);
-    }
-    used_[slot >> 6] |= bit;
-}
-
-void PortBitmap::release(std::uint32_t slot, bool allocatable) {
-    const std::uint64_t bit = 1ull << (slot & 63);
-    used_[slot >> 6] &= ~bit;
-    if (allocatable && !(free_[slot >> 6] & bit)) {
-        free_[slot >> 6] |= bit;
-        ++free_count_;
+    if ((used_[slot >> 6] & bit) == 0) {
+        used_[slot >> 6] |= bit;
+        ++used_count_;
+        if (mask != nullptr && counted_for_ == mask->generation && mask->allows(slot)) {
+            ++used_allowed_;
+        }
         update_summary(slot >> 6);
     }
 }
 
-void PortBitmap::refresh(const std::vector<std::uint64_t>& allocatable) {
-    free_count_ = 0;
-    for (std::uint32_t w = 0; w < free_.size(); ++w) {
-        free_[w] = allocatable[w] & ~used_[w];
-        free_count_ += static_cast<std::uint32_t>(std::popcount(free_[w]));
-        update_summary(w);
+void PortBitmap::release(std::uint32_t slot, const PortMask* mask) {
+    const std::uint64_t bit = 1ull << (slot & 63);
+    if (used_[slot >> 6] & bit) {
+        used_[slot >> 6] &= ~bit;
+        --used_count_;
+        if (mask != nullptr && counted_for_ == mask->generation) {
+            used_allowed_ -= mask->allows(slot) ? 1 : 0;
+        } else {
+            counted_for_ = ~0ull; // counted under another mask, or none: count again
+        }
+        update_summary(slot >> 6);
     }
+}
+
+std::uint32_t PortBitmap::free_count(const PortMask* mask) const {
+    if (mask == nullptr) {
+        return slots_ - used_count_;
+    }
+    if (counted_for_ != mask->generation) {
+        used_allowed_ = 0;
+        for (std::uint32_t w = 0; w < used_.size(); ++w) {
+            used_allowed_ += static_cast<std::uint32_t>(std::popcount(used_[w] & mask->word(w)));
+        }
+        counted_for_ = mask->generation;
+    }
+    return mask->usable() - used_allowed_;
 }
 
 std::optional<std::uint32_t> PortBitmap::first_free_in(std::uint32_t from, std::uint32_t to,
-                                                       unsigned parity) const {
+                                                       unsigned parity,
+                                                       const PortMask* mask) const {
     if (from > to) {
         return std::nullopt;
     }
     const std::uint64_t pattern = parity_mask(parity);
     const std::uint32_t wf = from >> 6;
     const std::uint32_t wt = to >> 6;
-    // The edge words need masking to [from, to]; whole words between them are found through
-    // the summary, so a search costs O(words / 64), not O(slots).
-    if (auto s = first_set(free_, from, std::min(to, wf * 64 + 63), pattern)) {
+    // The edge words are masked to [from, to]; the words between are found through the
+    // summaries (unused here and allocatable in the mask), so a search costs O(words / 64),
+    // not O(slots). A summary hit can still be a word whose unused slots the mask does not
+    // allow: then the scan goes on to the next candidate.
+    const auto in_word = [&](std::uint32_t w, unsigned lo_bit,
+                             unsigned hi_bit) -> std::optional<std::uint32_t> {
+        const std::uint64_t m = free_word(w, mask) & pattern & bits_between(lo_bit, hi_bit);
+        if (m == 0) {
+            return std::nullopt;
+        }
+        return w * 64 + static_cast<std::uint32_t>(std::countr_zero(m));
+    };
+    if (auto s = in_word(wf, from & 63, wf == wt ? to & 63 : 63)) {
         return s;
     }
     if (wt > wf + 1) {
-        if (auto w = first_set(summary_[parity], wf + 1, wt - 1)) {
-            return *w * 64 + static_cast<std::uint32_t>(std::countr_zero(free_[*w] & pattern));
+        const std::uint32_t first = wf + 1;
+        const std::uint32_t last = wt - 1;
+        for (std::uint32_t sw = first >> 6; sw <= last >> 6; ++sw) {
+            std::uint64_t candidates = summary_[parity][sw];
+            if (mask != nullptr) {
+                candidates &= mask->summary(parity, sw);
+            }
+            candidates &=
+                bits_between(sw == first >> 6 ? first & 63 : 0, sw == last >> 6 ? last & 63 : 63);
+            while (candidates != 0) {
+                const std::uint32_t w =
+                    sw * 64 + static_cast<std::uint32_t>(std::countr_zero(candidates));
+                if (auto s = in_word(w, 0, 63)) {
+                    return s;
+                }
+                candidates &= candidates - 1;
+            }
         }
     }
     if (wt > wf) {
-        return first_set(free_, wt * 64, to, pattern);
+        return in_word(wt, 0, to & 63);
     }
     return std::nullopt;
 }
 
 std::optional<std::uint32_t> PortBitmap::find_free(std::uint32_t start, unsigned parity,
-                                                   std::uint32_t lo, std::uint32_t hi) const {
-    if (auto s = first_free_in(start, hi, parity)) {
+                                                   std::uint32_t lo, std::uint32_t hi,
+                                                   const PortMask* mask) const {
+    if (auto s = first_free_in(start, hi, parity, mask)) {
         return s;
     }
     if (start > lo) {
-        return first_free_in(lo, start - 1, parity);
+        return first_free_in(lo, start - 1, parity, mask);
     }
     return std::nullopt;
 }
 
+// ---- AddressPorts ---------------------------------------------------------------------------
+
+AddressPorts::AddressPorts(std::uint32_t slots)
+    : bitmaps{PortBitmap(slots), PortBitmap(slots), PortBitmap(slots)},
+      out2in(kProtocolCount * std::size_t{slots}, kNoIndex), hold(kProtocolCount * slots) {}
+
+// ---- PortAllocator --------------------------------------------------------------------------
+
 PortAllocator::PortAllocator(const Ownership& ownership, WorkerId worker, PortRange range,
                              std::span<const PortRange> reserved, std::size_t pool_size,
                              SipKey secret)
-    : slice_(ownership, worker), secret_(secret), allocatable_((slice_.slot_count() + 63) / 64, 0),
-      bitmaps_(pool_size * kProtocolCount, PortBitmap(slice_.slot_count())) {
+    : slice_(ownership, worker), secret_(secret) {
     set_range(range, reserved);
-}
-
-// Slot interval of the ports [from, to] (both even-aligned outward), empty when from > to.
-std::pair<std::uint32_t, std::uint32_t> PortAllocator::interval(std::uint32_t from,
-                                                                std::uint32_t to) const {
-    if (from > to) {
-        return {1, 0};
+    for (std::size_t a = 0; a < pool_size; ++a) {
+        add_address();
     }
-    const std::uint32_t lo = slice_.lower_bound(static_cast<std::uint16_t>(from));
-    const std::uint32_t end =
-        to >= 0xffff ? slice_.slot_count() : slice_.lower_bound(static_cast<std::uint16_t>(to + 1));
-    return end == 0 || lo >= end ? std::pair<std::uint32_t, std::uint32_t>{1, 0}
-                                 : std::pair<std::uint32_t, std::uint32_t>{lo, end - 1};
 }
 
 void PortAllocator::set_range(PortRange range, std::span<const PortRange> reserved) {
-    // Algorithm 4 counts its positions within the range (by whole port pairs), not over every
-    // slot: a narrow range inside 0-65535 must not make the first port after a gap the likely
-    // choice (RFC 6888 REQ-15: ports hard to guess).
-    const std::uint32_t lo = range.lo & ~1u;
-    const std::uint32_t hi = range.hi | 1u;
-    std::tie(system_lo_, system_hi_) = interval(lo, std::min<std::uint32_t>(hi, 1023));
-    std::tie(user_lo_, user_hi_) = interval(std::max<std::uint32_t>(lo, 1024), hi);
-
-    std::fill(allocatable_.begin(), allocatable_.end(), 0);
-    usable_ = 0;
-    for (std::uint32_t s = 0; s < slice_.slot_count(); ++s) {
-        const std::uint16_t port = slice_.port_of(s);
-        const bool is_reserved =
-            std::any_of(reserved.begin(), reserved.end(),
-                        [port](const PortRange& r) { return r.contains(port); });
-        if (range.contains(port) && !is_reserved) {
-            allocatable_[s >> 6] |= 1ull << (s & 63);
-            ++usable_;
-        }
-    }
-    for (PortBitmap& bits : bitmaps_) {
-        bits.refresh(allocatable_);
-    }
+    own_masks_.push_back(std::make_unique<PortMask>(slice_, range, reserved));
+    mask_ = own_masks_.back().get();
 }
 
 void PortAllocator::add_address() {
-    for (std::size_t p = 0; p < kProtocolCount; ++p) {
-        bitmaps_.emplace_back(slice_.slot_count());
-        bitmaps_.back().refresh(allocatable_);
-    }
+    own_addresses_.push_back(std::make_unique<AddressPorts>(slice_.slot_count()));
+    own_address_list_.push_back(own_addresses_.back().get());
+    addresses_ = own_address_list_;
 }
 
 bool PortAllocator::is_free(std::uint16_t pool_index, Protocol proto, std::uint16_t port) const {
     const auto slot = slice_.slot_of(port);
-    return slot && bitmap(pool_index, proto).is_free(*slot);
+    return slot && bitmap(pool_index, proto).is_free(*slot, mask_);
+}
+
+bool PortAllocator::has_free(std::uint16_t pool_index, Protocol proto) const {
+    const PortBitmap& bits = bitmap(pool_index, proto);
+    for (unsigned parity : {0u, 1u}) {
+        for (const auto& [lo, hi] : {std::pair{mask_->user_lo, mask_->user_hi},
+                                     std::pair{mask_->system_lo, mask_->system_hi}}) {
+            if (lo <= hi && bits.find_free(lo, parity, lo, hi, mask_)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+Alg4Seed PortAllocator::seed(const PortRequest& req) const {
+    const std::uint64_t who = std::uint64_t{req.inside.value()} << 32 | req.pool_address.value();
+    const std::uint64_t h = siphash_2x64(secret_, who, static_cast<std::uint8_t>(req.proto));
+    return Alg4Seed{static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(h >> 32)};
 }
 
 std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req) {
+    return allocate(req, seed(req));
+}
+
+std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req, Alg4Seed seed) {
     PortBitmap& bits = bitmap(req.pool_index, req.proto);
-    if (bits.free_count() == 0) {
-        return std::nullopt;
-    }
-    if (const auto slot = slice_.slot_of(req.inside_port); slot && bits.is_free(*slot)) {
-        bits.take(*slot);
+    if (const auto slot = slice_.slot_of(req.inside_port); slot && bits.is_free(*slot, mask_)) {
+        bits.take(*slot, mask_);
         return PortGrant{req.inside_port, true};
     }
 
@@ -223,13 +311,11 @@ std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req) {
     // other class or parity beats no mapping while the range still has ports.
     const bool system_class = req.inside_port < 1024;
     const unsigned parity = req.inside_port & 1u;
-    const std::uint64_t who = std::uint64_t{req.inside.value()} << 32 | req.pool_address.value();
-    const std::uint64_t what = std::uint64_t{static_cast<std::uint8_t>(req.proto)};
     std::optional<std::uint32_t> slot;
     for (const bool in_class : {true, false}) {
         const bool system = in_class == system_class;
-        slot = search(bits, who, what, parity, system ? system_lo_ : user_lo_,
-                      system ? system_hi_ : user_hi_);
+        slot = search(bits, seed, parity, system ? mask_->system_lo : mask_->user_lo,
+                      system ? mask_->system_hi : mask_->user_hi);
         if (slot) {
             break;
         }
@@ -237,36 +323,62 @@ std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req) {
     if (!slot) {
         return std::nullopt;
     }
-    bits.take(*slot);
+    bits.take(*slot, mask_);
     return PortGrant{slice_.port_of(*slot), false};
 }
 
 // RFC 6056 Algorithm 4 over slots [lo, hi]: offset = F(addresses, secret), plus a counter from
 // a table indexed by G(addresses, secret). Positions are counted in port pairs so the parity
 // bit is ours to set; the bitmap then finds the first free slot from there.
-std::optional<std::uint32_t> PortAllocator::search(const PortBitmap& bits, std::uint64_t who,
-                                                   std::uint64_t what, unsigned parity,
-                                                   std::uint32_t lo, std::uint32_t hi) {
+std::optional<std::uint32_t> PortAllocator::search(const PortBitmap& bits, Alg4Seed seed,
+                                                   unsigned parity, std::uint32_t lo,
+                                                   std::uint32_t hi) {
     if (lo > hi) {
         return std::nullopt;
     }
-    const std::uint64_t f = siphash_2x64(secret_, who, what);
-    const std::uint64_t g = siphash_2x64(secret_, who, what | 1ull << 8);
-    std::uint32_t& counter = alg4_table_[g % kAlg4TableSize];
+    std::uint32_t& counter = alg4_table_[seed.index % kAlg4TableSize];
     const std::uint32_t pairs = (hi - lo) / 2 + 1;
-    const auto start_pair = static_cast<std::uint32_t>((f + counter) % pairs);
+    const std::uint32_t start_pair = (seed.offset + counter) % pairs;
     ++counter;
     const std::uint32_t start = std::clamp((lo & ~1u) + start_pair * 2 + parity, lo, hi);
-    if (auto slot = bits.find_free(start, parity, lo, hi)) {
+    if (auto slot = bits.find_free(start, parity, lo, hi, mask_)) {
         return slot;
     }
-    return bits.find_free(start, parity ^ 1u, lo, hi);
+    return bits.find_free(start, parity ^ 1u, lo, hi, mask_);
 }
 
 void PortAllocator::release(std::uint16_t pool_index, Protocol proto, std::uint16_t port) {
     if (const auto slot = slice_.slot_of(port)) {
-        bitmap(pool_index, proto).release(*slot, is_allocatable_slot(*slot));
+        bitmap(pool_index, proto).release(*slot, mask_);
     }
+}
+
+void PortAllocator::hold(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
+                         Tick release_at) {
+    const std::uint32_t location =
+        static_cast<std::uint32_t>(proto_index(proto)) * slice_.slot_count() +
+        *slice_.slot_of(port);
+    addresses_[pool_index]->hold.push(location, release_at);
+    ++held_;
+}
+
+std::uint32_t PortAllocator::release_held(Tick now, std::uint32_t budget) {
+    const auto count = static_cast<std::uint32_t>(addresses_.size());
+    const std::uint32_t slots = slice_.slot_count();
+    std::uint32_t done = 0;
+    // Visit at most as many addresses as the budget allows; each gives back what is due.
+    for (std::uint32_t visited = 0; visited < count && visited < budget && done < budget;
+         ++visited) {
+        if (hold_cursor_ >= count) {
+            hold_cursor_ = 0;
+        }
+        AddressPorts& a = *addresses_[hold_cursor_++];
+        done += a.hold.release_due(now, budget - done, [&](std::uint32_t location) {
+            a.bitmaps[location / slots].release(location % slots, mask_);
+        });
+    }
+    held_ -= done;
+    return done;
 }
 
 } // namespace ephemera

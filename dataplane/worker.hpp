@@ -1,10 +1,20 @@
 // A worker lcore: its RX/TX queue on each port, its Translator (tables, ports, counters) and
-// its handoff rings. The loop is l3fwd's shape: receive a burst, classify, hand off what another
-// worker owns, translate the rest in one batch, transmit in bursts.
+// its handoff rings. One straight line per loop iteration, a stage per file:
+//
+//   rx burst ─► classify (classify.cpp) ─┬─► handoff ring to the owner (handoff.cpp)
+//                                        ├─► local answers: ARP, pings to the gateway
+//                                        ├─► later fragments, set aside for the pieces pass
+//                                        └─► this worker's batch, by direction
+//   batch ─► translate (translate_stage.cpp: the Translator's fast and slow paths)
+//         ─► verdicts: forward / reply ─► tx (tx.cpp: MTU split, burst per port)
+//                      hairpin ─► second pass: out2in over the hairpin batch (never a
+//                                 recursive call; a hairpinned ping's answer may hairpin once
+//                                 more, so at most two rounds)
+//   later fragments ─► pieces pass (worker_fragments.cpp), once their first pieces are decided
 //
 // Ownership contract:
 //   WorkerShared  written by main before launch, read-only while workers run, except
-//                 next_hop_mac and configs (written by the control thread only)
+//                 next_hop_mac and plans (written by the control thread only)
 //                 and stop (main only).
 //   Worker        written by its own lcore only; counters, gauges and the mailbox are atomics
 //                 that the telemetry thread reads.
@@ -17,9 +27,11 @@
 
 #include "ephemera/config.hpp"
 #include "ephemera/counters.hpp"
+#include "ephemera/direction.hpp"
 #include "ephemera/fragments.hpp"
 #include "ephemera/ownership.hpp"
 #include "ephemera/translator.hpp"
+#include "ephemera/worker_plan.hpp"
 
 #include <array>
 #include <atomic>
@@ -47,10 +59,13 @@ struct ArpEvent {
 static_assert(sizeof(ArpEvent) % 4 == 0);
 
 struct WorkerShared {
+    explicit WorkerShared(WorkerId worker_count = 1) : plans(worker_count) {}
+
     const Config* config = nullptr; // the config the workers started with
-    // The newest config the control thread published (none since start: null). Workers
-    // latch it between bursts; old ones are freed once every worker has been quiescent.
-    RcuSlot<Config> configs;
+    // Each worker's newest plan, compiled by the control thread (worker_plan.hpp). A worker
+    // latches its own between bursts; old ones are freed once every worker has been
+    // quiescent since.
+    RcuSlots<WorkerPlan> plans;
     rte_rcu_qsbr* qsbr = nullptr; // the workers register here
     Ownership ownership{1};
     std::uint16_t workers = 1;
@@ -77,6 +92,9 @@ struct Gauges {
     std::atomic<std::uint64_t> ports_held{0};
     std::atomic<std::uint32_t> ports_per_address{0}; // this worker's usable ports
     std::array<std::atomic<std::uint32_t>, kProtocolCount> sessions_by_proto{};
+    // The longest loop iteration since start, in microseconds: how long the worker's queues
+    // went unpolled at worst (a config change must never show here).
+    std::atomic<std::uint32_t> longest_iteration_us{0};
 };
 
 // The fragment table's bounds from the config, and how it gives a held piece back.
@@ -86,10 +104,15 @@ inline constexpr std::uint32_t kFragmentExpiryBudget = 16; // datagrams per loop
 
 class alignas(64) Worker {
 public:
+    static constexpr std::uint16_t kBurst = 32;
+
     Worker(WorkerShared& shared, WorkerId id);
 
     // The lcore entry point's body; returns when shared.stop is set.
     void run();
+    // One iteration of run()'s loop at time `now` (ticks since start): tests and fuzzing drive
+    // a worker with it, in one thread.
+    void poll_once(Tick now);
 
     [[nodiscard]] WorkerId id() const { return id_; }
     [[nodiscard]] const CounterBlock& counters() const { return counters_; }
@@ -105,59 +128,90 @@ public:
     [[nodiscard]] const Translator& translator() const { return translator_; }
     Mailbox& mailbox() { return mailbox_; }
 
-    static constexpr std::uint16_t kBurst = 32;
-
 private:
-    enum class Side : std::uint8_t { inside, outside };
+    // Packets this worker translates, one direction, with what the translator made of them.
+    struct Batch {
+        static constexpr std::uint16_t kSize = kBurst * 2;
+        PacketRef refs[kSize];
+        rte_mbuf* mbufs[kSize];
+        Verdict verdicts[kSize];
+        std::uint16_t count = 0;
+    };
+    // A later fragment, set aside until the first pieces of its burst are decided.
+    struct Piece {
+        rte_mbuf* mbuf;
+        ParsedPacket parsed;
+        Direction direction;
+        bool may_hold;
+    };
+    enum class FragmentRoute : std::uint8_t { as_packet, taken, later_piece };
 
-    void poll_port(Side side);
+    // ---- classify.cpp ----
+    void poll_port(Direction d);
+    void classify(Direction d, rte_mbuf** pkts, std::uint16_t n, bool from_handoff);
+    void handle_arp(Direction d, rte_mbuf* m);
+    // ---- translate_stage.cpp ----
+    void translate(Direction d); // the batch, then its second pass and pieces pass
+    void translate_batch(Direction d);
+    void translate_hairpins();
+    void enqueue(Direction d, rte_mbuf* m, const ParsedPacket& parsed);
+    // ---- handoff.cpp ----
     void poll_handoff();
-    void process(Side side, rte_mbuf** pkts, std::uint16_t n, bool from_handoff);
-    void handle_arp(Side side, rte_mbuf* m);
-    void translate_batch(Side side);
-    void send(Side side, rte_mbuf* m);
+    void hand_off(WorkerId to, rte_mbuf* m);
     void flush_handoff();
+    // ---- tx.cpp: everything leaves through here ----
+    void send(Direction out, rte_mbuf* m);                        // as it is
+    void emit(Direction out, rte_mbuf* m, const ParsedPacket& p); // split for the MTU
+    void send_reply(Direction in, rte_mbuf* m); // back out of the port it came in on
+    void split(Direction out, rte_mbuf* m, const ParsedPacket& p, std::uint16_t mtu);
     void flush_tx();
+    void send_arp_request();
+    void answer_held_syns();
+    // ---- worker_fragments.cpp ----
+    FragmentRoute route_fragment(Direction d, rte_mbuf* m, const ParsedPacket& p,
+                                 bool from_handoff);
+    void pieces_pass();
+    void later_piece(Direction d, rte_mbuf* m, const ParsedPacket& p, bool may_hold);
+    void translate_piece(Direction d, rte_mbuf* m, const ParsedPacket& p,
+                         const FragmentTranslation& t);
+    std::size_t first_piece_done(Direction d, const PacketRef& pkt, Verdict verdict);
+    void send_held(Direction d, std::size_t n);
+    // ---- worker.cpp ----
     void housekeeping(Tick now);
     void refresh_gauges();
     void serve_mailbox(Tick now);
-    void send_arp_request();
-    void answer_held_syns();
 
-    // Fragments (worker_fragments.cpp): the pieces' way through the workers, and the MTU.
-    bool take_fragment(Side side, rte_mbuf* m, const ParsedPacket& p, bool from_handoff);
-    void later_piece(Side side, rte_mbuf* m, const ParsedPacket& p, bool may_hold);
-    void translate_piece(Side side, rte_mbuf* m, const ParsedPacket& p,
-                         const FragmentTranslation& t);
-    std::size_t first_piece_done(Side side, const PacketRef& pkt, Verdict verdict);
-    void send_held(Side side, std::size_t n);
-    void hand_off(WorkerId to, rte_mbuf* m);
-    void emit(Side side, rte_mbuf* m, const ParsedPacket& p);
-    void send_reply(Side side, rte_mbuf* m);
-    void split(Side side, rte_mbuf* m, const ParsedPacket& p, std::uint16_t mtu);
+    [[nodiscard]] std::uint16_t port_of(Direction arriving) const {
+        return arriving == Direction::in2out ? shared_.inside_port : shared_.outside_port;
+    }
+    [[nodiscard]] const Config& config() const { return *plan_->config; }
 
     WorkerShared& shared_;
     WorkerId id_;
-    const Config* config_; // latched: the config this worker translates with
+    const WorkerPlan* plan_; // latched: the plan this worker translates with
     CounterBlock counters_;
     Translator translator_;
     Tick now_ = 0;
     Tick last_arp_request_ = 0;
     bool arp_requested_once_ = false;
     std::uint64_t iterations_ = 0;
+    std::uint64_t iteration_start_ = 0;
+    std::uint64_t longest_iteration_ = 0; // TSC cycles
     Gauges gauges_;
     Mailbox mailbox_;
     FragmentTable fragments_;
     FragmentTable::Handle held_[FragmentsConfig::kMaxPerDatagram]; // pieces released to send
     FragmentTranslation held_translation_;                         // ... and their translation
 
-    // Per-burst scratch.
-    PacketRef batch_[kBurst * 2];
-    rte_mbuf* batch_mbufs_[kBurst * 2];
-    Verdict verdicts_[kBurst * 2];
-    std::uint16_t batch_count_ = 0;
+    // Per-iteration scratch.
+    Batch batch_[2]; // [Direction]: packets this worker translates
+    static constexpr std::size_t kHairpinCapacity = Batch::kSize * 2;
+    rte_mbuf* hairpins_[kHairpinCapacity]; // outside packets made by translating: second pass
+    std::uint16_t hairpin_count_ = 0;
+    Piece pieces_[Batch::kSize]; // later fragments, for the pieces pass
+    std::uint16_t piece_count_ = 0;
     std::vector<std::vector<rte_mbuf*>> handoff_out_; // per destination worker
-    rte_mbuf* tx_[2][kBurst * 4];
+    rte_mbuf* tx_[2][kBurst * 4];                     // [Direction of the packets sent]
     std::uint16_t tx_count_[2] = {0, 0};
 };
 

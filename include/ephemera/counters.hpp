@@ -75,6 +75,7 @@ enum class Counter : std::uint16_t {
     drop_subscriber_ports,      // the subscriber is at its port limit for the protocol (REQ-4)
     drop_subscriber_rate,       // the subscriber opens mappings faster than its rate limit
     drop_handoff_congestion,    // owner's handoff ring full
+    drop_hairpin_overflow,      // hairpinned packets beyond what a second pass holds (a defect)
     drop_nexthop_unresolved,    // next hop's MAC not learned yet
     drop_tx_full,               // port refused the packet
     drop_not_for_us,  // not addressed to us: another MAC, or outside packet not to the pool
@@ -156,6 +157,7 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_subscriber_ports",
     "drop_subscriber_rate",
     "drop_handoff_congestion",
+    "drop_hairpin_overflow",
     "drop_nexthop_unresolved",
     "drop_tx_full",
     "drop_not_for_us",

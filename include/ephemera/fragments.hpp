@@ -16,6 +16,7 @@
 #pragma once
 
 #include "ephemera/counters.hpp"
+#include "ephemera/direction.hpp"
 #include "ephemera/packet.hpp"
 #include "ephemera/types.hpp"
 
@@ -24,8 +25,6 @@
 #include <vector>
 
 namespace ephemera {
-
-enum class FragmentDirection : std::uint8_t { in2out = 0, out2in = 1 };
 
 // A datagram: RFC 791 names it by (source, destination, protocol, identification). The
 // direction keeps a worker's inside and outside datagrams apart.
@@ -37,7 +36,7 @@ struct FragmentKey {
     std::uint8_t direction = 0;
     constexpr bool operator==(const FragmentKey&) const = default;
 
-    static FragmentKey of(const ParsedPacket& p, FragmentDirection d) {
+    static FragmentKey of(const ParsedPacket& p, Direction d) {
         return FragmentKey{p.src.value(), p.dst.value(), p.ip_id,
                            static_cast<std::uint8_t>(p.proto), static_cast<std::uint8_t>(d)};
     }

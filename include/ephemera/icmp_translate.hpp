@@ -8,7 +8,7 @@
 #pragma once
 
 #include "ephemera/counters.hpp"
-#include "ephemera/nat_table.hpp"
+#include "ephemera/direction.hpp"
 #include "ephemera/packet.hpp"
 #include "ephemera/types.hpp"
 
@@ -29,14 +29,10 @@ constexpr bool is_icmp_error_type(std::uint8_t type) {
 // Returns Counter::count_ when the error can be translated, else the counter naming why not.
 Counter parse_icmp_error(std::span<const std::uint8_t> frame, ParsedPacket& p);
 
-// The 5-tuple session an error from a subscriber is about: the quoted packet came from the
-// remote (inner source) to the subscriber (inner destination).
-SessionKey icmp_error_session_key(const ParsedPacket& p);
-
 // Which way an error crosses: out2in restores the quoted source (E:e -> I:i) and the outer
 // destination (E -> I); in2out hides the quoted destination (I:i -> E:e) and the outer source
-// (I -> E). Either way one address replaces another in both headers.
-enum class ErrorDirection : std::uint8_t { out2in, in2out };
+// (I -> E). Either way one address replaces another in both headers. (The session an error
+// from a subscriber is about: SessionKey::of, keys.hpp.)
 
 // Rewrites the error in place: the outer address and the quoted endpoint become `addr` and
 // (`addr`, `port`), the outer TTL drops by one, and every checksum is updated (RFC 1624):
@@ -44,7 +40,7 @@ enum class ErrorDirection : std::uint8_t { out2in, in2out };
 // (a UDP checksum of 0 stays 0; TCP needs 18 quoted bytes; echo has no pseudo-header), the
 // ICMP checksum over all of it, and the outer IPv4 header. Type, code and everything else
 // stay. The caller checked the outer TTL is > 1.
-void rewrite_icmp_error(std::uint8_t* frame, const ParsedPacket& p, ErrorDirection direction,
+void rewrite_icmp_error(std::uint8_t* frame, const ParsedPacket& p, Direction direction,
                         Ipv4Addr addr, std::uint16_t port);
 
 } // namespace ephemera

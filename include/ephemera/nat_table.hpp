@@ -7,13 +7,17 @@
 //   sessions     rte_hash  (inside addr, port, remote addr, port, proto) -> Session
 //   permissions  rte_hash  (mapping, remote addr)      -> count of sessions (address-dependent
 //                                                                     filtering only)
-//   out2in       arrays    (pool index, protocol, slot of external port) -> mapping
+// The outside-to-inside index ((pool index, protocol, slot of external port) -> mapping) lives
+// with each address's ports (AddressPorts, port_allocator.hpp), so that a new pool address
+// brings its own.
 //
 // Records live in arrays indexed by the rte_hash key position, so a hit costs one hash probe
 // and one array read, and no allocator runs on the packet path. Every table is sized once, at
 // start, for the worker's share of limits.max_sessions.
 #pragma once
 
+#include "ephemera/keys.hpp"
+#include "ephemera/policy.hpp"
 #include "ephemera/types.hpp"
 
 #include <cstdint>
@@ -24,33 +28,6 @@
 struct rte_hash;
 
 namespace ephemera {
-
-inline constexpr std::uint32_t kNoIndex = 0xffffffffu;
-
-// Keys are 8-byte aligned: rte_hash_crc reads them 8 bytes at a time.
-struct alignas(8) SessionKey {
-    std::uint32_t inside_addr;
-    std::uint32_t remote_addr;
-    std::uint16_t inside_port;
-    std::uint16_t remote_port;
-    std::uint8_t proto;
-    std::uint8_t pad[3];
-};
-static_assert(sizeof(SessionKey) == 16);
-
-struct alignas(8) MappingKey {
-    std::uint32_t inside_addr;
-    std::uint16_t inside_port;
-    std::uint8_t proto;
-    std::uint8_t pad;
-};
-static_assert(sizeof(MappingKey) == 8);
-
-struct alignas(8) PermissionKey {
-    std::uint32_t mapping;
-    std::uint32_t remote_addr;
-};
-static_assert(sizeof(PermissionKey) == 8);
 
 // The in2out hit path reads only this record: the external endpoint is copied from the
 // mapping so that translating an established flow touches one cache line beyond the hash.
@@ -89,8 +66,7 @@ struct Subscriber {
     std::uint32_t mappings;              // all protocols; the record lives while > 0
     std::uint32_t ports[kProtocolCount]; // mappings (= external ports) per protocol
     std::uint32_t sessions;
-    std::uint32_t tokens; // new-mapping bucket, in 1/kTicksPerSecond units
-    Tick refilled_at;
+    TokenBucket new_mappings; // RFC 6888 REQ-4: the subscriber's rate of new mappings
 };
 
 // Owns an rte_hash and frees it.
@@ -120,7 +96,7 @@ class NatTables {
 public:
     // `name` makes the rte_hash names unique per worker.
     NatTables(const std::string& name, std::uint32_t max_sessions, std::uint32_t max_subscribers,
-              std::size_t pool_size, std::uint32_t slots_per_address, int socket);
+              int socket);
 
     HashTable subscribers;
     HashTable mappings;
@@ -131,18 +107,6 @@ public:
     std::vector<Mapping> mapping_records;
     std::vector<Session> session_records;
     std::vector<std::uint32_t> permission_counts;
-
-    [[nodiscard]] std::uint32_t& out2in(std::uint16_t pool_index, Protocol proto,
-                                        std::uint32_t slot) {
-        return out2in_[pool_index]
-                      [static_cast<std::size_t>(proto_index(proto)) * slots_per_address_ + slot];
-    }
-    // Room for one more pool address (a pool grown at run time); nothing moves.
-    void add_address() { out2in_.emplace_back(kProtocolCount * slots_per_address_, kNoIndex); }
-
-private:
-    std::uint32_t slots_per_address_;
-    std::vector<std::vector<std::uint32_t>> out2in_; // [pool index][protocol][slot]
 };
 
 } // namespace ephemera

@@ -1,29 +1,40 @@
 // One worker's external ports: which ports it owns (PortSlice), which of those the config lets
-// it hand out and which are free on each pool address and protocol (PortBitmap), and how a new
-// mapping picks one (PortAllocator).
+// it hand out (PortMask), which are in use on each pool address and protocol (PortBitmap),
+// and how a new mapping picks one (PortAllocator).
 //
 // Slots number every port the worker owns in 0-65535, whatever the configured range: the range
-// and the reserved ports are a mask over the slots ("allocatable"), so the range can change
-// while mappings live on, without renumbering anything. A port outside a shrunk range keeps
-// its mapping until that expires (it drains) and is not handed out again.
+// and the reserved ports are a mask over the slots, so the range can change while mappings live
+// on, without renumbering anything. A port outside a shrunk range keeps its mapping until that
+// expires (it drains) and is not handed out again.
 //
-// Finding a free port is a bounded bit scan, never trial and error: each 64-port word of a
-// bitmap has a summary bit per parity saying "this word has a free port of this parity", so a
-// search touches at most a few summary words and one or two bitmap words.
+// Config changes are compiled off the worker (control thread): a new range is a new PortMask,
+// a new pool address a new AddressPorts, both built whole before the worker sees them, so the
+// worker only swaps a pointer (set_mask, set_addresses): no allocation and nothing the size of
+// a table runs on it. Free is "allocatable and not used", computed as a search needs it; no
+// bitmap is rewritten when the mask changes.
+//
+// Finding a free port is a bounded bit scan, never trial and error: each 64-slot word of a
+// bitmap has a summary bit per parity saying "this word has an unused slot of this parity", and
+// the mask has the same for "allocatable", so a search touches a few summary words and one or
+// two bitmap words.
 #pragma once
 
+#include "ephemera/hold_down.hpp"
 #include "ephemera/ownership.hpp"
 #include "ephemera/siphash.hpp"
 #include "ephemera/types.hpp"
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <utility>
 #include <vector>
 
 namespace ephemera {
+
+inline constexpr std::uint32_t kNoIndex = 0xffffffffu;
 
 // The ports one worker owns, numbered densely as "slots" in port order. Ownership is by port
 // pair (p, p ^ 1), so slot = 2 * pair_rank + (port & 1) and a slot's low bit is its port's
@@ -56,40 +67,94 @@ private:
     std::vector<std::uint16_t> pair_port_;    // even port of each owned pair, ascending
 };
 
-// Ports of one (pool address, protocol) on one worker: which are used (by a mapping, or held
-// down after one), and which are free (allocatable and not used), with the summaries.
+// Which slots of a worker's slice the config lets it hand out: in the port range and not
+// reserved. Immutable once built; shared by every address and protocol of the worker.
+class PortMask {
+public:
+    // Every slot allocatable (a bitmap on its own, in tests).
+    explicit PortMask(std::uint32_t slots);
+    PortMask(const PortSlice& slice, PortRange range, std::span<const PortRange> reserved);
+
+    [[nodiscard]] bool allows(std::uint32_t slot) const {
+        return (bits_[slot >> 6] >> (slot & 63)) & 1u;
+    }
+    [[nodiscard]] std::uint64_t word(std::uint32_t w) const { return bits_[w]; }
+    [[nodiscard]] std::uint64_t summary(unsigned parity, std::uint32_t sw) const {
+        return summary_[parity][sw];
+    }
+    [[nodiscard]] std::uint32_t slots() const { return slots_; }
+    [[nodiscard]] std::uint32_t usable() const { return usable_; }
+    // Slot intervals of the two port classes within the range (edge pairs whole); empty when
+    // lo > hi.
+    std::uint32_t system_lo = 1, system_hi = 0; // ports 0-1023
+    std::uint32_t user_lo = 1, user_hi = 0;     // ports 1024-65535
+    // Changes with every mask, so a bitmap can tell its free count is stale.
+    std::uint64_t generation = 0;
+
+private:
+    void summarise();
+
+    std::uint32_t slots_ = 0;
+    std::uint32_t usable_ = 0;
+    std::vector<std::uint64_t> bits_;                   // bit set = allocatable
+    std::array<std::vector<std::uint64_t>, 2> summary_; // per parity: word w has one allocatable
+};
+
+// Slots of one (pool address, protocol) on one worker that are in use (by a mapping, or held
+// down after one), with per-parity summaries of the words that still have an unused slot.
 class PortBitmap {
 public:
-    // All `slots` start free; refresh() applies an allocatable mask.
     explicit PortBitmap(std::uint32_t slots);
 
-    [[nodiscard]] bool is_free(std::uint32_t slot) const {
-        return (free_[slot >> 6] >> (slot & 63)) & 1u;
-    }
     [[nodiscard]] bool is_used(std::uint32_t slot) const {
         return (used_[slot >> 6] >> (slot & 63)) & 1u;
     }
-    void take(std::uint32_t slot);
-    // The slot is no longer used; it becomes free if it is allocatable.
-    void release(std::uint32_t slot, bool allocatable = true);
-    // free = allocatable & ~used, everywhere (after the range or reserved ports changed).
-    void refresh(const std::vector<std::uint64_t>& allocatable);
-    [[nodiscard]] std::uint32_t free_count() const { return free_count_; }
+    // Free: allocatable under `mask` (every slot without one) and not used.
+    [[nodiscard]] bool is_free(std::uint32_t slot, const PortMask* mask = nullptr) const {
+        return !is_used(slot) && (mask == nullptr || mask->allows(slot));
+    }
+    // `mask`: the one in force, which keeps the free count under it current.
+    void take(std::uint32_t slot, const PortMask* mask = nullptr);
+    void release(std::uint32_t slot, const PortMask* mask = nullptr);
+    // Free slots under `mask` (every slot without one). Kept as slots are taken and released;
+    // counted afresh, once, after the mask changed (telemetry and tests ask, never a packet).
+    [[nodiscard]] std::uint32_t free_count(const PortMask* mask = nullptr) const;
 
     // First free slot of the given parity in [lo, hi], searching from `start` upwards and
     // wrapping to lo. Precondition: lo <= start <= hi < slots.
     [[nodiscard]] std::optional<std::uint32_t> find_free(std::uint32_t start, unsigned parity,
-                                                         std::uint32_t lo, std::uint32_t hi) const;
+                                                         std::uint32_t lo, std::uint32_t hi,
+                                                         const PortMask* mask = nullptr) const;
 
 private:
     [[nodiscard]] std::optional<std::uint32_t> first_free_in(std::uint32_t from, std::uint32_t to,
-                                                             unsigned parity) const;
+                                                             unsigned parity,
+                                                             const PortMask* mask) const;
+    [[nodiscard]] std::uint64_t free_word(std::uint32_t w, const PortMask* mask) const {
+        return ~used_[w] & (mask == nullptr ? valid_[w] : mask->word(w));
+    }
     void update_summary(std::uint32_t word);
 
-    std::vector<std::uint64_t> free_;                   // bit set = slot free
+    std::uint32_t slots_;
     std::vector<std::uint64_t> used_;                   // bit set = slot used or held
-    std::array<std::vector<std::uint64_t>, 2> summary_; // per parity: bit w = word w has a free one
-    std::uint32_t free_count_ = 0;
+    std::vector<std::uint64_t> valid_;                  // bit set = a slot (the last word's tail)
+    std::array<std::vector<std::uint64_t>, 2> summary_; // per parity: word w has an unused one
+    std::uint32_t used_count_ = 0;
+    // Free count under the mask of generation `counted_for_` (used slots it allows).
+    mutable std::uint32_t used_allowed_ = 0;
+    mutable std::uint64_t counted_for_ = ~0ull;
+};
+
+// All of one pool address's port state on one worker: per protocol, the used slots and the
+// outside-to-inside index (external port slot -> mapping), and the ports in hold-down. Built
+// whole by whoever adds the address (the control thread at run time), then owned by plans and
+// written only by its worker.
+struct AddressPorts {
+    explicit AddressPorts(std::uint32_t slots);
+
+    std::array<PortBitmap, kProtocolCount> bitmaps;
+    std::vector<std::uint32_t> out2in; // [protocol][slot] -> mapping, kNoIndex when none
+    HoldDownQueue hold;                // (protocol, slot) whose hold-down runs
 };
 
 struct PortRequest {
@@ -105,8 +170,18 @@ struct PortGrant {
     bool preserved = false; // the subscriber's own source port was kept (RFC 4787 REQ-3a/4)
 };
 
+// RFC 6056 Algorithm 4's two keyed functions of (inside address, pool address, protocol): the
+// offset F and the table index G. Both come from one SipHash, so a subscriber's ports cost one
+// hash, which callers may keep.
+struct Alg4Seed {
+    std::uint32_t offset = 0;
+    std::uint32_t index = 0;
+};
+
 class PortAllocator {
 public:
+    // Without a plan: the allocator builds and owns its mask and `pool_size` addresses (tests,
+    // benchmarks, and the first plan's compile).
     PortAllocator(const Ownership& ownership, WorkerId worker, PortRange range,
                   std::span<const PortRange> reserved, std::size_t pool_size, SipKey secret);
 
@@ -116,71 +191,79 @@ public:
     // the other class or parity only when the preferred one has no free port. nullopt: this
     // pool address has no free port on this worker.
     std::optional<PortGrant> allocate(const PortRequest& request);
+    std::optional<PortGrant> allocate(const PortRequest& request, Alg4Seed seed);
+    [[nodiscard]] Alg4Seed seed(const PortRequest& request) const;
     void release(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
 
-    // A new range and reserved ports: ports leaving the range stay with their mappings but are
-    // not handed out again; ports entering it become free where unused.
-    void set_range(PortRange range, std::span<const PortRange> reserved);
-    // Room for one more pool address (its index is the old size()).
-    void add_address();
-    [[nodiscard]] std::size_t addresses() const { return bitmaps_.size() / kProtocolCount; }
+    // ---- config, compiled elsewhere and swapped in (O(1), no allocation) ----
+    // The mask and the addresses must outlive their use here (a plan holds them).
+    void set_mask(const PortMask* mask) { mask_ = mask; }
+    void set_addresses(std::span<AddressPorts* const> addresses) { addresses_ = addresses; }
+    [[nodiscard]] const PortMask& mask() const { return *mask_; }
 
-    // A port's place among all of this worker's (address, protocol, port) slots, compact
-    // enough for the hold-down queue; release_location() frees it.
-    [[nodiscard]] std::uint32_t location(std::uint16_t pool_index, Protocol proto,
-                                         std::uint16_t port) const {
-        return (std::uint32_t{pool_index} * kProtocolCount +
-                static_cast<std::uint32_t>(proto_index(proto))) *
-                   slice_.slot_count() +
-               *slice_.slot_of(port);
+    // ---- the same, built and kept here (tests; not for a running worker) ----
+    void set_range(PortRange range, std::span<const PortRange> reserved);
+    void add_address();
+
+    [[nodiscard]] std::size_t addresses() const { return addresses_.size(); }
+    [[nodiscard]] AddressPorts& address(std::uint16_t pool_index) {
+        return *addresses_[pool_index];
     }
-    void release_location(std::uint32_t location) {
-        const std::uint32_t slot = location % slice_.slot_count();
-        bitmaps_[location / slice_.slot_count()].release(slot, is_allocatable_slot(slot));
+
+    // The outside-to-inside index entry of a port this worker owns.
+    [[nodiscard]] std::uint32_t& out2in(std::uint16_t pool_index, Protocol proto,
+                                        std::uint32_t slot) {
+        return addresses_[pool_index]
+            ->out2in[static_cast<std::size_t>(proto_index(proto)) * slice_.slot_count() + slot];
     }
-    [[nodiscard]] std::size_t locations() const { return bitmaps_.size() * slice_.slot_count(); }
+
+    // Hold-down (RFC 6888 REQ-8): the port stays used until `release_at`.
+    void hold(std::uint16_t pool_index, Protocol proto, std::uint16_t port, Tick release_at);
+    // Returns ports whose hold-down is over, at most `budget`, visiting addresses in turn (a
+    // port is never returned early; with many addresses one may wait a little longer).
+    std::uint32_t release_held(Tick now, std::uint32_t budget);
+    [[nodiscard]] std::size_t ports_held() const { return held_; }
 
     [[nodiscard]] const PortSlice& slice() const { return slice_; }
     [[nodiscard]] bool owns(std::uint16_t port) const { return slice_.slot_of(port).has_value(); }
     [[nodiscard]] bool is_allocatable(std::uint16_t port) const {
         const auto slot = slice_.slot_of(port);
-        return slot && is_allocatable_slot(*slot);
+        return slot && mask_->allows(*slot);
     }
     [[nodiscard]] bool is_free(std::uint16_t pool_index, Protocol proto, std::uint16_t port) const;
+    // Some port free on this address and protocol: a short scan, for the packet path.
+    [[nodiscard]] bool has_free(std::uint16_t pool_index, Protocol proto) const;
+    // How many: counted (telemetry and tests).
     [[nodiscard]] std::uint32_t free_ports(std::uint16_t pool_index, Protocol proto) const {
-        return bitmap(pool_index, proto).free_count();
+        return bitmap(pool_index, proto).free_count(mask_);
     }
     // Ports this worker may hand out on one address and protocol (range minus reserved).
-    [[nodiscard]] std::uint32_t usable_ports() const { return usable_; }
+    [[nodiscard]] std::uint32_t usable_ports() const { return mask_->usable(); }
 
 private:
     [[nodiscard]] const PortBitmap& bitmap(std::uint16_t pool_index, Protocol proto) const {
-        return bitmaps_[pool_index * kProtocolCount + static_cast<std::size_t>(proto_index(proto))];
+        return addresses_[pool_index]->bitmaps[static_cast<std::size_t>(proto_index(proto))];
     }
     PortBitmap& bitmap(std::uint16_t pool_index, Protocol proto) {
-        return bitmaps_[pool_index * kProtocolCount + static_cast<std::size_t>(proto_index(proto))];
+        return addresses_[pool_index]->bitmaps[static_cast<std::size_t>(proto_index(proto))];
     }
-    [[nodiscard]] bool is_allocatable_slot(std::uint32_t slot) const {
-        return (allocatable_[slot >> 6] >> (slot & 63)) & 1u;
-    }
-    [[nodiscard]] std::pair<std::uint32_t, std::uint32_t> interval(std::uint32_t from,
-                                                                   std::uint32_t to) const;
-    std::optional<std::uint32_t> search(const PortBitmap& bits, std::uint64_t who,
-                                        std::uint64_t what, unsigned parity, std::uint32_t lo,
-                                        std::uint32_t hi);
+    std::optional<std::uint32_t> search(const PortBitmap& bits, Alg4Seed seed, unsigned parity,
+                                        std::uint32_t lo, std::uint32_t hi);
 
     static constexpr std::size_t kAlg4TableSize = 1024;
 
     PortSlice slice_;
     SipKey secret_;
-    std::vector<std::uint64_t> allocatable_; // bit set = in range and not reserved
-    std::uint32_t usable_ = 0;
-    // Slot intervals of the two port classes within the range (edge pairs whole); empty when
-    // hi < lo.
-    std::uint32_t system_lo_ = 0, system_hi_ = 0; // ports 0-1023
-    std::uint32_t user_lo_ = 0, user_hi_ = 0;     // ports 1024-65535
-    std::vector<PortBitmap> bitmaps_;             // [pool_index][protocol]
+    const PortMask* mask_ = nullptr;
+    std::span<AddressPorts* const> addresses_;
     std::array<std::uint32_t, kAlg4TableSize> alg4_table_{};
+    std::uint32_t hold_cursor_ = 0; // next address release_held() looks at
+    std::size_t held_ = 0;          // ports in hold-down, all addresses
+
+    // What set_range() and add_address() built (unused under a plan).
+    std::vector<std::unique_ptr<PortMask>> own_masks_;
+    std::vector<std::unique_ptr<AddressPorts>> own_addresses_;
+    std::vector<AddressPorts*> own_address_list_;
 };
 
 } // namespace ephemera

@@ -1,26 +1,46 @@
 // The translation core of one worker: parse results in, rewritten frames and verdicts out.
 // Plain C++ over byte spans; no ports, queues or lcores. The worker loop (dataplane/worker.cpp)
-// owns one Translator and calls it with bursts of packets that this worker owns, and calls
-// expire() between bursts to age sessions out and return held ports.
+// owns one Translator, calls it with bursts of packets that this worker owns, and calls
+// expire() between bursts.
+//
+// A burst goes through stages, each in its own file, in the order a packet meets them:
+//   fast_path.cpp   hits only: keys for the whole burst, one bulk lookup, prefetch, rewrite.
+//                   Anything else (a miss, an ICMP error, a TTL about to run out, a packet over
+//                   the MTU, a ping to a pool address) is left for the slow path, untouched.
+//   slow_path.cpp   what the fast pass left, in burst order, out of line: refusals and their
+//                   ICMP replies, ICMP errors (icmp_errors.cpp), Time Exceeded, the 3/4 of
+//                   REQ-13, held SYNs; new flows are batched (session_create.cpp).
+//   hairpins        in2out's forwarded packets addressed to a pool address become Verdict::
+//                   hairpin: the worker runs them through out2in as a second pass.
+// The parts it is made of, each with its own header: tables (nat_table.hpp, keys.hpp), ports
+// (port_allocator.hpp), session lifecycle (lifecycle.hpp), policy and limits (policy.hpp), and
+// the plan the control thread compiled (worker_plan.hpp).
 #pragma once
 
-#include "ephemera/config.hpp"
 #include "ephemera/counters.hpp"
 #include "ephemera/held_syn.hpp"
-#include "ephemera/hold_down.hpp"
+#include "ephemera/keys.hpp"
+#include "ephemera/lifecycle.hpp"
 #include "ephemera/nat_table.hpp"
 #include "ephemera/ownership.hpp"
 #include "ephemera/packet.hpp"
-#include "ephemera/pool.hpp"
+#include "ephemera/policy.hpp"
 #include "ephemera/port_allocator.hpp"
-#include "ephemera/timer_wheel.hpp"
+#include "ephemera/worker_plan.hpp"
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <string>
 #include <vector>
+
+// Ownership checks, in debug builds only: a worker never touches a session or a port it does
+// not own (VPP asserts the same of its sessions' thread index).
+#ifdef NDEBUG
+#define EPHEMERA_ASSERT_OWNER(cond) ((void)0)
+#else
+#include <cassert>
+#define EPHEMERA_ASSERT_OWNER(cond) assert(cond)
+#endif
 
 namespace ephemera {
 
@@ -57,57 +77,13 @@ struct MappingView {
     std::uint32_t sessions;
 };
 
-// A live session as telemetry and tests see it.
-struct SessionView {
-    Protocol proto;
-    Ipv4Addr inside;
-    std::uint16_t inside_port;
-    Ipv4Addr external;
-    std::uint16_t external_port;
-    Ipv4Addr remote;
-    std::uint16_t remote_port;
-    Tick idle;        // since the last packet that refreshed it
-    bool established; // TCP only
-};
-
-// Which sessions a listing or a flush is about; an empty filter matches every session.
-struct SessionFilter {
-    std::optional<Ipv4Addr> subscriber; // inside address
-    std::optional<Ipv4Addr> external;   // pool address
-    std::optional<std::uint16_t> external_port;
-};
-
-// The configuration in the units the packet path uses. Built from a Config; a worker swaps it
-// as a whole (reconfigure) when the control thread publishes a new config.
-struct Policy {
-    FilteringMode filtering = FilteringMode::endpoint_independent;
-    std::array<Tick, kProtocolCount> timeout{}; // UDP, TCP established, ICMP (by ProtoIndex)
-    Tick tcp_transitory = 0;
-    Tick hold_down = 0;
-    bool inbound_refresh = false;
-    std::uint32_t max_sessions = 0;    // this worker's share
-    std::uint32_t max_subscribers = 0; // this worker's share (its table is sized by it)
-    std::uint32_t subscriber_sessions = 0;
-    std::array<std::uint32_t, kProtocolCount> subscriber_ports{};
-    std::uint32_t mapping_rate = 0;  // tokens (1/kTicksPerSecond mapping) added per tick
-    std::uint32_t mapping_burst = 0; // bucket depth in tokens
-    bool icmp_unreachable = true;
-    std::uint32_t icmp_rate = 0;      // tokens per tick
-    std::uint32_t icmp_burst = 0;     // bucket depth in tokens
-    Ipv4Addr gateway;                 // source of the ICMP errors we send inside
-    std::uint16_t inside_mtu = 1500;  // largest IP packet out of the inside port
-    std::uint16_t outside_mtu = 1500; // ... and out of the outside port (RFC 4787 REQ-13)
-    bool syn_unreachable = false;     // RFC 5382 REQ-4: 3/3 for unsolicited SYNs after the hold
-
-    static Policy from(const Config& config, WorkerId workers);
-};
-
 class Translator {
 public:
     static constexpr std::size_t kMaxBurst = 64;
-    static constexpr std::uint32_t kExpiryBudget = 64; // sessions per expire() call
 
-    Translator(const Config& config, const Ownership& ownership, WorkerId worker,
+    // The tables are sized by the first plan's policy (limits.max_sessions and
+    // max_subscribers need a restart); `plan` must outlive its use (see apply()).
+    Translator(const WorkerPlan& plan, const Ownership& ownership, WorkerId worker,
                SipKey port_secret, CounterBlock& counters, int socket = -1, Tick start = 0);
 
     // Both take a burst of IPv4 packets of this worker (kind == ipv4) and leave each one
@@ -123,7 +99,9 @@ public:
 
     // Ages out sessions whose timeout has passed and returns held ports whose hold-down is
     // over, doing at most `budget` of each. Returns the work done (0: nothing was due).
-    std::uint32_t expire(Tick now, std::uint32_t budget = kExpiryBudget);
+    std::uint32_t expire(Tick now, std::uint32_t budget = SessionLifecycle::kBudget) {
+        return life_.expire(now, budget);
+    }
 
     // RFC 5382 REQ-4: an unsolicited inbound SYN whose 6 s hold is over and that the inside
     // did not answer with a SYN of its own, to be answered with ICMP 3/3 from the pool
@@ -134,36 +112,38 @@ public:
     static constexpr Tick kSynHold = 6 * kTicksPerSecond;
     static constexpr std::uint32_t kHeldSynCapacity = 1024;
 
-    // Takes up a new config (already validated, and changing nothing check_runtime_change()
-    // refuses): timeouts, limits, ICMP and filtering. Sessions whose timeout got shorter are
-    // rescheduled, and switching to address-dependent filtering rebuilds the permissions, both
-    // a bounded amount per expire() call.
-    void reconfigure(const Config& config);
-    [[nodiscard]] bool rescanning() const { return rescan_active_; }
-    [[nodiscard]] const Policy& policy() const { return policy_; }
+    // Takes up a plan the control thread compiled (a new config): between bursts, O(1) here
+    // but for the bounded walks it may start (lifecycle.hpp). The plan must stay alive while
+    // it is in use, and the previous one until this returns.
+    void apply(const WorkerPlan& plan);
+    [[nodiscard]] const WorkerPlan& plan() const { return *plan_; }
+    [[nodiscard]] const Policy& policy() const { return plan_->policy; }
+    [[nodiscard]] bool rescanning() const { return life_.rescanning(); }
+    // The filtering mode in force: the plan's, except while a switch to address-dependent
+    // filtering waits for its walk over the sessions (lifecycle.hpp).
+    [[nodiscard]] FilteringMode filtering() const { return life_.filtering(); }
 
     // Pool addresses keep their index for life: one removed from the config drains (its
     // mappings live on, none are made there) and gets its old index back if it returns.
-    [[nodiscard]] bool is_pool_address(Ipv4Addr a) const { return pool_.find(a) != kNoPool; }
-    [[nodiscard]] bool is_active(std::uint16_t pool_index) const { return active_[pool_index]; }
-    [[nodiscard]] const PoolIndex& pool() const { return pool_; }
-    [[nodiscard]] const PortAllocator& ports() const { return ports_; }
-    [[nodiscard]] std::uint32_t live_sessions() const { return live_sessions_; }
-    [[nodiscard]] std::uint32_t live_sessions(Protocol p) const {
-        return live_by_proto_[static_cast<std::size_t>(proto_index(p))];
+    [[nodiscard]] bool is_pool_address(Ipv4Addr a) const { return pool().find(a) != kNoPool; }
+    [[nodiscard]] bool is_active(std::uint16_t pool_index) const {
+        return plan_->active[pool_index] != 0;
     }
-    [[nodiscard]] std::uint32_t live_mappings() const { return live_mappings_; }
-    [[nodiscard]] std::uint32_t live_subscribers() const { return live_subscribers_; }
-    [[nodiscard]] std::uint32_t max_sessions() const { return policy_.max_sessions; }
-    [[nodiscard]] std::size_t ports_held() const { return hold_down_.size(); }
+    [[nodiscard]] const PoolIndex& pool() const { return plan_->pool; }
+    [[nodiscard]] const PortAllocator& ports() const { return ports_; }
+    [[nodiscard]] std::uint32_t live_sessions() const { return life_.live_sessions(); }
+    [[nodiscard]] std::uint32_t live_sessions(Protocol p) const { return life_.live_sessions(p); }
+    [[nodiscard]] std::uint32_t live_mappings() const { return life_.live_mappings(); }
+    [[nodiscard]] std::uint32_t live_subscribers() const { return life_.live_subscribers(); }
+    [[nodiscard]] std::uint32_t max_sessions() const { return sized_for_.max_sessions; }
+    [[nodiscard]] std::size_t ports_held() const { return ports_.ports_held(); }
 
-    // One bounded step of a walk over the sessions matching `filter`, from `cursor` (0 starts
-    // a walk): at most `budget` sessions are looked at. Matches are appended to `out` while it
-    // has fewer than `limit`, or deleted when `flush` (counted in `flushed`; their mappings
-    // and ports go the way expiry sends them). Returns true when the walk is complete.
+    // See SessionLifecycle::walk_sessions.
     bool walk_sessions(const SessionFilter& filter, bool flush, Tick now, std::uint32_t& cursor,
                        std::uint32_t budget, std::vector<SessionView>& out, std::size_t limit,
-                       std::uint64_t& flushed);
+                       std::uint64_t& flushed) {
+        return life_.walk_sessions(filter, flush, now, cursor, budget, out, limit, flushed);
+    }
 
     // Copies up to out.size() live mappings; returns how many. Call on the owning worker only.
     std::size_t snapshot_mappings(std::span<MappingView> out) const;
@@ -175,24 +155,29 @@ private:
         Counter refusal;
     };
 
-    void in2out_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,
-                      std::span<Verdict> verdicts);
-    void out2in_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,
-                      std::span<Verdict> verdicts);
-    Miss in2out_miss(const PacketRef& pkt, const SessionKey& key, Tick now);
-    std::int32_t find_or_create_subscriber(Ipv4Addr inside, Protocol proto, Tick now);
-    [[nodiscard]] std::uint16_t choose_anchor(Ipv4Addr inside, Protocol proto) const;
-    void reconfigure_pool(const Config& config);
-    std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key,
-                                 std::uint32_t subscriber, Tick now);
-    void release_mapping(std::uint32_t mapping, Tick now);
-    void release_subscriber_if_unused(std::uint32_t subscriber, Ipv4Addr inside);
-    [[nodiscard]] bool take_mapping_token(Subscriber& sub, Tick now) const;
-    void out2in_sessions(std::span<PacketRef> packets, std::uint32_t n, Tick now,
-                         std::uint64_t expired);
-    void finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now, const L2Context& l2);
-    Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
+    // ---- fast_path.cpp: returns the packets left for the slow path, as a bit mask ----
+    std::uint64_t in2out_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
+                              std::span<Verdict> verdicts);
+    std::uint64_t out2in_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
+                              std::span<Verdict> verdicts);
+    void rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session, const L2Context& l2,
+                     Tick now);
+    // Which outside packets the mapping admits (RFC 4787 REQ-8), looking up their sessions
+    // where the mode, inbound refresh or a TCP control flag needs one.
+    void out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tick now,
+                      std::uint64_t candidates, std::uint64_t expired);
+
+    // ---- slow_path.cpp ----
+    void in2out_slow(std::span<PacketRef> packets, std::uint64_t slow, Tick now,
+                     const L2Context& l2, std::span<Verdict> verdicts);
+    void out2in_slow(std::span<PacketRef> packets, std::uint64_t slow, Tick now,
+                     const L2Context& l2, std::span<Verdict> verdicts);
     void mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts);
+    // Outside packets for no mapping, or that filtering refused: dropped and counted; an
+    // unsolicited SYN among them is held (RFC 5382 REQ-4) when that is switched on.
+    void refuse_inbound(std::span<PacketRef> packets, std::uint64_t no_mapping,
+                        std::uint64_t filtered, Tick now, std::span<Verdict> verdicts);
+    Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
     Verdict answer_echo(PacketRef& pkt);
     void hold_syn(const PacketRef& pkt, Tick now);
     Verdict too_big(PacketRef& pkt, std::uint16_t mtu, Ipv4Addr from, const MacAddr& our_mac,
@@ -204,53 +189,38 @@ private:
     Verdict answer_with_error(PacketRef& pkt, std::uint8_t type, std::uint8_t code, Ipv4Addr from,
                               const MacAddr& our_mac, Counter sent, std::uint32_t rest = 0);
 
-    // ICMP errors and Time Exceeded (dataplane/translator_icmp.cpp).
+    // ---- session_create.cpp: the slow path's new flows ----
+    Miss create_session(const PacketRef& pkt, const SessionKey& key, Tick now);
+    std::int32_t find_or_create_subscriber(Ipv4Addr inside, Protocol proto, Tick now);
+    [[nodiscard]] std::uint16_t choose_anchor(Ipv4Addr inside, Protocol proto) const;
+    std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key,
+                                 std::uint32_t subscriber, Tick now);
+
+    // ---- icmp_errors.cpp: RFC 5508 error translation and Time Exceeded ----
     Verdict icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index, const L2Context& l2);
     Verdict icmp_error_in2out(PacketRef& pkt, const SessionKey& key, std::int32_t session,
                               const L2Context& l2);
     [[nodiscard]] std::int32_t mapping_delivering(const SessionKey& key) const;
     Verdict time_exceeded(PacketRef& pkt, Tick now, Ipv4Addr from, const MacAddr& our_mac);
 
-    [[nodiscard]] Tick session_timeout(const Session& s, Protocol proto) const;
-    void track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound);
-    void on_session_due(std::uint32_t session, Tick now);
-    void delete_session(std::uint32_t session, const SessionKey& key, Tick now);
-    std::uint32_t rescan(std::uint32_t budget);
-    void count_permission(Session& s, std::uint32_t mapping, std::uint32_t remote);
+    [[nodiscard]] bool owns_subscriber(Ipv4Addr inside) const {
+        return ownership_.subscriber_owner(inside) == worker_;
+    }
+    [[nodiscard]] bool owns_port(std::uint16_t port) const {
+        return ownership_.port_owner(Ipv4Addr{}, port) == worker_;
+    }
 
-    static SessionKey session_key(const PacketRef& pkt);
-
-    Policy policy_;
+    const WorkerPlan* plan_;
+    Policy sized_for_; // the first plan's policy: what the tables were sized for
+    Ownership ownership_;
+    WorkerId worker_;
     SipKey secret_;
-    PoolIndex pool_;
-    std::vector<std::uint8_t> active_; // by pool index: in the config (1) or draining (0)
-    PortRange range_;
-    std::vector<PortRange> reserved_;
     CounterBlock& counters_;
     PortAllocator ports_;
     NatTables tables_;
-    TimerWheel wheel_;
-    HoldDownQueue hold_down_;
+    SessionLifecycle life_;
     HeldSyns held_syns_{kHeldSynCapacity};
-    std::uint32_t live_sessions_ = 0;
-    std::array<std::uint32_t, kProtocolCount> live_by_proto_{};
-    std::uint32_t live_mappings_ = 0;
-    std::uint32_t live_subscribers_ = 0;
-    std::uint32_t icmp_tokens_ = 0;
-    Tick icmp_refilled_at_ = 0;
-    WorkerId workers_;
-    // A walk over every session after a reconfiguration (see reconfigure()).
-    bool rescan_active_ = false;
-    std::uint32_t rescan_next_ = 0;
-    // Sessions whose permission is counted carry this mark in Session::state; a new
-    // generation at each switch to address-dependent filtering voids the old marks.
-    std::uint8_t permission_generation_ = 1;
-    // The permission table is kept (sessions counted as they come and go) while
-    // address-dependent filtering is on or about to be: a switch to it takes effect only when
-    // the walk has counted every existing session, so no peer of an existing session is
-    // refused in between.
-    bool permissions_live_ = false;
-    bool address_filtering_pending_ = false;
+    TokenBucket icmp_bucket_;
 
     // Per-burst scratch, kept here rather than on the stack.
     SessionKey keys_[kMaxBurst]{};

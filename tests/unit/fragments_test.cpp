@@ -44,12 +44,12 @@ struct Harness {
     static void* h(std::uintptr_t n) { return reinterpret_cast<void*>(n); }
     FragmentResult later(const ParsedPacket& p, std::uintptr_t handle, Tick now = 0,
                          bool may_hold = true) {
-        return table.later(FragmentKey::of(p, FragmentDirection::out2in), p, h(handle), may_hold,
+        return table.later(FragmentKey::of(p, Direction::out2in), p, h(handle), may_hold,
                            now);
     }
     std::vector<void*> translated(const ParsedPacket& first, Tick now = 0) {
         FragmentTable::Handle out[64];
-        const std::size_t n = table.translated(FragmentKey::of(first, FragmentDirection::out2in),
+        const std::size_t n = table.translated(FragmentKey::of(first, Direction::out2in),
                                                first, kTranslation, now, out);
         return std::vector<void*>(out, out + n);
     }
@@ -99,7 +99,7 @@ TEST(FragmentTable, DatagramsAreKeptApartByIdSourceAndDirection) {
     const ParsedPacket same = piece(8, 8, true, 1);
     EXPECT_EQ(
         t.table
-            .later(FragmentKey::of(same, FragmentDirection::in2out), same, Harness::h(3), true, 0)
+            .later(FragmentKey::of(same, Direction::in2out), same, Harness::h(3), true, 0)
             .action,
         FragmentAction::held);
     EXPECT_EQ(t.later(piece(8, 8, true, 1), 4).action, FragmentAction::translate);
@@ -142,7 +142,7 @@ TEST(FragmentTable, RefusedFirstPieceDropsTheRest) {
     Harness t(kLimits);
     t.later(piece(8, 8, true), 1);
     const ParsedPacket first = piece(0, 8, true);
-    t.table.refused(FragmentKey::of(first, FragmentDirection::out2in), first, 0);
+    t.table.refused(FragmentKey::of(first, Direction::out2in), first, 0);
     EXPECT_EQ(t.released.size(), 1u);
     EXPECT_EQ(t.counters.get(Counter::drop_fragment_orphan), 1u);
     EXPECT_EQ(t.later(piece(16, 8, false), 2).action, FragmentAction::drop_refused);
@@ -154,7 +154,7 @@ TEST(FragmentTable, RoutedPiecesGoToThePortOwner) {
     t.later(piece(8, 8, true), 1);
     const ParsedPacket first = piece(0, 8, true);
     FragmentTable::Handle out[4];
-    EXPECT_EQ(t.table.routed(FragmentKey::of(first, FragmentDirection::out2in), first, 3, 0, out),
+    EXPECT_EQ(t.table.routed(FragmentKey::of(first, Direction::out2in), first, 3, 0, out),
               1u);
     EXPECT_EQ(out[0], Harness::h(1));
     const FragmentResult r = t.later(piece(16, 8, false), 2);
@@ -205,8 +205,8 @@ TEST(FragmentDispatch, OutsidePiecesGatherAtOneWorkerThenGoToThePortOwner) {
     // Every worker computes the same gatherer for a datagram, whatever piece it got.
     const ParsedPacket first = piece(0, 8, true, 42);
     const ParsedPacket last = piece(8, 8, false, 42);
-    const auto key_first = FragmentKey::of(first, FragmentDirection::out2in);
-    const auto key_last = FragmentKey::of(last, FragmentDirection::out2in);
+    const auto key_first = FragmentKey::of(first, Direction::out2in);
+    const auto key_last = FragmentKey::of(last, Direction::out2in);
     for (WorkerId workers : {1, 2, 3, 8}) {
         const WorkerId gatherer = fragment_owner(key_first, workers);
         EXPECT_EQ(gatherer, fragment_owner(key_last, workers));
@@ -227,7 +227,7 @@ TEST(FragmentDispatch, OutsidePiecesGatherAtOneWorkerThenGoToThePortOwner) {
     // Datagrams spread over the workers.
     std::vector<int> seen(4);
     for (std::uint16_t id = 0; id < 400; ++id) {
-        ++seen[fragment_owner(FragmentKey::of(piece(0, 8, true, id), FragmentDirection::out2in),
+        ++seen[fragment_owner(FragmentKey::of(piece(0, 8, true, id), Direction::out2in),
                               4)];
     }
     for (int n : seen) {

@@ -343,7 +343,7 @@ TEST(Reconfigure, ShrinkingTheRangeDrainsItsPorts) {
 
     Config shrunk = config;
     shrunk.port_range = {40000, 40999};
-    nat.translator().reconfigure(shrunk);
+    nat.reconfigure(shrunk);
     EXPECT_TRUE(nat.send_out(old_flow));
     EXPECT_EQ(nat.send_in(reply_to(old_flow, *ext)), (Endpoint{kC, 50000}));
     for (std::uint16_t p = 0; p < 50; ++p) {
@@ -355,7 +355,7 @@ TEST(Reconfigure, ShrinkingTheRangeDrainsItsPorts) {
     expire_all(nat.translator(), 16 + sec(config.timeouts.udp));
     EXPECT_FALSE(nat.translator().ports().is_free(0, Protocol::udp, 50000));
     // Back to the old range: the port is free again.
-    nat.translator().reconfigure(config);
+    nat.reconfigure(config);
     EXPECT_TRUE(nat.translator().ports().is_free(0, Protocol::udp, 50000));
 }
 
@@ -371,7 +371,7 @@ TEST(Reconfigure, RemovedPoolAddressDrains) {
 
     Config smaller = config;
     smaller.pool = {ext->addr == kX ? x2 : kX};
-    nat.translator().reconfigure(smaller);
+    nat.reconfigure(smaller);
     EXPECT_TRUE(nat.translator().is_pool_address(ext->addr)); // return traffic still arrives
     EXPECT_EQ(nat.send_in(reply_to(first, *ext)), (Endpoint{kC, 50000}));
     EXPECT_EQ(nat.send_out(first), ext); // the existing mapping is kept
@@ -385,7 +385,7 @@ TEST(Reconfigure, RemovedPoolAddressDrains) {
         EXPECT_EQ(e->addr, smaller.pool[0]);
     }
     // Added back, it is the same address with the same index, open for mappings again.
-    nat.translator().reconfigure(config);
+    nat.reconfigure(config);
     EXPECT_TRUE(nat.translator().is_active(nat.translator().pool().find(ext->addr)));
     EXPECT_EQ(nat.translator().pool().size(), 2u);
 }
@@ -397,7 +397,7 @@ TEST(Reconfigure, AddedPoolAddressServes) {
     const Ipv4Addr added{198, 18, 7, 7};
     Config bigger = config;
     bigger.pool.push_back(added);
-    nat.translator().reconfigure(bigger);
+    nat.reconfigure(bigger);
     ASSERT_TRUE(nat.translator().is_pool_address(added));
     const std::uint16_t index = nat.translator().pool().find(added);
     EXPECT_EQ(nat.translator().ports().free_ports(index, Protocol::udp),
@@ -433,7 +433,7 @@ TEST(Reconfigure, ShorterTimeoutReachesExistingSessions) {
     ASSERT_TRUE(nat.send_out(udp_from(kC, 50000, kA1, 53), kT0));
     Config shorter = config;
     shorter.timeouts.udp = 120;
-    nat.translator().reconfigure(shorter);
+    nat.reconfigure(shorter);
     EXPECT_TRUE(nat.translator().rescanning());
     expire_all(nat.translator(), kT0 + sec(120) - 1);
     EXPECT_EQ(nat.translator().live_sessions(), 1u);
@@ -452,16 +452,16 @@ TEST(Reconfigure, SwitchToAddressDependentFilteringKeepsExistingPeers) {
     ASSERT_TRUE(ext.has_value());
     Config adf = config;
     adf.filtering = FilteringMode::address_dependent;
-    nat.translator().reconfigure(adf);
+    nat.reconfigure(adf);
     // Until every existing session's permission is counted, the old mode stays in force.
-    EXPECT_EQ(nat.translator().policy().filtering, FilteringMode::endpoint_independent);
+    EXPECT_EQ(nat.translator().filtering(), FilteringMode::endpoint_independent);
     EXPECT_TRUE(nat.send_in(from_outside(Protocol::udp, {kA2, 53}, *ext)));
     expire_all(nat.translator(), kT0);
-    EXPECT_EQ(nat.translator().policy().filtering, FilteringMode::address_dependent);
+    EXPECT_EQ(nat.translator().filtering(), FilteringMode::address_dependent);
     EXPECT_TRUE(nat.send_in(from_outside(Protocol::udp, {kA1, 9999}, *ext)));
     EXPECT_FALSE(nat.send_in(from_outside(Protocol::udp, {kA2, 53}, *ext)));
     // And back: endpoint-independent admits everyone again.
-    nat.translator().reconfigure(config);
+    nat.reconfigure(config);
     EXPECT_TRUE(nat.send_in(from_outside(Protocol::udp, {kA2, 53}, *ext)));
 }
 

@@ -10,11 +10,13 @@
 #include "ephemera/ownership.hpp"
 #include "ephemera/packet.hpp"
 #include "ephemera/translator.hpp"
+#include "ephemera/worker_plan.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <vector>
@@ -149,8 +151,17 @@ class Nat {
 public:
     explicit Nat(const Config& config, WorkerId workers = 1, WorkerId worker = 0,
                  SipKey secret = kSecret, Tick start = 0)
-        : config_(config), ownership_(workers),
-          translator_(config_, ownership_, worker, secret, counters_, -1, start) {}
+        : config_(config), ownership_(workers), worker_(worker), compiler_(ownership_, worker),
+          plans_(first_plan(compiler_, config)),
+          translator_(*plans_.back(), ownership_, worker, secret, counters_, -1, start) {}
+
+    // A new config, as the control thread would publish it: compiled into a plan here (kept
+    // alive for the test's life) and taken up by the translator.
+    void reconfigure(const Config& config) {
+        plans_.push_back(
+            compiler_.compile(std::make_shared<const Config>(config), plans_.back().get()));
+        translator_.apply(*plans_.back());
+    }
 
     // Room after each frame for a reply longer than the packet (an ICMP error), as an mbuf
     // has; 0 gives the translator no more than the frame itself.
@@ -211,6 +222,17 @@ public:
     const CounterBlock& counters() const { return counters_; }
     Translator& translator() { return translator_; }
 
+    // The k-th subscriber address from kC upwards that this worker owns: with several
+    // workers, a worker only ever sees its own subscribers (debug builds assert it).
+    Ipv4Addr owned_subscriber(std::uint32_t k) const {
+        std::uint32_t a = kC.value();
+        for (std::uint32_t found = 0;; ++a) {
+            if (ownership_.subscriber_owner(Ipv4Addr{a}) == worker_ && found++ == k) {
+                return Ipv4Addr{a};
+            }
+        }
+    }
+
     std::vector<MappingView> mappings() const {
         std::vector<MappingView> out(translator_.live_mappings() + 8);
         out.resize(translator_.snapshot_mappings(out));
@@ -225,9 +247,19 @@ private:
         return v;
     }
 
+    static std::vector<std::unique_ptr<WorkerPlan>> first_plan(const PlanCompiler& compiler,
+                                                                const Config& config) {
+        std::vector<std::unique_ptr<WorkerPlan>> plans;
+        plans.push_back(compiler.compile(std::make_shared<const Config>(config), nullptr));
+        return plans;
+    }
+
     std::size_t reply_room_ = 0;
     Config config_;
     Ownership ownership_;
+    WorkerId worker_;
+    PlanCompiler compiler_;
+    std::vector<std::unique_ptr<WorkerPlan>> plans_;
     CounterBlock counters_;
     Translator translator_;
 };

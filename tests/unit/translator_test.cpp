@@ -626,13 +626,13 @@ TEST(Translator, SessionLimitDropsNewFlowsKeepsOldOnes) {
     std::vector<Endpoint> exts;
     for (std::uint32_t i = 0; i < share; ++i) {
         // Source port 500: no port of its class in the range, so none is preserved.
-        flows.push_back(udp_from(Ipv4Addr{kC.value() + i}, 500, kA1, 53));
+        flows.push_back(udp_from(nat.owned_subscriber(i), 500, kA1, 53));
         const auto ext = nat.send_out(flows.back());
         ASSERT_TRUE(ext.has_value()) << i;
         exts.push_back(*ext);
     }
     // A new subscriber, and a new destination of an existing mapping: both new sessions.
-    EXPECT_FALSE(nat.send_out(udp_from(Ipv4Addr{kC.value() + 100}, 40000, kA1, 53)));
+    EXPECT_FALSE(nat.send_out(udp_from(nat.owned_subscriber(100), 40000, kA1, 53)));
     FrameSpec new_dest = flows[0];
     new_dest.dst = kA2;
     EXPECT_FALSE(nat.send_out(new_dest));
@@ -784,7 +784,7 @@ std::vector<Endpoint> mappings_for(SipKey secret) {
     for (std::uint32_t i = 0; i < 50; ++i) {
         // Source ports 0..49: outside the range, so every choice is the allocator's.
         const auto ext = nat.send_out(
-            udp_from(Ipv4Addr{kC.value() + i % 5}, static_cast<std::uint16_t>(i), kA1, 53));
+            udp_from(nat.owned_subscriber(i % 5), static_cast<std::uint16_t>(i), kA1, 53));
         out.push_back(ext.value_or(Endpoint{}));
     }
     return out;

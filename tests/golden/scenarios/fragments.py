@@ -44,24 +44,59 @@ def _flows():
     ]
 
 
+BURST = 32  # frames a worker reads per port and loop iteration (the timing model)
+OTHER_MAC = "02:00:00:00:00:99"
+
+
+def _filler(outbound, count):
+    """Frames for another host's MAC (drop_not_for_us): they end a burst, so that what
+    follows them arrives in the next one."""
+    eth = Ether(src=NEXT_HOP_MAC, dst=OTHER_MAC) if not outbound else Ether(src=C1.mac,
+                                                                            dst=OTHER_MAC)
+    return [bytes(eth / IP(src=A1, dst=A2) / UDP(sport=1, dport=2))] * count
+
+
 def _fragment_scenario(first_last):
+    """Pieces of three datagrams each way. In order, all in one burst: the worker translates a
+    burst's packets and first pieces, then its later pieces (the pieces pass), so the first
+    pieces leave ahead of the later ones. First piece last: every later piece comes in one
+    burst, before any first piece can (filler frames end it); they are held until their first
+    piece comes in the next burst, and leave right after it, in the order they came."""
     nat = NatModel([POOL1])
     sc = Scenario(config())
     later = 0
     held = 0
-    for n, (port, remote, rport, l4) in enumerate(_flows()):
-        ext = nat.map(C1.ip, port, l4.proto)
-        assert ext.preserved
-        for outbound, ip_id in ((True, 100 + n), (False, 200 + n)):
-            sent, want = _datagrams(C1, port, remote, rport, l4, ext, ip_id, outbound)
+    filler = 0
+    for outbound in (True, False):
+        firsts_in, laters_in, firsts_out, laters_out = [], [], [], []
+        for n, (port, remote, rport, l4) in enumerate(_flows()):
+            ext = nat.map(C1.ip, port, l4.proto)
+            assert ext.preserved
+            sent, want = _datagrams(C1, port, remote, rport, l4, ext,
+                                    (100 if outbound else 200) + n, outbound)
             assert len(sent) == len(want) >= 3
-            if first_last:  # the later pieces come first, last one first; the first comes last
-                sent = sent[:0:-1] + sent[:1]
-                want = want[:1] + want[:0:-1]
-                held += len(sent) - 1
-            (sc.inside_in if outbound else sc.outside_in).extend(sent)
-            (sc.outside_out if outbound else sc.inside_out).extend(want)
             later += len(sent) - 1
+            if first_last:  # the later pieces, last one first; the first piece in a later burst
+                laters_in += sent[:0:-1]
+                firsts_in += sent[:1]
+                firsts_out += want[:1] + want[:0:-1]  # each first piece, then its held pieces
+                held += len(sent) - 1
+            else:
+                laters_in.append(sent)
+                firsts_out += want[:1]
+                laters_out += want[1:]
+        if first_last:
+            pad = _filler(outbound, BURST - len(laters_in))
+            assert pad and len(firsts_in) <= BURST
+            frames_in = laters_in + pad + firsts_in
+            filler += len(pad)
+            frames_out = firsts_out
+        else:
+            frames_in = [f for pieces in laters_in for f in pieces]
+            assert len(frames_in) <= BURST
+            frames_out = firsts_out + laters_out
+        (sc.inside_in if outbound else sc.outside_in).extend(frames_in)
+        (sc.outside_out if outbound else sc.inside_out).extend(frames_out)
     flows = len(_flows())
     sc.counters = dict(in2out_rx=len(sc.inside_in), out2in_rx=len(sc.outside_in),
                        in2out_tx=len(sc.outside_out), out2in_tx=len(sc.inside_out),
@@ -70,6 +105,8 @@ def _fragment_scenario(first_last):
                        sessions_created=flows, port_preserved=flows)
     if held:
         sc.counters["fragments_held"] = held
+    if filler:
+        sc.counters["drop_not_for_us"] = filler
     return sc
 
 
@@ -82,8 +119,9 @@ def rfc4787_req14_fragments_in_order():
 
 @scenario
 def rfc4787_req14_fragments_first_last():
-    """The same datagrams with the first piece arriving last (the rest in reverse order): the
-    later pieces are held until it comes, then sent after it in the order they came."""
+    """The same datagrams with the first piece arriving last, in a later burst (the rest in
+    reverse order): the later pieces are held until it comes, then sent after it in the order
+    they came."""
     return _fragment_scenario(first_last=True)
 
 

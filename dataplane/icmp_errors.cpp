@@ -22,23 +22,18 @@ Verdict Translator::icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index,
     // The quoted packet is ours only if it left from the address the error came back to.
     const auto slot = ports_.slice().slot_of(p.inner_src_port);
     const std::uint32_t mapping =
-        p.inner_src == p.dst && slot ? tables_.out2in(pool_index, p.inner_proto, *slot) : kNoIndex;
+        p.inner_src == p.dst && slot ? ports_.out2in(pool_index, p.inner_proto, *slot) : kNoIndex;
     if (mapping == kNoIndex) {
         counters_.add(Counter::drop_icmp_error_no_mapping);
         return Verdict::drop;
     }
     const Mapping& m = tables_.mapping_records[mapping];
-    SessionKey key{};
-    key.inside_addr = m.inside.value();
-    key.remote_addr = p.inner_dst.value();
-    key.inside_port = m.inside_port;
-    key.remote_port = p.inner_proto == Protocol::icmp ? 0 : p.inner_dst_port;
-    key.proto = static_cast<std::uint8_t>(p.inner_proto);
+    const SessionKey key = SessionKey::quoted_outbound(m.inside, m.inside_port, p);
     if (tables_.sessions.lookup(&key) < 0) {
         counters_.add(Counter::drop_icmp_error_no_session);
         return Verdict::drop;
     }
-    rewrite_icmp_error(pkt.frame, p, ErrorDirection::out2in, m.inside, m.inside_port);
+    rewrite_icmp_error(pkt.frame, p, Direction::out2in, m.inside, m.inside_port);
     set_ethernet(pkt.frame, m.inside_mac, l2.inside_port_mac);
     counters_.add(Counter::icmp_errors_out2in);
     return Verdict::forward;
@@ -51,15 +46,13 @@ Verdict Translator::icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index,
 // RFC 5508 REQ-5 asks for an active mapping, not a session, before the error is translated.
 // Address-and-port-dependent filtering delivers nothing without a session.
 std::int32_t Translator::mapping_delivering(const SessionKey& key) const {
-    if (policy_.filtering == FilteringMode::address_port_dependent) {
+    const FilteringMode mode = life_.filtering();
+    if (mode == FilteringMode::address_port_dependent) {
         return -1;
     }
-    MappingKey mk{};
-    mk.inside_addr = key.inside_addr;
-    mk.inside_port = key.inside_port;
-    mk.proto = key.proto;
+    const MappingKey mk = MappingKey::of(key);
     const std::int32_t mapping = tables_.mappings.lookup(&mk);
-    if (mapping < 0 || policy_.filtering == FilteringMode::endpoint_independent) {
+    if (mapping < 0 || mode == FilteringMode::endpoint_independent) {
         return mapping;
     }
     const PermissionKey pk{static_cast<std::uint32_t>(mapping), key.remote_addr};
@@ -94,8 +87,7 @@ Verdict Translator::icmp_error_in2out(PacketRef& pkt, const SessionKey& key, std
     }
     // A hairpinned flow's error goes to a pool address: it is translated and sent on unchanged
     // in its destination.
-    rewrite_icmp_error(pkt.frame, p, ErrorDirection::in2out, pool_.address(pool_index),
-                       external_port);
+    rewrite_icmp_error(pkt.frame, p, Direction::in2out, pool().address(pool_index), external_port);
     set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
     counters_.add(Counter::icmp_errors_in2out);
     return Verdict::forward;

@@ -1,0 +1,217 @@
+// The fast path: packets of established flows, a burst at a time, in l3fwd's shape (keys for
+// the whole burst, one bulk lookup, prefetch, rewrite). It does hits only; everything else is
+// marked for the slow path (slow_path.cpp) and left untouched, with no verdict yet.
+#include "ephemera/rewrite.hpp"
+#include "ephemera/tcp_state.hpp"
+#include "ephemera/translator.hpp"
+
+#include <rte_prefetch.h>
+
+namespace ephemera {
+
+namespace {
+
+constexpr std::uint64_t bit(std::uint32_t i) {
+    return std::uint64_t{1} << i;
+}
+
+} // namespace
+
+// An outbound packet of session `session`: refresh (RFC 4787 REQ-6), TCP state, rewrite the
+// source to the external endpoint and the Ethernet header to the next hop.
+void Translator::rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session, const L2Context& l2,
+                             Tick now) {
+    s.last_seen = now;
+    const ParsedPacket& p = pkt.parsed;
+    // Only SYN, FIN and RST move the TCP state, and any packet clears an RST mark: other
+    // packets of a session without one leave it as it is.
+    if (p.proto == Protocol::tcp && (tcp_is_control(p.tcp_flags) || (s.flags & tcp_seen::rst))) {
+        life_.track_tcp(session, s, p.tcp_flags, true);
+        if ((p.tcp_flags & tcp_flag::syn) != 0 && !held_syns_.empty() &&
+            held_syns_.cancel(HeldSynKey{pool().address(s.pool_index).value(), p.dst.value(),
+                                         s.external_port, p.dst_port})) {
+            counters_.add(Counter::syn_held_cancelled); // the inside opened it: drop silently
+        }
+    }
+    rewrite_source(pkt.frame, p, pool().address(s.pool_index), s.external_port);
+    set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
+}
+
+std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
+                                      std::span<Verdict> verdicts) {
+    const auto n = static_cast<std::uint32_t>(packets.size());
+    for (std::uint32_t i = 0; i < n; ++i) {
+        keys_[i] = SessionKey::of(packets[i].parsed);
+        key_ptrs_[i] = &keys_[i];
+    }
+    tables_.sessions.lookup_bulk(key_ptrs_, n, positions_);
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if (positions_[i] >= 0) {
+            rte_prefetch0(&tables_.session_records[static_cast<std::uint32_t>(positions_[i])]);
+        }
+    }
+    const std::uint16_t mtu = policy().outside_mtu;
+    std::uint64_t slow = 0;
+    std::uint64_t translated = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        PacketRef& pkt = packets[i];
+        const ParsedPacket& p = pkt.parsed;
+        // A hit is never a martian: no session is made for one.
+        if (positions_[i] < 0 || p.icmp_error || pkt.frame[p.l3 + ipv4_off::ttl] <= 1 ||
+            (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoRequest) || exceeds(p, mtu)) {
+            slow |= bit(i);
+            continue;
+        }
+        EPHEMERA_ASSERT_OWNER(owns_subscriber(p.src));
+        const auto session = static_cast<std::uint32_t>(positions_[i]);
+        rewrite_out(pkt, tables_.session_records[session], session, l2, now);
+        verdicts[i] = Verdict::forward;
+        ++translated;
+    }
+    counters_.add(Counter::in2out_translated, translated);
+    return slow;
+}
+
+// Admission of the outside packets in `candidates` whose mapping was found (mappings_[i]). The
+// session is looked up (one bulk lookup) only when something needs it: address-and-port-
+// dependent filtering, inbound refresh, or a TCP SYN, FIN or RST that moves the session's
+// state. Address-dependent filtering asks the permission table instead. A refused packet's
+// mappings_[i] becomes kNoIndex; `expired` ones are admitted or not but change nothing.
+void Translator::out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tick now,
+                              std::uint64_t candidates, std::uint64_t expired) {
+    const FilteringMode mode = life_.filtering();
+    std::uint32_t idx[kMaxBurst];
+    std::uint32_t count = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        sessions_[i] = -1;
+        if ((candidates & bit(i)) == 0 || mappings_[i] == kNoIndex) {
+            continue;
+        }
+        const ParsedPacket& p = packets[i].parsed;
+        const bool control = p.proto == Protocol::tcp && tcp_is_control(p.tcp_flags);
+        if (mode != FilteringMode::address_port_dependent && !policy().inbound_refresh &&
+            !control) {
+            continue;
+        }
+        const Mapping& m = tables_.mapping_records[mappings_[i]];
+        keys_[count] = SessionKey::inbound(m.inside, m.inside_port, p);
+        key_ptrs_[count] = &keys_[count];
+        idx[count++] = i;
+    }
+    tables_.sessions.lookup_bulk(key_ptrs_, count, positions_);
+    for (std::uint32_t j = 0; j < count; ++j) {
+        sessions_[idx[j]] = positions_[j];
+    }
+
+    if (mode == FilteringMode::address_dependent) {
+        count = 0;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            if ((candidates & bit(i)) != 0 && mappings_[i] != kNoIndex &&
+                sessions_[i] < 0) { // a session implies permission
+                permission_keys_[count] =
+                    PermissionKey{mappings_[i], packets[i].parsed.src.value()};
+                key_ptrs_[count] = &permission_keys_[count];
+                idx[count++] = i;
+            }
+        }
+        tables_.permissions.lookup_bulk(key_ptrs_, count, positions_);
+        for (std::uint32_t j = 0; j < count; ++j) {
+            if (positions_[j] < 0) {
+                mappings_[idx[j]] = kNoIndex;
+            }
+        }
+    }
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if ((candidates & bit(i)) == 0 || mappings_[i] == kNoIndex) {
+            continue;
+        }
+        if (sessions_[i] < 0) {
+            if (mode == FilteringMode::address_port_dependent) {
+                mappings_[i] = kNoIndex;
+            }
+            continue; // RFC 7857 section 7: a packet that has no session refreshes nothing
+        }
+        if ((expired & bit(i)) != 0) {
+            continue; // admitted, but not delivered: it changes nothing
+        }
+        Session& s = tables_.session_records[static_cast<std::uint32_t>(sessions_[i])];
+        const ParsedPacket& p = packets[i].parsed;
+        if (policy().inbound_refresh) {
+            s.last_seen = now;
+        }
+        if (p.proto == Protocol::tcp) {
+            life_.track_tcp(static_cast<std::uint32_t>(sessions_[i]), s, p.tcp_flags, false);
+        }
+    }
+}
+
+// In stages over the burst, each prefetching what the next needs: find the direct-index slot,
+// read it, admit, rewrite. Nothing here hashes in endpoint-independent mode without inbound
+// refresh: (pool address, external port, protocol) names at most one mapping.
+std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
+                                      std::span<Verdict> verdicts) {
+    const auto n = static_cast<std::uint32_t>(packets.size());
+    const std::uint16_t mtu = policy().inside_mtu;
+    std::uint64_t slow = 0;
+    std::uint64_t candidates = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const PacketRef& pkt = packets[i];
+        const ParsedPacket& p = pkt.parsed;
+        index_entries_[i] = nullptr;
+        mappings_[i] = kNoIndex;
+        const std::uint16_t pool_index = pool().find(p.dst);
+        const auto slot = ports_.slice().slot_of(p.dst_port);
+        // Slow: not ours, a martian, an ICMP error or query other than a reply, a TTL that
+        // runs out here, too big for the inside, or not a port this worker hands out.
+        if (pool_index == kNoPool || p.src.is_martian() || p.icmp_error ||
+            (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoReply) ||
+            pkt.frame[p.l3 + ipv4_off::ttl] <= 1 || exceeds(p, mtu) || !slot) {
+            slow |= bit(i);
+            continue;
+        }
+        index_entries_[i] = &ports_.out2in(pool_index, p.proto, *slot);
+        rte_prefetch0(index_entries_[i]);
+        candidates |= bit(i);
+    }
+    std::uint64_t no_mapping = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if ((candidates & bit(i)) == 0) {
+            continue;
+        }
+        mappings_[i] = *index_entries_[i];
+        if (mappings_[i] == kNoIndex) {
+            candidates &= ~bit(i);
+            no_mapping |= bit(i);
+            continue;
+        }
+        rte_prefetch0(&tables_.mapping_records[mappings_[i]]);
+    }
+    const std::uint64_t looked_up = candidates;
+    out2in_admit(packets, n, now, candidates, 0);
+
+    std::uint64_t translated = 0;
+    std::uint64_t filtered = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if ((looked_up & bit(i)) == 0) {
+            continue;
+        }
+        if (mappings_[i] == kNoIndex) {
+            filtered |= bit(i);
+            continue;
+        }
+        PacketRef& pkt = packets[i];
+        const Mapping& m = tables_.mapping_records[mappings_[i]];
+        EPHEMERA_ASSERT_OWNER(owns_port(m.external_port) && owns_subscriber(m.inside));
+        rewrite_destination(pkt.frame, pkt.parsed, m.inside, m.inside_port);
+        set_ethernet(pkt.frame, m.inside_mac, l2.inside_port_mac);
+        verdicts[i] = Verdict::forward;
+        ++translated;
+    }
+    counters_.add(Counter::out2in_translated, translated);
+    if ((no_mapping | filtered) != 0) {
+        refuse_inbound(packets, no_mapping, filtered, now, verdicts);
+    }
+    return slow;
+}
+
+} // namespace ephemera

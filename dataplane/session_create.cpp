@@ -1,0 +1,166 @@
+// The slow path's new flows: a packet with no session finds or makes its subscriber and
+// mapping, then gets its session. Every limit is checked before anything is created, so a
+// refusal leaves nothing behind (RFC 6888 REQ-4, REQ-5, REQ-11).
+#include "ephemera/rewrite.hpp"
+#include "ephemera/translator.hpp"
+
+namespace ephemera {
+
+namespace {
+
+constexpr std::uint64_t kAnchorDomain = 0x616e63686f72; // "anchor": separates this use of the key
+
+} // namespace
+
+Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionKey& key, Tick now) {
+    if (const std::int32_t pos = tables_.sessions.lookup(&key); pos >= 0) {
+        return {pos, Counter::count_}; // created by an earlier packet of this burst
+    }
+    const Policy& policy = this->policy();
+    if (life_.live_sessions() >= policy.max_sessions) {
+        return {-1, Counter::drop_sessions_exhausted};
+    }
+    EPHEMERA_ASSERT_OWNER(owns_subscriber(pkt.parsed.src));
+    const MappingKey mkey = MappingKey::of(pkt.parsed);
+    std::int32_t mapping_pos = tables_.mappings.lookup(&mkey);
+    std::uint32_t sub_index;
+    if (mapping_pos >= 0) {
+        sub_index = tables_.mapping_records[static_cast<std::uint32_t>(mapping_pos)].subscriber;
+    } else {
+        const std::int32_t sub = find_or_create_subscriber(pkt.parsed.src, pkt.parsed.proto, now);
+        if (sub < 0) {
+            return {-1, Counter::drop_subscribers_exhausted}; // limits.max_subscribers
+        }
+        sub_index = static_cast<std::uint32_t>(sub);
+    }
+    Subscriber& subscriber = tables_.subscriber_records[sub_index];
+    const auto proto = static_cast<std::size_t>(proto_index(pkt.parsed.proto));
+    Counter refusal = Counter::count_;
+    if (subscriber.sessions >= policy.subscriber_sessions) {
+        refusal = Counter::drop_subscriber_sessions;
+    } else if (mapping_pos < 0) {
+        if (subscriber.ports[proto] >= policy.subscriber_ports[proto]) {
+            refusal = Counter::drop_subscriber_ports;
+        } else if (!subscriber.new_mappings.take(now, policy.mapping_rate, policy.mapping_burst)) {
+            refusal = Counter::drop_subscriber_rate;
+        } else {
+            const std::uint32_t created = create_mapping(pkt, mkey, sub_index, now);
+            if (created == kNoIndex) {
+                refusal = Counter::drop_ports_exhausted;
+            } else {
+                mapping_pos = static_cast<std::int32_t>(created);
+            }
+        }
+    }
+    if (refusal != Counter::count_) {
+        life_.release_subscriber_if_unused(sub_index, pkt.parsed.src);
+        return {-1, refusal};
+    }
+
+    const auto mapping = static_cast<std::uint32_t>(mapping_pos);
+    const std::int32_t pos = tables_.sessions.add(&key);
+    if (pos < 0) {
+        life_.drop_mapping(mapping, now);
+        return {-1, Counter::drop_sessions_exhausted};
+    }
+    Mapping& m = tables_.mapping_records[mapping];
+    const auto session = static_cast<std::uint32_t>(pos);
+    tables_.session_records[session] =
+        Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
+    ++m.sessions;
+    ++tables_.subscriber_records[m.subscriber].sessions;
+    life_.started(session, pkt.parsed.proto, key.remote_addr);
+    return {pos, Counter::count_};
+}
+
+// Paired pooling (RFC 4787 REQ-2, RFC 6888 REQ-2): a subscriber is anchored to one pool
+// address while it has any mapping; if that address has no free port here, the packet is
+// dropped (RFC 7857 section 4) rather than mapped to another address.
+std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol proto, Tick now) {
+    const std::uint32_t key = inside.value();
+    std::int32_t pos = tables_.subscribers.lookup(&key);
+    if (pos >= 0) {
+        return pos;
+    }
+    if (life_.live_subscribers() >= policy().max_subscribers) {
+        return -1; // the table may hold a few more: its limit is the configured one
+    }
+    pos = tables_.subscribers.add(&key);
+    if (pos < 0) {
+        return pos;
+    }
+    Subscriber& sub = tables_.subscriber_records[static_cast<std::uint32_t>(pos)];
+    sub = Subscriber{};
+    sub.pool_index = choose_anchor(inside, proto);
+    sub.new_mappings = TokenBucket{policy().mapping_burst, now};
+    life_.subscriber_created();
+    return pos;
+}
+
+// The address a subscriber is anchored to: the one its keyed hash prefers, else the next that
+// is in the config and has a free port here. The hash is independent of subscriber_hash: were
+// it the same function, a worker's subscribers (hash % workers == w) would crowd onto a few
+// addresses whenever the pool size and the worker count share a factor.
+std::uint16_t Translator::choose_anchor(Ipv4Addr inside, Protocol proto) const {
+    const auto n = static_cast<std::uint32_t>(pool().size());
+    const auto first =
+        static_cast<std::uint32_t>(siphash_2x64(secret_, inside.value(), kAnchorDomain) % n);
+    std::optional<std::uint16_t> active_but_full;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const auto candidate = static_cast<std::uint16_t>((first + i) % n);
+        if (!is_active(candidate)) {
+            continue;
+        }
+        if (ports_.has_free(candidate, proto)) {
+            return candidate;
+        }
+        if (!active_but_full) {
+            active_but_full = candidate;
+        }
+    }
+    return active_but_full.value_or(static_cast<std::uint16_t>(first));
+}
+
+std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey& key,
+                                         std::uint32_t subscriber, Tick now) {
+    Subscriber& sub = tables_.subscriber_records[subscriber];
+    if (!is_active(sub.pool_index)) {
+        // The anchor left the pool: existing mappings drain there, new ones go elsewhere.
+        sub.pool_index = choose_anchor(pkt.parsed.src, pkt.parsed.proto);
+    }
+    const PortRequest request{pkt.parsed.src, pkt.parsed.src_port, pkt.parsed.proto, sub.pool_index,
+                              pool().address(sub.pool_index)};
+    const auto grant = ports_.allocate(request);
+    if (!grant) {
+        return kNoIndex;
+    }
+    EPHEMERA_ASSERT_OWNER(owns_port(grant->port));
+    const std::int32_t map_pos = tables_.mappings.add(&key);
+    if (map_pos < 0) {
+        ports_.release(sub.pool_index, pkt.parsed.proto, grant->port);
+        return kNoIndex;
+    }
+    const auto mapping = static_cast<std::uint32_t>(map_pos);
+    Mapping& m = tables_.mapping_records[mapping];
+    m = Mapping{};
+    m.inside = pkt.parsed.src;
+    m.inside_port = pkt.parsed.src_port;
+    m.external_port = grant->port;
+    m.pool_index = sub.pool_index;
+    m.proto = pkt.parsed.proto;
+    m.subscriber = subscriber;
+    m.sessions = 0;
+    m.inside_mac = ethernet_source(pkt.frame);
+    m.created = now;
+    ++sub.mappings;
+    ++sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
+    life_.mapping_created();
+    ports_.out2in(sub.pool_index, pkt.parsed.proto, *ports_.slice().slot_of(grant->port)) = mapping;
+    counters_.add(Counter::mappings_created);
+    if (grant->preserved) {
+        counters_.add(Counter::port_preserved);
+    }
+    return mapping;
+}
+
+} // namespace ephemera

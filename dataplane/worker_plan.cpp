@@ -1,0 +1,94 @@
+#include "ephemera/worker_plan.hpp"
+
+#include <algorithm>
+
+namespace ephemera {
+
+namespace {
+
+std::uint32_t share_of(std::uint32_t total, WorkerId workers) {
+    return std::max<std::uint32_t>(1, (total + workers - 1) / workers);
+}
+
+constexpr Tick seconds(std::uint32_t s) {
+    return s * kTicksPerSecond;
+}
+
+} // namespace
+
+Policy Policy::from(const Config& config, WorkerId workers) {
+    Policy p;
+    p.filtering = config.filtering;
+    p.timeout[static_cast<std::size_t>(ProtoIndex::udp)] = seconds(config.timeouts.udp);
+    p.timeout[static_cast<std::size_t>(ProtoIndex::tcp)] = seconds(config.timeouts.tcp_established);
+    p.timeout[static_cast<std::size_t>(ProtoIndex::icmp)] = seconds(config.timeouts.icmp);
+    p.tcp_transitory = seconds(config.timeouts.tcp_transitory);
+    p.hold_down = seconds(config.timeouts.port_hold_down);
+    p.inbound_refresh = config.timeouts.inbound_refresh;
+    p.max_sessions = share_of(config.limits.max_sessions, workers);
+    p.max_subscribers = share_of(config.limits.subscribers(), workers);
+    p.subscriber_sessions = config.limits.subscriber_sessions;
+    p.subscriber_ports = {config.limits.subscriber_ports_udp, config.limits.subscriber_ports_tcp,
+                          config.limits.subscriber_ports_icmp};
+    // Buckets count in 1/kTicksPerSecond of an item, so a rate per second is a rate per tick.
+    p.mapping_rate = config.limits.subscriber_mapping_rate;
+    p.mapping_burst = config.limits.subscriber_mapping_burst * kTicksPerSecond;
+    p.icmp_unreachable = config.icmp.unreachable && config.icmp.unreachable_rate > 0;
+    p.icmp_rate = config.icmp.unreachable_rate;
+    p.icmp_burst = std::max<std::uint32_t>(config.icmp.unreachable_rate, 1) * kTicksPerSecond;
+    p.gateway = config.inside.gateway;
+    p.syn_unreachable = config.icmp.unsolicited_syn_unreachable;
+    p.inside_mtu = config.inside.mtu;
+    p.outside_mtu = config.outside.mtu;
+    return p;
+}
+
+bool Policy::shortens_timeouts(const Policy& before) const {
+    bool shorter = tcp_transitory < before.tcp_transitory;
+    for (std::size_t p = 0; p < kProtocolCount; ++p) {
+        shorter = shorter || timeout[p] < before.timeout[p];
+    }
+    return shorter;
+}
+
+PlanCompiler::PlanCompiler(const Ownership& ownership, WorkerId worker)
+    : slice_(ownership, worker), workers_(ownership.workers()) {}
+
+std::unique_ptr<WorkerPlan> PlanCompiler::compile(std::shared_ptr<const Config> config,
+                                                  const WorkerPlan* previous) const {
+    auto plan = std::make_unique<WorkerPlan>();
+    plan->policy = Policy::from(*config, workers_);
+
+    // Addresses keep their index; new ones are appended with fresh port state.
+    std::vector<Ipv4Addr> all;
+    if (previous != nullptr) {
+        all.assign(previous->pool.addresses().begin(), previous->pool.addresses().end());
+        plan->address_ports = previous->address_ports;
+    }
+    plan->active.assign(all.size(), 0);
+    for (Ipv4Addr a : config->pool) {
+        const auto known = std::find(all.begin(), all.end(), a);
+        if (known != all.end()) {
+            plan->active[static_cast<std::size_t>(known - all.begin())] = 1;
+            continue;
+        }
+        all.push_back(a);
+        plan->active.push_back(1);
+        plan->address_ports.push_back(std::make_shared<AddressPorts>(slice_.slot_count()));
+    }
+    plan->pool = PoolIndex(all);
+    for (const auto& a : plan->address_ports) {
+        plan->address_list.push_back(a.get());
+    }
+
+    if (previous != nullptr && previous->config->port_range == config->port_range &&
+        previous->config->reserved == config->reserved) {
+        plan->mask = previous->mask;
+    } else {
+        plan->mask = std::make_shared<const PortMask>(slice_, config->port_range, config->reserved);
+    }
+    plan->config = std::move(config);
+    return plan;
+}
+
+} // namespace ephemera

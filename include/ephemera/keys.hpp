@@ -1,0 +1,85 @@
+// The keys of a worker's tables (nat_table.hpp), each built in one place from what names it:
+//   SessionKey  (inside addr, port, remote addr, port, protocol)  a 5-tuple session
+//   MappingKey  (inside addr, port, protocol)                      an endpoint-independent
+//                                                                  mapping (RFC 4787 REQ-1)
+//   PermissionKey (mapping, remote addr)                           address-dependent filtering
+// For ICMP echo the identifier plays the inside port and the remote port is 0: a query session
+// is independent of the remote's identifier (RFC 5508 REQ-1).
+#pragma once
+
+#include "ephemera/packet.hpp"
+#include "ephemera/types.hpp"
+
+#include <cstdint>
+
+namespace ephemera {
+
+// Keys are 8-byte aligned: rte_hash_crc reads them 8 bytes at a time.
+struct alignas(8) SessionKey {
+    std::uint32_t inside_addr;
+    std::uint32_t remote_addr;
+    std::uint16_t inside_port;
+    std::uint16_t remote_port;
+    std::uint8_t proto;
+    std::uint8_t pad[3];
+
+    static constexpr SessionKey make(Ipv4Addr inside, std::uint16_t inside_port, Ipv4Addr remote,
+                                     std::uint16_t remote_port, Protocol proto) {
+        return SessionKey{inside.value(),
+                          remote.value(),
+                          inside_port,
+                          proto == Protocol::icmp ? std::uint16_t{0} : remote_port,
+                          static_cast<std::uint8_t>(proto),
+                          {0, 0, 0}};
+    }
+    // The session of a subscriber's packet; for an ICMP error from a subscriber, the session of
+    // the packet it quotes (which came from the remote to the subscriber).
+    static constexpr SessionKey of(const ParsedPacket& p) {
+        if (p.icmp_error) {
+            return make(p.inner_dst, p.inner_dst_port, p.inner_src, p.inner_src_port,
+                        p.inner_proto);
+        }
+        return make(p.src, p.src_port, p.dst, p.dst_port, p.proto);
+    }
+    // The session a packet from a remote belongs to, once its mapping named the inside endpoint.
+    static constexpr SessionKey inbound(Ipv4Addr inside, std::uint16_t inside_port,
+                                        const ParsedPacket& p) {
+        return make(inside, inside_port, p.src, p.src_port, p.proto);
+    }
+    // The session of the packet an ICMP error from outside quotes (it left as E:e -> R:r).
+    static constexpr SessionKey quoted_outbound(Ipv4Addr inside, std::uint16_t inside_port,
+                                                const ParsedPacket& p) {
+        return make(inside, inside_port, p.inner_dst, p.inner_dst_port, p.inner_proto);
+    }
+    constexpr bool operator==(const SessionKey&) const = default;
+};
+static_assert(sizeof(SessionKey) == 16);
+
+struct alignas(8) MappingKey {
+    std::uint32_t inside_addr;
+    std::uint16_t inside_port;
+    std::uint8_t proto;
+    std::uint8_t pad;
+
+    static constexpr MappingKey make(Ipv4Addr inside, std::uint16_t inside_port, Protocol proto) {
+        return MappingKey{inside.value(), inside_port, static_cast<std::uint8_t>(proto), 0};
+    }
+    // The mapping of a subscriber's packet (its source endpoint).
+    static constexpr MappingKey of(const ParsedPacket& p) {
+        return make(p.src, p.src_port, p.proto);
+    }
+    // The mapping a session belongs to.
+    static constexpr MappingKey of(const SessionKey& k) {
+        return MappingKey{k.inside_addr, k.inside_port, k.proto, 0};
+    }
+    constexpr bool operator==(const MappingKey&) const = default;
+};
+static_assert(sizeof(MappingKey) == 8);
+
+struct alignas(8) PermissionKey {
+    std::uint32_t mapping;
+    std::uint32_t remote_addr;
+};
+static_assert(sizeof(PermissionKey) == 8);
+
+} // namespace ephemera

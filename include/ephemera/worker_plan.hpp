@@ -1,0 +1,56 @@
+// Control compiles, workers apply. A WorkerPlan is everything one worker needs from a config,
+// ready to use: the policy in packet-path units, the pool with its per-address port state, and
+// the port mask of the range. The control thread builds it (PlanCompiler), off the worker's
+// core; the worker takes it between bursts by swapping pointers (Translator::apply): no
+// allocation, no table reset and nothing the size of a table runs on the worker because the
+// config changed.
+//
+// Lifetimes: a plan is immutable once published, except for the AddressPorts it points to,
+// which are the worker's live port state (written by that worker only). Each new plan shares
+// the previous plan's AddressPorts and mask (shared_ptr, counted on the control thread only),
+// adding AddressPorts for new addresses, so state carries over; a plan is freed by the control
+// thread once the worker no longer holds it (RcuSlot).
+#pragma once
+
+#include "ephemera/config.hpp"
+#include "ephemera/ownership.hpp"
+#include "ephemera/policy.hpp"
+#include "ephemera/pool.hpp"
+#include "ephemera/port_allocator.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace ephemera {
+
+struct WorkerPlan {
+    std::shared_ptr<const Config> config; // the whole config (shared by every worker's plan)
+    Policy policy;
+    // Every address this worker knows, draining ones too: an address keeps its index for life
+    // and gets it back when it returns to the config.
+    PoolIndex pool{std::span<const Ipv4Addr>{}};
+    std::vector<std::uint8_t> active; // by pool index: in the config (1) or draining (0)
+    std::shared_ptr<const PortMask> mask;
+    std::vector<std::shared_ptr<AddressPorts>> address_ports; // by pool index
+    std::vector<AddressPorts*> address_list;                  // the same, for the allocator
+};
+
+// Builds one worker's plans. Construct it once per worker (it keeps the worker's port slice).
+class PlanCompiler {
+public:
+    PlanCompiler(const Ownership& ownership, WorkerId worker);
+
+    // The plan for `config`, carrying over `previous`'s port state (null: the first plan).
+    [[nodiscard]] std::unique_ptr<WorkerPlan> compile(std::shared_ptr<const Config> config,
+                                                      const WorkerPlan* previous) const;
+
+    [[nodiscard]] const PortSlice& slice() const { return slice_; }
+    [[nodiscard]] WorkerId workers() const { return workers_; }
+
+private:
+    PortSlice slice_;
+    WorkerId workers_;
+};
+
+} // namespace ephemera
