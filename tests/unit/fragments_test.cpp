@@ -44,13 +44,12 @@ struct Harness {
     static void* h(std::uintptr_t n) { return reinterpret_cast<void*>(n); }
     FragmentResult later(const ParsedPacket& p, std::uintptr_t handle, Tick now = 0,
                          bool may_hold = true) {
-        return table.later(FragmentKey::of(p, Direction::out2in), p, h(handle), may_hold,
-                           now);
+        return table.later(FragmentKey::of(p, Direction::out2in), p, h(handle), may_hold, now);
     }
     std::vector<void*> translated(const ParsedPacket& first, Tick now = 0) {
         FragmentTable::Handle out[64];
-        const std::size_t n = table.translated(FragmentKey::of(first, Direction::out2in),
-                                               first, kTranslation, now, out);
+        const std::size_t n = table.translated(FragmentKey::of(first, Direction::out2in), first,
+                                               kTranslation, now, out);
         return std::vector<void*>(out, out + n);
     }
     CounterBlock counters;
@@ -97,11 +96,9 @@ TEST(FragmentTable, DatagramsAreKeptApartByIdSourceAndDirection) {
     const ParsedPacket other_source = piece(8, 8, false, 1, Ipv4Addr{198, 18, 1, 2});
     EXPECT_EQ(t.later(other_source, 2).action, FragmentAction::held);
     const ParsedPacket same = piece(8, 8, true, 1);
-    EXPECT_EQ(
-        t.table
-            .later(FragmentKey::of(same, Direction::in2out), same, Harness::h(3), true, 0)
-            .action,
-        FragmentAction::held);
+    EXPECT_EQ(t.table.later(FragmentKey::of(same, Direction::in2out), same, Harness::h(3), true, 0)
+                  .action,
+              FragmentAction::held);
     EXPECT_EQ(t.later(piece(8, 8, true, 1), 4).action, FragmentAction::translate);
 }
 
@@ -154,8 +151,7 @@ TEST(FragmentTable, RoutedPiecesGoToThePortOwner) {
     t.later(piece(8, 8, true), 1);
     const ParsedPacket first = piece(0, 8, true);
     FragmentTable::Handle out[4];
-    EXPECT_EQ(t.table.routed(FragmentKey::of(first, Direction::out2in), first, 3, 0, out),
-              1u);
+    EXPECT_EQ(t.table.routed(FragmentKey::of(first, Direction::out2in), first, 3, 0, out), 1u);
     EXPECT_EQ(out[0], Harness::h(1));
     const FragmentResult r = t.later(piece(16, 8, false), 2);
     EXPECT_EQ(r.action, FragmentAction::hand_off);
@@ -227,8 +223,7 @@ TEST(FragmentDispatch, OutsidePiecesGatherAtOneWorkerThenGoToThePortOwner) {
     // Datagrams spread over the workers.
     std::vector<int> seen(4);
     for (std::uint16_t id = 0; id < 400; ++id) {
-        ++seen[fragment_owner(FragmentKey::of(piece(0, 8, true, id), Direction::out2in),
-                              4)];
+        ++seen[fragment_owner(FragmentKey::of(piece(0, 8, true, id), Direction::out2in), 4)];
     }
     for (int n : seen) {
         EXPECT_GT(n, 50);

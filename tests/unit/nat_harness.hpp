@@ -248,7 +248,7 @@ private:
     }
 
     static std::vector<std::unique_ptr<WorkerPlan>> first_plan(const PlanCompiler& compiler,
-                                                                const Config& config) {
+                                                               const Config& config) {
         std::vector<std::unique_ptr<WorkerPlan>> plans;
         plans.push_back(compiler.compile(std::make_shared<const Config>(config), nullptr));
         return plans;
