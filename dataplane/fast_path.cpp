@@ -42,14 +42,10 @@ std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, co
     const auto n = static_cast<std::uint32_t>(packets.size());
     for (std::uint32_t i = 0; i < n; ++i) {
         keys_[i] = SessionKey::of(packets[i].parsed);
-        key_ptrs_[i] = &keys_[i];
+        session_key_ptrs_[i] = &keys_[i];
     }
-    tables_.sessions.lookup_bulk(key_ptrs_, n, positions_);
-    for (std::uint32_t i = 0; i < n; ++i) {
-        if (positions_[i] >= 0) {
-            rte_prefetch0(&tables_.session_records[static_cast<std::uint32_t>(positions_[i])]);
-        }
-    }
+    // The lookup leaves each hit's entry (key and record, one line) in cache.
+    tables_.sessions.lookup_bulk(session_key_ptrs_, n, positions_);
     const std::uint16_t mtu = policy().outside_mtu;
     std::uint64_t slow = 0;
     std::uint64_t translated = 0;
@@ -64,7 +60,7 @@ std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, co
         }
         EPHEMERA_ASSERT_OWNER(owns_subscriber(p.src));
         const auto session = static_cast<std::uint32_t>(positions_[i]);
-        rewrite_out(pkt, tables_.session_records[session], session, l2, now);
+        rewrite_out(pkt, tables_.sessions.value(session), session, l2, now);
         verdicts[i] = Verdict::forward;
         ++translated;
     }
@@ -95,10 +91,10 @@ void Translator::out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tic
         }
         const Mapping& m = tables_.mapping_records[mappings_[i]];
         keys_[count] = SessionKey::inbound(m.inside, m.inside_port, p);
-        key_ptrs_[count] = &keys_[count];
+        session_key_ptrs_[count] = &keys_[count];
         idx[count++] = i;
     }
-    tables_.sessions.lookup_bulk(key_ptrs_, count, positions_);
+    tables_.sessions.lookup_bulk(session_key_ptrs_, count, positions_);
     for (std::uint32_t j = 0; j < count; ++j) {
         sessions_[idx[j]] = positions_[j];
     }
@@ -134,7 +130,7 @@ void Translator::out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tic
         if ((expired & bit(i)) != 0) {
             continue; // admitted, but not delivered: it changes nothing
         }
-        Session& s = tables_.session_records[static_cast<std::uint32_t>(sessions_[i])];
+        Session& s = tables_.sessions.value(static_cast<std::uint32_t>(sessions_[i]));
         const ParsedPacket& p = packets[i].parsed;
         if (policy().inbound_refresh) {
             s.last_seen = now;

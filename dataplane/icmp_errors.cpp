@@ -29,7 +29,7 @@ Verdict Translator::icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index,
     }
     const Mapping& m = tables_.mapping_records[mapping];
     const SessionKey key = SessionKey::quoted_outbound(m.inside, m.inside_port, p);
-    if (tables_.sessions.lookup(&key) < 0) {
+    if (tables_.sessions.lookup(key) < 0) {
         counters_.add(Counter::drop_icmp_error_no_session);
         return Verdict::drop;
     }
@@ -69,12 +69,12 @@ Verdict Translator::icmp_error_in2out(PacketRef& pkt, const SessionKey& key, std
         return Verdict::drop;
     }
     if (session < 0) {
-        session = tables_.sessions.lookup(&key); // made by an earlier packet of this burst?
+        session = tables_.sessions.lookup(key); // made by an earlier packet of this burst?
     }
     std::uint16_t pool_index = 0;
     std::uint16_t external_port = 0;
     if (session >= 0) {
-        const Session& s = tables_.session_records[static_cast<std::uint32_t>(session)];
+        const Session& s = tables_.sessions.value(static_cast<std::uint32_t>(session));
         pool_index = s.pool_index;
         external_port = s.external_port;
     } else if (const std::int32_t mapping = mapping_delivering(key); mapping >= 0) {

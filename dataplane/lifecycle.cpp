@@ -78,7 +78,7 @@ void SessionLifecycle::apply(const WorkerPlan& plan) {
 }
 
 void SessionLifecycle::started(std::uint32_t session, Protocol proto, std::uint32_t remote_addr) {
-    Session& s = tables_.session_records[session];
+    Session& s = tables_.sessions.value(session);
     if (permissions_live_) {
         count_permission(s, s.mapping, remote_addr);
     }
@@ -133,12 +133,9 @@ void SessionLifecycle::count_permission(Session& s, std::uint32_t mapping, std::
 // rescheduled for its due time under the new timeouts and, under address-dependent
 // filtering, has its permission counted.
 std::uint32_t SessionLifecycle::rescan(std::uint32_t budget) {
-    const void* key_ptr = nullptr;
-    void* data = nullptr;
     std::uint32_t done = 0;
     while (done < budget) {
-        const std::int32_t pos =
-            rte_hash_iterate(tables_.sessions.raw(), &key_ptr, &data, &rescan_next_);
+        const std::int32_t pos = tables_.sessions.next(rescan_next_);
         if (pos < 0) {
             rescan_active_ = false;
             if (address_filtering_pending_) { // every session is counted: switch now
@@ -149,8 +146,8 @@ std::uint32_t SessionLifecycle::rescan(std::uint32_t budget) {
         }
         ++done;
         const auto session = static_cast<std::uint32_t>(pos);
-        const auto& key = *static_cast<const SessionKey*>(key_ptr);
-        Session& s = tables_.session_records[session];
+        const SessionKey& key = tables_.sessions.key(session);
+        Session& s = tables_.sessions.value(session);
         wheel_.reschedule(session, s.last_seen + timeout(s, static_cast<Protocol>(key.proto)));
         if (permissions_live_) {
             count_permission(s, s.mapping, key.remote_addr);
@@ -163,12 +160,9 @@ std::uint32_t SessionLifecycle::rescan(std::uint32_t budget) {
 // address-dependent filtering: every counted session gives its count back (the table is
 // never reset in one go, which would stall the worker for the whole table).
 std::uint32_t SessionLifecycle::clear_permissions(std::uint32_t budget) {
-    const void* key_ptr = nullptr;
-    void* data = nullptr;
     std::uint32_t done = 0;
     while (done < budget) {
-        const std::int32_t pos =
-            rte_hash_iterate(tables_.sessions.raw(), &key_ptr, &data, &clear_next_);
+        const std::int32_t pos = tables_.sessions.next(clear_next_);
         if (pos < 0) {
             clearing_permissions_ = false;
             if (address_filtering_pending_) { // a switch back waited for this: count afresh
@@ -178,11 +172,11 @@ std::uint32_t SessionLifecycle::clear_permissions(std::uint32_t budget) {
             break;
         }
         ++done;
-        Session& s = tables_.session_records[static_cast<std::uint32_t>(pos)];
+        Session& s = tables_.sessions.value(static_cast<std::uint32_t>(pos));
         if (s.state != permission_generation_) {
             continue;
         }
-        const auto& key = *static_cast<const SessionKey*>(key_ptr);
+        const SessionKey& key = tables_.sessions.key(static_cast<std::uint32_t>(pos));
         const PermissionKey pk{s.mapping, key.remote_addr};
         const std::int32_t perm = tables_.permissions.lookup(&pk);
         if (perm >= 0 && --tables_.permission_counts[static_cast<std::uint32_t>(perm)] == 0) {
@@ -197,16 +191,14 @@ bool SessionLifecycle::walk_sessions(const SessionFilter& filter, bool flush, Ti
                                      std::uint32_t& cursor, std::uint32_t budget,
                                      std::vector<SessionView>& out, std::size_t limit,
                                      std::uint64_t& flushed) {
-    const void* key_ptr = nullptr;
-    void* data = nullptr;
     for (std::uint32_t seen = 0; seen < budget; ++seen) {
-        const std::int32_t pos = rte_hash_iterate(tables_.sessions.raw(), &key_ptr, &data, &cursor);
+        const std::int32_t pos = tables_.sessions.next(cursor);
         if (pos < 0) {
             return true;
         }
         const auto session = static_cast<std::uint32_t>(pos);
-        const SessionKey key = *static_cast<const SessionKey*>(key_ptr);
-        const Session& s = tables_.session_records[session];
+        const SessionKey key = tables_.sessions.key(session);
+        const Session& s = tables_.sessions.value(session);
         const Ipv4Addr external = plan_->pool.address(s.pool_index);
         if ((filter.subscriber && filter.subscriber->value() != key.inside_addr) ||
             (filter.external && *filter.external != external) ||
@@ -231,13 +223,11 @@ bool SessionLifecycle::walk_sessions(const SessionFilter& filter, bool flush, Ti
 
 // A session's wheel slot came round: it may have been refreshed since it was scheduled.
 void SessionLifecycle::on_due(std::uint32_t session, Tick now) {
-    const void* key_ptr = nullptr;
-    if (rte_hash_get_key_with_position(tables_.sessions.raw(), static_cast<std::int32_t>(session),
-                                       const_cast<void**>(&key_ptr)) != 0) {
+    if (!tables_.sessions.live(session)) {
         return; // not a live session (cannot happen while every live session is scheduled once)
     }
-    const SessionKey key = *static_cast<const SessionKey*>(key_ptr);
-    const Session& s = tables_.session_records[session];
+    const SessionKey key = tables_.sessions.key(session);
+    const Session& s = tables_.sessions.value(session);
     const auto proto = static_cast<Protocol>(key.proto);
     const Tick due = s.last_seen + timeout(s, proto);
     if (static_cast<std::int32_t>(now - due) < 0) {
@@ -254,9 +244,9 @@ void SessionLifecycle::end_session(std::uint32_t session, const SessionKey& key,
 }
 
 void SessionLifecycle::delete_session(std::uint32_t session, const SessionKey& key, Tick now) {
-    Session& s = tables_.session_records[session];
+    Session& s = tables_.sessions.value(session);
     const std::uint32_t mapping = s.mapping;
-    tables_.sessions.remove(&key);
+    tables_.sessions.remove_at(session);
     if (s.state == permission_generation_ && s.state != 0) { // counted: give the count back
         const PermissionKey pk{mapping, key.remote_addr};
         const std::int32_t perm = tables_.permissions.lookup(&pk);

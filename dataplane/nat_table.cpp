@@ -62,9 +62,9 @@ NatTables::NatTables(const std::string& name, std::uint32_t max_sessions,
                      std::uint32_t max_subscribers, int socket)
     : subscribers(name + "_sub", max_subscribers, sizeof(std::uint32_t), socket),
       mappings(name + "_map", max_sessions, sizeof(MappingKey), socket),
-      sessions(name + "_ses", max_sessions, sizeof(SessionKey), socket),
+      sessions(max_sessions, socket),
       permissions(name + "_prm", max_sessions, sizeof(PermissionKey), socket),
       subscriber_records(subscribers.capacity()), mapping_records(mappings.capacity()),
-      session_records(sessions.capacity()), permission_counts(permissions.capacity(), 0) {}
+      permission_counts(permissions.capacity(), 0) {}
 
 } // namespace ephemera

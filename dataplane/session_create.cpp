@@ -13,7 +13,8 @@ constexpr std::uint64_t kAnchorDomain = 0x616e63686f72; // "anchor": separates t
 } // namespace
 
 Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionKey& key, Tick now) {
-    if (const std::int32_t pos = tables_.sessions.lookup(&key); pos >= 0) {
+    const std::uint32_t hash = tables_.sessions.hash(key);
+    if (const std::int32_t pos = tables_.sessions.lookup(key, hash); pos >= 0) {
         return {pos, Counter::count_}; // created by an earlier packet of this burst
     }
     const Policy& policy = this->policy();
@@ -58,15 +59,14 @@ Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionK
     }
 
     const auto mapping = static_cast<std::uint32_t>(mapping_pos);
-    const std::int32_t pos = tables_.sessions.add(&key);
+    const std::int32_t pos = tables_.sessions.insert(key, hash);
     if (pos < 0) {
         life_.drop_mapping(mapping, now);
         return {-1, Counter::drop_sessions_exhausted};
     }
     Mapping& m = tables_.mapping_records[mapping];
     const auto session = static_cast<std::uint32_t>(pos);
-    tables_.session_records[session] =
-        Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
+    tables_.sessions.value(session) = Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
     ++m.sessions;
     ++tables_.subscriber_records[m.subscriber].sessions;
     life_.started(session, pkt.parsed.proto, key.remote_addr);

@@ -77,7 +77,7 @@ void for_each_bit(std::uint64_t mask, F&& f) {
             return;
         }
         const auto session = static_cast<std::uint32_t>(pos);
-        rewrite_out(pkt, tables_.session_records[session], session, l2, now);
+        rewrite_out(pkt, tables_.sessions.value(session), session, l2, now);
         verdicts[i] = Verdict::forward;
         ++translated;
     });

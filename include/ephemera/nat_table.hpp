@@ -16,6 +16,7 @@
 // start, for the worker's share of limits.max_sessions.
 #pragma once
 
+#include "ephemera/flat_table.hpp"
 #include "ephemera/keys.hpp"
 #include "ephemera/policy.hpp"
 #include "ephemera/types.hpp"
@@ -100,12 +101,12 @@ public:
 
     HashTable subscribers;
     HashTable mappings;
-    HashTable sessions;
+    // The packet path's table: key and record side by side (flat_table.hpp).
+    FlatTable<SessionKey, Session> sessions;
     HashTable permissions;
 
     std::vector<Subscriber> subscriber_records;
     std::vector<Mapping> mapping_records;
-    std::vector<Session> session_records;
     std::vector<std::uint32_t> permission_counts;
 };
 

@@ -224,6 +224,7 @@ private:
 
     // Per-burst scratch, kept here rather than on the stack.
     SessionKey keys_[kMaxBurst]{};
+    const SessionKey* session_key_ptrs_[kMaxBurst]{};
     PermissionKey permission_keys_[kMaxBurst]{};
     const void* key_ptrs_[kMaxBurst]{};
     std::int32_t positions_[kMaxBurst]{};

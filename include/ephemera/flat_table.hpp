@@ -1,0 +1,364 @@
+// A worker's session table: a bucketised cuckoo hash built for the packet path, where
+// rte_hash's general bulk lookup costs more instructions per key (about 156 here) than a whole
+// translation should. One worker owns it; nothing here is thread-safe or needs to be.
+//
+// Layout (memory decides the cost at a million sessions):
+//   buckets  64 bytes each, one cache line: 8 slots of a 16-bit tag (from the key's hash, 0 =
+//            empty) and the 32-bit position of the entry, and how many keys that hash here live
+//            in their other bucket.
+//   entries  the key and its record side by side (an entry of a session table is 32 bytes),
+//            indexed by position, so a hit costs two cache lines: the bucket, then the entry,
+//            which the caller reads anyway for the record. Positions are dense in
+//            [0, capacity) and stable while the key lives.
+// Each key has two buckets, its primary (hash & mask) and an alternate derived from the primary
+// and the tag (partial-key cuckoo hashing, so a key can move without rehashing it). With 8
+// slots per bucket and the table sized to at most about 90 % of its slots, an insert finds a
+// free slot in one of its two buckets almost always; otherwise a bounded breadth-first search
+// moves a few keys over. A lookup reads the alternate bucket only when the primary has
+// overflowed, so a miss usually costs one cache line.
+//
+// The hash is CRC-32C of the key (two or one crc32 instructions, SSE4.2), the same family
+// rte_hash uses, computed inline. A key of all zero bytes marks a free entry: no key may be
+// all zero (a session key always holds its protocol number).
+#pragma once
+
+#include "ephemera/table_memory.hpp"
+
+#include <nmmintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+namespace ephemera {
+
+template <typename Key, typename Value>
+class FlatTable {
+    static_assert(sizeof(Key) == 8 || sizeof(Key) == 16, "keys are one or two 64-bit words");
+    static_assert(std::is_trivially_copyable_v<Key> && std::is_trivially_copyable_v<Value>);
+
+public:
+    static constexpr std::uint32_t kSlots = 8;
+    static constexpr std::int32_t kMiss = -1;
+
+    // Aligned to its size (a power of two up to a cache line), so no entry straddles two.
+    struct alignas(std::min<std::size_t>(64, std::bit_ceil(sizeof(Key) + sizeof(Value)))) Entry {
+        Key key;
+        Value value;
+    };
+
+    // Room for `capacity` keys (positions 0 .. capacity-1), the buckets at most 90 % full,
+    // in memory of NUMA socket `socket` (-1: any; see table_memory.hpp).
+    explicit FlatTable(std::uint32_t capacity, int socket = -1)
+        : capacity_(std::max<std::uint32_t>(capacity, 1)),
+          mask_(std::bit_ceil(std::max<std::uint32_t>(
+                    static_cast<std::uint32_t>((std::uint64_t{capacity_} * 10 + 71) / 72), 2)) -
+                1),
+          buckets_(make_table_array<Bucket>(std::size_t{mask_} + 1, socket)),
+          entries_(make_table_array<Entry>(capacity_, socket)), free_(capacity_) {
+        for (std::uint32_t i = 0; i < capacity_; ++i) {
+            free_[i] = capacity_ - 1 - i; // positions handed out from 0 upwards
+        }
+    }
+
+    static std::uint32_t hash(const Key& key) {
+        std::uint64_t words[sizeof(Key) / 8];
+        std::memcpy(words, &key, sizeof(Key));
+        std::uint32_t h = static_cast<std::uint32_t>(_mm_crc32_u64(0, words[0]));
+        if constexpr (sizeof(Key) == 16) {
+            h = static_cast<std::uint32_t>(_mm_crc32_u64(h, words[1]));
+        }
+        return h;
+    }
+
+    [[nodiscard]] std::int32_t lookup(const Key& key) const { return lookup(key, hash(key)); }
+    [[nodiscard]] std::int32_t lookup(const Key& key, std::uint32_t h) const {
+        const std::uint32_t b = h & mask_;
+        const std::uint16_t t = tag_of(h);
+        if (const std::int32_t pos = find_in(b, t, key); pos != kMiss) {
+            return pos;
+        }
+        if (buckets_[b].overflow == 0) {
+            return kMiss;
+        }
+        return find_in(alternate(b, t), t, key);
+    }
+
+    // positions[i] = the key's position or kMiss; in stages over the keys, each prefetching
+    // what the next reads (buckets, then the first candidate entry of each).
+    void lookup_bulk(const Key* const* keys, std::uint32_t n, std::int32_t* positions) const {
+        constexpr std::uint32_t kMax = 64;
+        std::uint32_t hashes[kMax];
+        std::uint32_t masks[kMax];
+        for (std::uint32_t done = 0; done < n; done += kMax) {
+            const std::uint32_t m = std::min(kMax, n - done);
+            for (std::uint32_t i = 0; i < m; ++i) {
+                hashes[i] = hash(*keys[done + i]);
+                __builtin_prefetch(&buckets_[hashes[i] & mask_]);
+            }
+            for (std::uint32_t i = 0; i < m; ++i) {
+                const Bucket& bk = buckets_[hashes[i] & mask_];
+                masks[i] = match(bk, tag_of(hashes[i]));
+                if (masks[i] != 0) {
+                    __builtin_prefetch(&entries_[bk.pos[std::countr_zero(masks[i])]]);
+                }
+            }
+            for (std::uint32_t i = 0; i < m; ++i) {
+                const std::uint32_t h = hashes[i];
+                const std::uint32_t b = h & mask_;
+                const Key& key = *keys[done + i];
+                std::int32_t pos = candidates(b, masks[i], key);
+                if (pos == kMiss && buckets_[b].overflow != 0) {
+                    pos = find_in(alternate(b, tag_of(h)), tag_of(h), key);
+                }
+                positions[done + i] = pos;
+            }
+        }
+    }
+
+    // The key's position, inserting it if it is not there; kMiss when the table is full (or,
+    // never seen at the sizes used, no bucket could be freed for it).
+    std::int32_t add(const Key& key) { return add(key, hash(key)); }
+    std::int32_t add(const Key& key, std::uint32_t h) {
+        if (const std::int32_t pos = lookup(key, h); pos != kMiss) {
+            return pos;
+        }
+        return insert(key, h);
+    }
+    // add() for a key known to be absent (its lookup just missed): no second lookup.
+    std::int32_t insert(const Key& key, std::uint32_t h) {
+        if (free_.empty()) {
+            return kMiss;
+        }
+        const std::uint32_t b = h & mask_;
+        const std::uint16_t t = tag_of(h);
+        const std::uint32_t a = alternate(b, t);
+        std::uint32_t slot;
+        std::uint32_t bucket;
+        if (free_slot(b, slot)) {
+            bucket = b;
+        } else if (free_slot(a, slot)) {
+            bucket = a;
+        } else if (make_room(b, a, bucket, slot)) {
+            // a path of moves freed `slot` in `bucket` (one of b, a)
+        } else {
+            return kMiss;
+        }
+        const std::uint32_t pos = free_.back();
+        free_.pop_back();
+        place(bucket, slot, t, pos, b);
+        entries_[pos].key = key;
+        ++size_;
+        return static_cast<std::int32_t>(pos);
+    }
+
+    // Removes the key at `pos` (a live position).
+    void remove_at(std::uint32_t pos) {
+        const std::uint32_t h = hash(entries_[pos].key);
+        const std::uint32_t b = h & mask_;
+        const std::uint16_t t = tag_of(h);
+        if (!clear_slot(b, t, pos)) {
+            clear_slot(alternate(b, t), t, pos);
+            --buckets_[b].overflow;
+        }
+        entries_[pos].key = Key{};
+        free_.push_back(pos);
+        --size_;
+    }
+    // Removes `key` if present; returns its former position or kMiss.
+    std::int32_t remove(const Key& key) {
+        const std::int32_t pos = lookup(key);
+        if (pos != kMiss) {
+            remove_at(static_cast<std::uint32_t>(pos));
+        }
+        return pos;
+    }
+
+    [[nodiscard]] Entry& entry(std::uint32_t pos) { return entries_[pos]; }
+    [[nodiscard]] const Entry& entry(std::uint32_t pos) const { return entries_[pos]; }
+    [[nodiscard]] Value& value(std::uint32_t pos) { return entries_[pos].value; }
+    [[nodiscard]] const Key& key(std::uint32_t pos) const { return entries_[pos].key; }
+    [[nodiscard]] bool live(std::uint32_t pos) const { return !(entries_[pos].key == Key{}); }
+
+    // The next live position at or after `cursor`, advancing it past the one returned; kMiss
+    // when the walk is over. Entries may be removed (and others added) during a walk; a key
+    // that lives throughout is seen once.
+    std::int32_t next(std::uint32_t& cursor) const {
+        while (cursor < capacity_) {
+            const std::uint32_t pos = cursor++;
+            if (live(pos)) {
+                return static_cast<std::int32_t>(pos);
+            }
+        }
+        return kMiss;
+    }
+
+    [[nodiscard]] std::uint32_t capacity() const { return capacity_; }
+    [[nodiscard]] std::uint32_t size() const { return size_; }
+    [[nodiscard]] std::uint32_t buckets() const { return mask_ + 1; }
+    [[nodiscard]] std::size_t bytes() const {
+        return sizeof(Bucket) * (mask_ + 1) + sizeof(Entry) * capacity_ +
+               sizeof(std::uint32_t) * capacity_;
+    }
+
+private:
+    struct alignas(64) Bucket {
+        std::uint16_t tag[kSlots];
+        std::uint32_t pos[kSlots];
+        std::uint32_t overflow; // keys whose primary bucket this is, living in their alternate
+        std::uint32_t reserved[3];
+    };
+    static_assert(sizeof(Bucket) == 64);
+
+    static std::uint16_t tag_of(std::uint32_t h) {
+        const auto t = static_cast<std::uint16_t>(h >> 16);
+        return t == 0 ? 1 : t; // 0 marks an empty slot
+    }
+    [[nodiscard]] std::uint32_t alternate(std::uint32_t b, std::uint16_t t) const {
+        // An involution: the alternate of the alternate is b again.
+        return (b ^ (std::uint32_t{t} * 0x5bd1e995u >> 7)) & mask_;
+    }
+    // Slots of `bk` whose tag is t, one bit each: eight 16-bit compares at once, narrowed to
+    // bytes so that the byte mask is the slot mask.
+    static std::uint32_t match(const Bucket& bk, std::uint16_t t) {
+        const __m128i tags = _mm_load_si128(reinterpret_cast<const __m128i*>(bk.tag));
+        const __m128i eq = _mm_cmpeq_epi16(tags, _mm_set1_epi16(static_cast<short>(t)));
+        return static_cast<std::uint32_t>(
+            _mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128())));
+    }
+    std::int32_t candidates(std::uint32_t b, std::uint32_t mask, const Key& key) const {
+        const Bucket& bk = buckets_[b];
+        while (mask != 0) {
+            const std::uint32_t s = static_cast<std::uint32_t>(std::countr_zero(mask));
+            const std::uint32_t pos = bk.pos[s];
+            if (entries_[pos].key == key) {
+                return static_cast<std::int32_t>(pos);
+            }
+            mask &= mask - 1;
+        }
+        return kMiss;
+    }
+    std::int32_t find_in(std::uint32_t b, std::uint16_t t, const Key& key) const {
+        return candidates(b, match(buckets_[b], t), key);
+    }
+    bool free_slot(std::uint32_t b, std::uint32_t& slot) const {
+        const std::uint32_t empty = match(buckets_[b], 0);
+        if (empty == 0) {
+            return false;
+        }
+        slot = static_cast<std::uint32_t>(std::countr_zero(empty));
+        return true;
+    }
+    // Puts (t, pos) in bucket `bucket` slot `slot`; `primary` is the key's primary bucket.
+    void place(std::uint32_t bucket, std::uint32_t slot, std::uint16_t t, std::uint32_t pos,
+               std::uint32_t primary) {
+        buckets_[bucket].tag[slot] = t;
+        buckets_[bucket].pos[slot] = pos;
+        if (bucket != primary) {
+            ++buckets_[primary].overflow;
+        }
+    }
+    bool clear_slot(std::uint32_t b, std::uint16_t t, std::uint32_t pos) {
+        std::uint32_t mask = match(buckets_[b], t);
+        while (mask != 0) {
+            const std::uint32_t s = static_cast<std::uint32_t>(std::countr_zero(mask));
+            if (buckets_[b].pos[s] == pos) {
+                buckets_[b].tag[s] = 0;
+                return true;
+            }
+            mask &= mask - 1;
+        }
+        return false;
+    }
+    template <typename Node>
+    static bool on_path(const Node* nodes, std::int32_t at, std::uint32_t bucket) {
+        for (; at >= 0; at = nodes[static_cast<std::uint32_t>(at)].parent) {
+            if (nodes[static_cast<std::uint32_t>(at)].bucket == bucket) {
+                return true;
+            }
+        }
+        return false;
+    }
+    // Frees a slot in bucket b or a by moving keys along a cuckoo path found breadth-first
+    // (at most kSearch buckets looked at). On success, `bucket`/`slot` name the freed slot.
+    bool make_room(std::uint32_t b, std::uint32_t a, std::uint32_t& bucket, std::uint32_t& slot);
+
+    std::uint32_t capacity_;
+    std::uint32_t mask_;
+    std::unique_ptr<Bucket[], TableFree> buckets_;
+    std::unique_ptr<Entry[], TableFree> entries_;
+    std::vector<std::uint32_t> free_;
+    std::uint32_t size_ = 0;
+};
+
+template <typename Key, typename Value>
+bool FlatTable<Key, Value>::make_room(std::uint32_t b, std::uint32_t a, std::uint32_t& bucket,
+                                      std::uint32_t& slot) {
+    // Breadth-first over buckets: each node is (bucket, parent node, slot moved from parent).
+    constexpr std::uint32_t kSearch = 256;
+    struct Node {
+        std::uint32_t bucket;
+        std::int32_t parent;
+        std::uint32_t slot; // the parent's slot whose key moves into this bucket
+    };
+    std::array<Node, kSearch> nodes;
+    std::uint32_t count = 0;
+    nodes[count++] = Node{b, -1, 0};
+    nodes[count++] = Node{a, -1, 0};
+    for (std::uint32_t head = 0; head < count; ++head) {
+        const Node node = nodes[head];
+        for (std::uint32_t s = 0; s < kSlots && count < kSearch; ++s) {
+            // Where the key in this slot could go.
+            const std::uint32_t pos = buckets_[node.bucket].pos[s];
+            const std::uint32_t h = hash(entries_[pos].key);
+            const std::uint32_t primary = h & mask_;
+            const std::uint32_t other =
+                node.bucket == primary ? alternate(primary, tag_of(h)) : primary;
+            if (on_path(nodes.data(), static_cast<std::int32_t>(head), other)) {
+                continue; // a path through a bucket twice could move one slot twice
+            }
+            nodes[count] = Node{other, static_cast<std::int32_t>(head), s};
+            std::uint32_t free;
+            if (!free_slot(other, free)) {
+                ++count;
+                continue;
+            }
+            // Move keys back along the path, from the free slot to the root.
+            std::int32_t at = static_cast<std::int32_t>(count);
+            std::uint32_t to_bucket = other;
+            std::uint32_t to_slot = free;
+            while (nodes[static_cast<std::uint32_t>(at)].parent >= 0) {
+                const Node& n = nodes[static_cast<std::uint32_t>(at)];
+                const std::uint32_t from_bucket =
+                    nodes[static_cast<std::uint32_t>(n.parent)].bucket;
+                Bucket& from = buckets_[from_bucket];
+                const std::uint32_t moved = from.pos[n.slot];
+                const std::uint32_t mh = hash(entries_[moved].key);
+                const std::uint32_t mp = mh & mask_;
+                // Leaving its primary raises the overflow count; returning to it lowers it.
+                if (from_bucket == mp) {
+                    ++buckets_[mp].overflow;
+                } else if (to_bucket == mp) {
+                    --buckets_[mp].overflow;
+                }
+                buckets_[to_bucket].tag[to_slot] = from.tag[n.slot];
+                buckets_[to_bucket].pos[to_slot] = moved;
+                from.tag[n.slot] = 0;
+                to_bucket = from_bucket;
+                to_slot = n.slot;
+                at = n.parent;
+            }
+            bucket = to_bucket;
+            slot = to_slot;
+            return true;
+        }
+    }
+    return false;
+}
+
+} // namespace ephemera

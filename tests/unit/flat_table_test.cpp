@@ -1,0 +1,193 @@
+// The session table (flat_table.hpp) against a std::unordered_map model: random adds, lookups
+// (one and bulk), removals and walks, up to a full table where keys must be moved between
+// their two buckets, and the same positions for a key as long as it lives.
+#include "ephemera/flat_table.hpp"
+#include "ephemera/keys.hpp"
+#include "ephemera/nat_table.hpp"
+
+#include "packet_builder.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+namespace ephemera {
+namespace {
+
+using test::Rng;
+using test::uniform;
+
+using Table = FlatTable<SessionKey, Session>;
+
+SessionKey random_key(Rng& rng) {
+    static constexpr Protocol kProtocols[] = {Protocol::udp, Protocol::tcp, Protocol::icmp};
+    return SessionKey::make(
+        Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)}, uniform<std::uint16_t>(rng, 0, 0xffff),
+        Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)}, uniform<std::uint16_t>(rng, 0, 0xffff),
+        kProtocols[uniform<int>(rng, 0, 2)]);
+}
+
+struct KeyHash {
+    std::size_t operator()(const SessionKey& k) const { return Table::hash(k); }
+};
+
+TEST(FlatTable, StartsEmptyAndMisses) {
+    Table t(1000);
+    Rng rng(1);
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_GE(t.capacity(), 1000u);
+    for (int i = 0; i < 100; ++i) {
+        EXPECT_EQ(t.lookup(random_key(rng)), Table::kMiss);
+    }
+    std::uint32_t cursor = 0;
+    EXPECT_EQ(t.next(cursor), Table::kMiss);
+}
+
+TEST(FlatTable, AddFindsTheSamePositionAgainAndRemoveFreesIt) {
+    Table t(16);
+    Rng rng(2);
+    const SessionKey k = random_key(rng);
+    const std::int32_t pos = t.add(k);
+    ASSERT_GE(pos, 0);
+    EXPECT_EQ(t.add(k), pos) << "adding a present key returns its position";
+    EXPECT_EQ(t.lookup(k), pos);
+    EXPECT_EQ(t.key(static_cast<std::uint32_t>(pos)), k);
+    t.value(static_cast<std::uint32_t>(pos)).external_port = 4242;
+    EXPECT_EQ(t.entry(static_cast<std::uint32_t>(pos)).value.external_port, 4242);
+    t.remove_at(static_cast<std::uint32_t>(pos));
+    EXPECT_EQ(t.lookup(k), Table::kMiss);
+    EXPECT_FALSE(t.live(static_cast<std::uint32_t>(pos)));
+    EXPECT_EQ(t.size(), 0u);
+}
+
+// Filled to every position it has (buckets up to 90 % full, so keys get moved to their other
+// bucket and along cuckoo paths), with churn, checked against a model after every step.
+TEST(FlatTable, MatchesAModelThroughFillAndChurn) {
+    // 7372 and 58982 fill their buckets to 90 %: cuckoo moves are needed there.
+    for (std::uint32_t capacity : {7u, 64u, 1000u, 7372u, 50000u, 58982u}) {
+        SCOPED_TRACE(capacity);
+        Table t(capacity);
+        std::unordered_map<SessionKey, std::int32_t, KeyHash> model;
+        Rng rng(capacity);
+        std::vector<SessionKey> live;
+        const auto check_some = [&](int probes) {
+            for (int i = 0; i < probes && !live.empty(); ++i) {
+                const SessionKey& k = live[uniform<std::size_t>(rng, 0, live.size() - 1)];
+                ASSERT_EQ(t.lookup(k), model.at(k));
+            }
+            for (int i = 0; i < probes; ++i) {
+                const SessionKey k = random_key(rng);
+                ASSERT_EQ(t.lookup(k), model.count(k) ? model.at(k) : Table::kMiss);
+            }
+        };
+        // Fill to capacity: every add succeeds, positions are distinct and in range.
+        std::set<std::int32_t> positions;
+        while (model.size() < t.capacity()) {
+            const SessionKey k = random_key(rng);
+            if (model.count(k)) {
+                continue;
+            }
+            const std::int32_t pos = t.add(k);
+            ASSERT_GE(pos, 0) << "full at " << model.size() << " of " << t.capacity();
+            ASSERT_LT(static_cast<std::uint32_t>(pos), t.capacity());
+            ASSERT_TRUE(positions.insert(pos).second);
+            model[k] = pos;
+            live.push_back(k);
+        }
+        ASSERT_EQ(t.size(), t.capacity());
+        EXPECT_EQ(t.add(random_key(rng)), Table::kMiss) << "a full table refuses";
+        check_some(200);
+        // Every live key is still where it was put.
+        for (const SessionKey& k : live) {
+            ASSERT_EQ(t.lookup(k), model.at(k));
+        }
+        // Churn: remove and add in turns, with lookups between.
+        for (int round = 0; round < 3000; ++round) {
+            const std::size_t i = uniform<std::size_t>(rng, 0, live.size() - 1);
+            t.remove_at(static_cast<std::uint32_t>(model.at(live[i])));
+            model.erase(live[i]);
+            live[i] = live.back();
+            live.pop_back();
+            SessionKey k;
+            do {
+                k = random_key(rng);
+            } while (model.count(k));
+            const std::int32_t pos = t.add(k);
+            ASSERT_GE(pos, 0);
+            model[k] = pos;
+            live.push_back(k);
+            if (round % 100 == 0) {
+                check_some(20);
+            }
+        }
+        // A walk sees every live key once.
+        std::set<std::int32_t> seen;
+        std::uint32_t cursor = 0;
+        for (std::int32_t pos; (pos = t.next(cursor)) != Table::kMiss;) {
+            ASSERT_TRUE(seen.insert(pos).second);
+            ASSERT_EQ(model.at(t.key(static_cast<std::uint32_t>(pos))), pos);
+        }
+        EXPECT_EQ(seen.size(), model.size());
+    }
+}
+
+TEST(FlatTable, BulkLookupEqualsOneByOne) {
+    Table t(20000);
+    Rng rng(77);
+    std::vector<SessionKey> keys;
+    for (int i = 0; i < 18000; ++i) {
+        keys.push_back(random_key(rng));
+        ASSERT_GE(t.add(keys.back()), 0);
+    }
+    for (int round = 0; round < 200; ++round) {
+        const std::uint32_t n = uniform<std::uint32_t>(rng, 1, 100);
+        std::vector<SessionKey> probe(n);
+        std::vector<const SessionKey*> ptrs(n);
+        for (std::uint32_t i = 0; i < n; ++i) {
+            probe[i] = uniform<int>(rng, 0, 1) ? keys[uniform<std::size_t>(rng, 0, keys.size() - 1)]
+                                               : random_key(rng);
+            ptrs[i] = &probe[i];
+        }
+        std::vector<std::int32_t> got(n);
+        t.lookup_bulk(ptrs.data(), n, got.data());
+        for (std::uint32_t i = 0; i < n; ++i) {
+            ASSERT_EQ(got[i], t.lookup(probe[i])) << i;
+        }
+    }
+}
+
+// Keys that collide on their primary bucket (forced by searching for them) all fit: they spill
+// to their alternate buckets and are found there.
+TEST(FlatTable, KeysOfOneBucketSpillToTheirOtherBucket) {
+    Table t(4096);
+    Rng rng(99);
+    const std::uint32_t mask = t.buckets() - 1;
+    const SessionKey first = random_key(rng);
+    const std::uint32_t bucket = Table::hash(first) & mask;
+    std::vector<SessionKey> same{first};
+    while (same.size() < 40) {
+        const SessionKey k = random_key(rng);
+        if ((Table::hash(k) & mask) == bucket) {
+            same.push_back(k);
+        }
+    }
+    std::vector<std::int32_t> pos;
+    for (const SessionKey& k : same) {
+        pos.push_back(t.add(k));
+        ASSERT_GE(pos.back(), 0);
+    }
+    for (std::size_t i = 0; i < same.size(); ++i) {
+        ASSERT_EQ(t.lookup(same[i]), pos[i]) << i;
+    }
+    for (std::size_t i = 0; i < same.size(); i += 2) {
+        t.remove_at(static_cast<std::uint32_t>(pos[i]));
+    }
+    for (std::size_t i = 0; i < same.size(); ++i) {
+        ASSERT_EQ(t.lookup(same[i]), i % 2 ? pos[i] : Table::kMiss) << i;
+    }
+}
+
+} // namespace
+} // namespace ephemera
