@@ -7,6 +7,8 @@
 
 #include <rte_prefetch.h>
 
+#include <cstring>
+
 namespace ephemera {
 
 namespace {
@@ -17,24 +19,33 @@ constexpr std::uint64_t bit(std::uint32_t i) {
 
 } // namespace
 
+// A SYN, FIN or RST (or any packet after an RST) of an outbound TCP session: its state moves
+// (RFC 7857 section 2), and a SYN cancels a held unsolicited SYN of the same connection
+// (RFC 5382 REQ-4). Out of line: the fast path meets it once or twice per connection.
+[[gnu::noinline]] void Translator::track_out(const ParsedPacket& p, Session& s,
+                                             std::uint32_t session) {
+    life_.track_tcp(session, s, p.tcp_flags, true);
+    if ((p.tcp_flags & tcp_flag::syn) != 0 && !held_syns_.empty() &&
+        held_syns_.cancel(HeldSynKey{pool().address(s.pool_index).value(), p.dst.value(),
+                                     s.external_port, p.dst_port})) {
+        counters_.add(Counter::syn_held_cancelled); // the inside opened it: drop silently
+    }
+}
+
 // An outbound packet of session `session`: refresh (RFC 4787 REQ-6), TCP state, rewrite the
-// source to the external endpoint and the Ethernet header to the next hop.
-void Translator::rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session, const L2Context& l2,
-                             Tick now) {
+// source to the external endpoint and the Ethernet header to the next hop (`eth`: 12 bytes).
+void Translator::rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session,
+                             const std::uint8_t* eth, Tick now) {
     s.last_seen = now;
     const ParsedPacket& p = pkt.parsed;
     // Only SYN, FIN and RST move the TCP state, and any packet clears an RST mark: other
     // packets of a session without one leave it as it is.
     if (p.proto == Protocol::tcp && (tcp_is_control(p.tcp_flags) || (s.flags & tcp_seen::rst))) {
-        life_.track_tcp(session, s, p.tcp_flags, true);
-        if ((p.tcp_flags & tcp_flag::syn) != 0 && !held_syns_.empty() &&
-            held_syns_.cancel(HeldSynKey{pool().address(s.pool_index).value(), p.dst.value(),
-                                         s.external_port, p.dst_port})) {
-            counters_.add(Counter::syn_held_cancelled); // the inside opened it: drop silently
-        }
+        track_out(p, s, session);
     }
-    rewrite_source(pkt.frame, p, pool().address(s.pool_index), s.external_port);
-    set_ethernet(pkt.frame, l2.next_hop_mac, l2.outside_port_mac);
+    std::memcpy(pkt.frame, eth, 12);
+    detail::rewrite_endpoint_wire(pkt.frame, p, true, pool().wire_address(s.pool_index),
+                                  wire16(s.external_port));
 }
 
 std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
@@ -42,25 +53,31 @@ std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, co
     const auto n = static_cast<std::uint32_t>(packets.size());
     for (std::uint32_t i = 0; i < n; ++i) {
         keys_[i] = SessionKey::of(packets[i].parsed);
-        session_key_ptrs_[i] = &keys_[i];
+        hashes_[i] = SessionTable::hash(keys_[i]);
     }
     // The lookup leaves each hit's entry (key and record, one line) in cache.
-    tables_.sessions.lookup_bulk(session_key_ptrs_, n, positions_);
+    tables_.sessions.lookup_bulk(keys_, hashes_, n, positions_);
+    std::uint8_t eth[12];
+    std::memcpy(eth, l2.next_hop_mac.bytes, 6);
+    std::memcpy(eth + 6, l2.outside_port_mac.bytes, 6);
     const std::uint16_t mtu = policy().outside_mtu;
+    const PoolIndex& pool = this->pool();
     std::uint64_t slow = 0;
-    std::uint64_t translated = 0;
+    std::uint32_t translated = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
         PacketRef& pkt = packets[i];
         const ParsedPacket& p = pkt.parsed;
-        // A hit is never a martian: no session is made for one.
+        // A hit is never a martian: no session is made for one. A packet to what may be a
+        // pool address may hairpin: the slow path decides (may_contain is one bit test).
         if (positions_[i] < 0 || p.icmp_error || pkt.frame[p.l3 + ipv4_off::ttl] <= 1 ||
-            (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoRequest) || exceeds(p, mtu)) {
+            (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoRequest) || exceeds(p, mtu) ||
+            pool.may_contain(p.dst)) {
             slow |= bit(i);
             continue;
         }
         EPHEMERA_ASSERT_OWNER(owns_subscriber(p.src));
         const auto session = static_cast<std::uint32_t>(positions_[i]);
-        rewrite_out(pkt, tables_.sessions.value(session), session, l2, now);
+        rewrite_out(pkt, tables_.sessions.value(session), session, eth, now);
         verdicts[i] = Verdict::forward;
         ++translated;
     }
@@ -91,10 +108,10 @@ void Translator::out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tic
         }
         const Mapping& m = tables_.mapping_records[mappings_[i]];
         keys_[count] = SessionKey::inbound(m.inside, m.inside_port, p);
-        session_key_ptrs_[count] = &keys_[count];
+        hashes_[count] = SessionTable::hash(keys_[count]);
         idx[count++] = i;
     }
-    tables_.sessions.lookup_bulk(session_key_ptrs_, count, positions_);
+    tables_.sessions.lookup_bulk(keys_, hashes_, count, positions_);
     for (std::uint32_t j = 0; j < count; ++j) {
         sessions_[idx[j]] = positions_[j];
     }
@@ -143,20 +160,23 @@ void Translator::out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tic
 
 // In stages over the burst, each prefetching what the next needs: find the direct-index slot,
 // read it, admit, rewrite. Nothing here hashes in endpoint-independent mode without inbound
-// refresh: (pool address, external port, protocol) names at most one mapping.
+// refresh: (pool address, external port, protocol) names at most one mapping, and only a
+// TCP SYN, FIN or RST needs its session looked up (to move its state).
 std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                                       std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
+    const PoolIndex& pool = this->pool();
+    const PortSlice& slice = ports_.slice();
     const std::uint16_t mtu = policy().inside_mtu;
     std::uint64_t slow = 0;
     std::uint64_t candidates = 0;
+    std::uint64_t control = 0; // TCP SYN, FIN or RST: the session's state moves
     for (std::uint32_t i = 0; i < n; ++i) {
         const PacketRef& pkt = packets[i];
         const ParsedPacket& p = pkt.parsed;
-        index_entries_[i] = nullptr;
         mappings_[i] = kNoIndex;
-        const std::uint16_t pool_index = pool().find(p.dst);
-        const auto slot = ports_.slice().slot_of(p.dst_port);
+        const std::uint16_t pool_index = pool.find(p.dst);
+        const auto slot = slice.slot_of(p.dst_port);
         // Slow: not ours, a martian, an ICMP error or query other than a reply, a TTL that
         // runs out here, too big for the inside, or not a port this worker hands out.
         if (pool_index == kNoPool || p.src.is_martian() || p.icmp_error ||
@@ -168,6 +188,9 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
         index_entries_[i] = &ports_.out2in(pool_index, p.proto, *slot);
         rte_prefetch0(index_entries_[i]);
         candidates |= bit(i);
+        if (p.proto == Protocol::tcp && tcp_is_control(p.tcp_flags)) {
+            control |= bit(i);
+        }
     }
     std::uint64_t no_mapping = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -183,9 +206,12 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
         rte_prefetch0(&tables_.mapping_records[mappings_[i]]);
     }
     const std::uint64_t looked_up = candidates;
-    out2in_admit(packets, n, now, candidates, 0);
+    if (life_.filtering() != FilteringMode::endpoint_independent || policy().inbound_refresh ||
+        (control & candidates) != 0) {
+        out2in_admit(packets, n, now, candidates, 0);
+    }
 
-    std::uint64_t translated = 0;
+    std::uint32_t translated = 0;
     std::uint64_t filtered = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
         if ((looked_up & bit(i)) == 0) {
@@ -198,8 +224,10 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
         PacketRef& pkt = packets[i];
         const Mapping& m = tables_.mapping_records[mappings_[i]];
         EPHEMERA_ASSERT_OWNER(owns_port(m.external_port) && owns_subscriber(m.inside));
-        rewrite_destination(pkt.frame, pkt.parsed, m.inside, m.inside_port);
-        set_ethernet(pkt.frame, m.inside_mac, l2.inside_port_mac);
+        std::memcpy(pkt.frame, m.inside_mac.bytes, 6);
+        std::memcpy(pkt.frame + 6, l2.inside_port_mac.bytes, 6);
+        detail::rewrite_endpoint_wire(pkt.frame, pkt.parsed, false, wire32(m.inside.value()),
+                                      wire16(m.inside_port));
         verdicts[i] = Verdict::forward;
         ++translated;
     }

@@ -1,5 +1,7 @@
 #include "ephemera/pool.hpp"
 
+#include "ephemera/rewrite.hpp"
+
 #include <bit>
 
 namespace ephemera {
@@ -15,6 +17,9 @@ PoolIndex::PoolIndex(std::span<const Ipv4Addr> addresses)
             s = (s + 1) & mask_;
         }
         slots_[s] = Slot{addresses_[i], static_cast<std::uint16_t>(i)};
+        const std::uint32_t bit = hash(addresses_[i]) & (kFilterBits - 1);
+        filter_[bit >> 6] |= 1ull << (bit & 63);
+        wire_.push_back(wire32(addresses_[i].value()));
     }
 }
 

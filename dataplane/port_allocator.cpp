@@ -269,7 +269,9 @@ void PortAllocator::set_range(PortRange range, std::span<const PortRange> reserv
 void PortAllocator::add_address() {
     own_addresses_.push_back(std::make_unique<AddressPorts>(slice_.slot_count()));
     own_address_list_.push_back(own_addresses_.back().get());
+    own_out2in_list_.push_back(own_addresses_.back()->out2in.data());
     addresses_ = own_address_list_;
+    out2in_ = own_out2in_list_;
 }
 
 bool PortAllocator::is_free(std::uint16_t pool_index, Protocol proto, std::uint16_t port) const {

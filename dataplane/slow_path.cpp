@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 
 namespace ephemera {
 
@@ -77,7 +78,10 @@ void for_each_bit(std::uint64_t mask, F&& f) {
             return;
         }
         const auto session = static_cast<std::uint32_t>(pos);
-        rewrite_out(pkt, tables_.sessions.value(session), session, l2, now);
+        std::uint8_t eth[12];
+        std::memcpy(eth, l2.next_hop_mac.bytes, 6);
+        std::memcpy(eth + 6, l2.outside_port_mac.bytes, 6);
+        rewrite_out(pkt, tables_.sessions.value(session), session, eth, now);
         verdicts[i] = Verdict::forward;
         ++translated;
     });
@@ -164,18 +168,19 @@ void for_each_bit(std::uint64_t mask, F&& f) {
 // of our pool addresses goes back in through out2in instead: the destination subscriber then
 // sees the sender's external address and port (RFC 4787 REQ-9, RFC 5382 REQ-8, RFC 5508
 // REQ-7), and filtering treats the sender as any outside host.
-void Translator::mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts) {
+void Translator::mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts,
+                               std::uint64_t candidates) {
     std::uint64_t hairpins = 0;
-    for (std::size_t i = 0; i < packets.size(); ++i) {
+    for_each_bit(candidates, [&](std::uint32_t i) {
         if (verdicts[i] != Verdict::forward) {
-            continue;
+            return;
         }
         const std::uint8_t* ip = packets[i].frame + packets[i].parsed.l3;
-        if (pool().find(Ipv4Addr{load_be32(ip + ipv4_off::dst)}) != kNoPool) {
+        if (pool().find_fast(Ipv4Addr{load_be32(ip + ipv4_off::dst)}) != kNoPool) {
             verdicts[i] = Verdict::hairpin;
             ++hairpins;
         }
-    }
+    });
     if (hairpins != 0) {
         counters_.add(Counter::hairpinned, hairpins);
     }

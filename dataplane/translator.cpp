@@ -36,7 +36,7 @@ Translator::Translator(const WorkerPlan& plan, const Ownership& ownership, Worke
 void Translator::apply(const WorkerPlan& plan) {
     plan_ = &plan;
     ports_.set_mask(plan.mask.get());
-    ports_.set_addresses(plan.address_list);
+    ports_.set_addresses(plan.address_list, plan.out2in_list);
     life_.apply(plan);
 }
 
@@ -46,11 +46,12 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
         const std::size_t n = std::min(kMaxBurst, packets.size() - done);
         const auto burst = packets.subspan(done, n);
         const auto burst_verdicts = verdicts.subspan(done, n);
+        // The fast path sends nothing that may hairpin: only the slow path's packets can.
         if (const std::uint64_t slow = in2out_fast(burst, now, l2, burst_verdicts); slow != 0) {
             in2out_slow(burst, slow, now, l2, burst_verdicts);
+            mark_hairpins(burst, burst_verdicts, slow);
         }
     }
-    mark_hairpins(packets, verdicts);
 }
 
 void Translator::out2in(std::span<PacketRef> packets, Tick now, const L2Context& l2,

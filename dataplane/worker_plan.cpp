@@ -79,6 +79,7 @@ std::unique_ptr<WorkerPlan> PlanCompiler::compile(std::shared_ptr<const Config> 
     plan->pool = PoolIndex(all);
     for (const auto& a : plan->address_ports) {
         plan->address_list.push_back(a.get());
+        plan->out2in_list.push_back(a->out2in.data());
     }
 
     if (previous != nullptr && previous->config->port_range == config->port_range &&

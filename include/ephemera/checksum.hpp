@@ -72,20 +72,35 @@ constexpr std::uint16_t checksum_adjust32(std::uint16_t checksum, std::uint32_t 
 // the other (each fold keeps the sum's value modulo 0xffff and is zero only for a zero sum),
 // but the packet path folds once per checksum, and the address difference, which the IPv4 and
 // the transport checksum share, is summed once.
-constexpr std::uint32_t checksum_delta16(std::uint16_t old_word, std::uint16_t new_word) {
-    return std::uint32_t{static_cast<std::uint16_t>(~old_word)} + new_word;
+//
+// One's-complement sums are sums modulo 0xffff, and 2^32 - 1 = 0xffff x 0x10001, so a 32-bit
+// one's-complement sum (end-around carry) keeps every 16-bit one's value: an address's
+// difference is its 32-bit complement plus the new value, with no splitting into halves,
+// and a checksum folds 32 bits to 16 once, at the end.
+class ChecksumDelta {
+public:
+    constexpr ChecksumDelta() = default;
+    constexpr explicit ChecksumDelta(std::uint32_t value) : value_(value) {}
+    friend constexpr ChecksumDelta operator+(ChecksumDelta a, ChecksumDelta b) {
+        const std::uint32_t sum = a.value_ + b.value_;
+        return ChecksumDelta{sum + (sum < a.value_ ? 1u : 0u)}; // end-around carry
+    }
+    [[nodiscard]] constexpr std::uint32_t value() const { return value_; }
+
+private:
+    std::uint32_t value_ = 0;
+};
+
+constexpr ChecksumDelta checksum_delta16(std::uint16_t old_word, std::uint16_t new_word) {
+    return ChecksumDelta{std::uint32_t{static_cast<std::uint16_t>(~old_word)} + new_word};
 }
-constexpr std::uint32_t checksum_delta32(std::uint32_t old_value, std::uint32_t new_value) {
-    return checksum_delta16(static_cast<std::uint16_t>(old_value >> 16),
-                            static_cast<std::uint16_t>(new_value >> 16)) +
-           checksum_delta16(static_cast<std::uint16_t>(old_value),
-                            static_cast<std::uint16_t>(new_value));
+constexpr ChecksumDelta checksum_delta32(std::uint32_t old_value, std::uint32_t new_value) {
+    return ChecksumDelta{~old_value} + ChecksumDelta{new_value};
 }
-// `delta`: a sum of at most a few thousand checksum_delta16 terms (below 2^31 with ~checksum).
-constexpr std::uint16_t checksum_apply(std::uint16_t checksum, std::uint32_t delta) {
-    std::uint32_t sum = std::uint32_t{static_cast<std::uint16_t>(~checksum)} + delta;
-    sum = (sum & 0xffff) + (sum >> 16); // at most 0x1fffe
-    sum = (sum & 0xffff) + (sum >> 16); // at most 0xffff
+constexpr std::uint16_t checksum_apply(std::uint16_t checksum, ChecksumDelta delta) {
+    std::uint32_t sum = (ChecksumDelta{static_cast<std::uint16_t>(~checksum)} + delta).value();
+    sum = (sum & 0xffffu) + (sum >> 16); // at most 0x1fffe
+    sum = (sum & 0xffffu) + (sum >> 16); // at most 0xffff
     return static_cast<std::uint16_t>(~sum);
 }
 

@@ -89,38 +89,41 @@ public:
         return find_in(alternate(b, t), t, key);
     }
 
-    // positions[i] = the key's position or kMiss; in stages over the keys, each prefetching
-    // what the next reads (buckets, then the first candidate entry of each).
-    void lookup_bulk(const Key* const* keys, std::uint32_t n, std::int32_t* positions) const {
-        constexpr std::uint32_t kMax = 64;
-        std::uint32_t hashes[kMax];
-        std::uint32_t masks[kMax];
-        for (std::uint32_t done = 0; done < n; done += kMax) {
-            const std::uint32_t m = std::min(kMax, n - done);
-            for (std::uint32_t i = 0; i < m; ++i) {
-                hashes[i] = hash(*keys[done + i]);
-                __builtin_prefetch(&buckets_[hashes[i] & mask_]);
-            }
-            for (std::uint32_t i = 0; i < m; ++i) {
-                const Bucket& bk = buckets_[hashes[i] & mask_];
-                masks[i] = match(bk, tag_of(hashes[i]));
-                if (masks[i] != 0) {
-                    __builtin_prefetch(&entries_[bk.pos[std::countr_zero(masks[i])]]);
-                }
-            }
-            for (std::uint32_t i = 0; i < m; ++i) {
-                const std::uint32_t h = hashes[i];
-                const std::uint32_t b = h & mask_;
-                const Key& key = *keys[done + i];
-                std::int32_t pos = candidates(b, masks[i], key);
-                if (pos == kMiss && buckets_[b].overflow != 0) {
-                    pos = find_in(alternate(b, tag_of(h)), tag_of(h), key);
-                }
-                positions[done + i] = pos;
-            }
+    // positions[i] = the position of keys[i] (whose hash is hashes[i]) or kMiss; in stages
+    // over up to kMaxBulk keys at a time, each stage prefetching what the next reads (buckets,
+    // then the first candidate entry of each). The caller hashes, as it builds the keys.
+    static constexpr std::uint32_t kMaxBulk = 64;
+    void lookup_bulk(const Key* keys, const std::uint32_t* hashes, std::uint32_t n,
+                     std::int32_t* positions) const {
+        for (std::uint32_t done = 0; done < n; done += kMaxBulk) {
+            lookup_some(keys + done, hashes + done, std::min(kMaxBulk, n - done), positions + done);
         }
     }
 
+private:
+    void lookup_some(const Key* keys, const std::uint32_t* hashes, std::uint32_t n,
+                     std::int32_t* positions) const {
+        std::uint32_t candidates[kMaxBulk];
+        const Bucket* buckets = buckets_.get();
+        for (std::uint32_t i = 0; i < n; ++i) {
+            __builtin_prefetch(&buckets[hashes[i] & mask_]);
+        }
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const Bucket& bk = buckets[hashes[i] & mask_];
+            candidates[i] = match(bk, tag_of(hashes[i]));
+            __builtin_prefetch(&entries_[bk.pos[std::countr_zero(candidates[i] | 0x100) & 7]]);
+        }
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const std::uint32_t b = hashes[i] & mask_;
+            std::int32_t pos = find_among(buckets[b], candidates[i], keys[i]);
+            if (pos == kMiss && buckets[b].overflow != 0) {
+                pos = find_in(alternate(b, tag_of(hashes[i])), tag_of(hashes[i]), keys[i]);
+            }
+            positions[i] = pos;
+        }
+    }
+
+public:
     // The key's position, inserting it if it is not there; kMiss when the table is full (or,
     // never seen at the sizes used, no bucket could be freed for it).
     std::int32_t add(const Key& key) { return add(key, hash(key)); }
@@ -183,7 +186,7 @@ public:
     [[nodiscard]] const Entry& entry(std::uint32_t pos) const { return entries_[pos]; }
     [[nodiscard]] Value& value(std::uint32_t pos) { return entries_[pos].value; }
     [[nodiscard]] const Key& key(std::uint32_t pos) const { return entries_[pos].key; }
-    [[nodiscard]] bool live(std::uint32_t pos) const { return !(entries_[pos].key == Key{}); }
+    [[nodiscard]] bool live(std::uint32_t pos) const { return !same(entries_[pos].key, Key{}); }
 
     // The next live position at or after `cursor`, advancing it past the one returned; kMiss
     // when the walk is over. Entries may be removed (and others added) during a walk; a key
@@ -231,12 +234,22 @@ private:
         return static_cast<std::uint32_t>(
             _mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128())));
     }
-    std::int32_t candidates(std::uint32_t b, std::uint32_t mask, const Key& key) const {
-        const Bucket& bk = buckets_[b];
+    // Keys compare as their 64-bit words (padding is zero in every key made).
+    static bool same(const Key& a, const Key& b) {
+        std::uint64_t x[sizeof(Key) / 8];
+        std::uint64_t y[sizeof(Key) / 8];
+        std::memcpy(x, &a, sizeof(Key));
+        std::memcpy(y, &b, sizeof(Key));
+        if constexpr (sizeof(Key) == 16) {
+            return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+        } else {
+            return x[0] == y[0];
+        }
+    }
+    std::int32_t find_among(const Bucket& bk, std::uint32_t mask, const Key& key) const {
         while (mask != 0) {
-            const std::uint32_t s = static_cast<std::uint32_t>(std::countr_zero(mask));
-            const std::uint32_t pos = bk.pos[s];
-            if (entries_[pos].key == key) {
+            const std::uint32_t pos = bk.pos[std::countr_zero(mask)];
+            if (same(entries_[pos].key, key)) {
                 return static_cast<std::int32_t>(pos);
             }
             mask &= mask - 1;
@@ -244,7 +257,7 @@ private:
         return kMiss;
     }
     std::int32_t find_in(std::uint32_t b, std::uint16_t t, const Key& key) const {
-        return candidates(b, match(buckets_[b], t), key);
+        return find_among(buckets_[b], match(buckets_[b], t), key);
     }
     bool free_slot(std::uint32_t b, std::uint32_t& slot) const {
         const std::uint32_t empty = match(buckets_[b], 0);

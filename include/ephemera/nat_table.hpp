@@ -93,6 +93,8 @@ private:
     std::uint32_t capacity_ = 0;
 };
 
+using SessionTable = FlatTable<SessionKey, Session>;
+
 class NatTables {
 public:
     // `name` makes the rte_hash names unique per worker.
@@ -102,7 +104,7 @@ public:
     HashTable subscribers;
     HashTable mappings;
     // The packet path's table: key and record side by side (flat_table.hpp).
-    FlatTable<SessionKey, Session> sessions;
+    SessionTable sessions;
     HashTable permissions;
 
     std::vector<Subscriber> subscriber_records;

@@ -198,7 +198,13 @@ public:
     // ---- config, compiled elsewhere and swapped in (O(1), no allocation) ----
     // The mask and the addresses must outlive their use here (a plan holds them).
     void set_mask(const PortMask* mask) { mask_ = mask; }
-    void set_addresses(std::span<AddressPorts* const> addresses) { addresses_ = addresses; }
+    // `out2in`: each address's out2in.data(), by pool index (the packet path reads the index
+    // through it, one load shorter than through the AddressPorts).
+    void set_addresses(std::span<AddressPorts* const> addresses,
+                       std::span<std::uint32_t* const> out2in) {
+        addresses_ = addresses;
+        out2in_ = out2in;
+    }
     [[nodiscard]] const PortMask& mask() const { return *mask_; }
 
     // ---- the same, built and kept here (tests; not for a running worker) ----
@@ -213,8 +219,8 @@ public:
     // The outside-to-inside index entry of a port this worker owns.
     [[nodiscard]] std::uint32_t& out2in(std::uint16_t pool_index, Protocol proto,
                                         std::uint32_t slot) {
-        return addresses_[pool_index]
-            ->out2in[static_cast<std::size_t>(proto_index(proto)) * slice_.slot_count() + slot];
+        return out2in_[pool_index]
+                      [static_cast<std::size_t>(proto_index(proto)) * slice_.slot_count() + slot];
     }
 
     // Hold-down (RFC 6888 REQ-8): the port stays used until `release_at`.
@@ -256,6 +262,7 @@ private:
     SipKey secret_;
     const PortMask* mask_ = nullptr;
     std::span<AddressPorts* const> addresses_;
+    std::span<std::uint32_t* const> out2in_;
     std::array<std::uint32_t, kAlg4TableSize> alg4_table_{};
     std::uint32_t hold_cursor_ = 0; // next address release_held() looks at
     std::size_t held_ = 0;          // ports in hold-down, all addresses
@@ -264,6 +271,7 @@ private:
     std::vector<std::unique_ptr<PortMask>> own_masks_;
     std::vector<std::unique_ptr<AddressPorts>> own_addresses_;
     std::vector<AddressPorts*> own_address_list_;
+    std::vector<std::uint32_t*> own_out2in_list_;
 };
 
 } // namespace ephemera

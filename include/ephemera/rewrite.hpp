@@ -2,34 +2,57 @@
 // parse_frame(): offsets in ParsedPacket are trusted here.
 #pragma once
 
+#include "ephemera/checksum.hpp"
 #include "ephemera/packet.hpp"
 
+#include <bit>
+#include <cstring>
+
 namespace ephemera {
+
+// Host-order values as they lie in memory on the wire (network order).
+constexpr std::uint32_t wire32(std::uint32_t host) {
+    return std::endian::native == std::endian::little ? __builtin_bswap32(host) : host;
+}
+constexpr std::uint16_t wire16(std::uint16_t host) {
+    return std::endian::native == std::endian::little ? __builtin_bswap16(host) : host;
+}
 
 namespace detail {
 
 // Fix the transport checksum for a changed address (pseudo-header; `addr_delta` is its
-// checksum_delta32) and port/identifier. `l4_len`: the transport message's bytes at hand
-// from `l4` (ICMP only reads them, when its update comes out as zero).
+// checksum_delta32) and port or identifier (`port_delta`, its checksum_delta16). `l4_len`:
+// the transport message's bytes at hand from `l4` (ICMP only reads them, when its update
+// comes out as zero).
 inline void adjust_l4_checksum(std::uint8_t* l4, std::size_t l4_len, Protocol proto,
-                               std::uint32_t addr_delta, std::uint16_t old_port_wire,
-                               std::uint16_t new_port_wire) {
+                               ChecksumDelta addr_delta, ChecksumDelta port_delta) {
     std::uint8_t* field = l4 + l4_checksum_offset(proto);
     std::uint16_t sum = load_wire16(field);
-    if (proto == Protocol::udp && sum == 0) {
-        return; // the sender chose no checksum (RFC 768); it stays zero
-    }
-    std::uint32_t delta = checksum_delta16(old_port_wire, new_port_wire);
-    if (proto != Protocol::icmp) { // ICMP's checksum has no pseudo-header
-        delta += addr_delta;
-    }
-    sum = checksum_apply(sum, delta);
-    if (proto == Protocol::udp && sum == 0) {
-        sum = 0xffff; // a computed zero is sent as all ones (RFC 768)
-    } else if (proto == Protocol::icmp) {
-        sum = settle_zero_sum(sum, {l4, l4_len}, l4_checksum_offset(proto));
+    switch (proto) {
+    case Protocol::tcp:
+        sum = checksum_apply(sum, addr_delta + port_delta);
+        break;
+    case Protocol::udp:
+        if (sum == 0) {
+            return; // the sender chose no checksum (RFC 768); it stays zero
+        }
+        sum = checksum_apply(sum, addr_delta + port_delta);
+        if (sum == 0) {
+            sum = 0xffff; // a computed zero is sent as all ones (RFC 768)
+        }
+        break;
+    case Protocol::icmp: // no pseudo-header
+        sum = settle_zero_sum(checksum_apply(sum, port_delta), {l4, l4_len},
+                              l4_checksum_offset(proto));
+        break;
     }
     store_wire16(field, sum);
+}
+inline void adjust_l4_checksum(std::uint8_t* l4, std::size_t l4_len, Protocol proto,
+                               ChecksumDelta addr_delta, std::uint16_t old_port_wire,
+                               std::uint16_t new_port_wire) {
+    adjust_l4_checksum(l4, l4_len, proto, addr_delta,
+                       checksum_delta16(old_port_wire, new_port_wire));
 }
 
 // Offset of the port (or identifier) to rewrite: source or destination.
@@ -40,33 +63,35 @@ inline std::size_t port_offset(Protocol proto, bool source) {
     return source ? 0 : 2;
 }
 
-inline void rewrite_endpoint(std::uint8_t* frame, const ParsedPacket& p, bool source, Ipv4Addr addr,
-                             std::uint16_t port) {
+// TTL - 1 (the TTL is > 1): the (TTL, protocol) word read as it lies in memory drops by one
+// unit of its TTL byte, so its RFC 1624 difference ~m + m' is a constant.
+inline constexpr ChecksumDelta kTtlDecrementDelta{
+    std::endian::native == std::endian::little ? 0xfffeu : 0xfeffu};
+
+// The one rewrite every translated packet gets: the source (in2out) or destination (out2in)
+// address and port become `addr_wire`:`port_wire` (both as they lie on the wire), TTL drops by
+// one, and both checksums take the change with one fold each; the address's difference,
+// which the IPv4 header and the transport pseudo-header share, is summed once.
+inline void rewrite_endpoint_wire(std::uint8_t* frame, const ParsedPacket& p, bool source,
+                                  std::uint32_t addr_wire, std::uint16_t port_wire) {
     std::uint8_t* ip = frame + p.l3;
     std::uint8_t* l4 = frame + p.l4;
     std::uint8_t* addr_field = ip + (source ? ipv4_off::src : ipv4_off::dst);
     std::uint8_t* port_field = l4 + port_offset(p.proto, source);
 
-    const std::uint32_t old_addr = load_wire32(addr_field);
-    store_be32(addr_field, addr.value());
-    const std::uint32_t new_addr = load_wire32(addr_field);
-    const std::uint16_t old_port = load_wire16(port_field);
-    store_be16(port_field, port);
-    const std::uint16_t new_port = load_wire16(port_field);
+    const ChecksumDelta addr_delta = checksum_delta32(load_wire32(addr_field), addr_wire);
+    std::memcpy(addr_field, &addr_wire, 4);
+    const ChecksumDelta port_delta = checksum_delta16(load_wire16(port_field), port_wire);
+    store_wire16(port_field, port_wire);
+    ip[ipv4_off::ttl] = static_cast<std::uint8_t>(ip[ipv4_off::ttl] - 1);
+    store_wire16(ip + ipv4_off::checksum, checksum_apply(load_wire16(ip + ipv4_off::checksum),
+                                                         addr_delta + kTtlDecrementDelta));
+    adjust_l4_checksum(l4, ip_payload_length(p), p.proto, addr_delta, port_delta);
+}
 
-    // TTL shares a 16-bit word with the protocol number.
-    std::uint8_t* ttl_word = ip + ipv4_off::ttl;
-    const std::uint16_t old_ttl_word = load_wire16(ttl_word);
-    ttl_word[0] = static_cast<std::uint8_t>(ttl_word[0] - 1);
-    const std::uint16_t new_ttl_word = load_wire16(ttl_word);
-
-    // One fold per checksum; the address's difference serves both.
-    const std::uint32_t addr_delta = checksum_delta32(old_addr, new_addr);
-    store_wire16(ip + ipv4_off::checksum,
-                 checksum_apply(load_wire16(ip + ipv4_off::checksum),
-                                addr_delta + checksum_delta16(old_ttl_word, new_ttl_word)));
-
-    adjust_l4_checksum(l4, ip_payload_length(p), p.proto, addr_delta, old_port, new_port);
+inline void rewrite_endpoint(std::uint8_t* frame, const ParsedPacket& p, bool source, Ipv4Addr addr,
+                             std::uint16_t port) {
+    rewrite_endpoint_wire(frame, p, source, wire32(addr.value()), wire16(port));
 }
 
 } // namespace detail

@@ -160,8 +160,9 @@ private:
                               std::span<Verdict> verdicts);
     std::uint64_t out2in_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                               std::span<Verdict> verdicts);
-    void rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session, const L2Context& l2,
+    void rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session, const std::uint8_t* eth,
                      Tick now);
+    void track_out(const ParsedPacket& p, Session& s, std::uint32_t session);
     // Which outside packets the mapping admits (RFC 4787 REQ-8), looking up their sessions
     // where the mode, inbound refresh or a TCP control flag needs one.
     void out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tick now,
@@ -172,7 +173,9 @@ private:
                      const L2Context& l2, std::span<Verdict> verdicts);
     void out2in_slow(std::span<PacketRef> packets, std::uint64_t slow, Tick now,
                      const L2Context& l2, std::span<Verdict> verdicts);
-    void mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts);
+    // Forwarded packets among `candidates` addressed to a pool address become hairpins.
+    void mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts,
+                       std::uint64_t candidates);
     // Outside packets for no mapping, or that filtering refused: dropped and counted; an
     // unsolicited SYN among them is held (RFC 5382 REQ-4) when that is switched on.
     void refuse_inbound(std::span<PacketRef> packets, std::uint64_t no_mapping,
@@ -224,7 +227,7 @@ private:
 
     // Per-burst scratch, kept here rather than on the stack.
     SessionKey keys_[kMaxBurst]{};
-    const SessionKey* session_key_ptrs_[kMaxBurst]{};
+    std::uint32_t hashes_[kMaxBurst]{};
     PermissionKey permission_keys_[kMaxBurst]{};
     const void* key_ptrs_[kMaxBurst]{};
     std::int32_t positions_[kMaxBurst]{};

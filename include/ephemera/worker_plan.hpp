@@ -34,6 +34,7 @@ struct WorkerPlan {
     std::shared_ptr<const PortMask> mask;
     std::vector<std::shared_ptr<AddressPorts>> address_ports; // by pool index
     std::vector<AddressPorts*> address_list;                  // the same, for the allocator
+    std::vector<std::uint32_t*> out2in_list;                  // each one's out2in.data()
 };
 
 // Builds one worker's plans. Construct it once per worker (it keeps the worker's port slice).
