@@ -247,7 +247,8 @@ std::optional<std::uint32_t> PortBitmap::find_free(std::uint32_t start, unsigned
 
 AddressPorts::AddressPorts(std::uint32_t slots)
     : bitmaps{PortBitmap(slots), PortBitmap(slots), PortBitmap(slots)},
-      out2in(kProtocolCount * std::size_t{slots}, kNoIndex), hold(kProtocolCount * slots) {}
+      out2in(kProtocolCount * std::size_t{slots}, kNoIndex),
+      hold_chunks(kProtocolCount * std::size_t{slots}) {}
 
 // ---- PortAllocator --------------------------------------------------------------------------
 
@@ -270,8 +271,17 @@ void PortAllocator::add_address() {
     own_addresses_.push_back(std::make_unique<AddressPorts>(slice_.slot_count()));
     own_address_list_.push_back(own_addresses_.back().get());
     own_out2in_list_.push_back(own_addresses_.back()->out2in.data());
-    addresses_ = own_address_list_;
-    out2in_ = own_out2in_list_;
+    set_addresses(own_address_list_, own_out2in_list_);
+}
+
+void PortAllocator::set_addresses(std::span<AddressPorts* const> addresses,
+                                  std::span<std::uint32_t* const> out2in) {
+    addresses_ = addresses;
+    out2in_ = out2in;
+    // A new address's ports can be held: its chunks join the queue (a splice each).
+    for (; donated_ < addresses_.size(); ++donated_) {
+        hold_.donate(addresses_[donated_]->hold_chunks);
+    }
 }
 
 bool PortAllocator::is_free(std::uint16_t pool_index, Protocol proto, std::uint16_t port) const {
@@ -357,30 +367,15 @@ void PortAllocator::release(std::uint16_t pool_index, Protocol proto, std::uint1
 
 void PortAllocator::hold(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
                          Tick release_at) {
-    const std::uint32_t location =
-        static_cast<std::uint32_t>(proto_index(proto)) * slice_.slot_count() +
-        *slice_.slot_of(port);
-    addresses_[pool_index]->hold.push(location, release_at);
-    ++held_;
+    hold_.push(HeldPort{*slice_.slot_of(port) << 2 | static_cast<std::uint32_t>(proto_index(proto)),
+                        pool_index, 0, release_at});
 }
 
 std::uint32_t PortAllocator::release_held(Tick now, std::uint32_t budget) {
-    const auto count = static_cast<std::uint32_t>(addresses_.size());
-    const std::uint32_t slots = slice_.slot_count();
-    std::uint32_t done = 0;
-    // Visit at most as many addresses as the budget allows; each gives back what is due.
-    for (std::uint32_t visited = 0; visited < count && visited < budget && done < budget;
-         ++visited) {
-        if (hold_cursor_ >= count) {
-            hold_cursor_ = 0;
-        }
-        AddressPorts& a = *addresses_[hold_cursor_++];
-        done += a.hold.release_due(now, budget - done, [&](std::uint32_t location) {
-            a.bitmaps[location / slots].release(location % slots, mask_);
-        });
-    }
-    held_ -= done;
-    return done;
+    return hold_.release_due(now, budget, [this](const HeldPort& p) {
+        addresses_[p.pool_index]->bitmaps[p.slot_and_proto & 3].release(p.slot_and_proto >> 2,
+                                                                        mask_);
+    });
 }
 
 } // namespace ephemera

@@ -154,7 +154,7 @@ struct AddressPorts {
 
     std::array<PortBitmap, kProtocolCount> bitmaps;
     std::vector<std::uint32_t> out2in; // [protocol][slot] -> mapping, kNoIndex when none
-    HoldDownQueue hold;                // (protocol, slot) whose hold-down runs
+    HoldChunks hold_chunks;            // its share of the hold-down queue's capacity
 };
 
 struct PortRequest {
@@ -201,10 +201,7 @@ public:
     // `out2in`: each address's out2in.data(), by pool index (the packet path reads the index
     // through it, one load shorter than through the AddressPorts).
     void set_addresses(std::span<AddressPorts* const> addresses,
-                       std::span<std::uint32_t* const> out2in) {
-        addresses_ = addresses;
-        out2in_ = out2in;
-    }
+                       std::span<std::uint32_t* const> out2in);
     [[nodiscard]] const PortMask& mask() const { return *mask_; }
 
     // ---- the same, built and kept here (tests; not for a running worker) ----
@@ -225,10 +222,9 @@ public:
 
     // Hold-down (RFC 6888 REQ-8): the port stays used until `release_at`.
     void hold(std::uint16_t pool_index, Protocol proto, std::uint16_t port, Tick release_at);
-    // Returns ports whose hold-down is over, at most `budget`, visiting addresses in turn (a
-    // port is never returned early; with many addresses one may wait a little longer).
+    // Returns ports whose hold-down is over, at most `budget`; how many.
     std::uint32_t release_held(Tick now, std::uint32_t budget);
-    [[nodiscard]] std::size_t ports_held() const { return held_; }
+    [[nodiscard]] std::size_t ports_held() const { return hold_.size(); }
 
     [[nodiscard]] const PortSlice& slice() const { return slice_; }
     [[nodiscard]] bool owns(std::uint16_t port) const { return slice_.slot_of(port).has_value(); }
@@ -264,8 +260,8 @@ private:
     std::span<AddressPorts* const> addresses_;
     std::span<std::uint32_t* const> out2in_;
     std::array<std::uint32_t, kAlg4TableSize> alg4_table_{};
-    std::uint32_t hold_cursor_ = 0; // next address release_held() looks at
-    std::size_t held_ = 0;          // ports in hold-down, all addresses
+    HoldDownQueue hold_;
+    std::size_t donated_ = 0; // addresses whose hold chunks the queue has
 
     // What set_range() and add_address() built (unused under a plan).
     std::vector<std::unique_ptr<PortMask>> own_masks_;
