@@ -7,7 +7,7 @@ one worker every source port here is kept); refused packets are never shown to t
 
 from frames import A1, A2, C1, C2, POOL1, Tcp, Udp
 from natmodel import NatModel
-from scenarios import Scenario, config, scenario, subscriber_of, traffic
+from scenarios import Scenario, config, scenario, subscriber_of, subscribers_of, traffic
 
 
 def _translations(sc, refused, **counters):
@@ -96,3 +96,31 @@ def rfc6888_req4_mapping_rate_limit(workers):
                           port_preserved=nat.preserved(), drop_subscriber_rate=1)
     return sc
 
+
+@scenario
+def max_subscribers_per_worker(workers):
+    """limits.max_subscribers = 4 is shared out among the workers, a ceiling of 4 / N each:
+    on each worker the subscriber after its share is refused (drop_subscribers_exhausted,
+    ICMP 3/1), whatever the other workers hold. Each worker gets one subscriber more than its
+    share, the workers' subscribers interleaved."""
+    share = -(-4 // workers)
+    nat = NatModel([POOL1], workers=workers)
+    sc = Scenario(config(limits=dict(max_subscribers=4)))
+    per_worker = [subscribers_of(workers, w, share + 1) for w in range(workers)]
+    granted = []
+    for rank in range(share + 1):
+        for subs in per_worker:
+            if rank < share:
+                ext = nat.map(subs[rank].ip, 50000, 17)
+                sc.send(subs[rank], 50000, A1, 53, Udp(b"within the share"), ext)
+                granted.append((subs[rank], ext))
+            else:
+                sc.send_refused(subs[rank], 50000, A1, 53, Udp(b"over the share"))
+    for sub, ext in granted:
+        sc.reply(sub, 50000, A1, 53, Udp(b"reply"), ext)
+    sc.counters = _translations(sc, workers, mappings_created=len(granted),
+                                sessions_created=len(granted), port_preserved=nat.preserved(),
+                                drop_subscribers_exhausted=workers,
+                                icmp_unreachable_sent=workers)
+    sc.gauges = dict(live_mappings=len(granted), live_sessions=len(granted))
+    return sc
