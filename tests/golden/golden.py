@@ -124,6 +124,26 @@ def wait_received(proc, prefix, want):
         print("warning: telemetry not reachable; waited %.0f s instead" % RECEIVE_TIMEOUT)
 
 
+def wait_settled(proc, prefix, quiet):
+    """Waits until the counters have not moved for `quiet` seconds and the handoff rings are
+    empty (handoff_tx == handoff_rx + drop_handoff_congestion): with workers sharing CPUs, a
+    frame may still be on its way to its owner when every input has been received."""
+    last = [None, time.monotonic()]
+
+    def settled():
+        now = time.monotonic()
+        stats = telemetry_stats(prefix)
+        if stats is None:  # no telemetry: a plain wait (wait_received said so already)
+            return now - last[1] >= quiet
+        if stats != last[0]:
+            last[:] = [stats, now]
+            return False
+        return (now - last[1] >= quiet and stats["handoff_tx"]
+                == stats["handoff_rx"] + stats["drop_handoff_congestion"])
+
+    wait_for(settled, RECEIVE_TIMEOUT, proc, "the counters to settle")
+
+
 def eal_memory_mb(workers):
     """-m for the EAL, with room to spare: the packet pool grows by about 21 MB a worker
     (create_packet_pool: 8704 buffers of about 2.4 KB with the default fragment table), while
@@ -133,10 +153,10 @@ def eal_memory_mb(workers):
 
 
 def lcores(workers):
-    """lcore 0 runs control, 1..N are the workers, spread over the CPUs this machine has (as
-    tests/netns/nslab.py does): more workers than CPUs still run, time-shared."""
-    cpus = os.cpu_count() or 1
-    return ",".join("%d@%d" % (i, i % cpus) for i in range(workers + 1))
+    """lcore 0 runs control, 1..N are the workers, spread over the CPUs this process may use
+    (as tests/netns/nslab.py does): more workers than CPUs still run, time-shared."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return ",".join("%d@%d" % (i, cpus[i % len(cpus)]) for i in range(workers + 1))
 
 
 def run_ephemera(exe, workdir, sc, name, workers):
@@ -171,7 +191,8 @@ def run_ephemera(exe, workdir, sc, name, workers):
                  "start")
         started = time.monotonic()
         wait_received(proc, prefix, (len(sc.inside_in), len(sc.outside_in)))
-        time.sleep(max(sc.settle, sc.min_runtime - (time.monotonic() - started)))
+        wait_settled(proc, prefix, sc.settle)
+        time.sleep(max(0.0, sc.min_runtime - (time.monotonic() - started)))
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=EXIT_TIMEOUT)
@@ -284,17 +305,17 @@ def compare_port(port, got_by_queue, want, workers):
         stream_of.setdefault(bytes(w), stream)
     for q, frames in enumerate(got_by_queue):
         for stream, expected in streams.items():
-            mine = [g for g in frames if stream_of[g] == stream]
-            at = 0
-            for n, g in enumerate(mine):
+            at, before = 0, None  # next place in `expected`; index of the last frame matched
+            for g in (g for g in frames if stream_of[g] == stream):
                 while at < len(expected) and expected[at][1] != g:
                     at += 1
-                if at == len(expected):
-                    first = next(i for i, e in expected if e == g)
-                    text.append("%s port, tx queue %d: frame %d of the queue (expected frame "
-                                "%d: %s) came after frames the expected order puts later"
-                                % (port, q, n, first, summary(g)))
+                if at == len(expected):  # `before` is set: the first frame always matches
+                    index = next(i for i, e in expected if e == g)
+                    text.append("  tx queue %d: expected frame %d (%s) came out after expected "
+                                "frame %d (%s)" % (q, index, summary(g), before,
+                                                   summary(want[before])))
                     break
+                before = expected[at][0]
                 at += 1
     # Owners: a frame the scenario says who sends leaves by that worker's queue.
     queues_of = collections.defaultdict(list)
@@ -308,11 +329,11 @@ def compare_port(port, got_by_queue, want, workers):
             continue
         wanted = sorted(resolve(o, workers) for o in owners)
         if sorted(queues_of[frame]) != wanted:
-            text.append("%s port: %s left by tx queue %s, expected %s"
-                        % (port, summary(frame), sorted(queues_of[frame]),
+            text.append("  %s left by tx queue %s, expected %s"
+                        % (summary(frame), " and ".join(map(str, sorted(queues_of[frame]))),
                            " and ".join(describe_owner(o, workers) for o in owners)))
     if text:
-        text.insert(0, "%s port: the right frames (%s), but:" % (port, per_queue))
+        text.insert(0, "%s port: the expected frames (%s), but:" % (port, per_queue))
     return "\n".join(text)
 
 

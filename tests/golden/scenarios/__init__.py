@@ -156,11 +156,12 @@ class Scenario:
     counters: dict = field(default_factory=dict)      # totals; any counter not named must be 0
     #                                                   (handoff_tx and _rx: see extra_handoffs)
     extra_handoffs: int | None = 0                    # handoffs besides the inputs' own
-    #                                                   (hairpins, ...); None: not computable,
-    #                                                   then only handoff_tx == handoff_rx
+    #                                                   (hairpins, ...); None: unknown, then
+    #                                                   handoff_tx == handoff_rx >= the inputs'
+    #                                                   own
     gauges: dict = field(default_factory=dict)        # live_mappings / live_sessions totals
     stdout: list = field(default_factory=list)        # text ephemera must print
-    settle: float = 0.3                               # s to keep running once all is received
+    settle: float = 0.3                               # s of unchanged counters to end on
     min_runtime: float = 0.0                          # s to run at least, from "running"
 
     def send(self, sub, port, remote, remote_port, l4, ext, **kw):

@@ -61,8 +61,8 @@ def rfc6888_req11_port_exhaustion(workers):
     even = len(ports) // 2 + len(ports) // 8   # 40 with one worker
     odd = len(ports) - 4 - even + 10           # 30
     sends = [(c2, 21000 + 2 * i, A2, 53, Udp(b"C2 %d" % i)) for i in range(4)]
-    sends += [(C1, port, A1, 53, Udp(b"C1 %d" % port))
-              for port in [20000 + 2 * i for i in range(even)] + [30001 + 2 * i for i in range(odd)]]
+    c1_ports = [20000 + 2 * i for i in range(even)] + [30001 + 2 * i for i in range(odd)]
+    sends += [(C1, port, A1, 53, Udp(b"C1 %d" % port)) for port in c1_ports]
     sends.append((C1, 20000, A2, 443, Tcp()))
     if workers > 1:
         other = subscriber_of(workers, (mine + 1) % workers)
