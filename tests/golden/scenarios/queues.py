@@ -13,7 +13,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 import frames
-from frames import A1, A2, GATEWAY, INSIDE_MAC, NEXT_HOP_MAC, OUTSIDE_MAC, POOL1, Udp
+from frames import (A1, A2, GATEWAY, INSIDE_MAC, NEXT_HOP_MAC, OUTSIDE_MAC, POOL1, Udp,
+                    arp_reply, arp_request)
 from natmodel import NatModel
 from scenarios import (Frame, Scenario, by_port, by_subscriber, by_worker, config, kept_ports,
                        scenario, subscriber_of)
@@ -30,8 +31,9 @@ def handoff_from_every_queue(workers):
     ports w owns into inside queue q, which w translates (ports kept) and sends out of its own
     tx queue; a ping to the pool address with an identifier w owns, into outside queue q, is
     answered by w; a UDP packet to a port w owns that has no mapping is dropped by w. A ping
-    to the gateway into inside queue q is answered by worker q, which receives it. Each frame
-    whose queue is not its owner's is a handoff: with N workers, N - 1 of every N."""
+    to the gateway and ARP requests for the gateway and the pool address, into queue q, are
+    answered by worker q, which receives them. Each frame whose queue is not its owner's is a
+    handoff: with N workers, N - 1 of every N translated, answered or dropped by an owner."""
     nat = NatModel([POOL1], workers=workers)
     sc = Scenario(config())
     subs = [subscriber_of(workers, w) for w in range(workers)]
@@ -52,6 +54,14 @@ def handoff_from_every_queue(workers):
                 / ICMP(type=0, id=q, seq=1) / Raw(b"gateway"))
         sc.inside_in.append(Frame(ping, queue=q))
         sc.inside_out.append(Frame(pong, by_worker(q), stream=("in", q)))
+        host = ("02:00:00:00:00:%02x" % (0x10 + q), "100.64.0.%d" % (200 + q))
+        sc.inside_in.append(Frame(arp_request(host[0], host[1], GATEWAY), queue=q))
+        sc.inside_out.append(Frame(arp_reply(INSIDE_MAC, GATEWAY, *host), by_worker(q),
+                                   stream=("in", q)))
+        host = ("02:00:00:00:00:%02x" % (0x20 + q), "198.18.0.%d" % (10 + q))
+        sc.outside_in.append(Frame(arp_request(host[0], host[1], POOL1), queue=q))
+        sc.outside_out.append(Frame(arp_reply(OUTSIDE_MAC, POOL1, *host), by_worker(q),
+                                    stream=("out", q)))
         for w in range(workers):
             owner = by_port((POOL1, ids[w][q]))
             ping = (Ether(src=NEXT_HOP_MAC, dst=OUTSIDE_MAC) / IP(src=A2, dst=POOL1, id=q, ttl=50)
@@ -64,9 +74,10 @@ def handoff_from_every_queue(workers):
             probe = frames.inbound_only(A1, 53, Udp(b"no mapping"), POOL1, probes[w][q])
             sc.outside_in.append(Frame(probe, by_port((POOL1, probes[w][q])), queue=q))
     n = workers * workers
-    sc.counters = dict(in2out_rx=2 * n + workers, out2in_rx=2 * n, in2out_tx=3 * n,
-                       out2in_tx=workers, in2out_translated=2 * n, mappings_created=2 * n,
-                       sessions_created=2 * n, port_preserved=2 * n, pool_echo_replies_sent=n,
-                       icmp_echo_replies_sent=workers, drop_no_mapping=n)
+    sc.counters = dict(in2out_rx=2 * n + 2 * workers, out2in_rx=2 * n + workers,
+                       in2out_tx=3 * n + workers, out2in_tx=2 * workers, in2out_translated=2 * n,
+                       mappings_created=2 * n, sessions_created=2 * n, port_preserved=2 * n,
+                       pool_echo_replies_sent=n, icmp_echo_replies_sent=workers,
+                       arp_replies_sent=2 * workers, drop_no_mapping=n)
     sc.gauges = dict(live_mappings=2 * n, live_sessions=2 * n)
     return sc
