@@ -416,6 +416,22 @@ def run_scenario(exe, name, workers, keep):
     return ok
 
 
+SKIP = 77  # meson's exit status for a skipped test
+
+
+def missing_prerequisite(needs_root):
+    """Why the tests cannot run here (None: they can): scapy writes every frame, and
+    ephemera's EAL needs root."""
+    try:
+        import scapy  # noqa: F401
+    except ImportError:
+        return ("needs Debian's python3-scapy for /usr/bin/python3 "
+                "(scripts/install-deps.sh installs it)")
+    if needs_root and os.geteuid() != 0:
+        return "needs root: ephemera's EAL and its net_pcap ports"
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ephemera", help="path to the ephemera executable")
@@ -431,6 +447,11 @@ def main():
     args = ap.parse_args()
     if args.ephemera:
         natmodel.use_ephemera(args.ephemera)
+    if not args.self_test:
+        reason = missing_prerequisite(needs_root=bool(args.scenario or args.all))
+        if reason:
+            print("SKIP: " + reason)
+            return SKIP
 
     if args.self_test:
         if not args.ephemera:
