@@ -27,7 +27,6 @@ Run as root through bench/load-run.sh. Debian's /usr/bin/python3, standard libra
 import argparse
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -35,157 +34,23 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import dpdk_telemetry  # noqa: E402  (scripts/dpdk_telemetry.py)
-SOCKET_DIR = "/run/ephemera-load"
+from memif_lab import (CpuShare, Telemetry, describe_revision, ephemera_command,
+                       ephemera_mem_mib, loadgen_command, log, proc_status, read,
+                       remove_run_files, start, stop, wait_for_sockets, ROOT, SOCKET_DIR)
+import memif_lab
 
-LG_IN_MAC = "02:4c:47:00:00:01"
-LG_OUT_MAC = "02:4c:47:00:00:02"
-DUT_IN_MAC = "02:45:50:00:00:01"
-DUT_OUT_MAC = "02:45:50:00:00:02"
 POOL = "198.19.0.0/24"         # 254 addresses: 16 M sessions use about half their ports
 PORT_RANGE = "1024-65535"
-NEXT_HOP = "198.18.0.1"
-GATEWAY = "100.64.0.1"
 FLOWS_PER_SUBSCRIBER = 64       # CSIT-like: hosts x ports
 
 SIZES = {"64K": 1 << 16, "1M": 1 << 20, "4M": 1 << 22, "16M": 1 << 24}
 
-# EAL heap per session of capacity (four rte_hash tables sized max_sessions, extendable buckets)
-# plus a fixed part (mbufs, rings): measured 2025-11 on this build; the run checks VmRSS anyway.
-EAL_BYTES_PER_SESSION = 320
-EAL_FIXED_MIB = 384
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-class Telemetry:
-    """ephemera's telemetry (scripts/dpdk_telemetry.py); None for a reply about another
-    command."""
-
-    def __init__(self, prefix):
-        self.prefix = prefix
-
-    def query(self, cmd, timeout=5.0):
-        try:
-            return dpdk_telemetry.query(self.prefix, cmd, timeout)
-        except KeyError:
-            return None
-
-
-def proc_status(pid):
-    """VmRSS and VmHWM of a process in KiB, or {} once it is gone."""
-    out = {}
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    out[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    return out
-
-
-def busy_threads(pid, main_thread):
-    """Thread ids of a DPDK process's polling threads: its EAL workers (rte-worker-N), and the
-    main thread too when it polls (the generator)."""
-    tids = []
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-                comm = f.read().strip()
-            if comm.startswith("rte-worker") or (main_thread and int(tid) == pid):
-                tids.append(int(tid))
-    except OSError:
-        pass
-    return sorted(tids)
-
-
-def schedstat(pid, tid):
-    """(ns on a CPU, ns runnable but waiting for one) of a thread, or None."""
-    try:
-        with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
-            run, wait, _ = f.read().split()
-        return int(run), int(wait)
-    except (OSError, ValueError):
-        return None
-
-
-class CpuShare:
-    """How much of a CPU each polling thread got between two samples: on a shared host a busy
-    poller gets less than all of its CPU, and that, not the code, can set the rate."""
-
-    def __init__(self):
-        self.first = {}
-        self.last = {}
-
-    def sample(self, label, pid, main_thread):
-        now = time.monotonic()
-        for tid in busy_threads(pid, main_thread):
-            st = schedstat(pid, tid)
-            if st is None:
-                continue
-            key = "%s/%d" % (label, tid)
-            self.first.setdefault(key, (now, st))
-            self.last[key] = (now, st)
-
-    def result(self):
-        out = {}
-        for key, (t0, (r0, w0)) in self.first.items():
-            t1, (r1, w1) = self.last[key]
-            if t1 - t0 < 1:
-                continue
-            wall = (t1 - t0) * 1e9
-            out[key] = {"cpu_share": (r1 - r0) / wall, "waiting_share": (w1 - w0) / wall}
-        return out
-
-
-def pow2_ceil(n):
-    p = 1
-    while p < n:
-        p <<= 1
-    return p
-
-
-def ephemera_mem_mib(max_sessions, workers):
-    share = pow2_ceil((max_sessions + workers - 1) // workers)
-    return EAL_FIXED_MIB + (share * workers * EAL_BYTES_PER_SESSION) // (1 << 20)
-
 
 def ephemera_config(max_sessions, udp_timeout=None):
-    timeouts = [] if udp_timeout is None else ["[timeouts]", "udp = %d" % udp_timeout, ""]
-    return "\n".join(timeouts + [
-        "# written by bench/load_run.py",
-        "[pool]",
-        'addresses = ["%s"]' % POOL,
-        'port_range = "%s"' % PORT_RANGE,
-        "",
-        "[inside]",
-        'port = "net_memif0"',
-        'gateway = "%s"' % GATEWAY,
-        "",
-        "[outside]",
-        'port = "net_memif1"',
-        'next_hop = "%s"' % NEXT_HOP,
-        'next_hop_mac = "%s"' % LG_OUT_MAC,
-        "",
-        "[filtering]",
-        'mode = "endpoint-independent"',
-        "",
-        "[limits]",
-        "max_sessions = %d" % max_sessions,
-        "",
-    ])
-
-
-def memif_vdev(index, name, side, mac):
-    return ("net_memif%d,role=client,socket=%s/%s-%s.sock,socket-abstract=no,mac=%s"
-            % (index, SOCKET_DIR, name, side, mac))
+    return memif_lab.ephemera_config(
+        [POOL], PORT_RANGE, max_sessions,
+        timeouts=None if udp_timeout is None else {"udp": udp_timeout},
+        comment="written by bench/load_run.py")
 
 
 class Runner:
@@ -211,43 +76,30 @@ class Runner:
         lg_log = os.path.join(self.tmp, name + "-loadgen.log")
         pid_file = os.path.join(self.tmp, name + ".pid")
         dut_log = os.path.join(self.tmp, name + "-%s.log" % kind)
-        lg_mem = 512  # mbufs (64 K x 2.2 KiB) and rings; the flow records live on the C++ heap
-        lg_cmd = [
-            self.loadgen, "-l", "0", "--no-huge", "-m", str(lg_mem), "--no-pci",
-            "--file-prefix", "lg-" + name, "--log-level", "lib.eal:notice",
-            "--", "--name", name, "-S", str(subs), "-F", str(FLOWS_PER_SUBSCRIBER),
+        # 512 MiB: mbufs (64 K x 2.2 KiB) and rings; the flow records live on the C++ heap
+        lg_cmd = loadgen_command(self.loadgen, name, [
+            "-S", str(subs), "-F", str(FLOWS_PER_SUBSCRIBER),
             "--proto", "udp" if keep_running else self.args.proto,
             "--frame-size", str(self.args.frame_size),
             "--duration", "1" if keep_running else str(self.args.duration), "--warmup", "1",
             "--latency-load", "0" if keep_running else "0.5",
             "--latency-duration", str(self.args.latency_duration),
             "--queues", str(workers), "--steering", "rss",
-            "--pool", POOL, "--port-range", PORT_RANGE, "--next-hop", NEXT_HOP,
-            "--gateway", GATEWAY, "--in-mac", LG_IN_MAC, "--out-mac", LG_OUT_MAC,
-            "--dut-in-mac", DUT_IN_MAC, "--dut-out-mac", DUT_OUT_MAC,
+            "--pool", POOL, "--port-range", PORT_RANGE,
             "--ready-timeout", "300", "--json", out_json, "--peer-pid-file", pid_file,
-        ]
+        ])
         if kind == "floor":
             lg_cmd.append("--expect-untranslated")
-        with open(lg_log, "w") as lgf:
-            lg = subprocess.Popen(lg_cmd, stdout=lgf, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
+        lg = start(lg_cmd, lg_log)
         self.children.append(lg)
-        socks = ["%s/%s-%s.sock" % (SOCKET_DIR, name, s) for s in ("in", "out")]
-        deadline = time.monotonic() + 120  # EAL start-up is slow on a starved host
-        while not all(os.path.exists(s) for s in socks):
-            if lg.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("loadgen did not create its sockets:\n" + read(lg_log))
-            time.sleep(0.05)
+        wait_for_sockets(lg, name, lg_log)
 
         result = {"kind": kind, "sessions": sessions, "workers": workers, "name": name}
-        vdevs = ["--vdev", memif_vdev(0, name, "in", DUT_IN_MAC),
-                 "--vdev", memif_vdev(1, name, "out", DUT_OUT_MAC)]
         prefix = "dut-" + name
         if kind == "floor":
             mem = 512
             dut_cmd = ["dpdk-testpmd", "-l", "0,1", "--no-huge", "-m", str(mem), "--no-pci",
-                       "--file-prefix", prefix] + vdevs + [
+                       "--file-prefix", prefix] + memif_lab.memif_vdevs(name) + [
                 "--", "--forward-mode=io", "--stats-period", "1", "--nb-cores=1",
                 "--total-num-mbufs=32768", "--no-mlockall", "--rxq=1", "--txq=1"]
         else:
@@ -256,16 +108,11 @@ class Runner:
             with open(cfg_path, "w") as f:
                 f.write(ephemera_config(max_sessions, udp_timeout))
             mem = ephemera_mem_mib(max_sessions, workers)
-            lcores = ",".join("%d@%d" % (i, i % 2) for i in range(workers + 1))
-            dut_cmd = [self.ephemera, "--lcores", lcores, "--no-huge", "-m", str(mem),
-                       "--no-pci", "--file-prefix", prefix, "--log-level", "lib.eal:notice"] + \
-                vdevs + ["--", "--config", cfg_path]
+            dut_cmd = ephemera_command(self.ephemera, name, cfg_path, workers, mem)
             result["max_sessions"] = max_sessions
         result["eal_mem_mib"] = mem
         result["dut_command"] = " ".join(dut_cmd)
-        with open(dut_log, "w") as df:
-            dut = subprocess.Popen(dut_cmd, stdout=df, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        dut = start(dut_cmd, dut_log)
         self.children.append(dut)
         with open(pid_file, "w") as f:
             f.write("%d\n" % dut.pid)
@@ -304,17 +151,8 @@ class Runner:
             result["_dut"] = dut
             result["_telemetry"] = telemetry
             return result
-        dut.send_signal(signal.SIGINT)
-        try:
-            dut.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            dut.kill()
-            dut.wait()
-        for path in socks:
-            if os.path.exists(path):
-                os.unlink(path)
-        for p in ("lg-" + name, prefix):  # the EALs' runtime directories
-            shutil.rmtree("/var/run/dpdk/%s" % p, ignore_errors=True)
+        stop(dut)
+        remove_run_files(name)
         self.children = []
         return result
 
@@ -323,24 +161,6 @@ class Runner:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-
-
-def describe_revision():
-    """The commit measured, read-only (no index refresh), and whether the tree differs."""
-    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
-    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], env=env,
-                          capture_output=True, text=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD", "--"], env=env,
-                           capture_output=True).returncode == 1
-    return head + ("+local changes" if dirty else "")
-
-
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 # ---- summary ---------------------------------------------------------------------------------
@@ -543,15 +363,9 @@ def teardown(runner, sessions):
                     break
             time.sleep(0.1)
     finally:
-        dut.send_signal(signal.SIGINT)
-        try:
-            dut.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            dut.kill()
-            dut.wait()
+        stop(dut)
         runner.children = []
-        for p in ("lg-" + r["name"], "dut-" + r["name"]):
-            shutil.rmtree("/var/run/dpdk/%s" % p, ignore_errors=True)
+        remove_run_files(r["name"])
     start = next((t for t, live, exp in series if exp > 0), None)
     end = next((t for t, live, exp in series if live == 0 and exp > 0), None)
     expired = series[-1][2] if series else 0

@@ -1,6 +1,8 @@
 // ephemera [EAL options] -- --config FILE [--stats-json FILE]
 // ephemera --check-config FILE
+// ephemera --owner --workers N ADDR[:PORT[-HI]]...
 #include "app.hpp"
+#include "owner_query.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -33,10 +35,22 @@ struct Options {
     std::string check_config;
     std::string stats_json;
     std::string port_secret; // "K0:K1" in hex; reproducible port choice for golden tests
+    bool owner = false;      // --owner: print who owns each query and exit
+    unsigned owner_workers = 0;
+    std::vector<std::string> owner_queries;
 };
 
 int worker_main(void* arg) {
     static_cast<Worker*>(arg)->run();
+    return 0;
+}
+
+// --owner: the queries were checked while parsing the command line.
+int print_owners(const Options& opts) {
+    const Ownership ownership(static_cast<WorkerId>(opts.owner_workers));
+    for (const std::string& text : opts.owner_queries) {
+        std::fputs(describe_owner(ownership, *parse_owner_query(text)).c_str(), stdout);
+    }
     return 0;
 }
 
@@ -217,7 +231,8 @@ int main(int argc, char** argv) {
 
     CLI::App cli{"ephemera: a carrier-grade NAT44 on DPDK"};
     cli.footer("Usage: ephemera [EAL options] -- --config FILE [--stats-json FILE]\n"
-               "       ephemera --check-config FILE");
+               "       ephemera --check-config FILE\n"
+               "       ephemera --owner --workers N ADDR[:PORT[-HI]]...");
     Options opts;
     auto* config_opt = cli.add_option("--config", opts.config, "Configuration file (TOML)");
     auto* check_opt = cli.add_option("--check-config", opts.check_config,
@@ -238,6 +253,21 @@ int main(int argc, char** argv) {
                        : std::string("expected K0:K1, two 64-bit hex numbers");
         });
     config_opt->excludes(check_opt);
+    auto* owner_opt = cli.add_flag(
+        "--owner", opts.owner,
+        "Print the worker that owns each subscriber ADDR, or each external port ADDR:PORT or "
+        "ADDR:LO-HI, with --workers N workers, and exit (the function the workers use)");
+    auto* workers_opt = cli.add_option("--workers", opts.owner_workers, "Worker count for --owner")
+                            ->check(CLI::Range(1u, static_cast<unsigned>(Ownership::kMaxWorkers)));
+    auto* queries_opt =
+        cli.add_option("query", opts.owner_queries, "ADDR, ADDR:PORT or ADDR:LO-HI (--owner)")
+            ->check([](const std::string& v) {
+                return parse_owner_query(v) ? std::string()
+                                            : "expected ADDR, ADDR:PORT or ADDR:LO-HI, got " + v;
+            });
+    owner_opt->needs(workers_opt)->needs(queries_opt)->excludes(config_opt)->excludes(check_opt);
+    workers_opt->needs(owner_opt);
+    queries_opt->needs(owner_opt);
     std::reverse(app_args.begin(), app_args.end()); // CLI11 takes its vector in reverse
     try {
         cli.parse(app_args);
@@ -245,6 +275,9 @@ int main(int argc, char** argv) {
         return cli.exit(e);
     }
 
+    if (opts.owner) {
+        return print_owners(opts);
+    }
     if (!opts.check_config.empty()) {
         auto result = load_config_file(opts.check_config);
         if (auto* e = std::get_if<ConfigError>(&result)) {

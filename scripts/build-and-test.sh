@@ -3,7 +3,8 @@
 # "N passed, N failed".
 #   0. builds: release (what users run, and what the suites below test) and debug
 #   1. unit tests (config parser, translation core) in the release build
-#   2. golden pcap tests: ephemera on net_pcap, outputs compared byte for byte
+#   2. golden pcap tests: ephemera on net_pcap with 1, 2 and 4 workers, outputs compared byte
+#      for byte
 #   3. namespace tests: real Linux TCP/UDP/ICMP through ephemera on net_af_packet
 #   4. conformance tests: one per RFC requirement (docs/conformance.md), also in namespaces
 #   5. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer

@@ -34,6 +34,8 @@ inline constexpr std::uint16_t kEtherTypeArp = 0x0806;
 inline constexpr std::uint16_t kMinFrameLen = 60;   // 64 on the wire with the FCS
 inline constexpr std::uint16_t kMaxFrameLen = 1514; // 1518 on the wire
 inline constexpr std::uint8_t kTtl = 64;
+inline constexpr std::uint8_t kIpProtoIcmp = 1;
+inline constexpr std::uint8_t kTcpFin = 0x01;
 inline constexpr std::uint8_t kTcpSyn = 0x02;
 inline constexpr std::uint8_t kTcpPsh = 0x08;
 inline constexpr std::uint8_t kTcpAck = 0x10;
@@ -145,6 +147,10 @@ inline std::uint16_t csum_adjust(std::uint16_t csum, std::uint16_t old_wire,
 
 // ---- building ------------------------------------------------------------------------------
 
+// The flow id flood frames carry (flood.hpp): never a flow's, so a flood frame the NAT passes
+// on is told apart from the flows' traffic.
+inline constexpr std::uint32_t kFloodFlow = 0xffffffff;
+
 struct Stamp {
     std::uint32_t flow;
     std::uint32_t seq;
@@ -197,6 +203,7 @@ private:
 enum class RxStatus : std::uint8_t {
     ok,
     arp,
+    icmp,      // IPv4 ICMP (errors and answers the NAT originates): not a flow's packet
     not_ipv4,  // another EtherType
     malformed, // IP options, fragment, length mismatch, not UDP/TCP, too short for a stamp
     bad_ip_checksum,
@@ -224,6 +231,9 @@ inline RxStatus parse_frame(const std::uint8_t* f, std::uint16_t len, RxView& v)
         return type == kEtherTypeArp ? RxStatus::arp : RxStatus::not_ipv4;
     }
     const std::uint8_t proto = f[off::ip_proto];
+    if (f[off::ip] == 0x45 && proto == kIpProtoIcmp) {
+        return RxStatus::icmp;
+    }
     if (f[off::ip] != 0x45 || load_be16(f + off::ip_total_len) != len - off::ip ||
         (load_be16(f + off::ip_frag) & 0x3fff) != 0 ||
         (proto != static_cast<std::uint8_t>(Proto::udp) &&

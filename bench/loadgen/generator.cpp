@@ -73,11 +73,15 @@ std::uint32_t Subscribers::Bucket::take(std::uint64_t now, std::uint32_t want) {
 Subscribers::Subscribers(Shared& shared)
     : shared_(shared), cfg_(shared.cfg), model_(shared.cfg.model), stats_(shared.sub_stats),
       frames_(shared.cfg.dut_in_mac, shared.cfg.lg_in_mac, shared.cfg.frame_len),
-      walk_(shared.cfg.model.flows()), churn_walk_(shared.cfg.model.flows()),
-      stall_cycles_(shared.tsc_hz / 20) {} // 50 ms
+      walk_(shared.cfg.model.flows()),
+      churn_walk_(shared.cfg.model.flows() -
+                  std::min(shared.cfg.long_lived, shared.cfg.model.flows())),
+      stall_cycles_(shared.tsc_hz / 20), // 50 ms
+      last_reply_(std::min(shared.cfg.long_lived, shared.cfg.model.flows()), 0),
+      max_gap_(last_reply_.size(), 0), flood_(shared.cfg, false, shared.tsc_hz) {}
 
 void Subscribers::set_rate(double pps, std::uint64_t now) {
-    rate_.set(pps, shared_.tsc_hz, now, 4.0 * kBurst);
+    rate_.set(pps, shared_.tsc_hz, now, std::max(4.0 * kBurst, pps * cfg_.catch_up_s));
 }
 
 void Subscribers::set_churn(double per_second, std::uint64_t now) {
@@ -99,7 +103,9 @@ void Subscribers::send_probe() {
     m->pkt_len = len;
     if (rte_eth_tx_burst(cfg_.in_port, 0, &m, 1) != 1) {
         rte_pktmbuf_free(m);
+        return;
     }
+    stats_.add(Stat::sub_tx_probe);
 }
 
 std::uint16_t Subscribers::queue_for(const Tuple& t) const {
@@ -133,6 +139,9 @@ std::uint32_t Subscribers::poll(std::uint64_t now) {
             moved += sent;
         }
     }
+    // The flood gets what room the ring has left after the flows' frames.
+    moved += flood_.poll(shared_.flooding.load(std::memory_order_relaxed), shared_.mbufs,
+                         cfg_.in_port, cfg_.queues, now, stats_);
     return moved;
 }
 
@@ -205,16 +214,65 @@ void Subscribers::generate(std::uint64_t now) {
 }
 
 void Subscribers::churn(std::uint64_t now) {
-    if (cfg_.churn_rate <= 0) {
+    constexpr std::uint32_t kMaxPerPoll = 64;
+    if (cfg_.churn_rate <= 0 || model_.flows() <= cfg_.long_lived) {
         return;
     }
-    const std::uint32_t n = churn_.take(now, 64);
+    for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
+        if (tx_[q].count > TxBuffer::kCapacity - kMaxPerPoll) {
+            return; // no room for the FINs: churn waits for the ring to drain
+        }
+    }
+    const std::uint32_t n = churn_.take(now, kMaxPerPoll);
     for (std::uint32_t i = 0; i < n; ++i) {
-        SubscriberFlow& r = shared_.sub_flows[churn_walk_.next()];
+        const std::uint32_t flow = cfg_.long_lived + churn_walk_.next();
+        SubscriberFlow& r = shared_.sub_flows[flow];
+        if (model_.proto(flow) == Proto::tcp && (r.flags & kSynSent) != 0) {
+            close_generation(flow, r, now);
+        }
         ++r.gen; // the next packet comes from a new source port: a new session
         r.flags = 0;
     }
     stats_.add(Stat::sub_churned, n);
+}
+
+// A TCP flow that churns ends its old connection with a FIN (answered with a FIN by the server),
+// so the NAT's session turns transitory and expires within minutes instead of after the
+// established timeout: old flows end as new ones start.
+void Subscribers::close_generation(std::uint32_t flow, SubscriberFlow& r, std::uint64_t now) {
+    rte_mbuf* m = rte_pktmbuf_alloc(shared_.mbufs);
+    if (m == nullptr) {
+        return; // every buffer is in flight: this session ages out as an established one
+    }
+    const Tuple t = model_.tuple(flow, r.gen);
+    ++r.tx_seq;
+    frames_.build(data_of(m), t, Stamp{flow, r.tx_seq, r.gen, now},
+                  static_cast<std::uint8_t>(kTcpFin | kTcpAck));
+    m->data_len = frames_.frame_len();
+    m->pkt_len = frames_.frame_len();
+    TxBuffer& tx = tx_[queue_for(t)];
+    tx.pkts[tx.count++] = m;
+    ++built_;
+    stats_.add(Stat::sub_tx_fin);
+}
+
+LongLivedSummary Subscribers::long_lived(std::uint64_t now) const {
+    LongLivedSummary s;
+    s.flows = static_cast<std::uint32_t>(last_reply_.size());
+    const auto limit =
+        static_cast<std::uint64_t>(cfg_.gap_limit_s * static_cast<double>(shared_.tsc_hz));
+    std::uint64_t max_gap = 0;
+    for (std::size_t f = 0; f < last_reply_.size(); ++f) {
+        if (last_reply_[f] == 0) {
+            continue;
+        }
+        ++s.established;
+        s.silent += now - last_reply_[f] > limit ? 1 : 0;
+        s.over_gap += max_gap_[f] > limit ? 1 : 0;
+        max_gap = std::max(max_gap, max_gap_[f]);
+    }
+    s.max_gap_s = static_cast<double>(max_gap) / static_cast<double>(shared_.tsc_hz);
+    return s;
 }
 
 std::uint32_t Subscribers::receive(std::uint64_t now) {
@@ -253,6 +311,10 @@ void Subscribers::check_reply(rte_mbuf* m, RxStatus status, const RxView& v, std
     switch (status) {
     case RxStatus::ok:
         break;
+    case RxStatus::icmp:
+        stats_.add(Stat::in_icmp);
+        --returned_; // not a reply to anything we sent
+        return;
     case RxStatus::arp:
         stats_.add(Stat::in_arp);
         if (const auto a = parse_arp(f, rte_pktmbuf_data_len(m));
@@ -272,6 +334,11 @@ void Subscribers::check_reply(rte_mbuf* m, RxStatus status, const RxView& v, std
         return;
     }
     const std::uint32_t flow = v.stamp.flow;
+    if (flow == kFloodFlow) {
+        stats_.add(Stat::in_flood);
+        --returned_;
+        return;
+    }
     if (flow >= model_.flows()) {
         stats_.add(Stat::in_err_flow);
         return;
@@ -317,6 +384,12 @@ void Subscribers::check_reply(rte_mbuf* m, RxStatus status, const RxView& v, std
     } else {
         r.rx_last = v.stamp.seq;
     }
+    if (flow < last_reply_.size()) {
+        if (last_reply_[flow] != 0) {
+            max_gap_[flow] = std::max(max_gap_[flow], now - last_reply_[flow]);
+        }
+        last_reply_[flow] = now;
+    }
     if ((r.flags & SubscriberFlow::kEstablished) == 0) {
         r.flags |= SubscriberFlow::kEstablished;
         stats_.add(Stat::in_established);
@@ -327,7 +400,8 @@ void Subscribers::check_reply(rte_mbuf* m, RxStatus status, const RxView& v, std
 // ---- servers ---------------------------------------------------------------------------------
 
 Servers::Servers(Shared& shared)
-    : shared_(shared), cfg_(shared.cfg), model_(shared.cfg.model), stats_(shared.srv_stats) {}
+    : shared_(shared), cfg_(shared.cfg), model_(shared.cfg.model), stats_(shared.srv_stats),
+      split_(shared.cfg.model.subscribers(), 0), flood_(shared.cfg, true, shared.tsc_hz) {}
 
 int Servers::lcore_main(void* self) {
     auto* servers = static_cast<Servers*>(self);
@@ -381,6 +455,8 @@ std::uint32_t Servers::poll(std::uint64_t now) {
             moved += sent;
         }
     }
+    moved += flood_.poll(shared_.flooding.load(std::memory_order_relaxed), shared_.mbufs,
+                         cfg_.out_port, cfg_.queues, now, stats_);
     return moved;
 }
 
@@ -391,6 +467,10 @@ void Servers::handle(rte_mbuf* m, RxStatus status, const RxView& v, std::uint16_
     bool keep = false;
     switch (status) {
     case RxStatus::ok:
+        if (v.stamp.flow == kFloodFlow) {
+            stats_.add(Stat::out_flood); // a flood SYN the NAT translated: nobody answers it
+            break;
+        }
         keep = check(v, f);
         if (keep) {
             stats_.latency.add(since(now, v.stamp.tsc));
@@ -410,6 +490,9 @@ void Servers::handle(rte_mbuf* m, RxStatus status, const RxView& v, std::uint16_
                 shared_.probe_seen_outside.store(true, std::memory_order_relaxed);
             }
         }
+        break;
+    case RxStatus::icmp:
+        stats_.add(Stat::out_icmp);
         break;
     case RxStatus::not_ipv4:
         stats_.add(Stat::out_err_other);
@@ -495,11 +578,15 @@ bool Servers::check(const RxView& v, std::uint8_t* f) {
         stats_.add(Stat::out_err_mapping_moved);
         return false;
     }
-    // Paired pooling: every flow of a subscriber leaves from one pool address.
-    std::uint32_t& anchor = shared_.anchors[model_.subscriber_of(flow)];
+    // Paired pooling: every flow of a subscriber leaves from one pool address. Counted once
+    // per subscriber: one seen on a second address (its anchor was removed from the pool and
+    // its new mappings went elsewhere while the old ones drain) stays so for the run.
+    const std::uint32_t sub = model_.subscriber_of(flow);
+    std::uint32_t& anchor = shared_.anchors[sub];
     if (anchor == 0) {
         anchor = v.src;
-    } else if (anchor != v.src) {
+    } else if (anchor != v.src && split_[sub] == 0) {
+        split_[sub] = 1;
         stats_.add(Stat::out_pairing_violation);
     }
     return true;

@@ -11,10 +11,12 @@
 // has one writer:
 //   Shared::sub_flows, Stats subscribers    the subscriber role (main lcore)
 //   Shared::srv_flows, anchors, Stats servers   the server role
-//   Shared::phase                            the controller (main lcore); servers only read it
+//   Shared::phase, Shared::flooding          the controller (main lcore); servers only read them
+//   the long-lived flows' reply times        the subscriber role (main lcore, as the controller)
 // Each RX queue and each TX queue of a port is used by exactly one role.
 #pragma once
 
+#include "flood.hpp"
 #include "flows.hpp"
 #include "frame.hpp"
 #include "stats.hpp"
@@ -74,9 +76,18 @@ struct RunConfig {
     std::uint16_t in_port = 0, out_port = 1, queues = 1;
     Steering steering = Steering::rss;
     ephemera::Ownership ownership{1};
-    double rate_pps = 0;      // established traffic, subscriber side; 0 = as fast as accepted
+    double rate_pps = 0; // established traffic, subscriber side; 0 = as fast as accepted
+    // Seconds of a rate limit the token bucket may save up, so that a generator that lost its
+    // CPU for a while catches up and keeps the average rate (at least four bursts).
+    double catch_up_s = 0;
     double new_flow_rate = 0; // populate phase; 0 = as fast as accepted
     double churn_rate = 0;    // flows per second given a new source port during measure
+    // Flows [0, long_lived) never churn: the established flows a soak watches. Each one's gap
+    // between replies is tracked; a gap above gap_limit_s, or no reply in the last gap_limit_s
+    // of the measure phase, is reported.
+    std::uint32_t long_lived = 0;
+    double gap_limit_s = 60;
+    FloodConfig flood;
     // At most this many packets out and not yet back (0: no limit). The generator then runs at
     // the pace of the replies instead of overrunning the rings: what a full ring would drop
     // is never sent. A full window that sees no reply for 50 ms is written off as lost.
@@ -88,6 +99,7 @@ struct RunConfig {
     bool populate = true;
     bool progress = true;
     std::string peer_pid_file; // holds the peer's pid, for its CPU time (read once it answers)
+    std::string stats_jsonl;   // one JSON line of every counter each second, if set
 };
 
 struct Shared {
@@ -100,6 +112,7 @@ struct Shared {
     Stats srv_stats;
     std::atomic<Phase> phase{Phase::wait_ready};
     std::atomic<bool> probe_seen_outside{false}; // the floor forwarded our ARP probe
+    std::atomic<bool> flooding{false};           // the flood's window is open
     rte_mempool* mbufs = nullptr;
     std::uint64_t tsc_hz = 1;
 };
@@ -117,6 +130,15 @@ struct TxBuffer {
 inline constexpr std::uint16_t kBurst = 32;
 inline constexpr std::uint16_t kMaxQueues = 16;
 
+// The long-lived flows at one instant (subscriber role's view).
+struct LongLivedSummary {
+    std::uint32_t flows = 0;
+    std::uint32_t established = 0; // a reply of theirs came back at least once
+    std::uint32_t silent = 0;      // established, but no reply in the last gap_limit_s
+    std::uint32_t over_gap = 0;    // a gap between two replies was longer than gap_limit_s
+    double max_gap_s = 0;          // the longest gap between two replies of one flow
+};
+
 class Subscribers {
 public:
     explicit Subscribers(Shared& shared);
@@ -126,6 +148,9 @@ public:
     void set_rate(double pps, std::uint64_t now);
     void set_churn(double per_second, std::uint64_t now);
     void start_populate(std::uint64_t now);
+    [[nodiscard]] const FloodSender& flood() const { return flood_; }
+    // Walks the long-lived flows' records: only on the subscriber role's lcore.
+    [[nodiscard]] LongLivedSummary long_lived(std::uint64_t now) const;
     [[nodiscard]] bool all_new_flows_sent() const { return populated_ == model_.flows(); }
     [[nodiscard]] std::uint64_t first_tx_tsc() const { return first_tx_tsc_; }
     [[nodiscard]] std::uint64_t last_new_tx_tsc() const { return last_new_tx_tsc_; }
@@ -148,6 +173,7 @@ private:
     void check_reply(rte_mbuf* m, RxStatus status, const RxView& v, std::uint64_t now);
     void generate(std::uint64_t now);
     void churn(std::uint64_t now);
+    void close_generation(std::uint32_t flow, SubscriberFlow& r, std::uint64_t now);
     std::uint16_t queue_for(const Tuple& t) const;
 
     Shared& shared_;
@@ -156,7 +182,7 @@ private:
     Stats& stats_;
     FrameBuilder frames_;
     FlowWalk walk_;
-    FlowWalk churn_walk_;
+    FlowWalk churn_walk_; // over the flows that are not long-lived
     Bucket rate_;
     Bucket churn_;
     std::uint64_t stall_cycles_;
@@ -171,6 +197,10 @@ private:
     std::uint64_t last_return_tsc_ = 0;
     bool arp_answered_ = false;
     TxBuffer tx_[kMaxQueues];
+    // Per long-lived flow: TSC of its last reply (0: none yet), and its longest gap so far.
+    std::vector<std::uint64_t> last_reply_;
+    std::vector<std::uint64_t> max_gap_;
+    FloodSender flood_;
 };
 
 class Servers {
@@ -180,6 +210,7 @@ public:
     std::uint32_t poll(std::uint64_t now);
     // Entry point for a dedicated lcore: polls until the run is done.
     static int lcore_main(void* self);
+    [[nodiscard]] const FloodSender& flood() const { return flood_; }
 
 private:
     void handle(rte_mbuf* m, RxStatus status, const RxView& v, std::uint16_t rx_queue,
@@ -192,6 +223,8 @@ private:
     const FlowModel& model_;
     Stats& stats_;
     TxBuffer tx_[kMaxQueues];
+    std::vector<std::uint8_t> split_; // per subscriber: seen on a second pool address already
+    FloodSender flood_;
 };
 
 } // namespace loadgen

@@ -22,6 +22,7 @@
 #include <rte_lcore.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -35,6 +36,10 @@ constexpr int kExitUsage = 2;
 constexpr int kExitStartup = 3;
 constexpr int kExitNotReady = 4;
 constexpr int kExitMistranslated = 5;
+
+extern "C" void on_stop_signal(int) {
+    request_stop();
+}
 
 struct Options {
     std::string name = "load";
@@ -55,8 +60,18 @@ struct Options {
     double rate = 0;
     double new_flow_rate = 0;
     double churn = 0;
+    double catch_up = 0;
+    std::uint32_t long_lived = 0;
+    double gap_limit = 60;
+    std::string flood = "none";
+    double flood_rate = 0;
+    double flood_start = 0;
+    double flood_duration = 0;
+    std::uint32_t flood_sources = 65536;
+    std::string stats_jsonl;
     double latency_load = 0;
     double latency_duration = 3;
+    double drain = 0.5;
     double ready_timeout = 120;
     bool no_populate = false;
     bool untranslated = false;
@@ -154,12 +169,33 @@ RunConfig make_config(const Options& o) {
     c.rate_pps = o.rate;
     c.new_flow_rate = o.new_flow_rate;
     c.churn_rate = o.churn;
+    c.catch_up_s = o.catch_up;
+    if (o.long_lived > c.model.flows()) {
+        throw CLI::ValidationError("--long-lived", "more than the flows there are");
+    }
+    c.long_lived = o.long_lived;
+    c.gap_limit_s = o.gap_limit;
+    c.flood.type = o.flood == "syn"         ? FloodType::syn
+                   : o.flood == "outside"   ? FloodType::outside
+                   : o.flood == "malformed" ? FloodType::malformed
+                                            : FloodType::none;
+    c.flood.rate_pps = o.flood_rate;
+    c.flood.start_s = o.flood_start;
+    c.flood.duration_s = o.flood_duration;
+    c.flood.sources = o.flood_sources;
+    if (c.flood.type != FloodType::none &&
+        (o.flood_duration <= 0 || o.flood_start + o.flood_duration > o.duration)) {
+        throw CLI::ValidationError("--flood-duration",
+                                   "the flood must have a duration and end within --duration");
+    }
+    c.stats_jsonl = o.stats_jsonl;
     c.window = o.window;
     c.peer_pid_file = o.peer_pid_file;
     c.latency_load = o.latency_load;
     c.warmup_s = o.warmup;
     c.measure_s = o.duration;
     c.latency_s = o.latency_duration;
+    c.drain_s = o.drain;
     c.ready_timeout_s = o.ready_timeout;
     c.populate = !o.no_populate;
     c.progress = !o.quiet;
@@ -202,10 +238,13 @@ int run(const Options& opts, const RunConfig& cfg) {
         server_lcore = rte_get_next_lcore(rte_lcore_id(), 1, 0);
         rte_eal_remote_launch(Servers::lcore_main, &servers, server_lcore);
     }
-    const RunResult result =
+    RunResult result =
         run_phases(shared, subscribers, server_lcore == RTE_MAX_LCORE ? &servers : nullptr);
     shared.phase.store(Phase::done, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
+    for (std::size_t k = 0; k < kFloodKindCount; ++k) {
+        result.flood_sent[k] = subscribers.flood().sent(k) + servers.flood().sent(k);
+    }
     if (!result.ready) {
         std::fprintf(stderr, "ephemera-loadgen: links: inside %s, outside %s\n",
                      in.link_up() ? "up" : "down", out.link_up() ? "up" : "down");
@@ -293,16 +332,54 @@ int main(int argc, char** argv) {
                    "New flows/s while populating; 0: as fast as taken")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
+    cli.add_option("--catch-up", o.catch_up,
+                   "Seconds of --rate the generator may save up and send late when it lost its "
+                   "CPU for a while (keeps the average rate on a shared host; 0: four bursts)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     cli.add_option("--churn", o.churn,
                    "Flows/s moved to a new source port while measuring (each a new session)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
+    cli.add_option("--long-lived", o.long_lived,
+                   "Flows 0..N-1 never churn: established flows whose replies are watched for "
+                   "gaps (a soak's flows that must never break)")
+        ->capture_default_str();
+    cli.add_option("--gap-limit", o.gap_limit,
+                   "Seconds without a reply after which a long-lived flow counts as silent")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    cli.add_option("--flood", o.flood,
+                   "During the measure phase: syn (inside, from many subscriber addresses), "
+                   "outside (to random pool ports) or malformed (both sides); see flood.hpp")
+        ->check(CLI::IsMember({"none", "syn", "outside", "malformed"}))
+        ->capture_default_str();
+    cli.add_option("--flood-rate", o.flood_rate,
+                   "Flood frames/s per side; 0: as fast as the port takes them")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cli.add_option("--flood-start", o.flood_start, "Seconds into the measure phase it starts")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cli.add_option("--flood-duration", o.flood_duration, "Seconds it lasts")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cli.add_option("--flood-sources", o.flood_sources,
+                   "syn: distinct subscriber addresses, from 100.96.0.0")
+        ->check(CLI::Range(1u, 1u << 21))
+        ->capture_default_str();
+    cli.add_option("--stats-jsonl", o.stats_jsonl,
+                   "Append one JSON line of every counter each second to this file");
     cli.add_option("--latency-load", o.latency_load,
                    "After measuring, run at this fraction of the measured reply rate and report "
                    "latency there (0: skip)")
         ->check(CLI::Range(0.0, 1.0))
         ->capture_default_str();
     cli.add_option("--latency-duration", o.latency_duration, "Seconds of that latency phase")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    cli.add_option("--drain", o.drain,
+                   "Seconds at the end with nothing sent, for what is in flight to come back")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     cli.add_option("--ready-timeout", o.ready_timeout, "Seconds to wait for the peer")
@@ -353,6 +430,10 @@ int main(int argc, char** argv) {
                      rte_strerror(rte_errno));
         return kExitStartup;
     }
+    // After the EAL, which installs no handlers of its own: a stop signal ends the run early but
+    // cleanly (drained and reported), so a caller can end an open-ended soak.
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
     int rc = 0;
     try {
         rc = run(o, cfg);

@@ -114,6 +114,8 @@ json make_report(const RunConfig& cfg, const RunResult& r, std::uint64_t hz,
         {"rate_pps", cfg.rate_pps},
         {"new_flow_rate", cfg.new_flow_rate},
         {"churn_per_s", cfg.churn_rate},
+        {"long_lived", cfg.long_lived},
+        {"gap_limit_s", cfg.gap_limit_s},
         {"window", cfg.window},
         {"latency_load", cfg.latency_load},
         {"duration_s", cfg.measure_s},
@@ -126,6 +128,7 @@ json make_report(const RunConfig& cfg, const RunResult& r, std::uint64_t hz,
         {"tsc_hz", hz},
     };
     j["ready"] = r.ready;
+    j["stopped_early"] = r.stopped;
     j["ready_wait_s"] = r.ready_wait_s;
     if (r.populate) {
         const Window& w = *r.populate;
@@ -151,14 +154,55 @@ json make_report(const RunConfig& cfg, const RunResult& r, std::uint64_t hz,
     if (r.measure) {
         j["measure"] = window_json(*r.measure, hz);
     }
+    if (r.measure && cfg.long_lived != 0) {
+        const LongLivedSummary& l = r.long_lived;
+        j["long_lived"] = {
+            {"flows", l.flows},          {"established", l.established},
+            {"silent_at_end", l.silent}, {"over_gap_limit", l.over_gap},
+            {"max_gap_s", l.max_gap_s},  {"gap_limit_s", cfg.gap_limit_s},
+        };
+    }
     if (r.latency) {
         j["latency"] = window_json(*r.latency, hz);
     }
+    if (cfg.flood.type != FloodType::none) {
+        json flood{{"type", std::string(flood_type_name(cfg.flood.type))},
+                   {"rate_pps", cfg.flood.rate_pps},
+                   {"start_s", cfg.flood.start_s},
+                   {"duration_s", cfg.flood.duration_s},
+                   {"sources", cfg.flood.sources}};
+        json kinds = json::array();
+        for (std::size_t k = 0; k < kFloodKindCount; ++k) {
+            if (kFloodKinds[k].type == cfg.flood.type) {
+                kinds.push_back({{"name", std::string(kFloodKinds[k].name)},
+                                 {"side", kFloodKinds[k].outside ? "outside" : "inside"},
+                                 {"sent", r.flood_sent[k]},
+                                 {"expect", std::string(kFloodKinds[k].expect)}});
+            }
+        }
+        flood["kinds"] = kinds;
+        if (r.measure && r.flood_start && r.flood_end) {
+            // The flows' throughput before, during and after the flood.
+            flood["before"] =
+                window_json(Window{r.measure->start, *r.flood_start, cfg.rate_pps}, hz);
+            flood["during"] = window_json(Window{*r.flood_start, *r.flood_end, cfg.rate_pps}, hz);
+            flood["after"] = window_json(Window{*r.flood_end, r.measure->end, cfg.rate_pps}, hz);
+            const auto during = [&](Stat s) { return (*r.flood_end)[s] - (*r.flood_start)[s]; };
+            flood["sent"] = during(Stat::flood_tx);
+            flood["offers"] = during(Stat::flood_offers);
+            flood["offers_ring_full"] = during(Stat::flood_ring_full);
+            flood["sent_mpps"] = static_cast<double>(during(Stat::flood_tx)) /
+                                 seconds(r.flood_end->tsc - r.flood_start->tsc, hz) / 1e6;
+        }
+        j["flood"] = flood;
+    }
     const Snapshot& f = r.final;
     const std::uint64_t sent = f[Stat::sub_tx];
-    const std::uint64_t out_rx = f[Stat::out_rx];
+    // What came back that was not the flows' (flood frames the NAT passed on, ICMP it sent)
+    // is counted apart, so losses stay exact under a flood.
+    const std::uint64_t out_rx = f[Stat::out_rx] - f[Stat::out_flood] - f[Stat::out_icmp];
     const std::uint64_t replies = f[Stat::out_reply_tx];
-    const std::uint64_t back_rx = f[Stat::in_rx];
+    const std::uint64_t back_rx = f[Stat::in_rx] - f[Stat::in_flood] - f[Stat::in_icmp];
     j["totals"] = {
         {"sent", sent},
         {"out_received", out_rx},
@@ -168,6 +212,11 @@ json make_report(const RunConfig& cfg, const RunResult& r, std::uint64_t hz,
         {"lost_out", sent > out_rx ? sent - out_rx : 0},
         {"lost_back", replies > back_rx ? replies - back_rx : 0},
         {"reply_dropped_by_loadgen", f[Stat::out_reply_dropped]},
+        {"flood_sent", f[Stat::flood_tx]},
+        {"flood_out", f[Stat::out_flood]},
+        {"flood_back", f[Stat::in_flood]},
+        {"icmp_out", f[Stat::out_icmp]},
+        {"icmp_back", f[Stat::in_icmp]},
     };
     json reasons = json::object();
     for (std::size_t i = 0; i < kStatCount; ++i) {
@@ -241,6 +290,27 @@ void print_report(const json& j) {
         std::printf("\n");
         print_latency("  round trip", m["latency_rtt_us"]);
         print_latency("  one way out", m["latency_oneway_us"]);
+    }
+    if (j.contains("long_lived")) {
+        const json& l = j["long_lived"];
+        std::printf("  long-lived    %llu flows, %llu established, %llu silent at the end, %llu "
+                    "with a gap over %.0f s (longest %.1f s)\n",
+                    l["flows"].get<unsigned long long>(),
+                    l["established"].get<unsigned long long>(),
+                    l["silent_at_end"].get<unsigned long long>(),
+                    l["over_gap_limit"].get<unsigned long long>(), l["gap_limit_s"].get<double>(),
+                    l["max_gap_s"].get<double>());
+    }
+    if (j.contains("flood") && j["flood"].contains("during")) {
+        const json& fl = j["flood"];
+        std::printf("  flood         %s: %llu frames sent (%.3f Mpps), ring full at %llu of %llu "
+                    "offers; "
+                    "flows back %.3f / %.3f / %.3f Mpps before / during / after\n",
+                    fl["type"].get<std::string>().c_str(), fl["sent"].get<unsigned long long>(),
+                    fl["sent_mpps"].get<double>(), fl["offers_ring_full"].get<unsigned long long>(),
+                    fl["offers"].get<unsigned long long>(), fl["before"]["back_mpps"].get<double>(),
+                    fl["during"]["back_mpps"].get<double>(),
+                    fl["after"]["back_mpps"].get<double>());
     }
     const json& t = j["totals"];
     std::printf("  totals        sent %llu, out %llu, replies %llu, back %llu; lost out %llu, "

@@ -3,11 +3,19 @@
 #include <rte_cycles.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 
 namespace loadgen {
 
 namespace {
+
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+
+bool stop_requested() {
+    return g_stop.load(std::memory_order_relaxed);
+}
 
 constexpr double kProbeInterval = 0.1;      // s between readiness probes
 constexpr double kPopulateIdle = 1.0;       // s without a new session before populate ends
@@ -16,11 +24,35 @@ constexpr std::uint32_t kControlEvery = 16; // loop iterations between looks at 
 class Controller {
 public:
     Controller(Shared& shared, Subscribers& subs)
-        : shared_(shared), cfg_(shared.cfg), subs_(subs), hz_(static_cast<double>(shared.tsc_hz)) {}
+        : shared_(shared), cfg_(shared.cfg), subs_(subs), hz_(static_cast<double>(shared.tsc_hz)) {
+        if (!cfg_.stats_jsonl.empty()) {
+            jsonl_ = std::fopen(cfg_.stats_jsonl.c_str(), "w");
+            if (jsonl_ == nullptr) {
+                std::fprintf(stderr, "ephemera-loadgen: cannot write %s\n",
+                             cfg_.stats_jsonl.c_str());
+            }
+        }
+    }
+    ~Controller() {
+        if (jsonl_ != nullptr) {
+            std::fclose(jsonl_);
+        }
+    }
+    Controller(const Controller&) = delete;
+    Controller& operator=(const Controller&) = delete;
 
     // One look at the clock: moves to the next phase when this one is over. Returns false when
     // the run is done.
     bool step(std::uint64_t now, RunResult& r) {
+        const bool stop = stop_requested();
+        if (stop && !r.stopped) {
+            r.stopped = true;
+            const Phase p = phase();
+            if (p == Phase::wait_ready || p == Phase::populate || p == Phase::warmup) {
+                r.populate.reset(); // a populate phase cut short measured nothing
+                enter(Phase::drain, now);
+            }
+        }
         switch (phase()) {
         case Phase::wait_ready:
             if (subs_.ready() || shared_.probe_seen_outside.load(std::memory_order_relaxed)) {
@@ -73,14 +105,20 @@ public:
             }
             break;
         case Phase::measure:
-            if (now - phase_start_ >= cycles(cfg_.measure_s)) {
+            flood_window(now, r);
+            if (now - phase_start_ >= cycles(cfg_.measure_s) || stop) {
+                if (r.flood_start && !r.flood_end) {
+                    shared_.flooding.store(false, std::memory_order_relaxed);
+                    r.flood_end = snap(now);
+                }
                 r.measure->end = snap(now);
+                r.long_lived = subs_.long_lived(now);
                 subs_.set_churn(0, now);
                 const double secs = seconds(r.measure->end.tsc - r.measure->start.tsc);
                 const double replies = static_cast<double>(r.measure->end[Stat::in_ok] -
                                                            r.measure->start[Stat::in_ok]);
                 const double rate = cfg_.latency_load * replies / secs;
-                if (cfg_.latency_load > 0 && rate > 0) {
+                if (cfg_.latency_load > 0 && rate > 0 && !stop) {
                     enter(Phase::latency, now);
                     subs_.set_rate(rate, now);
                     r.latency = Window{snap(now), {}, rate};
@@ -90,7 +128,7 @@ public:
             }
             break;
         case Phase::latency:
-            if (now - phase_start_ >= cycles(cfg_.latency_s)) {
+            if (now - phase_start_ >= cycles(cfg_.latency_s) || stop) {
                 r.latency->end = snap(now);
                 enter(Phase::drain, now);
             }
@@ -108,10 +146,52 @@ public:
         if (cfg_.progress && now >= next_progress_) {
             progress(now);
         }
+        if (jsonl_ != nullptr && now >= next_record_) {
+            record(now);
+        }
         return true;
     }
 
 private:
+    // Opens and closes the flood's window, measured from the start of the measure phase.
+    void flood_window(std::uint64_t now, RunResult& r) {
+        if (cfg_.flood.type == FloodType::none) {
+            return;
+        }
+        const std::uint64_t in_phase = now - phase_start_;
+        if (!r.flood_start && in_phase >= cycles(cfg_.flood.start_s)) {
+            r.flood_start = snap(now);
+            shared_.flooding.store(true, std::memory_order_relaxed);
+        } else if (r.flood_start && !r.flood_end &&
+                   in_phase >= cycles(cfg_.flood.start_s + cfg_.flood.duration_s)) {
+            shared_.flooding.store(false, std::memory_order_relaxed);
+            r.flood_end = snap(now);
+        }
+    }
+    // One JSON line a second: every counter (cumulative), the phase and the long-lived flows,
+    // for a caller that follows a long run (bench/soak.py).
+    void record(std::uint64_t now) {
+        if (record_start_ == 0) {
+            record_start_ = now;
+        }
+        const Snapshot s = snap(now, false);
+        const LongLivedSummary ll = subs_.long_lived(now);
+        std::fprintf(jsonl_,
+                     "{\"t\": %.3f, \"phase\": \"%s\", \"flooding\": %s, \"long_lived\": "
+                     "{\"flows\": %u, \"established\": %u, \"silent\": %u, \"over_gap\": %u, "
+                     "\"max_gap_s\": %.3f}, \"counters\": {",
+                     seconds(now - record_start_), phase_name(phase()),
+                     shared_.flooding.load(std::memory_order_relaxed) ? "true" : "false", ll.flows,
+                     ll.established, ll.silent, ll.over_gap, ll.max_gap_s);
+        for (std::size_t i = 0; i < kStatCount; ++i) {
+            std::fprintf(jsonl_, "%s\"%s\": %llu", i == 0 ? "" : ", ", kStatNames[i].data(),
+                         static_cast<unsigned long long>(s.values[i]));
+        }
+        std::fprintf(jsonl_, "}}\n");
+        std::fflush(jsonl_);
+        next_record_ = now + cycles(1.0);
+    }
+
     Phase phase() const { return shared_.phase.load(std::memory_order_relaxed); }
     // The peer's pid, from the file the caller wrote after starting it (0 if none).
     int read_peer_pid() const {
@@ -178,11 +258,18 @@ private:
     std::uint64_t next_probe_ = 0;
     std::uint64_t next_progress_ = 0;
     std::uint64_t run_start_ = 0;
+    std::uint64_t next_record_ = 0;
+    std::uint64_t record_start_ = 0;
+    std::FILE* jsonl_ = nullptr;
     int peer_pid_ = 0;
     Snapshot last_;
 };
 
 } // namespace
+
+void request_stop() {
+    g_stop.store(true, std::memory_order_relaxed);
+}
 
 RunResult run_phases(Shared& shared, Subscribers& subscribers, Servers* inline_servers) {
     RunResult result;

@@ -17,6 +17,8 @@ enum class Stat : std::uint8_t {
     sub_tx_new,      // of which the first packet of a flow generation (a new session)
     sub_tx_deferred, // packets the port refused at once and that were sent on a later try
     sub_churned,     // flows moved to a new source port (churn)
+    sub_tx_fin,      // of sub_tx: FIN+ACK closing a TCP flow's old generation when it churns
+    sub_tx_probe,    // readiness probes (ARP) sent into the NAT's inside
     in_rx,           // frames received on the inside port
     in_rx_bursts,    // RX polls of the inside port that returned at least one frame
     in_ok,           // replies that passed every check
@@ -24,6 +26,8 @@ enum class Stat : std::uint8_t {
     in_stale_gen,    // reply of an older generation (in flight when the flow churned): fine
     in_reordered,    // reply whose sequence number is not above the last one seen
     in_arp,          // ARP frames (answers to the readiness probe)
+    in_icmp,         // ICMP from the NAT to a subscriber (3/1, 11/0, ...): not ours to check
+    in_flood,        // flood frames the NAT delivered inside (an outside flood hitting a mapping)
     in_err_other,    // not IPv4, or IPv4 that is not ours: a mistranslation
     in_err_malformed,
     in_err_checksum,
@@ -38,6 +42,8 @@ enum class Stat : std::uint8_t {
     out_ok,
     out_arp,
     out_arp_replies,
+    out_icmp,  // ICMP the NAT sent out (not ours to check)
+    out_flood, // flood frames the NAT translated out (an inside SYN flood)
     out_err_other,
     out_err_malformed,
     out_err_checksum,
@@ -48,9 +54,13 @@ enum class Stat : std::uint8_t {
     out_err_ttl,
     out_err_mac,
     out_err_mapping_moved, // the flow's external endpoint changed within one generation
-    out_pairing_violation, // a subscriber's flows on different pool addresses (RFC 6888 REQ-2)
+    out_pairing_violation, // subscribers seen on a second pool address (RFC 6888 REQ-2), once each
     out_reply_tx,
     out_reply_dropped, // reply not sent: our own TX buffer was full
+    // floods (flood.hpp), counted by the role that sends them
+    flood_tx,        // flood frames the port took: each one reaches the NAT
+    flood_offers,    // bursts of flood frames offered to the port
+    flood_ring_full, // ... that the port did not take in full: the NAT's RX ring was full
     // the main lcore's loop (written by it only, kept in the subscriber block)
     loop_busy_cycles, // TSC cycles of loop iterations that moved at least one packet
     loop_idle_cycles, // ... and of those that found nothing to do
@@ -64,6 +74,8 @@ inline constexpr std::array<std::string_view, kStatCount> kStatNames = {
     "sub_tx_new",
     "sub_tx_deferred",
     "sub_churned",
+    "sub_tx_fin",
+    "sub_tx_probe",
     "in_rx",
     "in_rx_bursts",
     "in_ok",
@@ -71,6 +83,8 @@ inline constexpr std::array<std::string_view, kStatCount> kStatNames = {
     "in_stale_gen",
     "in_reordered",
     "in_arp",
+    "in_icmp",
+    "in_flood",
     "in_err_other",
     "in_err_malformed",
     "in_err_checksum",
@@ -84,6 +98,8 @@ inline constexpr std::array<std::string_view, kStatCount> kStatNames = {
     "out_ok",
     "out_arp",
     "out_arp_replies",
+    "out_icmp",
+    "out_flood",
     "out_err_other",
     "out_err_malformed",
     "out_err_checksum",
@@ -97,6 +113,9 @@ inline constexpr std::array<std::string_view, kStatCount> kStatNames = {
     "out_pairing_violation",
     "out_reply_tx",
     "out_reply_dropped",
+    "flood_tx",
+    "flood_offers",
+    "flood_ring_full",
     "loop_busy_cycles",
     "loop_idle_cycles",
 };

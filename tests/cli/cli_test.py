@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Command line, config refusal at start-up, telemetry and clean shutdown of the real binary.
+"""Command line, config refusal at start-up, telemetry and clean shutdown of the real binary,
+and its --owner mode.
 
 Uses net_null ports (no namespaces needed): the null PMD receives an endless stream of frames
 whose bytes are whatever sits in the mbufs, so these tests also show that a flood of junk is
@@ -367,6 +368,81 @@ class Runtime(unittest.TestCase):
         self.assertIn("ephemera: SIGHUP: applied reload of " + self.path, out)
         self.assertIn("ephemera: SIGHUP: refused: timeouts.udp:", out)
         self.assertIn("(" + self.path + ")", out)
+
+
+class Owner(unittest.TestCase):
+    """`ephemera --owner --workers N QUERY...`: the ownership function of the workers
+    (include/ephemera/ownership.hpp) for tests and tools. Needs no EAL, no root."""
+
+    def owner(self, workers, *queries):
+        r = subprocess.run([EPHEMERA, "--owner", "--workers", str(workers), *queries],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        return r.stdout.splitlines()
+
+    def refused(self, *args):
+        r = subprocess.run([EPHEMERA, *args], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(r.stdout, "")
+        return r.stderr
+
+    def test_answers_one_line_per_query_in_order(self):
+        self.assertEqual(self.owner(4, "100.64.0.10", "198.18.0.100:50000", "100.64.0.11",
+                                    "198.18.0.100:50002-50003"),
+                         ["subscriber 100.64.0.10 worker 3",
+                          "port 198.18.0.100:50000 worker 0",
+                          "subscriber 100.64.0.11 worker 2",
+                          "port 198.18.0.100:50002 worker 1",
+                          "port 198.18.0.100:50003 worker 1"])
+
+    def test_subscribers_known_answers(self):
+        # subscriber_owner = murmur3 fmix32(address) % workers; fmix32 of the addresses below
+        # is d26bf159, 08d7b1bb, 28af4912, 15327fb5, 81f16f39 and 0.
+        addresses = ["100.64.0.1", "100.64.0.10", "100.64.0.11", "100.64.0.12",
+                     "255.255.255.255", "0.0.0.0"]
+        for workers, owners in ((1, [0, 0, 0, 0, 0, 0]), (2, [1, 1, 0, 1, 1, 0]),
+                                (3, [2, 2, 0, 1, 1, 0]), (4, [1, 3, 2, 1, 1, 0])):
+            self.assertEqual(self.owner(workers, *addresses),
+                             ["subscriber %s worker %d" % a for a in zip(addresses, owners)],
+                             "%d workers" % workers)
+
+    def test_subscribers_spread_evenly(self):
+        addresses = ["100.64.%d.%d" % (i >> 8, i & 255) for i in range(4096)]
+        lines = self.owner(4, *addresses)
+        counts = [sum(line.endswith(" worker %d" % w) for line in lines) for w in range(4)]
+        self.assertEqual(sum(counts), 4096)
+        for count in counts:
+            self.assertLess(abs(count - 1024), 128, counts)
+
+    def test_ports_follow_the_buckets_whatever_the_address(self):
+        # docs/architecture.md: bucket = bits 1..6 of the port, bucket b -> worker b % workers.
+        for workers in (1, 2, 3, 4, 64):
+            for address in ("198.18.0.100", "203.0.113.7"):
+                lines = self.owner(workers, address + ":0-65535")
+                self.assertEqual(len(lines), 65536)
+                for port in list(range(0, 300)) + list(range(65280, 65536)):
+                    self.assertEqual(lines[port], "port %s:%d worker %d"
+                                     % (address, port, ((port >> 1) & 63) % workers))
+                owners = [int(line.rsplit(" ", 1)[1]) for line in lines]
+                self.assertTrue(all(owners[p] == owners[p ^ 1] for p in range(65536)),
+                                "parity twins must share their owner")
+                self.assertTrue(all(owners[p] == owners[p & 0x7e] for p in range(65536)),
+                                "the owner depends on bits 1..6 only")
+
+    def test_bad_queries_and_options_are_refused(self):
+        for query in ("100.64.0.256", "100.64.0.010", "100.64.0", "1.2.3.4:", "1.2.3.4:65536",
+                      "1.2.3.4:-1", "1.2.3.4:9-3", "1.2.3.4:1-2-3", "1.2.3.4:x", "host:80"):
+            self.assertIn("expected ADDR, ADDR:PORT or ADDR:LO-HI, got " + query,
+                          self.refused("--owner", "--workers", "2", query), query)
+        self.assertIn("--workers", self.refused("--owner", "1.2.3.4"))
+        self.assertIn("--owner", self.refused("--workers", "2", "1.2.3.4"))
+        self.assertIn("--owner", self.refused("1.2.3.4"))
+        self.assertIn("query", self.refused("--owner", "--workers", "2"))
+        for workers in ("0", "65", "two"):
+            self.assertIn("--workers", self.refused("--owner", "--workers", workers, "1.2.3.4"))
+        self.assertIn("--config", self.refused("--owner", "--workers", "2", "--config", "x.toml",
+                                               "1.2.3.4"))
 
 
 def skip_unless_root(test):

@@ -1,31 +1,39 @@
-"""An independent Python model of ephemera's external endpoint choice.
+"""An independent Python model of ephemera's external endpoint choice, for 1 to 64 workers.
 
 The golden scenarios use it to compute, not record, the external address and port of every
 mapping whose source port is not kept. It follows the documented behaviour:
 
 - SipHash-2-4 (Aumasson and Bernstein), written here from the paper for a byte message; the
   C++ siphash_2x64(key, m0, m1) is SipHash-2-4 of the 16 bytes m0 || m1, little endian.
-- Ownership: bucket = bits 1..6 of the port; with one worker every bucket is worker 0's.
-- Slots: one per port of the worker's port pairs, in port order, slot = 2 * pair_rank + parity.
-- A source port is kept when it is in the range, not reserved and free on the subscriber's
-  pool address for that protocol.
+- Ownership is not modelled: the ephemera binary answers it (`ephemera --owner`, see Owners),
+  because the ownership function exists once, in C++ (include/ephemera/ownership.hpp). A
+  subscriber's mappings are all made by its owner, from the ports that worker owns.
+- Each worker has its own ports, slots and Algorithm 4 table. Slots: the ports the worker owns
+  on the pool address, from the range's first port pair to its last, in port order (so a
+  slot's parity is its port's).
+- A source port is kept when the subscriber's worker owns it, it is in the range, not
+  reserved and free on the subscriber's pool address for that protocol. A free port owned by
+  another worker is not kept: a mapping is only ever made of its owner's ports.
 - Otherwise RFC 6056 Algorithm 4, counted in port pairs so that the parity bit is kept
   (RFC 4787 REQ-4): offset F = SipHash(secret, who, proto), table index G = SipHash(secret, who,
-  proto | 1 << 8) % 1024, start pair = (F + table[G]) % pairs, then the first free slot of the
-  source port's parity from there upwards, wrapping to the start of the class interval; the
-  other parity only when none is left. Classes: ports 0-1023 and 1024-65535 (REQ-3a).
+  proto | 1 << 8) % 1024 into the worker's table, start pair = (F + table[G]) % pairs of the
+  class interval, then the first free slot of the source port's parity from there upwards,
+  wrapping to the start of the interval; the other parity only when none is left. Classes:
+  ports 0-1023 and 1024-65535 (REQ-3a).
 - Class spill-over: when the source port's class has no free port, or the range none of that
   class, the same search runs over the other class (a non-empty interval's search moves the
   counter on each time): a mapping beats no mapping while the range has ports.
 - Paired pooling (RFC 4787 REQ-2): a new subscriber is anchored to pool address
   SipHash(secret, inside, "anchor") % pool size, or the next address that still has a free
-  port for the protocol; it keeps that address while it has mappings.
+  port for the protocol on the subscriber's worker; it keeps that address while it has
+  mappings.
 
 The search here is a plain linear scan over ports, not a bitmap walk, so that it checks the
 C++ bitmap and summary code instead of repeating it.
 """
 
 import ipaddress
+import subprocess
 from collections import namedtuple
 
 MASK64 = (1 << 64) - 1
@@ -89,27 +97,96 @@ def ip_int(address):
 
 Ext = namedtuple("Ext", "ip port preserved")
 
+_ephemera = None    # the ephemera executable that answers ownership questions
+_owners = {}        # worker count -> Owners
 
-class PortModel:
-    """One worker's ports of one range: free ports per (pool index, protocol), Alg 4 table."""
 
-    def __init__(self, port_range, reserved, pool_size, secret):
+def use_ephemera(path):
+    """Names the ephemera binary Owners asks (golden.py passes its --ephemera)."""
+    global _ephemera
+    _ephemera = path
+    _owners.clear()
+
+
+def owners(workers):
+    """The (cached) Owners for `workers` workers."""
+    if workers not in _owners:
+        _owners[workers] = Owners(workers)
+    return _owners[workers]
+
+
+class Owners:
+    """Which worker owns a subscriber or an external port, as `ephemera --owner --workers N`
+    prints it. Answers are cached; a pool address's 65536 ports are asked in one run."""
+
+    def __init__(self, workers):
+        self.workers = workers
+        self._subscribers = {}   # inside address -> worker
+        self._ports = {}         # pool address -> [worker of port 0, 1, ..., 65535]
+
+    def _ask(self, queries):
+        if _ephemera is None:
+            raise RuntimeError("natmodel.use_ephemera(PATH) first: ownership comes from "
+                               "`ephemera --owner`")
+        run = subprocess.run([_ephemera, "--owner", "--workers", str(self.workers), *queries],
+                             capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise RuntimeError("ephemera --owner failed (%d): %s"
+                               % (run.returncode, run.stderr.strip()))
+        answers = []
+        for line in run.stdout.splitlines():
+            kind, what, label, worker = line.split()
+            assert label == "worker" and 0 <= int(worker) < self.workers, line
+            answers.append((what, int(worker)))
+        return answers
+
+    def subscriber(self, inside_ip):
+        if inside_ip not in self._subscribers:
+            self.ask_subscribers([inside_ip])
+        return self._subscribers[inside_ip]
+
+    def ask_subscribers(self, addresses):
+        """Asks for many subscribers in one run (each later subscriber() is then cached)."""
+        todo = [a for a in dict.fromkeys(addresses) if a not in self._subscribers]
+        if todo:
+            answers = self._ask(todo)
+            assert [what for what, _ in answers] == todo
+            self._subscribers.update(answers)
+
+    def port(self, pool_ip, port):
+        if pool_ip not in self._ports:
+            answers = self._ask(["%s:0-65535" % pool_ip])
+            assert len(answers) == 65536
+            self._ports[pool_ip] = [worker for _, worker in answers]
+        return self._ports[pool_ip][port]
+
+
+class WorkerPorts:
+    """One worker's ports of one range: its slots and free ports per (pool index, protocol),
+    and its Algorithm 4 table."""
+
+    def __init__(self, worker, port_range, reserved, pool, owned_by, secret):
         lo, hi = port_range
-        self.base = lo & ~1         # port of slot 0 (one worker owns every pair)
-        self.slots = (hi | 1) - self.base + 1
-        usable = {p for p in range(lo, hi + 1)
-                  if not any(r_lo <= p <= r_hi for r_lo, r_hi in reserved)}
-        self.free = {(i, proto): set(usable)
-                     for i in range(pool_size) for proto in (ICMP, TCP, UDP)}
+        self.worker = worker
         self.secret = secret
         self.table = [0] * ALG4_TABLE_SIZE
         self.wraps = 0              # searches that wrapped to the start of the interval
         self.parity_fallbacks = 0   # ports of the other parity, none of the right one left
-        first_user = min(max(0, 1024 - self.base), self.slots)
-        self.classes = {
-            True: (0, first_user - 1),              # system ports 0-1023
-            False: (first_user, self.slots - 1),    # user ports 1024-65535
-        }
+        self.slots = []             # per pool index: the worker's ports, whole pairs, ascending
+        self.classes = []           # per pool index: {system?: (first slot, last slot)}
+        self.free = {}
+        for index, pool_ip in enumerate(pool):
+            ports = [p for p in range(lo & ~1, (hi | 1) + 1) if owned_by(pool_ip, p) == worker]
+            usable = {p for p in ports if lo <= p <= hi
+                      and not any(r_lo <= p <= r_hi for r_lo, r_hi in reserved)}
+            first_user = sum(1 for p in ports if p < 1024)
+            self.slots.append(ports)
+            self.classes.append({
+                True: (0, first_user - 1),              # system ports 0-1023
+                False: (first_user, len(ports) - 1),    # user ports 1024-65535
+            })
+            for proto in (ICMP, TCP, UDP):
+                self.free[(index, proto)] = set(usable)
 
     def free_count(self, pool_index, proto):
         return len(self.free[(pool_index, proto)])
@@ -118,21 +195,21 @@ class PortModel:
         free = self.free[(pool_index, proto)]
         if not free:
             return None
-        if inside_port in free:
+        if inside_port in free:     # free means owned by this worker, usable and unused
             free.remove(inside_port)
             return inside_port, True
         # Class first (REQ-3a), then parity (REQ-4): a port of the other class, or of the other
         # parity, beats no mapping while the range still has ports.
         system = inside_port < 1024
         for cls in (system, not system):
-            found = self._search(free, inside_ip, pool_ip, proto, inside_port & 1,
-                                 *self.classes[cls])
+            found = self._search(free, self.slots[pool_index], inside_ip, pool_ip, proto,
+                                 inside_port & 1, *self.classes[pool_index][cls])
             if found is not None:
                 return found, False
         return None
 
-    def _search(self, free, inside_ip, pool_ip, proto, parity, lo, hi):
-        """Algorithm 4 over slots lo..hi of `free`; each search of a non-empty interval moves
+    def _search(self, free, ports, inside_ip, pool_ip, proto, parity, lo, hi):
+        """Algorithm 4 over slots lo..hi of `ports`; each search of a non-empty interval moves
         the table's counter on."""
         if lo > hi:
             return None
@@ -148,7 +225,7 @@ class PortModel:
         order = list(range(start, hi + 1)) + list(range(lo, start))
         for want in (parity, parity ^ 1):
             for slot in order:
-                port = self.base + slot
+                port = ports[slot]
                 if port & 1 == want and port in free:
                     free.remove(port)
                     self.wraps += slot < start
@@ -158,14 +235,33 @@ class PortModel:
 
 
 class NatModel:
-    """Mappings as ephemera should make them with one worker (mappings never expire here)."""
+    """Mappings as ephemera should make them with `workers` workers (mappings never expire
+    here; limits are the scenarios' business)."""
 
-    def __init__(self, pool, port_range=(49152, 65535), reserved=(), secret=SECRET):
+    def __init__(self, pool, port_range=(49152, 65535), reserved=(), secret=SECRET, workers=1):
         self.pool = list(pool)
         self.secret = secret
-        self.ports = PortModel(port_range, reserved, len(self.pool), secret)
+        self.owners = owners(workers)
+        self.workers = [WorkerPorts(w, port_range, reserved, self.pool, self.owners.port, secret)
+                        for w in range(workers)]
         self.mappings = {}      # (inside ip, inside port, proto) -> Ext
         self.subscribers = {}   # inside ip -> [pool index, mapping count]
+
+    def worker_of(self, inside_ip):
+        """The worker that owns the subscriber, hence all of its mappings."""
+        return self.owners.subscriber(inside_ip)
+
+    def port_owner(self, ext):
+        """The worker that owns an external endpoint (address, port)."""
+        return self.owners.port(ext[0], ext[1])
+
+    @property
+    def wraps(self):
+        return sum(w.wraps for w in self.workers)
+
+    @property
+    def parity_fallbacks(self):
+        return sum(w.parity_fallbacks for w in self.workers)
 
     def preferred_index(self, inside_ip):
         return siphash_2x64(self.secret, ip_int(inside_ip), ANCHOR_DOMAIN) % len(self.pool)
@@ -179,18 +275,18 @@ class NatModel:
         key = (inside_ip, inside_port, proto)
         if key in self.mappings:
             return self.mappings[key]
+        ports = self.workers[self.worker_of(inside_ip)]
         sub = self.subscribers.get(inside_ip)
-        new_subscriber = sub is None
-        if new_subscriber:
+        if sub is None:
             n = len(self.pool)
             first = self.preferred_index(inside_ip)
             anchor = first
             for i in range(n):
-                if self.ports.free_count((first + i) % n, proto) > 0:
+                if ports.free_count((first + i) % n, proto) > 0:
                     anchor = (first + i) % n
                     break
             sub = [anchor, 0]
-        grant = self.ports.allocate(inside_ip, inside_port, proto, sub[0], self.pool[sub[0]])
+        grant = ports.allocate(inside_ip, inside_port, proto, sub[0], self.pool[sub[0]])
         if grant is None:
             return None
         self.subscribers[inside_ip] = sub
@@ -199,13 +295,19 @@ class NatModel:
         self.mappings[key] = ext
         return ext
 
+    def preserved(self):
+        """How many mappings kept their source port (ephemera's port_preserved counter)."""
+        return sum(e.preserved for e in self.mappings.values())
+
     def is_mapped(self, ext_ip, ext_port, proto):
         return any(e.ip == ext_ip and e.port == ext_port and k[2] == proto
                    for k, e in self.mappings.items())
 
 
-def self_test():
-    """Known-answer checks of the SipHash code; raises AssertionError on failure."""
+def self_test(worker_counts=(1,)):
+    """The model's own checks; raises AssertionError on failure. Known answers for SipHash;
+    for each worker count, the shape of the per-worker port search (with ownership from the
+    ephemera binary, see use_ephemera)."""
     # The paper's appendix A: key 00..0f, message 00..0e.
     key = bytes(range(16))
     assert siphash24(key, bytes(range(15))) == 0xA129CA6149BE45E5, "SipHash-2-4 paper vector"
@@ -217,3 +319,60 @@ def self_test():
     m1 = int.from_bytes(bytes(range(8, 16)), "little")
     k = (int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little"))
     assert siphash_2x64(k, m0, m1) == 0x3F2ACC7F57C29BDB, "siphash_2x64 word order"
+    for workers in worker_counts:
+        _self_test_workers(workers)
+
+
+def _self_test_workers(workers):
+    pool = ["198.18.0.100"]
+    lo, hi = 40000, 40255   # 256 ports: every bucket twice
+    what = "%d workers: " % workers
+
+    def fresh():
+        return NatModel(pool, port_range=(lo, hi), workers=workers)
+
+    nat = fresh()
+    own = nat.owners
+    # Slots: every port of the range is in exactly one worker's slots, by its owner, in port
+    # order, parity twins together; the 64 buckets share out within one bucket of even.
+    slots = [w.slots[0] for w in nat.workers]
+    assert sorted(p for s in slots for p in s) == list(range(lo, hi + 1)), what + "partition"
+    for w, ports in enumerate(slots):
+        assert ports == sorted(ports) and all(own.port(pool[0], p) == w for p in ports), what
+        assert all(p ^ 1 in ports for p in ports), what + "parity twins split"
+    assert max(map(len, slots)) - min(map(len, slots)) <= 4, what + "a bucket is 4 ports here"
+
+    # One subscriber per worker, from 100.64.0.10 up.
+    candidates = ["100.64.0.%d" % i for i in range(10, 250)]
+    own.ask_subscribers(candidates)
+    subs = [next(a for a in candidates if own.subscriber(a) == w) for w in range(workers)]
+
+    # A free port in the range is kept only by its owner's subscriber; any other subscriber
+    # gets a port of its own worker, with the same parity.
+    for w, sub in enumerate(subs):
+        theirs = [p for p in range(lo + 1, hi + 1, 2) if own.port(pool[0], p) != w][:1]
+        mine = next(p for p in range(lo + 2, hi + 1, 2) if own.port(pool[0], p) == w)
+        for port in theirs:
+            ext = nat.map(sub, port, UDP)
+            assert not ext.preserved and ext.port % 2 == 1, what + str(ext)
+            assert own.port(pool[0], ext.port) == w, what + "mapped to another worker's port"
+        assert nat.map(sub, mine, UDP) == (pool[0], mine, True), what + "not kept"
+
+    # A worker's ports run out on their own: its subscriber gets exactly its slots, then
+    # nothing, while the next worker's subscriber still gets a port.
+    nat = fresh()
+    first = subs[0]
+    granted = [nat.map(first, 1000 + i, TCP) for i in range(len(slots[0]) + 3)]
+    assert all(granted[:len(slots[0])]) and granted[len(slots[0]):] == [None] * 3, what
+    assert sorted(e.port for e in granted[:len(slots[0])]) == slots[0], what
+    if workers > 1:
+        assert nat.map(subs[1], 1000, TCP) is not None, what + "another worker's ports gone"
+
+    # Each worker has its own Algorithm 4 table: what one worker's subscriber got does not
+    # change when another worker's subscriber mapped first.
+    if workers > 1:
+        a, b = fresh(), fresh()
+        a.map(subs[0], 4000, UDP)
+        b.map(subs[1], 4000, UDP)
+        b.map(subs[0], 4000, UDP)
+        assert a.map(subs[0], 4000, UDP) == b.map(subs[0], 4000, UDP), what + "shared table"

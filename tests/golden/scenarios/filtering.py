@@ -14,8 +14,8 @@ from scenarios import REGISTRY, Scenario, config, traffic
 EIF, ADF, APDF = "endpoint-independent", "address", "address-and-port"
 
 
-def filtering(mode):
-    nat = NatModel([POOL1])
+def filtering(mode, workers):
+    nat = NatModel([POOL1], workers=workers)
     sc = Scenario(config(filtering=mode))
     flows = [(4000, Udp(), 53, 54), (4001, Tcp(), 80, 81), (4002, Echo(), 0, None)]
     for port, l4, p, _ in flows:

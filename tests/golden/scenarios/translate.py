@@ -6,24 +6,26 @@ from scapy.layers.l2 import Ether
 import frames
 from frames import A1, A2, C1, POOL1, Echo, Tcp, Udp
 from natmodel import NatModel
-from scenarios import Scenario, config, scenario, traffic
+from scenarios import Frame, Scenario, by_subscriber, config, kept_ports, scenario, traffic
 
 
 @scenario
-def translate_preserved_ports():
-    """Source ports (and an echo identifier) in the dynamic range are kept (RFC 4787 REQ-3a,
-    REQ-4); TTL drops by one; checksums come out right, also with IP options, an odd-length
-    payload, DF and TOS set, and Ethernet padding after the IP packet."""
-    nat = NatModel([POOL1])
+def translate_preserved_ports(workers):
+    """Source ports (and an echo identifier) in the dynamic range that C1's worker owns are
+    kept (RFC 4787 REQ-3a, REQ-4); TTL drops by one; checksums come out right, also with IP
+    options, an odd-length payload, DF and TOS set, and Ethernet padding after the IP
+    packet."""
+    nat = NatModel([POOL1], workers=workers)
     sc = Scenario(config())
     options = dict(options=[IPOption_NOP(), IPOption_NOP(), IPOption_NOP(), IPOption_EOL()])
+    p = kept_ports(nat, C1, 6)  # 50000-50005 with one worker
     flows = [  # port, remote, remote port, l4, extra keywords for both frames
-        (50000, A1, 53, Udp(b"dns query"), {}),
-        (50001, A1, 80, Tcp(), {}),
-        (50002, A1, 0, Echo(), {}),
-        (50003, A2, 5353, Udp(b"with IP options"), options),
-        (50004, A1, 7, Udp(b"hi"), dict(pad=b"\xa5" * 16)),
-        (50005, A2, 123, Udp(b"df and tos"), dict(flags="DF", tos=0x28)),
+        (p[0], A1, 53, Udp(b"dns query"), {}),
+        (p[1], A1, 80, Tcp(), {}),
+        (p[2], A1, 0, Echo(), {}),
+        (p[3], A2, 5353, Udp(b"with IP options"), options),
+        (p[4], A1, 7, Udp(b"hi"), dict(pad=b"\xa5" * 16)),
+        (p[5], A2, 123, Udp(b"df and tos"), dict(flags="DF", tos=0x28)),
     ]
     for port, remote, rport, l4, kw in flows:
         ext = nat.map(C1.ip, port, l4.proto)
@@ -32,21 +34,23 @@ def translate_preserved_ports():
     # A second segment of the TCP connection, same burst: the session exists by then.
     data = Tcp(flags="PA", reply_flags="A", seq=1001, payload=b"GET / HTTP/1.0\r\n\r\n",
                options=[])
-    sc.send(C1, 50001, A1, 80, data, nat.map(C1.ip, 50001, 6), ip_id=9)
+    sc.send(C1, p[1], A1, 80, data, nat.map(C1.ip, p[1], 6), ip_id=9)
     for port, remote, rport, l4, kw in flows:
         sc.reply(C1, port, remote, rport, l4, nat.map(C1.ip, port, l4.proto), **kw)
-    sc.reply(C1, 50001, A1, 80, data, nat.map(C1.ip, 50001, 6), ip_id=10)
+    sc.reply(C1, p[1], A1, 80, data, nat.map(C1.ip, p[1], 6), ip_id=10)
     sc.counters = traffic(sc, mappings_created=6, sessions_created=6, port_preserved=6)
     return sc
 
 
 @scenario
-def rfc4787_req4_parity_alg4():
+def rfc4787_req4_parity_alg4(workers):
     """Source ports that cannot be kept (below the range, reserved, system class, an echo
-    identifier outside the range) get a port chosen by RFC 6056 Algorithm 4, as computed by the
-    Python model, with the source port's parity (RFC 4787 REQ-4)."""
+    identifier outside the range, and with several workers a free port in the range that
+    another worker owns) get a port chosen by RFC 6056 Algorithm 4 among the ports of C1's
+    worker, as computed by the Python model, with the source port's parity (RFC 4787
+    REQ-4)."""
     reserved = (50000, 50009)
-    nat = NatModel([POOL1], reserved=[reserved])
+    nat = NatModel([POOL1], reserved=[reserved], workers=workers)
     sc = Scenario(config(reserved=["%d-%d" % reserved]))
     flows = [
         (4000, A1, 53, Udp()),        # below the range, even
@@ -58,14 +62,18 @@ def rfc4787_req4_parity_alg4():
         (0x1234, A1, 0, Echo()),
         (7, A2, 0, Echo()),
     ]
+    mine = nat.worker_of(C1.ip)
+    flows += [(port, A2, 53, Udp()) for port in range(50101, 50200, 2)
+              if nat.owners.port(POOL1, port) != mine][:1]  # another worker's port
     for port, remote, rport, l4 in flows:
         ext = nat.map(C1.ip, port, l4.proto)
         assert not ext.preserved and ext.port % 2 == port % 2 and ext.port >= 49152
         assert not reserved[0] <= ext.port <= reserved[1]
+        assert nat.port_owner(ext) == mine
         sc.send(C1, port, remote, rport, l4, ext)
     for port, remote, rport, l4 in flows:
         sc.reply(C1, port, remote, rport, l4, nat.map(C1.ip, port, l4.proto))
-    sc.counters = traffic(sc, mappings_created=8, sessions_created=8)
+    sc.counters = traffic(sc, mappings_created=len(flows), sessions_created=len(flows))
     return sc
 
 
@@ -83,10 +91,10 @@ def zero_sum_payload(expected_for):
 
 
 @scenario
-def rfc768_udp_checksum():
+def rfc768_udp_checksum(workers):
     """A UDP checksum of 0 (none) stays 0 both ways; a checksum that computes to 0 after
     translation is sent as 0xffff (RFC 768, RFC 1624)."""
-    nat = NatModel([POOL1])
+    nat = NatModel([POOL1], workers=workers)
     sc = Scenario(config())
     none = Udp(b"no checksum", chksum=0)
     ext = nat.map(C1.ip, 50000, 17)
@@ -98,17 +106,19 @@ def rfc768_udp_checksum():
     back = Udp(zero_sum_payload(lambda p: frames.out2in(C1, 4000, A1, 9, Udp(p), ext)[1]))
     sc.send(C1, 4000, A1, 9, out, ext)
     sc.reply(C1, 4000, A1, 9, back, ext)
-    sc.counters = traffic(sc, mappings_created=2, sessions_created=2, port_preserved=1)
+    sc.counters = traffic(sc, mappings_created=2, sessions_created=2,
+                          port_preserved=nat.preserved())
     return sc
 
 
 @scenario
-def session_fast_path():
+def session_fast_path(workers):
     """Packets of existing sessions in a later burst take the bulk-lookup hit path and are
     translated exactly as the first ones; TTL 1 is answered with Time Exceeded there too
     (RFC 5508 section 7.2). 64 inside frames: burst 1 opens 32 flows (and their replies come
-    in), burst 2 has one more packet each."""
-    nat = NatModel([POOL1])
+    in), burst 2 has one more packet each. (With several workers, C1's worker gets the three
+    bursts as three full ring batches, so the Time Exceeded still follows the replies.)"""
+    nat = NatModel([POOL1], workers=workers)
     sc = Scenario(config())
     flows = ([(50100 + i, (A1, A2)[i % 2], 53, Udp(b"first %d" % i)) for i in range(12)]
              + [(4000 + i, A1, 80, Tcp()) for i in range(10)]
@@ -125,11 +135,13 @@ def session_fast_path():
         ext = nat.map(C1.ip, port, l4.proto)
         if i == 5:  # RFC 5508 section 7.2: answered with Time Exceeded
             expired = frames.in2out(C1, port, remote, rport, second[l4.proto](i), ext, ttl=1)[0]
-            sc.inside_in.append(expired)
-            sc.inside_out.append(frames.time_exceeded_inside(C1, expired))
+            sc.inside_in.append(Frame(expired, by_subscriber(C1)))
+            sc.inside_out.append(Frame(frames.time_exceeded_inside(C1, expired),
+                                       by_subscriber(C1)))
         else:
             sc.send(C1, port, remote, rport, second[l4.proto](i), ext, ttl=2 + i, ip_id=100 + i)
-    sc.counters = traffic(sc, mappings_created=32, sessions_created=32, port_preserved=12,
+    sc.counters = traffic(sc, mappings_created=32, sessions_created=32,
+                          port_preserved=nat.preserved(),
                           out2in_translated=len(sc.inside_out) - 1, drop_ttl_expired=1,
                           icmp_time_exceeded_sent=1)
     return sc
