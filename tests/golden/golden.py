@@ -364,8 +364,12 @@ def compare_counters(stats, sc, workers):
                             % (tx, rx, handoffs))
         handoffs = tx
     want["handoff_tx"] = want["handoff_rx"] = handoffs
+    bounds = getattr(sc, "counter_bounds", {})
+    problems += ["counter %s = %d, expected between %d and %d" % (name, totals[name], lo, hi)
+                 for name, (lo, hi) in bounds.items() if not lo <= totals[name] <= hi]
     problems += ["counter %s = %d, expected %d" % (name, value, want.get(name, 0))
-                 for name, value in totals.items() if value != want.get(name, 0)]
+                 for name, value in totals.items()
+                 if name not in bounds and value != want.get(name, 0)]
     for gauge, value_wanted in sc.gauges.items():
         value = sum(w[gauge] for w in stats["workers"])
         if value != value_wanted:
