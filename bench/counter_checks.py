@@ -22,8 +22,9 @@ def _sum(c, names):
 
 # Fates other than the drops: where a frame goes when it is not dropped.
 FATES = ["handoff_tx", "in2out_translated", "out2in_translated", "icmp_errors_in2out",
-         "icmp_errors_out2in", "arp_replies_sent", "icmp_echo_replies_sent",
-         "pool_echo_replies_sent", "fragments_held", "fragments_translated"]
+         "icmp_errors_out2in", "arp_replies_sent", "arp_replies_received",
+         "icmp_echo_replies_sent", "pool_echo_replies_sent", "fragments_held",
+         "fragments_translated"]
 # Drops that happen after a frame's fate was counted (a translated packet the port refused, an
 # MTU split that failed): not fates.
 AFTER_FATE = ["drop_tx_full", "drop_fragmentation_failed"]

@@ -130,9 +130,9 @@ void Worker::handle_arp(Direction d, rte_mbuf* m) {
             return;
         }
     }
-    if (msg->op != kArpOpReply || msg->sender_ip != cfg.outside.next_hop) {
-        counters_.add(Counter::drop_arp_ignored);
-    }
+    const bool next_hop_reply =
+        d == Direction::out2in && msg->op == kArpOpReply && msg->sender_ip == cfg.outside.next_hop;
+    counters_.add(next_hop_reply ? Counter::arp_replies_received : Counter::drop_arp_ignored);
     rte_pktmbuf_free(m);
 }
 

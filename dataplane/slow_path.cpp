@@ -193,7 +193,11 @@ Verdict Translator::answer_echo(PacketRef& pkt) {
     make_echo_reply({pkt.frame, pkt.length}, pkt.parsed);
     counters_.add(Counter::pool_echo_replies_sent);
     const bool to_pool = pool().find(pkt.parsed.src) != kNoPool; // the reply's destination
-    return to_pool ? Verdict::hairpin : Verdict::reply;
+    if (to_pool) {
+        counters_.add(Counter::hairpinned); // the answer turns back inside a second time
+        return Verdict::hairpin;
+    }
+    return Verdict::reply;
 }
 
 // No mapping could be made: drop, count, and tell the subscriber with ICMP 3/1 when that is

@@ -15,8 +15,9 @@ enum class Counter : std::uint16_t {
     // traffic
     in2out_rx,         // packets received on the inside port by this worker
     out2in_rx,         // packets received on the outside port by this worker
-    in2out_tx,         // translated packets sent out of the outside port
-    out2in_tx,         // translated packets sent out of the inside port
+    in2out_tx,         // frames sent out of the outside port: translated packets, the answers
+                       // and errors ephemera sends there, its ARP requests for the next hop
+    out2in_tx,         // frames sent out of the inside port: translated packets and answers
     in2out_translated, // inside-to-outside translations done by this worker
     out2in_translated, // outside-to-inside translations done by this worker
     mappings_created,  // new endpoint-independent mappings (RFC 4787 REQ-1)
@@ -26,14 +27,15 @@ enum class Counter : std::uint16_t {
     handoff_rx,        // packets received from another worker
     arp_replies_sent,
     arp_requests_sent,
-    icmp_echo_replies_sent,        // pings to the inside gateway answered
-    pool_echo_replies_sent,        // pings to a pool address answered
-    hairpinned,                    // subscriber packets to a pool address turned back inside
-    syn_held,                      // unsolicited inbound SYNs held 6 s (RFC 5382 REQ-4)
-    syn_held_cancelled,            // ... dropped silently: the inside sent a SYN of that connection
-    syn_held_overflow,             // ... dropped silently: the hold queue was full
-    syn_unreachable_sent,          // ... answered with ICMP 3/3 after 6 s
-    icmp_unreachable_sent,         // 3/1 to a subscriber refused a mapping (RFC 6888 REQ-11)
+    arp_replies_received,   // ARP replies from the next hop (its MAC learned, unless configured)
+    icmp_echo_replies_sent, // pings to the inside gateway answered
+    pool_echo_replies_sent, // pings to a pool address answered
+    hairpinned,             // subscriber packets to a pool address turned back inside
+    syn_held,               // unsolicited inbound SYNs held 6 s (RFC 5382 REQ-4)
+    syn_held_cancelled,     // ... dropped silently: the inside sent a SYN of that connection
+    syn_held_overflow,      // ... dropped silently: the hold queue was full
+    syn_unreachable_sent,   // ... answered with ICMP 3/3 after 6 s
+    icmp_unreachable_sent,  // 3/1 to a subscriber refused a mapping (RFC 6888 REQ-11)
     icmp_unreachable_rate_limited, // ... that the rate limit held back
     expired_udp,                   // sessions aged out, by the timeout that ended them
     expired_tcp_established,
@@ -111,6 +113,7 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "handoff_rx",
     "arp_replies_sent",
     "arp_requests_sent",
+    "arp_replies_received",
     "icmp_echo_replies_sent",
     "pool_echo_replies_sent",
     "hairpinned",

@@ -15,7 +15,8 @@ ETHER_PAD = bytes(18)                        # a 42-byte ARP frame padded to the
 @scenario
 def arp_and_gateway_ping(workers):
     """ARP requests for the inside gateway (inside) and for a pool address (outside) are
-    answered from the port's MAC, padding kept; other ARP is ignored and counted; a ping to
+    answered from the port's MAC, padding kept; a reply from the next hop is counted as
+    received; other ARP is ignored and counted; a ping to
     the gateway is answered (TTL 64, checksums right); other traffic to it is dropped. All by
     the worker that receives them: nothing is handed off."""
     sc = Scenario(config())
@@ -52,6 +53,7 @@ def arp_and_gateway_ping(workers):
     sc.outside_in = [
         arp_request(HOST3[0], HOST3[1], POOL1, pad=ETHER_PAD),
         arp_request(NEXT_HOP_MAC, NEXT_HOP, POOL1),
+        arp_reply("02:00:00:00:00:99", NEXT_HOP, OUTSIDE_MAC, POOL1),  # not learned: configured
         *ignored_outside,
     ]
     sc.outside_out = [Frame(f, by_worker(0)) for f in (
@@ -60,7 +62,7 @@ def arp_and_gateway_ping(workers):
     )]
     sc.counters = dict(in2out_rx=len(sc.inside_in), out2in_rx=len(sc.outside_in),
                        in2out_tx=2, out2in_tx=3, arp_replies_sent=4, icmp_echo_replies_sent=1,
-                       drop_arp_ignored=len(ignored_inside) + len(ignored_outside),
+                       arp_replies_received=1, drop_arp_ignored=len(ignored_inside) + len(ignored_outside),
                        drop_not_for_us=1)
     return sc
 
@@ -83,5 +85,5 @@ def arp_next_hop_learning(workers):
                             by_worker(0))]
     sc.stdout = ["ephemera: next hop %s is at %s" % (NEXT_HOP, NEXT_HOP_MAC)]
     sc.counters = dict(in2out_rx=1, out2in_rx=1, in2out_tx=1, arp_requests_sent=1,
-                       drop_nexthop_unresolved=1)
+                       arp_replies_received=1, drop_nexthop_unresolved=1)
     return sc

@@ -34,7 +34,8 @@ def rfc4787_req9_hairpin(workers):
     come back to worker 0, which owns C2's ports, by another ring. C2's mappings exist by then:
     worker 0 makes them before it hands anything on. (With C2 on a third worker, C2's packets
     and the hairpins would reach it by two rings, in either order.) The ping hairpins twice
-    on C1's worker, which owns both the echo mapping and the pool address's identifier. C2's
+    on C1's worker, which owns both the echo mapping and the pool address's identifier (each
+    turn counted in `hairpinned`, so every frame in has one fate counter). C2's
     error goes the other way: worker 0 translates it and hands it to C1's worker in the same
     ring batch as C1's packets, after them, so it comes out after the echo reply there; with
     one worker it comes out before (the error is in the first hairpin batch, the echo reply,
@@ -81,7 +82,7 @@ def rfc4787_req9_hairpin(workers):
     # The two hairpins to C2 and the error to C1 cross between C1's worker and C2's.
     sc.extra_handoffs = 3 * crossing
     sc.counters = dict(in2out_rx=6, in2out_tx=2, in2out_translated=5, out2in_tx=4,
-                       out2in_translated=3, hairpinned=4, pool_echo_replies_sent=1,
+                       out2in_translated=3, hairpinned=5, pool_echo_replies_sent=1,
                        mappings_created=5, sessions_created=5, port_preserved=nat.preserved(),
                        icmp_errors_in2out=1, icmp_errors_out2in=1)
     return sc
