@@ -129,15 +129,14 @@ PortBitmap::PortBitmap(std::uint32_t slots)
     }
 }
 
+// Branch-free: whether a word still has an unused slot flips unpredictably as ports come and go.
 void PortBitmap::update_summary(std::uint32_t word) {
     const std::uint64_t unused = ~used_[word] & valid_[word];
     const std::uint64_t bit = 1ull << (word & 63);
     for (unsigned parity = 0; parity < 2; ++parity) {
-        if (unused & parity_mask(parity)) {
-            summary_[parity][word >> 6] |= bit;
-        } else {
-            summary_[parity][word >> 6] &= ~bit;
-        }
+        const std::uint64_t has = (unused & parity_mask(parity)) != 0 ? bit : 0;
+        std::uint64_t& summary = summary_[parity][word >> 6];
+        summary = (summary & ~bit) | has;
     }
 }
 
@@ -181,66 +180,70 @@ std::uint32_t PortBitmap::free_count(const PortMask* mask) const {
     return mask->usable() - used_allowed_;
 }
 
-std::optional<std::uint32_t> PortBitmap::first_free_in(std::uint32_t from, std::uint32_t to,
-                                                       unsigned parity,
-                                                       const PortMask* mask) const {
-    if (from > to) {
-        return std::nullopt;
-    }
-    const std::uint64_t pattern = parity_mask(parity);
-    const std::uint32_t wf = from >> 6;
-    const std::uint32_t wt = to >> 6;
-    // The edge words are masked to [from, to]; the words between are found through the
-    // summaries (unused here and allocatable in the mask), so a search costs O(words / 64),
-    // not O(slots). A summary hit can still be a word whose unused slots the mask does not
-    // allow: then the scan goes on to the next candidate.
-    const auto in_word = [&](std::uint32_t w, unsigned lo_bit,
-                             unsigned hi_bit) -> std::optional<std::uint32_t> {
-        const std::uint64_t m = free_word(w, mask) & pattern & bits_between(lo_bit, hi_bit);
-        if (m == 0) {
-            return std::nullopt;
-        }
-        return w * 64 + static_cast<std::uint32_t>(std::countr_zero(m));
-    };
-    if (auto s = in_word(wf, from & 63, wf == wt ? to & 63 : 63)) {
-        return s;
-    }
-    if (wt > wf + 1) {
-        const std::uint32_t first = wf + 1;
-        const std::uint32_t last = wt - 1;
-        for (std::uint32_t sw = first >> 6; sw <= last >> 6; ++sw) {
-            std::uint64_t candidates = summary_[parity][sw];
-            if (mask != nullptr) {
-                candidates &= mask->summary(parity, sw);
-            }
-            candidates &=
-                bits_between(sw == first >> 6 ? first & 63 : 0, sw == last >> 6 ? last & 63 : 63);
-            while (candidates != 0) {
-                const std::uint32_t w =
-                    sw * 64 + static_cast<std::uint32_t>(std::countr_zero(candidates));
-                if (auto s = in_word(w, 0, 63)) {
-                    return s;
-                }
-                candidates &= candidates - 1;
-            }
-        }
-    }
-    if (wt > wf) {
-        return in_word(wt, 0, to & 63);
-    }
-    return std::nullopt;
-}
-
+// One pass over the words of [lo, hi], circular from the start word: that word's bits from
+// `start` up, then the words after it (found through the summaries: unused here and
+// allocatable in the mask) up to hi's, then lo's word up to the start word again. A summary
+// hit can still be a word whose unused slots the mask does not allow, or that lie outside
+// [lo, hi] in an edge word: then the scan goes on to the next candidate. Cost: one summary
+// word per 64 bitmap words, never a slot at a time.
 std::optional<std::uint32_t> PortBitmap::find_free(std::uint32_t start, unsigned parity,
                                                    std::uint32_t lo, std::uint32_t hi,
                                                    const PortMask* mask) const {
-    if (auto s = first_free_in(start, hi, parity, mask)) {
-        return s;
+    const std::uint64_t pattern = parity_mask(parity);
+    const std::uint32_t ws = start >> 6;
+    const std::uint32_t wl = lo >> 6;
+    const std::uint32_t wh = hi >> 6;
+    const auto free_in = [&](std::uint32_t w) {
+        std::uint64_t m = free_word(w, mask) & pattern;
+        if (w == wl) {
+            m &= ~0ull << (lo & 63);
+        }
+        if (w == wh) {
+            m &= bits_between(0, hi & 63);
+        }
+        return m;
+    };
+    if (const std::uint64_t m = free_in(ws) & (~0ull << (start & 63)); m != 0) {
+        return ws * 64 + static_cast<std::uint32_t>(std::countr_zero(m));
     }
-    if (start > lo) {
-        return first_free_in(lo, start - 1, parity, mask);
+    const std::uint32_t sl = wl >> 6;
+    const std::uint32_t sh = wh >> 6;
+    const auto candidates_at = [&](std::uint32_t sw) {
+        std::uint64_t c = summary_[parity][sw];
+        if (mask != nullptr) {
+            c &= mask->summary(parity, sw);
+        }
+        if (sw == sl) {
+            c &= ~0ull << (wl & 63);
+        }
+        if (sw == sh) {
+            c &= bits_between(0, wh & 63);
+        }
+        return c;
+    };
+    const std::uint32_t s0 = ws >> 6;
+    std::uint32_t sw = s0;
+    std::uint64_t candidates = candidates_at(sw) & ~bits_between(0, ws & 63); // after ws
+    bool last_round = false;
+    for (;;) {
+        while (candidates != 0) {
+            const std::uint32_t w =
+                sw * 64 + static_cast<std::uint32_t>(std::countr_zero(candidates));
+            if (const std::uint64_t m = free_in(w); m != 0) {
+                return w * 64 + static_cast<std::uint32_t>(std::countr_zero(m));
+            }
+            candidates &= candidates - 1;
+        }
+        if (last_round) {
+            return std::nullopt;
+        }
+        sw = sw == sh ? sl : sw + 1;
+        candidates = candidates_at(sw);
+        if (sw == s0) { // back where it began: the words up to the start word, that one included
+            candidates &= bits_between(0, ws & 63);
+            last_round = true;
+        }
     }
-    return std::nullopt;
 }
 
 // ---- AddressPorts ---------------------------------------------------------------------------
@@ -302,17 +305,13 @@ bool PortAllocator::has_free(std::uint16_t pool_index, Protocol proto) const {
     return false;
 }
 
-Alg4Seed PortAllocator::seed(const PortRequest& req) const {
-    const std::uint64_t who = std::uint64_t{req.inside.value()} << 32 | req.pool_address.value();
-    const std::uint64_t h = siphash_2x64(secret_, who, static_cast<std::uint8_t>(req.proto));
-    return Alg4Seed{static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(h >> 32)};
+std::uint64_t PortAllocator::port_key(Ipv4Addr inside, Ipv4Addr pool_address) const {
+    constexpr std::uint64_t kPortKeyDomain = 0x616c6734; // "alg4": this use of the secret
+    const std::uint64_t who = std::uint64_t{inside.value()} << 32 | pool_address.value();
+    return siphash_2x64(secret_, who, kPortKeyDomain);
 }
 
-std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req) {
-    return allocate(req, seed(req));
-}
-
-std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req, Alg4Seed seed) {
+std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req, std::uint64_t port_key) {
     PortBitmap& bits = bitmap(req.pool_index, req.proto);
     if (const auto slot = slice_.slot_of(req.inside_port); slot && bits.is_free(*slot, mask_)) {
         bits.take(*slot, mask_);
@@ -323,6 +322,7 @@ std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req, Alg4See
     // other class or parity beats no mapping while the range still has ports.
     const bool system_class = req.inside_port < 1024;
     const unsigned parity = req.inside_port & 1u;
+    const Alg4Seed seed = alg4_seed(port_key, req.proto);
     std::optional<std::uint32_t> slot;
     for (const bool in_class : {true, false}) {
         const bool system = in_class == system_class;

@@ -91,10 +91,15 @@ std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol pro
     }
     Subscriber& sub = tables_.subscriber_records[static_cast<std::uint32_t>(pos)];
     sub = Subscriber{};
-    sub.pool_index = choose_anchor(inside, proto);
+    anchor(sub, inside, proto);
     sub.new_mappings = TokenBucket{policy().mapping_burst, now};
     life_.subscriber_created();
     return pos;
+}
+
+void Translator::anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto) {
+    sub.pool_index = choose_anchor(inside, proto);
+    sub.port_key = ports_.port_key(inside, pool().address(sub.pool_index));
 }
 
 // The address a subscriber is anchored to: the one its keyed hash prefers, else the next that
@@ -126,11 +131,11 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     Subscriber& sub = tables_.subscriber_records[subscriber];
     if (!is_active(sub.pool_index)) {
         // The anchor left the pool: existing mappings drain there, new ones go elsewhere.
-        sub.pool_index = choose_anchor(pkt.parsed.src, pkt.parsed.proto);
+        anchor(sub, pkt.parsed.src, pkt.parsed.proto);
     }
     const PortRequest request{pkt.parsed.src, pkt.parsed.src_port, pkt.parsed.proto, sub.pool_index,
                               pool().address(sub.pool_index)};
-    const auto grant = ports_.allocate(request);
+    const auto grant = ports_.allocate(request, sub.port_key);
     if (!grant) {
         return kNoIndex;
     }

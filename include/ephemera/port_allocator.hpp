@@ -127,9 +127,6 @@ public:
                                                          const PortMask* mask = nullptr) const;
 
 private:
-    [[nodiscard]] std::optional<std::uint32_t> first_free_in(std::uint32_t from, std::uint32_t to,
-                                                             unsigned parity,
-                                                             const PortMask* mask) const;
     [[nodiscard]] std::uint64_t free_word(std::uint32_t w, const PortMask* mask) const {
         return ~used_[w] & (mask == nullptr ? valid_[w] : mask->word(w));
     }
@@ -171,12 +168,23 @@ struct PortGrant {
 };
 
 // RFC 6056 Algorithm 4's two keyed functions of (inside address, pool address, protocol): the
-// offset F and the table index G. Both come from one SipHash, so a subscriber's ports cost one
-// hash, which callers may keep.
+// offset F and the table index G.
 struct Alg4Seed {
     std::uint32_t offset = 0;
     std::uint32_t index = 0;
 };
+
+// Both come from one keyed hash of the subscriber and its pool address, the "port key", which
+// the subscriber's record keeps (a new mapping then costs no SipHash), spread per protocol by
+// a bijective mixer: the key is secret, so F and G stay unpredictable to an outsider.
+[[nodiscard]] constexpr Alg4Seed alg4_seed(std::uint64_t port_key, Protocol proto) {
+    std::uint64_t h =
+        port_key ^ (std::uint64_t{static_cast<std::uint8_t>(proto)} + 1) * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdull; // MurmurHash3's 64-bit finaliser
+    h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return Alg4Seed{static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(h >> 32)};
+}
 
 class PortAllocator {
 public:
@@ -190,9 +198,12 @@ public:
     // class (0-1023 or 1024-65535; RFC 4787 REQ-3a) and then its parity (REQ-4), and taking
     // the other class or parity only when the preferred one has no free port. nullopt: this
     // pool address has no free port on this worker.
-    std::optional<PortGrant> allocate(const PortRequest& request);
-    std::optional<PortGrant> allocate(const PortRequest& request, Alg4Seed seed);
-    [[nodiscard]] Alg4Seed seed(const PortRequest& request) const;
+    // `port_key`: port_key(request.inside, request.pool_address), as the subscriber keeps it.
+    std::optional<PortGrant> allocate(const PortRequest& request, std::uint64_t port_key);
+    std::optional<PortGrant> allocate(const PortRequest& request) {
+        return allocate(request, port_key(request.inside, request.pool_address));
+    }
+    [[nodiscard]] std::uint64_t port_key(Ipv4Addr inside, Ipv4Addr pool_address) const;
     void release(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
 
     // ---- config, compiled elsewhere and swapped in (O(1), no allocation) ----

@@ -196,6 +196,8 @@ private:
     Miss create_session(const PacketRef& pkt, const SessionKey& key, Tick now);
     std::int32_t find_or_create_subscriber(Ipv4Addr inside, Protocol proto, Tick now);
     [[nodiscard]] std::uint16_t choose_anchor(Ipv4Addr inside, Protocol proto) const;
+    // Anchors the subscriber (pool address and the port key that goes with it).
+    void anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto);
     std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key,
                                  std::uint32_t subscriber, Tick now);
 

@@ -15,9 +15,10 @@ mapping whose source port is not kept. It follows the documented behaviour:
   reserved and free on the subscriber's pool address for that protocol. A free port owned by
   another worker is not kept: a mapping is only ever made of its owner's ports.
 - Otherwise RFC 6056 Algorithm 4, counted in port pairs so that the parity bit is kept
-  (RFC 4787 REQ-4): offset F = SipHash(secret, who, proto), table index G = SipHash(secret, who,
-  proto | 1 << 8) % 1024 into the worker's table, start pair = (F + table[G]) % pairs of the
-  class interval, then the first free slot of the source port's parity from there upwards,
+  (RFC 4787 REQ-4): the subscriber's port key K = SipHash(secret, inside << 32 | pool address,
+  "alg4"); per protocol h = fmix64(K ^ (proto + 1) * 0x9e3779b97f4a7c15) (MurmurHash3's
+  finaliser), offset F = the low 32 bits of h, table index G = the high 32 bits % 1024 into the
+  worker's table, start pair = ((F + table[G]) mod 2^32) % pairs of the class interval, then the first free slot of the source port's parity from there upwards,
   wrapping to the start of the interval; the other parity only when none is left. Classes:
   ports 0-1023 and 1024-65535 (REQ-3a).
 - Class spill-over: when the source port's class has no free port, or the range none of that
@@ -89,6 +90,17 @@ def siphash24(key, message):
 def siphash_2x64(secret, m0, m1):
     key = secret[0].to_bytes(8, "little") + secret[1].to_bytes(8, "little")
     return siphash24(key, m0.to_bytes(8, "little") + m1.to_bytes(8, "little"))
+
+
+PORT_KEY_DOMAIN = 0x616c6734  # "alg4"
+MASK32 = (1 << 32) - 1
+
+
+def fmix64(h):
+    """MurmurHash3's 64-bit finaliser."""
+    h = ((h ^ (h >> 33)) * 0xff51afd7ed558ccd) & MASK64
+    h = ((h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53) & MASK64
+    return h ^ (h >> 33)
 
 
 def ip_int(address):
@@ -214,12 +226,13 @@ class WorkerPorts:
         if lo > hi:
             return None
         who = ip_int(inside_ip) << 32 | ip_int(pool_ip)
-        f = siphash_2x64(self.secret, who, proto)
-        g = siphash_2x64(self.secret, who, proto | 1 << 8)
+        h = fmix64(siphash_2x64(self.secret, who, PORT_KEY_DOMAIN)
+                   ^ ((proto + 1) * 0x9e3779b97f4a7c15 & MASK64))
+        f, g = h & MASK32, h >> 32
         counter = self.table[g % ALG4_TABLE_SIZE]
-        self.table[g % ALG4_TABLE_SIZE] = counter + 1
+        self.table[g % ALG4_TABLE_SIZE] = (counter + 1) & MASK32
         pairs = (hi - lo) // 2 + 1
-        start_pair = ((f + counter) & MASK64) % pairs
+        start_pair = ((f + counter) & MASK32) % pairs
         start = max(lo, min(hi, (lo & ~1) + start_pair * 2 + parity))
 
         order = list(range(start, hi + 1)) + list(range(lo, start))

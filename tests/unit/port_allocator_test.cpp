@@ -281,6 +281,51 @@ TEST(PortBitmap, FindFreeMatchesBruteForce) {
     }
 }
 
+// The same under a mask (a port range with reserved ranges): free is "allowed and unused", and
+// a summary hit whose unused slots the mask forbids must not end the search.
+TEST(PortBitmap, FindFreeUnderAMaskMatchesBruteForce) {
+    Rng rng(4787);
+    const Ownership ownership(4);
+    const PortSlice slice(ownership, 1);
+    const std::uint32_t n = slice.slot_count();
+    for (int round = 0; round < 12; ++round) {
+        const auto lo_port = uniform<std::uint16_t>(rng, 0, 60000);
+        const PortRange range{lo_port, uniform<std::uint16_t>(rng, lo_port, 65535)};
+        std::vector<PortRange> reserved;
+        for (int r = 0; r < round % 4; ++r) {
+            const auto from = uniform<std::uint16_t>(rng, 0, 65000);
+            reserved.push_back(PortRange{
+                from, static_cast<std::uint16_t>(from + uniform<std::uint16_t>(rng, 0, 500))});
+        }
+        const PortMask mask(slice, range, reserved);
+        PortBitmap b(n);
+        std::vector<bool> free(n);
+        std::bernoulli_distribution keep(round % 3 == 0 ? 0.002 : 0.3);
+        for (std::uint32_t s = 0; s < n; ++s) {
+            if (!keep(rng)) {
+                b.take(s, &mask);
+            }
+            free[s] = !b.is_used(s) && mask.allows(s);
+        }
+        ASSERT_EQ(b.free_count(&mask),
+                  static_cast<std::uint32_t>(std::count(free.begin(), free.end(), true)));
+        for (int q = 0; q < 400; ++q) {
+            std::uint32_t lo = uniform<std::uint32_t>(rng, 0, n - 1);
+            std::uint32_t hi = uniform<std::uint32_t>(rng, lo, n - 1);
+            if (q % 2 == 0) {
+                lo = 0;
+                hi = n - 1;
+            }
+            const std::uint32_t start = uniform<std::uint32_t>(rng, lo, hi);
+            const unsigned parity = uniform<unsigned>(rng, 0, 1);
+            ASSERT_EQ(b.find_free(start, parity, lo, hi, &mask),
+                      reference_find(free, start, parity, lo, hi))
+                << "round " << round << ", start " << start << ", parity " << parity << ", [" << lo
+                << ", " << hi << "]";
+        }
+    }
+}
+
 // ---- PortAllocator ------------------------------------------------------------------------
 
 // Every usable port is handed out exactly once, then nullopt; released ports come back.
