@@ -64,27 +64,31 @@ void Worker::run() {
         rte_rcu_qsbr_thread_online(shared_.qsbr, id_);
     }
     while (!shared_.stop.load(std::memory_order_relaxed)) {
-        now_ = static_cast<Tick>((rte_rdtsc() - shared_.start_tsc) / shared_.tsc_per_tick);
-        // Inside first: a subscriber's packet and the reply to it that arrive in the same
-        // iteration are then handled in that order.
-        poll_port(Side::inside);
-        poll_port(Side::outside);
-        poll_handoff();
-        flush_handoff();
-        flush_tx();
-        // Expiry runs every iteration with a small budget, so its work is spread evenly
-        // and never delays a burst by more than a few dozen session checks.
-        translator_.expire(now_);
-        answer_held_syns();
-        fragments_.expire(now_, kFragmentExpiryBudget);
-        if (++iterations_ % kHousekeepingEvery == 0) {
-            housekeeping(now_);
-        }
+        poll_once(static_cast<Tick>((rte_rdtsc() - shared_.start_tsc) / shared_.tsc_per_tick));
     }
     flush_tx();
     if (shared_.qsbr != nullptr) {
         rte_rcu_qsbr_thread_offline(shared_.qsbr, id_);
         rte_rcu_qsbr_thread_unregister(shared_.qsbr, id_);
+    }
+}
+
+void Worker::poll_once(Tick now) {
+    now_ = now;
+    // Inside first: a subscriber's packet and the reply to it that arrive in the same
+    // iteration are then handled in that order.
+    poll_port(Side::inside);
+    poll_port(Side::outside);
+    poll_handoff();
+    flush_handoff();
+    flush_tx();
+    // Expiry runs every iteration with a small budget, so its work is spread evenly and never
+    // delays a burst by more than a few dozen session checks.
+    translator_.expire(now_);
+    answer_held_syns();
+    fragments_.expire(now_, kFragmentExpiryBudget);
+    if (++iterations_ % kHousekeepingEvery == 0) {
+        housekeeping(now_);
     }
 }
 

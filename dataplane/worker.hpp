@@ -119,6 +119,10 @@ public:
 
     // The lcore entry point's body; returns when shared.stop is set.
     void run();
+    // One iteration of run()'s loop at time `now` (never earlier than the last call's): both
+    // ports, the handoff rings, expiry, held SYNs and fragments, and every 64th call the
+    // housekeeping. run() passes the TSC's time; the fuzzer (tests/fuzz) drives its own clock.
+    void poll_once(Tick now);
 
     [[nodiscard]] WorkerId id() const { return id_; }
     [[nodiscard]] const CounterBlock& counters() const { return counters_; }
