@@ -105,11 +105,20 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
     if (table == nullptr) {
         return ConfigError{what, std::string(key), "unknown key"};
     }
+    if (!is_valid_utf8(value)) {
+        return ConfigError{what, std::string(key), "the value is not valid UTF-8"};
+    }
+    const std::string assignment = "v = " + std::string(value);
     toml::table parsed;
-    try {
-        parsed = toml::parse("v = " + std::string(value));
-    } catch (const toml::parse_error&) {
-        parsed = toml::table{{"v", std::string(value)}}; // a bare word: a string
+    // A value toml++ must not read (see check_toml_text) is not TOML either: a bare word.
+    if (check_toml_text(assignment, what)) {
+        parsed = toml::table{{"v", std::string(value)}};
+    } else {
+        try {
+            parsed = toml::parse(assignment);
+        } catch (const toml::parse_error&) {
+            parsed = toml::table{{"v", std::string(value)}}; // a bare word: a string
+        }
     }
     const std::string leaf(key.substr(dot + 1));
     // Shorthands that stand for several keys in a file must replace those keys here.

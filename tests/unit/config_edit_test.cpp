@@ -120,6 +120,25 @@ TEST(ConfigEdit, RefusesWhatAFileWouldBeRefusedFor) {
     EXPECT_EQ(refused(c, "timeouts.udp", "\"soon\"").key, "timeouts.udp");
 }
 
+TEST(ConfigEdit, ValuesToml330MisreadsAreBareWordsAndInvalidUtf8IsRefused) {
+    const Config c = base();
+    // Not TOML (non-ASCII outside quotes, or right after a multi-line string's line-ending
+    // backslash): taken as a string, as other bare words are, and refused for what it says.
+    EXPECT_NE(refused(c, "filtering.mode", "addr\xc3\xa9ss").reason.find("unknown filtering mode"),
+              std::string::npos);
+    EXPECT_NE(refused(c, "timeouts.udp", "600\xc2\xa0").reason.find("expected an integer"),
+              std::string::npos);
+    EXPECT_NE(
+        refused(c, "filtering.mode", "\"\"\"\\\n\xc2\xa7\"\"\"").reason.find("unknown filtering"),
+        std::string::npos);
+    // Non-ASCII in a quoted value is TOML.
+    EXPECT_NE(refused(c, "filtering.mode", "\"\xc2\xa7\"").reason.find("\"\xc2\xa7\""),
+              std::string::npos);
+    const ConfigError bad = refused(c, "filtering.mode", "addr\xe9ss");
+    EXPECT_EQ(bad.key, "filtering.mode");
+    EXPECT_EQ(bad.reason, "the value is not valid UTF-8");
+}
+
 TEST(ConfigEdit, PoolAddAndRemove) {
     const Config c = base();
     auto added = edit_pool(c, "198.18.0.102", true);
