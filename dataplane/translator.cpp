@@ -151,8 +151,8 @@ void Translator::mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> 
 // A pool address answers pings like any host address: from outside (so an operator can see
 // that the address is up) and from a subscriber through a hairpin, whose answer hairpins in
 // turn to reach the subscriber's echo mapping.
-Verdict Translator::answer_echo(PacketRef& pkt) {
-    make_echo_reply({pkt.frame, pkt.length}, pkt.parsed);
+Verdict Translator::answer_echo(PacketRef& pkt, const MacAddr& our_mac) {
+    make_echo_reply({pkt.frame, pkt.length}, pkt.parsed, our_mac);
     counters_.add(Counter::pool_echo_replies_sent);
     const bool to_pool = pool_.find(pkt.parsed.src) != kNoPool; // the reply's destination
     return to_pool ? Verdict::hairpin : Verdict::reply;
@@ -629,7 +629,8 @@ void Translator::out2in_burst(std::span<PacketRef> packets, Tick now, const L2Co
             continue;
         }
         if (mappings_[i] == kNoIndex) {
-            verdicts[i] = (answered >> i & 1) != 0 ? answer_echo(packets[i]) : Verdict::drop;
+            verdicts[i] = (answered >> i & 1) != 0 ? answer_echo(packets[i], l2.outside_port_mac)
+                                                   : Verdict::drop;
             if ((syns >> i & 1) != 0 && policy_.syn_unreachable) {
                 hold_syn(packets[i], now); // unsolicited: no mapping, or filtered
             }

@@ -158,7 +158,7 @@ void Worker::process(Side side, rte_mbuf** pkts, std::uint16_t n, bool from_hand
             if (parsed.dst == config_->inside.gateway) {
                 if (parsed.proto == Protocol::icmp && parsed.icmp_type == kIcmpEchoRequest &&
                     !parsed.fragment) {
-                    make_echo_reply({frame, len}, parsed);
+                    make_echo_reply({frame, len}, parsed, shared_.inside_mac);
                     counters_.add(Counter::icmp_echo_replies_sent);
                     send(Side::inside, m);
                 } else {

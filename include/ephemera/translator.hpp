@@ -193,7 +193,7 @@ private:
     void finish_in2out(PacketRef& pkt, std::uint32_t session, Tick now, const L2Context& l2);
     Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
     void mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> verdicts);
-    Verdict answer_echo(PacketRef& pkt);
+    Verdict answer_echo(PacketRef& pkt, const MacAddr& our_mac);
     void hold_syn(const PacketRef& pkt, Tick now);
     Verdict too_big(PacketRef& pkt, std::uint16_t mtu, Ipv4Addr from, const MacAddr& our_mac,
                     Tick now);

@@ -302,6 +302,21 @@ TEST(Translator, HairpinnedPingIsAnsweredByThePoolAddress) {
     EXPECT_EQ(nat.counters().get(Counter::pool_echo_replies_sent), 1u);
 }
 
+// Found by tests/fuzz: a pool address answers a ping that came to the broadcast MAC from the
+// outside port's MAC, not from the broadcast address.
+TEST(Translator, PoolPingToTheBroadcastMacIsAnsweredFromOurMac) {
+    Nat nat(make_config());
+    FrameSpec request = from_outside(Protocol::icmp, {kA1, 0}, {kX, 0x99});
+    request.icmp_type = kIcmpEchoRequest;
+    request.dst_mac = test::mac(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+    Frame f = test::build_frame(request);
+    ASSERT_EQ(nat.out2in(f), Verdict::reply);
+    EXPECT_EQ(test::mac_src(f), kOutsidePortMac);
+    EXPECT_EQ(test::mac_dst(f), kNextHopMac);
+    EXPECT_EQ(test::icmp_type(f), kIcmpEchoReply);
+    EXPECT_TRUE(test::checksums_verify(f));
+}
+
 // RFC 4787 REQ-3 / RFC 5382 REQ-7: no port overloading. C:x and C2:x to the same A1:p leave
 // with different external endpoints, and each reply reaches its own host.
 TEST(Translator, NoPortOverloading) {
