@@ -100,6 +100,11 @@ void Worker::poll_port(Side side) {
         return;
     }
     counters_.add(side == Side::inside ? Counter::in2out_rx : Counter::out2in_rx, n);
+    // A handoff ring tells a packet's side by mbuf->port, which not every PMD sets on receive
+    // (net_ring leaves it invalid): set it here, once, for all.
+    for (std::uint16_t i = 0; i < n; ++i) {
+        pkts[i]->port = port;
+    }
     process(side, pkts, n, false);
 }
 
