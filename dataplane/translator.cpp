@@ -164,6 +164,24 @@ void Translator::out2in(std::span<PacketRef> packets, Tick now, const L2Context&
         const std::size_t n = std::min(kMaxBurst, packets.size() - done);
         out2in_burst(packets.subspan(done, n), now, l2, verdicts.subspan(done, n));
     }
+    // An ICMP error we answer a hairpinned packet with (its TTL ran out here, or it was too
+    // big for the inside with DF) is addressed to the sender's external address, one of ours:
+    // it goes back in like the packet came, and reaches the sender through its mapping as any
+    // error about its flow would (RFC 5508 REQ-7). Sent out, it would never come back.
+    std::uint64_t hairpins = 0;
+    for (std::size_t i = 0; i < packets.size(); ++i) {
+        if (verdicts[i] != Verdict::reply) {
+            continue;
+        }
+        const std::uint8_t* ip = packets[i].frame + packets[i].parsed.l3;
+        if (pool_.find(Ipv4Addr{load_be32(ip + ipv4_off::dst)}) != kNoPool) {
+            verdicts[i] = Verdict::hairpin;
+            ++hairpins;
+        }
+    }
+    if (hairpins != 0) {
+        counters_.add(Counter::hairpinned, hairpins);
+    }
 }
 
 void Translator::in2out_burst(std::span<PacketRef> packets, Tick now, const L2Context& l2,

@@ -252,8 +252,9 @@ void Worker::translate_batch(Side side) {
     batch_count_ = 0;
     // Hairpinned packets re-enter as outside packets, owned by the worker of their
     // destination port, which may be another one (then they travel by handoff ring). An
-    // outside packet becomes a hairpin only as the answer to a hairpinned ping, whose reply
-    // is an echo reply: the recursion ends there.
+    // outside packet becomes a hairpin only as the answer to a hairpinned packet: the echo
+    // reply to a ping, or an ICMP error (Time Exceeded, 3/4). Neither is ever answered, so the
+    // recursion ends there.
     if (hairpin_count != 0) {
         process(Side::outside, hairpins, hairpin_count, true);
     }
