@@ -850,6 +850,15 @@ std::size_t quotes_at(std::string_view text, std::size_t i, char quote, std::siz
     return n;
 }
 
+// Whether a quote after `last` (the character before it, spaces and tabs aside) opens a
+// string for toml++: where a key or a value starts. Elsewhere toml++ reads the quote and
+// what follows as part of a malformed bare value or key, asking its whitespace test about
+// every character up to the next terminator; so there the quote opens nothing here either.
+// A quoted key after a dot ('a."b"') is taken this way too: a dot may also be a number's.
+constexpr bool opens_string(char32_t last) {
+    return last == '\n' || last == '=' || last == '[' || last == ',' || last == '{';
+}
+
 // What a line-ending backslash skips (TOML: whitespace and newlines; toml++ also takes VT
 // and FF for line breaks).
 constexpr bool is_ascii_space(char32_t c) {
@@ -874,6 +883,7 @@ std::optional<ConfigError> check_toml_text(std::string_view text, const std::str
     In in = In::code;
     bool escaped = false;      // in a string: the previous character was an escaping '\'
     bool line_escaped = false; // in a multi-line basic string: after a line-ending '\'
+    char32_t last = '\n';      // the last character outside strings but spaces and tabs
     std::size_t line = 1;
     std::size_t column = 1;
     std::size_t i = text.starts_with("\xef\xbb\xbf") ? 3 : 0; // a byte order mark: toml++ skips it
@@ -908,7 +918,7 @@ std::optional<ConfigError> check_toml_text(std::string_view text, const std::str
         case In::code:
             if (ch == '#') {
                 in = In::comment;
-            } else if (ch == '"' || ch == '\'') {
+            } else if ((ch == '"' || ch == '\'') && opens_string(last)) {
                 const bool multi = quotes_at(text, i, static_cast<char>(ch), 3) == 3;
                 in = ch == '"' ? (multi ? In::multi_basic : In::basic)
                                : (multi ? In::multi_literal : In::literal);
@@ -955,6 +965,9 @@ std::optional<ConfigError> check_toml_text(std::string_view text, const std::str
                 in = In::code;
             }
             break;
+        }
+        if ((in == In::code && ch != ' ' && ch != '\t') || ch == '\n') {
+            last = ch;
         }
         if (ch == '\n') {
             ++line;

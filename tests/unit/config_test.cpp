@@ -889,6 +889,22 @@ TEST(ConfigRefuses, NonAsciiAfterALineEndingBackslashInAMultiLineString) {
     EXPECT_EQ(refusal_of(with_inside("port = \"\"\"\\\r\n\t\n\xc2\xa7\"\"\"\n")).key, "(syntax)");
 }
 
+TEST(ConfigRefuses, NonAsciiAfterAQuoteThatOpensNoString) {
+    // toml++ reads a quote inside a malformed value (7"...) as part of that value and asks its
+    // whitespace test about what follows: such a quote opens no string here either. Found by
+    // tests/fuzz (fuzz-config, through a runtime edit's value).
+    for (const std::string text :
+         {"udp = 300\"\xcc\xaa\"\n", "udp = 3.0\"\xcc\xaa\"\n", "udp = \"a\"\"\xcc\xaa\"\n",
+          "udp = true'\xcc\xaa'\n", "ud\"\xcc\xaa\" = 3\n"}) {
+        SCOPED_TRACE(testing::PrintToString(text));
+        const ConfigError err = refusal_of(with("[timeouts]\n" + text));
+        EXPECT_EQ(err.key, "(syntax)");
+        EXPECT_THAT(err.reason, HasSubstr("non-ASCII character U+032A outside a string"));
+    }
+    // A quoted key segment after a dot is treated the same way (a dot may be a number's).
+    EXPECT_EQ(refusal_of(with("timeouts.\"\xc3\xa9\" = 3\n")).key, "(syntax)");
+}
+
 TEST(ConfigAccepts, NonAsciiInStringsAndComments) {
     const Config cfg =
         accepted("# caf\xc3\xa9, \xc2\xa7 and \xe3\x80\x80 in a comment\n" + kPool +
@@ -906,6 +922,18 @@ TEST(ConfigAccepts, NonAsciiInStringsAndComments) {
     EXPECT_EQ(escaped.inside.port, "\"\xc2\xa7\\");
     // Quoted keys are strings too: this one reaches the key checks.
     EXPECT_REFUSED(with("[\"tim\xc3\xa9outs\"]\nudp = 300\n"), "tim\xc3\xa9outs", "unknown key");
+}
+
+// toml++ 3.3.0 reaches a debug assertion on these (fixed upstream after 3.3.0, PR 301; found
+// by tests/fuzz). Debian's library is built without assertions and with GCC, where the
+// assumption behind it is a no-op: the parser refuses them as syntax errors, which this shows.
+TEST(ConfigRefuses, TableHeaderThatDoesNotStartWithAKey) {
+    for (const std::string header : {"[%", "[[[a]]]", "[ [a]]", "[\t=", "s =[}"}) {
+        SCOPED_TRACE(testing::PrintToString(header));
+        const ConfigError err = refusal_of(with(header + "\n"));
+        EXPECT_EQ(err.key, "(syntax)");
+        EXPECT_THAT(err.reason, HasSubstr("line 12, column "));
+    }
 }
 
 TEST(ConfigAccepts, LeadingByteOrderMark) {
