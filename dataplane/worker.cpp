@@ -425,7 +425,9 @@ void Worker::serve_mailbox(Tick now) {
 }
 
 // RFC 5382 REQ-4: unsolicited SYNs whose hold is over get ICMP 3/3 from the pool address
-// they were sent to, built from the copy the translator kept (headers and 8 bytes of TCP).
+// they were sent to, built from the copy the translator kept (headers and 8 bytes of TCP). A
+// hairpinned SYN came from a subscriber's external address, one of ours: its answer goes back
+// in like any error about the sender's flow, which reaches the sender through its mapping.
 void Worker::answer_held_syns() {
     while (const std::optional<HeldSyn> held = translator_.take_due_syn(now_)) {
         rte_mbuf* m = rte_pktmbuf_alloc(shared_.mbufs);
@@ -452,6 +454,12 @@ void Worker::answer_held_syns() {
         m->data_len = static_cast<std::uint16_t>(len);
         m->pkt_len = static_cast<std::uint32_t>(len);
         counters_.add(Counter::syn_unreachable_sent);
+        if (translator_.is_pool_address(Ipv4Addr{held->key.remote_addr})) {
+            m->port = shared_.outside_port;
+            counters_.add(Counter::hairpinned);
+            process(Side::outside, &m, 1, true);
+            continue;
+        }
         send(Side::outside, m);
     }
 }
