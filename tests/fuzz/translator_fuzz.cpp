@@ -46,6 +46,7 @@ using namespace ephemera::fuzz;
 namespace {
 
 constexpr std::size_t kMaxRecords = 512;
+constexpr std::uint64_t kReportEvery = 50000; // inputs
 // Per input, bounds on what costs far more than a frame: a config change or a telemetry request
 // waits up to 64 poll rounds for the workers' housekeeping, and every tick of clock is a slot of
 // each worker's timer wheel to walk. 3 h of clock lets every timeout run out.
@@ -661,6 +662,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     run_input(*h.world, r);
     h.world->check_state();
     ++h.inputs_in_world;
-    ++totals().inputs;
+    // The totals now and then too: a run stopped by a signal never reaches its exit handlers.
+    if (++totals().inputs % kReportEvery == 0) {
+        report();
+    }
     return 0;
 }
