@@ -253,8 +253,8 @@ void Worker::translate_batch(Side side) {
     // Hairpinned packets re-enter as outside packets, owned by the worker of their
     // destination port, which may be another one (then they travel by handoff ring). An
     // outside packet becomes a hairpin only as the answer to a hairpinned packet: the echo
-    // reply to a ping, or an ICMP error (Time Exceeded, 3/4). Neither is ever answered, so the
-    // recursion ends there.
+    // reply to a ping, or an ICMP error (Time Exceeded, 3/4; a held SYN's 3/3 comes in the
+    // same way from answer_held_syns). Neither is ever answered, so the recursion ends there.
     if (hairpin_count != 0) {
         process(Side::outside, hairpins, hairpin_count, true);
     }

@@ -11,9 +11,9 @@
 // finding). Replacing it first lets every timer run out and checks that every packet buffer
 // came back.
 //
-// Every frame ephemera sends is checked as it is taken off a port (World::check_sent), the
-// state every worker holds after each input (World::check_state); a violated invariant aborts
-// with the frame or the state that broke it.
+// Every frame ephemera sends is checked as it is taken off a port (World::check_sent), and the
+// state every worker holds after each input (World::check_state), both in checks.cpp; a
+// violated invariant aborts with the frame or the state that broke it.
 #pragma once
 
 #include "../../dataplane/ports.hpp"
