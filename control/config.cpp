@@ -850,20 +850,129 @@ std::size_t quotes_at(std::string_view text, std::size_t i, char quote, std::siz
     return n;
 }
 
-// Whether a quote after `last` (the character before it, spaces and tabs aside) opens a
-// string for toml++: where a key or a value starts. Elsewhere toml++ reads the quote and
-// what follows as part of a malformed bare value or key, asking its whitespace test about
-// every character up to the next terminator; so there the quote opens nothing here either.
-// A quoted key after a dot ('a."b"') is taken this way too: a dot may also be a number's.
-constexpr bool opens_string(char32_t last) {
-    return last == '\n' || last == '=' || last == '[' || last == ',' || last == '{';
-}
-
 // What a line-ending backslash skips (TOML: whitespace and newlines; toml++ also takes VT
 // and FF for line breaks).
 constexpr bool is_ascii_space(char32_t c) {
     return c == ' ' || (c >= '\t' && c <= '\r');
 }
+
+constexpr bool is_bare_key_char(char32_t c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+// Where, outside strings and comments, the text stands in TOML's structure: enough to tell
+// whether a quote opens a string for toml++. toml++ reads a string only where a key or a value
+// starts; anywhere else (7"...", -["...", x{"...") it reads the quote and what follows as
+// part of a malformed bare value, up to the next value terminator, asking its whitespace test
+// about every character. Whatever toml++ would refuse leaves this in `value`, so that no later
+// quote on the line opens a string: text past an error is never taken for a string.
+class TomlShape {
+public:
+    [[nodiscard]] bool opens_string() const {
+        return mode_ == Mode::key_start || mode_ == Mode::value_start;
+    }
+    [[nodiscard]] bool opens_key() const { return mode_ == Mode::key_start; }
+    // A string that opened here has closed: a key, or a value, is complete.
+    void string_closed(bool was_key) { mode_ = was_key ? Mode::key_end : Mode::value_end; }
+
+    // One ASCII character outside strings and comments.
+    void step(char32_t ch) {
+        const Open top = open_.empty() ? Open::none : open_.back();
+        if (ch == '\n') {
+            // Headers and inline tables end with their line (or the document is in error).
+            while (!open_.empty() && open_.back() != Open::array) {
+                open_.pop_back();
+            }
+            if (open_.empty()) {
+                mode_ = Mode::key_start;
+            } else if (mode_ == Mode::value) {
+                mode_ = Mode::value_end;
+            }
+            return;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\r') {
+            mode_ = mode_ == Mode::key     ? Mode::key_end
+                    : mode_ == Mode::value ? Mode::value_end
+                                           : mode_;
+            return;
+        }
+        if (mode_ == Mode::value && ch != ']' && ch != '}' && ch != ',') {
+            return; // still the same bare value: '=', '[', '{' and quotes are part of it
+        }
+        switch (ch) {
+        case '=':
+            mode_ = mode_ == Mode::key || mode_ == Mode::key_end ? Mode::value_start : Mode::value;
+            return;
+        case '.':
+            mode_ = mode_ == Mode::key || mode_ == Mode::key_end ? Mode::key_start : Mode::value;
+            return;
+        case '[':
+            if (mode_ == Mode::key_start && open_.empty()) {
+                open_.push_back(Open::header); // [table]
+                header_named_ = false;
+            } else if (mode_ == Mode::key_start && top == Open::header && !header_named_) {
+                // [[array of tables]]
+            } else if (mode_ == Mode::value_start) {
+                open_.push_back(Open::array);
+            } else {
+                mode_ = Mode::value;
+            }
+            return;
+        case ']':
+            if (top == Open::array) {
+                open_.pop_back();
+                mode_ = Mode::value_end;
+            } else if (top == Open::header && (mode_ == Mode::key || mode_ == Mode::key_end)) {
+                open_.pop_back();
+                mode_ = Mode::value_end; // nothing but a comment may follow
+            } else {
+                mode_ = Mode::value_end;
+            }
+            return;
+        case '{':
+            if (mode_ == Mode::value_start) {
+                open_.push_back(Open::inline_table);
+                mode_ = Mode::key_start;
+            } else {
+                mode_ = Mode::value;
+            }
+            return;
+        case '}':
+            if (top == Open::inline_table) {
+                open_.pop_back();
+            }
+            mode_ = Mode::value_end;
+            return;
+        case ',':
+            if (top == Open::array && mode_ != Mode::value_start) {
+                mode_ = Mode::value_start;
+            } else if (top == Open::inline_table &&
+                       (mode_ == Mode::value || mode_ == Mode::value_end)) {
+                mode_ = Mode::key_start;
+            } else {
+                mode_ = Mode::value_end;
+            }
+            return;
+        default:
+            break;
+        }
+        if ((mode_ == Mode::key_start || mode_ == Mode::key) && is_bare_key_char(ch)) {
+            mode_ = Mode::key;
+        } else {
+            mode_ = Mode::value; // a bare value, or what toml++ refuses
+        }
+        header_named_ = top == Open::header;
+    }
+
+private:
+    enum class Mode { key_start, key, key_end, value_start, value, value_end };
+    enum class Open : char { none, header, array, inline_table };
+
+    Mode mode_ = Mode::key_start;
+    std::vector<Open> open_; // headers, arrays and inline tables open here, innermost last
+    bool header_named_ = false;
+};
 
 } // namespace
 
@@ -883,7 +992,8 @@ std::optional<ConfigError> check_toml_text(std::string_view text, const std::str
     In in = In::code;
     bool escaped = false;      // in a string: the previous character was an escaping '\'
     bool line_escaped = false; // in a multi-line basic string: after a line-ending '\'
-    char32_t last = '\n';      // the last character outside strings but spaces and tabs
+    bool key_string = false;   // the string being read is a key
+    TomlShape shape;
     std::size_t line = 1;
     std::size_t column = 1;
     std::size_t i = text.starts_with("\xef\xbb\xbf") ? 3 : 0; // a byte order mark: toml++ skips it
@@ -918,28 +1028,42 @@ std::optional<ConfigError> check_toml_text(std::string_view text, const std::str
         case In::code:
             if (ch == '#') {
                 in = In::comment;
-            } else if ((ch == '"' || ch == '\'') && opens_string(last)) {
+            } else if ((ch == '"' || ch == '\'') && shape.opens_string()) {
                 const bool multi = quotes_at(text, i, static_cast<char>(ch), 3) == 3;
                 in = ch == '"' ? (multi ? In::multi_basic : In::basic)
                                : (multi ? In::multi_literal : In::literal);
+                key_string = shape.opens_key();
                 length = multi ? 3 : 1;
+            } else {
+                shape.step(ch);
             }
             break;
         case In::comment:
-            in = ch == '\n' ? In::code : In::comment;
+            if (ch == '\n') {
+                in = In::code;
+                shape.step(ch);
+            }
             break;
         case In::basic:
             if (escaped) {
                 escaped = false;
             } else if (ch == '\\') {
                 escaped = true;
-            } else if (ch == '"' || ch == '\n') {
-                in = In::code; // a newline ends it in error; toml++ reads no further
+            } else if (ch == '"') {
+                in = In::code;
+                shape.string_closed(key_string);
+            } else if (ch == '\n') {
+                in = In::code; // unterminated: toml++ reads no further
+                shape.step(ch);
             }
             break;
         case In::literal:
-            if (ch == '\'' || ch == '\n') {
+            if (ch == '\'') {
                 in = In::code;
+                shape.string_closed(key_string);
+            } else if (ch == '\n') {
+                in = In::code;
+                shape.step(ch);
             }
             break;
         case In::multi_basic:
@@ -957,17 +1081,16 @@ std::optional<ConfigError> check_toml_text(std::string_view text, const std::str
             } else if (quotes_at(text, i, '"', 3) == 3) {
                 length = quotes_at(text, i, '"', 5); // up to two quotes belong to the string
                 in = In::code;
+                shape.string_closed(key_string);
             }
             break;
         case In::multi_literal:
             if (quotes_at(text, i, '\'', 3) == 3) {
                 length = quotes_at(text, i, '\'', 5);
                 in = In::code;
+                shape.string_closed(key_string);
             }
             break;
-        }
-        if ((in == In::code && ch != ' ' && ch != '\t') || ch == '\n') {
-            last = ch;
         }
         if (ch == '\n') {
             ++line;
