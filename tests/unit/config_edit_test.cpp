@@ -139,6 +139,25 @@ TEST(ConfigEdit, ValuesToml330MisreadsAreBareWordsAndInvalidUtf8IsRefused) {
     EXPECT_EQ(bad.reason, "the value is not valid UTF-8");
 }
 
+// Found by tests/fuzz (fuzz-config): toml++ 3.3.0 reaches undefined behaviour writing out an
+// array that holds NaN, an infinity, a float under 0.1 or -2^63 (its one-line test). A value
+// holding a float or -2^63 inside an array or table is refused before it is written.
+TEST(ConfigEdit, FloatsInArraysAreRefusedBeforeTheyAreWrittenOut) {
+    const Config c = base();
+    for (const char* value : {"[nan]", "[1e-5]", "[\"198.18.0.9\", inf]", "[[0.01]]",
+                              "[-9223372036854775808]", "{a = [0.05]}", "[1.5]"}) {
+        const ConfigError e = refused(c, "pool.addresses", value);
+        EXPECT_EQ(e.key, "pool.addresses") << value;
+        EXPECT_NE(e.reason.find("floating-point number or -2^63"), std::string::npos)
+            << value << ": " << e.reason;
+    }
+    // Outside an array a float is written out safely and refused for what it is, as a file's.
+    EXPECT_NE(refused(c, "timeouts.udp", "1e-300").reason.find("expected an integer"),
+              std::string::npos);
+    EXPECT_NE(refused(c, "timeouts.udp", "nan").reason.find("expected an integer"),
+              std::string::npos);
+}
+
 TEST(ConfigEdit, PoolAddAndRemove) {
     const Config c = base();
     auto added = edit_pool(c, "198.18.0.102", true);
