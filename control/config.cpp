@@ -772,6 +772,339 @@ Config check_document(const toml::table& root, std::string source) {
     return cfg;
 }
 
+// ---- what toml++ reads ----------------------------------------------------------------
+//
+// toml++ 3.3.0 (Debian 12) reaches undefined behaviour, a __builtin_unreachable in its Unicode
+// whitespace test (is_non_ascii_horizontal_whitespace), when it asks whether certain non-ASCII
+// characters are whitespace (upstream issues 190 and 295, fixed after 3.3.0). It asks that
+// of any character outside strings and comments, and inside a multi-line basic string of the
+// first character after a backslash or after a line-ending backslash's whitespace. TOML 1.0
+// allows non-ASCII only in strings and comments and wants the file to be UTF-8, so refusing
+// everything else first costs no valid config but the last case, which is refused with a
+// way around it.
+
+// One character: its code point and its length in bytes; length 0 when the bytes at `i` are
+// not UTF-8 (a stray continuation byte, a truncated or overlong sequence, a surrogate, or
+// beyond U+10FFFF).
+struct Utf8Char {
+    char32_t code_point = 0;
+    std::size_t length = 0;
+};
+
+Utf8Char decode_utf8(std::string_view text, std::size_t i) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+        return {lead, 1};
+    }
+    std::size_t length = 0;
+    char32_t code_point = 0;
+    char32_t smallest = 0; // below this the sequence is overlong
+    if (lead >= 0xc2 && lead <= 0xdf) {
+        length = 2;
+        code_point = lead & 0x1fu;
+        smallest = 0x80;
+    } else if (lead >= 0xe0 && lead <= 0xef) {
+        length = 3;
+        code_point = lead & 0x0fu;
+        smallest = 0x800;
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+        length = 4;
+        code_point = lead & 0x07u;
+        smallest = 0x10000;
+    } else {
+        return {};
+    }
+    if (text.size() - i < length) {
+        return {};
+    }
+    for (std::size_t k = 1; k < length; ++k) {
+        const auto next = static_cast<unsigned char>(text[i + k]);
+        if ((next & 0xc0u) != 0x80u) {
+            return {};
+        }
+        code_point = code_point << 6 | (next & 0x3fu);
+    }
+    if (code_point < smallest || code_point > 0x10ffff ||
+        (code_point >= 0xd800 && code_point <= 0xdfff)) {
+        return {};
+    }
+    return {code_point, length};
+}
+
+std::string code_point_name(char32_t c) {
+    char text[16];
+    std::snprintf(text, sizeof text, "U+%04X", static_cast<unsigned>(c));
+    return text;
+}
+
+std::string position_text(std::size_t line, std::size_t column) {
+    return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+// How many of `quote` start at text[i], at most `limit`.
+std::size_t quotes_at(std::string_view text, std::size_t i, char quote, std::size_t limit) {
+    std::size_t n = 0;
+    while (n < limit && i + n < text.size() && text[i + n] == quote) {
+        ++n;
+    }
+    return n;
+}
+
+// What a line-ending backslash skips (TOML: whitespace and newlines; toml++ also takes VT
+// and FF for line breaks).
+constexpr bool is_ascii_space(char32_t c) {
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+constexpr bool is_bare_key_char(char32_t c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+// Where, outside strings and comments, the text stands in TOML's structure: enough to tell
+// whether a quote opens a string for toml++. toml++ reads a string only where a key or a value
+// starts; anywhere else (7"...", -["...", x{"...") it reads the quote and what follows as
+// part of a malformed bare value, up to the next value terminator, asking its whitespace test
+// about every character. Whatever toml++ would refuse leaves this in `value`, so that no later
+// quote on the line opens a string: text past an error is never taken for a string.
+class TomlShape {
+public:
+    [[nodiscard]] bool opens_string() const {
+        return mode_ == Mode::key_start || mode_ == Mode::value_start;
+    }
+    [[nodiscard]] bool opens_key() const { return mode_ == Mode::key_start; }
+    // A string that opened here has closed: a key, or a value, is complete.
+    void string_closed(bool was_key) { mode_ = was_key ? Mode::key_end : Mode::value_end; }
+
+    // One ASCII character outside strings and comments.
+    void step(char32_t ch) {
+        const Open top = open_.empty() ? Open::none : open_.back();
+        if (ch == '\n') {
+            // Headers and inline tables end with their line (or the document is in error).
+            while (!open_.empty() && open_.back() != Open::array) {
+                open_.pop_back();
+            }
+            if (open_.empty()) {
+                mode_ = Mode::key_start;
+            } else if (mode_ == Mode::value) {
+                mode_ = Mode::value_end;
+            }
+            return;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\r') {
+            mode_ = mode_ == Mode::key     ? Mode::key_end
+                    : mode_ == Mode::value ? Mode::value_end
+                                           : mode_;
+            return;
+        }
+        if (mode_ == Mode::value && ch != ']' && ch != '}' && ch != ',') {
+            return; // still the same bare value: '=', '[', '{' and quotes are part of it
+        }
+        switch (ch) {
+        case '=':
+            mode_ = mode_ == Mode::key || mode_ == Mode::key_end ? Mode::value_start : Mode::value;
+            return;
+        case '.':
+            mode_ = mode_ == Mode::key || mode_ == Mode::key_end ? Mode::key_start : Mode::value;
+            return;
+        case '[':
+            if (mode_ == Mode::key_start && open_.empty()) {
+                open_.push_back(Open::header); // [table]
+                header_named_ = false;
+            } else if (mode_ == Mode::key_start && top == Open::header && !header_named_) {
+                // [[array of tables]]
+            } else if (mode_ == Mode::value_start) {
+                open_.push_back(Open::array);
+            } else {
+                mode_ = Mode::value;
+            }
+            return;
+        case ']':
+            if (top == Open::array) {
+                open_.pop_back();
+                mode_ = Mode::value_end;
+            } else if (top == Open::header && (mode_ == Mode::key || mode_ == Mode::key_end)) {
+                open_.pop_back();
+                mode_ = Mode::value_end; // nothing but a comment may follow
+            } else {
+                mode_ = Mode::value_end;
+            }
+            return;
+        case '{':
+            if (mode_ == Mode::value_start) {
+                open_.push_back(Open::inline_table);
+                mode_ = Mode::key_start;
+            } else {
+                mode_ = Mode::value;
+            }
+            return;
+        case '}':
+            if (top == Open::inline_table) {
+                open_.pop_back();
+            }
+            mode_ = Mode::value_end;
+            return;
+        case ',':
+            if (top == Open::array && mode_ != Mode::value_start) {
+                mode_ = Mode::value_start;
+            } else if (top == Open::inline_table &&
+                       (mode_ == Mode::value || mode_ == Mode::value_end)) {
+                mode_ = Mode::key_start;
+            } else {
+                mode_ = Mode::value_end;
+            }
+            return;
+        default:
+            break;
+        }
+        if ((mode_ == Mode::key_start || mode_ == Mode::key) && is_bare_key_char(ch)) {
+            mode_ = Mode::key;
+        } else {
+            mode_ = Mode::value; // a bare value, or what toml++ refuses
+        }
+        header_named_ = top == Open::header;
+    }
+
+private:
+    enum class Mode { key_start, key, key_end, value_start, value, value_end };
+    enum class Open : char { none, header, array, inline_table };
+
+    Mode mode_ = Mode::key_start;
+    std::vector<Open> open_; // headers, arrays and inline tables open here, innermost last
+    bool header_named_ = false;
+};
+
+} // namespace
+
+bool is_valid_utf8(std::string_view text) {
+    for (std::size_t i = 0; i < text.size();) {
+        const Utf8Char c = decode_utf8(text, i);
+        if (c.length == 0) {
+            return false;
+        }
+        i += c.length;
+    }
+    return true;
+}
+
+std::optional<ConfigError> check_toml_text(std::string_view text, const std::string& source) {
+    enum class In { code, comment, basic, literal, multi_basic, multi_literal };
+    In in = In::code;
+    bool escaped = false;      // in a string: the previous character was an escaping '\'
+    bool line_escaped = false; // in a multi-line basic string: after a line-ending '\'
+    bool key_string = false;   // the string being read is a key
+    TomlShape shape;
+    std::size_t line = 1;
+    std::size_t column = 1;
+    std::size_t i = text.starts_with("\xef\xbb\xbf") ? 3 : 0; // a byte order mark: toml++ skips it
+    while (i < text.size()) {
+        const Utf8Char c = decode_utf8(text, i);
+        if (c.length == 0) {
+            char byte[8];
+            std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[i]));
+            return ConfigError{source, "(encoding)",
+                               position_text(line, column) + ": byte " + byte +
+                                   " is not valid UTF-8; a TOML file must be UTF-8"};
+        }
+        const char32_t ch = c.code_point;
+        std::size_t length = c.length; // bytes this step consumes
+        if (ch >= 0x80 && in == In::code) {
+            return ConfigError{source, "(syntax)",
+                               "TOML syntax error at " + position_text(line, column) +
+                                   ": non-ASCII character " + code_point_name(ch) +
+                                   " outside a string or comment (keys, numbers, booleans and "
+                                   "dates are ASCII; text goes in quotes)"};
+        }
+        if (ch >= 0x80 && in == In::multi_basic && (escaped || line_escaped)) {
+            return ConfigError{
+                source, "(syntax)",
+                position_text(line, column) + ": non-ASCII character " + code_point_name(ch) +
+                    " right after a backslash or a line-ending backslash in a "
+                    "multi-line string is refused (toml++ 3.3.0 misreads it); "
+                    "write it as \\u" +
+                    code_point_name(ch).substr(2) + " or put an ASCII character before it"};
+        }
+        switch (in) {
+        case In::code:
+            if (ch == '#') {
+                in = In::comment;
+            } else if ((ch == '"' || ch == '\'') && shape.opens_string()) {
+                const bool multi = quotes_at(text, i, static_cast<char>(ch), 3) == 3;
+                in = ch == '"' ? (multi ? In::multi_basic : In::basic)
+                               : (multi ? In::multi_literal : In::literal);
+                key_string = shape.opens_key();
+                length = multi ? 3 : 1;
+            } else {
+                shape.step(ch);
+            }
+            break;
+        case In::comment:
+            if (ch == '\n') {
+                in = In::code;
+                shape.step(ch);
+            }
+            break;
+        case In::basic:
+            if (escaped) {
+                escaped = false;
+            } else if (ch == '\\') {
+                escaped = true;
+            } else if (ch == '"') {
+                in = In::code;
+                shape.string_closed(key_string);
+            } else if (ch == '\n') {
+                in = In::code; // unterminated: toml++ reads no further
+                shape.step(ch);
+            }
+            break;
+        case In::literal:
+            if (ch == '\'') {
+                in = In::code;
+                shape.string_closed(key_string);
+            } else if (ch == '\n') {
+                in = In::code;
+                shape.step(ch);
+            }
+            break;
+        case In::multi_basic:
+            if (escaped) {
+                escaped = false;
+                line_escaped = is_ascii_space(ch);
+                break;
+            }
+            if (line_escaped && is_ascii_space(ch)) {
+                break;
+            }
+            line_escaped = false;
+            if (ch == '\\') {
+                escaped = true;
+            } else if (quotes_at(text, i, '"', 3) == 3) {
+                length = quotes_at(text, i, '"', 5); // up to two quotes belong to the string
+                in = In::code;
+                shape.string_closed(key_string);
+            }
+            break;
+        case In::multi_literal:
+            if (quotes_at(text, i, '\'', 3) == 3) {
+                length = quotes_at(text, i, '\'', 5);
+                in = In::code;
+                shape.string_closed(key_string);
+            }
+            break;
+        }
+        if (ch == '\n') {
+            ++line;
+            column = 1;
+        } else {
+            column += length == c.length ? 1 : length; // quotes are one column each
+        }
+        i += length;
+    }
+    return std::nullopt;
+}
+
+namespace {
+
 ConfigError syntax_error(const toml::parse_error& err, std::string source) {
     const auto& where = err.source().begin;
     return ConfigError{std::move(source), "(syntax)",
@@ -804,6 +1137,10 @@ std::string pool_runs(const std::vector<Ipv4Addr>& pool) {
 } // namespace
 
 std::variant<Config, ConfigError> parse_config(std::string_view toml_text, std::string source) {
+    // Every way in (the file at start, --check-config, SIGHUP, runtime edits) comes here first.
+    if (auto refused = check_toml_text(toml_text, source)) {
+        return *std::move(refused);
+    }
     try {
 #if TOML_EXCEPTIONS
         toml::table root;

@@ -3,6 +3,8 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <sstream>
 
 namespace ephemera {
@@ -71,6 +73,26 @@ toml::table to_table(const Config& c) {
     };
 }
 
+// Whether writing `node` out as TOML takes toml++ 3.3.0 into undefined behaviour: deciding
+// whether an array fits on one line, its formatter casts log10 of each floating-point element
+// to size_t (NaN, infinities and magnitudes under 0.1 do not fit) and negates each negative
+// integer (-2^63 overflows). No config key takes a float, nor an integer that large, so a
+// value holding one inside an array or table is refused before it is written out.
+bool unprintable(const toml::node& node, bool nested) {
+    if (const auto* array = node.as_array()) {
+        return std::any_of(array->begin(), array->end(),
+                           [](const toml::node& e) { return unprintable(e, true); });
+    }
+    if (const auto* table = node.as_table()) {
+        return std::any_of(table->begin(), table->end(),
+                           [](const auto& kv) { return unprintable(kv.second, true); });
+    }
+    const auto* integer = node.as_integer();
+    return nested &&
+           (node.is_floating_point() ||
+            (integer != nullptr && integer->get() == std::numeric_limits<std::int64_t>::min()));
+}
+
 std::string serialize(const toml::table& t) {
     std::ostringstream out;
     out << t;
@@ -105,11 +127,25 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
     if (table == nullptr) {
         return ConfigError{what, std::string(key), "unknown key"};
     }
+    if (!is_valid_utf8(value)) {
+        return ConfigError{what, std::string(key), "the value is not valid UTF-8"};
+    }
+    const std::string assignment = "v = " + std::string(value);
     toml::table parsed;
-    try {
-        parsed = toml::parse("v = " + std::string(value));
-    } catch (const toml::parse_error&) {
-        parsed = toml::table{{"v", std::string(value)}}; // a bare word: a string
+    // A value toml++ must not read (see check_toml_text) is not TOML either: a bare word.
+    if (check_toml_text(assignment, what)) {
+        parsed = toml::table{{"v", std::string(value)}};
+    } else {
+        try {
+            parsed = toml::parse(assignment);
+        } catch (const toml::parse_error&) {
+            parsed = toml::table{{"v", std::string(value)}}; // a bare word: a string
+        }
+    }
+    if (unprintable(*parsed.get("v"), false)) {
+        return ConfigError{what, std::string(key),
+                           "the value holds a floating-point number or -2^63 in an array or "
+                           "table; no config key takes one"};
     }
     const std::string leaf(key.substr(dot + 1));
     // Shorthands that stand for several keys in a file must replace those keys here.

@@ -31,6 +31,12 @@ void Worker::poll_port(Direction d) {
         return;
     }
     counters_.add(d == Direction::in2out ? Counter::in2out_rx : Counter::out2in_rx, n);
+    // A handoff ring tells a packet's direction by mbuf->port, which not every PMD sets on
+    // receive (net_ring leaves it invalid): set it here, once, for all.
+    const std::uint16_t port = port_of(d);
+    for (std::uint16_t i = 0; i < n; ++i) {
+        pkts[i]->port = port;
+    }
     classify(d, pkts, n, false);
     translate(d);
 }
@@ -65,7 +71,7 @@ void Worker::classify(Direction d, rte_mbuf** pkts, std::uint16_t n, bool from_h
             if (parsed.dst == config().inside.gateway) {
                 if (parsed.proto == Protocol::icmp && parsed.icmp_type == kIcmpEchoRequest &&
                     !parsed.fragment) {
-                    make_echo_reply({frame, len}, parsed);
+                    make_echo_reply({frame, len}, parsed, shared_.inside_mac);
                     counters_.add(Counter::icmp_echo_replies_sent);
                     send_reply(d, m);
                 } else {

@@ -69,12 +69,11 @@ std::size_t write_arp_request(std::span<std::uint8_t> frame, const MacAddr& our_
     return kMinFrameLen;
 }
 
-void make_echo_reply(std::span<std::uint8_t> frame, const ParsedPacket& request) {
+void make_echo_reply(std::span<std::uint8_t> frame, const ParsedPacket& request,
+                     const MacAddr& our_mac) {
     std::uint8_t* d = frame.data();
-    std::uint8_t mac[6];
-    std::memcpy(mac, d, 6);
     std::memcpy(d, d + 6, 6);
-    std::memcpy(d + 6, mac, 6);
+    std::memcpy(d + 6, our_mac.bytes, 6);
 
     std::uint8_t* ip = d + request.l3;
     std::uint8_t addr[4];

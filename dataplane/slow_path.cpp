@@ -112,7 +112,7 @@ void for_each_bit(std::uint64_t mask, F&& f) {
             return;
         }
         if (p.proto == Protocol::icmp && p.icmp_type == kIcmpEchoRequest) {
-            verdicts[i] = answer_echo(pkt); // delivered to us: no TTL to spend
+            verdicts[i] = answer_echo(pkt, l2.outside_port_mac); // delivered to us: no TTL to spend
             return;
         }
         if (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoReply) {
@@ -189,8 +189,8 @@ void Translator::mark_hairpins(std::span<PacketRef> packets, std::span<Verdict> 
 // A pool address answers pings like any host address: from outside (so an operator can see
 // that the address is up) and from a subscriber through a hairpin, whose answer hairpins in
 // turn to reach the subscriber's echo mapping.
-Verdict Translator::answer_echo(PacketRef& pkt) {
-    make_echo_reply({pkt.frame, pkt.length}, pkt.parsed);
+Verdict Translator::answer_echo(PacketRef& pkt, const MacAddr& our_mac) {
+    make_echo_reply({pkt.frame, pkt.length}, pkt.parsed, our_mac);
     counters_.add(Counter::pool_echo_replies_sent);
     const bool to_pool = pool().find(pkt.parsed.src) != kNoPool; // the reply's destination
     if (to_pool) {
@@ -228,6 +228,14 @@ Verdict Translator::answer_with_error(PacketRef& pkt, std::uint8_t type, std::ui
     }
     pkt.length = static_cast<std::uint16_t>(len);
     counters_.add(sent);
+    // An error about a hairpinned packet (its TTL ran out on the way back in, or it was too
+    // big for the inside with DF) is addressed to the sender's external address, one of ours:
+    // it goes back in as the packet came and reaches the sender through its mapping, as any
+    // error about its flow would (RFC 5508 REQ-7). Sent out, it would never come back.
+    if (pool().find(pkt.parsed.src) != kNoPool) {
+        counters_.add(Counter::hairpinned);
+        return Verdict::hairpin;
+    }
     return Verdict::reply;
 }
 

@@ -149,8 +149,22 @@ void Worker::answer_held_syns() {
         m->data_len = static_cast<std::uint16_t>(len);
         m->pkt_len = static_cast<std::uint32_t>(len);
         counters_.add(Counter::syn_unreachable_sent);
+        // A hairpinned SYN came from a subscriber's external address, one of ours: its answer
+        // goes back in like any error about the sender's flow, through the sender's mapping.
+        if (translator_.is_pool_address(syn.src)) {
+            if (hairpin_count_ == kHairpinCapacity) {
+                counters_.add(Counter::drop_hairpin_overflow);
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            m->port = shared_.outside_port;
+            counters_.add(Counter::hairpinned);
+            hairpins_[hairpin_count_++] = m;
+            continue;
+        }
         send(Direction::in2out, m); // to the remote, out of the outside port
     }
+    translate_hairpins();
 }
 
 void Worker::send_arp_request() {

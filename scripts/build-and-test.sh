@@ -8,6 +8,8 @@
 #   3. namespace tests: real Linux TCP/UDP/ICMP through ephemera on net_af_packet
 #   4. conformance tests: one per RFC requirement (docs/conformance.md), also in namespaces
 #   5. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   6. the fuzz targets (tests/fuzz, docs/reliability.md), built with clang, libFuzzer, ASan and
+#      UBSan: every input of the in-tree corpus, then a short bounded run of each
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +39,19 @@ else
   status=1
 fi
 
-/usr/bin/python3 scripts/summarize-tests.py build build-asan
+# The fuzz build: clang only; one ninja at a time, the targets alone.
+if [[ ! -f build-fuzz/build.ninja ]]; then
+  CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dtests=false -Dbenchmarks=false >/dev/null ||
+    status=1
+fi
+if ninja -C build-fuzz tests/fuzz/fuzz-translator tests/fuzz/fuzz-config tests/fuzz/fuzz-reply \
+    >/dev/null; then
+  meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz --num-processes 1 || status=1
+else
+  echo "fuzz build failed"
+  status=1
+fi
+
+/usr/bin/python3 scripts/summarize-tests.py build build-asan build-fuzz
 summary_status=$?
 [[ $status -eq 0 && $summary_status -eq 0 ]]

@@ -13,6 +13,8 @@ packages=(
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3-scapy
+  # fuzzing (tests/fuzz): clang 14, its libFuzzer and sanitizer runtimes, llvm-symbolizer
+  clang libclang-rt-14-dev llvm
   # conformance suite: STUN client and server, traceroute, captures
   stun-client stun-server traceroute tcpdump
   # namespace lab

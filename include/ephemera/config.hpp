@@ -144,6 +144,16 @@ struct ConfigError {
     [[nodiscard]] std::string to_string() const;
 };
 
+// Whether `text` is UTF-8 throughout (no stray, truncated or overlong sequence, surrogate, or
+// code point beyond U+10FFFF).
+bool is_valid_utf8(std::string_view text);
+
+// Why toml++ must not be given `text`, or nothing: it is not UTF-8 (key "(encoding)"), or it
+// has a non-ASCII character outside strings and comments, or one that toml++ 3.3.0 misreads
+// in a multi-line string (key "(syntax)"); the reason names the line and column. parse_config()
+// checks this first; config_edit.cpp checks the values it parses.
+std::optional<ConfigError> check_toml_text(std::string_view text, const std::string& source);
+
 // Parses TOML text. `source` names the file in errors. Every check that needs no running
 // port happens here; port names are checked against the EAL's devices by
 // check_port_names() once the EAL is up.

@@ -38,8 +38,11 @@ void make_arp_reply(std::span<std::uint8_t> frame, const ArpMessage& request,
 std::size_t write_arp_request(std::span<std::uint8_t> frame, const MacAddr& our_mac,
                               Ipv4Addr our_ip, Ipv4Addr target);
 
-// Turns an ICMP echo request into its reply, in place: addresses and MACs swapped, type 0,
-// checksum updated incrementally, TTL reset to 64.
-void make_echo_reply(std::span<std::uint8_t> frame, const ParsedPacket& request);
+// Turns an ICMP echo request into its reply, in place: addresses swapped, sent from `our_mac`
+// to the requester's MAC, type 0, checksum updated incrementally, TTL reset to 64. The
+// request's destination MAC is not reused: it may have been the broadcast address, which is
+// never a frame's source.
+void make_echo_reply(std::span<std::uint8_t> frame, const ParsedPacket& request,
+                     const MacAddr& our_mac);
 
 } // namespace ephemera

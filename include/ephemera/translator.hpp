@@ -181,7 +181,7 @@ private:
     void refuse_inbound(std::span<PacketRef> packets, std::uint64_t no_mapping,
                         std::uint64_t filtered, Tick now, std::span<Verdict> verdicts);
     Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
-    Verdict answer_echo(PacketRef& pkt);
+    Verdict answer_echo(PacketRef& pkt, const MacAddr& our_mac);
     void hold_syn(const PacketRef& pkt, Tick now);
     Verdict too_big(PacketRef& pkt, std::uint16_t mtu, Ipv4Addr from, const MacAddr& our_mac,
                     Tick now);

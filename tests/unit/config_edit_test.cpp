@@ -120,6 +120,44 @@ TEST(ConfigEdit, RefusesWhatAFileWouldBeRefusedFor) {
     EXPECT_EQ(refused(c, "timeouts.udp", "\"soon\"").key, "timeouts.udp");
 }
 
+TEST(ConfigEdit, ValuesToml330MisreadsAreBareWordsAndInvalidUtf8IsRefused) {
+    const Config c = base();
+    // Not TOML (non-ASCII outside quotes, or right after a multi-line string's line-ending
+    // backslash): taken as a string, as other bare words are, and refused for what it says.
+    EXPECT_NE(refused(c, "filtering.mode", "addr\xc3\xa9ss").reason.find("unknown filtering mode"),
+              std::string::npos);
+    EXPECT_NE(refused(c, "timeouts.udp", "600\xc2\xa0").reason.find("expected an integer"),
+              std::string::npos);
+    EXPECT_NE(
+        refused(c, "filtering.mode", "\"\"\"\\\n\xc2\xa7\"\"\"").reason.find("unknown filtering"),
+        std::string::npos);
+    // Non-ASCII in a quoted value is TOML.
+    EXPECT_NE(refused(c, "filtering.mode", "\"\xc2\xa7\"").reason.find("\"\xc2\xa7\""),
+              std::string::npos);
+    const ConfigError bad = refused(c, "filtering.mode", "addr\xe9ss");
+    EXPECT_EQ(bad.key, "filtering.mode");
+    EXPECT_EQ(bad.reason, "the value is not valid UTF-8");
+}
+
+// Found by tests/fuzz (fuzz-config): toml++ 3.3.0 reaches undefined behaviour writing out an
+// array that holds NaN, an infinity, a float under 0.1 or -2^63 (its one-line test). A value
+// holding a float or -2^63 inside an array or table is refused before it is written.
+TEST(ConfigEdit, FloatsInArraysAreRefusedBeforeTheyAreWrittenOut) {
+    const Config c = base();
+    for (const char* value : {"[nan]", "[1e-5]", "[\"198.18.0.9\", inf]", "[[0.01]]",
+                              "[-9223372036854775808]", "{a = [0.05]}", "[1.5]"}) {
+        const ConfigError e = refused(c, "pool.addresses", value);
+        EXPECT_EQ(e.key, "pool.addresses") << value;
+        EXPECT_NE(e.reason.find("floating-point number or -2^63"), std::string::npos)
+            << value << ": " << e.reason;
+    }
+    // Outside an array a float is written out safely and refused for what it is, as a file's.
+    EXPECT_NE(refused(c, "timeouts.udp", "1e-300").reason.find("expected an integer"),
+              std::string::npos);
+    EXPECT_NE(refused(c, "timeouts.udp", "nan").reason.find("expected an integer"),
+              std::string::npos);
+}
+
 TEST(ConfigEdit, PoolAddAndRemove) {
     const Config c = base();
     auto added = edit_pool(c, "198.18.0.102", true);

@@ -215,7 +215,7 @@ TEST(EchoReply, SwapsAddressesSetsType0AndChecksumsVerify) {
     Frame f = test::build_frame(spec);
     const ParsedPacket p = parse_frame(f);
     ASSERT_EQ(p.kind, FrameKind::ipv4);
-    make_echo_reply(f, p);
+    make_echo_reply(f, p, kOurMac);
 
     // Exactly the echo reply a host would build from scratch.
     FrameSpec expect = spec;
@@ -244,7 +244,7 @@ TEST(EchoReply, ReplyOfZeroWordsGetsChecksumAllOnes) {
     Frame f = test::build_frame(spec);
     const ParsedPacket p = parse_frame(f);
     ASSERT_EQ(p.kind, FrameKind::ipv4);
-    make_echo_reply(f, p);
+    make_echo_reply(f, p, spec.dst_mac);
     FrameSpec expect = spec;
     std::swap(expect.src_mac, expect.dst_mac);
     std::swap(expect.src, expect.dst);
@@ -252,6 +252,20 @@ TEST(EchoReply, ReplyOfZeroWordsGetsChecksumAllOnes) {
     expect.ttl = 64;
     EXPECT_EQ(test::l4_checksum(f), 0xffff);
     EXPECT_EQ(f, test::build_frame(expect));
+    EXPECT_TRUE(test::checksums_verify(f));
+}
+
+// Found by tests/fuzz: a ping sent to the broadcast MAC was answered from the broadcast MAC,
+// which is never a frame's source (IEEE 802.3: source addresses are individual).
+TEST(EchoReply, ComesFromOurMacWhenTheRequestWasBroadcast) {
+    FrameSpec spec = ping_to_gateway();
+    spec.dst_mac = test::mac(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+    Frame f = test::build_frame(spec);
+    const ParsedPacket p = parse_frame(f);
+    ASSERT_EQ(p.kind, FrameKind::ipv4);
+    make_echo_reply(f, p, kOurMac);
+    EXPECT_EQ(test::mac_src(f), kOurMac);
+    EXPECT_EQ(test::mac_dst(f), kHostMac);
     EXPECT_TRUE(test::checksums_verify(f));
 }
 
@@ -271,7 +285,7 @@ TEST(EchoReply, RandomRequestsGiveValidReplies) {
         Frame f = test::build_frame(spec);
         const ParsedPacket p = parse_frame(f);
         ASSERT_EQ(p.kind, FrameKind::ipv4) << i;
-        make_echo_reply(f, p);
+        make_echo_reply(f, p, kOurMac);
 
         FrameSpec expect = spec;
         std::swap(expect.src_mac, expect.dst_mac);

@@ -261,6 +261,36 @@ TEST(Translator, HairpinPresentsTheSendersExternalEndpoint) {
     }
 }
 
+// Found by tests/fuzz: a hairpinned packet whose TTL runs out on its way back in (TTL is spent
+// once each way) was answered with a Time Exceeded sent out of the outside port, addressed to
+// the sender's external address, one of our own: it never came back. It hairpins now, and
+// reaches the sender like any error about its flow (RFC 5508 REQ-7).
+TEST(Translator, TimeExceededForAHairpinnedPacketReachesTheSender) {
+    Nat nat(make_config(pool_of(2)));
+    nat.set_headroom_for_replies(600);
+    const auto ext2 = nat.send_out(udp_from(kC2, 5000, kA1, 53));
+    ASSERT_TRUE(ext2.has_value());
+    FrameSpec spec = udp_from(kC, 6000, ext2->addr, ext2->port);
+    spec.ttl = 2;
+    Frame f = test::build_frame(spec);
+    ASSERT_EQ(nat.in2out(f), Verdict::hairpin);
+    const Endpoint ext1 = source_of(f);
+
+    ASSERT_EQ(nat.out2in(f), Verdict::hairpin); // the Time Exceeded, to C's external address
+    EXPECT_EQ(test::ip_src(f), ext2->addr);
+    EXPECT_EQ(test::ip_dst(f), ext1.addr);
+    EXPECT_EQ(test::icmp_type(f), kIcmpTimeExceeded);
+    ASSERT_EQ(nat.out2in(f), Verdict::forward); // ... translated like any error about C's flow
+    EXPECT_EQ(test::ip_src(f), ext2->addr);
+    EXPECT_EQ(test::ip_dst(f), kC);
+    EXPECT_EQ(test::mac_dst(f), kCMac);
+    EXPECT_EQ(test::icmp_type(f), kIcmpTimeExceeded);
+    EXPECT_TRUE(test::checksums_verify(f));
+    EXPECT_EQ(nat.counters().get(Counter::icmp_time_exceeded_sent), 1u);
+    EXPECT_EQ(nat.counters().get(Counter::icmp_errors_out2in), 1u);
+    EXPECT_EQ(nat.counters().get(Counter::hairpinned), 2u);
+}
+
 // A hairpinned packet is filtered like any outside packet (RFC 4787 REQ-8): under
 // address-and-port-dependent filtering C2 must have sent to C's external endpoint first.
 TEST(Translator, HairpinIsFilteredLikeOutsideTraffic) {
@@ -300,6 +330,21 @@ TEST(Translator, HairpinnedPingIsAnsweredByThePoolAddress) {
     EXPECT_EQ(test::icmp_type(f), kIcmpEchoReply);
     EXPECT_TRUE(test::checksums_verify(f));
     EXPECT_EQ(nat.counters().get(Counter::pool_echo_replies_sent), 1u);
+}
+
+// Found by tests/fuzz: a pool address answers a ping that came to the broadcast MAC from the
+// outside port's MAC, not from the broadcast address.
+TEST(Translator, PoolPingToTheBroadcastMacIsAnsweredFromOurMac) {
+    Nat nat(make_config());
+    FrameSpec request = from_outside(Protocol::icmp, {kA1, 0}, {kX, 0x99});
+    request.icmp_type = kIcmpEchoRequest;
+    request.dst_mac = test::mac(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+    Frame f = test::build_frame(request);
+    ASSERT_EQ(nat.out2in(f), Verdict::reply);
+    EXPECT_EQ(test::mac_src(f), kOutsidePortMac);
+    EXPECT_EQ(test::mac_dst(f), kNextHopMac);
+    EXPECT_EQ(test::icmp_type(f), kIcmpEchoReply);
+    EXPECT_TRUE(test::checksums_verify(f));
 }
 
 // RFC 4787 REQ-3 / RFC 5382 REQ-7: no port overloading. C:x and C2:x to the same A1:p leave

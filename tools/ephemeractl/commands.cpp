@@ -27,35 +27,33 @@ std::string human(const Json& data, const Command& command, const Display& displ
 }
 
 int execute(TelemetryClient& client, const Command& command, const Display& display) {
-    const Json reply = client.query(command.request);
-    const std::string& name = command.request.command;
-    if (reply.is_null()) {
-        std::fprintf(stderr,
-                     "ephemeractl: %s: no data: the command failed or this ephemera does not "
-                     "know it\n",
-                     name.c_str());
-        return kExitNoReply;
-    }
-    if (is_refusal(reply)) {
-        std::fprintf(stderr, "ephemeractl: refused: %s\n",
-                     reply.value("message", std::string("(no message)")).c_str());
-        if (display.json) {
-            std::printf("%s\n", reply.dump(2).c_str());
-        }
-        return kExitRefused;
-    }
-    const Json data = command.shape == Shape::ports ? ports_by_address(reply) : reply;
-    if (const auto why = shape_error(data, command.shape)) {
-        std::fprintf(stderr, "ephemeractl: %s: malformed reply: %s\n", name.c_str(), why->c_str());
-        return kExitNoReply;
-    }
-    // --json prints what the server sent, not what it was normalised to.
-    const std::string out = display.json ? reply.dump(2) + "\n" : human(data, command, display);
-    std::fputs(out.c_str(), stdout);
-    return kExitOk;
+    const Outcome outcome = render_reply(client.query(command.request), command, display);
+    std::fputs(outcome.err.c_str(), stderr);
+    std::fputs(outcome.out.c_str(), stdout);
+    return outcome.status;
 }
 
 } // namespace
+
+Outcome render_reply(const Json& reply, const Command& command, const Display& display) {
+    const std::string& name = command.request.command;
+    if (reply.is_null()) {
+        return {kExitNoReply, "",
+                "ephemeractl: " + name +
+                    ": no data: the command failed or this ephemera does not know it\n"};
+    }
+    if (is_refusal(reply)) {
+        return {kExitRefused, display.json ? reply.dump(2) + "\n" : "",
+                "ephemeractl: refused: " + reply.value("message", std::string("(no message)")) +
+                    "\n"};
+    }
+    const Json data = command.shape == Shape::ports ? ports_by_address(reply) : reply;
+    if (const auto why = shape_error(data, command.shape)) {
+        return {kExitNoReply, "", "ephemeractl: " + name + ": malformed reply: " + *why + "\n"};
+    }
+    // --json prints what the server sent, not what it was normalised to.
+    return {kExitOk, display.json ? reply.dump(2) + "\n" : human(data, command, display), ""};
+}
 
 int run_command(const std::string& socket_path, const Command& command, const Display& display) {
     try {

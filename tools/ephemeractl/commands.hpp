@@ -4,6 +4,7 @@
 
 #include "reply_shape.hpp"
 #include "request.hpp"
+#include "telemetry_client.hpp"
 
 #include <chrono>
 #include <string>
@@ -34,5 +35,15 @@ inline constexpr std::chrono::milliseconds kSocketTimeout{30000};
 // Connects to `socket_path`, runs `command`, prints to stdout and stderr, and returns the
 // exit status.
 int run_command(const std::string& socket_path, const Command& command, const Display& display);
+
+// What run_command prints for `reply`, the data of the server's answer to `command`, and the
+// exit status that goes with it; no socket (the reply fuzzer calls it, tests/fuzz). May throw
+// Json::exception on a shape the checks miss, which run_command reports as malformed.
+struct Outcome {
+    int status = kExitOk;
+    std::string out; // for stdout
+    std::string err; // for stderr
+};
+Outcome render_reply(const Json& reply, const Command& command, const Display& display);
 
 } // namespace ephemeractl

@@ -71,16 +71,34 @@ TelemetryClient::TelemetryClient(const std::string& socket_path, std::chrono::mi
         throw TelemetryError("cannot connect to " + path_ + ": " + errno_text(errno) + hint);
     }
 
-    const std::string text = receive(kGreetingCapacity, "the greeting", "");
-    greeting_ = Json::parse(text, nullptr, false);
-    if (greeting_.is_discarded() || !greeting_.is_object()) {
-        throw TelemetryError(path_ + ": the greeting is not a JSON object; is this a DPDK "
-                                     "telemetry v2 socket?");
+    Greeting greeting = parse_greeting(receive(kGreetingCapacity, "the greeting", ""), path_);
+    greeting_ = std::move(greeting.json);
+    max_output_len_ = greeting.max_output_len;
+}
+
+Greeting parse_greeting(const std::string& text, const std::string& path) {
+    Json json = Json::parse(text, nullptr, false);
+    if (json.is_discarded() || !json.is_object()) {
+        throw TelemetryError(path + ": the greeting is not a JSON object; is this a DPDK "
+                                    "telemetry v2 socket?");
     }
-    if (const auto it = greeting_.find("max_output_len");
-        it != greeting_.end() && it->is_number_unsigned() && it->get<std::size_t>() > 0) {
-        max_output_len_ = it->get<std::size_t>();
+    std::size_t max_output_len = kDefaultMaxOutputLen;
+    if (const auto it = json.find("max_output_len");
+        it != json.end() && it->is_number_unsigned() && it->get<std::size_t>() > 0) {
+        max_output_len = it->get<std::size_t>();
     }
+    return {std::move(json), max_output_len};
+}
+
+Json parse_reply(const std::string& text, const std::string& command) {
+    Json reply = Json::parse(text, nullptr, false);
+    if (reply.is_discarded()) {
+        throw TelemetryError(command + ": the reply is not JSON");
+    }
+    if (!reply.is_object() || reply.size() != 1 || !reply.contains(command)) {
+        throw TelemetryError(command + ": the reply is not {\"" + command + "\": ...}");
+    }
+    return std::move(reply[command]);
 }
 
 std::string TelemetryClient::receive(std::size_t capacity, const std::string& what,
@@ -121,17 +139,8 @@ Json TelemetryClient::query(const Request& request) {
         throw TelemetryError(path_ + ": cannot send " + request.command + ": " + errno_text(errno));
     }
     const std::string what = "the reply to " + request.command;
-    const std::string text =
-        receive(max_output_len_, what, " (max_output_len in the server's greeting)");
-    Json reply = Json::parse(text, nullptr, false);
-    if (reply.is_discarded()) {
-        throw TelemetryError(request.command + ": the reply is not JSON");
-    }
-    if (!reply.is_object() || reply.size() != 1 || !reply.contains(request.command)) {
-        throw TelemetryError(request.command + ": the reply is not {\"" + request.command +
-                             "\": ...}");
-    }
-    return std::move(reply[request.command]);
+    return parse_reply(receive(max_output_len_, what, " (max_output_len in the server's greeting)"),
+                       request.command);
 }
 
 } // namespace ephemeractl

@@ -45,11 +45,21 @@ private:
 
 std::string socket_path_for_prefix(const std::string& prefix);
 
+// DPDK's reply size when the greeting does not say.
+inline constexpr std::size_t kDefaultMaxOutputLen = 16384;
+
+// What the client makes of the messages it receives, apart from the socket (and fuzzed as
+// such, tests/fuzz). Both throw TelemetryError naming `path` or `command`.
+struct Greeting {
+    Json json;
+    std::size_t max_output_len; // the greeting's, or kDefaultMaxOutputLen when it gives none
+};
+Greeting parse_greeting(const std::string& text, const std::string& path);
+// The data of the reply `text` to `command`: the message must be {"<command>": data}.
+Json parse_reply(const std::string& text, const std::string& command);
+
 class TelemetryClient {
 public:
-    // DPDK's reply size when the greeting does not say.
-    static constexpr std::size_t kDefaultMaxOutputLen = 16384;
-
     // Connects and reads the greeting. Throws TelemetryError.
     TelemetryClient(const std::string& socket_path, std::chrono::milliseconds timeout);
 
