@@ -13,7 +13,8 @@ Frames go to the NAT's inside MAC (--dst-mac) from the generator's (--src-mac), 
 IPv4 and L4 checksums; the payload carries the flow id at the loadgen's stamp offset (42) so a
 capture can be matched to flows. TCP frames carry SYN (--tcp-flags to change).
 
-Needs Debian's python3-scapy: run with /usr/bin/python3. Example:
+Standard library only; when Debian's python3-scapy is there (run with /usr/bin/python3) scapy
+re-checks the first frames. bench/pktgen_run.py imports frames() and write_pcap(). Example:
     /usr/bin/python3 bench/gen-lab-pcap.py -S 1024 -F 64 --frame-size 64 \\
         --dst-mac 02:45:50:00:00:01 -o /tmp/flows-64k.pcap
 """
@@ -21,11 +22,6 @@ Needs Debian's python3-scapy: run with /usr/bin/python3. Example:
 import argparse
 import struct
 import sys
-
-try:
-    from scapy.all import IP, TCP, UDP, Ether, PcapWriter, Raw  # noqa: F401
-except ImportError:
-    sys.exit("gen-lab-pcap: needs scapy (apt-get install python3-scapy; run /usr/bin/python3)")
 
 SUBSCRIBER_BASE = (100 << 24) | (64 << 16) | (1 << 8)
 SERVER_BASE = (198 << 24) | (18 << 16) | (16 << 8)
@@ -89,6 +85,101 @@ def csum(data):
     return s
 
 
+TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40,
+                 "C": 0x80}
+
+
+def mac_bytes(mac):
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def template(proto, length, dst_mac, src_mac, tcp_flags):
+    """A frame of `length` bytes (no FCS): Ethernet, IPv4 (TTL 64, id 0, no options), UDP or
+    TCP (window 65535, the given flags), zero payload; addresses, ports and checksums zero."""
+    l4 = struct.pack("!HHHH", 0, 0, length - 34, 0) if proto == 17 else \
+        struct.pack("!HHIIBBHHH", 0, 0, 0, 0, 5 << 4, tcp_flags, 65535, 0, 0)
+    head = mac_bytes(dst_mac) + mac_bytes(src_mac) + b"\x08\x00" + \
+        struct.pack("!BBHHHBBHII", 0x45, 0, length - 14, 0, 0, 64, proto, 0, 0, 0) + l4
+    if len(head) > length:
+        raise ValueError("frame of %d bytes is too small for the headers" % (length + 4))
+    return bytearray(head + b"\0" * (length - len(head)))
+
+
+def templates_for(frame_size=64, dst_mac="02:45:50:00:00:01", src_mac="02:4c:47:00:00:01",
+                  tcp_flags="S"):
+    """{17: UDP template, 6: TCP template} for frame() (frame_size with FCS)."""
+    flags = 0
+    for c in tcp_flags:
+        flags |= TCP_FLAG_BITS[c]
+    return {p: template(p, frame_size - 4, dst_mac, src_mac, flags) for p in (17, 6)}
+
+
+def frame(flow, flows, servers, proto, templates):
+    """Flow `flow`'s frame: its tuple_of() patched into the template, checksums computed."""
+    src, sport, dst, dport, p = tuple_of(flow, flows, servers, proto)
+    f = bytearray(templates[p])
+    length = len(f)
+    struct.pack_into("!II", f, 26, src, dst)
+    struct.pack_into("!H", f, 24, 0xFFFF - csum(bytes(f[14:34])))
+    struct.pack_into("!HH", f, 34, sport, dport)
+    struct.pack_into("!I", f, 42, flow)  # the loadgen's flow-id offset
+    csum_at = 40 if p == 17 else 50
+    pseudo = struct.pack("!IIBBH", src, dst, 0, p, length - 34)
+    c = 0xFFFF - csum(pseudo + bytes(f[34:]))
+    if p == 17 and c == 0:
+        c = 0xFFFF
+    struct.pack_into("!H", f, csum_at, c)
+    return bytes(f)
+
+
+def frames(subscribers, flows, servers=256, proto="mix", frame_size=64,
+           dst_mac="02:45:50:00:00:01", src_mac="02:4c:47:00:00:01", tcp_flags="S",
+           order="walk"):
+    """The S x F frames, one per flow, in the loadgen's order (walk) or flow order (seq)."""
+    templates = templates_for(frame_size, dst_mac, src_mac, tcp_flags)
+    n = subscribers * flows
+    for flow in (walk(n) if order == "walk" else range(n)):
+        yield frame(flow, flows, servers, proto, templates)
+
+
+def write_pcap(path, data):
+    """A classic pcap (microseconds, Ethernet) of the frames in `data`; returns their count."""
+    n = 0
+    with open(path, "wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for frame in data:
+            out.write(struct.pack("<IIII", 0, 0, len(frame), len(frame)))
+            out.write(frame)
+            n += 1
+    return n
+
+
+def read_pcap(path, count=None):
+    """The frames of a classic pcap (either byte order, micro- or nanoseconds)."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if len(head) < 24:
+            return
+        magic = struct.unpack("<I", head[:4])[0]
+        if magic in (0xA1B2C3D4, 0xA1B23C4D):
+            endian = "<"
+        elif magic in (0xD4C3B2A1, 0x4D3CB2A1):
+            endian = ">"
+        else:
+            raise ValueError("%s: not a pcap file" % path)
+        n = 0
+        while count is None or n < count:
+            rec = f.read(16)
+            if len(rec) < 16:
+                return
+            caplen = struct.unpack(endian + "IIII", rec)[2]
+            data = f.read(caplen)
+            if len(data) < caplen:
+                return
+            yield data
+            n += 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,48 +201,25 @@ def main():
     if n <= 0 or args.subscribers > (1 << 22) - 512 or args.flows > PORT_SPAN:
         ap.error("need 1 <= subscribers <= 4M-512 and 1 <= flows <= 64512")
     length = args.frame_size - 4  # pcaps carry no FCS
-
-    # Templates from scapy (lengths, constant fields); addresses, ports and checksums are
-    # patched per frame below, which is some 50 times faster than building each in scapy.
-    templates = {}
-    for proto in (17, 6):
-        l4 = UDP(sport=1, dport=1) if proto == 17 else TCP(sport=1, dport=1,
-                                                          flags=args.tcp_flags, window=65535)
-        pkt = Ether(dst=args.dst_mac, src=args.src_mac) / IP(src="0.0.0.0", dst="0.0.0.0",
-                                                             ttl=64, id=0) / l4
-        pkt = pkt / Raw(b"\0" * max(0, length - len(pkt)))
-        templates[proto] = bytearray(bytes(pkt))
-    for t in templates.values():
-        if len(t) != length:
-            ap.error("--frame-size %d is too small for the headers" % args.frame_size)
-
-    order = walk(n) if args.order == "walk" else range(n)
-    writer = PcapWriter(args.out, linktype=1, sync=False)
+    for c in args.tcp_flags:
+        if c not in TCP_FLAG_BITS:
+            ap.error("--tcp-flags: letters of FSRPAUEC")
     try:
-        for flow in order:
-            src, sport, dst, dport, proto = tuple_of(flow, args.flows, args.servers, args.proto)
-            f = bytearray(templates[proto])
-            struct.pack_into("!II", f, 26, src, dst)
-            struct.pack_into("!H", f, 24, 0)
-            struct.pack_into("!H", f, 24, 0xFFFF - csum(bytes(f[14:34])))
-            struct.pack_into("!HH", f, 34, sport, dport)
-            struct.pack_into("!I", f, 42, flow)  # the loadgen's flow-id offset
-            csum_at = 40 if proto == 17 else 50
-            struct.pack_into("!H", f, csum_at, 0)
-            pseudo = struct.pack("!IIBBH", src, dst, 0, proto, length - 34)
-            c = 0xFFFF - csum(pseudo + bytes(f[34:]))
-            if proto == 17 and c == 0:
-                c = 0xFFFF
-            struct.pack_into("!H", f, csum_at, c)
-            writer.write(bytes(f))
-    finally:
-        writer.close()
+        template(17, length, args.dst_mac, args.src_mac, 0)
+        template(6, length, args.dst_mac, args.src_mac, 0)
+    except ValueError:
+        ap.error("--frame-size %d is too small for the headers" % args.frame_size)
+    write_pcap(args.out, frames(args.subscribers, args.flows, args.servers, args.proto,
+                                args.frame_size, args.dst_mac, args.src_mac, args.tcp_flags,
+                                args.order))
 
-    # Let scapy check the first frames independently: rebuilt with the checksums it computes
-    # itself, each must come out byte for byte the same.
-    from scapy.all import rdpcap
-    for frame in rdpcap(args.out, count=min(n, 16)):
-        original = bytes(frame)
+    # Let scapy check the first frames independently when it is there: rebuilt with the
+    # checksums it computes itself, each must come out byte for byte the same.
+    try:
+        from scapy.all import IP, Ether
+    except ImportError:
+        IP = Ether = None
+    for original in (read_pcap(args.out, min(n, 16)) if Ether else ()):
         again = Ether(original)
         del again[IP].chksum
         del again[IP].payload.chksum
