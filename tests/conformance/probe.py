@@ -29,7 +29,8 @@ one JSON line with what the kernel's sockets saw, errors included (errno names).
       Echo requests with identifier N (raw socket). Output: replies (from, seq), errors.
 
   probe.py frag-flood --src A --to B --port P [--duration T] [--gap S]
-      Raw fragments that never complete a datagram, each with a new IP identifier.
+      Raw fragments that never complete a datagram, each with a new IP identifier, for T
+      seconds or until SIGTERM. Output: sent.
 
   probe.py tcp-simultaneous --bind-port X --to A --port P [--timeout T] [--attempt-timeout T]
                            [--name S]
@@ -48,6 +49,7 @@ import argparse
 import errno
 import json
 import select
+import signal
 import socket
 import struct
 import sys
@@ -297,7 +299,10 @@ def frag_flood(args):
     sent = 0
     ident = 1
     deadline = time.monotonic() + args.duration
-    while time.monotonic() < deadline:
+    # SIGTERM ends the flood cleanly, so a test can flood for exactly as long as it needs.
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    while time.monotonic() < deadline and not stop:
         for first in (True, False):
             if first:  # offset 0, MF: a UDP header and 64 bytes
                 body = struct.pack("!HHHH", 7777, args.port, 8 + 1400, 0) + b"f" * 64
