@@ -517,7 +517,7 @@ class Ctl(unittest.TestCase):
         self.serve()
         cases = [
             ([], "subcommand"),
-            (["show"], "show: give one of config, stats, ports, worker N"),
+            (["show"], "show: give one of config, stats, ports, pauses, worker N"),
             (["show", "nope"], "nope"),
             (["show", "worker"], "N"),
             (["show", "worker", "x"], "'x'"),
