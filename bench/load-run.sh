@@ -6,8 +6,12 @@
 # Usage: bench/load-run.sh [--quick] [--sizes 64K,1M,4M,16M] [--reps N] [--duration S]
 #                          [--teardown] [--no-scaling] [--proto udp|tcp|mix] [--frame-size N]
 #                          [--json FILE] [--summarise A.json B.json ...]
+#        bench/load-run.sh --live-changes [--sizes 1M] [--live-workers 1,2] [--live-rounds N]
+#                          [--live-duration S]
 # Full run: about 7 minutes on a quiet host (+2.5 with --teardown; more when other work takes
 # the CPUs and extra pairs are run); --quick (64K and 1M, 3 s windows): about 2 minutes.
+# --live-changes: the workers' longest pauses while ephemeractl changes the pool and the port
+# range under load (about 1.5 minutes with the defaults).
 # Root only. Results: build-load/load-run.json and a table; method and figures in
 # docs/performance.md.
 set -euo pipefail

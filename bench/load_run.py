@@ -12,6 +12,13 @@ memory (VmRSS, VmHWM and the EAL -m it was given), and a 2-worker run at 1 M (mu
 scaling; on 2 CPUs the second worker shares CPU 0 with the generator). --teardown adds the
 tear-down rate: 1 M UDP sessions at the 120 s timeout, watched expiring through telemetry.
 
+--live-changes runs instead, at one size (--sizes, default 1M) and 1 then 2 workers
+(--live-workers): while established traffic flows, rounds of `ephemeractl reset pauses`, then
+one change (`pool add`, `pool remove`, `set pool.port_range`, or none: the baseline), then
+`ephemeractl show pauses`; it reports per kind of change the longest iteration any worker saw,
+the longest that took up the change (target: under 50 us, LIVE_TARGET_US), and the packets the
+NAT translated while each change was under way (see live_changes()).
+
 Each run reports how much of its CPU each polling thread had while measuring (schedstat); a
 pair counts as clean when all had at least --min-cpu-share, and ratios come from clean pairs
 (see summarise()). A host shared with other work makes unclean pairs; up to --extra-pairs more
@@ -45,6 +52,15 @@ FLOWS_PER_SUBSCRIBER = 64       # CSIT-like: hosts x ports
 
 SIZES = {"64K": 1 << 16, "1M": 1 << 20, "4M": 1 << 22, "16M": 1 << 24}
 
+# The longest a worker may go unpolled because of a config change (the project's issue, point 3).
+LIVE_TARGET_US = 50
+# Pool addresses --live-changes adds and removes: outside POOL, so the generator's checks (which
+# know only POOL) never see them; established flows make no new mappings on them anyway.
+LIVE_EXTRA_ADDRESS = "198.19.1.%d"
+# The range --live-changes narrows to and back: inside PORT_RANGE, so every port the generator
+# sees stays one it accepts; the narrowing leaves ports 60001-65535 in use outside the range.
+LIVE_NARROW_RANGE = "1024-60000"
+
 
 def ephemera_config(max_sessions, udp_timeout=None):
     return memif_lab.ephemera_config(
@@ -59,16 +75,20 @@ class Runner:
         self.build = args.build
         self.loadgen = os.path.join(self.build, "bench", "loadgen", "ephemera-loadgen")
         self.ephemera = os.path.join(self.build, "control", "ephemera")
+        self.ephemeractl = os.path.join(self.build, "tools", "ephemeractl", "ephemeractl")
         self.tmp = tempfile.mkdtemp(prefix="ephemera-load-")
         self.count = 0
         self.children = []
 
     # ---- one measurement ------------------------------------------------------------------
 
-    def run_one(self, kind, sessions, workers=1, udp_timeout=None, keep_running=False):
+    def run_one(self, kind, sessions, workers=1, udp_timeout=None, keep_running=False,
+                live=False):
         """kind: 'floor' or 'ephemera'. Returns a result dict. With keep_running the NAT is
         left running after the generator is done (result "_dut", "_telemetry"): the
-        tear-down measurement watches it expire its sessions."""
+        tear-down measurement watches it expire its sessions. With live (ephemera only) the
+        measure phase lasts --live-duration s, without a latency phase, and live_changes()
+        runs once it has started (result "live_changes")."""
         self.count += 1
         name = "lr%d-%d" % (os.getpid(), self.count)
         subs = sessions // FLOWS_PER_SUBSCRIBER
@@ -77,12 +97,16 @@ class Runner:
         pid_file = os.path.join(self.tmp, name + ".pid")
         dut_log = os.path.join(self.tmp, name + "-%s.log" % kind)
         # 512 MiB: mbufs (64 K x 2.2 KiB) and rings; the flow records live on the C++ heap
+        jsonl = os.path.join(self.tmp, name + "-loadgen.jsonl")
+        duration = 1 if keep_running else self.args.live_duration if live else \
+            self.args.duration
         lg_cmd = loadgen_command(self.loadgen, name, [
             "-S", str(subs), "-F", str(FLOWS_PER_SUBSCRIBER),
             "--proto", "udp" if keep_running else self.args.proto,
             "--frame-size", str(self.args.frame_size),
-            "--duration", "1" if keep_running else str(self.args.duration), "--warmup", "1",
-            "--latency-load", "0" if keep_running else "0.5",
+            "--duration", str(duration), "--warmup", "1",
+            "--latency-load", "0" if keep_running or live else "0.5",
+            "--stats-jsonl", jsonl,
             "--latency-duration", str(self.args.latency_duration),
             "--queues", str(workers), "--steering", "rss",
             "--pool", POOL, "--port-range", PORT_RANGE,
@@ -120,7 +144,12 @@ class Runner:
         peak = {}
         telemetry = Telemetry(prefix)
         share = CpuShare()
+        changes_done = not live
         while lg.poll() is None:
+            if not changes_done and loadgen_phase(jsonl) == "measure":
+                changes_done = True
+                result["live_changes"] = live_changes(self.ephemeractl, prefix, telemetry,
+                                                      jsonl, self.args.live_rounds)
             st = proc_status(dut.pid)
             if st:
                 peak = st
@@ -341,6 +370,177 @@ def print_table(rows):
                                                             r["ephemera_drops"]))
 
 
+# ---- config changes under load (--live-changes) ----------------------------------------------
+
+
+def loadgen_phase(jsonl):
+    """The generator's phase from the last whole line of its --stats-jsonl file (written once a
+    second), or None before the first."""
+    try:
+        with open(jsonl, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return json.loads(line)["phase"]
+        except (ValueError, KeyError):
+            continue
+    return None
+
+
+def ctl(binary, prefix, *argv):
+    """Runs `ephemeractl --prefix PREFIX --json ARGV`: (exit status, reply or None, wall ms)."""
+    t0 = time.monotonic()
+    r = subprocess.run([binary, "--prefix", prefix, "--json"] + list(argv),
+                       capture_output=True, text=True, timeout=30)
+    ms = (time.monotonic() - t0) * 1e3
+    try:
+        data = json.loads(r.stdout) if r.stdout.strip() else None
+    except ValueError:
+        data = None
+    if r.returncode != 0:
+        log("ephemeractl %s: exit %d: %s" % (" ".join(argv), r.returncode, r.stderr.strip()))
+    return r.returncode, data, ms
+
+
+def translated(telemetry):
+    st = telemetry.query("/ephemera/stats", timeout=2.0) or {}
+    return st.get("in2out_translated", 0) + st.get("out2in_translated", 0)
+
+
+def change_window(binary, prefix, telemetry, change, idle_s):
+    """One measurement: restart every worker's pause window, make `change` (ephemeractl
+    arguments; None: wait idle_s instead, the baseline), wait until every worker has taken the
+    plan up, then read the windows. Packets are the NAT's translated count (both ways) from just
+    before the change to just after every worker took it up."""
+    rc, _, _ = ctl(binary, prefix, "reset", "pauses")
+    if rc != 0:
+        return {"error": "reset pauses failed (exit %d)" % rc}
+    p0, t0 = translated(telemetry), time.monotonic()
+    out = {"change": " ".join(change) if change else None}
+    if change:
+        rc, reply, ms = ctl(binary, prefix, *change)
+        out.update(rc=rc, reply=reply, ctl_ms=ms)
+    else:
+        time.sleep(idle_s)
+    deadline = time.monotonic() + 5
+    while True:
+        _, pauses, _ = ctl(binary, prefix, "show", "pauses")
+        if pauses is None:
+            out["error"] = "show pauses failed"
+            return out
+        if not change or min(pauses["plans_taken"]) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    p1, t1 = translated(telemetry), time.monotonic()
+    out.update(seconds=t1 - t0, packets=p1 - p0, pauses=pauses,
+               longest_iteration_us=max(pauses["longest_iteration_us"]),
+               longest_plan_iteration_us=max(pauses["longest_plan_iteration_us"]),
+               plans_taken=pauses["plans_taken"])
+    return out
+
+
+def live_changes(binary, prefix, telemetry, jsonl, rounds):
+    """Rounds of changes while the generator is in its measure phase, interleaved with a
+    baseline window of no change: the longest iteration of a baseline window is what the host
+    alone does to the workers (preemption on a shared CPU counts: the queues see it too), the
+    longest plan iteration of a change window is what taking up the change cost. Stops early
+    (and says so) when the measure phase ends."""
+    windows = []
+    idle_s = 0.1
+    stopped_early = False
+    for i in range(rounds):
+        address = LIVE_EXTRA_ADDRESS % (i + 1)
+        plan = [("none (baseline)", None),
+                ("pool add", ["pool", "add", address]),
+                ("set pool.port_range", ["set", "pool.port_range", LIVE_NARROW_RANGE]),
+                ("pool remove", ["pool", "remove", address]),
+                ("set pool.port_range", ["set", "pool.port_range", PORT_RANGE])]
+        for kind, change in plan:
+            if loadgen_phase(jsonl) != "measure":
+                stopped_early = True
+                break
+            w = change_window(binary, prefix, telemetry, change, idle_s)
+            w["kind"], w["round"] = kind, i + 1
+            windows.append(w)
+            if change and "seconds" in w:
+                idle_s = w["seconds"]  # baseline windows as long as change windows
+        if stopped_early:
+            log("live changes: the measure phase ended after %d of %d rounds (raise "
+                "--live-duration)" % (i, rounds))
+            break
+    return {"rounds": rounds, "stopped_early": stopped_early, "target_us": LIVE_TARGET_US,
+            "windows": windows}
+
+
+def live_summary(runs):
+    """Per worker count and kind of change: the longest iteration and the longest plan
+    iteration any worker saw over the rounds (and their medians), the packets translated while
+    the changes were under way and at what rate, against the 50 us target."""
+    rows = []
+    for r in runs:
+        windows = r.get("live_changes", {}).get("windows", [])
+        kinds = []
+        for w in windows:
+            if w.get("kind") not in kinds:
+                kinds.append(w.get("kind"))
+        for kind in kinds:
+            ws = [w for w in windows if w.get("kind") == kind and "pauses" in w]
+            if not ws:
+                continue
+            changes = kind != "none (baseline)"
+            plan_us = [w["longest_plan_iteration_us"] for w in ws]
+            any_us = [w["longest_iteration_us"] for w in ws]
+            secs = sum(w["seconds"] for w in ws)
+            packets = sum(w["packets"] for w in ws)
+            rows.append({
+                "workers": r["workers"], "sessions": r["sessions"], "kind": kind,
+                "windows": len(ws),
+                "refused": sum(1 for w in ws if w.get("rc", 0) != 0),
+                "took_up": sum(1 for w in ws if min(w["plans_taken"]) >= 1) if changes else None,
+                "longest_plan_iteration_us_max": max(plan_us) if changes else None,
+                "longest_plan_iteration_us_median": median(plan_us) if changes else None,
+                "longest_iteration_us_max": max(any_us),
+                "longest_iteration_us_median": median(any_us),
+                "per_worker_plan_us_max": [max(w["pauses"]["longest_plan_iteration_us"][k]
+                                               for w in ws) for k in range(r["workers"])],
+                "per_worker_longest_us_max": [max(w["pauses"]["longest_iteration_us"][k]
+                                                  for w in ws) for k in range(r["workers"])],
+                "ctl_ms_median": median([w["ctl_ms"] for w in ws]) if changes else None,
+                "window_ms_median": median([w["seconds"] * 1e3 for w in ws]),
+                "packets": packets,
+                "packets_min_per_window": min(w["packets"] for w in ws),
+                "mpps": packets / secs / 1e6 if secs else 0.0,
+                "under_target": (max(plan_us) < LIVE_TARGET_US) if changes else None,
+            })
+    return rows
+
+
+def print_live_table(rows):
+    log("")
+    log("Pauses during config changes (target: a worker takes up a change in an iteration under "
+        "%d us)" % LIVE_TARGET_US)
+    log("%-2s %-20s %6s | %-19s | %-19s | %-8s | %-9s | %-11s | %s" % (
+        "w", "change", "n", "plan iter us max/med", "any iter us max/med", "ctl ms",
+        "window ms", "packets min", "Mpps in windows"))
+    for r in rows:
+        plan = "-" if r["longest_plan_iteration_us_max"] is None else "%6d / %-6.0f %s" % (
+            r["longest_plan_iteration_us_max"], r["longest_plan_iteration_us_median"],
+            "ok" if r["under_target"] else "!!")
+        log("%-2d %-20s %6s | %-19s | %7d / %-9.0f | %-8s | %-9.0f | %-11d | %.3f" % (
+            r["workers"], r["kind"], "%d%s" % (r["windows"], "" if not r["refused"] else
+                                                "(%d refused)" % r["refused"]),
+            plan, r["longest_iteration_us_max"], r["longest_iteration_us_median"],
+            "-" if r["ctl_ms_median"] is None else "%.0f" % r["ctl_ms_median"],
+            r["window_ms_median"], r["packets_min_per_window"], r["mpps"]))
+    log("plan iter: the longest loop iteration in which a worker took up the change; any iter: "
+        "the longest iteration of the window (host preemption included); packets min: the "
+        "fewest translated in one window (0 would mean traffic stopped)")
+
+
 def teardown(runner, sessions):
     """Tear-down rate (RFC 9693): UDP sessions at the shortest timeout RFC 4787 allows (120 s)
     are set up and refreshed once more, then left alone; ephemera's expiry is watched through
@@ -390,6 +590,61 @@ def teardown(runner, sessions):
     return out
 
 
+def live_main(runner, args, size, command, revision, json_path, started):
+    """--live-changes: one run per worker count, the changes made while it measures."""
+    label, sessions = size
+    runs, failures = [], []
+    try:
+        for workers in [int(w) for w in args.live_workers.split(",")]:
+            t0 = time.monotonic()
+            log("%s w%d: live changes, %d round(s) in a %.0f s measure phase" % (
+                label, workers, args.live_rounds, args.live_duration))
+            try:
+                r = runner.run_one("ephemera", sessions, workers, live=True)
+            except RuntimeError as e:
+                runner.cleanup()
+                runner.children = []
+                log("%s w%d: FAILED: %s" % (label, workers, str(e).splitlines()[0]))
+                failures.append({"size": label, "workers": workers, "error": str(e)[-4000:]})
+                continue
+            m = metrics(r)
+            log("%s w%d: out %.3f back %.3f Mpps over the measure phase, loss %.1e, "
+                "mistranslated %d; CPU share loadgen %.0f%% ephemera %.0f%% (%.0f s)" % (
+                    label, workers, m["out_mpps"], m["back_mpps"], m["loss"],
+                    m["mistranslations"], 100 * m["cpu_loadgen"], 100 * m["cpu_dut"],
+                    time.monotonic() - t0))
+            runs.append(r)
+    except KeyboardInterrupt:
+        log("interrupted; summarising what ran")
+    finally:
+        runner.cleanup()
+    rows = live_summary(runs)
+    print_live_table(rows)
+    elapsed = time.monotonic() - started
+    out = {
+        "command": command,
+        "revision": revision,
+        "elapsed_s": elapsed,
+        "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+        "flows_per_subscriber": FLOWS_PER_SUBSCRIBER,
+        "pool": POOL, "port_range": PORT_RANGE,
+        "live_changes": {
+            "target_us": LIVE_TARGET_US, "size": label, "sessions": sessions,
+            "rounds": args.live_rounds, "measure_s": args.live_duration,
+            "summary": rows,
+            "traffic": [dict(metrics(r), workers=r["workers"]) for r in runs],
+        },
+        "failures": failures,
+        "runs": runs,
+    }
+    with open(json_path, "w") as f:
+        json.dump(out, f, indent=2)
+    log("JSON: %s   (%.0f s, run: %s)" % (json_path, elapsed, command))
+    bad = sum(metrics(r)["mistranslations"] for r in runs) or failures or \
+        any(r["under_target"] is False for r in rows)
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -411,6 +666,18 @@ def main():
     ap.add_argument("--teardown", action="store_true",
                     help="also measure the tear-down rate at 1M UDP sessions (adds ~2.5 min: "
                          "the shortest UDP timeout is 120 s)")
+    ap.add_argument("--live-changes", action="store_true",
+                    help="instead of the throughput runs: pauses of the workers while config "
+                         "changes (pool add/remove, set pool.port_range) are made under load, "
+                         "at the first of --sizes (default 1M) with --live-workers")
+    ap.add_argument("--live-workers", default="1,2",
+                    help="--live-changes: worker counts, comma list (default 1,2)")
+    ap.add_argument("--live-rounds", type=int, default=5,
+                    help="--live-changes: rounds of (baseline, pool add, narrow port range, "
+                         "pool remove, widen port range) per worker count (default 5)")
+    ap.add_argument("--live-duration", type=float, default=30.0,
+                    help="--live-changes: seconds of the generator's measure phase, which the "
+                         "rounds must fit in (default 30)")
     ap.add_argument("--proto", default="mix", choices=["udp", "tcp", "mix"])
     ap.add_argument("--frame-size", type=int, default=64)
     ap.add_argument("--build", default=os.path.join(ROOT, "build-load"))
@@ -447,6 +714,7 @@ def main():
     if args.extra_pairs is None:
         args.extra_pairs = 0 if args.quick else 1
     names = (args.sizes.split(",") if args.sizes
+             else ["1M"] if args.live_changes
              else ["64K", "1M"] if args.quick else ["64K", "1M", "4M", "16M"])
     for n in names:
         if n not in SIZES:
@@ -461,7 +729,9 @@ def main():
             subprocess.run(["meson", "setup", args.build, ROOT, "--buildtype=release"],
                            check=True)
         subprocess.run(["ninja", "-C", args.build, "control/ephemera",
-                        "bench/loadgen/ephemera-loadgen"], check=True)
+                        "bench/loadgen/ephemera-loadgen"] +
+                       (["tools/ephemeractl/ephemeractl"] if args.live_changes else []),
+                       check=True)
     os.makedirs(SOCKET_DIR, exist_ok=True)
 
     runner = Runner(args)
@@ -469,8 +739,14 @@ def main():
     started = time.monotonic()
     command = " ".join([os.path.join("bench", "load-run.sh")] + sys.argv[1:])
     revision = describe_revision()
-    log("load run of ephemera %s: sizes %s, %d pair(s) each, %.0f s windows" % (
-        revision, ",".join(names), args.reps, args.duration))
+    if args.live_changes:
+        log("load run of ephemera %s: live changes at %s, %s worker(s)" % (
+            revision, names[0], args.live_workers))
+    else:
+        log("load run of ephemera %s: sizes %s, %d pair(s) each, %.0f s windows" % (
+            revision, ",".join(names), args.reps, args.duration))
+    if args.live_changes:
+        return live_main(runner, args, sizes[0], command, revision, json_path, started)
     teardown_result = None
     failures = []
     try:

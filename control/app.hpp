@@ -26,6 +26,7 @@ struct App {
     std::vector<std::unique_ptr<Worker>> workers;
     std::vector<unsigned> worker_lcores;
     std::mutex mailbox_lock; // one telemetry request at a time
+    std::mutex pause_lock;   // one pause-window reset at a time
     std::unique_ptr<Runtime> runtime;
     rte_rcu_qsbr* qsbr_memory = nullptr; // freed at exit, after the workers stopped
 };

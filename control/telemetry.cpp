@@ -7,6 +7,7 @@
 // the App; TelemetryRegistration::close() takes it exclusively and forgets the App, so a
 // command either finishes before the App goes or finds none and answers with an error.
 #include "app.hpp"
+#include "pauses.hpp"
 
 #include <rte_cycles.h>
 #include <rte_telemetry.h>
@@ -91,6 +92,7 @@ int cmd_stats(App& app, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "live_sessions", sessions);
     rte_tel_data_add_dict_u64(d, "live_mappings", mappings);
     add_total_gauges(app, d);
+    add_pause_totals(d, app);
     add_counters(d, [&app](Counter c) { return counter_total(app, c); });
     return 0;
 }
@@ -113,6 +115,7 @@ int cmd_worker(App& app, const char* params, rte_tel_data* d) {
     add_worker_gauges(d, w.gauges());
     rte_tel_data_add_dict_u64(d, "ports_per_address",
                               w.gauges().ports_per_address.load(std::memory_order_relaxed));
+    add_pause_gauges(d, w);
     add_counters(d, [&w](Counter c) { return w.counters().get(c); });
     return 0;
 }
@@ -413,6 +416,10 @@ TelemetryRegistration register_telemetry(App& app) {
                                "Delete sessions. Parameters: subscriber=A;external=A:P;address=A");
     rte_telemetry_register_cmd("/ephemera/reload", gated<cmd_reload>,
                                "Reread the config file (as SIGHUP does)");
+    // Help texts hold fewer than 128 characters, or the command is not registered.
+    rte_telemetry_register_cmd("/ephemera/pauses", gated<pauses_command>,
+                               "Longest loop iteration per worker since the window was reset. "
+                               "Parameters: none, or reset");
     rte_telemetry_register_cmd("/ephemera/config", gated<cmd_config>,
                                "The running configuration, ports and next hop");
     return TelemetryRegistration{};

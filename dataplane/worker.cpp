@@ -8,6 +8,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace ephemera {
 
@@ -55,10 +56,11 @@ void Worker::run() {
         rte_rcu_qsbr_thread_online(shared_.qsbr, id_);
     }
     iteration_start_ = rte_rdtsc();
+    gauges_.pauses.start(iteration_start_);
     while (!shared_.stop.load(std::memory_order_relaxed)) {
         poll_once(static_cast<Tick>((rte_rdtsc() - shared_.start_tsc) / shared_.tsc_per_tick));
         const std::uint64_t end = rte_rdtsc();
-        longest_iteration_ = std::max(longest_iteration_, end - iteration_start_);
+        gauges_.pauses.note(end - iteration_start_, end, std::exchange(took_plan_, false));
         iteration_start_ = end;
     }
     flush_tx();
@@ -97,10 +99,6 @@ void Worker::refresh_gauges() {
             translator_.live_sessions(p), std::memory_order_relaxed);
     }
     gauges_.ports_per_address.store(translator_.ports().usable_ports(), std::memory_order_relaxed);
-    const std::uint64_t hz = std::max<std::uint64_t>(1, rte_get_tsc_hz() / 1000000);
-    gauges_.longest_iteration_us.store(
-        static_cast<std::uint32_t>(std::min<std::uint64_t>(longest_iteration_ / hz, 0xffffffffu)),
-        std::memory_order_relaxed);
 }
 
 void Worker::housekeeping(Tick now) {
@@ -113,6 +111,7 @@ void Worker::housekeeping(Tick now) {
     if (published != nullptr && published != plan_) {
         translator_.apply(*published);
         plan_ = published;
+        took_plan_ = true;
     }
 
     serve_mailbox(now);

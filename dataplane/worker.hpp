@@ -23,6 +23,7 @@
 #pragma once
 
 #include "mailbox.hpp"
+#include "pause_meter.hpp"
 #include "rcu_slot.hpp"
 
 #include "ephemera/config.hpp"
@@ -92,9 +93,9 @@ struct Gauges {
     std::atomic<std::uint64_t> ports_held{0};
     std::atomic<std::uint32_t> ports_per_address{0}; // this worker's usable ports
     std::array<std::atomic<std::uint32_t>, kProtocolCount> sessions_by_proto{};
-    // The longest loop iteration since start, in microseconds: how long the worker's queues
-    // went unpolled at worst (a config change must never show here).
-    std::atomic<std::uint32_t> longest_iteration_us{0};
+    // The longest loop iterations since the window was last reset (a config change must never
+    // show here); kept as they happen, not refreshed with the rest.
+    PauseMeter pauses;
 };
 
 // The fragment table's bounds from the config, and how it gives a held piece back.
@@ -127,6 +128,8 @@ public:
     // lcore's own. Other threads read gauges(), counters() and the mailbox.
     [[nodiscard]] const Translator& translator() const { return translator_; }
     Mailbox& mailbox() { return mailbox_; }
+    // Other threads ask for a new pause window through it (the worker writes the rest).
+    PauseMeter& pause_meter() { return gauges_.pauses; }
 
 private:
     // Packets this worker translates, one direction, with what the translator made of them.
@@ -195,8 +198,8 @@ private:
     Tick last_arp_request_ = 0;
     bool arp_requested_once_ = false;
     std::uint64_t iterations_ = 0;
-    std::uint64_t iteration_start_ = 0;
-    std::uint64_t longest_iteration_ = 0; // TSC cycles
+    std::uint64_t iteration_start_ = 0; // TSC
+    bool took_plan_ = false;            // in this iteration, for the pause meter
     Gauges gauges_;
     Mailbox mailbox_;
     FragmentTable fragments_;

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """ephemeractl against a fake DPDK telemetry v2 server: the exact request strings it sends, its
 tables, --json, and its exit statuses (0 ok, 1 refused, 2 no server or bad reply, 64 usage).
+The Live tests run it against a real ephemera (path in $EPHEMERA; root, net_null ports).
 
 The fake server listens on a SOCK_SEQPACKET socket in a temporary directory, sends the greeting
 on every connection, records each request and answers from a script, as DPDK 22.11 does:
@@ -10,11 +11,13 @@ on every connection, records each request and answers from a script, as DPDK 22.
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 EPHEMERACTL = sys.argv[1] if len(sys.argv) > 1 else "build/tools/ephemeractl/ephemeractl"
@@ -115,6 +118,16 @@ PORTS_COLUMNS.update({field: [PORTS[a][field] for a in PORTS]
                       for field in PORTS["198.18.0.100"]})
 
 OK = {"result": "ok", "message": "timeouts.udp: 300 -> 600"}
+
+# /ephemera/pauses as ephemera sends it: one array per field, in worker order.
+PAUSES = {"worker": [0, 1], "longest_iteration_us": [12, 31],
+          "longest_plan_iteration_us": [4, 9], "plans_taken": [3, 3],
+          "pause_window_ms": [1500, 1499]}
+RESET = {"result": "ok", "message": "pause windows restarted on 2 workers"}
+
+
+def pauses_reply(request):
+    return RESET if request == "/ephemera/pauses,reset" else PAUSES
 
 
 class Ctl(unittest.TestCase):
@@ -220,6 +233,12 @@ class Ctl(unittest.TestCase):
              f"/ephemera/flush,subscriber={s};external={e};address={a}"),
         ], replies={"/ephemera/flush": {"result": "ok", "message": "flushed 3 sessions",
                                         "flushed": 3}})
+
+    def test_requests_pauses(self):
+        self.assert_requests([
+            (["show", "pauses"], "/ephemera/pauses"),
+            (["reset", "pauses"], "/ephemera/pauses,reset"),
+        ], replies={"/ephemera/pauses": pauses_reply})
 
     def test_requests_reload(self):
         self.assert_requests([(["reload"], "/ephemera/reload")],
@@ -339,6 +358,66 @@ class Ctl(unittest.TestCase):
         lines = r.stdout.splitlines()
         self.assertEqual(len(lines), 2)
         self.assertEqual(lines[1].split()[1:3], ["1/16384", "0.0%"])
+
+    def test_pauses_table_one_row_per_worker_and_the_maxima(self):
+        self.serve({"/ephemera/pauses": pauses_reply})
+        r = self.ctl("show", "pauses")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # "all": the longest of each, plans summed, the shortest window (the one every
+        # worker's figures cover).
+        self.assertEqual(r.stdout,
+                         "worker  longest iteration us  longest with a plan us  plans taken"
+                         "  window ms\n"
+                         "     0                    12                       4            3"
+                         "       1500\n"
+                         "     1                    31                       9            3"
+                         "       1499\n"
+                         "   all                    31                       9            6"
+                         "       1499\n")
+        r = self.ctl("reset", "pauses")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, RESET["message"] + "\n", ""))
+
+    def test_pauses_table_single_worker_has_no_all_row(self):
+        one = {key: values[:1] for key, values in PAUSES.items()}
+        self.serve({"/ephemera/pauses": one})
+        r = self.ctl("show", "pauses")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 2, r.stdout)
+        self.assertEqual(lines[1].split(), ["0", "12", "4", "3", "1500"])
+
+    def test_pauses_json_and_malformed_replies(self):
+        self.serve({"/ephemera/pauses": pauses_reply})
+        r = self.ctl("--json", "show", "pauses")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), PAUSES)
+        r = self.ctl("--json", "reset", "pauses")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), RESET)
+        self.server.close()
+        # A reset some worker did not honour in time is a refusal: exit 1.
+        late = {"result": "refused",
+                "message": "worker 1 did not restart its window within 2000 ms"}
+        self.serve({"/ephemera/pauses": late})
+        r = self.ctl("reset", "pauses")
+        self.assertEqual((r.returncode, r.stdout), (1, ""))
+        self.assertEqual(r.stderr, "ephemeractl: refused: " + late["message"] + "\n")
+        self.server.close()
+        self.server = None
+        for reply in (dict(PAUSES, plans_taken=[3]),
+                      {k: v for k, v in PAUSES.items() if k != "pause_window_ms"},
+                      dict(PAUSES, longest_iteration_us=[12, -1]),
+                      dict(PAUSES, longest_iteration_us=[12, "31"]),
+                      dict(PAUSES, worker=0),
+                      [PAUSES]):
+            with self.subTest(reply=reply):
+                self.serve({"/ephemera/pauses": reply})
+                r = self.ctl("show", "pauses")
+                self.assertEqual(r.returncode, 2, r.stdout)
+                self.assertIn("/ephemera/pauses", r.stderr)
+                self.assertEqual(r.stdout, "")
+                self.server.close()
+                self.server = None
 
     def test_mappings_and_sessions_one_line_each(self):
         mappings = ["udp 100.64.0.2:5000 -> 198.18.0.100:49152 sessions=1 worker=0",
@@ -517,7 +596,7 @@ class Ctl(unittest.TestCase):
         self.serve()
         cases = [
             ([], "subcommand"),
-            (["show"], "show: give one of config, stats, ports, worker N"),
+            (["show"], "show: give one of config, stats, ports, pauses, worker N"),
             (["show", "nope"], "nope"),
             (["show", "worker"], "N"),
             (["show", "worker", "x"], "'x'"),
@@ -544,6 +623,10 @@ class Ctl(unittest.TestCase):
             (["flush", "--address", "x"], "'x'"),
             (["flush", "--subscriber", "100.64.0.256"], "'100.64.0.256'"),
             (["reload", "extra"], "extra"),
+            (["reset"], "reset: give pauses"),
+            (["reset", "nope"], "nope"),
+            (["reset", "pauses", "x"], "x"),
+            (["show", "pauses", "x"], "x"),
             (["--bogus", "reload"], "--bogus"),
             (["--prefix", "a/b", "reload"], "'a/b'"),
         ]
@@ -562,12 +645,135 @@ class Ctl(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("--socket", r.stdout)
         self.assertIn("for tests and unusual runtime dirs", r.stdout)
-        for sub in ("show", "mappings", "sessions", "set", "pool", "flush", "reload"):
+        for sub in ("show", "mappings", "sessions", "set", "pool", "flush", "reload", "reset"):
             self.assertIn(sub, r.stdout)
         r = subprocess.run([EPHEMERACTL, "flush", "--help"], capture_output=True, text=True,
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("--external ADDR:PORT", r.stdout)
+
+
+LIVE_CONFIG = """
+[pool]
+addresses = ["198.18.0.100"]
+[inside]
+port = "net_null0"
+gateway = "100.64.0.1"
+[outside]
+port = "net_null1"
+next_hop = "198.18.0.2"
+next_hop_mac = "02:00:00:00:00:fe"
+"""
+
+
+class Live(unittest.TestCase):
+    """show pauses and reset pauses against a real ephemera with two workers on net_null ports
+    (an endless stream of junk frames, so the workers are busy while they take up changes)."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root (DPDK)")
+        ephemera = os.environ.get("EPHEMERA")
+        if not ephemera:
+            self.skipTest("EPHEMERA (the ephemera binary) not set")
+        self.tmp = tempfile.TemporaryDirectory()
+        self.prefix = f"ctl-{os.getpid()}-{self._testMethodName}"[:40]
+        path = os.path.join(self.tmp.name, "live.toml")
+        with open(path, "w") as f:
+            f.write(LIVE_CONFIG)
+        # --lcores: three lcores on a 2-CPU machine.
+        self.proc = subprocess.Popen(
+            [ephemera, "--lcores", "0@0,1@1,2@0", "--no-huge", "-m", "512", "--no-pci",
+             "--file-prefix", self.prefix, "--log-level=error", "--vdev", "net_null0",
+             "--vdev", "net_null1", "--", "--config", path],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 30
+        while time.time() < deadline and self.proc.poll() is None:
+            r = self.ctl("--json", "show", "stats")
+            if r.returncode == 0 and json.loads(r.stdout).get("in2out_rx", 0) > 0:
+                return
+            time.sleep(0.2)
+        self.fail("ephemera did not start")
+
+    def tearDown(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.communicate(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.communicate()
+        self.tmp.cleanup()
+        subprocess.run(["rm", "-rf", f"/var/run/dpdk/{self.prefix}"], check=False)
+
+    def ctl(self, *args):
+        return subprocess.run([EPHEMERACTL, "--prefix", self.prefix] + list(args),
+                              capture_output=True, text=True, timeout=60)
+
+    def pauses(self):
+        r = self.ctl("--json", "show", "pauses")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_show_pauses_lists_every_worker(self):
+        r = self.ctl("show", "pauses")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0].split()[:3], ["worker", "longest", "iteration"])
+        self.assertEqual([line.split()[0] for line in lines[1:]], ["0", "1", "all"])
+        data = self.pauses()
+        self.assertEqual(list(data), ["worker", "longest_iteration_us",
+                                      "longest_plan_iteration_us", "plans_taken",
+                                      "pause_window_ms"])
+        self.assertEqual(data["worker"], [0, 1])
+        for w in (0, 1):
+            # The workers have run since start: their windows are open, and no change came.
+            self.assertGreater(data["pause_window_ms"][w], 0)
+            self.assertEqual(data["plans_taken"][w], 0)
+            self.assertEqual(data["longest_plan_iteration_us"][w], 0)
+        # /ephemera/stats carries the maxima over the workers.
+        r = self.ctl("--json", "show", "stats")
+        stats = json.loads(r.stdout)
+        for key in ("longest_iteration_us", "longest_plan_iteration_us", "plans_taken",
+                    "pause_window_ms"):
+            self.assertIn(key, stats)
+
+    def test_reset_restarts_the_window_and_changes_are_counted_as_plans(self):
+        time.sleep(1)
+        before = self.pauses()
+        r = self.ctl("reset", "pauses")
+        self.assertEqual((r.returncode, r.stdout, r.stderr),
+                         (0, "pause windows restarted on 2 workers\n", ""))
+        after = self.pauses()
+        for w in (0, 1):
+            self.assertLess(after["pause_window_ms"][w], before["pause_window_ms"][w])
+            self.assertEqual(after["plans_taken"][w], 0)
+        for argv in (["set", "timeouts.udp", "600"], ["pool", "add", "198.18.0.101"],
+                     ["set", "pool.port_range", "40000-50000"],
+                     ["pool", "remove", "198.18.0.101"]):
+            r = self.ctl(*argv)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(r.stdout.startswith("applied "), r.stdout)
+        # Each change is a plan that every worker takes up at its next housekeeping.
+        deadline = time.time() + 10
+        data = self.pauses()
+        while time.time() < deadline and min(data["plans_taken"]) < 4:
+            time.sleep(0.1)
+            data = self.pauses()
+        self.assertEqual(data["plans_taken"], [4, 4])
+        for w in (0, 1):
+            self.assertLessEqual(data["longest_plan_iteration_us"][w],
+                                 data["longest_iteration_us"][w])
+        # A refused change publishes nothing.
+        r = self.ctl("set", "timeouts.udp", "30")
+        self.assertEqual(r.returncode, 1)
+        time.sleep(0.5)
+        self.assertEqual(self.pauses()["plans_taken"], [4, 4])
+        r = self.ctl("--json", "reset", "pauses")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["result"], "ok")
+        self.assertEqual(self.pauses()["plans_taken"], [0, 0])
 
 
 if __name__ == "__main__":

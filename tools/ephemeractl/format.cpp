@@ -1,5 +1,7 @@
 #include "format.hpp"
 
+#include "reply_shape.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -64,8 +66,16 @@ std::string scalar_text(const Json& value) {
 
 // Gauges and identities, not event counters: a zero here is information, never noise.
 bool always_shown(std::string_view key) {
-    constexpr std::array<std::string_view, 5> kGauges = {
-        "workers", "worker", "lcore", "ports_per_address", "ports_in_hold_down",
+    constexpr std::array<std::string_view, 9> kGauges = {
+        "workers",
+        "worker",
+        "lcore",
+        "ports_per_address",
+        "ports_in_hold_down",
+        "longest_iteration_us",
+        "longest_plan_iteration_us",
+        "plans_taken",
+        "pause_window_ms",
     };
     return key.starts_with("live_") ||
            std::find(kGauges.begin(), kGauges.end(), key) != kGauges.end();
@@ -165,6 +175,41 @@ std::string format_ports(const Json& ports) {
         row.push_back(std::to_string(total_held));
         row.push_back(std::to_string(total_draining));
         rows.push_back(std::move(row));
+    }
+    return render_table(columns, rows);
+}
+
+std::string format_pauses(const Json& pauses) {
+    const std::vector<Column> columns{{"worker", Align::right},
+                                      {"longest iteration us", Align::right},
+                                      {"longest with a plan us", Align::right},
+                                      {"plans taken", Align::right},
+                                      {"window ms", Align::right}};
+    const Json& workers = pauses.at("worker");
+    std::vector<Row> rows;
+    unsigned long long longest = 0;
+    unsigned long long longest_plan = 0;
+    unsigned long long plans = 0;
+    unsigned long long window = 0;
+    for (std::size_t w = 0; w < workers.size(); ++w) {
+        Row row;
+        for (const char* field : kPauseFields) {
+            row.push_back(std::to_string(pauses.at(field)[w].get<unsigned long long>()));
+        }
+        longest = std::max(longest, pauses.at("longest_iteration_us")[w].get<unsigned long long>());
+        longest_plan = std::max(
+            longest_plan, pauses.at("longest_plan_iteration_us")[w].get<unsigned long long>());
+        plans += pauses.at("plans_taken")[w].get<unsigned long long>();
+        const auto ms = pauses.at("pause_window_ms")[w].get<unsigned long long>();
+        window = w == 0 ? ms : std::min(window, ms);
+        rows.push_back(std::move(row));
+    }
+    if (rows.empty()) {
+        return "no workers\n";
+    }
+    if (rows.size() > 1) {
+        rows.push_back({"all", std::to_string(longest), std::to_string(longest_plan),
+                        std::to_string(plans), std::to_string(window)});
     }
     return render_table(columns, rows);
 }

@@ -26,6 +26,11 @@ std::string format_ports(const Json& ports);
 // Utilisation of `used` out of `usable` as "12.3%", "-" when nothing is usable.
 std::string format_utilisation(long long used, long long usable);
 
+// /ephemera/pauses: one row per worker (longest iteration, longest that took up a config
+// change, plans taken, window length), and an "all" row with the maxima, the plan total and
+// the shortest window when there are several workers.
+std::string format_pauses(const Json& pauses);
+
 // An array of strings (mappings, sessions), one per line; `empty_text` when there are none.
 std::string format_lines(const Json& lines, const std::string& empty_text);
 

@@ -84,12 +84,13 @@ Cli::Cli() {
 }
 
 void Cli::add_show() {
-    CLI::App* show = app.add_subcommand("show", "show config, stats, ports or one worker");
+    CLI::App* show = app.add_subcommand("show", "show config, stats, ports, pauses or one worker");
     // Not require_subcommand(1): CLI11 would then say only "A subcommand is required" for
     // `show nope`; this way it names the stray word, and a bare `show` lists the choices.
     show->callback([this] {
         if (!command) {
-            throw CLI::ValidationError("show", "give one of config, stats, ports, worker N");
+            throw CLI::ValidationError("show",
+                                       "give one of config, stats, ports, pauses, worker N");
         }
     });
     show->add_subcommand("config", "the running configuration, ports and next hop")
@@ -102,6 +103,11 @@ void Cli::add_show() {
     show->add_subcommand("ports", "external port use per pool address and protocol")
         ->callback([this] {
             command = Command{ports_request(), Shape::ports, {}};
+        });
+    show->add_subcommand("pauses", "each worker's longest loop iteration since its window was "
+                                   "reset, and the longest that took up a config change")
+        ->callback([this] {
+            command = Command{pauses_request(), Shape::pauses, {}};
         });
     CLI::App* one = show->add_subcommand("worker", "one worker's counters and gauges");
     one->add_option("N", worker_, "worker number, from 0")->required()->check(checked(check_index));
@@ -197,6 +203,19 @@ void Cli::add_changes() {
     app.add_subcommand("reload", "re-read the config file and apply what changed")
         ->callback([this] {
             command = Command{reload_request(), Shape::action, {}};
+        });
+
+    CLI::App* reset = app.add_subcommand("reset", "restart a measurement window");
+    reset->callback([this] {
+        if (!command) {
+            throw CLI::ValidationError("reset", "give pauses");
+        }
+    });
+    reset
+        ->add_subcommand("pauses", "restart every worker's longest-pause window (show pauses "
+                                   "then covers only what follows)")
+        ->callback([this] {
+            command = Command{pauses_reset_request(), Shape::action, {}};
         });
 }
 

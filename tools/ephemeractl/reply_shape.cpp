@@ -51,6 +51,28 @@ std::optional<std::string> shape_error(const Json& data, Shape shape) {
             }
         }
         return std::nullopt;
+    case Shape::pauses: {
+        if (!data.is_object()) {
+            return "want a dict of per-worker arrays";
+        }
+        std::optional<std::size_t> workers;
+        for (const char* key : kPauseFields) {
+            const auto column = data.find(key);
+            if (column == data.end() || !column->is_array()) {
+                return std::string(key) + " missing or not an array";
+            }
+            for (const Json& value : *column) {
+                if (!value.is_number_unsigned()) {
+                    return std::string(key) + ": an entry is not a non-negative integer";
+                }
+            }
+            if (workers && *workers != column->size()) {
+                return std::string(key) + ": not one entry per worker";
+            }
+            workers = column->size();
+        }
+        return std::nullopt;
+    }
     case Shape::action: {
         if (!data.is_object()) {
             return "want {\"result\": ..., \"message\": ...}";

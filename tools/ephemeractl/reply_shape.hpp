@@ -14,8 +14,14 @@ enum class Shape {
     settings, // flat dict of strings and ints: show config
     ports,    // dict address -> dict of port counts: show ports
     lines,    // array of strings: mappings, sessions
-    action,   // {"result": "ok"|"refused", "message": ...}: set, pool, flush, reload
+    action,   // {"result": "ok"|"refused", "message": ...}: set, pool, flush, reload, reset
+    pauses,   // dict of equally long int arrays, one per field, in worker order: show pauses
 };
+
+// The fields of /ephemera/pauses, each an array with one entry per worker.
+inline constexpr const char* kPauseFields[] = {"worker", "longest_iteration_us",
+                                               "longest_plan_iteration_us", "plans_taken",
+                                               "pause_window_ms"};
 
 // Why `data` does not have `shape`, or nothing when it does.
 std::optional<std::string> shape_error(const Json& data, Shape shape);

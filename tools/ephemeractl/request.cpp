@@ -172,4 +172,12 @@ Request reload_request() {
     return {"/ephemera/reload", {}};
 }
 
+Request pauses_request() {
+    return {"/ephemera/pauses", {}};
+}
+
+Request pauses_reset_request() {
+    return {"/ephemera/pauses", "reset"};
+}
+
 } // namespace ephemeractl

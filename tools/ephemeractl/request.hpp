@@ -55,5 +55,7 @@ Request set_request(std::string_view key, std::string_view value);
 Request pool_request(bool add, std::string_view address);
 Request flush_request(const FlushFilter& filter);
 Request reload_request();
+Request pauses_request();
+Request pauses_reset_request();
 
 } // namespace ephemeractl
