@@ -439,6 +439,7 @@ def change_window(binary, prefix, telemetry, change, idle_s):
     out.update(seconds=t1 - t0, packets=p1 - p0, pauses=pauses,
                longest_iteration_us=max(pauses["longest_iteration_us"]),
                longest_plan_iteration_us=max(pauses["longest_plan_iteration_us"]),
+               longest_take_up_us=max(pauses["longest_take_up_us"]),
                plans_taken=pauses["plans_taken"])
     return out
 
@@ -494,6 +495,7 @@ def live_summary(runs):
             changes = kind != "none (baseline)"
             plan_us = [w["longest_plan_iteration_us"] for w in ws]
             any_us = [w["longest_iteration_us"] for w in ws]
+            take_up_us = [w["longest_take_up_us"] for w in ws]
             secs = sum(w["seconds"] for w in ws)
             packets = sum(w["packets"] for w in ws)
             rows.append({
@@ -503,6 +505,8 @@ def live_summary(runs):
                 "took_up": sum(1 for w in ws if min(w["plans_taken"]) >= 1) if changes else None,
                 "longest_plan_iteration_us_max": max(plan_us) if changes else None,
                 "longest_plan_iteration_us_median": median(plan_us) if changes else None,
+                "longest_take_up_us_max": max(take_up_us) if changes else None,
+                "longest_take_up_us_median": median(take_up_us) if changes else None,
                 "longest_iteration_us_max": max(any_us),
                 "longest_iteration_us_median": median(any_us),
                 "per_worker_plan_us_max": [max(w["pauses"]["longest_plan_iteration_us"][k]
@@ -523,20 +527,25 @@ def print_live_table(rows):
     log("")
     log("Pauses during config changes (target: a worker takes up a change in an iteration under "
         "%d us)" % LIVE_TARGET_US)
-    log("%-2s %-20s %6s | %-19s | %-19s | %-8s | %-9s | %-11s | %s" % (
-        "w", "change", "n", "plan iter us max/med", "any iter us max/med", "ctl ms",
+    log("%-2s %-20s %6s | %-19s | %-15s | %-19s | %-8s | %-9s | %-11s | %s" % (
+        "w", "change", "n", "plan iter us max/med", "take-up us max", "any iter us max/med",
+        "ctl ms",
         "window ms", "packets min", "Mpps in windows"))
     for r in rows:
         plan = "-" if r["longest_plan_iteration_us_max"] is None else "%6d / %-6.0f %s" % (
             r["longest_plan_iteration_us_max"], r["longest_plan_iteration_us_median"],
             "ok" if r["under_target"] else "!!")
-        log("%-2d %-20s %6s | %-19s | %7d / %-9.0f | %-8s | %-9.0f | %-11d | %.3f" % (
+        take_up = "-" if r["longest_take_up_us_max"] is None else "%6d / %-6.0f" % (
+            r["longest_take_up_us_max"], r["longest_take_up_us_median"])
+        log("%-2d %-20s %6s | %-19s | %-15s | %7d / %-9.0f | %-8s | %-9.0f | %-11d | %.3f" % (
             r["workers"], r["kind"], "%d%s" % (r["windows"], "" if not r["refused"] else
                                                 "(%d refused)" % r["refused"]),
-            plan, r["longest_iteration_us_max"], r["longest_iteration_us_median"],
+            plan, take_up, r["longest_iteration_us_max"], r["longest_iteration_us_median"],
             "-" if r["ctl_ms_median"] is None else "%.0f" % r["ctl_ms_median"],
             r["window_ms_median"], r["packets_min_per_window"], r["mpps"]))
-    log("plan iter: the longest loop iteration in which a worker took up the change; any iter: "
+    log("plan iter: the longest loop iteration in which a worker took up the change; take-up: "
+        "the longest time a worker spent taking it up (latch and apply, within that iteration); "
+        "any iter: "
         "the longest iteration of the window (host preemption included); packets min: the "
         "fewest translated in one window (0 would mean traffic stopped)")
 

@@ -24,6 +24,7 @@ std::uint64_t cycles_to(std::uint64_t cycles, double per_second) {
 struct PauseFigures {
     std::uint64_t longest_us;
     std::uint64_t longest_plan_us;
+    std::uint64_t longest_take_up_us;
     std::uint64_t plans;
     std::uint64_t window_ms;
 };
@@ -32,13 +33,15 @@ PauseFigures figures(const Worker& worker) {
     const PauseMeter& m = worker.gauges().pauses;
     const std::uint64_t start = m.window_start();
     const std::uint64_t now = rte_rdtsc();
-    return {cycles_to(m.longest(), 1e6), cycles_to(m.longest_with_plan(), 1e6), m.plans(),
+    return {cycles_to(m.longest(), 1e6), cycles_to(m.longest_with_plan(), 1e6),
+            cycles_to(m.longest_take_up(), 1e6), m.plans(),
             start == 0 || now < start ? 0 : cycles_to(now - start, 1e3)};
 }
 
 void add_figures(rte_tel_data* d, const PauseFigures& f) {
     rte_tel_data_add_dict_u64(d, "longest_iteration_us", f.longest_us);
     rte_tel_data_add_dict_u64(d, "longest_plan_iteration_us", f.longest_plan_us);
+    rte_tel_data_add_dict_u64(d, "longest_take_up_us", f.longest_take_up_us);
     rte_tel_data_add_dict_u64(d, "plans_taken", f.plans);
     rte_tel_data_add_dict_u64(d, "pause_window_ms", f.window_ms);
 }
@@ -71,11 +74,12 @@ void add_pause_gauges(rte_tel_data* d, const Worker& worker) {
 }
 
 void add_pause_totals(rte_tel_data* d, const App& app) {
-    PauseFigures total{0, 0, 0, std::numeric_limits<std::uint64_t>::max()};
+    PauseFigures total{0, 0, 0, 0, std::numeric_limits<std::uint64_t>::max()};
     for (const auto& w : app.workers) {
         const PauseFigures f = figures(*w);
         total.longest_us = std::max(total.longest_us, f.longest_us);
         total.longest_plan_us = std::max(total.longest_plan_us, f.longest_plan_us);
+        total.longest_take_up_us = std::max(total.longest_take_up_us, f.longest_take_up_us);
         total.plans += f.plans;
         total.window_ms = std::min(total.window_ms, f.window_ms);
     }
@@ -120,6 +124,7 @@ int pauses_command(App& app, const char* params, rte_tel_data* d) {
     column("worker", [](std::size_t w) { return w; });
     column("longest_iteration_us", [&](std::size_t w) { return all[w].longest_us; });
     column("longest_plan_iteration_us", [&](std::size_t w) { return all[w].longest_plan_us; });
+    column("longest_take_up_us", [&](std::size_t w) { return all[w].longest_take_up_us; });
     column("plans_taken", [&](std::size_t w) { return all[w].plans; });
     column("pause_window_ms", [&](std::size_t w) { return all[w].window_ms; });
     return 0;

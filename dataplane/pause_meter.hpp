@@ -1,7 +1,9 @@
 // How long a worker's queues went unpolled at worst: the longest poll-loop iteration, and the
 // longest of the iterations in which the worker took up a new plan (a config change), over a
 // window that the control side may restart. Preemption by the host counts too (an iteration
-// spans it): that is what the queues see.
+// spans it): that is what the queues see. Beside them, the longest time spent taking up a plan
+// itself (the latch and Translator::apply): the work a config change costs the worker, which
+// a preemption on a shared host falls into only by rare chance.
 //
 // Who writes what:
 //   worker     note() after every iteration, with that iteration's TSC cycles: the only writer
@@ -23,8 +25,10 @@ namespace ephemera {
 class PauseMeter {
 public:
     // ---- worker side ----
-    // One iteration of `cycles` that ended at TSC `end`; `took_plan`: it applied a new plan.
-    void note(std::uint64_t cycles, std::uint64_t end, bool took_plan) {
+    // One iteration of `cycles` that ended at TSC `end`; `take_up`: the cycles it spent taking
+    // up a new plan, 0 when it took none.
+    void note(std::uint64_t cycles, std::uint64_t end, std::uint64_t take_up) {
+        const bool took_plan = take_up != 0;
         if (cycles > longest_.load(std::memory_order_relaxed)) {
             longest_.store(cycles, std::memory_order_relaxed);
         }
@@ -33,11 +37,15 @@ public:
             if (cycles > longest_plan_.load(std::memory_order_relaxed)) {
                 longest_plan_.store(cycles, std::memory_order_relaxed);
             }
+            if (take_up > longest_take_up_.load(std::memory_order_relaxed)) {
+                longest_take_up_.store(take_up, std::memory_order_relaxed);
+            }
         }
         const std::uint32_t requested = requested_.load(std::memory_order_relaxed);
         if (requested != honoured_.load(std::memory_order_relaxed)) {
             longest_.store(0, std::memory_order_relaxed);
             longest_plan_.store(0, std::memory_order_relaxed);
+            longest_take_up_.store(0, std::memory_order_relaxed);
             plans_.store(0, std::memory_order_relaxed);
             window_start_.store(end, std::memory_order_relaxed);
             honoured_.store(requested, std::memory_order_release);
@@ -62,6 +70,9 @@ public:
     [[nodiscard]] std::uint64_t longest_with_plan() const {
         return longest_plan_.load(std::memory_order_relaxed);
     }
+    [[nodiscard]] std::uint64_t longest_take_up() const {
+        return longest_take_up_.load(std::memory_order_relaxed);
+    }
     // Plans taken up in the window.
     [[nodiscard]] std::uint64_t plans() const { return plans_.load(std::memory_order_relaxed); }
     [[nodiscard]] std::uint64_t window_start() const {
@@ -73,6 +84,7 @@ private:
     // away from the telemetry thread every time a maximum grows, and the other way round.
     alignas(64) std::atomic<std::uint64_t> longest_{0};
     std::atomic<std::uint64_t> longest_plan_{0};
+    std::atomic<std::uint64_t> longest_take_up_{0};
     std::atomic<std::uint64_t> plans_{0};
     std::atomic<std::uint64_t> window_start_{0};
     std::atomic<std::uint32_t> honoured_{0};

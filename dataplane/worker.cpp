@@ -60,7 +60,7 @@ void Worker::run() {
     while (!shared_.stop.load(std::memory_order_relaxed)) {
         poll_once(static_cast<Tick>((rte_rdtsc() - shared_.start_tsc) / shared_.tsc_per_tick));
         const std::uint64_t end = rte_rdtsc();
-        gauges_.pauses.note(end - iteration_start_, end, std::exchange(took_plan_, false));
+        gauges_.pauses.note(end - iteration_start_, end, std::exchange(take_up_cycles_, 0));
         iteration_start_ = end;
     }
     flush_tx();
@@ -107,11 +107,12 @@ void Worker::housekeeping(Tick now) {
     // A plan published by the control thread is taken up here, between bursts (the slot
     // reports this worker quiescent first; see rcu_slot.hpp for why that order). It was
     // compiled off this core: taking it is a few pointer swaps.
+    const std::uint64_t latch_start = rte_rdtsc();
     const WorkerPlan* published = shared_.plans.latch(id_, id_);
     if (published != nullptr && published != plan_) {
         translator_.apply(*published);
         plan_ = published;
-        took_plan_ = true;
+        take_up_cycles_ = std::max<std::uint64_t>(1, rte_rdtsc() - latch_start);
     }
 
     serve_mailbox(now);

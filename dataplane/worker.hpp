@@ -199,7 +199,7 @@ private:
     bool arp_requested_once_ = false;
     std::uint64_t iterations_ = 0;
     std::uint64_t iteration_start_ = 0; // TSC
-    bool took_plan_ = false;            // in this iteration, for the pause meter
+    std::uint64_t take_up_cycles_ = 0;  // taking up a plan, in this iteration (pause meter)
     Gauges gauges_;
     Mailbox mailbox_;
     FragmentTable fragments_;

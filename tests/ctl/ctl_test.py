@@ -121,7 +121,8 @@ OK = {"result": "ok", "message": "timeouts.udp: 300 -> 600"}
 
 # /ephemera/pauses as ephemera sends it: one array per field, in worker order.
 PAUSES = {"worker": [0, 1], "longest_iteration_us": [12, 31],
-          "longest_plan_iteration_us": [4, 9], "plans_taken": [3, 3],
+          "longest_plan_iteration_us": [4, 9], "longest_take_up_us": [1, 2],
+          "plans_taken": [3, 3],
           "pause_window_ms": [1500, 1499]}
 RESET = {"result": "ok", "message": "pause windows restarted on 2 workers"}
 
@@ -366,14 +367,14 @@ class Ctl(unittest.TestCase):
         # "all": the longest of each, plans summed, the shortest window (the one every
         # worker's figures cover).
         self.assertEqual(r.stdout,
-                         "worker  longest iteration us  longest with a plan us  plans taken"
-                         "  window ms\n"
-                         "     0                    12                       4            3"
-                         "       1500\n"
-                         "     1                    31                       9            3"
-                         "       1499\n"
-                         "   all                    31                       9            6"
-                         "       1499\n")
+                         "worker  longest iteration us  longest with a plan us  taking a plan us"
+                         "  plans taken  window ms\n"
+                         "     0                    12                       4                 1"
+                         "            3       1500\n"
+                         "     1                    31                       9                 2"
+                         "            3       1499\n"
+                         "   all                    31                       9                 2"
+                         "            6       1499\n")
         r = self.ctl("reset", "pauses")
         self.assertEqual((r.returncode, r.stdout, r.stderr), (0, RESET["message"] + "\n", ""))
 
@@ -384,7 +385,7 @@ class Ctl(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
         self.assertEqual(len(lines), 2, r.stdout)
-        self.assertEqual(lines[1].split(), ["0", "12", "4", "3", "1500"])
+        self.assertEqual(lines[1].split(), ["0", "12", "4", "1", "3", "1500"])
 
     def test_pauses_json_and_malformed_replies(self):
         self.serve({"/ephemera/pauses": pauses_reply})
@@ -724,19 +725,20 @@ class Live(unittest.TestCase):
         self.assertEqual([line.split()[0] for line in lines[1:]], ["0", "1", "all"])
         data = self.pauses()
         self.assertEqual(list(data), ["worker", "longest_iteration_us",
-                                      "longest_plan_iteration_us", "plans_taken",
-                                      "pause_window_ms"])
+                                      "longest_plan_iteration_us", "longest_take_up_us",
+                                      "plans_taken", "pause_window_ms"])
         self.assertEqual(data["worker"], [0, 1])
         for w in (0, 1):
             # The workers have run since start: their windows are open, and no change came.
             self.assertGreater(data["pause_window_ms"][w], 0)
             self.assertEqual(data["plans_taken"][w], 0)
             self.assertEqual(data["longest_plan_iteration_us"][w], 0)
+            self.assertEqual(data["longest_take_up_us"][w], 0)
         # /ephemera/stats carries the maxima over the workers.
         r = self.ctl("--json", "show", "stats")
         stats = json.loads(r.stdout)
-        for key in ("longest_iteration_us", "longest_plan_iteration_us", "plans_taken",
-                    "pause_window_ms"):
+        for key in ("longest_iteration_us", "longest_plan_iteration_us", "longest_take_up_us",
+                    "plans_taken", "pause_window_ms"):
             self.assertIn(key, stats)
 
     def test_reset_restarts_the_window_and_changes_are_counted_as_plans(self):
@@ -765,6 +767,9 @@ class Live(unittest.TestCase):
         for w in (0, 1):
             self.assertLessEqual(data["longest_plan_iteration_us"][w],
                                  data["longest_iteration_us"][w])
+            # Taking a plan up is part of the iteration it happens in.
+            self.assertLessEqual(data["longest_take_up_us"][w],
+                                 data["longest_plan_iteration_us"][w])
         # A refused change publishes nothing.
         r = self.ctl("set", "timeouts.udp", "30")
         self.assertEqual(r.returncode, 1)

@@ -11,22 +11,24 @@
 namespace ephemera {
 namespace {
 
-TEST(PauseMeter, KeepsTheLongestIterationAndTheLongestThatTookAPlan) {
+TEST(PauseMeter, KeepsTheLongestIterationTheLongestThatTookAPlanAndTheLongestTakeUp) {
     PauseMeter m;
     m.start(1000);
     EXPECT_EQ(m.window_start(), 1000u);
-    m.note(100, 1100, false);
-    m.note(50, 1150, false);
+    m.note(100, 1100, 0);
+    m.note(50, 1150, 0);
     EXPECT_EQ(m.longest(), 100u);
     EXPECT_EQ(m.longest_with_plan(), 0u);
     EXPECT_EQ(m.plans(), 0u);
-    m.note(70, 1220, true);
+    m.note(70, 1220, 9);
     EXPECT_EQ(m.longest(), 100u);
     EXPECT_EQ(m.longest_with_plan(), 70u);
-    m.note(300, 1520, true);
-    m.note(400, 1920, false);
+    m.note(300, 1520, 4);
+    m.note(400, 1920, 0);
     EXPECT_EQ(m.longest(), 400u);
     EXPECT_EQ(m.longest_with_plan(), 300u);
+    // The longest take-up, not the take-up of the longest iteration with a plan.
+    EXPECT_EQ(m.longest_take_up(), 9u);
     EXPECT_EQ(m.plans(), 2u);
     EXPECT_EQ(m.window_start(), 1000u);
 }
@@ -34,24 +36,25 @@ TEST(PauseMeter, KeepsTheLongestIterationAndTheLongestThatTookAPlan) {
 TEST(PauseMeter, ResetTakesEffectAtTheNextIterationOnly) {
     PauseMeter m;
     m.start(0);
-    m.note(5000, 5000, true);
+    m.note(5000, 5000, 30);
     const std::uint32_t ticket = m.request_reset();
     EXPECT_FALSE(m.reset_honoured(ticket));
     EXPECT_EQ(m.longest(), 5000u); // the worker has not looked yet
     // The iteration that sees the request still belongs to the old window.
-    m.note(7000, 12000, false);
+    m.note(7000, 12000, 0);
     EXPECT_TRUE(m.reset_honoured(ticket));
     EXPECT_EQ(m.longest(), 0u);
     EXPECT_EQ(m.longest_with_plan(), 0u);
+    EXPECT_EQ(m.longest_take_up(), 0u);
     EXPECT_EQ(m.plans(), 0u);
     EXPECT_EQ(m.window_start(), 12000u);
-    m.note(20, 12020, false);
+    m.note(20, 12020, 0);
     EXPECT_EQ(m.longest(), 20u);
     // A second request gets its own ticket; the first stays honoured in the past only.
     const std::uint32_t second = m.request_reset();
     EXPECT_NE(second, ticket);
     EXPECT_FALSE(m.reset_honoured(second));
-    m.note(1, 12021, false);
+    m.note(1, 12021, 0);
     EXPECT_TRUE(m.reset_honoured(second));
     EXPECT_EQ(m.longest(), 0u);
 }
@@ -72,7 +75,7 @@ TEST(PauseMeter, AfterAnHonouredResetOnlyTheNewWindowIsSeen) {
             const std::uint64_t cycles = slow ? kLong : kShort;
             slow_done += slow ? 1 : 0;
             now += cycles;
-            m.note(cycles, now, false);
+            m.note(cycles, now, 0);
         }
     });
     for (int round = 1; round <= 50; ++round) {

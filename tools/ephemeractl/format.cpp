@@ -66,7 +66,7 @@ std::string scalar_text(const Json& value) {
 
 // Gauges and identities, not event counters: a zero here is information, never noise.
 bool always_shown(std::string_view key) {
-    constexpr std::array<std::string_view, 9> kGauges = {
+    constexpr std::array<std::string_view, 10> kGauges = {
         "workers",
         "worker",
         "lcore",
@@ -74,6 +74,7 @@ bool always_shown(std::string_view key) {
         "ports_in_hold_down",
         "longest_iteration_us",
         "longest_plan_iteration_us",
+        "longest_take_up_us",
         "plans_taken",
         "pause_window_ms",
     };
@@ -183,12 +184,14 @@ std::string format_pauses(const Json& pauses) {
     const std::vector<Column> columns{{"worker", Align::right},
                                       {"longest iteration us", Align::right},
                                       {"longest with a plan us", Align::right},
+                                      {"taking a plan us", Align::right},
                                       {"plans taken", Align::right},
                                       {"window ms", Align::right}};
     const Json& workers = pauses.at("worker");
     std::vector<Row> rows;
     unsigned long long longest = 0;
     unsigned long long longest_plan = 0;
+    unsigned long long take_up = 0;
     unsigned long long plans = 0;
     unsigned long long window = 0;
     for (std::size_t w = 0; w < workers.size(); ++w) {
@@ -199,6 +202,7 @@ std::string format_pauses(const Json& pauses) {
         longest = std::max(longest, pauses.at("longest_iteration_us")[w].get<unsigned long long>());
         longest_plan = std::max(
             longest_plan, pauses.at("longest_plan_iteration_us")[w].get<unsigned long long>());
+        take_up = std::max(take_up, pauses.at("longest_take_up_us")[w].get<unsigned long long>());
         plans += pauses.at("plans_taken")[w].get<unsigned long long>();
         const auto ms = pauses.at("pause_window_ms")[w].get<unsigned long long>();
         window = w == 0 ? ms : std::min(window, ms);
@@ -209,7 +213,7 @@ std::string format_pauses(const Json& pauses) {
     }
     if (rows.size() > 1) {
         rows.push_back({"all", std::to_string(longest), std::to_string(longest_plan),
-                        std::to_string(plans), std::to_string(window)});
+                        std::to_string(take_up), std::to_string(plans), std::to_string(window)});
     }
     return render_table(columns, rows);
 }

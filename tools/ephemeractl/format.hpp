@@ -27,8 +27,8 @@ std::string format_ports(const Json& ports);
 std::string format_utilisation(long long used, long long usable);
 
 // /ephemera/pauses: one row per worker (longest iteration, longest that took up a config
-// change, plans taken, window length), and an "all" row with the maxima, the plan total and
-// the shortest window when there are several workers.
+// change, longest spent taking one up, plans taken, window length), and an "all" row with the
+// maxima, the plan total and the shortest window when there are several workers.
 std::string format_pauses(const Json& pauses);
 
 // An array of strings (mappings, sessions), one per line; `empty_text` when there are none.

@@ -19,9 +19,9 @@ enum class Shape {
 };
 
 // The fields of /ephemera/pauses, each an array with one entry per worker.
-inline constexpr const char* kPauseFields[] = {"worker", "longest_iteration_us",
-                                               "longest_plan_iteration_us", "plans_taken",
-                                               "pause_window_ms"};
+inline constexpr const char* kPauseFields[] = {
+    "worker",      "longest_iteration_us", "longest_plan_iteration_us", "longest_take_up_us",
+    "plans_taken", "pause_window_ms"};
 
 // Why `data` does not have `shape`, or nothing when it does.
 std::optional<std::string> shape_error(const Json& data, Shape shape);
