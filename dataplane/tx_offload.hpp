@@ -33,13 +33,17 @@ constexpr std::uint64_t tx_offload_flags(TxChecksums left) {
     return kTxOffloadFlags[left.bits()];
 }
 
-// `left`: what rewrite_endpoint_offload returned for the frame in `m`, not none. A received
-// buffer carries no TX flags (drivers set only RX ones, rte_pktmbuf_reset clears them), so
-// they are added to what is there.
+// `left`: what rewrite_endpoint_offload returned for the frame in `m` (one segment), not none.
+// A received buffer carries no TX flags (drivers set only RX ones, rte_pktmbuf_reset clears
+// them), so they are added to what is there. The frame is cut to its IPv4 datagram: a NIC sums
+// the transport message to the end of the frame, so the Ethernet padding of a short frame,
+// which need not be zeros, would be summed in; the NIC pads what it sends again.
 inline void leave_checksums_to_port(rte_mbuf* m, const ParsedPacket& p, TxChecksums left) {
     m->ol_flags |= tx_offload_flags(left);
     m->l2_len = p.l3;
     m->l3_len = p.l4 - p.l3; // with the options
+    m->data_len = static_cast<std::uint16_t>(p.l3 + p.ip_total_len);
+    m->pkt_len = m->data_len;
 }
 
 } // namespace ephemera

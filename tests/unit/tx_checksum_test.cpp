@@ -307,6 +307,21 @@ TEST(TxOffloadFlags, FlagsAndHeaderLengthsForTheDriver) {
     EXPECT_EQ(u.l2_len, 14u);
     EXPECT_EQ(u.l3_len, 20u);
 
+    // Ethernet padding (not zeros here) is cut off: the NIC would sum it into the checksum.
+    FrameSpec short_udp = test::udp_spec(kC, 40000, kA1, 53);
+    short_udp.payload.clear();
+    short_udp.pad_to = 60;
+    Frame padded = test::build_frame(short_udp);
+    std::fill(padded.begin() + 42, padded.end(), std::uint8_t{0xa5});
+    const ParsedPacket p = parse_frame(padded);
+    ASSERT_EQ(p.ip_total_len, 28u);
+    rte_mbuf s{};
+    s.data_len = 60;
+    s.pkt_len = 60;
+    leave_checksums_to_port(&s, p, kUdp);
+    EXPECT_EQ(s.data_len, 42u);
+    EXPECT_EQ(s.pkt_len, 42u);
+
     rte_mbuf i{};
     leave_checksums_to_port(&i, udp, kIpv4);
     EXPECT_EQ(i.ol_flags, RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM);
