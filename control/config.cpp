@@ -33,6 +33,18 @@ std::string_view filtering_mode_name(FilteringMode m) {
     return "address-and-port";
 }
 
+std::string_view checksum_offload_name(ChecksumOffloadSetting s) {
+    switch (s) {
+    case ChecksumOffloadSetting::automatic:
+        return "auto";
+    case ChecksumOffloadSetting::ipv4:
+        return "ipv4";
+    case ChecksumOffloadSetting::off:
+        break;
+    }
+    return "off";
+}
+
 std::string ConfigError::to_string() const {
     std::string out = file;
     out += ": ";
@@ -495,23 +507,46 @@ std::string port_name_value(const toml::table& table, std::string_view table_nam
     return name;
 }
 
+// table.checksum_offload, or the default (auto) if absent.
+ChecksumOffloadSetting checksum_offload_value(const toml::table& table,
+                                              std::string_view table_name) {
+    const toml::node* node = table.get("checksum_offload");
+    if (node == nullptr) {
+        return ChecksumOffloadSetting::automatic;
+    }
+    const std::string key = join_key(table_name, "checksum_offload");
+    const std::string text = string_value(*node, key);
+    for (ChecksumOffloadSetting s : {ChecksumOffloadSetting::automatic,
+                                     ChecksumOffloadSetting::ipv4, ChecksumOffloadSetting::off}) {
+        if (text == checksum_offload_name(s)) {
+            return s;
+        }
+    }
+    refuse(key, "unknown checksum offload setting " + quoted(text) +
+                    " (expected \"auto\": what the port offers, \"ipv4\": the IPv4 header "
+                    "checksum only, or \"off\")");
+}
+
 void parse_inside(const toml::table& root, Config& cfg) {
     const toml::table& inside = required_table(root, "inside");
-    check_known_keys(inside, "inside", {"port", "gateway", "mtu"});
+    check_known_keys(inside, "inside", {"port", "gateway", "mtu", "checksum_offload"});
     cfg.inside.port = port_name_value(inside, "inside");
     cfg.inside.gateway = address_value(required_key(inside, "inside", "gateway"), "inside.gateway");
     if (const auto v = optional_integer(inside, "inside", "mtu", kMinMtu, kMaxMtu, " bytes")) {
         cfg.inside.mtu = static_cast<std::uint16_t>(*v);
     }
+    cfg.inside.checksum_offload = checksum_offload_value(inside, "inside");
 }
 
 void parse_outside(const toml::table& root, Config& cfg) {
     const toml::table& outside = required_table(root, "outside");
-    check_known_keys(outside, "outside", {"port", "next_hop", "next_hop_mac", "mtu"});
+    check_known_keys(outside, "outside",
+                     {"port", "next_hop", "next_hop_mac", "mtu", "checksum_offload"});
     cfg.outside.port = port_name_value(outside, "outside");
     if (const auto v = optional_integer(outside, "outside", "mtu", kMinMtu, kMaxMtu, " bytes")) {
         cfg.outside.mtu = static_cast<std::uint16_t>(*v);
     }
+    cfg.outside.checksum_offload = checksum_offload_value(outside, "outside");
     if (cfg.outside.port == cfg.inside.port) {
         refuse("outside.port", "same port as inside.port (" + quoted(cfg.inside.port) +
                                    "); inside and outside need different ports");
@@ -1216,12 +1251,15 @@ std::string describe_config(const Config& config) {
                               : reserved + " (" + std::to_string(reserved_total) + " ports), " +
                                     std::to_string(config.port_range.size() - reserved_total) +
                                     " ports left to allocate per address");
-    line("inside:      ",
-         "port " + config.inside.port + ", gateway " + config.inside.gateway.to_string());
+    line("inside:      ", "port " + config.inside.port + ", gateway " +
+                              config.inside.gateway.to_string() + ", checksum offload " +
+                              std::string{checksum_offload_name(config.inside.checksum_offload)});
     line("outside:     ",
          "port " + config.outside.port + ", next hop " + config.outside.next_hop.to_string() +
              (config.outside.next_hop_mac ? " at " + config.outside.next_hop_mac->to_string()
-                                          : std::string{" (MAC learned by ARP)"}));
+                                          : std::string{" (MAC learned by ARP)"}) +
+             ", checksum offload " +
+             std::string{checksum_offload_name(config.outside.checksum_offload)});
     const Timeouts& t = config.timeouts;
     line("timeouts:    ", "udp " + std::to_string(t.udp) + " s, tcp established " +
                               std::to_string(t.tcp_established) + " s, tcp transitory " +

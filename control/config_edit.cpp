@@ -34,9 +34,11 @@ toml::table to_table(const Config& c) {
     for (PortRange r : c.reserved) {
         reserved.push_back(range_string(r));
     }
-    toml::table outside{{"port", c.outside.port},
-                        {"next_hop", c.outside.next_hop.to_string()},
-                        {"mtu", static_cast<std::int64_t>(c.outside.mtu)}};
+    toml::table outside{
+        {"port", c.outside.port},
+        {"next_hop", c.outside.next_hop.to_string()},
+        {"mtu", static_cast<std::int64_t>(c.outside.mtu)},
+        {"checksum_offload", std::string(checksum_offload_name(c.outside.checksum_offload))}};
     if (c.outside.next_hop_mac) {
         outside.insert("next_hop_mac", c.outside.next_hop_mac->to_string());
     }
@@ -46,7 +48,9 @@ toml::table to_table(const Config& c) {
          toml::table{{"addresses", pool}, {"port_range", range_name(c)}, {"reserved", reserved}}},
         {"inside", toml::table{{"port", c.inside.port},
                                {"gateway", c.inside.gateway.to_string()},
-                               {"mtu", static_cast<std::int64_t>(c.inside.mtu)}}},
+                               {"mtu", static_cast<std::int64_t>(c.inside.mtu)},
+                               {"checksum_offload",
+                                std::string(checksum_offload_name(c.inside.checksum_offload))}}},
         {"outside", outside},
         {"timeouts", toml::table{{"udp", i64(c.timeouts.udp)},
                                  {"tcp_established", i64(c.timeouts.tcp_established)},
@@ -204,6 +208,13 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
     }
     if (to.outside.port != from.outside.port) {
         return refuse("outside.port");
+    }
+    // Offloads are a port's configuration: set before it starts.
+    if (to.inside.checksum_offload != from.inside.checksum_offload) {
+        return refuse("inside.checksum_offload");
+    }
+    if (to.outside.checksum_offload != from.outside.checksum_offload) {
+        return refuse("outside.checksum_offload");
     }
     if (to.outside.next_hop != from.outside.next_hop) {
         return refuse("outside.next_hop");

@@ -99,6 +99,9 @@ int run(App& app, const Options& opts) {
         return report_config_error(*e);
     }
 
+    std::get<PortInfo>(inside).checksum_offload = app.config.inside.checksum_offload;
+    std::get<PortInfo>(outside).checksum_offload = app.config.outside.checksum_offload;
+
     WorkerShared& shared = app.shared;
     shared.config = &app.config;
     shared.ownership = Ownership(workers);
@@ -130,6 +133,8 @@ int run(App& app, const Options& opts) {
     shared.outside_port = app.ports->outside().id;
     shared.inside_mac = app.ports->inside().mac;
     shared.outside_mac = app.ports->outside().mac;
+    shared.inside_tx_checksums = app.ports->inside_tx_checksums().enabled;
+    shared.outside_tx_checksums = app.ports->outside_tx_checksums().enabled;
     // Steering: rules go on a started port; what the NIC refuses is handed off by the workers.
     app.steering = std::make_unique<OutsideFlowSteering>(shared.outside_port, shared.ownership,
                                                          app.config.pool, app.config.port_range,
@@ -171,6 +176,10 @@ int run(App& app, const Options& opts) {
                 static_cast<unsigned>(frame_room));
     std::printf("ephemera: outside steering: %s\n", app.steering->plan().describe().c_str());
     std::printf("ephemera: inside steering: %s\n", app.ports->inside_steering().describe().c_str());
+    std::printf("ephemera: inside checksum offload: %s\n",
+                app.ports->inside_tx_checksums().describe().c_str());
+    std::printf("ephemera: outside checksum offload: %s\n",
+                app.ports->outside_tx_checksums().describe().c_str());
     for (WorkerId w = 0; w < workers; ++w) {
         std::printf("ephemera: worker %u on lcore %u owns %u ports per pool address\n",
                     static_cast<unsigned>(w), app.worker_lcores[w],

@@ -372,8 +372,12 @@ int cmd_config(App& app, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_string(d, "inside_port", app.ports->inside().name.c_str());
     rte_tel_data_add_dict_string(d, "inside_mac", app.ports->inside().mac.to_string().c_str());
     rte_tel_data_add_dict_string(d, "inside_gateway", c.inside.gateway.to_string().c_str());
+    rte_tel_data_add_dict_string(d, "inside_checksum_offload",
+                                 app.ports->inside_tx_checksums().describe().c_str());
     rte_tel_data_add_dict_string(d, "outside_port", app.ports->outside().name.c_str());
     rte_tel_data_add_dict_string(d, "outside_mac", app.ports->outside().mac.to_string().c_str());
+    rte_tel_data_add_dict_string(d, "outside_checksum_offload",
+                                 app.ports->outside_tx_checksums().describe().c_str());
     rte_tel_data_add_dict_string(d, "next_hop", c.outside.next_hop.to_string().c_str());
     const std::uint64_t nh = app.shared.next_hop_mac.load(std::memory_order_acquire);
     rte_tel_data_add_dict_string(

@@ -34,8 +34,9 @@ constexpr std::uint64_t bit(std::uint32_t i) {
 
 // An outbound packet of session `session`: refresh (RFC 4787 REQ-6), TCP state, rewrite the
 // source to the external endpoint and the Ethernet header to the next hop (`eth`: 12 bytes).
+template <bool kOffload>
 void Translator::rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session,
-                             const std::uint8_t* eth, Tick now) {
+                             const std::uint8_t* eth, Tick now, TxChecksums offload) {
     s.last_seen = now;
     const ParsedPacket& p = pkt.parsed;
     // Only SYN, FIN and RST move the TCP state, and any packet clears an RST mark: other
@@ -44,10 +45,20 @@ void Translator::rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session,
         track_out(p, s, session);
     }
     std::memcpy(pkt.frame, eth, 12);
-    detail::rewrite_endpoint_wire(pkt.frame, p, true, pool().wire_address(s.pool_index),
-                                  wire16(s.external_port));
+    if constexpr (kOffload) {
+        pkt.tx_checksums =
+            detail::rewrite_endpoint_offload(pkt.frame, p, true, pool().wire_address(s.pool_index),
+                                             wire16(s.external_port), offload);
+    } else {
+        detail::rewrite_endpoint_wire(pkt.frame, p, true, pool().wire_address(s.pool_index),
+                                      wire16(s.external_port));
+    }
 }
+// The slow path's packets are rewritten in software whatever the port does.
+template void Translator::rewrite_out<false>(PacketRef&, Session&, std::uint32_t,
+                                             const std::uint8_t*, Tick, TxChecksums);
 
+template <bool kOffload>
 std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                                       std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
@@ -77,13 +88,18 @@ std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, co
         }
         EPHEMERA_ASSERT_OWNER(owns_subscriber(p.src));
         const auto session = static_cast<std::uint32_t>(positions_[i]);
-        rewrite_out(pkt, tables_.sessions.value(session), session, eth, now);
+        rewrite_out<kOffload>(pkt, tables_.sessions.value(session), session, eth, now,
+                              l2.tx_checksums);
         verdicts[i] = Verdict::forward;
         ++translated;
     }
     counters_.add(Counter::in2out_translated, translated);
     return slow;
 }
+template std::uint64_t Translator::in2out_fast<false>(std::span<PacketRef>, Tick, const L2Context&,
+                                                      std::span<Verdict>);
+template std::uint64_t Translator::in2out_fast<true>(std::span<PacketRef>, Tick, const L2Context&,
+                                                     std::span<Verdict>);
 
 // Admission of the outside packets in `candidates` whose mapping was found (mappings_[i]). The
 // session is looked up (one bulk lookup) only when something needs it: address-and-port-
@@ -162,6 +178,7 @@ void Translator::out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tic
 // read it, admit, rewrite. Nothing here hashes in endpoint-independent mode without inbound
 // refresh: (pool address, external port, protocol) names at most one mapping, and only a
 // TCP SYN, FIN or RST needs its session looked up (to move its state).
+template <bool kOffload>
 std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                                       std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
@@ -226,8 +243,14 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
         EPHEMERA_ASSERT_OWNER(owns_port(m.external_port) && owns_subscriber(m.inside));
         std::memcpy(pkt.frame, m.inside_mac.bytes, 6);
         std::memcpy(pkt.frame + 6, l2.inside_port_mac.bytes, 6);
-        detail::rewrite_endpoint_wire(pkt.frame, pkt.parsed, false, wire32(m.inside.value()),
-                                      wire16(m.inside_port));
+        if constexpr (kOffload) {
+            pkt.tx_checksums = detail::rewrite_endpoint_offload(
+                pkt.frame, pkt.parsed, false, wire32(m.inside.value()), wire16(m.inside_port),
+                l2.tx_checksums);
+        } else {
+            detail::rewrite_endpoint_wire(pkt.frame, pkt.parsed, false, wire32(m.inside.value()),
+                                          wire16(m.inside_port));
+        }
         verdicts[i] = Verdict::forward;
         ++translated;
     }
@@ -237,5 +260,9 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
     }
     return slow;
 }
+template std::uint64_t Translator::out2in_fast<false>(std::span<PacketRef>, Tick, const L2Context&,
+                                                      std::span<Verdict>);
+template std::uint64_t Translator::out2in_fast<true>(std::span<PacketRef>, Tick, const L2Context&,
+                                                     std::span<Verdict>);
 
 } // namespace ephemera

@@ -23,6 +23,17 @@ constexpr std::uint32_t kMempoolCache = 256;
 // Per worker: RX and TX rings of both ports, the handoff rings into it, and in-flight bursts.
 constexpr std::uint32_t kMbufsPerWorker = 2 * (kRxDescriptors + kTxDescriptors) + 2048 + 512;
 
+// tx_checksum.hpp names DPDK's offload bits without including DPDK.
+static_assert(tx_offload_capa::ipv4_cksum == RTE_ETH_TX_OFFLOAD_IPV4_CKSUM);
+static_assert(tx_offload_capa::udp_cksum == RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
+static_assert(tx_offload_capa::tcp_cksum == RTE_ETH_TX_OFFLOAD_TCP_CKSUM);
+
+std::uint64_t tx_offloads(TxChecksums enabled) {
+    return (enabled.has(TxChecksums::ipv4) ? RTE_ETH_TX_OFFLOAD_IPV4_CKSUM : 0) |
+           (enabled.has(TxChecksums::udp) ? RTE_ETH_TX_OFFLOAD_UDP_CKSUM : 0) |
+           (enabled.has(TxChecksums::tcp) ? RTE_ETH_TX_OFFLOAD_TCP_CKSUM : 0);
+}
+
 [[noreturn]] void fail(const PortInfo& port, const std::string& step, int rc) {
     throw std::runtime_error("port " + port.name + ": " + step +
                              " failed: " + rte_strerror(rc < 0 ? -rc : rc));
@@ -77,6 +88,10 @@ void Ports::setup(const PortInfo& port, std::uint16_t queues, rte_mempool* pool)
             " TX (give net_af_packet qpairs=N, net_pcap one rx_pcap/tx_pcap per worker)");
     }
     rte_eth_conf conf{};
+    TxChecksumChoice& tx = &port == &inside_ ? inside_tx_ : outside_tx_;
+    tx = choose_tx_checksums(info.tx_offload_capa, port.checksum_offload,
+                             info.driver_name != nullptr ? info.driver_name : port.name);
+    conf.txmode.offloads = tx_offloads(tx.enabled);
     if (&port == &inside_) {
         inside_steering_ = configure_inside_rss(info, queues, conf); // steering: RSS before start
     } else {

@@ -5,6 +5,7 @@
 #include "flow_steering.hpp"
 
 #include "ephemera/config.hpp"
+#include "ephemera/tx_checksum.hpp"
 #include "ephemera/types.hpp"
 
 #include <cstdint>
@@ -20,6 +21,7 @@ struct PortInfo {
     std::uint16_t id = 0;
     std::string name;
     MacAddr mac;
+    ChecksumOffloadSetting checksum_offload = ChecksumOffloadSetting::automatic; // from the config
 };
 
 // Resolves a configured device name; the error names the config key and lists the devices the
@@ -43,6 +45,12 @@ public:
     // What the outside port's RSS can do for steering (configure_outside_rss; the RETA is
     // programmed by OutsideFlowSteering).
     [[nodiscard]] const RssNic& outside_rss() const { return outside_rss_; }
+    // The checksums each port computes on transmit, enabled at configure: what its setting
+    // allows of what it offers. An offload the port lacks is no error, even where the setting
+    // names it: the checksum is computed in software, as on a port that offers nothing, and
+    // the reason is shown (describe()).
+    [[nodiscard]] const TxChecksumChoice& inside_tx_checksums() const { return inside_tx_; }
+    [[nodiscard]] const TxChecksumChoice& outside_tx_checksums() const { return outside_tx_; }
 
 private:
     void setup(const PortInfo& port, std::uint16_t queues, rte_mempool* pool);
@@ -53,6 +61,8 @@ private:
     bool outside_started_ = false;
     InsideSteeringChoice inside_steering_;
     RssNic outside_rss_; // holds the key rte_eth_dev_configure reads
+    TxChecksumChoice inside_tx_;
+    TxChecksumChoice outside_tx_;
 };
 
 // A standard packet buffer's room for a frame (RTE_MBUF_DEFAULT_DATAROOM).

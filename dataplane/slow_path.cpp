@@ -81,7 +81,7 @@ void for_each_bit(std::uint64_t mask, F&& f) {
         std::uint8_t eth[12];
         std::memcpy(eth, l2.next_hop_mac.bytes, 6);
         std::memcpy(eth + 6, l2.outside_port_mac.bytes, 6);
-        rewrite_out(pkt, tables_.sessions.value(session), session, eth, now);
+        rewrite_out<false>(pkt, tables_.sessions.value(session), session, eth, now);
         verdicts[i] = Verdict::forward;
         ++translated;
     });

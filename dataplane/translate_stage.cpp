@@ -56,7 +56,10 @@ void Worker::translate_batch(Direction d) {
         rte_pktmbuf_free_bulk(b.mbufs, n);
         return;
     }
-    const L2Context l2{shared_.inside_mac, shared_.outside_mac, unpack_mac(next_hop)};
+    // in2out leaves by the outside port, out2in by the inside port.
+    const L2Context l2{shared_.inside_mac, shared_.outside_mac, unpack_mac(next_hop),
+                       d == Direction::in2out ? shared_.outside_tx_checksums
+                                              : shared_.inside_tx_checksums};
     const std::span<PacketRef> packets(b.refs, n);
     const std::span<Verdict> verdicts(b.verdicts, n);
     if (d == Direction::in2out) {
@@ -71,7 +74,7 @@ void Worker::translate_batch(Direction d) {
         const std::size_t held = pkt.parsed.fragment ? first_piece_done(d, pkt, b.verdicts[i]) : 0;
         switch (b.verdicts[i]) {
         case Verdict::forward:
-            emit(d, m, pkt.parsed);
+            emit(d, m, pkt.parsed, pkt.tx_checksums);
             send_held(d, held);
             break;
         case Verdict::reply: // an ICMP message for the sender, built in the packet's buffer

@@ -46,8 +46,11 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
         const std::size_t n = std::min(kMaxBurst, packets.size() - done);
         const auto burst = packets.subspan(done, n);
         const auto burst_verdicts = verdicts.subspan(done, n);
+        const std::uint64_t slow = l2.tx_checksums.any()
+                                       ? in2out_fast<true>(burst, now, l2, burst_verdicts)
+                                       : in2out_fast<false>(burst, now, l2, burst_verdicts);
         // The fast path sends nothing that may hairpin: only the slow path's packets can.
-        if (const std::uint64_t slow = in2out_fast(burst, now, l2, burst_verdicts); slow != 0) {
+        if (slow != 0) {
             in2out_slow(burst, slow, now, l2, burst_verdicts);
             mark_hairpins(burst, burst_verdicts, slow);
         }
@@ -60,7 +63,10 @@ void Translator::out2in(std::span<PacketRef> packets, Tick now, const L2Context&
         const std::size_t n = std::min(kMaxBurst, packets.size() - done);
         const auto burst = packets.subspan(done, n);
         const auto burst_verdicts = verdicts.subspan(done, n);
-        if (const std::uint64_t slow = out2in_fast(burst, now, l2, burst_verdicts); slow != 0) {
+        const std::uint64_t slow = l2.tx_checksums.any()
+                                       ? out2in_fast<true>(burst, now, l2, burst_verdicts)
+                                       : out2in_fast<false>(burst, now, l2, burst_verdicts);
+        if (slow != 0) {
             out2in_slow(burst, slow, now, l2, burst_verdicts);
         }
     }

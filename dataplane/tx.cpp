@@ -5,6 +5,7 @@
 #include "ephemera/icmp_error.hpp"
 #include "ephemera/ip_split.hpp"
 #include "ephemera/l2.hpp"
+#include "tx_offload.hpp"
 #include "worker.hpp"
 
 #include <rte_ethdev.h>
@@ -55,9 +56,12 @@ void Worker::flush_tx() {
 // it leaves by and may be split. DF packets that are too large were answered by the
 // translator, all but later pieces, which carry no transport header to answer for: those are
 // dropped.
-void Worker::emit(Direction out, rte_mbuf* m, const ParsedPacket& p) {
+void Worker::emit(Direction out, rte_mbuf* m, const ParsedPacket& p, TxChecksums left) {
     const std::uint16_t mtu = plan_->policy.mtu_towards(out == Direction::in2out);
     if (p.ip_total_len <= mtu) {
+        if (left.any()) {
+            leave_checksums_to_port(m, p, left);
+        }
         send(out, m);
         return;
     }
@@ -66,6 +70,9 @@ void Worker::emit(Direction out, rte_mbuf* m, const ParsedPacket& p) {
         rte_pktmbuf_free(m);
         return;
     }
+    // The pieces are new buffers that the port is told nothing about, and the transport
+    // checksum they quote must be the datagram's: it is completed here, as the port would.
+    complete_offloaded_checksums(rte_pktmbuf_mtod(m, std::uint8_t*), p, left);
     split(out, m, p, mtu);
 }
 

@@ -74,6 +74,10 @@ struct WorkerShared {
     std::uint16_t outside_port = 0;
     MacAddr inside_mac;
     MacAddr outside_mac;
+    // What each port computes on transmit (Ports, chosen at start): a translation leaving by
+    // it leaves these checksums to it.
+    TxChecksums inside_tx_checksums;
+    TxChecksums outside_tx_checksums;
     SipKey port_secret;
     std::uint64_t tsc_per_tick = 1;
     std::uint64_t start_tsc = 0;
@@ -163,8 +167,9 @@ private:
     void hand_off(WorkerId to, rte_mbuf* m);
     void flush_handoff();
     // ---- tx.cpp: everything leaves through here ----
-    void send(Direction out, rte_mbuf* m);                        // as it is
-    void emit(Direction out, rte_mbuf* m, const ParsedPacket& p); // split for the MTU
+    void send(Direction out, rte_mbuf* m); // as it is
+    // Split for the MTU; `left`: checksums the rewrite left to the port (tx_offload.hpp).
+    void emit(Direction out, rte_mbuf* m, const ParsedPacket& p, TxChecksums left = {});
     void send_reply(Direction in, rte_mbuf* m); // back out of the port it came in on
     void split(Direction out, rte_mbuf* m, const ParsedPacket& p, std::uint16_t mtu);
     void flush_tx();

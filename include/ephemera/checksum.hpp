@@ -86,6 +86,12 @@ public:
         return ChecksumDelta{sum + (sum < a.value_ ? 1u : 0u)}; // end-around carry
     }
     [[nodiscard]] constexpr std::uint32_t value() const { return value_; }
+    // The sum in 16 bits, not complemented (what rte_raw_cksum returns): 0 only for a zero sum.
+    [[nodiscard]] constexpr std::uint16_t folded() const {
+        std::uint32_t sum = (value_ & 0xffffu) + (value_ >> 16); // at most 0x1fffe
+        sum = (sum & 0xffffu) + (sum >> 16);                     // at most 0xffff
+        return static_cast<std::uint16_t>(sum);
+    }
 
 private:
     std::uint32_t value_ = 0;

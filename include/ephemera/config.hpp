@@ -52,10 +52,25 @@ struct Timeouts {
     static constexpr std::uint32_t kMinIcmp = 60;
 };
 
+// Which checksums of the packets a port sends may be left to its NIC. What the port offers
+// decides the rest, once at start (tx_checksum.hpp); a port that offers nothing computes every
+// checksum in software whatever this says.
+enum class ChecksumOffloadSetting : std::uint8_t {
+    automatic, // the IPv4, UDP and TCP checksums, each where the port offers it
+    // The IPv4 header checksum only. An RFC 1624 update carries a transport checksum that
+    // arrived wrong out wrong; a NIC computing it afresh would make it right, hiding the
+    // corruption from the receiver. The header checksum is checked on arrival anyway.
+    ipv4,
+    off, // every checksum in software
+};
+// The config file's spelling: "auto", "ipv4", "off".
+std::string_view checksum_offload_name(ChecksumOffloadSetting s);
+
 struct InsideConfig {
     std::string port;         // DPDK device name, e.g. "net_af_packet0"
     Ipv4Addr gateway;         // answered for ARP (and ping) on the inside
     std::uint16_t mtu = 1500; // largest IP packet sent out of this port (RFC 4787 REQ-13)
+    ChecksumOffloadSetting checksum_offload = ChecksumOffloadSetting::automatic;
 };
 
 // Bounds of a port's MTU: 576 is what every IPv4 host must accept (RFC 791, RFC 1122 3.3.2).
@@ -67,6 +82,7 @@ struct OutsideConfig {
     Ipv4Addr next_hop;                   // where every translated packet is sent
     std::optional<MacAddr> next_hop_mac; // static; otherwise learned by ARP
     std::uint16_t mtu = 1500;
+    ChecksumOffloadSetting checksum_offload = ChecksumOffloadSetting::automatic;
 };
 
 // Virtual reassembly of fragments (RFC 4787 REQ-14), per worker: see fragments.hpp.

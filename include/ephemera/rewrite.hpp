@@ -4,6 +4,7 @@
 
 #include "ephemera/checksum.hpp"
 #include "ephemera/packet.hpp"
+#include "ephemera/tx_checksum.hpp"
 
 #include <bit>
 #include <cstring>
@@ -87,6 +88,48 @@ inline void rewrite_endpoint_wire(std::uint8_t* frame, const ParsedPacket& p, bo
     store_wire16(ip + ipv4_off::checksum, checksum_apply(load_wire16(ip + ipv4_off::checksum),
                                                          addr_delta + kTtlDecrementDelta));
     adjust_l4_checksum(l4, ip_payload_length(p), p.proto, addr_delta, port_delta);
+}
+
+// The sum of an IPv4 UDP or TCP pseudo-header (addresses, protocol, `l4_len`), folded and not
+// complemented, as a wire word: what DPDK wants in a transport checksum field that the NIC
+// completes (rte_ipv4_phdr_cksum). Never 0: the protocol word is not.
+inline std::uint16_t ipv4_pseudo_header_sum(const std::uint8_t* ip, std::uint16_t l4_len) {
+    const std::uint32_t proto_len = std::uint32_t{wire16(ip[ipv4_off::protocol])} + wire16(l4_len);
+    return (ChecksumDelta{load_wire32(ip + ipv4_off::src)} +
+            ChecksumDelta{load_wire32(ip + ipv4_off::dst)} + ChecksumDelta{proto_len})
+        .folded();
+}
+
+// rewrite_endpoint_wire for a packet leaving by a port that computes the checksums in `port`:
+// the same address, port and TTL, but each checksum this packet may leave to the port
+// (offloadable) is left as DPDK asks, the IPv4 one 0 and a transport one the pseudo-header's
+// sum; the others take their RFC 1624 update as in software. Returns the checksums left, for
+// the tx stage to flag on the mbuf.
+inline TxChecksums rewrite_endpoint_offload(std::uint8_t* frame, const ParsedPacket& p, bool source,
+                                            std::uint32_t addr_wire, std::uint16_t port_wire,
+                                            TxChecksums port) {
+    std::uint8_t* ip = frame + p.l3;
+    std::uint8_t* l4 = frame + p.l4;
+    std::uint8_t* addr_field = ip + (source ? ipv4_off::src : ipv4_off::dst);
+    std::uint8_t* port_field = l4 + port_offset(p.proto, source);
+    std::uint8_t* l4_field = l4 + l4_checksum_offset(p.proto);
+    const TxChecksums left = offloadable(p, port, load_wire16(l4_field));
+
+    const ChecksumDelta addr_delta = checksum_delta32(load_wire32(addr_field), addr_wire);
+    std::memcpy(addr_field, &addr_wire, 4);
+    const ChecksumDelta port_delta = checksum_delta16(load_wire16(port_field), port_wire);
+    store_wire16(port_field, port_wire);
+    ip[ipv4_off::ttl] = static_cast<std::uint8_t>(ip[ipv4_off::ttl] - 1);
+    store_wire16(ip + ipv4_off::checksum, left.has(TxChecksums::ipv4)
+                                              ? std::uint16_t{0}
+                                              : checksum_apply(load_wire16(ip + ipv4_off::checksum),
+                                                               addr_delta + kTtlDecrementDelta));
+    if (left.any_l4()) {
+        store_wire16(l4_field, ipv4_pseudo_header_sum(ip, ip_payload_length(p)));
+    } else {
+        adjust_l4_checksum(l4, ip_payload_length(p), p.proto, addr_delta, port_delta);
+    }
+    return left;
 }
 
 inline void rewrite_endpoint(std::uint8_t* frame, const ParsedPacket& p, bool source, Ipv4Addr addr,

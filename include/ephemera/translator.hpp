@@ -26,6 +26,7 @@
 #include "ephemera/packet.hpp"
 #include "ephemera/policy.hpp"
 #include "ephemera/port_allocator.hpp"
+#include "ephemera/tx_checksum.hpp"
 #include "ephemera/worker_plan.hpp"
 
 #include <cstdint>
@@ -44,11 +45,15 @@
 
 namespace ephemera {
 
-// The L2 and L3 identity a translated or originated frame is sent with.
+// The L2 and L3 identity a translated or originated frame is sent with, and what the port a
+// burst's translations leave by does for them.
 struct L2Context {
     MacAddr inside_port_mac;  // our MAC on the inside port
     MacAddr outside_port_mac; // our MAC on the outside port
     MacAddr next_hop_mac;     // outside next hop (resolved before in2out is called)
+    // The checksums that port computes on transmit (chosen at start, tx_checksum.hpp): the
+    // fast path leaves them to it. Replies and the slow path's packets do not.
+    TxChecksums tx_checksums{};
 };
 
 // forward: send out of the other port. reply: the frame became ICMP for its sender; send it
@@ -65,6 +70,9 @@ struct PacketRef {
     std::uint16_t length = 0;
     std::uint16_t capacity = 0;
     ParsedPacket parsed;
+    // Set by a translation that left checksums to the port (L2Context::tx_checksums), for the
+    // tx stage to flag on the mbuf; none otherwise.
+    TxChecksums tx_checksums{};
 };
 
 // A live mapping as telemetry and tests see it.
@@ -156,12 +164,19 @@ private:
     };
 
     // ---- fast_path.cpp: returns the packets left for the slow path, as a bit mask ----
+    // kOffload: the burst leaves by a port that computes checksums (l2.tx_checksums), chosen
+    // once per burst so that the loops carry no test of it.
+    template <bool kOffload>
     std::uint64_t in2out_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                               std::span<Verdict> verdicts);
+    template <bool kOffload>
     std::uint64_t out2in_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                               std::span<Verdict> verdicts);
+    // Refresh, TCP state, Ethernet and the rewrite; with kOffload, the checksums in `offload`
+    // are left to the port.
+    template <bool kOffload>
     void rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session, const std::uint8_t* eth,
-                     Tick now);
+                     Tick now, TxChecksums offload = {});
     void track_out(const ParsedPacket& p, Session& s, std::uint32_t session);
     // Which outside packets the mapping admits (RFC 4787 REQ-8), looking up their sessions
     // where the mode, inbound refresh or a TCP control flag needs one.

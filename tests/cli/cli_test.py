@@ -212,6 +212,11 @@ class Cli(unittest.TestCase):
         self.assertEqual(config["outside_steering"], "handoff")
         self.assertEqual(config["inside_steering"], "handoff")
         self.assertEqual(config["flow_rules"], 0)
+        # No checksum offload on net_null: software, said why, and no error.
+        self.assertIn("ephemera: inside checksum offload: none (net_null offers no IPv4, UDP or "
+                      "TCP checksum offload)\n", out)
+        self.assertEqual(config["outside_checksum_offload"],
+                         "none (net_null offers no IPv4, UDP or TCP checksum offload)")
 
     def test_steering_on_net_tap_refuses_port_masks_and_hands_off(self):
         # net_tap's rte_flow_validate accepts our rules, but it cannot mask ports, and its
@@ -228,6 +233,9 @@ class Cli(unittest.TestCase):
                       "of at least 64)\n", out)
         self.assertEqual(config["outside_steering"], "handoff")
         self.assertEqual(config["flow_rules"], 0)
+        # net_tap offers the IPv4, UDP and TCP checksums (it computes them as it sends).
+        self.assertIn("ephemera: outside checksum offload: ipv4 udp tcp\n", out)
+        self.assertEqual(config["outside_checksum_offload"], "ipv4 udp tcp")
         self.assertEqual(subprocess.run(["ip", "link", "show", iface], capture_output=True)
                          .returncode, 1, "the tap interface must go away with the process")
 

@@ -93,6 +93,9 @@ def _toml_value(v):
 #              splits them to the MTU on the way out.
 #   pcap:      net_pcap in live-interface mode (libpcap on the veth): ephemera sees every frame
 #              as it is on the wire, fragments included. One queue pair, so one worker only.
+#   tap:       net_tap, which makes its own interfaces (tin, tout), bridged to in0 and out0 once
+#              they exist. The one driver here that offers IPv4, UDP and TCP checksum offload
+#              (it computes the checksums as it sends), so the only lab that exercises it.
 # The ring frame the lab gives net_af_packet (devargs framesz and blocksz; the default 2048
 # would truncate any reassembled datagram above about 2 KB).
 AF_PACKET_FRAME = 8192
@@ -101,7 +104,10 @@ AF_PACKET_ARGS = "framesz=%d,blocksz=%d" % (AF_PACKET_FRAME, AF_PACKET_FRAME)
 DRIVERS = {
     "af_packet": ("net_af_packet0", "net_af_packet1"),
     "pcap": ("net_pcap0", "net_pcap1"),
+    "tap": ("net_tap0", "net_tap1"),
 }
+# net_tap's interfaces, bridged to the lab's veths (inside, outside).
+TAP_IFACES = ("tin", "tout")
 
 
 def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
@@ -273,6 +279,9 @@ class Ephemera:
         inside, outside = DRIVERS[self.driver]
         if self.driver == "pcap":
             return ["--vdev", "%s,iface=in0" % inside, "--vdev", "%s,iface=out0" % outside]
+        if self.driver == "tap":
+            return ["--vdev", "%s,iface=%s" % (inside, TAP_IFACES[0]),
+                    "--vdev", "%s,iface=%s" % (outside, TAP_IFACES[1])]
         w = self.workers
         return ["--vdev", "%s,iface=in0,qpairs=%d,%s" % (inside, w, AF_PACKET_ARGS),
                 "--vdev", "%s,iface=out0,qpairs=%d,%s" % (outside, w, AF_PACKET_ARGS)]
@@ -293,7 +302,10 @@ class Ephemera:
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + ready_timeout
         last_error = None
+        bridged = self.driver != "tap"
         while time.monotonic() < deadline:
+            if not bridged:
+                bridged = self.bridge_taps()
             if self.proc.poll() is not None:
                 self.logf.close()
                 raise TestFailure("ephemera exited %d at start:\n%s" % (
@@ -311,6 +323,36 @@ class Ephemera:
             time.sleep(0.2)
         raise TestFailure("ephemera not ready (next hop unresolved?) after %.0f s: %s\n%s" % (
             ready_timeout, last_error, self.read_log()))
+
+    def bridge_taps(self):
+        """Bridges net_tap's interfaces to in0 and out0 once ephemera has started its ports
+        (starting a port sets its interface's MAC again); False until then. The bridges go with
+        the lab's namespace."""
+        nat = self.lab.ns("nat")
+        if "ephemera: running" not in self.read_log():
+            return False
+        for i, (tap, veth) in enumerate(zip(TAP_IFACES, ("in0", "out0"))):
+            bridge = "br" + veth
+            # The tap's kernel side has the port's own MAC; the bridge would deliver frames for
+            # that MAC to itself instead of to ephemera.
+            for argv in (["ip", "link", "add", bridge, "type", "bridge"],
+                         ["ip", "link", "set", tap, "address", "02:00:00:00:0%d:fe" % i],
+                         ["ip", "link", "set", veth, "master", bridge],
+                         ["ip", "link", "set", tap, "master", bridge],
+                         ["ip", "link", "set", tap, "up"],
+                         ["ip", "link", "set", bridge, "up"]):
+                self.lab.run(nat, argv, check_rc=True)
+        ports = TAP_IFACES + ("in0", "out0")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            states = [self.lab.run(nat, ["cat", "/sys/class/net/%s/brport/state" % p])
+                      .stdout.strip() for p in ports]
+            if states == ["3"] * len(ports):  # BR_STATE_FORWARDING
+                break
+            time.sleep(0.1)
+        log("net_tap interfaces %s bridged to in0 and out0 (port states %s)" % (
+            TAP_IFACES, states))
+        return True
 
     def read_log(self):
         try:

@@ -20,6 +20,7 @@ port = "net_af_packet1"
 next_hop = "198.18.0.2"
 next_hop_mac = "02:00:00:00:00:fe"
 mtu = 1400
+checksum_offload = "ipv4"
 [timeouts]
 udp = 600
 inbound_refresh = true
@@ -77,6 +78,8 @@ TEST(ConfigEdit, RoundTripKeepsEveryField) {
     EXPECT_EQ(r.icmp.unreachable_rate, 5u);
     EXPECT_EQ(r.inside.mtu, c.inside.mtu);
     EXPECT_EQ(r.outside.mtu, 1400);
+    EXPECT_EQ(r.inside.checksum_offload, ChecksumOffloadSetting::automatic);
+    EXPECT_EQ(r.outside.checksum_offload, ChecksumOffloadSetting::ipv4);
     EXPECT_EQ(r.fragments.timeout, 7u);
     EXPECT_EQ(r.fragments.max_datagrams, c.fragments.max_datagrams);
     EXPECT_EQ(r.fragments.max_per_datagram, c.fragments.max_per_datagram);
@@ -189,7 +192,9 @@ TEST(ConfigEdit, WhatCannotChangeWhileRunning) {
              {"limits.max_subscribers", "50000"},
              {"fragments.timeout", "9"},
              {"fragments.max_datagrams", "512"},
-             {"fragments.max_per_datagram", "4"}}) {
+             {"fragments.max_per_datagram", "4"},
+             {"inside.checksum_offload", "off"},
+             {"outside.checksum_offload", "auto"}}) {
         const Config next = changed(c, key, value);
         const auto refusal = check_runtime_change(c, next);
         ASSERT_TRUE(refusal.has_value()) << key;

@@ -1306,5 +1306,45 @@ TEST(ConfigRefuses, UnknownKeyInFragments) {
                    "unknown key");
 }
 
+// ---- checksum offload per port -------------------------------------------------------------
+
+TEST(ConfigAccepts, ChecksumOffloadDefaultsToAutoOnBothPorts) {
+    const Config d = accepted(with(""));
+    EXPECT_EQ(d.inside.checksum_offload, ChecksumOffloadSetting::automatic);
+    EXPECT_EQ(d.outside.checksum_offload, ChecksumOffloadSetting::automatic);
+}
+
+TEST(ConfigAccepts, ChecksumOffloadPerPort) {
+    const Config c =
+        accepted(kPool + "[inside]\n" + kInsideBody + "checksum_offload = \"off\"\n[outside]\n" +
+                 kOutsideBody + "checksum_offload = \"ipv4\"\n");
+    EXPECT_EQ(c.inside.checksum_offload, ChecksumOffloadSetting::off);
+    EXPECT_EQ(c.outside.checksum_offload, ChecksumOffloadSetting::ipv4);
+    EXPECT_EQ(accepted(with_outside(kOutsideBody + "checksum_offload = \"auto\"\n"))
+                  .outside.checksum_offload,
+              ChecksumOffloadSetting::automatic);
+    EXPECT_THAT(describe_config(c), HasSubstr("gateway 100.64.0.1, checksum offload off\n"));
+    EXPECT_THAT(describe_config(c), HasSubstr("(MAC learned by ARP), checksum offload ipv4\n"));
+}
+
+TEST(ConfigRefuses, UnknownChecksumOffloadSetting) {
+    EXPECT_REFUSED(with_outside(kOutsideBody + "checksum_offload = \"on\"\n"),
+                   "outside.checksum_offload",
+                   "unknown checksum offload setting \"on\" (expected \"auto\"");
+    EXPECT_REFUSED(with_inside(kInsideBody + "checksum_offload = \"Off\"\n"),
+                   "inside.checksum_offload", "unknown checksum offload setting \"Off\"");
+}
+
+TEST(ConfigRefuses, ChecksumOffloadThatIsNotAString) {
+    EXPECT_REFUSED(with_inside(kInsideBody + "checksum_offload = false\n"),
+                   "inside.checksum_offload", "expected a string, got a boolean");
+}
+
+TEST(ChecksumOffloadName, NamesAreTheConfigSpellings) {
+    EXPECT_EQ(checksum_offload_name(ChecksumOffloadSetting::automatic), "auto");
+    EXPECT_EQ(checksum_offload_name(ChecksumOffloadSetting::ipv4), "ipv4");
+    EXPECT_EQ(checksum_offload_name(ChecksumOffloadSetting::off), "off");
+}
+
 } // namespace
 } // namespace ephemera

@@ -166,6 +166,10 @@ public:
     // Room after each frame for a reply longer than the packet (an ICMP error), as an mbuf
     // has; 0 gives the translator no more than the frame itself.
     void set_headroom_for_replies(std::size_t bytes) { reply_room_ = bytes; }
+    // The checksums both ports compute on transmit: the translator leaves them to the port.
+    void set_tx_checksums(TxChecksums port) { l2_.tx_checksums = port; }
+    // What the last burst's packets left to the port, packet by packet.
+    const std::vector<TxChecksums>& tx_checksums_left() const { return left_; }
 
     // One burst through the translator. Every frame must parse as IPv4; a dropped frame must
     // come back untouched, and every packet gets a verdict.
@@ -182,9 +186,13 @@ public:
         }
         std::vector<Verdict> verdicts(frames.size(), kUnset);
         if (in2out) {
-            translator_.in2out(refs, now, kL2, verdicts);
+            translator_.in2out(refs, now, l2_, verdicts);
         } else {
-            translator_.out2in(refs, now, kL2, verdicts);
+            translator_.out2in(refs, now, l2_, verdicts);
+        }
+        left_.clear();
+        for (const PacketRef& r : refs) {
+            left_.push_back(r.tx_checksums);
         }
         for (std::size_t i = 0; i < frames.size(); ++i) {
             const bool rewritten = verdicts[i] == Verdict::reply || verdicts[i] == Verdict::hairpin;
@@ -255,6 +263,8 @@ private:
     }
 
     std::size_t reply_room_ = 0;
+    L2Context l2_ = kL2;
+    std::vector<TxChecksums> left_;
     Config config_;
     Ownership ownership_;
     WorkerId worker_;
