@@ -23,8 +23,10 @@ free memory, the mount refused) or --no-huge is asked for, the reservation falls
 pages (`--no-huge -m MIB`) and `note` says why, in one line.
 
 EAL arguments: with hugepages `--huge-dir DIR --single-file-segments` (memory on demand from the
-mount, one file per memory segment list, so no open file per page); without,
-`--no-huge -m MIB` as before (4 KiB pages, -m mapped up front, touched as used).
+mount, one file per memory segment list, so no open file per page; --huge-unlink, which would
+free the pages when a process exits, cannot be combined with it in DPDK 22.11, so the files a
+process leaves are removed by remove_page_files() or at release); without, `--no-huge -m MIB` as
+before (4 KiB pages, -m mapped up front, touched as used).
 
 Command line (what run-bench.sh uses):
   hugepages.py exec --mib N [--no-huge] [--page-size 2M|1G] [--tag T] -- COMMAND ARGS...
@@ -330,6 +332,20 @@ class Reservation:
         if self.huge:
             return ["--huge-dir", self.mount, "--single-file-segments"]
         return ["--no-huge", "-m", str(int(mib))]
+
+    def remove_page_files(self, prefixes=None):
+        """Removes the page files that processes with these --file-prefix values (default: all)
+        left in the mount. With --single-file-segments the EAL leaves <prefix>map_N behind when
+        it exits, holding their pages: call this once the processes have ended, before the
+        next ones start. (A file still mapped is only unlinked: its pages go with the mapping.)"""
+        if not self.huge:
+            return
+        for entry in os.listdir(self.mount):
+            if prefixes is None or any(entry.startswith(p + "map_") for p in prefixes):
+                try:
+                    os.unlink(os.path.join(self.mount, entry))
+                except FileNotFoundError:
+                    pass
 
     def describe(self):
         """For JSON reports."""
