@@ -29,7 +29,8 @@ process leaves are removed by remove_page_files() or at release); without, `--no
 before (4 KiB pages, -m mapped up front, touched as used).
 
 Command line (what run-bench.sh uses):
-  hugepages.py exec --mib N [--no-huge] [--page-size 2M|1G] [--tag T] -- COMMAND ARGS...
+  hugepages.py exec --mib N [--no-huge-mib M] [--no-huge] [--page-size 2M|1G] [--tag T] --
+                    COMMAND ARGS...
 runs COMMAND with EPHEMERA_EAL_MEMORY (the EAL memory arguments, space-separated),
 EPHEMERA_MEMORY (what was used, e.g. "hugepages 2 MB" or "4 KiB pages (--no-huge)") and
 EPHEMERA_MEMORY_NOTE (the fallback reason, or empty) in its environment, and releases everything
@@ -230,7 +231,7 @@ class Reservation:
             self.state = None
             self._fall_back(why)
         elif not self.quiet:
-            print("memory: %s (%d pages reserved for at most %d MiB, %s; %s)" % (
+            print("memory: %s (%d page(s) reserved for at most %d MiB, %s; %s)" % (
                 self.label, self.pages, self.mib, self.mount,
                 "nr_hugepages raised by %d" % self.state["added"] if self.state["added"]
                 else "nr_hugepages unchanged, pages were free"), flush=True)
@@ -393,7 +394,7 @@ def _exec(args):
     with Reservation(args.mib, tag=args.tag, want_huge=not args.no_huge,
                      page_size=args.page_size) as mem:
         env = dict(os.environ,
-                   EPHEMERA_EAL_MEMORY=" ".join(mem.eal_args(args.mib)),
+                   EPHEMERA_EAL_MEMORY=" ".join(mem.eal_args(args.no_huge_mib or args.mib)),
                    EPHEMERA_MEMORY=mem.label,
                    EPHEMERA_MEMORY_NOTE=mem.note)
         try:
@@ -421,7 +422,9 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     ex = sub.add_parser("exec", help="run a command with hugepages made available")
     ex.add_argument("--mib", type=int, required=True,
-                    help="EAL memory the command needs at most (MiB)")
+                    help="EAL memory the command needs at most (MiB): the hugepages reserved")
+    ex.add_argument("--no-huge-mib", type=int,
+                    help="-m for 4 KiB pages (default: --mib)")
     ex.add_argument("--no-huge", action="store_true", help="4 KiB pages, as before")
     ex.add_argument("--page-size", default="2M", choices=sorted(PAGE_SIZES_KIB))
     ex.add_argument("--tag", default="exec", help="names the mount directory")
