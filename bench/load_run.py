@@ -93,6 +93,7 @@ class Runner:
         self.count = 0
         self.children = []
         self.memory = None  # the hugepages.Reservation, set by main()
+        self.current = None  # the name of the run under way, for cleanup()
 
     # ---- one measurement ------------------------------------------------------------------
 
@@ -102,6 +103,7 @@ class Runner:
         tear-down measurement watches it expire its sessions."""
         self.count += 1
         name = "lr%d-%d" % (os.getpid(), self.count)
+        self.current = name
         subs = sessions // FLOWS_PER_SUBSCRIBER
         out_json = os.path.join(self.tmp, name + ".json")
         lg_log = os.path.join(self.tmp, name + "-loadgen.log")
@@ -196,8 +198,11 @@ class Runner:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        if self.current is not None:
+            # No process of this run is left: its sockets, runtime directories and page files
+            # go too (a run cut short by an error or Ctrl-C leaves them).
+            remove_run_files(self.current, self.memory)
         if self.memory is not None:
-            # No process of this run is left: whatever page files they left go too.
             self.memory.remove_page_files()
 
 
