@@ -5,9 +5,12 @@
 #
 # Usage: bench/load-run.sh [--quick] [--sizes 64K,1M,4M,16M] [--reps N] [--duration S]
 #                          [--teardown] [--no-scaling] [--proto udp|tcp|mix] [--frame-size N]
-#                          [--json FILE] [--summarise A.json B.json ...]
+#                          [--no-huge] [--json FILE] [--summarise A.json B.json ...]
 #        bench/load-run.sh --live-changes [--sizes 1M] [--live-workers 1,2] [--live-rounds N]
 #                          [--live-duration S]
+# Memory: 2 MB hugepages for every DPDK process when they can be had (bench/hugepages.py reserves
+# them and gives them back at the end, also on failure or Ctrl-C), else 4 KiB pages with a note;
+# --no-huge forces 4 KiB pages (--no-huge -m N) as before. The output and the JSON say which.
 # Full run: about 7 minutes on a quiet host (+2.5 with --teardown; more when other work takes
 # the CPUs and extra pairs are run); --quick (64K and 1M, 3 s windows): about 2 minutes.
 # --live-changes: the workers' longest pauses while ephemeractl changes the pool and the port

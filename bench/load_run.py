@@ -28,6 +28,13 @@ CPU layout (2 CPUs): the generator on CPU 0 (EAL lcore 0); ephemera's worker on 
 main (control) lcore on CPU 0, where it sleeps 10 ms per loop; testpmd likewise (forwarding
 lcore on CPU 1, main lcore on CPU 0 printing stats once a second).
 
+Memory: 2 MB hugepages when they can be had (bench/hugepages.py: nr_hugepages raised only as far
+as the largest pair of processes needs, a private hugetlbfs mount given to every DPDK process as
+--huge-dir, everything given back at the end, also on failure or Ctrl-C); otherwise, or with
+--no-huge, 4 KiB pages as before (--no-huge -m N), with a one-line note saying why. The header
+line, the end of the table and the JSON ("memory") say which. Memory on hugepages is not in
+VmRSS, so the NAT's memory is reported as VmRSS + HugetlbPages.
+
 Run as root through bench/load-run.sh. Debian's /usr/bin/python3, standard library only.
 """
 
@@ -42,9 +49,10 @@ import tempfile
 import time
 
 from memif_lab import (CpuShare, Telemetry, describe_revision, ephemera_command,
-                       ephemera_mem_mib, loadgen_command, log, proc_status, read,
+                       loadgen_command, log, proc_status, read,
                        remove_run_files, start, stop, wait_for_sockets, ROOT, SOCKET_DIR)
 import memif_lab
+import hugepages
 
 POOL = "198.19.0.0/24"         # 254 addresses: 16 M sessions use about half their ports
 PORT_RANGE = "1024-65535"
@@ -60,6 +68,28 @@ LIVE_EXTRA_ADDRESS = "198.19.1.%d"
 # The range --live-changes narrows to and back: inside PORT_RANGE, so every port the generator
 # sees stays one it accepts; the narrowing leaves ports 60001-65535 in use outside the range.
 LIVE_NARROW_RANGE = "1024-60000"
+
+LOADGEN_MEM_MIB = 512   # mbufs (64 K x 2.2 KiB) and rings; the flow records live on the C++ heap
+TESTPMD_MEM_MIB = 512
+
+
+def dut_mem_mib(sessions, workers):
+    """(max_sessions, EAL MiB) of ephemera for a run of `sessions` with `workers`."""
+    max_sessions = sessions if workers == 1 else sessions + sessions // 16
+    return max_sessions, memif_lab.ephemera_mem_mib(max_sessions, workers)
+
+
+def memory_budget_mib(sizes, scaling, teardown_run):
+    """The most EAL memory two processes of one run (generator and NAT or floor) take: what the
+    hugepage reservation has to hold."""
+    dut = TESTPMD_MEM_MIB
+    for label, sessions in sizes:
+        dut = max(dut, dut_mem_mib(sessions, 1)[1])
+        if label == "1M" and scaling:
+            dut = max(dut, dut_mem_mib(sessions, 2)[1])
+    if teardown_run:
+        dut = max(dut, dut_mem_mib(SIZES["1M"], 1)[1])
+    return LOADGEN_MEM_MIB + dut
 
 
 def ephemera_config(max_sessions, udp_timeout=None):
@@ -79,6 +109,8 @@ class Runner:
         self.tmp = tempfile.mkdtemp(prefix="ephemera-load-")
         self.count = 0
         self.children = []
+        self.memory = None  # the hugepages.Reservation, set by main()
+        self.current = None  # the name of the run under way, for cleanup()
 
     # ---- one measurement ------------------------------------------------------------------
 
@@ -91,12 +123,12 @@ class Runner:
         runs once it has started (result "live_changes")."""
         self.count += 1
         name = "lr%d-%d" % (os.getpid(), self.count)
+        self.current = name
         subs = sessions // FLOWS_PER_SUBSCRIBER
         out_json = os.path.join(self.tmp, name + ".json")
         lg_log = os.path.join(self.tmp, name + "-loadgen.log")
         pid_file = os.path.join(self.tmp, name + ".pid")
         dut_log = os.path.join(self.tmp, name + "-%s.log" % kind)
-        # 512 MiB: mbufs (64 K x 2.2 KiB) and rings; the flow records live on the C++ heap
         jsonl = os.path.join(self.tmp, name + "-loadgen.jsonl")
         duration = 1 if keep_running else self.args.live_duration if live else \
             self.args.duration
@@ -111,7 +143,7 @@ class Runner:
             "--queues", str(workers), "--steering", "rss",
             "--pool", POOL, "--port-range", PORT_RANGE,
             "--ready-timeout", "300", "--json", out_json, "--peer-pid-file", pid_file,
-        ])
+        ], eal_mem_mib=LOADGEN_MEM_MIB, memory=self.memory)
         if kind == "floor":
             lg_cmd.append("--expect-untranslated")
         lg = start(lg_cmd, lg_log)
@@ -121,20 +153,22 @@ class Runner:
         result = {"kind": kind, "sessions": sessions, "workers": workers, "name": name}
         prefix = "dut-" + name
         if kind == "floor":
-            mem = 512
-            dut_cmd = ["dpdk-testpmd", "-l", "0,1", "--no-huge", "-m", str(mem), "--no-pci",
-                       "--file-prefix", prefix] + memif_lab.memif_vdevs(name) + [
+            mem = TESTPMD_MEM_MIB
+            dut_cmd = ["dpdk-testpmd", "-l", "0,1"] + memif_lab.eal_memory_args(
+                mem, self.memory) + ["--no-pci", "--file-prefix", prefix] + \
+                memif_lab.memif_vdevs(name) + [
                 "--", "--forward-mode=io", "--stats-period", "1", "--nb-cores=1",
                 "--total-num-mbufs=32768", "--no-mlockall", "--rxq=1", "--txq=1"]
         else:
             cfg_path = os.path.join(self.tmp, name + ".toml")
-            max_sessions = sessions if workers == 1 else sessions + sessions // 16
+            max_sessions, mem = dut_mem_mib(sessions, workers)
             with open(cfg_path, "w") as f:
                 f.write(ephemera_config(max_sessions, udp_timeout))
-            mem = ephemera_mem_mib(max_sessions, workers)
-            dut_cmd = ephemera_command(self.ephemera, name, cfg_path, workers, mem)
+            dut_cmd = ephemera_command(self.ephemera, name, cfg_path, workers, mem,
+                                       memory=self.memory)
             result["max_sessions"] = max_sessions
         result["eal_mem_mib"] = mem
+        result["eal_memory"] = self.memory.label if self.memory else "4 KiB pages (--no-huge)"
         result["dut_command"] = " ".join(dut_cmd)
         dut = start(dut_cmd, dut_log)
         self.children.append(dut)
@@ -142,6 +176,7 @@ class Runner:
             f.write("%d\n" % dut.pid)
 
         peak = {}
+        huge_peak = 0
         telemetry = Telemetry(prefix)
         share = CpuShare()
         changes_done = not live
@@ -153,6 +188,7 @@ class Runner:
             st = proc_status(dut.pid)
             if st:
                 peak = st
+                huge_peak = max(huge_peak, st.get("HugetlbPages", 0))
             share.sample("loadgen", lg.pid, True)
             share.sample(kind, dut.pid, False)
             if dut.poll() is not None:
@@ -168,6 +204,7 @@ class Runner:
         st = proc_status(dut.pid)
         result["dut_vmrss_kib"] = st.get("VmRSS", peak.get("VmRSS", 0))
         result["dut_vmhwm_kib"] = st.get("VmHWM", peak.get("VmHWM", 0))
+        result["dut_hugetlb_kib"] = max(st.get("HugetlbPages", 0), huge_peak)
         if kind == "ephemera":
             try:
                 result["ephemera_stats"] = telemetry.query("/ephemera/stats")
@@ -181,7 +218,7 @@ class Runner:
             result["_telemetry"] = telemetry
             return result
         stop(dut)
-        remove_run_files(name)
+        remove_run_files(name, self.memory)
         self.children = []
         return result
 
@@ -190,6 +227,12 @@ class Runner:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        if self.current is not None:
+            # No process of this run is left: its sockets, runtime directories and page files
+            # go too (a run cut short by an error or Ctrl-C leaves them).
+            remove_run_files(self.current, self.memory)
+        if self.memory is not None:
+            self.memory.remove_page_files()
 
 
 # ---- summary ---------------------------------------------------------------------------------
@@ -323,6 +366,9 @@ def summarise(results, sizes, min_share):
                 "eal_mem_mib": last["eal_mem_mib"],
                 "max_sessions": last.get("max_sessions"),
                 "vmrss_mib": max(e["dut_vmrss_kib"] for _, e in pairs) / 1024,
+                "hugetlb_mib": max(e.get("dut_hugetlb_kib", 0) for _, e in pairs) / 1024,
+                "mem_mib": max(e["dut_vmrss_kib"] + e.get("dut_hugetlb_kib", 0)
+                               for _, e in pairs) / 1024,
                 "vmhwm_mib": max(e["dut_vmhwm_kib"] for _, e in pairs) / 1024,
                 "floor_vmrss_mib": max(f["dut_vmrss_kib"] for f, _ in pairs) / 1024,
             }
@@ -331,35 +377,38 @@ def summarise(results, sizes, min_share):
                                      if k.startswith("drop_") and v}
             row["live_sessions"] = stats.get("live_sessions")
             rows.append(row)
-    # Memory per session: the growth of VmRSS between the smallest and the largest table.
+    # Memory per session: the growth of VmRSS (+ HugetlbPages) between the smallest and the
+    # largest table.
     one = [r for r in rows if r["workers"] == 1]
     if len(one) >= 2:
         lo, hi = one[0], one[-1]
         if hi["sessions"] > lo["sessions"]:
-            per = (hi["vmrss_mib"] - lo["vmrss_mib"]) * (1 << 20) / (hi["sessions"] -
+            per = (hi["mem_mib"] - lo["mem_mib"]) * (1 << 20) / (hi["sessions"] -
                                                                      lo["sessions"])
             for r in rows:
                 r["bytes_per_session_incremental"] = per
     return rows
 
 
-def print_table(rows):
+def print_table(rows, memory=None):
     log("")
+    if memory:
+        log("memory: %s" % (memory["note"] or memory["memory"]))
     log("%-4s %s | %-17s | %-17s | %-11s | %-19s | %-7s | %-17s | %-13s | %s" % (
         "size", "w", "floor Mpps o/b", "ephemera Mpps o/b", "ratio o/b", "new sess/s (ratio)",
-        "loss", "RTT@50% p50/p99", "CPU eph/lg %", "VmRSS MiB (-m)"))
+        "loss", "RTT@50% p50/p99", "CPU eph/lg %", "RSS+huge MiB (-m)"))
     for r in rows:
         log("%-4s %d | %7.3f / %-7.3f | %7.3f / %-7.3f | %4.2f / %-4.2f | %9.0f (%5.2f)  | "
             "%-7.1e | %6.1f / %-7.1f us | %5.0f / %-5.0f | %6.0f (%d)%s" % (
                 r["size"], r["workers"], r["floor_out_mpps"], r["floor_back_mpps"],
                 r["out_mpps"], r["back_mpps"], r["out_ratio"], r["back_ratio"],
                 r["new_sessions_per_s"], r["new_ratio"], r["loss"], r["rtt50_us"],
-                r["rtt99_us"], 100 * r["cpu_ephemera"], 100 * r["cpu_loadgen"], r["vmrss_mib"],
+                r["rtt99_us"], 100 * r["cpu_ephemera"], 100 * r["cpu_loadgen"], r["mem_mib"],
                 r["eal_mem_mib"],
                 {"paired": "", "unpaired": "  (clean runs, unpaired)",
                  "unclean": "  (no clean run: CPU shared)"}[r["basis"]]))
     if rows and "bytes_per_session_incremental" in rows[0]:
-        log("memory per session (VmRSS growth %s -> %s): %.0f bytes" % (
+        log("memory per session (VmRSS + HugetlbPages growth %s -> %s): %.0f bytes" % (
             [r for r in rows if r["workers"] == 1][0]["size"],
             [r for r in rows if r["workers"] == 1][-1]["size"],
             rows[0]["bytes_per_session_incremental"]))
@@ -574,7 +623,7 @@ def teardown(runner, sessions):
     finally:
         stop(dut)
         runner.children = []
-        remove_run_files(r["name"])
+        remove_run_files(r["name"], runner.memory)
     start = next((t for t, live, exp in series if exp > 0), None)
     end = next((t for t, live, exp in series if live == 0 and exp > 0), None)
     expired = series[-1][2] if series else 0
@@ -689,6 +738,11 @@ def main():
                          "rounds must fit in (default 30)")
     ap.add_argument("--proto", default="mix", choices=["udp", "tcp", "mix"])
     ap.add_argument("--frame-size", type=int, default=64)
+    ap.add_argument("--no-huge", action="store_true",
+                    help="4 KiB pages (--no-huge -m N) for every DPDK process, as before; by "
+                         "default 2 MB hugepages when they can be had (bench/hugepages.py)")
+    ap.add_argument("--huge", action="store_true", help="the default: hugepages when they can "
+                    "be had, else --no-huge with a note")
     ap.add_argument("--build", default=os.path.join(ROOT, "build-load"))
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--json", help="write the results here (default BUILD/load-run.json)")
@@ -743,6 +797,9 @@ def main():
                        check=True)
     os.makedirs(SOCKET_DIR, exist_ok=True)
 
+    if args.huge and args.no_huge:
+        ap.error("--huge and --no-huge exclude each other")
+
     runner = Runner(args)
     results = []
     started = time.monotonic()
@@ -755,9 +812,53 @@ def main():
         log("load run of ephemera %s: sizes %s, %d pair(s) each, %.0f s windows" % (
             revision, ",".join(names), args.reps, args.duration))
     if args.live_changes:
-        return live_main(runner, args, sizes[0], command, revision, json_path, started)
+        # Hugepages as for the throughput runs: a pause is measured on the memory users run on.
+        with hugepages.Reservation(memory_budget_mib(sizes[:1], True, False), tag="load",
+                                   want_huge=not args.no_huge) as memory:
+            runner.memory = memory
+            log("memory: %s" % memory.label)
+            status = live_main(runner, args, sizes[0], command, revision, json_path, started)
+        runner.memory = None
+        return status
     teardown_result = None
     failures = []
+    # Hugepages for the largest pair of processes, given back when the with ends (after
+    # runner.cleanup(): a mount still mapped cannot be unmounted).
+    with hugepages.Reservation(memory_budget_mib(sizes, not args.no_scaling, args.teardown),
+                               tag="load", want_huge=not args.no_huge) as memory:
+        runner.memory = memory
+        memory_info = memory.describe()
+        teardown_result = run_all(args, runner, sizes, results, failures)
+    runner.memory = None
+
+    rows = summarise(results, sizes, args.min_cpu_share)
+    print_table(rows, memory_info)
+    elapsed = time.monotonic() - started
+    out = {
+        "command": command,
+        "revision": revision,
+        "elapsed_s": elapsed,
+        "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+        "memory": memory_info,
+        "flows_per_subscriber": FLOWS_PER_SUBSCRIBER,
+        "pool": POOL, "port_range": PORT_RANGE,
+        "min_cpu_share": args.min_cpu_share,
+        "summary": rows,
+        "failures": failures,
+        "teardown": teardown_result or (
+            "not run (bench/load-run.sh --teardown): UDP sessions expire no sooner than "
+            "120 s (RFC 4787 REQ-5), TCP ones 240 s after FIN or RST"),
+        "runs": results,
+    }
+    with open(json_path, "w") as f:
+        json.dump(out, f, indent=2)
+    log("JSON: %s   (%.0f s, run: %s)" % (json_path, elapsed, command))
+    return 1 if sum(r["mistranslations"] for r in rows) else 0
+
+
+def run_all(args, runner, sizes, results, failures):
+    """Every pair of every size (and the tear-down run); returns the tear-down result."""
+    teardown_result = None
     try:
         for label, sessions in sizes:
             pair = 0
@@ -786,11 +887,12 @@ def main():
                     r["pair"] = pair
                     m = metrics(r)
                     log("%-4s pair %d %-8s w%d: out %.3f back %.3f Mpps, new %.0f/s, loss %.1e, "
-                        "mistranslated %d, VmRSS %.0f MiB; CPU share loadgen %.0f%% %s %.0f%% "
-                        "(%.0f s)" % (
+                        "mistranslated %d, VmRSS %.0f MiB + hugepages %.0f MiB; CPU share "
+                        "loadgen %.0f%% %s %.0f%% (%.0f s)" % (
                             label, pair, kind, workers, m["out_mpps"], m["back_mpps"],
                             m["sessions_per_s"], m["loss"], m["mistranslations"],
-                            r["dut_vmrss_kib"] / 1024, 100 * m["cpu_loadgen"], kind,
+                            r["dut_vmrss_kib"] / 1024, r["dut_hugetlb_kib"] / 1024,
+                            100 * m["cpu_loadgen"], kind,
                             100 * m["cpu_dut"], time.monotonic() - t0))
                     results.append(r)
                     ran.append(r)
@@ -806,29 +908,7 @@ def main():
         log("interrupted; summarising what ran")
     finally:
         runner.cleanup()
-
-    rows = summarise(results, sizes, args.min_cpu_share)
-    print_table(rows)
-    elapsed = time.monotonic() - started
-    out = {
-        "command": command,
-        "revision": revision,
-        "elapsed_s": elapsed,
-        "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
-        "flows_per_subscriber": FLOWS_PER_SUBSCRIBER,
-        "pool": POOL, "port_range": PORT_RANGE,
-        "min_cpu_share": args.min_cpu_share,
-        "summary": rows,
-        "failures": failures,
-        "teardown": teardown_result or (
-            "not run (bench/load-run.sh --teardown): UDP sessions expire no sooner than "
-            "120 s (RFC 4787 REQ-5), TCP ones 240 s after FIN or RST"),
-        "runs": results,
-    }
-    with open(json_path, "w") as f:
-        json.dump(out, f, indent=2)
-    log("JSON: %s   (%.0f s, run: %s)" % (json_path, elapsed, command))
-    return 1 if sum(r["mistranslations"] for r in rows) else 0
+    return teardown_result
 
 
 if __name__ == "__main__":

@@ -64,13 +64,14 @@ class Telemetry:
 
 
 def proc_status(pid):
-    """VmRSS and VmHWM of a process in KiB, or {} once it is gone."""
+    """VmRSS, VmHWM and HugetlbPages of a process in KiB, or {} once it is gone. Memory on
+    hugepages is not in VmRSS: a process on hugepages holds VmRSS + HugetlbPages."""
     out = {}
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
                 key, _, rest = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
+                if key in ("VmRSS", "VmHWM", "HugetlbPages"):
                     out[key] = int(rest.split()[0])
     except OSError:
         pass
@@ -193,22 +194,32 @@ def memif_vdevs(name):
             "--vdev", memif_vdev(1, name, "out", DUT_OUT_MAC)]
 
 
-def loadgen_command(binary, name, args, eal_mem_mib=512):
+def eal_memory_args(eal_mem_mib, memory=None):
+    """The EAL memory options of one process of at most eal_mem_mib MiB: from `memory` (a
+    bench/hugepages.py Reservation: hugepages, or --no-huge when it fell back), else 4 KiB
+    pages (--no-huge -m)."""
+    if memory is not None:
+        return memory.eal_args(eal_mem_mib)
+    return ["--no-huge", "-m", str(eal_mem_mib)]
+
+
+def loadgen_command(binary, name, args, eal_mem_mib=512, memory=None):
     """ephemera-loadgen on lcore 0 (CPU 0) with the topology's MACs, then `args` (its own
     options: flows, rates, pool, ...)."""
-    return [binary, "-l", "0", "--no-huge", "-m", str(eal_mem_mib), "--no-pci",
+    return [binary, "-l", "0"] + eal_memory_args(eal_mem_mib, memory) + ["--no-pci",
             "--file-prefix", "lg-" + name, "--log-level", "lib.eal:notice",
             "--", "--name", name, "--next-hop", NEXT_HOP, "--gateway", GATEWAY,
             "--in-mac", LG_IN_MAC, "--out-mac", LG_OUT_MAC,
             "--dut-in-mac", DUT_IN_MAC, "--dut-out-mac", DUT_OUT_MAC] + args
 
 
-def ephemera_command(binary, name, config_path, workers, eal_mem_mib, app_args=()):
+def ephemera_command(binary, name, config_path, workers, eal_mem_mib, app_args=(),
+                     memory=None):
     """ephemera with its control lcore on CPU 0 and workers alternating CPU 1, CPU 0, ... (on
     2 CPUs a second worker shares CPU 0 with the generator)."""
     lcores = ",".join("%d@%d" % (i, i % 2) for i in range(workers + 1))
-    return [binary, "--lcores", lcores, "--no-huge", "-m", str(eal_mem_mib), "--no-pci",
-            "--file-prefix", "dut-" + name, "--log-level", "lib.eal:notice"] + \
+    return [binary, "--lcores", lcores] + eal_memory_args(eal_mem_mib, memory) + [
+            "--no-pci", "--file-prefix", "dut-" + name, "--log-level", "lib.eal:notice"] + \
         memif_vdevs(name) + ["--", "--config", config_path] + list(app_args)
 
 
@@ -242,13 +253,16 @@ def stop(proc, sig=signal.SIGINT, timeout=60):
     return proc.returncode
 
 
-def remove_run_files(name):
-    """The memif sockets and both EALs' runtime directories of run `name`."""
+def remove_run_files(name, memory=None):
+    """The memif sockets and both EALs' runtime directories of run `name`, and their hugepage
+    files when `memory` (a bench/hugepages.py Reservation) gave them hugepages."""
     for path in socket_paths(name):
         if os.path.exists(path):
             os.unlink(path)
     for prefix in ("lg-" + name, "dut-" + name):
         shutil.rmtree("/var/run/dpdk/%s" % prefix, ignore_errors=True)
+    if memory is not None:
+        memory.remove_page_files(["lg-" + name, "dut-" + name])
 
 
 def describe_revision():

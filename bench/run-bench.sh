@@ -4,10 +4,19 @@
 # measured side by side despite a noisy host, only the aggregates reported, JSON written to a
 # file, and the summary table (cycles per packet, ratios to the floor) printed at the end.
 #
-# Usage: bench/run-bench.sh [extra Google Benchmark flags, e.g. --benchmark_filter=1M]
+# Memory: 2 MB hugepages when they can be had (as root: bench/hugepages.py raises
+# nr_hugepages as far as needed, mounts a private hugetlbfs, and gives everything back when the
+# run ends, also on failure or Ctrl-C); otherwise, or with --no-huge, 4 KiB pages as before
+# (`--no-huge -m 2048`), with a one-line note saying why. The output (first line and the end of
+# the summary) and the JSON context (eal_memory, eal_memory_args, eal_memory_note) say which.
+#
+# Usage: bench/run-bench.sh [--no-huge | --huge] [--page-size 2M|1G]
+#                           [extra Google Benchmark flags, e.g. --benchmark_filter=1M]
 # Environment: BENCH_JSON (default build-bench/translate_bench.json), BENCH_REPETITIONS (5),
-# BENCH_MIN_TIME (0.3 s per repetition). The defaults run in about three minutes on 2 idle
-# cores (session_create and expire rebuild a whole table per repetition).
+# BENCH_MIN_TIME (0.3 s per repetition), BENCH_HUGE_MIB (1024: the hugepages reserved; the whole
+# suite peaks at about 670 MiB of them), BENCH_NOHUGE_MIB (2048: -m with 4 KiB pages, which
+# costs nothing untouched). The defaults run in about three minutes on 2 idle cores
+# (session_create and expire rebuild a whole table per repetition).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +24,33 @@ build="$root/build-bench"
 json=${BENCH_JSON:-$build/translate_bench.json}
 repetitions=${BENCH_REPETITIONS:-5}
 min_time=${BENCH_MIN_TIME:-0.3}
+huge_mib=${BENCH_HUGE_MIB:-1024}
+nohuge_mib=${BENCH_NOHUGE_MIB:-2048}
+
+memory=(--tag bench)
+while (($# > 0)); do
+    case $1 in
+    --no-huge) memory+=(--no-huge) ;;
+    --huge) ;; # the default
+    --page-size)
+        if (($# < 2)); then
+            echo "run-bench.sh: --page-size needs a value (2M or 1G)" >&2
+            exit 2
+        fi
+        memory+=(--page-size "$2")
+        shift
+        ;;
+    --page-size=*) memory+=(--page-size "${1#--page-size=}") ;;
+    *) break ;;
+    esac
+    shift
+done
+for v in BENCH_HUGE_MIB:$huge_mib BENCH_NOHUGE_MIB:$nohuge_mib; do
+    if [[ ! ${v#*:} =~ ^[1-9][0-9]*$ ]]; then
+        echo "run-bench.sh: ${v%%:*} must be a number of MiB, not '${v#*:}'" >&2
+        exit 2
+    fi
+done
 
 # build-bench belongs to this script: set it up once, release; ninja regenerates it as needed.
 if [[ ! -f $build/build.ninja ]]; then
@@ -22,7 +58,11 @@ if [[ ! -f $build/build.ninja ]]; then
 fi
 ninja -C "$build" bench/ephemera-bench
 
-"$build/bench/ephemera-bench" \
+# hugepages.py sets EPHEMERA_EAL_MEMORY (and EPHEMERA_MEMORY_NOTE) for the benchmark and
+# releases the hugepages when it ends.
+/usr/bin/python3 "$root/bench/hugepages.py" exec --mib "$huge_mib" --no-huge-mib "$nohuge_mib" \
+    "${memory[@]}" -- \
+    "$build/bench/ephemera-bench" \
     --benchmark_repetitions="$repetitions" \
     --benchmark_report_aggregates_only=true \
     --benchmark_enable_random_interleaving=true \

@@ -44,8 +44,9 @@
 // from the populated set (a fixed seed), burst after burst, wrapping around. At 1M one pass
 // touches far more table lines than the 32 MiB L3 holds, so lookups go to memory. At 64K the
 // translator's working set (~9 MB, the floor's ~2.5 MB) could sit in L3, but shares it with the
-// streams and with whatever else runs on the host. Memory is 4 KiB pages (--no-huge, and THP is
-// madvise-only here), so random accesses pay TLB misses too, the floor as much as the core.
+// streams and with whatever else runs on the host. Memory is what the EAL was given (see Memory
+// below): with 4 KiB pages (--no-huge; THP is madvise-only here) random accesses pay TLB misses
+// too, the floor as much as the core; with 2 MB hugepages far fewer.
 //
 // Rewriting in place. Translation rewrites its frames, so each burst's frames are restored from
 // pristine copies before the burst: one 2 KiB memcpy (32 frames of one cache line) into a
@@ -70,8 +71,13 @@
 //
 // Memory. A 1M translator holds four rte_hash tables of 1M entries (~190 MB of EAL heap) plus
 // ~60 MB of record arrays on the C++ heap; the 1M floor table ~60 MB; the 64K ones a sixteenth
-// of that. The EAL heap peaks at ~445 MiB (printed with the summary); --no-huge maps -m up front
-// but touches only what is used, so -m 2048 costs nothing and leaves room.
+// of that. The EAL heap peaks at ~610 MiB (printed with the summary). The EAL's memory options
+// come from the environment, EPHEMERA_EAL_MEMORY (space-separated; bench/run-bench.sh sets it
+// through bench/hugepages.py): with hugepages `--huge-dir DIR --single-file-segments`, the heap
+// growing on demand from that hugetlbfs; unset, `--no-huge -m 2048` (4 KiB pages: --no-huge maps
+// -m up front but touches only what is used, so -m 2048 costs nothing and leaves room). What the
+// EAL really got (hugepages or not, and the page size) is read back after rte_eal_init, printed
+// and recorded in the JSON context (eal_memory, eal_memory_args, eal_memory_note).
 #include "../dataplane/tx_offload.hpp"
 #include "ephemera/checksum.hpp"
 #include "ephemera/config.hpp"
@@ -102,6 +108,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -287,6 +294,14 @@ std::size_t heap_in_use() {
 }
 
 std::size_t g_heap_peak = 0;
+
+// The EAL's memory, for the summary and the JSON context.
+struct EalMemory {
+    std::string label; // what the EAL runs on: "hugepages 2 MB" or "4 KiB pages (--no-huge)"
+    std::string args;  // the memory options it was given
+    std::string note;  // why not hugepages, when bench/hugepages.py fell back
+};
+EalMemory g_memory;
 void note_heap() {
     g_heap_peak = std::max(g_heap_peak, heap_in_use());
 }
@@ -1037,23 +1052,61 @@ void print_summary(const SummaryReporter& r) {
             std::printf("\n");
         }
     }
-    std::printf("\nEAL heap: peak %.0f MiB in use of -m %d\n",
-                static_cast<double>(g_heap_peak) / (1024.0 * 1024.0), kEalMemoryMb);
+    std::printf("\nEAL heap: peak %.0f MiB in use; EAL memory: %s (%s)\n",
+                static_cast<double>(g_heap_peak) / (1024.0 * 1024.0), g_memory.label.c_str(),
+                g_memory.args.c_str());
+    if (!g_memory.note.empty()) {
+        std::printf("%s\n", g_memory.note.c_str());
+    }
+}
+
+// The EAL's memory options: EPHEMERA_EAL_MEMORY, split at whitespace, else 4 KiB pages.
+std::vector<std::string> eal_memory_args() {
+    const char* env = std::getenv("EPHEMERA_EAL_MEMORY");
+    if (env == nullptr || *env == '\0') {
+        return {"--no-huge", "-m", std::to_string(kEalMemoryMb)};
+    }
+    std::vector<std::string> out;
+    std::string_view rest(env);
+    while (!rest.empty()) {
+        const std::size_t begin = rest.find_first_not_of(" \t\n");
+        if (begin == std::string_view::npos) {
+            break;
+        }
+        rest.remove_prefix(begin);
+        const std::size_t end = std::min(rest.find_first_of(" \t\n"), rest.size());
+        out.emplace_back(rest.substr(0, end));
+        rest.remove_prefix(end);
+    }
+    return out;
+}
+
+int largest_page(const rte_memseg_list* msl, void* arg) {
+    auto* page = static_cast<std::uint64_t*>(arg);
+    *page = std::max(*page, msl->page_sz);
+    return 0;
+}
+
+// What the EAL really runs on, after rte_eal_init.
+std::string describe_eal_memory() {
+    if (rte_eal_has_hugepages() == 0) {
+        return "4 KiB pages (--no-huge)";
+    }
+    std::uint64_t page = 0;
+    rte_memseg_list_walk(largest_page, &page);
+    if (page >= (std::uint64_t{1} << 30)) {
+        return "hugepages " + std::to_string(page >> 30) + " GB";
+    }
+    return "hugepages " + std::to_string(page >> 20) + " MB";
 }
 
 bool init_eal(const char* program) {
-    const std::vector<std::string> args = {
-        program,
-        "--no-huge",
-        "-m",
-        std::to_string(kEalMemoryMb),
-        "--no-pci",
-        "--file-prefix",
-        "bench-" + std::to_string(getpid()),
-        "-l",
-        "0",
-        "--log-level=error",
+    const std::vector<std::string> memory = eal_memory_args();
+    std::vector<std::string> args = {
+        program, "--no-pci", "--file-prefix",     "bench-" + std::to_string(getpid()),
+        "-l",    "0",        "--log-level=error",
     };
+    args.insert(args.begin() + 1, memory.begin(), memory.end());
     std::vector<char*> argv;
     std::vector<std::string> storage = args; // rte_eal_init may permute argv
     for (std::string& a : storage) {
@@ -1062,6 +1115,18 @@ bool init_eal(const char* program) {
     if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
         std::fprintf(stderr, "rte_eal_init: %s\n", rte_strerror(rte_errno));
         return false;
+    }
+    g_memory.label = describe_eal_memory();
+    for (const std::string& a : memory) {
+        g_memory.args += (g_memory.args.empty() ? "" : " ") + a;
+    }
+    if (const char* note = std::getenv("EPHEMERA_MEMORY_NOTE"); note != nullptr) {
+        g_memory.note = note;
+    }
+    benchmark::AddCustomContext("eal_memory", g_memory.label);
+    benchmark::AddCustomContext("eal_memory_args", g_memory.args);
+    if (!g_memory.note.empty()) {
+        benchmark::AddCustomContext("eal_memory_note", g_memory.note);
     }
     return true;
 }
