@@ -648,6 +648,22 @@ def teardown(runner, sessions):
     return out
 
 
+def run_header(command, revision, elapsed, memory=None):
+    """What every results file starts with: the run, the host, the memory and the traffic's
+    shape."""
+    out = {
+        "command": command,
+        "revision": revision,
+        "elapsed_s": elapsed,
+        "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+    }
+    if memory is not None:
+        out["memory"] = memory
+    out.update({"flows_per_subscriber": FLOWS_PER_SUBSCRIBER, "pool": POOL,
+                "port_range": PORT_RANGE})
+    return out
+
+
 def live_main(runner, args, size, command, revision, json_path, started):
     """--live-changes: one run per worker count, the changes made while it measures."""
     label, sessions = size
@@ -679,13 +695,8 @@ def live_main(runner, args, size, command, revision, json_path, started):
     rows = live_summary(runs)
     print_live_table(rows)
     elapsed = time.monotonic() - started
-    out = {
-        "command": command,
-        "revision": revision,
-        "elapsed_s": elapsed,
-        "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
-        "flows_per_subscriber": FLOWS_PER_SUBSCRIBER,
-        "pool": POOL, "port_range": PORT_RANGE,
+    out = run_header(command, revision, elapsed)
+    out.update({
         "live_changes": {
             "target_us": LIVE_TARGET_US, "size": label, "sessions": sessions,
             "rounds": args.live_rounds, "measure_s": args.live_duration,
@@ -694,7 +705,7 @@ def live_main(runner, args, size, command, revision, json_path, started):
         },
         "failures": failures,
         "runs": runs,
-    }
+    })
     with open(json_path, "w") as f:
         json.dump(out, f, indent=2)
     log("JSON: %s   (%.0f s, run: %s)" % (json_path, elapsed, command))
@@ -834,14 +845,8 @@ def main():
     rows = summarise(results, sizes, args.min_cpu_share)
     print_table(rows, memory_info)
     elapsed = time.monotonic() - started
-    out = {
-        "command": command,
-        "revision": revision,
-        "elapsed_s": elapsed,
-        "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
-        "memory": memory_info,
-        "flows_per_subscriber": FLOWS_PER_SUBSCRIBER,
-        "pool": POOL, "port_range": PORT_RANGE,
+    out = run_header(command, revision, elapsed, memory_info)
+    out.update({
         "min_cpu_share": args.min_cpu_share,
         "summary": rows,
         "failures": failures,
@@ -849,7 +854,7 @@ def main():
             "not run (bench/load-run.sh --teardown): UDP sessions expire no sooner than "
             "120 s (RFC 4787 REQ-5), TCP ones 240 s after FIN or RST"),
         "runs": results,
-    }
+    })
     with open(json_path, "w") as f:
         json.dump(out, f, indent=2)
     log("JSON: %s   (%.0f s, run: %s)" % (json_path, elapsed, command))

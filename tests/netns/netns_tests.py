@@ -84,25 +84,31 @@ def test_udp_both_ways(binary):
 # ---------------------------------------------------------------------------- 2. TCP transfer
 
 
+def tcp_transfer(lab, size, server_timeout, run_timeout):
+    """`size` bytes each way over one TCP connection from subscriber 1 to SERVER:7000 (the peer
+    tool's client uploads, its server sends back as much); returns (client, server) reports."""
+    server = lab.popen(lab.ns("srv"), [nslab.PYTHON, nslab.PEER, "tcp-server", "--bind",
+                                       SERVER, "--port", "7000", "--send-bytes", str(size),
+                                       "--timeout", str(server_timeout)],
+                       stdout=subprocess.PIPE, text=True)
+    try:
+        check("listening" in server.stdout.readline(), "TCP server did not start")
+        cp = lab.run(lab.sub(1), [nslab.PYTHON, nslab.PEER, "tcp-client", "--to", SERVER,
+                                  "--port", "7000", "--send-bytes", str(size),
+                                  "--timeout", "60"], timeout=run_timeout)
+        out, _ = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return (json.loads(cp.stdout.strip().splitlines()[-1]),
+            json.loads(out.strip().splitlines()[-1]))
+
+
 def test_tcp_transfer_50mb(binary):
     size = 50 * 1024 * 1024
     with lab_session(1) as lab, ephemera_session(binary, lab, WORKERS) as eph:
-        server = lab.popen(lab.ns("srv"), [nslab.PYTHON, nslab.PEER, "tcp-server", "--bind",
-                                           SERVER, "--port", "7000", "--send-bytes", str(size),
-                                           "--timeout", "150"],
-                           stdout=subprocess.PIPE, text=True)
-        try:
-            check("listening" in server.stdout.readline(), "TCP server did not start")
-            cp = lab.run(lab.sub(1), [nslab.PYTHON, nslab.PEER, "tcp-client", "--to", SERVER,
-                                      "--port", "7000", "--send-bytes", str(size),
-                                      "--timeout", "60"], timeout=200)
-            out, _ = server.communicate(timeout=60)
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait()
-        client = json.loads(cp.stdout.strip().splitlines()[-1])
-        srv = json.loads(out.strip().splitlines()[-1])
+        client, srv = tcp_transfer(lab, size, server_timeout=150, run_timeout=200)
         check("error" not in client, "client failed: %s" % client.get("error"))
         check("error" not in srv, "server failed: %s" % srv.get("error"))
         log("client %s sent %d B sha256 %s, received %d B in %.2f s" % (
@@ -628,22 +634,7 @@ def test_checksum_offload_on_net_tap(binary):
         check(delta(after, before, "packets_fragmented") >= 4,
               "packets_fragmented rose by %d" % delta(after, before, "packets_fragmented"))
 
-        server = lab.popen(lab.ns("srv"), [nslab.PYTHON, nslab.PEER, "tcp-server", "--bind",
-                                           SERVER, "--port", "7000", "--send-bytes", str(size),
-                                           "--timeout", "100"],
-                           stdout=subprocess.PIPE, text=True)
-        try:
-            check("listening" in server.stdout.readline(), "TCP server did not start")
-            cp = lab.run(lab.sub(1), [nslab.PYTHON, nslab.PEER, "tcp-client", "--to", SERVER,
-                                      "--port", "7000", "--send-bytes", str(size),
-                                      "--timeout", "60"], timeout=120)
-            out, _ = server.communicate(timeout=60)
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait()
-        client = json.loads(cp.stdout.strip().splitlines()[-1])
-        srv_tcp = json.loads(out.strip().splitlines()[-1])
+        client, srv_tcp = tcp_transfer(lab, size, server_timeout=100, run_timeout=120)
         check("error" not in client and "error" not in srv_tcp,
               "TCP failed: client %s, server %s" % (client.get("error"), srv_tcp.get("error")))
         check(srv_tcp["received"] == size and
