@@ -33,6 +33,18 @@ std::string_view filtering_mode_name(FilteringMode m) {
     return "address-and-port";
 }
 
+std::string_view allocation_mode_name(AllocationMode m) {
+    switch (m) {
+    case AllocationMode::dynamic:
+        return "dynamic";
+    case AllocationMode::blocks:
+        return "blocks";
+    case AllocationMode::deterministic:
+        break;
+    }
+    return "deterministic";
+}
+
 std::string_view checksum_offload_name(ChecksumOffloadSetting s) {
     switch (s) {
     case ChecksumOffloadSetting::automatic:

@@ -136,12 +136,59 @@ struct IcmpConfig {
     bool unsolicited_syn_unreachable = false;
 };
 
+// How a pool hands out external ports (docs/allocation.md).
+enum class AllocationMode : std::uint8_t {
+    dynamic,       // one port per new mapping from the worker's share (NAPT), the default
+    blocks,        // port-block allocation: a subscriber's mappings take ports from its blocks
+    deterministic, // RFC 7422: each subscriber's address and port range follow from a formula
+};
+// The config file's spelling: "dynamic", "blocks", "deterministic".
+std::string_view allocation_mode_name(AllocationMode m);
+
+// Port-block allocation ([pool.blocks]). A block is `block_size` consecutive ports of the
+// owning worker's share of one pool address (with several workers the share is strided, so a
+// block spans more ports than it holds; docs/allocation.md).
+struct BlocksConfig {
+    std::uint32_t block_size = 256; // ports per block: a multiple of 64, 64..4096
+    std::uint32_t max_blocks = 8;   // blocks per subscriber at once, 1..64
+    // A block older than this takes no new ports (its mappings live on), so its log record has
+    // an end (Juniper's active-block-timeout). Seconds; 0: never.
+    std::uint32_t active_block_timeout = 0;
+    // Seconds between interim records of a long-lived block (NAT event logging); 0: none.
+    std::uint32_t interim = 0;
+    // Adaptive sizing: each subscriber's next block is a power of two in
+    // [min_block_size, max_block_size] chosen from its demand, within a budget of block
+    // records per subscriber per day (include/ephemera/block_sizing.hpp).
+    bool adaptive = false;
+    std::uint32_t min_block_size = 64;
+    std::uint32_t max_block_size = 4096;
+    std::uint32_t records_per_day = 24;
+
+    static constexpr std::uint32_t kGranule = 64; // block sizes are multiples of this
+    static constexpr std::uint32_t kMinBlockSize = 64;
+    static constexpr std::uint32_t kMaxBlockSize = 4096;
+    static constexpr std::uint32_t kMaxBlocks = 64;
+};
+
+// Deterministic NAT ([pool.deterministic], RFC 7422): subscriber i of `subscribers` (its offset
+// in the prefix) gets pool address i / ratio and the i % ratio-th run of ports_per_subscriber
+// ports of port_range, ratio = subscribers per pool address. No per-subscriber allocation
+// state, no logging needed.
+struct DeterministicConfig {
+    Ipv4Addr prefix; // first address of the subscriber prefix
+    std::uint8_t prefix_len = 0;
+    std::uint32_t min_ports = 1024; // refused when a subscriber would get fewer
+};
+
 struct Config {
     std::string source;         // file the config came from, for messages
     std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates
     PortRange port_range{49152, 65535};
     std::string port_range_name = "iana"; // preset name or "lo-hi" as written
     std::vector<PortRange> reserved;      // never allocated; inside port_range, not overlapping
+    AllocationMode allocation = AllocationMode::dynamic;
+    BlocksConfig blocks;               // allocation == blocks
+    DeterministicConfig deterministic; // allocation == deterministic
     InsideConfig inside;
     OutsideConfig outside;
     Timeouts timeouts;
