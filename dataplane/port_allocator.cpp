@@ -251,7 +251,8 @@ std::optional<std::uint32_t> PortBitmap::find_free(std::uint32_t start, unsigned
 AddressPorts::AddressPorts(std::uint32_t slots)
     : bitmaps{PortBitmap(slots), PortBitmap(slots), PortBitmap(slots)},
       out2in(kProtocolCount * std::size_t{slots}, kNoIndex),
-      hold_chunks(kProtocolCount * std::size_t{slots}) {}
+      hold_chunks(kProtocolCount * std::size_t{slots}),
+      blocks((slots + kGranuleSlots - 1) / kGranuleSlots) {}
 
 // ---- PortAllocator --------------------------------------------------------------------------
 

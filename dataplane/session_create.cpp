@@ -45,10 +45,8 @@ Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionK
         } else if (!subscriber.new_mappings.take(now, policy.mapping_rate, policy.mapping_burst)) {
             refusal = Counter::drop_subscriber_rate;
         } else {
-            const std::uint32_t created = create_mapping(pkt, mkey, sub_index, now);
-            if (created == kNoIndex) {
-                refusal = Counter::drop_ports_exhausted;
-            } else {
+            const std::uint32_t created = create_mapping(pkt, mkey, sub_index, now, refusal);
+            if (created != kNoIndex) {
                 mapping_pos = static_cast<std::int32_t>(created);
             }
         }
@@ -91,14 +89,14 @@ std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol pro
     }
     Subscriber& sub = tables_.subscriber_records[static_cast<std::uint32_t>(pos)];
     sub = Subscriber{};
-    anchor(sub, inside, proto);
+    anchor(sub, inside, proto, now);
     sub.new_mappings = TokenBucket{policy().mapping_burst, now};
     life_.subscriber_created();
     return pos;
 }
 
-void Translator::anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto) {
-    sub.pool_index = choose_anchor(inside, proto);
+void Translator::anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto, Tick now) {
+    sub.pool_index = choose_anchor(inside, proto, now);
     sub.port_key = ports_.port_key(inside, pool().address(sub.pool_index));
 }
 
@@ -106,7 +104,7 @@ void Translator::anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto) {
 // is in the config and has a free port here. The hash is independent of subscriber_hash: were
 // it the same function, a worker's subscribers (hash % workers == w) would crowd onto a few
 // addresses whenever the pool size and the worker count share a factor.
-std::uint16_t Translator::choose_anchor(Ipv4Addr inside, Protocol proto) const {
+std::uint16_t Translator::choose_anchor(Ipv4Addr inside, Protocol proto, Tick now) const {
     const auto n = static_cast<std::uint32_t>(pool().size());
     const auto first =
         static_cast<std::uint32_t>(siphash_2x64(secret_, inside.value(), kAnchorDomain) % n);
@@ -116,7 +114,10 @@ std::uint16_t Translator::choose_anchor(Ipv4Addr inside, Protocol proto) const {
         if (!is_active(candidate)) {
             continue;
         }
-        if (ports_.has_free(candidate, proto)) {
+        const bool has_room = policy().allocation == AllocationMode::blocks
+                                  ? ports_.has_free_block(candidate, policy().blocks.granules, now)
+                                  : ports_.has_free(candidate, proto);
+        if (has_room) {
             return candidate;
         }
         if (!active_but_full) {
@@ -126,23 +127,54 @@ std::uint16_t Translator::choose_anchor(Ipv4Addr inside, Protocol proto) const {
     return active_but_full.value_or(static_cast<std::uint16_t>(first));
 }
 
+// A port for the mapping by the pool's mode: one from the worker's share (dynamic), or one
+// from the subscriber's blocks. nullopt with `refusal` set when there is none.
+std::optional<PortGrant> Translator::allocate_port(const PortRequest& request, Subscriber& sub,
+                                                   std::uint32_t subscriber, Tick now,
+                                                   Counter& refusal) {
+    if (policy().allocation != AllocationMode::blocks) {
+        auto grant = ports_.allocate(request, sub.port_key);
+        if (!grant) {
+            refusal = Counter::drop_ports_exhausted;
+        }
+        return grant;
+    }
+    const BlockGrant got = ports_.allocate_in_blocks(request, sub.port_key, sub.blocks, subscriber,
+                                                     policy().blocks, now);
+    if (got.opened != kNoBlock) {
+        counters_.add(Counter::blocks_opened);
+    }
+    if (got.refusal == BlockRefusal::subscriber_blocks) {
+        refusal = Counter::drop_subscriber_blocks;
+    } else if (got.refusal == BlockRefusal::no_free_block) {
+        refusal = Counter::drop_blocks_exhausted;
+    }
+    return got.grant;
+}
+
 std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey& key,
-                                         std::uint32_t subscriber, Tick now) {
+                                         std::uint32_t subscriber, Tick now, Counter& refusal) {
     Subscriber& sub = tables_.subscriber_records[subscriber];
     if (!is_active(sub.pool_index)) {
         // The anchor left the pool: existing mappings drain there, new ones go elsewhere.
-        anchor(sub, pkt.parsed.src, pkt.parsed.proto);
+        anchor(sub, pkt.parsed.src, pkt.parsed.proto, now);
     }
     const PortRequest request{pkt.parsed.src, pkt.parsed.src_port, pkt.parsed.proto, sub.pool_index,
                               pool().address(sub.pool_index)};
-    const auto grant = ports_.allocate(request, sub.port_key);
+    const auto grant = allocate_port(request, sub, subscriber, now, refusal);
     if (!grant) {
         return kNoIndex;
     }
     EPHEMERA_ASSERT_OWNER(owns_port(grant->port));
     const std::int32_t map_pos = tables_.mappings.add(&key);
     if (map_pos < 0) {
-        ports_.release(sub.pool_index, pkt.parsed.proto, grant->port);
+        if (policy().allocation == AllocationMode::blocks) { // nothing was sent: no hold-down
+            ports_.release_in_block(sub.pool_index, pkt.parsed.proto, grant->port, sub.blocks, now,
+                                    0);
+        } else {
+            ports_.release(sub.pool_index, pkt.parsed.proto, grant->port);
+        }
+        refusal = Counter::drop_ports_exhausted;
         return kNoIndex;
     }
     const auto mapping = static_cast<std::uint32_t>(map_pos);

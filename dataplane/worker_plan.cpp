@@ -40,6 +40,10 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.syn_unreachable = config.icmp.unsolicited_syn_unreachable;
     p.inside_mtu = config.inside.mtu;
     p.outside_mtu = config.outside.mtu;
+    p.allocation = config.allocation;
+    p.blocks.granules = config.blocks.block_size / kGranuleSlots;
+    p.blocks.max_blocks = config.blocks.max_blocks;
+    p.blocks.active_timeout = seconds(config.blocks.active_block_timeout);
     return p;
 }
 

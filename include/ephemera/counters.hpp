@@ -44,6 +44,8 @@ enum class Counter : std::uint16_t {
     mappings_released, // mappings whose last session went; the port enters hold-down
     ports_held,        // ports that entered hold-down (RFC 6888 REQ-8)
     ports_returned,    // ports whose hold-down ended
+    blocks_opened,     // port blocks given to subscribers (pool.mode = "blocks")
+    blocks_released,   // blocks whose last mapping ended; the block enters hold-down
     // fragments (RFC 4787 REQ-14) and MTU (REQ-13)
     fragments_translated, // later pieces (offset > 0) translated as their first piece was
     fragments_held,       // later pieces kept until their first piece came
@@ -76,6 +78,8 @@ enum class Counter : std::uint16_t {
     drop_subscriber_sessions,   // the subscriber is at its session limit (RFC 6888 REQ-5)
     drop_subscriber_ports,      // the subscriber is at its port limit for the protocol (REQ-4)
     drop_subscriber_rate,       // the subscriber opens mappings faster than its rate limit
+    drop_subscriber_blocks,     // its blocks are full and it holds max_blocks of them
+    drop_blocks_exhausted,      // its blocks are full and its pool address has no free block
     drop_handoff_congestion,    // owner's handoff ring full
     drop_hairpin_overflow,      // hairpinned packets beyond what a second pass holds (a defect)
     drop_nexthop_unresolved,    // next hop's MAC not learned yet
@@ -130,6 +134,8 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "mappings_released",
     "ports_held",
     "ports_returned",
+    "blocks_opened",
+    "blocks_released",
     "fragments_translated",
     "fragments_held",
     "fragments_timed_out",
@@ -159,6 +165,8 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_subscriber_sessions",
     "drop_subscriber_ports",
     "drop_subscriber_rate",
+    "drop_subscriber_blocks",
+    "drop_blocks_exhausted",
     "drop_handoff_congestion",
     "drop_hairpin_overflow",
     "drop_nexthop_unresolved",

@@ -19,6 +19,7 @@
 #include "ephemera/flat_table.hpp"
 #include "ephemera/keys.hpp"
 #include "ephemera/policy.hpp"
+#include "ephemera/port_blocks.hpp"
 #include "ephemera/types.hpp"
 
 #include <cstdint>
@@ -64,8 +65,9 @@ static_assert(sizeof(Mapping) == 32);
 struct Subscriber {
     std::uint16_t pool_index; // paired pooling: every mapping of this subscriber uses it
     std::uint16_t reserved_;
-    std::uint64_t port_key; // PortAllocator::port_key(inside, pool address): Algorithm 4's seed
-    std::uint32_t mappings; // all protocols; the record lives while > 0
+    SubscriberBlocks blocks; // pool.mode = "blocks": the blocks it holds
+    std::uint64_t port_key;  // PortAllocator::port_key(inside, pool address): Algorithm 4's seed
+    std::uint32_t mappings;  // all protocols; the record lives while > 0
     std::uint32_t ports[kProtocolCount]; // mappings (= external ports) per protocol
     std::uint32_t sessions;
     TokenBucket new_mappings; // RFC 6888 REQ-4: the subscriber's rate of new mappings

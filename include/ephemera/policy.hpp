@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ephemera/config.hpp"
+#include "ephemera/port_blocks.hpp"
 #include "ephemera/types.hpp"
 
 #include <algorithm>
@@ -32,6 +33,8 @@ struct Policy {
     std::uint16_t inside_mtu = 1500;  // largest IP packet out of the inside port
     std::uint16_t outside_mtu = 1500; // ... and out of the outside port (RFC 4787 REQ-13)
     bool syn_unreachable = false;     // RFC 5382 REQ-4: 3/3 for unsolicited SYNs after the hold
+    AllocationMode allocation = AllocationMode::dynamic;
+    BlockPolicy blocks; // allocation == blocks
 
     static Policy from(const Config& config, WorkerId workers);
 

@@ -21,6 +21,7 @@
 
 #include "ephemera/hold_down.hpp"
 #include "ephemera/ownership.hpp"
+#include "ephemera/port_blocks.hpp"
 #include "ephemera/siphash.hpp"
 #include "ephemera/types.hpp"
 
@@ -152,6 +153,7 @@ struct AddressPorts {
     std::array<PortBitmap, kProtocolCount> bitmaps;
     std::vector<std::uint32_t> out2in; // [protocol][slot] -> mapping, kNoIndex when none
     HoldChunks hold_chunks;            // its share of the hold-down queue's capacity
+    std::vector<PortBlock> blocks;     // blocks mode: one record per 64-slot granule
 };
 
 struct PortRequest {
@@ -165,6 +167,20 @@ struct PortRequest {
 struct PortGrant {
     std::uint16_t port = 0;
     bool preserved = false; // the subscriber's own source port was kept (RFC 4787 REQ-3a/4)
+};
+
+// A blocks-mode allocation: the port, or why there is none, and whether it opened a block.
+struct BlockGrant {
+    std::optional<PortGrant> grant;
+    BlockRefusal refusal = BlockRefusal::none;
+    std::uint32_t opened = kNoBlock; // the block it opened, if it did
+};
+
+// Blocks of one pool address on one worker, for telemetry.
+struct BlockCounts {
+    std::uint32_t in_use = 0;
+    std::uint32_t held = 0; // released, in hold-down
+    std::uint32_t free = 0; // of the configured size, that could be given now
 };
 
 // RFC 6056 Algorithm 4's two keyed functions of (inside address, pool address, protocol): the
@@ -205,6 +221,31 @@ public:
     }
     [[nodiscard]] std::uint64_t port_key(Ipv4Addr inside, Ipv4Addr pool_address) const;
     void release(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
+
+    // ---- port blocks (port_blocks.cpp; pool.mode = "blocks") ----
+    // A port for `request` from the subscriber's blocks on request.pool_index (newest first,
+    // skipping closed ones), opening a new block there when they are full and the subscriber
+    // holds fewer than policy.max_blocks. Within a block the inside port is kept when free,
+    // otherwise a slot of its parity is picked as Algorithm 4 does over the whole range.
+    BlockGrant allocate_in_blocks(const PortRequest& request, std::uint64_t port_key,
+                                  SubscriberBlocks& blocks, std::uint32_t subscriber,
+                                  const BlockPolicy& policy, Tick now);
+    // The mapping on `port` ended. The port goes back to its block at once (only its holder
+    // can take it again, so nothing needs attributing); a block left with no mapping leaves
+    // the subscriber and is held down for `hold_down`. True when the block was freed.
+    bool release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
+                          SubscriberBlocks& blocks, Tick now, Tick hold_down);
+    // Some block of `granules` is free on the address (a scan: a new subscriber's anchor).
+    [[nodiscard]] bool has_free_block(std::uint16_t pool_index, std::uint32_t granules,
+                                      Tick now) const;
+    [[nodiscard]] BlockCounts block_counts(std::uint16_t pool_index, std::uint32_t granules,
+                                           Tick now) const;
+    [[nodiscard]] const PortBlock& block(std::uint32_t ref) const {
+        return addresses_[block_pool(ref)]->blocks[block_granule(ref)];
+    }
+    // The ports of block `ref`, lowest and highest (its span: with several workers the block
+    // holds only the ones this worker owns).
+    [[nodiscard]] std::pair<std::uint16_t, std::uint16_t> block_span(std::uint32_t ref) const;
 
     // ---- config, compiled elsewhere and swapped in (O(1), no allocation) ----
     // The mask and the addresses must outlive their use here (a plan holds them).
@@ -262,6 +303,11 @@ private:
     }
     std::optional<std::uint32_t> search(const PortBitmap& bits, Alg4Seed seed, unsigned parity,
                                         std::uint32_t lo, std::uint32_t hi);
+    // Blocks: a free block's first granule, claimed for `subscriber`, or kNoBlock.
+    std::uint32_t open_block(std::uint16_t pool_index, std::uint32_t granules,
+                             std::uint32_t subscriber, std::uint64_t port_key, Tick now);
+    std::optional<PortGrant> take_in_block(const PortRequest& request, Alg4Seed seed,
+                                           std::uint32_t granule, std::uint32_t granules);
 
     static constexpr std::size_t kAlg4TableSize = 1024;
 

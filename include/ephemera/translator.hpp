@@ -210,11 +210,14 @@ private:
     // ---- session_create.cpp: the slow path's new flows ----
     Miss create_session(const PacketRef& pkt, const SessionKey& key, Tick now);
     std::int32_t find_or_create_subscriber(Ipv4Addr inside, Protocol proto, Tick now);
-    [[nodiscard]] std::uint16_t choose_anchor(Ipv4Addr inside, Protocol proto) const;
+    [[nodiscard]] std::uint16_t choose_anchor(Ipv4Addr inside, Protocol proto, Tick now) const;
     // Anchors the subscriber (pool address and the port key that goes with it).
-    void anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto);
+    void anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto, Tick now);
+    // kNoIndex with `refusal` set when no mapping could be made.
     std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key,
-                                 std::uint32_t subscriber, Tick now);
+                                 std::uint32_t subscriber, Tick now, Counter& refusal);
+    std::optional<PortGrant> allocate_port(const PortRequest& request, Subscriber& sub,
+                                           std::uint32_t subscriber, Tick now, Counter& refusal);
 
     // ---- icmp_errors.cpp: RFC 5508 error translation and Time Exceeded ----
     Verdict icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index, const L2Context& l2);

@@ -35,6 +35,7 @@ constexpr Counter kMappingRefusals[] = {
     Counter::drop_ports_exhausted,       Counter::drop_sessions_exhausted,
     Counter::drop_subscribers_exhausted, Counter::drop_subscriber_sessions,
     Counter::drop_subscriber_ports,      Counter::drop_subscriber_rate,
+    Counter::drop_subscriber_blocks,     Counter::drop_blocks_exhausted,
 };
 
 } // namespace
