@@ -9,8 +9,9 @@
 // flow's port is held for its duration (lognormal, heavy-tailed) plus the idle timeout that
 // follows it (TCP transitory 240 s or UDP 300 s, the defaults).
 //
-// Block model: a mapping takes a port from the subscriber's oldest block with one free (and
-// not closed by active_block_timeout); when there is none it opens a block, up to max_blocks,
+// Block model: a mapping takes a port from the subscriber's largest block with one free, the
+// oldest among equals (so with fixed sizes, the oldest), skipping blocks closed by
+// active_block_timeout; when there is none it opens a block, up to max_blocks,
 // else the mapping is refused. A block is freed when its last mapping ends and its ports are
 // then held down for 120 s. Each block opened is one log record. The simulation starts 3 h
 // before the day it reports, so the day begins with blocks in place.

@@ -33,6 +33,11 @@
 // freed. The day is counted per subscriber from its first record (Tick has no calendar). The
 // state lives in the subscriber's entry, so what the rule learnt is lost when the entry goes.
 //
+// The caller takes a mapping's port from the subscriber's largest block with room (oldest
+// first among equals). The small blocks of a ramp then drain and are freed once a large block
+// covers the demand, instead of staying under it with the demand hovering at their edge, where
+// every crossing would open and free a block (bench/block_sim.cpp measures both).
+//
 // When the pool address has no free run of the chosen size, the caller halves it down to
 // min_block_size before refusing: a smaller block still serves the mapping.
 #pragma once
