@@ -276,10 +276,13 @@ void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
     const Mapping m = tables_.mapping_records[mapping];
     ports_.out2in(m.pool_index, m.proto, *ports_.slice().slot_of(m.external_port)) = kNoIndex;
     Subscriber& sub = tables_.subscriber_records[m.subscriber];
+    --sub.mappings;
+    --sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
     if (plan_->policy.allocation == AllocationMode::blocks) {
         // The port goes back to its block; the block, when this was its last mapping, is what
         // is held down (RFC 6888 REQ-8).
-        if (ports_.release_in_block(m.pool_index, m.proto, m.external_port, sub.blocks, now,
+        if (ports_.release_in_block(m.pool_index, m.proto, m.external_port, sub.blocks,
+                                    plan_->policy.blocks, sub.most_ports(), now,
                                     plan_->policy.hold_down)) {
             counters_.add(Counter::blocks_released);
         }
@@ -293,8 +296,6 @@ void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
     tables_.mappings.remove(&key);
     --live_mappings_;
     counters_.add(Counter::mappings_released);
-    --sub.mappings;
-    --sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
     release_subscriber_if_unused(m.subscriber, m.inside);
 }
 

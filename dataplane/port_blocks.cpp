@@ -109,7 +109,8 @@ std::optional<PortGrant> PortAllocator::take_in_block(const PortRequest& req, Al
 
 BlockGrant PortAllocator::allocate_in_blocks(const PortRequest& req, std::uint64_t port_key,
                                              SubscriberBlocks& blocks, std::uint32_t subscriber,
-                                             const BlockPolicy& policy, Tick now) {
+                                             const BlockPolicy& policy, std::uint32_t ports_in_use,
+                                             Tick now) {
     const Alg4Seed seed = alg4_seed(port_key, req.proto);
     for (std::uint32_t ref = blocks.first; ref != kNoBlock;) {
         PortBlock& b = addresses_[block_pool(ref)]->blocks[block_granule(ref)];
@@ -118,6 +119,9 @@ BlockGrant PortAllocator::allocate_in_blocks(const PortRequest& req, std::uint64
         if (block_pool(ref) == req.pool_index && !closed) {
             if (auto grant = take_in_block(req, seed, block_granule(ref), b.granules)) {
                 ++b.in_use;
+                if (policy.adaptive) {
+                    note_ports_in_use(blocks.demand, ports_in_use + 1);
+                }
                 return BlockGrant{grant, BlockRefusal::none, kNoBlock};
             }
         }
@@ -126,24 +130,51 @@ BlockGrant PortAllocator::allocate_in_blocks(const PortRequest& req, std::uint64
     if (blocks.count >= policy.max_blocks) {
         return BlockGrant{std::nullopt, BlockRefusal::subscriber_blocks, kNoBlock};
     }
-    const std::uint32_t first =
-        open_block(req.pool_index, policy.granules, subscriber, port_key, now);
+    std::uint32_t granules = policy.granules;
+    if (policy.adaptive) {
+        granules = next_block_size(policy.sizing, blocks.demand, ports_in_use, now) / kGranuleSlots;
+    }
+    std::uint32_t first = open_block(req.pool_index, granules, subscriber, port_key, now);
+    // A smaller block still serves the mapping: halve the adaptive size before refusing.
+    while (first == kNoBlock && policy.adaptive && granules > policy.smallest()) {
+        granules /= 2;
+        first = open_block(req.pool_index, granules, subscriber, port_key, now);
+    }
     if (first == kNoBlock) {
         return BlockGrant{std::nullopt, BlockRefusal::no_free_block, kNoBlock};
     }
     const std::uint32_t ref = block_ref(req.pool_index, first);
+    link(blocks, ref);
     PortBlock& b = addresses_[req.pool_index]->blocks[first];
-    b.next = blocks.first;
-    blocks.first = ref;
-    ++blocks.count;
     // A new block has an allocatable slot (block_free), and nothing of it is in use.
-    auto grant = take_in_block(req, seed, first, policy.granules);
+    auto grant = take_in_block(req, seed, first, granules);
     ++b.in_use;
+    if (policy.adaptive) {
+        note_block_opened(policy.sizing, blocks.demand, granules * kGranuleSlots, now);
+        note_ports_in_use(blocks.demand, ports_in_use + 1);
+    }
     return BlockGrant{grant, BlockRefusal::none, ref};
 }
 
+// Into the subscriber's list after every block at least as large: the newest of its size.
+void PortAllocator::link(SubscriberBlocks& blocks, std::uint32_t ref) {
+    PortBlock& b = addresses_[block_pool(ref)]->blocks[block_granule(ref)];
+    std::uint32_t* at = &blocks.first;
+    while (*at != kNoBlock) {
+        PortBlock& other = addresses_[block_pool(*at)]->blocks[block_granule(*at)];
+        if (other.granules < b.granules) {
+            break;
+        }
+        at = &other.next;
+    }
+    b.next = *at;
+    *at = ref;
+    ++blocks.count;
+}
+
 bool PortAllocator::release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
-                                     SubscriberBlocks& blocks, Tick now, Tick hold_down) {
+                                     SubscriberBlocks& blocks, const BlockPolicy& policy,
+                                     std::uint32_t ports_in_use, Tick now, Tick hold_down) {
     const auto slot = slice_.slot_of(port);
     if (!slot) {
         return false;
@@ -155,19 +186,14 @@ bool PortAllocator::release_in_block(std::uint16_t pool_index, Protocol proto, s
     if (b.holder == kNoHolder || b.in_use == 0 || --b.in_use > 0) {
         return false;
     }
-    // Unlink it: a subscriber holds at most BlocksConfig::kMaxBlocks, newest first.
+    // Unlink it: a subscriber holds at most BlocksConfig::kMaxBlocks.
     const std::uint32_t ref = block_ref(pool_index, first);
-    if (blocks.first == ref) {
-        blocks.first = b.next;
-    } else {
-        for (std::uint32_t r = blocks.first; r != kNoBlock;) {
-            PortBlock& prev = addresses_[block_pool(r)]->blocks[block_granule(r)];
-            if (prev.next == ref) {
-                prev.next = b.next;
-                break;
-            }
-            r = prev.next;
+    for (std::uint32_t* at = &blocks.first; *at != kNoBlock;) {
+        if (*at == ref) {
+            *at = b.next;
+            break;
         }
+        at = &addresses_[block_pool(*at)]->blocks[block_granule(*at)].next;
     }
     --blocks.count;
     const std::uint32_t granules = b.granules;
@@ -175,6 +201,9 @@ bool PortAllocator::release_in_block(std::uint16_t pool_index, Protocol proto, s
         a.blocks[g].holder = kNoHolder;
         a.blocks[g].held = hold_down != 0 ? 1 : 0;
         a.blocks[g].free_at = now + hold_down;
+    }
+    if (policy.adaptive) {
+        note_block_freed(policy.sizing, blocks.demand, ports_in_use, now);
     }
     return true;
 }

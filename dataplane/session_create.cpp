@@ -114,9 +114,10 @@ std::uint16_t Translator::choose_anchor(Ipv4Addr inside, Protocol proto, Tick no
         if (!is_active(candidate)) {
             continue;
         }
-        const bool has_room = policy().allocation == AllocationMode::blocks
-                                  ? ports_.has_free_block(candidate, policy().blocks.granules, now)
-                                  : ports_.has_free(candidate, proto);
+        const bool has_room =
+            policy().allocation == AllocationMode::blocks
+                ? ports_.has_free_block(candidate, policy().blocks.smallest(), now)
+                : ports_.has_free(candidate, proto);
         if (has_room) {
             return candidate;
         }
@@ -140,7 +141,7 @@ std::optional<PortGrant> Translator::allocate_port(const PortRequest& request, S
         return grant;
     }
     const BlockGrant got = ports_.allocate_in_blocks(request, sub.port_key, sub.blocks, subscriber,
-                                                     policy().blocks, now);
+                                                     policy().blocks, sub.most_ports(), now);
     if (got.opened != kNoBlock) {
         counters_.add(Counter::blocks_opened);
     }
@@ -169,8 +170,8 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     const std::int32_t map_pos = tables_.mappings.add(&key);
     if (map_pos < 0) {
         if (policy().allocation == AllocationMode::blocks) { // nothing was sent: no hold-down
-            ports_.release_in_block(sub.pool_index, pkt.parsed.proto, grant->port, sub.blocks, now,
-                                    0);
+            ports_.release_in_block(sub.pool_index, pkt.parsed.proto, grant->port, sub.blocks,
+                                    policy().blocks, sub.most_ports(), now, 0);
         } else {
             ports_.release(sub.pool_index, pkt.parsed.proto, grant->port);
         }

@@ -44,6 +44,8 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.blocks.granules = config.blocks.block_size / kGranuleSlots;
     p.blocks.max_blocks = config.blocks.max_blocks;
     p.blocks.active_timeout = seconds(config.blocks.active_block_timeout);
+    p.blocks.adaptive = config.blocks.adaptive;
+    p.blocks.sizing = make_block_sizing(config.blocks);
     return p;
 }
 

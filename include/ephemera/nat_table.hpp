@@ -22,6 +22,7 @@
 #include "ephemera/port_blocks.hpp"
 #include "ephemera/types.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -71,6 +72,12 @@ struct Subscriber {
     std::uint32_t ports[kProtocolCount]; // mappings (= external ports) per protocol
     std::uint32_t sessions;
     TokenBucket new_mappings; // RFC 6888 REQ-4: the subscriber's rate of new mappings
+
+    // Ports held in the busiest protocol: what a block has to cover (each protocol has the
+    // block's every port).
+    [[nodiscard]] std::uint32_t most_ports() const {
+        return std::max({ports[0], ports[1], ports[2]});
+    }
 };
 
 // Owns an rte_hash and frees it.

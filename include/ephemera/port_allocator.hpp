@@ -227,14 +227,16 @@ public:
     // skipping closed ones), opening a new block there when they are full and the subscriber
     // holds fewer than policy.max_blocks. Within a block the inside port is kept when free,
     // otherwise a slot of its parity is picked as Algorithm 4 does over the whole range.
+    // `ports_in_use`: the most ports the subscriber holds in one protocol (adaptive sizing).
     BlockGrant allocate_in_blocks(const PortRequest& request, std::uint64_t port_key,
                                   SubscriberBlocks& blocks, std::uint32_t subscriber,
-                                  const BlockPolicy& policy, Tick now);
+                                  const BlockPolicy& policy, std::uint32_t ports_in_use, Tick now);
     // The mapping on `port` ended. The port goes back to its block at once (only its holder
     // can take it again, so nothing needs attributing); a block left with no mapping leaves
     // the subscriber and is held down for `hold_down`. True when the block was freed.
     bool release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
-                          SubscriberBlocks& blocks, Tick now, Tick hold_down);
+                          SubscriberBlocks& blocks, const BlockPolicy& policy,
+                          std::uint32_t ports_in_use, Tick now, Tick hold_down);
     // Some block of `granules` is free on the address (a scan: a new subscriber's anchor).
     [[nodiscard]] bool has_free_block(std::uint16_t pool_index, std::uint32_t granules,
                                       Tick now) const;
@@ -306,6 +308,7 @@ private:
     // Blocks: a free block's first granule, claimed for `subscriber`, or kNoBlock.
     std::uint32_t open_block(std::uint16_t pool_index, std::uint32_t granules,
                              std::uint32_t subscriber, std::uint64_t port_key, Tick now);
+    void link(SubscriberBlocks& blocks, std::uint32_t ref);
     std::optional<PortGrant> take_in_block(const PortRequest& request, Alg4Seed seed,
                                            std::uint32_t granule, std::uint32_t granules);
 

@@ -15,6 +15,7 @@
 // ports are in use.
 #pragma once
 
+#include "ephemera/block_sizing.hpp"
 #include "ephemera/types.hpp"
 
 #include <cstdint>
@@ -49,17 +50,26 @@ struct PortBlock {
     Tick free_at = 0; // while held: the end of its hold-down (RFC 6888 REQ-8)
 };
 
-// What a subscriber record keeps of its blocks.
+// What a subscriber record keeps of its blocks. The list is in the order ports are taken from
+// them: largest first, oldest first among equals, so that with adaptive sizes the small
+// blocks of a ramp drain and go once a large one covers the demand (block_sizing.hpp).
 struct SubscriberBlocks {
-    std::uint32_t first = kNoBlock; // newest block, whose `next` leads to the older ones
+    std::uint32_t first = kNoBlock;
     std::uint8_t count = 0;
+    BlockDemand demand; // adaptive sizing only
 };
 
 // The blocks mode's policy, in packet-path units (Policy::blocks).
 struct BlockPolicy {
-    std::uint32_t granules = 4; // block size / kGranuleSlots
+    std::uint32_t granules = 4; // block size / kGranuleSlots (fixed sizes)
     std::uint32_t max_blocks = 8;
     Tick active_timeout = 0; // a block this old takes no new ports; 0: never
+    bool adaptive = false;   // sizes chosen per subscriber by `sizing`
+    BlockSizing sizing;
+    // The smallest block this policy opens, in granules (a new subscriber's anchor needs one).
+    [[nodiscard]] std::uint32_t smallest() const {
+        return adaptive ? sizing.min_size() / kGranuleSlots : granules;
+    }
 };
 
 // Why a blocks-mode allocation found no port.

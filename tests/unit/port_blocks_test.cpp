@@ -243,5 +243,33 @@ TEST(PortBlocks, TelemetryCountsBlocks) {
     EXPECT_EQ(c.free, 2u);
 }
 
+// Adaptive sizing (block_sizing.hpp): a subscriber that keeps filling its blocks gets larger
+// ones, so 1,000 flows take a handful of blocks rather than the 16 of fixed 64-port blocks;
+// a light one stays at the minimum.
+TEST(PortBlocks, AdaptiveSizesGrowWithDemand) {
+    Config config = blocks_config({1024, 65535}, 64, 16);
+    config.blocks.adaptive = true;
+    config.blocks.min_block_size = 64;
+    config.blocks.max_block_size = 1024;
+    Nat nat(config);
+    EXPECT_EQ(open_flows(nat, kC, 20000, 1000).size(), 1000u);
+    EXPECT_LE(nat.counters().get(Counter::blocks_opened), 6u);
+    EXPECT_EQ(nat.counters().get(Counter::drop_subscriber_blocks), 0u);
+    EXPECT_EQ(open_flows(nat, kC2, 20000, 10).size(), 10u);
+    const auto c = nat.translator().ports().block_counts(0, 1, kT0);
+    EXPECT_LE(c.in_use, 7u);
+}
+
+// Adaptive sizing with the address nearly full: a smaller block still serves the mapping.
+TEST(PortBlocks, AdaptiveSizeHalvesWhenNoLargeBlockIsFree) {
+    Config config = blocks_config({40000, 40000 + 6 * 64 - 1}, 64, 16); // 384 ports
+    config.blocks.adaptive = true;
+    config.blocks.min_block_size = 64;
+    config.blocks.max_block_size = 4096;
+    Nat nat(config);
+    EXPECT_EQ(open_flows(nat, kC, 20000, 300).size(), 300u);
+    EXPECT_EQ(nat.counters().get(Counter::drop_blocks_exhausted), 0u);
+}
+
 } // namespace
 } // namespace ephemera
