@@ -2,6 +2,7 @@
 // the dataplane only ever sees a Config that makes sense. The first problem found is refused
 // with the file, the dotted key and a reason that says what is wrong and what would be right.
 #include "ephemera/config.hpp"
+#include "ephemera/deterministic.hpp"
 
 #include <toml++/toml.h>
 
@@ -463,11 +464,219 @@ void parse_reserved(const toml::node& node, Config& cfg) {
     }
 }
 
+// ---- allocation modes --------------------------------------------------------------------
+
+std::string mode_names() {
+    std::string out;
+    for (AllocationMode m :
+         {AllocationMode::dynamic, AllocationMode::blocks, AllocationMode::deterministic}) {
+        out += out.empty() ? "" : ", ";
+        out += quoted(allocation_mode_name(m));
+    }
+    return out;
+}
+
+void parse_mode(const toml::table& pool, Config& cfg) {
+    const toml::node* node = pool.get("mode");
+    if (node == nullptr) {
+        return;
+    }
+    const std::string text = string_value(*node, "pool.mode");
+    for (AllocationMode m :
+         {AllocationMode::dynamic, AllocationMode::blocks, AllocationMode::deterministic}) {
+        if (text == allocation_mode_name(m)) {
+            cfg.allocation = m;
+            return;
+        }
+    }
+    refuse("pool.mode",
+           "unknown allocation mode " + quoted(text) + " (expected one of " + mode_names() + ")");
+}
+
+// A table of another mode's settings would be ignored; refusing it keeps the file honest.
+const toml::table* mode_table(const toml::table& pool, std::string_view name, AllocationMode mode,
+                              const Config& cfg) {
+    const toml::node* node = pool.get(name);
+    if (node == nullptr) {
+        return nullptr;
+    }
+    const std::string key = join_key("pool", name);
+    const toml::table* table = node->as_table();
+    if (table == nullptr) {
+        refuse_type(key, "a table", *node);
+    }
+    if (cfg.allocation != mode) {
+        refuse(key, "[" + key +
+                        "] only applies with pool.mode = " + quoted(allocation_mode_name(mode)) +
+                        ", but pool.mode is " + quoted(allocation_mode_name(cfg.allocation)));
+    }
+    return table;
+}
+
+// A block size key: a multiple of the granule within the bounds, and with `power_of_two` also a
+// power of two (the adaptive sizes halve and double).
+std::optional<std::uint32_t> block_size_value(const toml::table& blocks, std::string_view name,
+                                              bool power_of_two) {
+    const auto v = optional_integer(blocks, "pool.blocks", name, BlocksConfig::kMinBlockSize,
+                                    BlocksConfig::kMaxBlockSize, " ports");
+    if (!v) {
+        return std::nullopt;
+    }
+    const std::string key = join_key("pool.blocks", name);
+    if (*v % BlocksConfig::kGranule != 0) {
+        refuse(key, "must be a multiple of " + std::to_string(BlocksConfig::kGranule) + ", got " +
+                        std::to_string(*v));
+    }
+    if (power_of_two && (*v & (*v - 1)) != 0) {
+        refuse(key, "must be a power of two (64, 128, 256, 512, 1024, 2048 or 4096), got " +
+                        std::to_string(*v));
+    }
+    return static_cast<std::uint32_t>(*v);
+}
+
+constexpr std::int64_t kMaxRecordsPerDay = 86400; // one a second
+
+void parse_blocks(const toml::table& pool, Config& cfg) {
+    const toml::table* blocks = mode_table(pool, "blocks", AllocationMode::blocks, cfg);
+    if (blocks == nullptr) {
+        return;
+    }
+    check_known_keys(*blocks, "pool.blocks",
+                     {"block_size", "max_blocks", "active_block_timeout", "interim", "adaptive",
+                      "min_block_size", "max_block_size", "records_per_day"});
+    BlocksConfig& b = cfg.blocks;
+    if (const auto v = block_size_value(*blocks, "block_size", false)) {
+        b.block_size = *v;
+    }
+    if (b.block_size > cfg.port_range.size()) {
+        refuse("pool.blocks.block_size", std::to_string(b.block_size) +
+                                             " ports do not fit in port_range " +
+                                             range_text(cfg.port_range) + " (" +
+                                             std::to_string(cfg.port_range.size()) + " ports)");
+    }
+    if (const auto v =
+            optional_integer(*blocks, "pool.blocks", "max_blocks", 1, BlocksConfig::kMaxBlocks)) {
+        b.max_blocks = static_cast<std::uint32_t>(*v);
+    }
+    if (const auto v = optional_integer(*blocks, "pool.blocks", "active_block_timeout", 0,
+                                        kMaxTimeout, " s")) {
+        b.active_block_timeout = static_cast<std::uint32_t>(*v);
+    }
+    if (const auto v = optional_integer(*blocks, "pool.blocks", "interim", 0, kMaxTimeout, " s")) {
+        b.interim = static_cast<std::uint32_t>(*v);
+    }
+    if (const auto v = optional_bool(*blocks, "pool.blocks", "adaptive")) {
+        b.adaptive = *v;
+    }
+    if (const auto v = block_size_value(*blocks, "min_block_size", true)) {
+        b.min_block_size = *v;
+    }
+    if (const auto v = block_size_value(*blocks, "max_block_size", true)) {
+        b.max_block_size = *v;
+    }
+    if (b.min_block_size > b.max_block_size) {
+        refuse("pool.blocks.min_block_size", std::to_string(b.min_block_size) +
+                                                 " is above max_block_size (" +
+                                                 std::to_string(b.max_block_size) + ")");
+    }
+    if (const auto v =
+            optional_integer(*blocks, "pool.blocks", "records_per_day", 1, kMaxRecordsPerDay)) {
+        b.records_per_day = static_cast<std::uint32_t>(*v);
+    }
+}
+
+// "a.b.c.d/len", len 8..32, no host bits: the subscribers of deterministic mode.
+void parse_subscriber_prefix(const toml::node& node, Config& cfg) {
+    const std::string key = "pool.deterministic.subscribers";
+    const std::string text = string_value(node, key);
+    const std::size_t slash = text.find('/');
+    const auto addr = Ipv4Addr::parse(std::string_view{text}.substr(0, slash));
+    if (!addr || slash == std::string::npos) {
+        refuse(key, quoted(text) + " is not an IPv4 prefix (expected a prefix such as "
+                                   "100.64.0.0/16)");
+    }
+    const auto len = parse_port_number(std::string_view{text}.substr(slash + 1));
+    const std::string_view len_text = std::string_view{text}.substr(slash + 1);
+    if (!len || len_text.size() > 2 || (len_text.size() == 2 && len_text[0] == '0')) {
+        refuse(key, quoted(text) + " has a bad prefix length (expected /8 to /32)");
+    }
+    if (*len < 8 || *len > 32) {
+        refuse(key, quoted(text) + ": prefix length /" + std::to_string(*len) +
+                        " is not allowed (expected /8 to /32: a shorter prefix is more "
+                        "subscribers than any pool can share ports with)");
+    }
+    const std::uint32_t host_mask = *len == 32 ? 0u : (0xffffffffu >> *len);
+    if ((addr->value() & host_mask) != 0) {
+        refuse(key, quoted(text) + " has host bits set (the prefix starts at " +
+                        Ipv4Addr{addr->value() & ~host_mask}.to_string() + ")");
+    }
+    const Ipv4Addr last{addr->value() | host_mask};
+    if (addr->is_martian() || last.is_martian()) {
+        refuse(key, quoted(text) + " reaches into 0.0.0.0/8, 127.0.0.0/8 or 224.0.0.0/3, "
+                                   "which no subscriber can use");
+    }
+    cfg.deterministic.prefix = *addr;
+    cfg.deterministic.prefix_len = static_cast<std::uint8_t>(*len);
+}
+
+void parse_deterministic(const toml::table& pool, Config& cfg) {
+    const toml::table* det = mode_table(pool, "deterministic", AllocationMode::deterministic, cfg);
+    if (cfg.allocation != AllocationMode::deterministic) {
+        return;
+    }
+    if (det == nullptr) {
+        refuse("pool.deterministic", "pool.mode = \"deterministic\" needs a "
+                                     "[pool.deterministic] table with subscribers = \"PREFIX\"");
+    }
+    check_known_keys(*det, "pool.deterministic", {"subscribers", "min_ports"});
+    // Each subscriber's ports are one run of port_range; a reserved port inside a run would
+    // take ports from some subscribers only. Narrowing port_range is the honest way.
+    if (!cfg.reserved.empty()) {
+        refuse("pool.reserved", "reserved ports are not allowed with pool.mode = "
+                                "\"deterministic\": every subscriber holds one run of "
+                                "port_range (RFC 7422); narrow port_range instead");
+    }
+    // RFC 7422 section 2: the well-known ports are not handed to subscribers.
+    if (cfg.port_range.lo < 1024) {
+        refuse("pool.port_range", range_text(cfg.port_range) +
+                                      " reaches below 1024; with pool.mode = "
+                                      "\"deterministic\" ports 0-1023 are never "
+                                      "assigned (RFC 7422)");
+    }
+    parse_subscriber_prefix(required_key(*det, "pool.deterministic", "subscribers"), cfg);
+    if (const auto v = optional_integer(*det, "pool.deterministic", "min_ports", 1, kMaxPort)) {
+        cfg.deterministic.min_ports = static_cast<std::uint32_t>(*v);
+    }
+    const DeterministicConfig& d = cfg.deterministic;
+    const std::uint32_t host_mask = d.prefix_len == 32 ? 0u : (0xffffffffu >> d.prefix_len);
+    for (std::size_t i = 0; i < cfg.pool.size(); ++i) {
+        if ((cfg.pool[i].value() & ~host_mask) == d.prefix.value()) {
+            refuse("pool.deterministic.subscribers",
+                   "pool address " + cfg.pool[i].to_string() +
+                       " is inside the subscriber prefix; subscribers and pool must not overlap");
+        }
+    }
+    const DeterministicShape s = deterministic_shape(
+        d.prefix_len, static_cast<std::uint32_t>(cfg.pool.size()), cfg.port_range);
+    if (s.ports_per_subscriber < d.min_ports) {
+        refuse("pool.deterministic.min_ports",
+               std::to_string(s.subscribers) + " subscribers over " +
+                   std::to_string(s.pool_addresses) + " pool addresses is " +
+                   std::to_string(s.ratio) + " per address; port_range " +
+                   range_text(cfg.port_range) + " has " + std::to_string(s.ports) +
+                   " ports, so each subscriber would get " +
+                   std::to_string(s.ports_per_subscriber) + ", fewer than min_ports (" +
+                   std::to_string(d.min_ports) +
+                   "); add pool addresses, widen port_range or lower min_ports");
+    }
+}
+
 // ---- tables ------------------------------------------------------------------------------
 
 void parse_pool(const toml::table& root, Config& cfg) {
     const toml::table& pool = required_table(root, "pool");
-    check_known_keys(pool, "pool", {"addresses", "port_range", "reserved"});
+    check_known_keys(pool, "pool",
+                     {"addresses", "port_range", "reserved", "mode", "blocks", "deterministic"});
 
     const std::string key = "pool.addresses";
     const toml::node& addresses_node = required_key(pool, "pool", "addresses");
@@ -508,6 +717,9 @@ void parse_pool(const toml::table& root, Config& cfg) {
     if (const toml::node* node = pool.get("reserved")) {
         parse_reserved(*node, cfg);
     }
+    parse_mode(pool, cfg);
+    parse_blocks(pool, cfg);
+    parse_deterministic(pool, cfg);
 }
 
 std::string port_name_value(const toml::table& table, std::string_view table_name) {
@@ -1181,6 +1393,39 @@ std::string pool_runs(const std::vector<Ipv4Addr>& pool) {
     return out;
 }
 
+std::string describe_allocation(const Config& config) {
+    std::string out{allocation_mode_name(config.allocation)};
+    switch (config.allocation) {
+    case AllocationMode::dynamic:
+        return out + ": one port per new mapping";
+    case AllocationMode::blocks: {
+        const BlocksConfig& b = config.blocks;
+        out += ": " + std::to_string(b.block_size) + "-port blocks, at most " +
+               std::to_string(b.max_blocks) + " per subscriber, active block timeout " +
+               (b.active_block_timeout == 0 ? std::string{"none"}
+                                            : std::to_string(b.active_block_timeout) + " s") +
+               ", interim records " +
+               (b.interim == 0 ? std::string{"none"} : "every " + std::to_string(b.interim) + " s");
+        if (b.adaptive) {
+            out += ", adaptive sizes " + std::to_string(b.min_block_size) + "-" +
+                   std::to_string(b.max_block_size) + " within " +
+                   std::to_string(b.records_per_day) + " records per subscriber per day";
+        }
+        return out;
+    }
+    case AllocationMode::deterministic:
+        break;
+    }
+    const DeterministicConfig& d = config.deterministic;
+    const DeterministicShape s = deterministic_shape(
+        d.prefix_len, static_cast<std::uint32_t>(config.pool.size()), config.port_range);
+    return out + " (RFC 7422): subscribers " + d.prefix.to_string() + "/" +
+           std::to_string(d.prefix_len) + ", " + std::to_string(s.ratio) + " per pool address (" +
+           std::to_string(s.pool_addresses_used()) + " of " + std::to_string(s.pool_addresses) +
+           " addresses used), " + std::to_string(s.ports_per_subscriber) +
+           " ports each (min_ports " + std::to_string(d.min_ports) + ")";
+}
+
 } // namespace
 
 std::variant<Config, ConfigError> parse_config(std::string_view toml_text, std::string source) {
@@ -1263,6 +1508,7 @@ std::string describe_config(const Config& config) {
                               : reserved + " (" + std::to_string(reserved_total) + " ports), " +
                                     std::to_string(config.port_range.size() - reserved_total) +
                                     " ports left to allocate per address");
+    line("allocation:  ", describe_allocation(config));
     line("inside:      ", "port " + config.inside.port + ", gateway " +
                               config.inside.gateway.to_string() + ", checksum offload " +
                               std::string{checksum_offload_name(config.inside.checksum_offload)});

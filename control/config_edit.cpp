@@ -43,9 +43,32 @@ toml::table to_table(const Config& c) {
         outside.insert("next_hop_mac", c.outside.next_hop_mac->to_string());
     }
     const auto i64 = [](std::uint32_t v) { return static_cast<std::int64_t>(v); };
+    toml::table pool_table{{"addresses", pool},
+                           {"port_range", range_name(c)},
+                           {"reserved", reserved},
+                           {"mode", std::string(allocation_mode_name(c.allocation))}};
+    // Only the mode in force has its table: the parser refuses the others.
+    if (c.allocation == AllocationMode::blocks) {
+        const BlocksConfig& b = c.blocks;
+        pool_table.insert("blocks",
+                          toml::table{{"block_size", i64(b.block_size)},
+                                      {"max_blocks", i64(b.max_blocks)},
+                                      {"active_block_timeout", i64(b.active_block_timeout)},
+                                      {"interim", i64(b.interim)},
+                                      {"adaptive", b.adaptive},
+                                      {"min_block_size", i64(b.min_block_size)},
+                                      {"max_block_size", i64(b.max_block_size)},
+                                      {"records_per_day", i64(b.records_per_day)}});
+    }
+    if (c.allocation == AllocationMode::deterministic) {
+        const DeterministicConfig& d = c.deterministic;
+        pool_table.insert(
+            "deterministic",
+            toml::table{{"subscribers", d.prefix.to_string() + "/" + std::to_string(d.prefix_len)},
+                        {"min_ports", i64(d.min_ports)}});
+    }
     return toml::table{
-        {"pool",
-         toml::table{{"addresses", pool}, {"port_range", range_name(c)}, {"reserved", reserved}}},
+        {"pool", pool_table},
         {"inside", toml::table{{"port", c.inside.port},
                                {"gateway", c.inside.gateway.to_string()},
                                {"mtu", static_cast<std::int64_t>(c.inside.mtu)},
@@ -126,10 +149,35 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
     if (dot == std::string_view::npos || dot == 0 || dot + 1 == key.size()) {
         return ConfigError{what, std::string(key), "expected a key of the form table.key"};
     }
+    // The mode decides how every port was handed out, and deterministic mode's formula is what
+    // past log-free answers rest on: neither may change under live mappings.
+    if (key == "pool.mode" || key.starts_with("pool.deterministic.")) {
+        return ConfigError{what, std::string(key),
+                           "cannot change while running: the allocation mode and its "
+                           "deterministic formula are fixed at start (restart ephemera to "
+                           "change it)"};
+    }
     toml::table root = to_table(current);
     toml::table* table = root.get_as<toml::table>(key.substr(0, dot));
     if (table == nullptr) {
         return ConfigError{what, std::string(key), "unknown key"};
+    }
+    // A key in a nested table ("pool.blocks.max_blocks"): a missing table is created here, so
+    // that the parser refuses it for the reason a file would be refused.
+    std::size_t from = dot + 1;
+    for (std::size_t next = key.find('.', from); next != std::string_view::npos;
+         from = next + 1, next = key.find('.', from)) {
+        if (next == from || next + 1 == key.size()) {
+            return ConfigError{what, std::string(key), "expected a key of the form table.key"};
+        }
+        const std::string name(key.substr(from, next - from));
+        if (table->get(name) == nullptr) {
+            table->insert(name, toml::table{});
+        }
+        table = table->get_as<toml::table>(name);
+        if (table == nullptr) {
+            return ConfigError{what, std::string(key), "unknown key"};
+        }
     }
     if (!is_valid_utf8(value)) {
         return ConfigError{what, std::string(key), "the value is not valid UTF-8"};
@@ -151,7 +199,7 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
                            "the value holds a floating-point number or -2^63 in an array or "
                            "table; no config key takes one"};
     }
-    const std::string leaf(key.substr(dot + 1));
+    const std::string leaf(key.substr(from));
     // Shorthands that stand for several keys in a file must replace those keys here.
     if (leaf == "subscriber_ports") {
         for (const char* k :
@@ -221,6 +269,39 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
     }
     if (to.outside.next_hop_mac != from.outside.next_hop_mac) {
         return refuse("outside.next_hop_mac");
+    }
+    if (to.allocation != from.allocation) {
+        return refuse("pool.mode");
+    }
+    if (to.deterministic.prefix != from.deterministic.prefix ||
+        to.deterministic.prefix_len != from.deterministic.prefix_len) {
+        return refuse("pool.deterministic.subscribers");
+    }
+    if (to.deterministic.min_ports != from.deterministic.min_ports) {
+        return refuse("pool.deterministic.min_ports");
+    }
+    // The formula maps every subscriber through the pool and port_range as well.
+    if (from.allocation == AllocationMode::deterministic) {
+        if (to.pool != from.pool) {
+            return refuse("pool.addresses");
+        }
+        if (to.port_range != from.port_range) {
+            return refuse("pool.port_range");
+        }
+    }
+    // New blocks take a new block_size, max_blocks, active_block_timeout or interim; the
+    // adaptive sizing keeps per-subscriber history that is sized and scaled at start.
+    if (to.blocks.adaptive != from.blocks.adaptive) {
+        return refuse("pool.blocks.adaptive");
+    }
+    if (to.blocks.min_block_size != from.blocks.min_block_size) {
+        return refuse("pool.blocks.min_block_size");
+    }
+    if (to.blocks.max_block_size != from.blocks.max_block_size) {
+        return refuse("pool.blocks.max_block_size");
+    }
+    if (to.blocks.records_per_day != from.blocks.records_per_day) {
+        return refuse("pool.blocks.records_per_day");
     }
     if (to.limits.max_sessions != from.limits.max_sessions) {
         return refuse("limits.max_sessions");

@@ -4,6 +4,8 @@
 #include "app.hpp"
 #include "owner_query.hpp"
 
+#include "ephemera/supported_modes.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <rte_cycles.h>
@@ -292,6 +294,9 @@ int main(int argc, char** argv) {
         if (auto* e = std::get_if<ConfigError>(&result)) {
             return report_config_error(*e);
         }
+        if (const auto refused = check_modes_supported(std::get<Config>(result))) {
+            return report_config_error(*refused);
+        }
         std::printf("%s", describe_config(std::get<Config>(result)).c_str());
         std::printf("ephemera: %s is valid\n", opts.check_config.c_str());
         return 0;
@@ -304,6 +309,9 @@ int main(int argc, char** argv) {
     auto result = load_config_file(opts.config);
     if (auto* e = std::get_if<ConfigError>(&result)) {
         return report_config_error(*e);
+    }
+    if (const auto refused = check_modes_supported(std::get<Config>(result))) {
+        return report_config_error(*refused);
     }
 
     install_signal_handlers();

@@ -3,6 +3,7 @@
 #include "app.hpp"
 
 #include "ephemera/config_edit.hpp"
+#include "ephemera/supported_modes.hpp"
 
 namespace ephemera {
 
@@ -54,6 +55,9 @@ ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::strin
     }
     auto config = std::make_shared<const Config>(std::move(std::get<Config>(next)));
     if (const auto refusal = check_runtime_change(current_, *config)) {
+        return {false, refusal_text(*refusal)};
+    }
+    if (const auto refusal = check_modes_supported(*config)) {
         return {false, refusal_text(*refusal)};
     }
     // Control compiles, workers apply: each worker's plan is built here, whole (new addresses'

@@ -352,6 +352,58 @@ int cmd_reload(App& app, const char*, rte_tel_data* d) {
     return 0;
 }
 
+// The allocation mode and its settings. In deterministic mode the reply carries everything the
+// formula reads, so ephemeractl det computes from it what ephemera does: the port range's ends
+// and the pool in file order, as runs ("A" or "A-B"; telemetry arrays hold 512 entries).
+void add_allocation(rte_tel_data* d, const Config& c) {
+    rte_tel_data_add_dict_string(d, "pool_mode",
+                                 std::string(allocation_mode_name(c.allocation)).c_str());
+    if (c.allocation == AllocationMode::blocks) {
+        const BlocksConfig& b = c.blocks;
+        rte_tel_data_add_dict_u64(d, "block_size", b.block_size);
+        rte_tel_data_add_dict_u64(d, "max_blocks", b.max_blocks);
+        rte_tel_data_add_dict_u64(d, "active_block_timeout", b.active_block_timeout);
+        rte_tel_data_add_dict_u64(d, "interim", b.interim);
+        rte_tel_data_add_dict_string(d, "adaptive", b.adaptive ? "on" : "off");
+        rte_tel_data_add_dict_u64(d, "min_block_size", b.min_block_size);
+        rte_tel_data_add_dict_u64(d, "max_block_size", b.max_block_size);
+        rte_tel_data_add_dict_u64(d, "records_per_day", b.records_per_day);
+        return;
+    }
+    if (c.allocation != AllocationMode::deterministic) {
+        return;
+    }
+    const std::string prefix =
+        c.deterministic.prefix.to_string() + "/" + std::to_string(c.deterministic.prefix_len);
+    rte_tel_data_add_dict_string(d, "det_subscribers", prefix.c_str());
+    rte_tel_data_add_dict_u64(d, "det_min_ports", c.deterministic.min_ports);
+    rte_tel_data_add_dict_u64(d, "port_range_lo", c.port_range.lo);
+    rte_tel_data_add_dict_u64(d, "port_range_hi", c.port_range.hi);
+    rte_tel_data* runs = rte_tel_data_alloc();
+    if (runs == nullptr) {
+        return;
+    }
+    rte_tel_data_start_array(runs, RTE_TEL_STRING_VAL);
+    bool complete = true;
+    for (std::size_t i = 0; i < c.pool.size();) {
+        std::size_t j = i;
+        while (j + 1 < c.pool.size() && c.pool[j + 1].value() == c.pool[j].value() + 1) {
+            ++j;
+        }
+        std::string run = c.pool[i].to_string();
+        if (j != i) {
+            run += "-" + c.pool[j].to_string();
+        }
+        complete = complete && rte_tel_data_add_array_string(runs, run.c_str()) == 0;
+        i = j + 1;
+    }
+    if (!complete) {
+        rte_tel_data_free(runs); // ephemeractl then asks for --config
+        return;
+    }
+    rte_tel_data_add_dict_container(d, "det_pool", runs, 0);
+}
+
 int cmd_config(App& app, const char*, rte_tel_data* d) {
     const Config c = app.runtime->current();
     rte_tel_data_start_dict(d);
@@ -362,6 +414,7 @@ int cmd_config(App& app, const char*, rte_tel_data* d) {
     const std::string range = c.port_range_name + " (" + std::to_string(c.port_range.lo) + "-" +
                               std::to_string(c.port_range.hi) + ")";
     rte_tel_data_add_dict_string(d, "port_range", range.c_str());
+    add_allocation(d, c);
     rte_tel_data_add_dict_string(d, "filtering",
                                  std::string(filtering_mode_name(c.filtering)).c_str());
     rte_tel_data_add_dict_u64(d, "timeout_udp", c.timeouts.udp);

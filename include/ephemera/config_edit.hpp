@@ -16,8 +16,10 @@ namespace ephemera {
 std::string config_to_toml(const Config& config);
 
 // `current` with one key ("timeouts.udp", "filtering.mode", "pool.port_range", ...) set to
-// `value`. The value is TOML ("600", "true", "\"address\"", "[\"1.2.3.4\"]"); a bare word
-// that is not valid TOML is taken as a string, so `filtering.mode address` works.
+// `value`; a key of a nested table has two dots ("pool.blocks.max_blocks"). pool.mode and
+// pool.deterministic.* are refused outright: they need a restart. The value is TOML ("600", "true",
+// "\"address\"", "[\"1.2.3.4\"]"); a bare word that is not valid TOML is taken as a string, so
+// `filtering.mode address` works.
 std::variant<Config, ConfigError> edit_config(const Config& current, std::string_view key,
                                               std::string_view value);
 
@@ -26,7 +28,9 @@ std::variant<Config, ConfigError> edit_pool(const Config& current, std::string_v
                                             bool add);
 
 // Refuses what cannot change while traffic flows: the ports, addresses and next hop the
-// dataplane was started with, and the table sizes (limits.max_sessions). nullopt: allowed.
+// dataplane was started with, the table sizes (limits.max_sessions), the allocation mode, and
+// in deterministic mode everything its formula reads (the subscriber prefix, min_ports, the
+// pool and port_range). nullopt: allowed.
 std::optional<ConfigError> check_runtime_change(const Config& from, const Config& to);
 
 bool operator==(const Timeouts& a, const Timeouts& b);

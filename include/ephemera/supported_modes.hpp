@@ -1,0 +1,15 @@
+// Which allocation modes the dataplane translates. The parser accepts every mode the config
+// file can describe (ephemeractl det works from such a file offline); ephemera itself refuses to
+// run a mode its workers cannot apply, at start, in --check-config and on reload.
+#pragma once
+
+#include "ephemera/config.hpp"
+
+#include <optional>
+
+namespace ephemera {
+
+// nullopt when the dataplane translates config.allocation; otherwise a refusal on "pool.mode".
+std::optional<ConfigError> check_modes_supported(const Config& config);
+
+} // namespace ephemera
