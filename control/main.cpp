@@ -91,6 +91,9 @@ int run(App& app, const Options& opts) {
         return kExitStartup;
     }
     const auto workers = static_cast<WorkerId>(app.worker_lcores.size());
+    if (const auto refused = check_blocks_fit(app.config, workers)) {
+        return report_config_error(*refused);
+    }
 
     auto inside = find_port(app.config, "inside.port", app.config.inside.port);
     if (auto* e = std::get_if<ConfigError>(&inside)) {

@@ -60,6 +60,9 @@ ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::strin
     if (const auto refusal = check_modes_supported(*config)) {
         return {false, refusal_text(*refusal)};
     }
+    if (const auto refusal = check_blocks_fit(*config, app_.shared.workers)) {
+        return {false, refusal_text(*refusal)};
+    }
     // Control compiles, workers apply: each worker's plan is built here, whole (new addresses'
     // port state, the range's mask), so a worker only swaps pointers to take it.
     std::vector<std::unique_ptr<WorkerPlan>> plans;

@@ -49,6 +49,10 @@ bool block_free(const AddressPorts& a, const PortMask& mask, std::uint32_t first
 
 } // namespace
 
+std::uint32_t blocks_that_fit(const PortMask& mask, std::uint32_t granules) {
+    return grid_of(mask, granules).count;
+}
+
 std::uint32_t PortAllocator::open_block(std::uint16_t pool_index, std::uint32_t granules,
                                         std::uint32_t subscriber, std::uint64_t port_key,
                                         Tick now) {

@@ -202,6 +202,10 @@ struct Alg4Seed {
     return Alg4Seed{static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(h >> 32)};
 }
 
+// How many blocks of `granules` the mask's range (ports 1024 and up) has room for on one
+// worker: the config check that every worker can give at least one.
+[[nodiscard]] std::uint32_t blocks_that_fit(const PortMask& mask, std::uint32_t granules);
+
 class PortAllocator {
 public:
     // Without a plan: the allocator builds and owns its mask and `pool_size` addresses (tests,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "ephemera/config.hpp"
+#include "ephemera/types.hpp"
 
 #include <optional>
 
@@ -11,5 +12,9 @@ namespace ephemera {
 
 // nullopt when the dataplane translates config.allocation; otherwise a refusal on "pool.mode".
 std::optional<ConfigError> check_modes_supported(const Config& config);
+
+// In blocks mode, that each of `workers` workers can give at least one block of the smallest
+// size: a refusal on pool.blocks.block_size (or min_block_size) otherwise.
+std::optional<ConfigError> check_blocks_fit(const Config& config, WorkerId workers);
 
 } // namespace ephemera
