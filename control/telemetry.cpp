@@ -247,6 +247,48 @@ int cmd_sessions(App& app, const char* params, rte_tel_data* d) {
     return 0;
 }
 
+// Blocks in use, one string each: "ADDRESS FIRST-LAST ports=N in_use=M subscriber=A age=Ts
+// [closed] worker=W". FIRST-LAST is the block's span; with several workers it holds only the
+// worker's own ports of that span (docs/allocation.md).
+int cmd_blocks(App& app, const char* params, rte_tel_data* d) {
+    const SessionQuery q = parse_session_query(params);
+    if (!q.error.empty() || q.filter.external) {
+        result_dict(d,
+                    {false, q.error.empty() ? "blocks takes subscriber=A and limit=N" : q.error});
+        return 0;
+    }
+    if (app.config.allocation != AllocationMode::blocks) {
+        result_dict(d, {false, "pool.mode is " +
+                                   std::string(allocation_mode_name(app.config.allocation)) +
+                                   ": there are no port blocks"});
+        return 0;
+    }
+    std::lock_guard guard(app.mailbox_lock);
+    if (!ask_workers(app, Mailbox::Kind::blocks, q.filter, q.limit)) {
+        return -1;
+    }
+    rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+    std::size_t limit = std::min<std::size_t>(q.limit, RTE_TEL_MAX_ARRAY_ENTRIES);
+    for (auto& w : app.workers) {
+        for (const BlockView& b : w->mailbox().blocks) {
+            if (limit-- == 0) {
+                return 0;
+            }
+            std::string line = b.address.to_string() + " " + std::to_string(b.first_port) + "-" +
+                               std::to_string(b.last_port) + " ports=" + std::to_string(b.ports) +
+                               " in_use=" + std::to_string(b.in_use) +
+                               " subscriber=" + b.subscriber.to_string() +
+                               " age=" + std::to_string(b.age / kTicksPerSecond) + "s";
+            if (b.closed) {
+                line += " closed";
+            }
+            line += " worker=" + std::to_string(w->id());
+            rte_tel_data_add_array_string(d, line.c_str());
+        }
+    }
+    return 0;
+}
+
 int cmd_flush(App& app, const char* params, rte_tel_data* d) {
     const SessionQuery q = parse_session_query(params);
     if (!q.error.empty() || (!q.filter.subscriber && !q.filter.external)) {
@@ -321,6 +363,20 @@ int cmd_ports(App& app, const char*, rte_tel_data* d) {
     }
     column("held", [&](std::size_t a) { return a == 0 ? held_total : 0; });
     column("draining", [&](std::size_t a) { return first.active[a] ? 0u : 1u; });
+    if (app.config.allocation == AllocationMode::blocks) {
+        const auto blocks = [&](const char* name, auto field) {
+            column(name, [&](std::size_t a) {
+                std::uint64_t n = 0;
+                for (auto& w : app.workers) {
+                    n += field(w->mailbox().block_counts[a]);
+                }
+                return n;
+            });
+        };
+        blocks("blocks_in_use", [](const BlockCounts& c) { return c.in_use; });
+        blocks("blocks_held", [](const BlockCounts& c) { return c.held; });
+        blocks("blocks_free", [](const BlockCounts& c) { return c.free; });
+    }
     return 0;
 }
 
@@ -463,6 +519,8 @@ TelemetryRegistration register_telemetry(App& app) {
     rte_telemetry_register_cmd("/ephemera/sessions", gated<cmd_sessions>,
                                "Live sessions. Parameters: subscriber=A;external=A:P;address=A;"
                                "limit=N (any subset)");
+    rte_telemetry_register_cmd("/ephemera/blocks", gated<cmd_blocks>,
+                               "Port blocks in use. Parameters: subscriber=A;limit=N (any subset)");
     rte_telemetry_register_cmd("/ephemera/ports", gated<cmd_ports>,
                                "Free and usable external ports per pool address and protocol");
     rte_telemetry_register_cmd("/ephemera/set", gated<cmd_set>,

@@ -27,9 +27,10 @@ namespace ephemera {
 
 class Mailbox {
 public:
-    enum class Kind : std::uint8_t { mappings, ports, sessions, flush };
+    enum class Kind : std::uint8_t { mappings, ports, sessions, flush, blocks };
     static constexpr std::size_t kMaxMappings = 4096;
     static constexpr std::size_t kMaxSessions = 512;
+    static constexpr std::size_t kMaxBlocks = 512;
     static constexpr std::uint32_t kWalkStep = 4096; // sessions looked at per housekeeping
 
     struct Request {
@@ -38,7 +39,10 @@ public:
         std::size_t limit = kMaxSessions;
     };
 
-    Mailbox() { sessions.reserve(kMaxSessions); }
+    Mailbox() {
+        sessions.reserve(kMaxSessions);
+        blocks.reserve(kMaxBlocks);
+    }
 
     // ---- requester side ----
     [[nodiscard]] bool idle() const {
@@ -85,6 +89,8 @@ public:
     std::vector<std::uint8_t> active;
     std::vector<std::uint32_t> free_ports; // [pool index][protocol]
     std::uint32_t usable_ports = 0;        // per address and protocol
+    std::vector<BlockCounts> block_counts; // [pool index], blocks mode
+    std::vector<BlockView> blocks;         // Kind::blocks (capacity kMaxBlocks)
 
     // ---- the worker's progress through a walk (worker only) ----
     bool walking = false;

@@ -139,6 +139,7 @@ void Worker::serve_mailbox(Tick now) {
         box.walking = true;
         box.cursor = 0;
         box.sessions.clear();
+        box.blocks.clear();
         box.flushed = 0;
     }
     bool done = true;
@@ -153,8 +154,12 @@ void Worker::serve_mailbox(Tick now) {
         box.active.resize(pool.size());
         box.free_ports.resize(pool.size() * kProtocolCount);
         box.usable_ports = translator_.ports().usable_ports();
+        box.block_counts.resize(pool.size());
         for (std::uint16_t a = 0; a < pool.size(); ++a) {
             box.active[a] = translator_.is_active(a);
+            box.block_counts[a] = translator_.policy().allocation == AllocationMode::blocks
+                                      ? translator_.block_counts(a, now)
+                                      : BlockCounts{};
             for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
                 box.free_ports[a * kProtocolCount + static_cast<std::size_t>(proto_index(p))] =
                     translator_.ports().free_ports(a, p);
@@ -162,6 +167,11 @@ void Worker::serve_mailbox(Tick now) {
         }
         break;
     }
+    case Mailbox::Kind::blocks:
+        done =
+            translator_.walk_blocks(request->filter.subscriber, now, box.cursor, Mailbox::kWalkStep,
+                                    box.blocks, std::min(request->limit, Mailbox::kMaxBlocks));
+        break;
     case Mailbox::Kind::sessions:
     case Mailbox::Kind::flush:
         done =

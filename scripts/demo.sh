@@ -125,6 +125,8 @@ elif fmt == "stats":
         "mappings_created": "new public address:port mappings (RFC 4787 REQ-1)",
         "sessions_created": "new 5-tuple sessions",
         "port_preserved": "mappings that kept the subscriber's own port",
+        "blocks_opened": "port blocks given to subscribers (pool.mode blocks)",
+        "blocks_released": "port blocks freed with their last mapping, now held down",
         "handoff_tx": "packets passed to the worker that owns their flow",
         "handoff_rx": "packets received from another worker",
         "arp_replies_sent": "ARP answers (gateway 100.64.0.1, pool addresses)",

@@ -85,6 +85,18 @@ struct MappingView {
     std::uint32_t sessions;
 };
 
+// A port block as telemetry and tests see it (pool.mode = "blocks").
+struct BlockView {
+    Ipv4Addr address;
+    std::uint16_t first_port = 0; // lowest and highest port of its span (port_blocks.hpp)
+    std::uint16_t last_port = 0;
+    std::uint16_t ports = 0;  // ports it holds (of every protocol)
+    std::uint16_t in_use = 0; // mappings on them
+    Ipv4Addr subscriber;
+    Tick age = 0;
+    bool closed = false; // older than active_block_timeout: takes no new ports
+};
+
 class Translator {
 public:
     static constexpr std::size_t kMaxBurst = 64;
@@ -151,6 +163,16 @@ public:
                        std::uint32_t budget, std::vector<SessionView>& out, std::size_t limit,
                        std::uint64_t& flushed) {
         return life_.walk_sessions(filter, flush, now, cursor, budget, out, limit, flushed);
+    }
+
+    // One bounded step of a walk over this worker's blocks in use (of `subscriber` only, when
+    // given), from `cursor` (0 starts a walk): at most `budget` granules are looked at, and
+    // views appended while `out` has fewer than `limit`. True when the walk is complete.
+    bool walk_blocks(std::optional<Ipv4Addr> subscriber, Tick now, std::uint32_t& cursor,
+                     std::uint32_t budget, std::vector<BlockView>& out, std::size_t limit) const;
+    // Blocks of one pool address on this worker (the configured size for "free").
+    [[nodiscard]] BlockCounts block_counts(std::uint16_t pool_index, Tick now) const {
+        return ports_.block_counts(pool_index, policy().blocks.smallest(), now);
     }
 
     // Copies up to out.size() live mappings; returns how many. Call on the owning worker only.

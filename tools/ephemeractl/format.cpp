@@ -135,6 +135,15 @@ std::string format_ports(const Json& ports) {
     }
     columns.push_back({"held", Align::right});
     columns.push_back({"draining", Align::right});
+    // Blocks mode: blocks in use, in hold-down and free, per address.
+    const bool blocks = !ports.empty() && ports.begin()->contains("blocks_in_use");
+    constexpr const char* kBlockKeys[] = {"blocks_in_use", "blocks_held", "blocks_free"};
+    std::array<long long, 3> block_total{};
+    if (blocks) {
+        columns.push_back({"blocks used", Align::right});
+        columns.push_back({"held", Align::right});
+        columns.push_back({"free", Align::right});
+    }
 
     constexpr std::size_t kProtocols = std::size(kPortProtocols);
     std::array<PortUse, kProtocols> total{};
@@ -163,6 +172,12 @@ std::string format_ports(const Json& ports) {
         row.push_back(std::to_string(draining));
         total_held += held;
         total_draining += draining;
+        for (std::size_t k = 0; blocks && k < std::size(kBlockKeys); ++k) {
+            const long long n =
+                counts.contains(kBlockKeys[k]) ? counts.at(kBlockKeys[k]).get<long long>() : 0;
+            row.push_back(std::to_string(n));
+            block_total[k] += n;
+        }
         rows.push_back(std::move(row));
     }
     if (rows.empty()) {
@@ -175,6 +190,9 @@ std::string format_ports(const Json& ports) {
         }
         row.push_back(std::to_string(total_held));
         row.push_back(std::to_string(total_draining));
+        for (std::size_t k = 0; blocks && k < block_total.size(); ++k) {
+            row.push_back(std::to_string(block_total[k]));
+        }
         rows.push_back(std::move(row));
     }
     return render_table(columns, rows);

@@ -51,6 +51,7 @@ private:
     std::uint32_t worker_ = 0;
     std::uint32_t limit_ = 0;
     SessionQuery sessions_;
+    SessionQuery blocks_;
     FlushFilter flush_;
     std::string key_;
     std::string value_;
@@ -84,13 +85,14 @@ Cli::Cli() {
 }
 
 void Cli::add_show() {
-    CLI::App* show = app.add_subcommand("show", "show config, stats, ports, pauses or one worker");
+    CLI::App* show =
+        app.add_subcommand("show", "show config, stats, ports, blocks, pauses or one worker");
     // Not require_subcommand(1): CLI11 would then say only "A subcommand is required" for
     // `show nope`; this way it names the stray word, and a bare `show` lists the choices.
     show->callback([this] {
         if (!command) {
-            throw CLI::ValidationError("show",
-                                       "give one of config, stats, ports, pauses, worker N");
+            throw CLI::ValidationError(
+                "show", "give one of config, stats, ports, blocks, pauses, worker N");
         }
     });
     show->add_subcommand("config", "the running configuration, ports and next hop")
@@ -109,6 +111,21 @@ void Cli::add_show() {
         ->callback([this] {
             command = Command{pauses_request(), Shape::pauses, {}};
         });
+    CLI::App* blocks = show->add_subcommand("blocks", "port blocks in use (pool.mode blocks): "
+                                                      "span, fill, holder and age");
+    blocks->add_option("--subscriber", blocks_.subscriber, "only this subscriber's")
+        ->check(checked(check_ipv4))
+        ->type_name("ADDR");
+    CLI::Option* blocks_limit =
+        blocks->add_option("--limit", limit_, "at most N (the server's default otherwise)")
+            ->check(checked(check_positive))
+            ->type_name("N");
+    blocks->callback([this, blocks_limit] {
+        if (blocks_limit->count() > 0) {
+            blocks_.limit = limit_;
+        }
+        command = Command{blocks_request(blocks_), Shape::lines, "no blocks in use"};
+    });
     CLI::App* one = show->add_subcommand("worker", "one worker's counters and gauges");
     one->add_option("N", worker_, "worker number, from 0")->required()->check(checked(check_index));
     one->add_flag("--all", display.all, "also show counters that are zero");

@@ -6,6 +6,8 @@ namespace {
 
 constexpr const char* kPortCountKeys[] = {"udp_free",  "udp_usable",  "tcp_free", "tcp_usable",
                                           "icmp_free", "icmp_usable", "held",     "draining"};
+// In blocks mode only.
+constexpr const char* kBlockCountKeys[] = {"blocks_in_use", "blocks_held", "blocks_free"};
 
 } // namespace
 
@@ -37,6 +39,11 @@ std::optional<std::string> shape_error(const Json& data, Shape shape) {
             for (const char* key : kPortCountKeys) {
                 if (!counts.contains(key) || !counts[key].is_number_integer()) {
                     return address + ": " + key + " missing or not an integer";
+                }
+            }
+            for (const char* key : kBlockCountKeys) {
+                if (counts.contains(key) && !counts[key].is_number_integer()) {
+                    return address + ": " + key + " is not an integer";
                 }
             }
         }
@@ -110,6 +117,12 @@ Json ports_by_address(const Json& data) {
                 return data; // not column-wise after all: shape_error names what is wrong
             }
             counts[key] = (*column)[i];
+        }
+        for (const char* key : kBlockCountKeys) {
+            const auto column = data.find(key);
+            if (column != data.end() && column->is_array() && column->size() == addresses->size()) {
+                counts[key] = (*column)[i];
+            }
         }
         out[address.get<std::string>()] = std::move(counts);
     }

@@ -146,6 +146,17 @@ Request sessions_request(const SessionQuery& query) {
     return {"/ephemera/sessions", join_params(parts)};
 }
 
+Request blocks_request(const SessionQuery& query) {
+    std::vector<std::pair<std::string_view, std::string>> parts;
+    if (query.subscriber) {
+        parts.emplace_back("subscriber", *query.subscriber);
+    }
+    if (query.limit) {
+        parts.emplace_back("limit", std::to_string(*query.limit));
+    }
+    return {"/ephemera/blocks", join_params(parts)};
+}
+
 Request set_request(std::string_view key, std::string_view value) {
     return {"/ephemera/set", std::string(key) + "=" + std::string(value)};
 }

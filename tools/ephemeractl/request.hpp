@@ -51,6 +51,8 @@ Request ports_request();
 Request worker_request(std::uint32_t worker);
 Request mappings_request(std::optional<std::uint32_t> limit);
 Request sessions_request(const SessionQuery& query);
+// Port blocks in use (blocks mode): query.external is not used.
+Request blocks_request(const SessionQuery& query);
 Request set_request(std::string_view key, std::string_view value);
 Request pool_request(bool add, std::string_view address);
 Request flush_request(const FlushFilter& filter);
