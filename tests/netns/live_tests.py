@@ -928,6 +928,76 @@ def test_address_filtering_switch_keeps_inbound(binary, ctl_binary, fill=20000, 
               "drop_filtered rose by %s at the %d switches" % (SERVER, per_switch, switches))
 
 
+def parse_block(line):
+    """'198.18.0.100 49216-49471 ports=64 in_use=12 subscriber=100.64.0.11 age=3s [closed]
+    worker=1' -> dict."""
+    m = re.match(r"([\d.]+) (\d+)-(\d+) ports=(\d+) in_use=(\d+) subscriber=([\d.]+) "
+                 r"age=(\d+)s( closed)? worker=(\d+)$", line)
+    if not m:
+        raise TestFailure("unparsable block line %r" % line)
+    return {"address": m.group(1), "span": (int(m.group(2)), int(m.group(3))),
+            "ports": int(m.group(4)), "in_use": int(m.group(5)), "subscriber": m.group(6),
+            "closed": m.group(8) is not None, "worker": int(m.group(9))}
+
+
+def test_blocks_operator_view(binary, ctl_binary, heavy=70, light=5):
+    """Blocks mode (RFC 6888 section 4 port sets): `show blocks` lists each subscriber's blocks
+    with their span and fill, every port a server saw lies in its subscriber's blocks, `show
+    ports` counts blocks per pool address, and `sessions --external` answers as in dynamic
+    mode."""
+    config = live_config(sections={"pool": {"mode": "blocks"},
+                                   "pool.blocks": {"block_size": 64, "max_blocks": 4}})
+    with lab_session(2) as lab, ephemera_session(binary, lab, WORKERS, config) as eph:
+        ctl = Ctl(ctl_binary, eph.prefix)
+        cp = ctl.run("show", "blocks")
+        check(cp.returncode == 0 and cp.stdout.strip() == "no blocks in use",
+              "show blocks before any traffic: exit %d, %r" % (cp.returncode, cp.stdout))
+        srv = lab.agent(lab.ns("srv"))
+        srv.open("s", SERVER, 5000)
+        srv.serve_echo("s")
+        seen = {1: set(), 2: set()}
+        for i, flows in ((1, heavy), (2, light)):
+            cli = lab.agent(lab.sub(i))
+            for k in range(flows):
+                cli.open("c%d" % k, port=41000 + k)
+                _, text = udp_exchange(cli, "c%d" % k, (SERVER, 5000), "flow %d" % k)
+                seen[i].add(parse_echo(text)[0])
+            check(len(seen[i]) == flows, "sub%d: %d flows seen as %d endpoints" % (
+                i, flows, len(seen[i])))
+        blocks = [parse_block(b) for b in ctl.json("show", "blocks")]
+        log("blocks: %s" % blocks)
+        by_sub = {i: [b for b in blocks if b["subscriber"] == sub_addr(i)] for i in (1, 2)}
+        want = {1: (heavy + 63) // 64, 2: 1}
+        for i in (1, 2):
+            check(len(by_sub[i]) == want[i], "sub%d holds %d blocks, expected %d" % (
+                i, len(by_sub[i]), want[i]))
+            check(sum(b["in_use"] for b in by_sub[i]) == len(seen[i]),
+                  "sub%d's blocks hold %d mappings, it has %d" % (
+                      i, sum(b["in_use"] for b in by_sub[i]), len(seen[i])))
+            for addr, port in seen[i]:
+                check(any(b["address"] == addr and b["span"][0] <= port <= b["span"][1]
+                          for b in by_sub[i]),
+                      "sub%d's %s:%d lies in none of its blocks %s" % (i, addr, port, by_sub[i]))
+            check(all(b["ports"] == 64 and not b["closed"] for b in by_sub[i]),
+                  "sub%d blocks: %s" % (i, by_sub[i]))
+            check(len({b["worker"] for b in by_sub[i]}) == 1,
+                  "sub%d's blocks are on several workers: %s" % (i, by_sub[i]))
+        only = [parse_block(b) for b in ctl.json("show", "blocks", "--subscriber", sub_addr(2))]
+        check(only == by_sub[2], "show blocks --subscriber %s: %s" % (sub_addr(2), only))
+        ports = ctl.ports()
+        in_use = sum(p["blocks_in_use"] for p in ports.values())
+        check(in_use == want[1] + want[2], "show ports counts %d blocks in use: %s" % (
+            in_use, ports))
+        check(all(p["blocks_free"] > 0 for p in ports.values()), "no free block: %s" % ports)
+        stats = ctl.stats()
+        check(stats["blocks_opened"] == want[1] + want[2], "blocks_opened %d" %
+              stats["blocks_opened"])
+        addr, port = sorted(seen[1])[0]
+        listed = [parse_session(x) for x in ctl.sessions("--external", "%s:%d" % (addr, port))]
+        check(len(listed) == 1 and listed[0]["inside"][0] == sub_addr(1),
+              "sessions --external %s:%d: %s" % (addr, port, listed))
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items()
          if name.startswith("test_") and callable(fn)}
 
