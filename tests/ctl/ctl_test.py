@@ -801,6 +801,16 @@ class Det(unittest.TestCase):
                 self.assertEqual(r.returncode, 64, r.stderr)
                 self.assertEqual(r.stdout, "")
 
+    def test_show_config_prints_the_mode_and_its_settings(self):
+        self.server = FakeTelemetry({"/ephemera/config": DET_SHOW_CONFIG})
+        r = subprocess.run([EPHEMERACTL, "--socket", self.server.path, "show", "config"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [line.split(None, 1) for line in r.stdout.splitlines()]
+        self.assertIn(["pool_mode", "deterministic"], lines)
+        self.assertIn(["det_subscribers", "100.64.0.0/22"], lines)
+        self.assertIn(["det_pool", '["198.18.0.1-198.18.0.30"]'], lines)
+
     def test_det_online_asks_show_config_and_computes_the_same(self):
         self.server = FakeTelemetry({"/ephemera/config": DET_SHOW_CONFIG})
         argv = [EPHEMERACTL, "--socket", self.server.path, "--json", "det", "forward",
