@@ -358,11 +358,11 @@ TEST(AllocationEdit, ModeAndDeterministicSettingsNeedARestart) {
                   .value()
                   .key,
               "pool.deterministic.subscribers");
-    EXPECT_EQ(check_runtime_change(
-                  d, from_file(det("subscribers = \"100.64.0.0/22\"\nmin_ports = 50\n")))
-                  .value()
-                  .key,
-              "pool.deterministic.min_ports");
+    EXPECT_EQ(
+        check_runtime_change(d, from_file(det("subscribers = \"100.64.0.0/22\"\nmin_ports = 50\n")))
+            .value()
+            .key,
+        "pool.deterministic.min_ports");
     // The formula reads the pool and port_range too.
     const auto pool_changed = check_runtime_change(d, edited(d, "pool.port_range", "2048-65535"));
     ASSERT_TRUE(pool_changed.has_value());
