@@ -457,7 +457,9 @@ void add_allocation(rte_tel_data* d, const Config& c) {
         rte_tel_data_free(runs); // ephemeractl then asks for --config
         return;
     }
-    rte_tel_data_add_dict_container(d, "det_pool", runs, 0);
+    if (rte_tel_data_add_dict_container(d, "det_pool", runs, 0) != 0) {
+        rte_tel_data_free(runs);
+    }
 }
 
 int cmd_config(App& app, const char*, rte_tel_data* d) {

@@ -173,7 +173,9 @@ struct BlocksConfig {
 // Deterministic NAT ([pool.deterministic], RFC 7422): subscriber i of `subscribers` (its offset
 // in the prefix) gets pool address i / ratio and the i % ratio-th run of ports_per_subscriber
 // ports of port_range, ratio = subscribers per pool address. No per-subscriber allocation
-// state, no logging needed.
+// state, no logging needed. port_range's low end is RFC 7422's offset and must be at least 1024;
+// pool.reserved is refused in this mode, since a reserved port would cut some subscribers'
+// runs only (include/ephemera/deterministic.hpp, docs/allocation.md).
 struct DeterministicConfig {
     Ipv4Addr prefix; // first address of the subscriber prefix
     std::uint8_t prefix_len = 0;
@@ -224,7 +226,8 @@ std::variant<Config, ConfigError> parse_config(std::string_view toml_text, std::
 std::variant<Config, ConfigError> load_config_file(const std::string& path);
 
 // A short multi-line human summary of a validated config (pool, port range, reserved ports,
-// ports, gateway, next hop, timeouts, filtering, limits), for `ephemera --check-config`.
+// allocation mode and its settings, ports, gateway, next hop, timeouts, filtering, limits), for
+// `ephemera --check-config`.
 // Every line ends in '\n'.
 std::string describe_config(const Config& config);
 

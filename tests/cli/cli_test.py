@@ -67,7 +67,8 @@ def telemetry(prefix, command):
 class Cli(unittest.TestCase):
     # The only tests that never start the EAL.
     WITHOUT_EAL = ("test_check_config_accepts_the_demo_config",
-                   "test_check_config_refuses_with_file_key_reason")
+                   "test_check_config_refuses_with_file_key_reason",
+                   "test_modes_the_dataplane_does_not_translate_are_refused")
 
     def setUp(self):
         if self._testMethodName not in self.WITHOUT_EAL:
@@ -101,6 +102,27 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn(f"{path}: timeouts.udp:", r.stderr)
         self.assertIn("RFC 4787", r.stderr)
+
+    def test_modes_the_dataplane_does_not_translate_are_refused(self):
+        # Parsed and valid, but refused at start and by --check-config, before the EAL, with
+        # the pointer to the offline ephemeractl det.
+        modes = {
+            "blocks": '[pool.blocks]\nblock_size = 512\n',
+            "deterministic": '[pool.deterministic]\nsubscribers = "100.64.0.0/28"\n',
+        }
+        for mode, table in modes.items():
+            with self.subTest(mode=mode):
+                text = GOOD_CONFIG.format(inside="net_null0", outside="net_null1").replace(
+                    '[inside]', f'mode = "{mode}"\n{table}[inside]')
+                path = self.write(f"{mode}.toml", text)
+                for argv in ([EPHEMERA, "--check-config", path],
+                             eal_args(self.prefix) + ["--config", path]):
+                    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+                    self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                    self.assertIn(f'{path}: pool.mode: the dataplane does not translate mode '
+                                  f'"{mode}" yet; ephemeractl det works offline', r.stderr)
+                    self.assertFalse(os.path.exists(f"/var/run/dpdk/{self.prefix}"),
+                                     "the EAL must not have started")
 
     def test_bad_config_refused_before_the_eal_starts(self):
         path = self.write("bad.toml", GOOD_CONFIG.format(inside="net_null0", outside="net_null1")

@@ -667,6 +667,177 @@ next_hop_mac = "02:00:00:00:00:fe"
 """
 
 
+# The worked example of docs/allocation.md: 1024 subscribers over the 30 addresses of a /27,
+# 35 per address, 1843 ports each from 1024.
+DET_CONFIG = """
+[pool]
+addresses = ["198.18.0.0/27"]
+port_range = "1024-65535"
+mode = "deterministic"
+[pool.deterministic]
+subscribers = "100.64.0.0/22"
+[inside]
+port = "net_null0"
+gateway = "100.64.0.1"
+[outside]
+port = "net_null1"
+next_hop = "198.18.1.1"
+"""
+
+# What a running ephemera in that mode answers to show config (the det fields only matter).
+DET_SHOW_CONFIG = {
+    "file": "/etc/ephemera.toml", "pool_addresses": 30, "pool_first": "198.18.0.1",
+    "pool_last": "198.18.0.30", "port_range": "1024-65535 (1024-65535)",
+    "pool_mode": "deterministic", "det_subscribers": "100.64.0.0/22", "det_min_ports": 1024,
+    "port_range_lo": 1024, "port_range_hi": 65535, "det_pool": ["198.18.0.1-198.18.0.30"],
+    "filtering": "endpoint-independent",
+}
+
+
+class Det(unittest.TestCase):
+    """ephemeractl det: RFC 7422's forward and reverse functions, offline from a config file
+    (no ephemera, no socket) and from a show config reply."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.config = self.write("det.toml", DET_CONFIG)
+        self.server = None
+
+    def tearDown(self):
+        if self.server is not None:
+            self.server.close()
+        self.dir.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.dir.name, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def ctl(self, *args):
+        # A socket that does not exist: the offline form must never need one.
+        argv = [EPHEMERACTL, "--socket", os.path.join(self.dir.name, "none")] + list(args)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    def test_det_forward_offline(self):
+        r = self.ctl("det", "forward", "100.64.1.7", "--config", self.config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["subscriber", "100.64.1.7"])
+        self.assertEqual(lines[1].split(), ["pool_address", "198.18.0.8"])
+        self.assertEqual(lines[2].split(), ["ports", "34198-36040"])
+        self.assertIn("ratio", r.stdout)
+        # --config may come before the subcommand, --json anywhere.
+        r = self.ctl("--json", "det", "--config", self.config, "forward", "100.64.0.0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {
+            "subscriber": "100.64.0.0", "pool_address": "198.18.0.1", "ports": "1024-2866",
+            "port_count": 1843, "pool_index": 0, "ratio": 35, "ports_per_subscriber": 1843})
+        r = self.ctl("det", "forward", "100.64.3.255", "--config", self.config, "--json")
+        self.assertEqual(json.loads(r.stdout)["pool_address"], "198.18.0.30")
+        self.assertEqual(json.loads(r.stdout)["ports"], "15768-17610")
+
+    def test_det_reverse_offline(self):
+        r = self.ctl("det", "reverse", "198.18.0.8:35000", "--config", self.config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("subscriber    100.64.1.7\n", r.stdout)
+        self.assertIn("ports         34198-36040\n", r.stdout)
+        for port in (34198, 36040):
+            r = self.ctl("--json", "det", "reverse", f"198.18.0.8:{port}", "--config",
+                         self.config)
+            self.assertEqual(json.loads(r.stdout)["subscriber"], "100.64.1.7")
+
+    def test_det_reverse_says_why_no_subscriber_holds_it(self):
+        cases = [
+            ("198.18.0.8:65530", "the port is in the unassigned tail of port_range (ports "
+             "1024-65528 of port_range 1024-65535 are assigned)"),
+            ("198.18.0.8:1023", "the port is outside port_range"),
+            ("198.18.0.31:2000", "the address is not in the pool"),
+            ("198.18.0.30:20000", "past the end of the subscriber prefix"),
+        ]
+        for endpoint, why in cases:
+            with self.subTest(endpoint=endpoint):
+                r = self.ctl("det", "reverse", endpoint, "--config", self.config)
+                self.assertEqual(r.returncode, 1)
+                self.assertEqual(r.stdout, "")
+                self.assertIn(f"ephemeractl: {endpoint}: no subscriber holds it: ", r.stderr)
+                self.assertIn(why, r.stderr)
+        r = self.ctl("--json", "det", "reverse", "198.18.0.8:65530", "--config", self.config)
+        self.assertEqual(r.returncode, 1)
+        self.assertIsNone(json.loads(r.stdout)["subscriber"])
+
+    def test_det_forward_outside_the_prefix_exits_1(self):
+        r = self.ctl("det", "forward", "100.64.4.0", "--config", self.config)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, "ephemeractl: 100.64.4.0: not a subscriber: outside the "
+                                   "subscriber prefix 100.64.0.0/22\n")
+
+    def test_det_pool_not_in_deterministic_mode_exits_1(self):
+        dynamic = self.write("dynamic.toml", DET_CONFIG.replace(
+            'mode = "deterministic"\n[pool.deterministic]\nsubscribers = "100.64.0.0/22"\n', ""))
+        r = self.ctl("det", "forward", "100.64.1.7", "--config", dynamic)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("the pool is not in deterministic mode (pool.mode is \"dynamic\")",
+                      r.stderr)
+
+    def test_det_refused_or_missing_config_exits_2(self):
+        too_many = self.write("big.toml", DET_CONFIG.replace("/22", "/16"))
+        r = self.ctl("det", "forward", "100.64.1.7", "--config", too_many)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("config refused: " + too_many + ": pool.deterministic.min_ports: 65536 "
+                      "subscribers over 30 pool addresses", r.stderr)
+        r = self.ctl("det", "forward", "100.64.1.7", "--config",
+                     os.path.join(self.dir.name, "absent.toml"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot open", r.stderr)
+
+    def test_det_malformed_arguments_exit_64(self):
+        for argv in (["det"], ["det", "forward"], ["det", "forward", "100.64.1"],
+                     ["det", "forward", "100.64.1.7.1"], ["det", "reverse", "198.18.0.8"],
+                     ["det", "reverse", "198.18.0.8:65536"], ["det", "reverse", "198.18.0.8:x"],
+                     ["det", "sideways", "1.2.3.4"], ["det", "forward", "100.64.1.7", "--config"]):
+            with self.subTest(argv=argv):
+                r = self.ctl(*argv)
+                self.assertEqual(r.returncode, 64, r.stderr)
+                self.assertEqual(r.stdout, "")
+
+    def test_show_config_prints_the_mode_and_its_settings(self):
+        self.server = FakeTelemetry({"/ephemera/config": DET_SHOW_CONFIG})
+        r = subprocess.run([EPHEMERACTL, "--socket", self.server.path, "show", "config"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [line.split(None, 1) for line in r.stdout.splitlines()]
+        self.assertIn(["pool_mode", "deterministic"], lines)
+        self.assertIn(["det_subscribers", "100.64.0.0/22"], lines)
+        self.assertIn(["det_pool", '["198.18.0.1-198.18.0.30"]'], lines)
+
+    def test_det_online_asks_show_config_and_computes_the_same(self):
+        self.server = FakeTelemetry({"/ephemera/config": DET_SHOW_CONFIG})
+        argv = [EPHEMERACTL, "--socket", self.server.path, "--json", "det", "forward",
+                "100.64.1.7"]
+        online = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        self.assertEqual(online.returncode, 0, online.stderr)
+        self.assertEqual(self.server.requests, ["/ephemera/config"])
+        offline = self.ctl("--json", "det", "forward", "100.64.1.7", "--config", self.config)
+        self.assertEqual(json.loads(online.stdout), json.loads(offline.stdout))
+        for reply, status, phrase in (
+                (dict(DET_SHOW_CONFIG, pool_mode="dynamic"), 1, "pool.mode is \"dynamic\""),
+                ({"file": "x"}, 1, "no pool_mode"),
+                (dict(DET_SHOW_CONFIG, det_pool=["nope"]), 2, "malformed"),
+                (None, 2, "no data")):
+            with self.subTest(reply=reply):
+                self.server.close()
+                self.server = FakeTelemetry({"/ephemera/config": reply})
+                r = subprocess.run([EPHEMERACTL, "--socket", self.server.path, "det", "reverse",
+                                    "198.18.0.8:35000"], capture_output=True, text=True,
+                                   timeout=60)
+                self.assertEqual(r.returncode, status, r.stderr)
+                self.assertIn(phrase, r.stderr)
+        r = self.ctl("det", "forward", "100.64.1.7")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot connect", r.stderr)
+
+
 class Live(unittest.TestCase):
     """show pauses and reset pauses against a real ephemera with two workers on net_null ports
     (an endless stream of junk frames, so the workers are busy while they take up changes)."""

@@ -2,6 +2,7 @@
 //
 // The command line only: it turns argv into one Command (commands.hpp) or a usage error.
 #include "commands.hpp"
+#include "det.hpp"
 #include "request.hpp"
 #include "telemetry_client.hpp"
 
@@ -39,6 +40,7 @@ struct Cli {
     std::string socket;
     Display display;
     std::optional<Command> command; // set by the callback of the subcommand that ran
+    std::optional<DetCommand> det;  // or this, by det forward / det reverse
 
     Cli();
 
@@ -46,6 +48,7 @@ private:
     void add_show();
     void add_lists();
     void add_changes();
+    void add_det();
 
     // Storage for subcommand arguments; CLI11 writes into these while parsing.
     std::uint32_t worker_ = 0;
@@ -56,6 +59,7 @@ private:
     std::string key_;
     std::string value_;
     std::string address_;
+    std::string det_config_;
 };
 
 Cli::Cli() {
@@ -82,6 +86,7 @@ Cli::Cli() {
     add_show();
     add_lists();
     add_changes();
+    add_det();
 }
 
 void Cli::add_show() {
@@ -236,6 +241,41 @@ void Cli::add_changes() {
         });
 }
 
+void Cli::add_det() {
+    CLI::App* det_app = app.add_subcommand(
+        "det", "deterministic NAT (RFC 7422): a subscriber's pool address and ports, or who "
+               "held a pool address and port; from --config FILE or the running ephemera");
+    det_app->fallthrough(); // --config may follow forward or reverse
+    det_app
+        ->add_option("--config", det_config_,
+                     "compute from this config file (e.g. an archived one) instead of asking "
+                     "the running ephemera")
+        ->type_name("FILE");
+    det_app->footer("Exit status: 0 found; 1 no such subscriber, no subscriber holds the port, "
+                    "or the pool is not in deterministic mode; 2 no config (file refused, no "
+                    "connection, malformed reply); 64 bad command line.");
+    det_app->callback([this] {
+        if (!det) {
+            throw CLI::ValidationError("det", "give forward ADDR or reverse ADDR:PORT");
+        }
+        det->config_file = det_config_;
+    });
+    CLI::App* forward =
+        det_app->add_subcommand("forward", "the pool address and port range of subscriber ADDR");
+    forward->add_option("ADDR", address_, "subscriber address")
+        ->required()
+        ->check(checked(check_ipv4))
+        ->type_name("ADDR");
+    forward->callback([this] { det = DetCommand{false, address_, {}}; });
+    CLI::App* reverse = det_app->add_subcommand(
+        "reverse", "the subscriber that holds port PORT of pool address ADDR");
+    reverse->add_option("ADDR:PORT", key_, "pool address and port")
+        ->required()
+        ->check(checked(check_endpoint))
+        ->type_name("ADDR:PORT");
+    reverse->callback([this] { det = DetCommand{true, key_, {}}; });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -246,9 +286,12 @@ int main(int argc, char** argv) {
         const int status = cli.app.exit(e); // prints help, or the error
         return status == 0 ? kExitOk : kExitUsage;
     }
+    const std::string path = cli.socket.empty() ? socket_path_for_prefix(cli.prefix) : cli.socket;
+    if (cli.det) {
+        return run_det(path, *cli.det, cli.display);
+    }
     if (!cli.command) {
         return kExitUsage; // unreachable: every leaf subcommand sets one
     }
-    const std::string path = cli.socket.empty() ? socket_path_for_prefix(cli.prefix) : cli.socket;
     return run_command(path, *cli.command, cli.display);
 }
