@@ -107,7 +107,6 @@ class Cli(unittest.TestCase):
         # Parsed and valid, but refused at start and by --check-config, before the EAL, with
         # the pointer to the offline ephemeractl det.
         modes = {
-            "blocks": '[pool.blocks]\nblock_size = 512\n',
             "deterministic": '[pool.deterministic]\nsubscribers = "100.64.0.0/28"\n',
         }
         for mode, table in modes.items():

@@ -281,20 +281,38 @@ TEST(DeterministicConfig, DescribeShowsTheFormulasNumbers) {
 
 // ---- modes the dataplane runs --------------------------------------------------------------
 
-TEST(SupportedModes, OnlyDynamicRunsForNow) {
+TEST(SupportedModes, DynamicAndBlocksRunDeterministicNotYet) {
     EXPECT_FALSE(check_modes_supported(accepted(pool4(""))).has_value());
-    for (const std::string& text :
-         {blocks(""), det("subscribers = \"100.64.0.0/22\"\nmin_ports = 100\n")}) {
-        const Config c = accepted(text);
-        const auto refusal = check_modes_supported(c);
-        ASSERT_TRUE(refusal.has_value());
-        EXPECT_EQ(refusal->file, kSource);
-        EXPECT_EQ(refusal->key, "pool.mode");
-        EXPECT_THAT(refusal->reason,
-                    HasSubstr("the dataplane does not translate mode \"" +
-                              std::string{allocation_mode_name(c.allocation)} + "\" yet"));
-        EXPECT_THAT(refusal->reason, HasSubstr("ephemeractl det works offline"));
-    }
+    EXPECT_FALSE(check_modes_supported(accepted(blocks(""))).has_value());
+    const Config c = accepted(det("subscribers = \"100.64.0.0/22\"\nmin_ports = 100\n"));
+    const auto refusal = check_modes_supported(c);
+    ASSERT_TRUE(refusal.has_value());
+    EXPECT_EQ(refusal->file, kSource);
+    EXPECT_EQ(refusal->key, "pool.mode");
+    EXPECT_THAT(refusal->reason,
+                HasSubstr("the dataplane does not translate mode \"deterministic\" yet"));
+    EXPECT_THAT(refusal->reason, HasSubstr("ephemeractl det works offline"));
+}
+
+// A block every worker's share can hold at least once, or a refusal naming the size key.
+TEST(SupportedModes, BlocksMustFitEveryWorkersShare) {
+    Config c = accepted(blocks(""));
+    c.port_range = {60000, 61023}; // 1024 ports: 256 slots per worker with 4 workers
+    c.reserved.clear();
+    c.blocks.block_size = 256;
+    EXPECT_FALSE(check_blocks_fit(c, 1).has_value());
+    EXPECT_FALSE(check_blocks_fit(c, 2).has_value());
+    const auto refusal = check_blocks_fit(c, 8);
+    ASSERT_TRUE(refusal.has_value());
+    EXPECT_EQ(refusal->key, "pool.blocks.block_size");
+    EXPECT_THAT(refusal->reason, HasSubstr("a block of 256 ports does not fit in worker"));
+    EXPECT_THAT(refusal->reason, HasSubstr("with 8 workers"));
+    c.blocks.adaptive = true;
+    c.blocks.min_block_size = 64;
+    EXPECT_FALSE(check_blocks_fit(c, 8).has_value());
+    c.allocation = AllocationMode::dynamic;
+    c.blocks.adaptive = false;
+    EXPECT_FALSE(check_blocks_fit(c, 8).has_value());
 }
 
 // ---- runtime edits -------------------------------------------------------------------------
