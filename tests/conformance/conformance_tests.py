@@ -60,7 +60,9 @@ def _block_size_for(port_range, workers):
     return max(64, min(BLOCK_SIZE, share // 4 // 64 * 64))
 
 
-def cfg(lab, **kw):
+def mode_config(**kw):
+    """make_config in the suite's MODE: in blocks mode with [pool] mode and [pool.blocks] added
+    (a test's own keys there win)."""
     if MODE == "blocks":
         sections = {k: dict(v) for k, v in (kw.pop("sections", None) or {}).items()}
         sections.setdefault("pool", {})["mode"] = "blocks"
@@ -68,7 +70,11 @@ def cfg(lab, **kw):
         blocks.setdefault("block_size", _block_size_for(kw.get("port_range", "iana"), WORKERS))
         blocks.setdefault("max_blocks", MAX_BLOCKS)
         kw["sections"] = sections
-    return make_config(next_hop=lab.next_hop, **kw)
+    return make_config(**kw)
+
+
+def cfg(lab, **kw):
+    return mode_config(next_hop=lab.next_hop, **kw)
 
 
 def scapy():
@@ -764,12 +770,12 @@ def _check_config(binary, body):
 
 def _timer_minimum(binary, key, minimum):
     base = {"udp": 300, "tcp_established": 7440, "tcp_transitory": 240, "icmp": 60}
-    rc, out = _check_config(binary, make_config(sections={"timeouts": dict(base, **{
+    rc, out = _check_config(binary, mode_config(sections={"timeouts": dict(base, **{
         key: minimum - 1})}))
     log("timeouts.%s = %d: exit %d: %s" % (key, minimum - 1, rc, out.strip()))
     check(rc != 0, "timeouts.%s = %d (below %d) was accepted" % (key, minimum - 1, minimum))
     check("timeouts.%s" % key in out, "the refusal does not name timeouts.%s: %s" % (key, out))
-    rc, out = _check_config(binary, make_config(sections={"timeouts": dict(base, **{
+    rc, out = _check_config(binary, mode_config(sections={"timeouts": dict(base, **{
         key: minimum})}))
     check(rc == 0, "timeouts.%s = %d (the minimum) was refused: %s" % (key, minimum, out))
 
