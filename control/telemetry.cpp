@@ -448,7 +448,8 @@ void add_allocation(rte_tel_data* d, const Config& c) {
         }
         std::string run = c.pool[i].to_string();
         if (j != i) {
-            run += "-" + c.pool[j].to_string();
+            run += '-';
+            run += c.pool[j].to_string();
         }
         complete = complete && rte_tel_data_add_array_string(runs, run.c_str()) == 0;
         i = j + 1;

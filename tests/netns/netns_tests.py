@@ -651,6 +651,258 @@ def test_checksum_offload_on_net_tap(binary):
             st["in2out_translated"], st["out2in_translated"], st["packets_fragmented"]))
 
 
+# ------------------------------------------------------------------- 12. port blocks (pool.mode)
+
+# Opens N UDP flows from consecutive source ports FIRST..FIRST+N-1 to SERVER:PORT, one at a
+# time, each answered by the server's echo; then EXTRA more flows from the ports after them;
+# then the first N again. Every socket is connected and has IP_RECVERR, so an ICMP 3/1 from
+# ephemera shows as EHOSTUNREACH (Linux reports host unreachable only to such sockets). Prints
+# one JSON line: flows and again ([local port, external "addr:port" or null, error or null]),
+# extra (the same for the EXTRA flows).
+_UDP_FLOWS = """
+import errno, json, socket, sys
+n, extra, first, server, port = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
+                                  sys.argv[4], int(sys.argv[5]))
+
+def open_flow(local):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11), 1)
+    s.bind(("0.0.0.0", local))
+    s.connect((server, port))
+    return s
+
+def exchange(s, data, tries=3, wait=1.0):
+    s.settimeout(wait)
+    for _ in range(tries):
+        try:
+            s.send(data.encode())
+            while True:
+                reply = s.recv(2048).decode(errors="replace")
+                if reply.endswith(" " + data):
+                    return [s.getsockname()[1], reply.split()[1], None]
+        except socket.timeout:
+            continue
+        except OSError as e:
+            return [s.getsockname()[1], None, errno.errorcode.get(e.errno, str(e.errno))]
+    return [s.getsockname()[1], None, "timeout"]
+
+socks = [open_flow(first + k) for k in range(n)]
+flows = [exchange(s, "flow %d" % k) for k, s in enumerate(socks)]
+more = [open_flow(first + n + k) for k in range(extra)]
+extra_flows = [exchange(s, "extra %d" % k, tries=2) for k, s in enumerate(more)]
+again = [exchange(s, "again %d" % k) for k, s in enumerate(socks)]
+print(json.dumps({"flows": flows, "extra": extra_flows, "again": again}))
+"""
+
+
+def blocks_config(block_size, max_blocks, pool=(POOL[0],)):
+    """One pool address (so a subscriber's ports are all on it) and no reserved range (so no
+    block loses ports to one): the block counts below are then exact."""
+    return make_config(pool=list(pool), reserved=(), sections={
+        "pool": {"mode": "blocks"},
+        "pool.blocks": {"block_size": block_size, "max_blocks": max_blocks}})
+
+
+def udp_flows(lab, sub, n, first, extra=0, server_port=5000):
+    """Runs _UDP_FLOWS in subscriber `sub`'s namespace; returns its report, the endpoints
+    parsed to (addr, port)."""
+    cp = lab.run(lab.sub(sub), [nslab.PYTHON, "-c", _UDP_FLOWS, str(n), str(extra), str(first),
+                                SERVER, str(server_port)],
+                 timeout=60 + 4 * (n + extra), check_rc=True)
+    report = json.loads(cp.stdout.strip().splitlines()[-1])
+    for key in ("flows", "extra", "again"):
+        report[key] = [(local, (ext.split(":")[0], int(ext.split(":")[1])) if ext else None, err)
+                       for local, ext, err in report[key]]
+    return report
+
+
+def check_flows_work(report, key, what):
+    failed = [(local, err) for local, ext, err in report[key] if ext is None]
+    check(not failed, "%s: %d of %d flows got no echo, e.g. %s" % (
+        what, len(failed), len(report[key]), failed[:5]))
+    return [ext for _, ext, _ in report[key]]
+
+
+def block_runs(ports, size=64):
+    """The 64-port runs (port // 64) the ports lie in: with one worker a block of 64 slots is
+    one such run, since slots are ports and blocks are cut at multiples of 64 slots."""
+    return sorted({p // size for p in ports})
+
+
+def owners(binary, queries, workers):
+    """`ephemera --owner` for each query (an address or ADDR:PORT[-HI]): what -> worker."""
+    cp = subprocess.run([binary, "--owner", "--workers", str(workers)] + list(queries),
+                        capture_output=True, text=True, timeout=30)
+    check(cp.returncode == 0, "ephemera --owner exited %d: %s" % (cp.returncode, cp.stderr))
+    out = {}
+    for line in cp.stdout.splitlines():
+        _kind, what, _, worker = line.split()
+        out[what] = int(worker)
+    return out
+
+
+def test_rfc6888_req4_blocks_300_flows(binary):
+    """Port blocks (RFC 6888 REQ-4 limits by blocks, REQ-13..14 fewer log records): one
+    subscriber, 300 UDP flows, block_size 64, one worker. The server sees 300 distinct source
+    ports, all on the subscriber's pool address and in its blocks: exactly ceil(300/64) = 5
+    64-port runs, and blocks_opened is 5 (a block is opened only when the others are full)."""
+    n, size = 300, 64
+    with lab_session(1) as lab, ephemera_session(binary, lab, 1,
+                                                 blocks_config(size, 8)) as eph:
+        srv = lab.agent(lab.ns("srv"))
+        srv.open("s", SERVER, 5000)
+        srv.serve_echo("s")
+        before = eph.stats()
+        report = udp_flows(lab, 1, n, 40000)
+        external = check_flows_work(report, "flows", "300 flows")
+        seen = {src for src, data in srv.seen("s") if data.startswith("flow ")}
+        ports = sorted(p for _, p in seen)
+        runs = block_runs(ports, size)
+        after = wait_stats(eph, lambda st: delta(st, before, "blocks_opened") >= 5)
+        log("server saw %d source ports from %s in runs %s; blocks_opened +%d, "
+            "live_mappings %d" % (len(ports), sorted({a for a, _ in seen}),
+                                  ["%d-%d" % (r * size, r * size + size - 1) for r in runs],
+                                  delta(after, before, "blocks_opened"),
+                                  after["live_mappings"]))
+        check(len(seen) == n, "the server saw %d distinct source endpoints, %d flows" % (
+            len(seen), n))
+        check(seen == set(external), "the server saw other endpoints than the echoes report")
+        check({a for a, _ in seen} == {POOL[0]}, "flows left from %s" % sorted(seen))
+        check(all(IANA[0] <= p <= IANA[1] for p in ports),
+              "ports outside the range: %s" % [p for p in ports if not IANA[0] <= p <= IANA[1]])
+        check(len(runs) == (n + size - 1) // size,
+              "300 ports lie in %d runs of 64 (%s), expected %d blocks" % (
+                  len(runs), runs, (n + size - 1) // size))
+        check(delta(after, before, "blocks_opened") == 5,
+              "blocks_opened rose by %d for 300 flows in blocks of 64" % delta(
+                  after, before, "blocks_opened"))
+        check(after["live_mappings"] == n, "live_mappings %d" % after["live_mappings"])
+        for key in ("drop_subscriber_blocks", "drop_blocks_exhausted", "blocks_released"):
+            check(after[key] == 0, "%s is %d" % (key, after[key]))
+
+
+def test_rfc6888_req4_blocks_second_block(binary):
+    """The first 64 flows of a subscriber (block_size 64) fill its first block: one 64-port run,
+    blocks_opened 1; the 65th opens a second block and lands outside that run."""
+    size = 64
+    with lab_session(1) as lab, ephemera_session(binary, lab, 1,
+                                                 blocks_config(size, 4)) as eph:
+        srv = lab.agent(lab.ns("srv"))
+        srv.open("s", SERVER, 5000)
+        srv.serve_echo("s")
+        report = udp_flows(lab, 1, size, 40000)
+        first = [p for _, p in check_flows_work(report, "flows", "first 64 flows")]
+        st = wait_stats(eph, lambda s: s["blocks_opened"] >= 1)
+        log("first 64 flows: ports %d-%d in runs %s, blocks_opened %d" % (
+            min(first), max(first), block_runs(first, size), st["blocks_opened"]))
+        check(len(set(first)) == size, "64 flows on %d ports" % len(set(first)))
+        check(len(block_runs(first, size)) == 1,
+              "the first 64 flows span runs %s, not one block" % block_runs(first, size))
+        check(st["blocks_opened"] == 1, "blocks_opened %d after 64 flows" % st["blocks_opened"])
+        # A new process, new source ports: the earlier flows' mappings stay (udp timeout 300).
+        report = udp_flows(lab, 1, 1, 40000 + size)
+        (ext,) = check_flows_work(report, "flows", "65th flow")
+        st = wait_stats(eph, lambda s: s["blocks_opened"] >= 2)
+        log("65th flow: %s:%d, blocks_opened %d" % (*ext, st["blocks_opened"]))
+        check(ext[1] // size not in block_runs(first, size),
+              "the 65th flow's port %d lies in the first block's run %s" % (
+                  ext[1], block_runs(first, size)))
+        check(ext[0] == POOL[0], "the 65th flow left from %s" % ext[0])
+        check(st["blocks_opened"] == 2, "blocks_opened %d after 65 flows" % st["blocks_opened"])
+        check(st["live_mappings"] == size + 1, "live_mappings %d" % st["live_mappings"])
+
+
+def test_rfc6888_req11_blocks_refusal_icmp_3_1(binary):
+    """max_blocks 1, block_size 64: the first 64 flows fill the subscriber's one block; the 65th
+    is refused (RFC 6888 REQ-11): dropped, counted in drop_subscriber_blocks, answered with ICMP
+    3/1 (its connected socket sees EHOSTUNREACH), and the 64 existing flows keep working with
+    their endpoints (no mapping is deleted to make room)."""
+    size = 64
+    with lab_session(1) as lab, ephemera_session(binary, lab, 1,
+                                                 blocks_config(size, 1)) as eph:
+        srv = lab.agent(lab.ns("srv"))
+        srv.open("s", SERVER, 5000)
+        srv.serve_echo("s")
+        before = eph.stats()
+        report = udp_flows(lab, 1, size, 40000, extra=1)
+        first = check_flows_work(report, "flows", "first 64 flows")
+        again = check_flows_work(report, "again", "first 64 flows after the refusal")
+        (local, ext, err), = report["extra"]
+        after = wait_stats(eph, lambda st: delta(st, before, "drop_subscriber_blocks") >= 1)
+        log("65th flow (port %d): endpoint %s, error %s; drop_subscriber_blocks +%d, "
+            "icmp_unreachable_sent +%d, blocks_opened +%d" % (
+                local, ext, err, delta(after, before, "drop_subscriber_blocks"),
+                delta(after, before, "icmp_unreachable_sent"),
+                delta(after, before, "blocks_opened")))
+        check(err == "EHOSTUNREACH", "the refused flow's socket saw %s, expected EHOSTUNREACH "
+              "(ICMP 3/1)" % (err or ("an echo via %s:%d" % ext if ext else "nothing")))
+        check(delta(after, before, "drop_subscriber_blocks") >= 1,
+              "drop_subscriber_blocks did not count the refused flow")
+        check(delta(after, before, "icmp_unreachable_sent") >= 1, "no ICMP 3/1 was sent")
+        check(delta(after, before, "blocks_opened") == 1,
+              "blocks_opened rose by %d with max_blocks 1" % delta(after, before,
+                                                                  "blocks_opened"))
+        check(after["drop_blocks_exhausted"] == 0, "drop_blocks_exhausted %d" %
+              after["drop_blocks_exhausted"])
+        check(again == first, "existing flows changed endpoints after the refusal")
+        check(len(block_runs([p for _, p in first], size)) == 1,
+              "the 64 flows span runs %s" % block_runs([p for _, p in first], size))
+        check(after["live_mappings"] == size, "live_mappings %d" % after["live_mappings"])
+        check(not [d for _, d in srv.seen("s") if d.startswith("extra ")],
+              "the refused flow's datagram reached the server")
+
+
+def test_rfc6888_req4_blocks_two_workers(binary):
+    """Two workers, two subscribers owned by different workers (ephemera --owner), 80 flows each
+    in blocks of 64: every port a subscriber gets is owned by its subscriber's worker, so return
+    traffic needs no handoff; each subscriber's ports lie in 2 blocks of 64 consecutive slots of
+    that worker's share, and each worker opened 2 blocks."""
+    workers, n, size, subs = 2, 80, 64, 4
+    with lab_session(subs) as lab:
+        sub_owner = owners(binary, [sub_addr(i) for i in range(1, subs + 1)], workers)
+        chosen = {}
+        for i in range(1, subs + 1):
+            chosen.setdefault(sub_owner[sub_addr(i)], i)
+        check(len(chosen) == workers, "subscribers %s all on one worker" % sub_owner)
+        log("subscriber owners %s; testing %s" % (sub_owner, chosen))
+        # Each worker's share: its ports in ascending order, slot = index (port_allocator.hpp).
+        port_owner = owners(binary, ["%s:0-65535" % POOL[0]], workers)
+        share = {w: sorted(int(q.split(":")[1]) for q, o in port_owner.items() if o == w)
+                 for w in range(workers)}
+        slot = {w: {p: k for k, p in enumerate(ports)} for w, ports in share.items()}
+        with ephemera_session(binary, lab, workers, blocks_config(size, 4)) as eph:
+            srv = lab.agent(lab.ns("srv"))
+            srv.open("s", SERVER, 5000)
+            srv.serve_echo("s")
+            got = {}
+            for w, i in sorted(chosen.items()):
+                report = udp_flows(lab, i, n, 40000)
+                got[w] = [p for _, p in check_flows_work(report, "flows", "sub%d" % i)]
+            st = wait_stats(eph, lambda s: s["blocks_opened"] >= 2 * workers)
+            per_worker = [eph.worker_stats(w) for w in range(workers)]
+            for w, ports in sorted(got.items()):
+                foreign = [p for p in ports if port_owner["%s:%d" % (POOL[0], p)] != w]
+                granules = sorted({slot[w][p] // size for p in ports if p in slot[w]})
+                log("worker %d (sub%d): %d ports %d-%d, blocks at slots %s; blocks_opened %d" % (
+                    w, chosen[w], len(set(ports)), min(ports), max(ports),
+                    ["%d-%d" % (g * size, g * size + size - 1) for g in granules],
+                    per_worker[w]["blocks_opened"]))
+                check(not foreign, "sub%d (worker %d) got ports of another worker: %s" % (
+                    chosen[w], w, foreign))
+                check(len(set(ports)) == n, "sub%d: %d flows on %d ports" % (
+                    chosen[w], n, len(set(ports))))
+                check(len(granules) == 2, "sub%d: 80 ports in %d runs of 64 slots of worker "
+                      "%d's share, expected 2 blocks" % (chosen[w], len(granules), w))
+                check(per_worker[w]["blocks_opened"] == 2,
+                      "worker %d opened %d blocks" % (w, per_worker[w]["blocks_opened"]))
+            check(st["blocks_opened"] == 2 * workers, "blocks_opened %d" % st["blocks_opened"])
+            check(not set(got[0]) & set(got[1]), "the subscribers share ports")
+            maps = [parse_mapping(m) for m in eph.mappings()]
+            for m in maps:
+                check(m["worker"] == sub_owner[m["inside"][0]],
+                      "mapping %s on worker %d" % (m, m["worker"]))
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items()
          if name.startswith("test_") and callable(fn)}
 
