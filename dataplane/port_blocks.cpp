@@ -62,10 +62,12 @@ std::uint32_t PortAllocator::open_block(std::uint16_t pool_index, std::uint32_t 
         return kNoBlock;
     }
     // Which block a subscriber gets is as hard to guess as its ports (RFC 6888 REQ-15): a
-    // keyed start, moved on by a counter, then the first free one after it.
+    // keyed start, mixed afresh for each block it opens (a counter moving the start on by one,
+    // as Algorithm 4 does for ports, would put a subscriber's blocks side by side, so that one
+    // block would tell where the next lies), then the first free one after it.
     const Alg4Seed seed = alg4_seed(port_key, Protocol::icmp);
     std::uint32_t& counter = alg4_table_[seed.index % kAlg4TableSize];
-    const std::uint32_t start = (seed.offset + counter++) % grid.count;
+    const std::uint32_t start = mix32(seed.offset ^ (counter++ * 0x9e3779b9u)) % grid.count;
     for (std::uint32_t i = 0; i < grid.count; ++i) {
         const std::uint32_t k = start + i < grid.count ? start + i : start + i - grid.count;
         const std::uint32_t first = grid.first + k * granules;

@@ -271,5 +271,23 @@ TEST(PortBlocks, AdaptiveSizeHalvesWhenNoLargeBlockIsFree) {
     EXPECT_EQ(nat.counters().get(Counter::drop_blocks_exhausted), 0u);
 }
 
+// RFC 6888 REQ-15: a subscriber's next block is not the one beside its last.
+TEST(PortBlocks, SuccessiveBlocksAreNotSideBySide) {
+    Nat nat(blocks_config({1024, 65535}, 64, 16));
+    const auto ports = open_flows(nat, kC, 20000, 64 * 8);
+    ASSERT_EQ(ports.size(), 64u * 8);
+    std::vector<std::uint32_t> blocks;
+    for (std::size_t i = 0; i < ports.size(); i += 64) {
+        blocks.push_back(block_of(ports[i]));
+    }
+    std::set<std::uint32_t> distinct(blocks.begin(), blocks.end());
+    EXPECT_EQ(distinct.size(), 8u);
+    int adjacent = 0;
+    for (std::size_t i = 1; i < blocks.size(); ++i) {
+        adjacent += blocks[i] == blocks[i - 1] + 1 ? 1 : 0;
+    }
+    EXPECT_LE(adjacent, 1) << "blocks opened in a row lie side by side";
+}
+
 } // namespace
 } // namespace ephemera
