@@ -16,6 +16,9 @@
 //                       in cycles per new session (one iteration = one whole population)
 //   expire/S            Translator::expire() on a fresh translator whose S sessions all come due,
 //                       then on their held ports: cycles per expired session
+//   session_create/M/S  session_create by allocation mode M (dynamic, blocks64, adaptive), all
+//                       three on one config that gives blocks room (kModePoolAddresses, ports
+//                       1024-65535): the summary sets each against dynamic (docs/allocation.md)
 // for S = 64K and 1M sessions, and, independent of the table size (the summary sets them
 // against both floors):
 //   port_alloc/P        PortAllocator allocate + release on an address filled to P percent
