@@ -16,6 +16,9 @@
 //                       in cycles per new session (one iteration = one whole population)
 //   expire/S            Translator::expire() on a fresh translator whose S sessions all come due,
 //                       then on their held ports: cycles per expired session
+//   session_create/M/S  session_create by allocation mode M (dynamic, blocks64, adaptive), all
+//                       three on one config that gives blocks room (kModePoolAddresses, ports
+//                       1024-65535): the summary sets each against dynamic (docs/allocation.md)
 // for S = 64K and 1M sessions, and, independent of the table size (the summary sets them
 // against both floors):
 //   port_alloc/P        PortAllocator allocate + release on an address filled to P percent
@@ -152,6 +155,30 @@ static_assert(kSizes[0].sessions % kBurst == 0 && kSizes[1].sessions % kBurst ==
 
 constexpr std::array<FilteringMode, 2> kModes = {FilteringMode::endpoint_independent,
                                                  FilteringMode::address_port_dependent};
+
+// Session create by allocation mode: the same population as session_create (16 flows per
+// subscriber, subscribers in order), on a config that gives every mode room. Blocks are cut from
+// the ports 1024-65535 (as an operator running blocks would configure): 252 granules of 64 per
+// address and worker; 512 addresses hold the 65,536 subscribers of 1M at one 64-port block
+// each with half of the granules free (128 per address), so the block search and the anchor
+// choice work on a half-full address as they would in service, not a nearly full one. Dynamic
+// runs on the very same config, so the ratio blocks / dynamic compares allocators only.
+constexpr std::uint32_t kModePoolAddresses = 512;
+constexpr PortRange kModePortRange{1024, 65535};
+constexpr std::uint32_t kModeBlockSize = 64; // 16 mappings = 8 ports per protocol: one block
+constexpr std::uint32_t kModeMaxBlocks = 8;
+
+struct Allocation {
+    const char* name; // in the benchmark's name: session_create/<name>/<size>
+    const char* label;
+    AllocationMode mode;
+    bool adaptive;
+};
+constexpr std::array<Allocation, 3> kAllocations = {{
+    {"dynamic", "dynamic", AllocationMode::dynamic, false},
+    {"blocks64", "blocks 64", AllocationMode::blocks, false},
+    {"adaptive", "blocks adaptive", AllocationMode::blocks, true},
+}};
 
 constexpr MacAddr kInsidePortMac{{0x02, 0, 0, 0, 0, 0x01}};
 constexpr MacAddr kOutsidePortMac{{0x02, 0, 0, 0, 0, 0x02}};
@@ -321,13 +348,26 @@ struct Stream {
 class World {
 public:
     // `streams`: also build the two walk streams (the expiry benchmark's worlds need none).
-    World(const SizeSpec& size, FilteringMode mode, WorkerId worker, bool streams = true) {
+    // `allocation`: the by-mode config (kModePoolAddresses, kModePortRange, the mode's blocks);
+    // without one, the config every other benchmark shares.
+    World(const SizeSpec& size, FilteringMode mode, WorkerId worker, bool streams = true,
+          const Allocation* allocation = nullptr) {
         Config config;
-        for (std::uint32_t i = 0; i < kPoolAddresses; ++i) {
+        const std::uint32_t addresses = allocation ? kModePoolAddresses : kPoolAddresses;
+        for (std::uint32_t i = 0; i < addresses; ++i) {
             config.pool.emplace_back(Ipv4Addr{198, 18, 0, 0}.value() + i);
         }
         config.port_range = PortRange{49152, 65535};
         config.port_range_name = "iana";
+        if (allocation != nullptr) {
+            config.port_range = kModePortRange;
+            config.port_range_name = "1024-65535";
+            config.allocation = allocation->mode;
+            config.blocks.block_size = kModeBlockSize;
+            config.blocks.max_blocks = kModeMaxBlocks;
+            config.blocks.adaptive = allocation->adaptive;
+            config.blocks.min_block_size = kModeBlockSize;
+        }
         config.filtering = mode;
         config.limits.max_sessions = size.sessions * kWorkers; // each worker's share is S
         const Ownership ownership(kWorkers);
@@ -514,6 +554,7 @@ struct Registry {
     std::array<std::unique_ptr<World>, kSizes.size() * kModes.size()> worlds;
     std::array<std::unique_ptr<Floor>, kSizes.size()> floors;
     std::array<std::unique_ptr<World>, kSizes.size()> scratch; // for expiry: emptied by use
+    std::array<std::unique_ptr<World>, kSizes.size()> by_mode; // session create by allocation
 
     static std::size_t world_index(std::size_t size, std::size_t mode) {
         return size * kModes.size() + mode;
@@ -539,6 +580,13 @@ struct Registry {
         w = std::make_unique<World>(kSizes[size], kModes[0], WorkerId{0}, false);
         return *w;
     }
+    // A fresh world of the by-mode config, replacing the last one of this size.
+    World& fresh_by_mode(std::size_t size, const Allocation& allocation) {
+        auto& w = by_mode[size];
+        w.reset();
+        w = std::make_unique<World>(kSizes[size], kModes[0], WorkerId{0}, false, &allocation);
+        return *w;
+    }
     Floor& floor(std::size_t size) {
         auto& f = floors[size];
         if (!f) {
@@ -550,6 +598,7 @@ struct Registry {
         worlds = {};
         floors = {};
         scratch = {};
+        by_mode = {};
     }
 };
 
@@ -707,14 +756,15 @@ constexpr const char* kCpuCounterTo75 = "cpu_cycles_per_pkt_to75";
 // whole population, the counters _to75 cover the sessions created while the tables were at
 // most three quarters full: rte_hash sizes its buckets to the entry count, so the last quarter
 // is where inserts start moving entries along cuckoo paths.
-void bm_session_create(benchmark::State& state, std::size_t size) {
+template <class Fresh>
+void measure_create(benchmark::State& state, std::size_t size, Fresh&& fresh) {
     std::uint64_t cycles = 0;
     std::uint64_t cpu_ns = 0;
     std::uint64_t cycles_to75 = 0;
     std::uint64_t cpu_ns_to75 = 0;
     for (auto _ : state) {
         World* w = nullptr;
-        if (!guarded(state, [&] { w = &registry().rebuild(size, 0); })) {
+        if (!guarded(state, [&] { w = &fresh(); })) {
             break;
         }
         cycles += w->create_cycles();
@@ -730,6 +780,30 @@ void bm_session_create(benchmark::State& state, std::size_t size) {
                       static_cast<double>(kSizes[size].sessions / 4 * 3);
     state.counters[kTscCounterTo75] = static_cast<double>(cycles_to75) / to75;
     state.counters[kCpuCounterTo75] = ns_to_tsc(static_cast<double>(cpu_ns_to75)) / to75;
+}
+
+void bm_session_create(benchmark::State& state, std::size_t size) {
+    measure_create(state, size, [&]() -> World& { return registry().rebuild(size, 0); });
+}
+
+// The same population on the by-mode config (kAllocations). Besides cycles: blocks opened per
+// subscriber and the share of mappings that kept their inside port, to show what each mode
+// did. The world is dropped afterwards: nothing else uses it, and a 1M one holds ~0.5 GB.
+void bm_session_create_by_mode(benchmark::State& state, std::size_t size, std::size_t alloc) {
+    World* last = nullptr;
+    measure_create(state, size, [&]() -> World& {
+        last = &registry().fresh_by_mode(size, kAllocations[alloc]);
+        return *last;
+    });
+    if (last != nullptr) {
+        const double subscribers = kSizes[size].sessions / double{kFlowsPerSubscriber};
+        const double mappings = last->counters.get(Counter::mappings_created);
+        state.counters["blocks_per_sub"] =
+            static_cast<double>(last->counters.get(Counter::blocks_opened)) / subscribers;
+        state.counters["preserved"] =
+            static_cast<double>(last->counters.get(Counter::port_preserved)) / mappings;
+    }
+    registry().by_mode[size].reset();
 }
 
 // Expiry: one iteration = a fresh world of every flow of the size, all of whose sessions then
@@ -885,6 +959,10 @@ std::string bench_name(const char* path, std::size_t size) {
     return std::string(path) + "/" + kSizes[size].name;
 }
 
+std::string by_mode_name(std::size_t alloc, std::size_t size) {
+    return std::string("session_create/") + kAllocations[alloc].name + "/" + kSizes[size].name;
+}
+
 std::string port_alloc_name(std::uint32_t per_mille) {
     return "port_alloc/" + std::to_string(per_mille / 10) + "." + std::to_string(per_mille % 10) +
            "pct";
@@ -896,6 +974,13 @@ void register_benchmarks() {
             ->Iterations(1)
             ->UseManualTime()
             ->Unit(benchmark::kMillisecond);
+        for (std::size_t a = 0; a < kAllocations.size(); ++a) {
+            benchmark::RegisterBenchmark(by_mode_name(a, s).c_str(), bm_session_create_by_mode, s,
+                                         a)
+                ->Iterations(1)
+                ->UseManualTime()
+                ->Unit(benchmark::kMillisecond);
+        }
         benchmark::RegisterBenchmark(bench_name("in2out", s).c_str(), bm_in2out, s);
         benchmark::RegisterBenchmark(bench_name("in2out_offload", s).c_str(), bm_in2out_offload, s);
         benchmark::RegisterBenchmark(bench_name("out2in_eif", s).c_str(), bm_out2in, s,
@@ -1060,6 +1145,144 @@ void print_summary(const SummaryReporter& r) {
     }
 }
 
+// Session create by allocation mode, each next to dynamic on the same config and to the floor
+// of its size, both measured in this run.
+void print_mode_summary(const SummaryReporter& r) {
+    bool any = false;
+    for (std::size_t s = 0; s < kSizes.size() && !any; ++s) {
+        for (std::size_t a = 0; a < kAllocations.size() && !any; ++a) {
+            any = !std::isnan(r.cycles(by_mode_name(a, s), kTscCounter));
+        }
+    }
+    if (!any) {
+        return;
+    }
+    std::printf("\nSession create by allocation mode: cycles per new session, median of %lld "
+                "repetition(s)\n"
+                "  config: %u pool addresses, ports %u-%u, worker 0 of %u, %u flows per "
+                "subscriber; blocks %u ports, max_blocks %u; adaptive %u..4096\n"
+                "  75%%   = the sessions created while the tables were at most three quarters "
+                "full\n"
+                "  /dyn  = this mode over dynamic (same size, same clock); floor = "
+                "rte_hash_lookup_bulk_data per key\n\n",
+                static_cast<long long>(std::max<std::int64_t>(r.repetitions(), 1)),
+                kModePoolAddresses, unsigned{kModePortRange.lo}, unsigned{kModePortRange.hi},
+                unsigned{kWorkers}, kFlowsPerSubscriber, kModeBlockSize, kModeMaxBlocks,
+                kModeBlockSize);
+    std::printf("%-5s %-16s %9s %9s %9s %9s %9s %9s %9s %9s\n", "size", "mode", "tsc", "cpu",
+                "tsc 75%", "cpu 75%", "tsc /dyn", "cpu /dyn", "cpu 75%/d", "cpu/floor");
+    for (std::size_t s = 0; s < kSizes.size(); ++s) {
+        const std::string dynamic = by_mode_name(0, s);
+        const double dyn_tsc = r.cycles(dynamic, kTscCounter);
+        const double dyn_cpu = r.cycles(dynamic, kCpuCounter);
+        const double dyn_cpu75 = r.cycles(dynamic, kCpuCounterTo75);
+        const double cpu_floor = r.cycles(bench_name("floor_bulk_data", s), kCpuCounter);
+        for (std::size_t a = 0; a < kAllocations.size(); ++a) {
+            const std::string name = by_mode_name(a, s);
+            const double tsc = r.cycles(name, kTscCounter);
+            if (std::isnan(tsc)) {
+                continue;
+            }
+            const double cpu = r.cycles(name, kCpuCounter);
+            const double cpu75 = r.cycles(name, kCpuCounterTo75);
+            std::printf("%-5s %-16s", kSizes[s].name, kAllocations[a].label);
+            print_cell(tsc, " %9.1f");
+            print_cell(cpu, " %9.1f");
+            print_cell(r.cycles(name, kTscCounterTo75), " %9.1f");
+            print_cell(cpu75, " %9.1f");
+            print_cell(tsc / dyn_tsc, " %9.3f");
+            print_cell(cpu / dyn_cpu, " %9.3f");
+            print_cell(cpu75 / dyn_cpu75, " %9.3f");
+            print_cell(cpu / cpu_floor, " %9.1f");
+            std::printf("\n");
+        }
+    }
+    const double floor64k = r.cycles(bench_name("floor_bulk_data", 0), kCpuCounter);
+    const double floor1m = r.cycles(bench_name("floor_bulk_data", 1), kCpuCounter);
+    std::printf("floor (cpu, same run): 64K %.1f, 1M %.1f cycles per key\n", floor64k, floor1m);
+}
+
+// Bytes of translation state per subscriber in each mode, from the records' sizes and the
+// arrays a pool address brings to each worker. Printed by every run: it depends on nothing
+// measured. Hash keys and buckets (rte_hash for subscribers and mappings, the session table's
+// keys) are left out: they are the same in every mode.
+void print_state_bytes() {
+    const Ownership ownership(kWorkers);
+    const PortSlice slice(ownership, 0);
+    const PortMask mask(slice, kModePortRange, {});
+    const AddressPorts address(slice.slot_count());
+    const std::uint32_t slots = slice.slot_count();
+    const std::size_t words = (slots + 63) / 64;
+    // PortBitmap keeps used and valid words and one summary bit per word and parity.
+    const std::size_t bitmap_bytes = kProtocolCount * 8 * (2 * words + 2 * ((words + 63) / 64));
+    const std::size_t out2in_bytes = address.out2in.size() * sizeof(std::uint32_t);
+    const std::size_t hold_bytes = address.hold_chunks.count * sizeof(HoldChunk);
+    const std::size_t granule_bytes = address.blocks.size() * sizeof(PortBlock);
+    const std::size_t per_address = bitmap_bytes + out2in_bytes + hold_bytes + granule_bytes;
+
+    constexpr std::uint32_t m = kFlowsPerSubscriber; // mappings, one session each
+    const std::size_t mapping_bytes = sizeof(Mapping) + sizeof(SessionKey) + sizeof(Session);
+    // Of the subscriber record, what each mode uses: dynamic none of SubscriberBlocks, fixed
+    // blocks all but the adaptive demand, adaptive all of it. The record is the same size in
+    // every mode (one type), so the unused part is padding the mode still pays for.
+    const std::size_t sub = sizeof(Subscriber);
+    const std::size_t sub_blocks = sizeof(SubscriberBlocks);
+    const std::size_t sub_demand = sizeof(BlockDemand);
+    // 16 mappings are 8 ports per protocol: one block of 64 in either blocks mode, one
+    // granule, whose PortBlock record is the subscriber's while it holds the block.
+    const std::size_t held_granules = (m / 2 + kModeBlockSize - 1) / kModeBlockSize;
+
+    std::printf("\nState bytes per subscriber (16 mappings, 1 session each; records only, hash "
+                "keys and buckets left out)\n"
+                "  sizeof: Subscriber %zu (SubscriberBlocks %zu, of it BlockDemand %zu), Mapping "
+                "%zu, session entry %zu (SessionKey %zu + Session %zu), PortBlock %zu\n"
+                "  per pool address per worker (%u slots, %zu granules, %u of them in "
+                "1024-65535): bitmaps %zu, out2in %zu, hold-down chunks %zu, PortBlock array "
+                "%zu = %zu bytes, allocated in every mode\n\n",
+                sub, sub_blocks, sub_demand, sizeof(Mapping), sizeof(SessionKey) + sizeof(Session),
+                sizeof(SessionKey), sizeof(Session), sizeof(PortBlock), slots,
+                address.blocks.size(), blocks_that_fit(mask, 1), bitmap_bytes, out2in_bytes,
+                hold_bytes, granule_bytes, per_address);
+    struct Column {
+        const char* label;
+        std::size_t record_used;
+        std::size_t granules;
+    };
+    const Column columns[] = {
+        {"dynamic", sub - sub_blocks, 0},
+        {"blocks 64", sub - sub_demand, held_granules},
+        {"blocks adaptive", sub, held_granules},
+    };
+    std::printf("%-44s %12s %12s %16s\n", "", columns[0].label, columns[1].label, columns[2].label);
+    auto row = [&](const char* label, auto value) {
+        std::printf("%-44s", label);
+        for (const Column& c : columns) {
+            std::printf(" %*.1f", &c == &columns[2] ? 16 : 12, static_cast<double>(value(c)));
+        }
+        std::printf("\n");
+    };
+    const auto records = [&](const Column& c) {
+        return sub + m * mapping_bytes + c.granules * sizeof(PortBlock);
+    };
+    row("subscriber record (sizeof, any mode)", [&](const Column&) { return sub; });
+    row("  of it used by the mode", [&](const Column& c) { return c.record_used; });
+    row("PortBlock records of its blocks",
+        [&](const Column& c) { return c.granules * sizeof(PortBlock); });
+    row("mappings + sessions (16 x (32 + 32))", [&](const Column&) { return m * mapping_bytes; });
+    row("records per subscriber", records);
+    row("records per mapping", [&](const Column& c) { return records(c) / double{m}; });
+    for (std::size_t s = 0; s < kSizes.size(); ++s) {
+        const double subs = kSizes[s].sessions / double{m};
+        const double share = static_cast<double>(per_address) * kModePoolAddresses / subs;
+        char label[64];
+        std::snprintf(label, sizeof label, "+ address arrays, %s (%.0f subs/address)",
+                      kSizes[s].name, subs / kModePoolAddresses);
+        row(label, [&](const Column& c) { return records(c) + share; });
+        std::snprintf(label, sizeof label, "  per mapping, %s", kSizes[s].name);
+        row(label, [&](const Column& c) { return (records(c) + share) / m; });
+    }
+}
+
 // The EAL's memory options: EPHEMERA_EAL_MEMORY, split at whitespace, else 4 KiB pages.
 std::vector<std::string> eal_memory_args() {
     const char* env = std::getenv("EPHEMERA_EAL_MEMORY");
@@ -1147,6 +1370,8 @@ int main(int argc, char** argv) {
     SummaryReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     print_summary(reporter);
+    print_mode_summary(reporter);
+    print_state_bytes();
     registry().clear();
     benchmark::Shutdown();
     rte_eal_cleanup();
