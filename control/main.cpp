@@ -4,7 +4,7 @@
 #include "app.hpp"
 #include "owner_query.hpp"
 
-#include "ephemera/supported_modes.hpp"
+#include "ephemera/mode_checks.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -47,9 +47,20 @@ int worker_main(void* arg) {
     return 0;
 }
 
-// --owner: the queries were checked while parsing the command line.
+int report_config_error(const ConfigError& e);
+
+// --owner: the queries were checked while parsing the command line. With --config, ownership
+// is the config's (in deterministic mode a port's owner is its subscriber's worker).
 int print_owners(const Options& opts) {
-    const Ownership ownership(static_cast<WorkerId>(opts.owner_workers));
+    const auto workers = static_cast<WorkerId>(opts.owner_workers);
+    Ownership ownership(workers);
+    if (!opts.config.empty()) {
+        auto result = load_config_file(opts.config);
+        if (auto* e = std::get_if<ConfigError>(&result)) {
+            return report_config_error(*e);
+        }
+        ownership = Ownership::for_config(std::get<Config>(result), workers);
+    }
     for (const std::string& text : opts.owner_queries) {
         std::fputs(describe_owner(ownership, *parse_owner_query(text)).c_str(), stdout);
     }
@@ -109,7 +120,7 @@ int run(App& app, const Options& opts) {
 
     WorkerShared& shared = app.shared;
     shared.config = &app.config;
-    shared.ownership = Ownership(workers);
+    shared.ownership = Ownership::for_config(app.config, workers);
     shared.workers = workers;
     // A fresh 128-bit secret per start keys port selection (RFC 6056 section 3.3.4).
     shared.port_secret = SipKey{rte_rand(), rte_rand()};
@@ -270,7 +281,8 @@ int main(int argc, char** argv) {
     auto* owner_opt = cli.add_flag(
         "--owner", opts.owner,
         "Print the worker that owns each subscriber ADDR, or each external port ADDR:PORT or "
-        "ADDR:LO-HI, with --workers N workers, and exit (the function the workers use)");
+        "ADDR:LO-HI, with --workers N workers (and the ownership of --config FILE's mode, if "
+        "given), and exit (the function the workers use)");
     auto* workers_opt = cli.add_option("--workers", opts.owner_workers, "Worker count for --owner")
                             ->check(CLI::Range(1u, static_cast<unsigned>(Ownership::kMaxWorkers)));
     auto* queries_opt =
@@ -279,7 +291,7 @@ int main(int argc, char** argv) {
                 return parse_owner_query(v) ? std::string()
                                             : "expected ADDR, ADDR:PORT or ADDR:LO-HI, got " + v;
             });
-    owner_opt->needs(workers_opt)->needs(queries_opt)->excludes(config_opt)->excludes(check_opt);
+    owner_opt->needs(workers_opt)->needs(queries_opt)->excludes(check_opt);
     workers_opt->needs(owner_opt);
     queries_opt->needs(owner_opt);
     std::reverse(app_args.begin(), app_args.end()); // CLI11 takes its vector in reverse
@@ -297,9 +309,6 @@ int main(int argc, char** argv) {
         if (auto* e = std::get_if<ConfigError>(&result)) {
             return report_config_error(*e);
         }
-        if (const auto refused = check_modes_supported(std::get<Config>(result))) {
-            return report_config_error(*refused);
-        }
         std::printf("%s", describe_config(std::get<Config>(result)).c_str());
         std::printf("ephemera: %s is valid\n", opts.check_config.c_str());
         return 0;
@@ -312,9 +321,6 @@ int main(int argc, char** argv) {
     auto result = load_config_file(opts.config);
     if (auto* e = std::get_if<ConfigError>(&result)) {
         return report_config_error(*e);
-    }
-    if (const auto refused = check_modes_supported(std::get<Config>(result))) {
-        return report_config_error(*refused);
     }
 
     install_signal_handlers();

@@ -3,7 +3,7 @@
 #include "app.hpp"
 
 #include "ephemera/config_edit.hpp"
-#include "ephemera/supported_modes.hpp"
+#include "ephemera/mode_checks.hpp"
 
 namespace ephemera {
 
@@ -55,9 +55,6 @@ ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::strin
     }
     auto config = std::make_shared<const Config>(std::move(std::get<Config>(next)));
     if (const auto refusal = check_runtime_change(current_, *config)) {
-        return {false, refusal_text(*refusal)};
-    }
-    if (const auto refusal = check_modes_supported(*config)) {
         return {false, refusal_text(*refusal)};
     }
     if (const auto refusal = check_blocks_fit(*config, app_.shared.workers)) {

@@ -341,19 +341,26 @@ int cmd_ports(App& app, const char*, rte_tel_data* d) {
     for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
         const auto proto = static_cast<std::size_t>(proto_index(p));
         const std::string name(protocol_name(p));
+        // Each worker owns its share of an address, except in deterministic mode, where every
+        // worker numbers every port: there the range counts once and the ports in use add up.
+        const bool shared_range = app.shared.ownership.by_subscriber();
         column((name + "_free").c_str(), [&](std::size_t a) {
             std::uint64_t f = 0;
+            std::uint64_t used = 0;
             for (auto& w : app.workers) {
-                f += w->mailbox().free_ports[a * kProtocolCount + proto];
+                const std::uint32_t free = w->mailbox().free_ports[a * kProtocolCount + proto];
+                f += free;
+                used += w->mailbox().usable_ports - free;
             }
-            return f;
+            const std::uint64_t usable = first.usable_ports;
+            return shared_range ? (used < usable ? usable - used : 0) : f;
         });
         column((name + "_usable").c_str(), [&](std::size_t) {
             std::uint64_t u = 0;
             for (auto& w : app.workers) {
                 u += w->mailbox().usable_ports;
             }
-            return u;
+            return shared_range ? std::uint64_t{first.usable_ports} : u;
         });
     }
     // Held ports are counted per worker, not per address: their total stands on the first.

@@ -240,7 +240,8 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
         }
         PacketRef& pkt = packets[i];
         const Mapping& m = tables_.mapping_records[mappings_[i]];
-        EPHEMERA_ASSERT_OWNER(owns_port(m.external_port) && owns_subscriber(m.inside));
+        EPHEMERA_ASSERT_OWNER(owns_port(m.pool_index, m.external_port) &&
+                              owns_subscriber(m.inside));
         std::memcpy(pkt.frame, m.inside_mac.bytes, 6);
         std::memcpy(pkt.frame + 6, l2.inside_port_mac.bytes, 6);
         if constexpr (kOffload) {

@@ -286,7 +286,9 @@ void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
                                     plan_->policy.hold_down)) {
             counters_.add(Counter::blocks_released);
         }
-    } else if (plan_->policy.hold_down == 0) {
+    } else if (plan_->policy.hold_down == 0 ||
+               plan_->policy.allocation == AllocationMode::deterministic) {
+        // Deterministic mode: the port can only ever go back to this subscriber.
         ports_.release(m.pool_index, m.proto, m.external_port);
     } else {
         ports_.hold(m.pool_index, m.proto, m.external_port, now + plan_->policy.hold_down);

@@ -58,7 +58,7 @@ std::uint64_t next_generation() {
 PortSlice::PortSlice(const Ownership& ownership, WorkerId worker) : rank_of_pair_(32768, kNoRank) {
     for (std::uint32_t pair = 0; pair < 32768; ++pair) {
         const auto even = static_cast<std::uint16_t>(pair << 1);
-        if (ownership.port_owner(Ipv4Addr{}, even) == worker) {
+        if (ownership.by_subscriber() || ownership.port_owner(Ipv4Addr{}, even) == worker) {
             rank_of_pair_[pair] = static_cast<std::uint16_t>(pair_port_.size());
             pair_port_.push_back(even);
         }
@@ -248,10 +248,10 @@ std::optional<std::uint32_t> PortBitmap::find_free(std::uint32_t start, unsigned
 
 // ---- AddressPorts ---------------------------------------------------------------------------
 
-AddressPorts::AddressPorts(std::uint32_t slots)
+AddressPorts::AddressPorts(std::uint32_t slots, bool holds)
     : bitmaps{PortBitmap(slots), PortBitmap(slots), PortBitmap(slots)},
       out2in(kProtocolCount * std::size_t{slots}, kNoIndex),
-      hold_chunks(kProtocolCount * std::size_t{slots}),
+      hold_chunks(holds ? kProtocolCount * std::size_t{slots} : 0),
       blocks((slots + kGranuleSlots - 1) / kGranuleSlots) {}
 
 // ---- PortAllocator --------------------------------------------------------------------------
@@ -333,6 +333,29 @@ std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req, std::ui
             break;
         }
     }
+    if (!slot) {
+        return std::nullopt;
+    }
+    bits.take(*slot, mask_);
+    return PortGrant{slice_.port_of(*slot), false};
+}
+
+std::optional<PortGrant> PortAllocator::allocate_in_range(const PortRequest& req,
+                                                          std::uint64_t port_key, PortRange range) {
+    PortBitmap& bits = bitmap(req.pool_index, req.proto);
+    if (const auto slot = slice_.slot_of(req.inside_port);
+        slot && range.contains(req.inside_port) && bits.is_free(*slot, mask_)) {
+        bits.take(*slot, mask_);
+        return PortGrant{req.inside_port, true};
+    }
+    const std::uint32_t lo = slice_.lower_bound(range.lo);
+    const std::uint32_t end =
+        range.hi == 0xffff ? slice_.slot_count() : slice_.lower_bound(range.hi + 1);
+    if (lo >= end) {
+        return std::nullopt;
+    }
+    const auto slot =
+        search(bits, alg4_seed(port_key, req.proto), req.inside_port & 1u, lo, end - 1);
     if (!slot) {
         return std::nullopt;
     }

@@ -97,6 +97,14 @@ std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol pro
 
 void Translator::anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto, Tick now) {
     sub.pool_index = choose_anchor(inside, proto, now);
+    if (const DeterministicMap* det = ownership_.deterministic()) {
+        // RFC 7422: the formula names the address; outside the prefix allocation refuses.
+        if (const auto range = det->forward(inside)) {
+            if (const std::uint16_t index = pool().find(range->pool_address); index != kNoPool) {
+                sub.pool_index = index;
+            }
+        }
+    }
     sub.port_key = ports_.port_key(inside, pool().address(sub.pool_index));
 }
 
@@ -133,6 +141,19 @@ std::uint16_t Translator::choose_anchor(Ipv4Addr inside, Protocol proto, Tick no
 std::optional<PortGrant> Translator::allocate_port(const PortRequest& request, Subscriber& sub,
                                                    std::uint32_t subscriber, Tick now,
                                                    Counter& refusal) {
+    if (policy().allocation == AllocationMode::deterministic) {
+        const DeterministicMap* det = ownership_.deterministic();
+        const auto range = det != nullptr ? det->forward(request.inside) : std::nullopt;
+        if (!range || pool().find(range->pool_address) != request.pool_index) {
+            refusal = Counter::drop_not_deterministic;
+            return std::nullopt;
+        }
+        auto grant = ports_.allocate_in_range(request, sub.port_key, range->ports);
+        if (!grant) {
+            refusal = Counter::drop_ports_exhausted; // every port of its run is in use
+        }
+        return grant;
+    }
     if (policy().allocation != AllocationMode::blocks) {
         auto grant = ports_.allocate(request, sub.port_key);
         if (!grant) {
@@ -166,7 +187,7 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     if (!grant) {
         return kNoIndex;
     }
-    EPHEMERA_ASSERT_OWNER(owns_port(grant->port));
+    EPHEMERA_ASSERT_OWNER(owns_port(sub.pool_index, grant->port));
     const std::int32_t map_pos = tables_.mappings.add(&key);
     if (map_pos < 0) {
         if (policy().allocation == AllocationMode::blocks) { // nothing was sent: no hold-down

@@ -21,7 +21,8 @@ bool is_mapping_refusal(Counter c) {
     return c == Counter::drop_ports_exhausted || c == Counter::drop_sessions_exhausted ||
            c == Counter::drop_subscribers_exhausted || c == Counter::drop_subscriber_sessions ||
            c == Counter::drop_subscriber_ports || c == Counter::drop_subscriber_rate ||
-           c == Counter::drop_subscriber_blocks || c == Counter::drop_blocks_exhausted;
+           c == Counter::drop_subscriber_blocks || c == Counter::drop_blocks_exhausted ||
+           c == Counter::drop_not_deterministic;
 }
 
 bool is_bare_syn(const ParsedPacket& p) {

@@ -235,6 +235,11 @@ OutsideSteeringPlan plan_outside_steering(const Ownership& ownership,
         plan.reason = "one worker: every packet is already on its owner's queue";
         return plan;
     }
+    if (ownership.by_subscriber()) {
+        plan.reason = "deterministic mode: a port's owner follows the subscriber that holds it, "
+                      "not the port's bits";
+        return plan;
+    }
     ValidatedSet chosen = validate_all(build_port_rules(ownership, pool, range), nic);
     if (chosen.valid_count < chosen.rules.size()) {
         // A NIC may refuse a partial address mask but take full ones (i40e and ice FDIR want

@@ -80,7 +80,8 @@ std::unique_ptr<WorkerPlan> PlanCompiler::compile(std::shared_ptr<const Config> 
         }
         all.push_back(a);
         plan->active.push_back(1);
-        plan->address_ports.push_back(std::make_shared<AddressPorts>(slice_.slot_count()));
+        plan->address_ports.push_back(std::make_shared<AddressPorts>(
+            slice_.slot_count(), config->allocation != AllocationMode::deterministic));
     }
     plan->pool = PoolIndex(all);
     for (const auto& a : plan->address_ports) {

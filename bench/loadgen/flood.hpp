@@ -100,7 +100,7 @@ inline constexpr std::array kFloodKinds = {
     FloodKind{FloodFrame::syn, "syn", FloodType::syn, false,
               "in2out_translated|drop_sessions_exhausted|drop_subscribers_exhausted|"
               "drop_subscriber_sessions|drop_subscriber_ports|drop_subscriber_rate|"
-              "drop_ports_exhausted|drop_subscriber_blocks|drop_blocks_exhausted|"
+              "drop_ports_exhausted|drop_subscriber_blocks|drop_blocks_exhausted|drop_not_deterministic|"
               "drop_handoff_congestion"},
     FloodKind{FloodFrame::outside_udp, "outside_udp", FloodType::outside, true,
               "out2in_translated|drop_no_mapping|drop_filtered|drop_handoff_congestion"},

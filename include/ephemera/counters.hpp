@@ -80,6 +80,7 @@ enum class Counter : std::uint16_t {
     drop_subscriber_rate,       // the subscriber opens mappings faster than its rate limit
     drop_subscriber_blocks,     // its blocks are full and it holds max_blocks of them
     drop_blocks_exhausted,      // its blocks are full and its pool address has no free block
+    drop_not_deterministic,     // deterministic mode: the subscriber is outside the prefix
     drop_handoff_congestion,    // owner's handoff ring full
     drop_hairpin_overflow,      // hairpinned packets beyond what a second pass holds (a defect)
     drop_nexthop_unresolved,    // next hop's MAC not learned yet
@@ -167,6 +168,7 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_subscriber_rate",
     "drop_subscriber_blocks",
     "drop_blocks_exhausted",
+    "drop_not_deterministic",
     "drop_handoff_congestion",
     "drop_hairpin_overflow",
     "drop_nexthop_unresolved",

@@ -148,7 +148,9 @@ private:
 // whole by whoever adds the address (the control thread at run time), then owned by plans and
 // written only by its worker.
 struct AddressPorts {
-    explicit AddressPorts(std::uint32_t slots);
+    // `holds`: whether its ports are ever held down (not in deterministic mode, where a port
+    // only ever goes back to the subscriber that had it).
+    explicit AddressPorts(std::uint32_t slots, bool holds = true);
 
     std::array<PortBitmap, kProtocolCount> bitmaps;
     std::vector<std::uint32_t> out2in; // [protocol][slot] -> mapping, kNoIndex when none
@@ -223,6 +225,9 @@ public:
     std::optional<PortGrant> allocate(const PortRequest& request) {
         return allocate(request, port_key(request.inside, request.pool_address));
     }
+    // Deterministic mode: the same choice within the subscriber's own run of ports.
+    std::optional<PortGrant> allocate_in_range(const PortRequest& request, std::uint64_t port_key,
+                                               PortRange range);
     [[nodiscard]] std::uint64_t port_key(Ipv4Addr inside, Ipv4Addr pool_address) const;
     void release(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
 

@@ -251,8 +251,8 @@ private:
     [[nodiscard]] bool owns_subscriber(Ipv4Addr inside) const {
         return ownership_.subscriber_owner(inside) == worker_;
     }
-    [[nodiscard]] bool owns_port(std::uint16_t port) const {
-        return ownership_.port_owner(Ipv4Addr{}, port) == worker_;
+    [[nodiscard]] bool owns_port(std::uint16_t pool_index, std::uint16_t port) const {
+        return ownership_.port_owner(pool().address(pool_index), port) == worker_;
     }
 
     const WorkerPlan* plan_;

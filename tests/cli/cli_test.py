@@ -67,8 +67,7 @@ def telemetry(prefix, command):
 class Cli(unittest.TestCase):
     # The only tests that never start the EAL.
     WITHOUT_EAL = ("test_check_config_accepts_the_demo_config",
-                   "test_check_config_refuses_with_file_key_reason",
-                   "test_modes_the_dataplane_does_not_translate_are_refused")
+                   "test_check_config_refuses_with_file_key_reason")
 
     def setUp(self):
         if self._testMethodName not in self.WITHOUT_EAL:
@@ -103,26 +102,6 @@ class Cli(unittest.TestCase):
         self.assertIn(f"{path}: timeouts.udp:", r.stderr)
         self.assertIn("RFC 4787", r.stderr)
 
-    def test_modes_the_dataplane_does_not_translate_are_refused(self):
-        # Parsed and valid, but refused at start and by --check-config, before the EAL, with
-        # the pointer to the offline ephemeractl det.
-        modes = {
-            "deterministic": '[pool.deterministic]\nsubscribers = "100.64.0.0/28"\n',
-        }
-        for mode, table in modes.items():
-            with self.subTest(mode=mode):
-                text = GOOD_CONFIG.format(inside="net_null0", outside="net_null1").replace(
-                    '[inside]', f'mode = "{mode}"\n{table}[inside]')
-                path = self.write(f"{mode}.toml", text)
-                for argv in ([EPHEMERA, "--check-config", path],
-                             eal_args(self.prefix) + ["--config", path]):
-                    r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-                    self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
-                    self.assertIn(f'{path}: pool.mode: the dataplane does not translate mode '
-                                  f'"{mode}" yet; ephemeractl det works offline', r.stderr)
-                    self.assertFalse(os.path.exists(f"/var/run/dpdk/{self.prefix}"),
-                                     "the EAL must not have started")
-
     def test_bad_config_refused_before_the_eal_starts(self):
         path = self.write("bad.toml", GOOD_CONFIG.format(inside="net_null0", outside="net_null1")
                           .replace('"198.18.0.100"', '"198.18.0.300"'))
@@ -141,6 +120,30 @@ class Cli(unittest.TestCase):
         self.assertIn("inside.port", r.stderr)
         self.assertIn("net_nope", r.stderr)
         self.assertIn("net_null0", r.stderr)
+
+    def test_block_size_a_worker_cannot_hold_is_refused_at_start(self):
+        # 1024 ports over 3 workers: about 341 each, no block of 512; 64-port blocks fit.
+        table = '[pool.blocks]\nblock_size = {size}\n'
+        for size, refused in ((512, True), (64, False)):
+            with self.subTest(size=size):
+                text = GOOD_CONFIG.format(inside="net_null0", outside="net_null1").replace(
+                    '[inside]', 'port_range = "60000-61023"\nmode = "blocks"\n' +
+                    table.format(size=size) + '[inside]')
+                path = self.write(f"blocks{size}.toml", text)
+                proc = subprocess.Popen(eal_args(self.prefix, lcores="0@0,1@1,2@0,3@1") +
+                                        ["--config", path], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+                try:
+                    out, err = proc.communicate(timeout=5 if not refused else 60)
+                except subprocess.TimeoutExpired:
+                    proc.terminate()
+                    out, err = proc.communicate(timeout=30)
+                    self.assertFalse(refused, "not refused: " + out + err)
+                    continue
+                self.assertTrue(refused, "exited %d: %s%s" % (proc.returncode, out, err))
+                self.assertEqual(proc.returncode, 2, out + err)
+                self.assertIn(f"{path}: pool.blocks.block_size: a block of 512 ports does not "
+                              "fit in worker", err)
 
     def test_needs_a_worker_lcore(self):
         path = self.write("ok.toml", GOOD_CONFIG.format(inside="net_null0", outside="net_null1"))
@@ -470,8 +473,29 @@ class Owner(unittest.TestCase):
         self.assertIn("query", self.refused("--owner", "--workers", "2"))
         for workers in ("0", "65", "two"):
             self.assertIn("--workers", self.refused("--owner", "--workers", workers, "1.2.3.4"))
-        self.assertIn("--config", self.refused("--owner", "--workers", "2", "--config", "x.toml",
-                                               "1.2.3.4"))
+        self.assertIn("x.toml", self.refused("--owner", "--workers", "2", "--config", "x.toml",
+                                             "1.2.3.4"))
+
+    def test_deterministic_ports_belong_to_their_subscribers_worker(self):
+        # RFC 7422 with --config: 100.64.0.0/22 over 198.18.0.100-103, ports 1024-65535 (252 per
+        # subscriber): 100.64.0.10 holds 198.18.0.100:3544-3795, whatever their bits 1..6 say.
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "det.toml")
+            with open(path, "w") as f:
+                f.write(GOOD_CONFIG.format(inside="net_null0", outside="net_null1").replace(
+                    'addresses = ["198.18.0.100"]',
+                    'addresses = ["198.18.0.100", "198.18.0.101", "198.18.0.102", '
+                    '"198.18.0.103"]\nport_range = "1024-65535"\nmode = "deterministic"\n'
+                    '[pool.deterministic]\nsubscribers = "100.64.0.0/22"\nmin_ports = 100'))
+            for workers in (2, 3, 4):
+                lines = self.owner(workers, "--config", path, "100.64.0.10",
+                                   "198.18.0.100:3544-3795")
+                want = lines[0].split()[-1]
+                self.assertEqual(len(lines), 1 + 252)
+                self.assertTrue(all(line.split()[-1] == want for line in lines[1:]), lines)
+            # Without --config the bits decide, and the run spans every worker.
+            plain = self.owner(4, "198.18.0.100:3544-3795")
+            self.assertEqual(len({line.split()[-1] for line in plain}), 4)
 
 
 def skip_unless_root(test):

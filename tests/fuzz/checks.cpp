@@ -36,6 +36,7 @@ constexpr Counter kMappingRefusals[] = {
     Counter::drop_subscribers_exhausted, Counter::drop_subscriber_sessions,
     Counter::drop_subscriber_ports,      Counter::drop_subscriber_rate,
     Counter::drop_subscriber_blocks,     Counter::drop_blocks_exhausted,
+    Counter::drop_not_deterministic,
 };
 
 } // namespace

@@ -2,7 +2,7 @@
 // (file, dotted key, reason), what may change while running, and which modes ephemera runs.
 #include "ephemera/config.hpp"
 #include "ephemera/config_edit.hpp"
-#include "ephemera/supported_modes.hpp"
+#include "ephemera/mode_checks.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -281,21 +281,8 @@ TEST(DeterministicConfig, DescribeShowsTheFormulasNumbers) {
 
 // ---- modes the dataplane runs --------------------------------------------------------------
 
-TEST(SupportedModes, DynamicAndBlocksRunDeterministicNotYet) {
-    EXPECT_FALSE(check_modes_supported(accepted(pool4(""))).has_value());
-    EXPECT_FALSE(check_modes_supported(accepted(blocks(""))).has_value());
-    const Config c = accepted(det("subscribers = \"100.64.0.0/22\"\nmin_ports = 100\n"));
-    const auto refusal = check_modes_supported(c);
-    ASSERT_TRUE(refusal.has_value());
-    EXPECT_EQ(refusal->file, kSource);
-    EXPECT_EQ(refusal->key, "pool.mode");
-    EXPECT_THAT(refusal->reason,
-                HasSubstr("the dataplane does not translate mode \"deterministic\" yet"));
-    EXPECT_THAT(refusal->reason, HasSubstr("ephemeractl det works offline"));
-}
-
 // A block every worker's share can hold at least once, or a refusal naming the size key.
-TEST(SupportedModes, BlocksMustFitEveryWorkersShare) {
+TEST(ModeChecks, BlocksMustFitEveryWorkersShare) {
     Config c = accepted(blocks(""));
     c.port_range = {60000, 61023}; // 1024 ports: 256 slots per worker with 4 workers
     c.reserved.clear();

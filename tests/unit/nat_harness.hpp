@@ -151,8 +151,8 @@ class Nat {
 public:
     explicit Nat(const Config& config, WorkerId workers = 1, WorkerId worker = 0,
                  SipKey secret = kSecret, Tick start = 0)
-        : config_(config), ownership_(workers), worker_(worker), compiler_(ownership_, worker),
-          plans_(first_plan(compiler_, config)),
+        : config_(config), ownership_(Ownership::for_config(config, workers)), worker_(worker),
+          compiler_(ownership_, worker), plans_(first_plan(compiler_, config)),
           translator_(*plans_.back(), ownership_, worker, secret, counters_, -1, start) {}
 
     // A new config, as the control thread would publish it: compiled into a plan here (kept

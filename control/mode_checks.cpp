@@ -1,4 +1,4 @@
-#include "ephemera/supported_modes.hpp"
+#include "ephemera/mode_checks.hpp"
 
 #include "ephemera/ownership.hpp"
 #include "ephemera/port_allocator.hpp"
@@ -6,20 +6,6 @@
 #include <string>
 
 namespace ephemera {
-
-std::optional<ConfigError> check_modes_supported(const Config& config) {
-    switch (config.allocation) {
-    case AllocationMode::dynamic:
-    case AllocationMode::blocks:
-        return std::nullopt;
-    case AllocationMode::deterministic:
-        break;
-    }
-    return ConfigError{config.source, "pool.mode",
-                       "the dataplane does not translate mode \"" +
-                           std::string{allocation_mode_name(config.allocation)} +
-                           "\" yet; ephemeractl det works offline from this file (--config)"};
-}
 
 std::optional<ConfigError> check_blocks_fit(const Config& config, WorkerId workers) {
     if (config.allocation != AllocationMode::blocks) {
