@@ -351,6 +351,33 @@ class Ctl(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("/ephemera/ports", r.stderr)
 
+    def test_requests_blocks(self):
+        s, n = "100.64.0.7", "20"
+        self.assert_requests([
+            (["show", "blocks"], "/ephemera/blocks"),
+            (["show", "blocks", "--subscriber", s], f"/ephemera/blocks,subscriber={s}"),
+            (["show", "blocks", "--limit", n], f"/ephemera/blocks,limit={n}"),
+            (["show", "blocks", "--limit", n, "--subscriber", s],
+             f"/ephemera/blocks,subscriber={s};limit={n}"),
+        ], replies={"/ephemera/blocks": []})
+
+    def test_ports_table_with_blocks_columns(self):
+        # Blocks mode adds blocks in use, held down and free per address, with their totals.
+        blocks = dict(PORTS_COLUMNS, blocks_in_use=[3, 1], blocks_held=[1, 0],
+                      blocks_free=[60, 62])
+        self.serve({"/ephemera/ports": blocks})
+        r = self.ctl("show", "ports")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0].split()[-4:], ["blocks", "used", "held", "free"])
+        self.assertEqual(lines[1].split()[-3:], ["3", "1", "60"])
+        self.assertEqual(lines[2].split()[-3:], ["1", "0", "62"])
+        self.assertEqual(lines[3].split()[-3:], ["4", "1", "122"])
+        self.server.close()
+        self.serve({"/ephemera/ports": dict(blocks, blocks_free=["x", 1])})
+        r = self.ctl("show", "ports")
+        self.assertEqual(r.returncode, 2, r.stdout)
+
     def test_ports_table_single_address_has_no_total(self):
         one = {"198.18.0.100": dict(PORTS["198.18.0.100"], udp_free=16383)}
         self.serve({"/ephemera/ports": one})
@@ -597,7 +624,7 @@ class Ctl(unittest.TestCase):
         self.serve()
         cases = [
             ([], "subcommand"),
-            (["show"], "show: give one of config, stats, ports, pauses, worker N"),
+            (["show"], "show: give one of config, stats, ports, blocks, pauses, worker N"),
             (["show", "nope"], "nope"),
             (["show", "worker"], "N"),
             (["show", "worker", "x"], "'x'"),
