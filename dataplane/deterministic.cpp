@@ -41,13 +41,8 @@ std::string_view reverse_miss_text(ReverseMiss m) {
 DeterministicMap::DeterministicMap(Ipv4Addr prefix, std::uint8_t prefix_len,
                                    std::vector<Ipv4Addr> pool, PortRange port_range)
     : prefix_(prefix), prefix_len_(prefix_len), pool_(std::move(pool)), port_range_(port_range),
-      shape_(
-          deterministic_shape(prefix_len, static_cast<std::uint32_t>(pool_.size()), port_range)) {
-    pool_index_.reserve(pool_.size());
-    for (std::size_t i = 0; i < pool_.size(); ++i) {
-        pool_index_.emplace(pool_[i].value(), static_cast<std::uint16_t>(i));
-    }
-}
+      shape_(deterministic_shape(prefix_len, static_cast<std::uint32_t>(pool_.size()), port_range)),
+      pool_index_(pool_) {}
 
 DeterministicMap::DeterministicMap(const Config& config)
     : DeterministicMap(config.deterministic.prefix, config.deterministic.prefix_len, config.pool,
@@ -69,11 +64,11 @@ std::optional<DeterministicRange> DeterministicMap::forward(Ipv4Addr inside) con
 }
 
 ReverseResult DeterministicMap::lookup_reverse(Ipv4Addr pool_address, std::uint16_t port) const {
-    const auto it = pool_index_.find(pool_address.value());
-    if (it == pool_index_.end() || shape_.ports_per_subscriber == 0) {
+    const std::uint16_t index = pool_index_.find(pool_address);
+    if (index == kNoPool || shape_.ports_per_subscriber == 0) {
         return {std::nullopt, ReverseMiss::not_pool_address};
     }
-    if (it->second >= shape_.pool_addresses_used()) {
+    if (index >= shape_.pool_addresses_used()) {
         return {std::nullopt, ReverseMiss::pool_address_unused};
     }
     if (!port_range_.contains(port)) {
@@ -83,7 +78,7 @@ ReverseResult DeterministicMap::lookup_reverse(Ipv4Addr pool_address, std::uint1
     if (slot >= shape_.ratio) {
         return {std::nullopt, ReverseMiss::unassigned_port};
     }
-    const std::uint64_t offset = it->second * shape_.ratio + slot;
+    const std::uint64_t offset = index * shape_.ratio + slot;
     if (offset >= shape_.subscribers) {
         return {std::nullopt, ReverseMiss::beyond_prefix};
     }

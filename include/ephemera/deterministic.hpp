@@ -9,12 +9,12 @@
 #pragma once
 
 #include "ephemera/config.hpp"
+#include "ephemera/pool.hpp"
 #include "ephemera/types.hpp"
 
 #include <cstdint>
 #include <optional>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace ephemera {
@@ -90,7 +90,9 @@ private:
     std::vector<Ipv4Addr> pool_;
     PortRange port_range_;
     DeterministicShape shape_;
-    std::unordered_map<std::uint32_t, std::uint16_t> pool_index_; // address -> index in pool_
+    // Address -> index in pool_: the packet path asks for every outside packet in this mode
+    // (Ownership::port_owner), so the pool's own open-addressing table, not a node map.
+    PoolIndex pool_index_;
 };
 
 } // namespace ephemera
