@@ -16,9 +16,10 @@
 //                       in cycles per new session (one iteration = one whole population)
 //   expire/S            Translator::expire() on a fresh translator whose S sessions all come due,
 //                       then on their held ports: cycles per expired session
-//   session_create/M/S  session_create by allocation mode M (dynamic, blocks64, adaptive), all
-//                       three on one config that gives blocks room (kModePoolAddresses, ports
-//                       1024-65535): the summary sets each against dynamic (docs/allocation.md)
+//   session_create/M/S  session_create by allocation mode M (dynamic, blocks64, adaptive,
+//                       deterministic), all four on one config that gives blocks room
+//                       (kModePoolAddresses, ports 1024-65535, subscribers from kModePrefix that
+//                       worker 0 owns): the summary sets each against dynamic (docs/allocation.md)
 // for S = 64K and 1M sessions, and, independent of the table size (the summary sets them
 // against both floors):
 //   port_alloc/P        PortAllocator allocate + release on an address filled to P percent
@@ -156,17 +157,26 @@ static_assert(kSizes[0].sessions % kBurst == 0 && kSizes[1].sessions % kBurst ==
 constexpr std::array<FilteringMode, 2> kModes = {FilteringMode::endpoint_independent,
                                                  FilteringMode::address_port_dependent};
 
-// Session create by allocation mode: the same population as session_create (16 flows per
-// subscriber, subscribers in order), on a config that gives every mode room. Blocks are cut from
+// Session create by allocation mode: the same population shape as session_create (16 flows
+// per subscriber, subscribers in order, but worker 0's own: mode_subscribers()), on a config
+// that gives every mode room. Blocks are cut from
 // the ports 1024-65535 (as an operator running blocks would configure): 252 granules of 64 per
 // address and worker; 512 addresses hold the 65,536 subscribers of 1M at one 64-port block
 // each with half of the granules free (128 per address), so the block search and the anchor
 // choice work on a half-full address as they would in service, not a nearly full one. Dynamic
-// runs on the very same config, so the ratio blocks / dynamic compares allocators only.
+// and deterministic run on the very same config, so a ratio to dynamic compares allocators only.
 constexpr std::uint32_t kModePoolAddresses = 512;
 constexpr PortRange kModePortRange{1024, 65535};
 constexpr std::uint32_t kModeBlockSize = 64; // 16 mappings = 8 ports per protocol: one block
 constexpr std::uint32_t kModeMaxBlocks = 8;
+// Deterministic mode's subscriber prefix, 100.64.0.0/13. The population is worker 0's share of
+// four workers, so the prefix must hold four times it: a /14 is exactly 4 x 65,536 at 1M, but
+// subscriber_hash gives worker 0 only 65,520 of its addresses, 16 short, hence the /13 (worker
+// 0 owns 130,853 of it; the 65,536th lies at offset 262,199, on pool address 256). Over 512
+// addresses that is 1,024 subscribers per address and 63 ports each: the 8 ports per protocol
+// a subscriber's 16 flows take fit.
+constexpr Ipv4Addr kModePrefix{100, 64, 0, 0};
+constexpr std::uint8_t kModePrefixLen = 13;
 
 struct Allocation {
     const char* name; // in the benchmark's name: session_create/<name>/<size>
@@ -174,10 +184,11 @@ struct Allocation {
     AllocationMode mode;
     bool adaptive;
 };
-constexpr std::array<Allocation, 3> kAllocations = {{
+constexpr std::array<Allocation, 4> kAllocations = {{
     {"dynamic", "dynamic", AllocationMode::dynamic, false},
     {"blocks64", "blocks 64", AllocationMode::blocks, false},
     {"adaptive", "blocks adaptive", AllocationMode::blocks, true},
+    {"deterministic", "deterministic", AllocationMode::deterministic, false},
 }};
 
 constexpr MacAddr kInsidePortMac{{0x02, 0, 0, 0, 0, 0x01}};
@@ -216,6 +227,39 @@ Flow flow_of(std::uint32_t f) {
         Ipv4Addr{Ipv4Addr{198, 19, 0, 0}.value() | static_cast<std::uint32_t>(h & 0xffff)};
     flow.remote_port = kRemotePorts[(h >> 16) & 7];
     flow.proto = (k & 1) != 0 ? Protocol::tcp : Protocol::udp;
+    return flow;
+}
+
+// The by-mode population's subscribers: the addresses of kModePrefix that worker 0 of
+// kWorkers owns, in order. Deterministic mode needs them in its prefix, and its port owner is
+// the subscriber's worker, so a worker is only ever given subscribers it owns; the other modes
+// take the same ones so that every mode creates the very same sessions.
+const std::vector<Ipv4Addr>& mode_subscribers() {
+    static const std::vector<Ipv4Addr> subscribers = [] {
+        const Ownership ownership(kWorkers);
+        const std::uint32_t wanted = kSizes.back().sessions / kFlowsPerSubscriber;
+        const std::uint64_t prefix_size = std::uint64_t{1} << (32 - kModePrefixLen);
+        std::vector<Ipv4Addr> out;
+        out.reserve(wanted);
+        for (std::uint64_t i = 0; i < prefix_size && out.size() < wanted; ++i) {
+            const Ipv4Addr a{kModePrefix.value() + static_cast<std::uint32_t>(i)};
+            if (ownership.subscriber_owner(a) == 0) {
+                out.push_back(a);
+            }
+        }
+        if (out.size() < wanted) {
+            throw std::runtime_error("the deterministic prefix holds too few of worker 0's "
+                                     "subscribers");
+        }
+        return out;
+    }();
+    return subscribers;
+}
+
+// Flow f of the by-mode population: flow_of(f) from its subscriber in mode_subscribers().
+Flow mode_flow_of(std::uint32_t f) {
+    Flow flow = flow_of(f);
+    flow.inside = mode_subscribers()[f / kFlowsPerSubscriber];
     return flow;
 }
 
@@ -367,10 +411,14 @@ public:
             config.blocks.max_blocks = kModeMaxBlocks;
             config.blocks.adaptive = allocation->adaptive;
             config.blocks.min_block_size = kModeBlockSize;
+            config.deterministic.prefix = kModePrefix;
+            config.deterministic.prefix_len = kModePrefixLen;
+            config.deterministic.min_ports = kFlowsPerSubscriber;
+            flow_of_ = mode_flow_of;
         }
         config.filtering = mode;
         config.limits.max_sessions = size.sessions * kWorkers; // each worker's share is S
-        const Ownership ownership(kWorkers);
+        const Ownership ownership = Ownership::for_config(config, kWorkers);
         compiler_ = std::make_unique<PlanCompiler>(ownership, worker);
         plan_ = compiler_->compile(std::make_shared<const Config>(config), nullptr);
         translator_ = std::make_unique<Translator>(
@@ -409,7 +457,7 @@ private:
         std::array<Verdict, kBurst> verdicts{};
         for (std::uint32_t base = 0; base < sessions; base += kBurst) {
             for (std::uint32_t i = 0; i < kBurst; ++i) {
-                const Flow flow = flow_of(base + i);
+                const Flow flow = flow_of_(base + i);
                 write_frame(work_[i].bytes, kInsidePortMac, kSubscriberMac, flow.proto, flow.inside,
                             flow.inside_port, flow.remote, flow.remote_port);
                 refs[i] = parsed_ref(work_[i].bytes);
@@ -453,7 +501,7 @@ private:
         out2in_stream.refs.resize(flows.size());
         for (std::size_t i = 0; i < flows.size(); ++i) {
             const std::uint32_t f = flows[i];
-            const Flow flow = flow_of(f);
+            const Flow flow = flow_of_(f);
             std::uint8_t* in = in2out_stream.pristine[i].bytes;
             write_frame(in, kInsidePortMac, kSubscriberMac, flow.proto, flow.inside,
                         flow.inside_port, flow.remote, flow.remote_port);
@@ -474,7 +522,7 @@ private:
         restore(out2in_stream, 0);
         translator_->out2in(out2in_stream.burst(0), kNow, kL2, verdicts);
         for (std::size_t i = 0; i < kBurst; ++i) {
-            const Flow flow = flow_of(flows[i]);
+            const Flow flow = flow_of_(flows[i]);
             const std::uint8_t* ip = work_[i].bytes + kEthHeaderLen;
             if (verdicts[i] != Verdict::forward || !checksums_ok(work_[i].bytes) ||
                 load_be32(ip + ipv4_off::dst) != flow.inside.value() ||
@@ -491,6 +539,7 @@ private:
         }
     }
 
+    Flow (*flow_of_)(std::uint32_t) = flow_of;
     std::unique_ptr<PlanCompiler> compiler_;
     std::unique_ptr<WorkerPlan> plan_;
     std::unique_ptr<Translator> translator_;
