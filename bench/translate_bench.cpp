@@ -1251,29 +1251,57 @@ void print_mode_summary(const SummaryReporter& r) {
     std::printf("floor (cpu, same run): 64K %.1f, 1M %.1f cycles per key\n", floor64k, floor1m);
 }
 
+// The arrays one pool address brings to one worker, in bytes, as AddressPorts allocates them.
+struct AddressBytes {
+    std::uint32_t slots = 0;
+    std::size_t bitmaps = 0;
+    std::size_t out2in = 0;
+    std::size_t hold = 0;
+    std::size_t granules = 0; // PortBlock array
+    [[nodiscard]] std::size_t total() const { return bitmaps + out2in + hold + granules; }
+};
+
+AddressBytes address_bytes(const Ownership& ownership, bool holds) {
+    const PortSlice slice(ownership, 0);
+    const AddressPorts address(slice.slot_count(), holds);
+    AddressBytes b;
+    b.slots = slice.slot_count();
+    const std::size_t words = (b.slots + 63) / 64;
+    // PortBitmap keeps used and valid words and one summary bit per word and parity.
+    b.bitmaps = kProtocolCount * 8 * (2 * words + 2 * ((words + 63) / 64));
+    b.out2in = address.out2in.size() * sizeof(std::uint32_t);
+    b.hold = address.hold_chunks.count * sizeof(HoldChunk);
+    b.granules = address.blocks.size() * sizeof(PortBlock);
+    return b;
+}
+
 // Bytes of translation state per subscriber in each mode, from the records' sizes and the
 // arrays a pool address brings to each worker. Printed by every run: it depends on nothing
 // measured. Hash keys and buckets (rte_hash for subscribers and mappings, the session table's
 // keys) are left out: they are the same in every mode.
 void print_state_bytes() {
-    const Ownership ownership(kWorkers);
-    const PortSlice slice(ownership, 0);
+    const Ownership by_port(kWorkers);
+    const PortSlice slice(by_port, 0);
     const PortMask mask(slice, kModePortRange, {});
-    const AddressPorts address(slice.slot_count());
-    const std::uint32_t slots = slice.slot_count();
-    const std::size_t words = (slots + 63) / 64;
-    // PortBitmap keeps used and valid words and one summary bit per word and parity.
-    const std::size_t bitmap_bytes = kProtocolCount * 8 * (2 * words + 2 * ((words + 63) / 64));
-    const std::size_t out2in_bytes = address.out2in.size() * sizeof(std::uint32_t);
-    const std::size_t hold_bytes = address.hold_chunks.count * sizeof(HoldChunk);
-    const std::size_t granule_bytes = address.blocks.size() * sizeof(PortBlock);
-    const std::size_t per_address = bitmap_bytes + out2in_bytes + hold_bytes + granule_bytes;
+    const AddressBytes shared = address_bytes(by_port, true);
+    // Deterministic: every worker numbers all 65,536 ports (a port's owner is its subscriber's
+    // worker, any port of any address), and nothing is held down.
+    Config det_config;
+    for (std::uint32_t i = 0; i < kModePoolAddresses; ++i) {
+        det_config.pool.emplace_back(Ipv4Addr{198, 18, 0, 0}.value() + i);
+    }
+    det_config.port_range = kModePortRange;
+    det_config.allocation = AllocationMode::deterministic;
+    det_config.deterministic.prefix = kModePrefix;
+    det_config.deterministic.prefix_len = kModePrefixLen;
+    const AddressBytes det = address_bytes(Ownership::for_config(det_config, kWorkers), false);
 
     constexpr std::uint32_t m = kFlowsPerSubscriber; // mappings, one session each
     const std::size_t mapping_bytes = sizeof(Mapping) + sizeof(SessionKey) + sizeof(Session);
-    // Of the subscriber record, what each mode uses: dynamic none of SubscriberBlocks, fixed
-    // blocks all but the adaptive demand, adaptive all of it. The record is the same size in
-    // every mode (one type), so the unused part is padding the mode still pays for.
+    // Of the subscriber record, what each mode uses: dynamic and deterministic none of
+    // SubscriberBlocks, fixed blocks all but the adaptive demand, adaptive all of it. The record
+    // is the same size in every mode (one type), so the unused part is padding the mode still
+    // pays for.
     const std::size_t sub = sizeof(Subscriber);
     const std::size_t sub_blocks = sizeof(SubscriberBlocks);
     const std::size_t sub_demand = sizeof(BlockDemand);
@@ -1281,32 +1309,45 @@ void print_state_bytes() {
     // granule, whose PortBlock record is the subscriber's while it holds the block.
     const std::size_t held_granules = (m / 2 + kModeBlockSize - 1) / kModeBlockSize;
 
+    auto print_address = [](const char* mode, const AddressBytes& b, const char* note) {
+        std::printf("  per pool address per worker, %s (%u slots): bitmaps %zu, out2in %zu, "
+                    "hold-down chunks %zu, PortBlock array %zu = %zu bytes%s\n",
+                    mode, b.slots, b.bitmaps, b.out2in, b.hold, b.granules, b.total(), note);
+    };
     std::printf("\nState bytes per subscriber (16 mappings, 1 session each; records only, hash "
                 "keys and buckets left out)\n"
                 "  sizeof: Subscriber %zu (SubscriberBlocks %zu, of it BlockDemand %zu), Mapping "
-                "%zu, session entry %zu (SessionKey %zu + Session %zu), PortBlock %zu\n"
-                "  per pool address per worker (%u slots, %zu granules, %u of them in "
-                "1024-65535): bitmaps %zu, out2in %zu, hold-down chunks %zu, PortBlock array "
-                "%zu = %zu bytes, allocated in every mode\n\n",
+                "%zu, session entry %zu (SessionKey %zu + Session %zu), PortBlock %zu\n",
                 sub, sub_blocks, sub_demand, sizeof(Mapping), sizeof(SessionKey) + sizeof(Session),
-                sizeof(SessionKey), sizeof(Session), sizeof(PortBlock), slots,
-                address.blocks.size(), blocks_that_fit(mask, 1), bitmap_bytes, out2in_bytes,
-                hold_bytes, granule_bytes, per_address);
+                sizeof(SessionKey), sizeof(Session), sizeof(PortBlock));
+    print_address("dynamic and blocks", shared, "");
+    std::printf("    (%zu granules, %u of them in 1024-65535)\n",
+                shared.granules / sizeof(PortBlock), blocks_that_fit(mask, 1));
+    print_address("deterministic", det, ": every worker numbers every port, nothing held down");
+    std::printf("  every worker has these arrays for each of the %u pool addresses, whether or not "
+                "its subscribers use it\n\n",
+                kModePoolAddresses);
     struct Column {
         const char* label;
         std::size_t record_used;
         std::size_t granules;
+        std::size_t per_address;
     };
     const Column columns[] = {
-        {"dynamic", sub - sub_blocks, 0},
-        {"blocks 64", sub - sub_demand, held_granules},
-        {"blocks adaptive", sub, held_granules},
+        {"dynamic", sub - sub_blocks, 0, shared.total()},
+        {"blocks 64", sub - sub_demand, held_granules, shared.total()},
+        {"blocks adaptive", sub, held_granules, shared.total()},
+        {"deterministic", sub - sub_blocks, 0, det.total()},
     };
-    std::printf("%-44s %12s %12s %16s\n", "", columns[0].label, columns[1].label, columns[2].label);
+    std::printf("%-44s", "");
+    for (const Column& c : columns) {
+        std::printf(" %16s", c.label);
+    }
+    std::printf("\n");
     auto row = [&](const char* label, auto value) {
         std::printf("%-44s", label);
         for (const Column& c : columns) {
-            std::printf(" %*.1f", &c == &columns[2] ? 16 : 12, static_cast<double>(value(c)));
+            std::printf(" %16.1f", static_cast<double>(value(c)));
         }
         std::printf("\n");
     };
@@ -1320,15 +1361,20 @@ void print_state_bytes() {
     row("mappings + sessions (16 x (32 + 32))", [&](const Column&) { return m * mapping_bytes; });
     row("records per subscriber", records);
     row("records per mapping", [&](const Column& c) { return records(c) / double{m}; });
+    row("address arrays per pool address per worker",
+        [&](const Column& c) { return c.per_address; });
+    row("  the same, all workers", [&](const Column& c) { return c.per_address * kWorkers; });
     for (std::size_t s = 0; s < kSizes.size(); ++s) {
         const double subs = kSizes[s].sessions / double{m};
-        const double share = static_cast<double>(per_address) * kModePoolAddresses / subs;
+        const auto share = [&](const Column& c) {
+            return static_cast<double>(c.per_address) * kModePoolAddresses / subs;
+        };
         char label[64];
         std::snprintf(label, sizeof label, "+ address arrays, %s (%.0f subs/address)",
                       kSizes[s].name, subs / kModePoolAddresses);
-        row(label, [&](const Column& c) { return records(c) + share; });
+        row(label, [&](const Column& c) { return records(c) + share(c); });
         std::snprintf(label, sizeof label, "  per mapping, %s", kSizes[s].name);
-        row(label, [&](const Column& c) { return (records(c) + share) / m; });
+        row(label, [&](const Column& c) { return (records(c) + share(c)) / m; });
     }
 }
 
