@@ -1209,7 +1209,8 @@ void print_mode_summary(const SummaryReporter& r) {
     std::printf("\nSession create by allocation mode: cycles per new session, median of %lld "
                 "repetition(s)\n"
                 "  config: %u pool addresses, ports %u-%u, worker 0 of %u, %u flows per "
-                "subscriber; blocks %u ports, max_blocks %u; adaptive %u..4096\n"
+                "subscriber; blocks %u ports, max_blocks %u; adaptive %u..4096; deterministic "
+                "%s/%u\n"
                 "  75%%   = the sessions created while the tables were at most three quarters "
                 "full\n"
                 "  /dyn  = this mode over dynamic (same size, same clock); floor = "
@@ -1217,7 +1218,7 @@ void print_mode_summary(const SummaryReporter& r) {
                 static_cast<long long>(std::max<std::int64_t>(r.repetitions(), 1)),
                 kModePoolAddresses, unsigned{kModePortRange.lo}, unsigned{kModePortRange.hi},
                 unsigned{kWorkers}, kFlowsPerSubscriber, kModeBlockSize, kModeMaxBlocks,
-                kModeBlockSize);
+                kModeBlockSize, kModePrefix.to_string().c_str(), unsigned{kModePrefixLen});
     std::printf("%-5s %-16s %9s %9s %9s %9s %9s %9s %9s %9s\n", "size", "mode", "tsc", "cpu",
                 "tsc 75%", "cpu 75%", "tsc /dyn", "cpu /dyn", "cpu 75%/d", "cpu/floor");
     for (std::size_t s = 0; s < kSizes.size(); ++s) {
