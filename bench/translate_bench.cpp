@@ -16,9 +16,10 @@
 //                       in cycles per new session (one iteration = one whole population)
 //   expire/S            Translator::expire() on a fresh translator whose S sessions all come due,
 //                       then on their held ports: cycles per expired session
-//   session_create/M/S  session_create by allocation mode M (dynamic, blocks64, adaptive), all
-//                       three on one config that gives blocks room (kModePoolAddresses, ports
-//                       1024-65535): the summary sets each against dynamic (docs/allocation.md)
+//   session_create/M/S  session_create by allocation mode M (dynamic, blocks64, adaptive,
+//                       deterministic), all four on one config that gives blocks room
+//                       (kModePoolAddresses, ports 1024-65535, subscribers from kModePrefix that
+//                       worker 0 owns): the summary sets each against dynamic (docs/allocation.md)
 // for S = 64K and 1M sessions, and, independent of the table size (the summary sets them
 // against both floors):
 //   port_alloc/P        PortAllocator allocate + release on an address filled to P percent
@@ -156,17 +157,26 @@ static_assert(kSizes[0].sessions % kBurst == 0 && kSizes[1].sessions % kBurst ==
 constexpr std::array<FilteringMode, 2> kModes = {FilteringMode::endpoint_independent,
                                                  FilteringMode::address_port_dependent};
 
-// Session create by allocation mode: the same population as session_create (16 flows per
-// subscriber, subscribers in order), on a config that gives every mode room. Blocks are cut from
+// Session create by allocation mode: the same population shape as session_create (16 flows
+// per subscriber, subscribers in order, but worker 0's own: mode_subscribers()), on a config
+// that gives every mode room. Blocks are cut from
 // the ports 1024-65535 (as an operator running blocks would configure): 252 granules of 64 per
 // address and worker; 512 addresses hold the 65,536 subscribers of 1M at one 64-port block
 // each with half of the granules free (128 per address), so the block search and the anchor
 // choice work on a half-full address as they would in service, not a nearly full one. Dynamic
-// runs on the very same config, so the ratio blocks / dynamic compares allocators only.
+// and deterministic run on the very same config, so a ratio to dynamic compares allocators only.
 constexpr std::uint32_t kModePoolAddresses = 512;
 constexpr PortRange kModePortRange{1024, 65535};
 constexpr std::uint32_t kModeBlockSize = 64; // 16 mappings = 8 ports per protocol: one block
 constexpr std::uint32_t kModeMaxBlocks = 8;
+// Deterministic mode's subscriber prefix, 100.64.0.0/13. The population is worker 0's share of
+// four workers, so the prefix must hold four times it: a /14 is exactly 4 x 65,536 at 1M, but
+// subscriber_hash gives worker 0 only 65,520 of its addresses, 16 short, hence the /13 (worker
+// 0 owns 130,853 of it; the 65,536th lies at offset 262,199, on pool address 256). Over 512
+// addresses that is 1,024 subscribers per address and 63 ports each: the 8 ports per protocol
+// a subscriber's 16 flows take fit.
+constexpr Ipv4Addr kModePrefix{100, 64, 0, 0};
+constexpr std::uint8_t kModePrefixLen = 13;
 
 struct Allocation {
     const char* name; // in the benchmark's name: session_create/<name>/<size>
@@ -174,10 +184,11 @@ struct Allocation {
     AllocationMode mode;
     bool adaptive;
 };
-constexpr std::array<Allocation, 3> kAllocations = {{
+constexpr std::array<Allocation, 4> kAllocations = {{
     {"dynamic", "dynamic", AllocationMode::dynamic, false},
     {"blocks64", "blocks 64", AllocationMode::blocks, false},
     {"adaptive", "blocks adaptive", AllocationMode::blocks, true},
+    {"deterministic", "deterministic", AllocationMode::deterministic, false},
 }};
 
 constexpr MacAddr kInsidePortMac{{0x02, 0, 0, 0, 0, 0x01}};
@@ -216,6 +227,39 @@ Flow flow_of(std::uint32_t f) {
         Ipv4Addr{Ipv4Addr{198, 19, 0, 0}.value() | static_cast<std::uint32_t>(h & 0xffff)};
     flow.remote_port = kRemotePorts[(h >> 16) & 7];
     flow.proto = (k & 1) != 0 ? Protocol::tcp : Protocol::udp;
+    return flow;
+}
+
+// The by-mode population's subscribers: the addresses of kModePrefix that worker 0 of
+// kWorkers owns, in order. Deterministic mode needs them in its prefix, and its port owner is
+// the subscriber's worker, so a worker is only ever given subscribers it owns; the other modes
+// take the same ones so that every mode creates the very same sessions.
+const std::vector<Ipv4Addr>& mode_subscribers() {
+    static const std::vector<Ipv4Addr> subscribers = [] {
+        const Ownership ownership(kWorkers);
+        const std::uint32_t wanted = kSizes.back().sessions / kFlowsPerSubscriber;
+        const std::uint64_t prefix_size = std::uint64_t{1} << (32 - kModePrefixLen);
+        std::vector<Ipv4Addr> out;
+        out.reserve(wanted);
+        for (std::uint64_t i = 0; i < prefix_size && out.size() < wanted; ++i) {
+            const Ipv4Addr a{kModePrefix.value() + static_cast<std::uint32_t>(i)};
+            if (ownership.subscriber_owner(a) == 0) {
+                out.push_back(a);
+            }
+        }
+        if (out.size() < wanted) {
+            throw std::runtime_error("the deterministic prefix holds too few of worker 0's "
+                                     "subscribers");
+        }
+        return out;
+    }();
+    return subscribers;
+}
+
+// Flow f of the by-mode population: flow_of(f) from its subscriber in mode_subscribers().
+Flow mode_flow_of(std::uint32_t f) {
+    Flow flow = flow_of(f);
+    flow.inside = mode_subscribers()[f / kFlowsPerSubscriber];
     return flow;
 }
 
@@ -367,10 +411,14 @@ public:
             config.blocks.max_blocks = kModeMaxBlocks;
             config.blocks.adaptive = allocation->adaptive;
             config.blocks.min_block_size = kModeBlockSize;
+            config.deterministic.prefix = kModePrefix;
+            config.deterministic.prefix_len = kModePrefixLen;
+            config.deterministic.min_ports = kFlowsPerSubscriber;
+            flow_of_ = mode_flow_of;
         }
         config.filtering = mode;
         config.limits.max_sessions = size.sessions * kWorkers; // each worker's share is S
-        const Ownership ownership(kWorkers);
+        const Ownership ownership = Ownership::for_config(config, kWorkers);
         compiler_ = std::make_unique<PlanCompiler>(ownership, worker);
         plan_ = compiler_->compile(std::make_shared<const Config>(config), nullptr);
         translator_ = std::make_unique<Translator>(
@@ -409,7 +457,7 @@ private:
         std::array<Verdict, kBurst> verdicts{};
         for (std::uint32_t base = 0; base < sessions; base += kBurst) {
             for (std::uint32_t i = 0; i < kBurst; ++i) {
-                const Flow flow = flow_of(base + i);
+                const Flow flow = flow_of_(base + i);
                 write_frame(work_[i].bytes, kInsidePortMac, kSubscriberMac, flow.proto, flow.inside,
                             flow.inside_port, flow.remote, flow.remote_port);
                 refs[i] = parsed_ref(work_[i].bytes);
@@ -453,7 +501,7 @@ private:
         out2in_stream.refs.resize(flows.size());
         for (std::size_t i = 0; i < flows.size(); ++i) {
             const std::uint32_t f = flows[i];
-            const Flow flow = flow_of(f);
+            const Flow flow = flow_of_(f);
             std::uint8_t* in = in2out_stream.pristine[i].bytes;
             write_frame(in, kInsidePortMac, kSubscriberMac, flow.proto, flow.inside,
                         flow.inside_port, flow.remote, flow.remote_port);
@@ -474,7 +522,7 @@ private:
         restore(out2in_stream, 0);
         translator_->out2in(out2in_stream.burst(0), kNow, kL2, verdicts);
         for (std::size_t i = 0; i < kBurst; ++i) {
-            const Flow flow = flow_of(flows[i]);
+            const Flow flow = flow_of_(flows[i]);
             const std::uint8_t* ip = work_[i].bytes + kEthHeaderLen;
             if (verdicts[i] != Verdict::forward || !checksums_ok(work_[i].bytes) ||
                 load_be32(ip + ipv4_off::dst) != flow.inside.value() ||
@@ -491,6 +539,7 @@ private:
         }
     }
 
+    Flow (*flow_of_)(std::uint32_t) = flow_of;
     std::unique_ptr<PlanCompiler> compiler_;
     std::unique_ptr<WorkerPlan> plan_;
     std::unique_ptr<Translator> translator_;
@@ -1160,7 +1209,8 @@ void print_mode_summary(const SummaryReporter& r) {
     std::printf("\nSession create by allocation mode: cycles per new session, median of %lld "
                 "repetition(s)\n"
                 "  config: %u pool addresses, ports %u-%u, worker 0 of %u, %u flows per "
-                "subscriber; blocks %u ports, max_blocks %u; adaptive %u..4096\n"
+                "subscriber; blocks %u ports, max_blocks %u; adaptive %u..4096; deterministic "
+                "%s/%u\n"
                 "  75%%   = the sessions created while the tables were at most three quarters "
                 "full\n"
                 "  /dyn  = this mode over dynamic (same size, same clock); floor = "
@@ -1168,7 +1218,7 @@ void print_mode_summary(const SummaryReporter& r) {
                 static_cast<long long>(std::max<std::int64_t>(r.repetitions(), 1)),
                 kModePoolAddresses, unsigned{kModePortRange.lo}, unsigned{kModePortRange.hi},
                 unsigned{kWorkers}, kFlowsPerSubscriber, kModeBlockSize, kModeMaxBlocks,
-                kModeBlockSize);
+                kModeBlockSize, kModePrefix.to_string().c_str(), unsigned{kModePrefixLen});
     std::printf("%-5s %-16s %9s %9s %9s %9s %9s %9s %9s %9s\n", "size", "mode", "tsc", "cpu",
                 "tsc 75%", "cpu 75%", "tsc /dyn", "cpu /dyn", "cpu 75%/d", "cpu/floor");
     for (std::size_t s = 0; s < kSizes.size(); ++s) {
@@ -1202,29 +1252,57 @@ void print_mode_summary(const SummaryReporter& r) {
     std::printf("floor (cpu, same run): 64K %.1f, 1M %.1f cycles per key\n", floor64k, floor1m);
 }
 
+// The arrays one pool address brings to one worker, in bytes, as AddressPorts allocates them.
+struct AddressBytes {
+    std::uint32_t slots = 0;
+    std::size_t bitmaps = 0;
+    std::size_t out2in = 0;
+    std::size_t hold = 0;
+    std::size_t granules = 0; // PortBlock array
+    [[nodiscard]] std::size_t total() const { return bitmaps + out2in + hold + granules; }
+};
+
+AddressBytes address_bytes(const Ownership& ownership, bool holds) {
+    const PortSlice slice(ownership, 0);
+    const AddressPorts address(slice.slot_count(), holds);
+    AddressBytes b;
+    b.slots = slice.slot_count();
+    const std::size_t words = (b.slots + 63) / 64;
+    // PortBitmap keeps used and valid words and one summary bit per word and parity.
+    b.bitmaps = kProtocolCount * 8 * (2 * words + 2 * ((words + 63) / 64));
+    b.out2in = address.out2in.size() * sizeof(std::uint32_t);
+    b.hold = address.hold_chunks.count * sizeof(HoldChunk);
+    b.granules = address.blocks.size() * sizeof(PortBlock);
+    return b;
+}
+
 // Bytes of translation state per subscriber in each mode, from the records' sizes and the
 // arrays a pool address brings to each worker. Printed by every run: it depends on nothing
 // measured. Hash keys and buckets (rte_hash for subscribers and mappings, the session table's
 // keys) are left out: they are the same in every mode.
 void print_state_bytes() {
-    const Ownership ownership(kWorkers);
-    const PortSlice slice(ownership, 0);
+    const Ownership by_port(kWorkers);
+    const PortSlice slice(by_port, 0);
     const PortMask mask(slice, kModePortRange, {});
-    const AddressPorts address(slice.slot_count());
-    const std::uint32_t slots = slice.slot_count();
-    const std::size_t words = (slots + 63) / 64;
-    // PortBitmap keeps used and valid words and one summary bit per word and parity.
-    const std::size_t bitmap_bytes = kProtocolCount * 8 * (2 * words + 2 * ((words + 63) / 64));
-    const std::size_t out2in_bytes = address.out2in.size() * sizeof(std::uint32_t);
-    const std::size_t hold_bytes = address.hold_chunks.count * sizeof(HoldChunk);
-    const std::size_t granule_bytes = address.blocks.size() * sizeof(PortBlock);
-    const std::size_t per_address = bitmap_bytes + out2in_bytes + hold_bytes + granule_bytes;
+    const AddressBytes shared = address_bytes(by_port, true);
+    // Deterministic: every worker numbers all 65,536 ports (a port's owner is its subscriber's
+    // worker, any port of any address), and nothing is held down.
+    Config det_config;
+    for (std::uint32_t i = 0; i < kModePoolAddresses; ++i) {
+        det_config.pool.emplace_back(Ipv4Addr{198, 18, 0, 0}.value() + i);
+    }
+    det_config.port_range = kModePortRange;
+    det_config.allocation = AllocationMode::deterministic;
+    det_config.deterministic.prefix = kModePrefix;
+    det_config.deterministic.prefix_len = kModePrefixLen;
+    const AddressBytes det = address_bytes(Ownership::for_config(det_config, kWorkers), false);
 
     constexpr std::uint32_t m = kFlowsPerSubscriber; // mappings, one session each
     const std::size_t mapping_bytes = sizeof(Mapping) + sizeof(SessionKey) + sizeof(Session);
-    // Of the subscriber record, what each mode uses: dynamic none of SubscriberBlocks, fixed
-    // blocks all but the adaptive demand, adaptive all of it. The record is the same size in
-    // every mode (one type), so the unused part is padding the mode still pays for.
+    // Of the subscriber record, what each mode uses: dynamic and deterministic none of
+    // SubscriberBlocks, fixed blocks all but the adaptive demand, adaptive all of it. The record
+    // is the same size in every mode (one type), so the unused part is padding the mode still
+    // pays for.
     const std::size_t sub = sizeof(Subscriber);
     const std::size_t sub_blocks = sizeof(SubscriberBlocks);
     const std::size_t sub_demand = sizeof(BlockDemand);
@@ -1232,32 +1310,45 @@ void print_state_bytes() {
     // granule, whose PortBlock record is the subscriber's while it holds the block.
     const std::size_t held_granules = (m / 2 + kModeBlockSize - 1) / kModeBlockSize;
 
+    auto print_address = [](const char* mode, const AddressBytes& b, const char* note) {
+        std::printf("  per pool address per worker, %s (%u slots): bitmaps %zu, out2in %zu, "
+                    "hold-down chunks %zu, PortBlock array %zu = %zu bytes%s\n",
+                    mode, b.slots, b.bitmaps, b.out2in, b.hold, b.granules, b.total(), note);
+    };
     std::printf("\nState bytes per subscriber (16 mappings, 1 session each; records only, hash "
                 "keys and buckets left out)\n"
                 "  sizeof: Subscriber %zu (SubscriberBlocks %zu, of it BlockDemand %zu), Mapping "
-                "%zu, session entry %zu (SessionKey %zu + Session %zu), PortBlock %zu\n"
-                "  per pool address per worker (%u slots, %zu granules, %u of them in "
-                "1024-65535): bitmaps %zu, out2in %zu, hold-down chunks %zu, PortBlock array "
-                "%zu = %zu bytes, allocated in every mode\n\n",
+                "%zu, session entry %zu (SessionKey %zu + Session %zu), PortBlock %zu\n",
                 sub, sub_blocks, sub_demand, sizeof(Mapping), sizeof(SessionKey) + sizeof(Session),
-                sizeof(SessionKey), sizeof(Session), sizeof(PortBlock), slots,
-                address.blocks.size(), blocks_that_fit(mask, 1), bitmap_bytes, out2in_bytes,
-                hold_bytes, granule_bytes, per_address);
+                sizeof(SessionKey), sizeof(Session), sizeof(PortBlock));
+    print_address("dynamic and blocks", shared, "");
+    std::printf("    (%zu granules, %u of them in 1024-65535)\n",
+                shared.granules / sizeof(PortBlock), blocks_that_fit(mask, 1));
+    print_address("deterministic", det, ": every worker numbers every port, nothing held down");
+    std::printf("  every worker has these arrays for each of the %u pool addresses, whether or not "
+                "its subscribers use it\n\n",
+                kModePoolAddresses);
     struct Column {
         const char* label;
         std::size_t record_used;
         std::size_t granules;
+        std::size_t per_address;
     };
     const Column columns[] = {
-        {"dynamic", sub - sub_blocks, 0},
-        {"blocks 64", sub - sub_demand, held_granules},
-        {"blocks adaptive", sub, held_granules},
+        {"dynamic", sub - sub_blocks, 0, shared.total()},
+        {"blocks 64", sub - sub_demand, held_granules, shared.total()},
+        {"blocks adaptive", sub, held_granules, shared.total()},
+        {"deterministic", sub - sub_blocks, 0, det.total()},
     };
-    std::printf("%-44s %12s %12s %16s\n", "", columns[0].label, columns[1].label, columns[2].label);
+    std::printf("%-44s", "");
+    for (const Column& c : columns) {
+        std::printf(" %16s", c.label);
+    }
+    std::printf("\n");
     auto row = [&](const char* label, auto value) {
         std::printf("%-44s", label);
         for (const Column& c : columns) {
-            std::printf(" %*.1f", &c == &columns[2] ? 16 : 12, static_cast<double>(value(c)));
+            std::printf(" %16.1f", static_cast<double>(value(c)));
         }
         std::printf("\n");
     };
@@ -1271,15 +1362,20 @@ void print_state_bytes() {
     row("mappings + sessions (16 x (32 + 32))", [&](const Column&) { return m * mapping_bytes; });
     row("records per subscriber", records);
     row("records per mapping", [&](const Column& c) { return records(c) / double{m}; });
+    row("address arrays per pool address per worker",
+        [&](const Column& c) { return c.per_address; });
+    row("  the same, all workers", [&](const Column& c) { return c.per_address * kWorkers; });
     for (std::size_t s = 0; s < kSizes.size(); ++s) {
         const double subs = kSizes[s].sessions / double{m};
-        const double share = static_cast<double>(per_address) * kModePoolAddresses / subs;
+        const auto share = [&](const Column& c) {
+            return static_cast<double>(c.per_address) * kModePoolAddresses / subs;
+        };
         char label[64];
         std::snprintf(label, sizeof label, "+ address arrays, %s (%.0f subs/address)",
                       kSizes[s].name, subs / kModePoolAddresses);
-        row(label, [&](const Column& c) { return records(c) + share; });
+        row(label, [&](const Column& c) { return records(c) + share(c); });
         std::snprintf(label, sizeof label, "  per mapping, %s", kSizes[s].name);
-        row(label, [&](const Column& c) { return (records(c) + share) / m; });
+        row(label, [&](const Column& c) { return (records(c) + share(c)) / m; });
     }
 }
 

@@ -348,9 +348,15 @@ std::optional<PortGrant> PortAllocator::allocate_in_range(const PortRequest& req
         bits.take(*slot, mask_);
         return PortGrant{req.inside_port, true};
     }
-    const std::uint32_t lo = slice_.lower_bound(range.lo);
-    const std::uint32_t end =
-        range.hi == 0xffff ? slice_.slot_count() : slice_.lower_bound(range.hi + 1);
+    // An owned end of the run is its own slot; only an unowned one needs the binary search
+    // over the slice, which costs more than the rest of the allocation when every port is
+    // owned (deterministic mode) and the ends always are.
+    const auto lo_slot = slice_.slot_of(range.lo);
+    const auto hi_slot = slice_.slot_of(range.hi);
+    const std::uint32_t lo = lo_slot ? *lo_slot : slice_.lower_bound(range.lo);
+    const std::uint32_t end = hi_slot              ? *hi_slot + 1
+                              : range.hi == 0xffff ? slice_.slot_count()
+                                                   : slice_.lower_bound(range.hi + 1);
     if (lo >= end) {
         return std::nullopt;
     }

@@ -96,15 +96,16 @@ std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol pro
 }
 
 void Translator::anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto, Tick now) {
-    sub.pool_index = choose_anchor(inside, proto, now);
+    std::uint16_t index = kNoPool;
     if (const DeterministicMap* det = ownership_.deterministic()) {
-        // RFC 7422: the formula names the address; outside the prefix allocation refuses.
+        // RFC 7422: the formula names the address, so the keyed hash and the search for room
+        // that choose_anchor costs would be thrown away. Outside the prefix allocation
+        // refuses; the subscriber still needs some anchor until it is released.
         if (const auto range = det->forward(inside)) {
-            if (const std::uint16_t index = pool().find(range->pool_address); index != kNoPool) {
-                sub.pool_index = index;
-            }
+            index = pool().find(range->pool_address);
         }
     }
+    sub.pool_index = index != kNoPool ? index : choose_anchor(inside, proto, now);
     sub.port_key = ports_.port_key(inside, pool().address(sub.pool_index));
 }
 
