@@ -1016,7 +1016,7 @@ def test_rfc7422_deterministic_forward_reverse(binary, ctl_binary, subs=3, flows
     TCP, lies in the pool address and port run that `ephemeractl det forward` names for its
     subscriber (asked of the running ephemera and of the config file alone, which agree), and
     `det reverse` of each names the subscriber. Nothing is dropped; a source outside the
-    prefix is refused and counted as drop_not_deterministic."""
+    prefix is refused, counted as drop_not_deterministic and answered with ICMP 3/1."""
     config = make_config(port_range="%d-%d" % DET_RANGE, reserved=(), sections={
         "pool": {"mode": "deterministic"},
         "pool.deterministic": {"subscribers": DET_PREFIX}})
@@ -1103,16 +1103,22 @@ def test_rfc7422_deterministic_forward_reverse(binary, ctl_binary, subs=3, flows
                 check_rc=True)
         cli = lab.agent(lab.sub(1))
         cli.open("x", addr=DET_OUTSIDER)
-        before = ctl.stats()["drop_not_deterministic"]
+        st = ctl.stats()
+        before, icmp_before = st["drop_not_deterministic"], st["icmp_unreachable_sent"]
         for k in range(3):
             cli.send("x", (SERVER, 5000), "outsider %d" % k)
         got = cli.drain("x", window=1.0)
-        after = ctl.stats()["drop_not_deterministic"]
+        st = ctl.stats()
+        after, icmp_after = st["drop_not_deterministic"], st["icmp_unreachable_sent"]
         strays = [d for _, d in srv.seen("s") if d.startswith("outsider")]
         check(not got and not strays, "%s got through: echoes %s, server saw %s" % (
             DET_OUTSIDER, got, strays))
         check(after - before == 3, "drop_not_deterministic rose by %d for 3 datagrams from %s"
               % (after - before, DET_OUTSIDER))
+        check(icmp_after > icmp_before, "no ICMP 3/1 for the refused %s (RFC 6888 REQ-11)" %
+              DET_OUTSIDER)
+        log("%s refused: drop_not_deterministic +%d, icmp_unreachable_sent +%d" % (
+            DET_OUTSIDER, after - before, icmp_after - icmp_before))
         listed = ctl.sessions("--subscriber", DET_OUTSIDER)
         check(not listed, "sessions of %s: %s" % (DET_OUTSIDER, listed))
 
