@@ -5,7 +5,7 @@ each test named after the requirement it checks (docs/conformance.md lists them 
 
     /usr/bin/python3 conformance_tests.py TEST_NAME EPHEMERA_BINARY [--workers N]
                                           [--fragments-on af_packet|pcap]
-                                          [--mode dynamic|blocks]
+                                          [--mode dynamic|blocks|deterministic]
 
 --workers: how many workers ephemera runs with (meson runs the suite with 1, 2 and 4: suites
 conformance-w1, -w2, -w4). --fragments-on: the driver the fragment and MTU tests open the
@@ -15,7 +15,10 @@ worker) it sees the pieces as sent and reassembles them virtually itself. --mode
 allocation mode (pool.mode). blocks gives every subscriber port blocks (BLOCK_SIZE ports, up to
 MAX_BLOCKS of them); where that legitimately changes an answer, the test asserts the blocks
 mode's answer (docs/conformance.md, "The blocks mode"). Meson runs the suite in blocks mode
-with 2 workers as conformance-blocks.
+with 2 workers as conformance-blocks. deterministic gives every subscriber of DET_SUBSCRIBERS
+its RFC 7422 run of ports (no reserved ports, no port_range below 1024); where that changes an
+answer the test asserts the deterministic mode's (docs/conformance.md, "The deterministic
+mode"). Meson runs it with 2 workers as conformance-det.
 
 Every test builds its own lab (tests/netns/nslab.py, scripts/lab.sh) and removes it on every
 exit path. Nothing here reads ephemera's internals except through telemetry, the way an
@@ -60,9 +63,56 @@ def _block_size_for(port_range, workers):
     return max(64, min(BLOCK_SIZE, share // 4 // 64 * 64))
 
 
+# The deterministic mode's [pool.deterministic]: a prefix that holds every lab subscriber
+# (100.64.0.11 up, scripts/lab.sh) but not the pool. 32 subscribers over one pool address and
+# the IANA range are 512 ports each, 1024 over two: min_ports lets the narrowest through.
+DET_SUBSCRIBERS = "100.64.0.0/27"
+DET_MIN_PORTS = 64
+
+
+def _det_port_range(port_range):
+    """port_range, or the part of it from 1024 up (deterministic mode refuses system ports)."""
+    if "-" not in port_range:
+        return port_range  # config.hpp's presets all start at 1024 or above
+    lo, hi = (int(x) for x in port_range.split("-"))
+    return port_range if lo >= 1024 else "%d-%d" % (1024, hi)
+
+
+def det_run(subscriber, pool=POOL, port_range="iana"):
+    """The RFC 7422 formula (include/ephemera/deterministic.hpp) over the suite's prefix:
+    (pool address, first port, last port) of a subscriber."""
+    presets = {"iana": (49152, 65535), "linux": (32768, 60999), "freebsd": (10000, 65535),
+               "legacy-bsd": (1024, 5000)}
+    port_range = _det_port_range(port_range)
+    lo, hi = presets.get(port_range) or (int(x) for x in port_range.split("-"))
+    base, length = DET_SUBSCRIBERS.split("/")
+    count = 1 << (32 - int(length))
+    offset = _addr_value(subscriber) - _addr_value(base)
+    check(0 <= offset < count, "%s is outside %s" % (subscriber, DET_SUBSCRIBERS))
+    ratio = -(-count // len(pool))
+    pps = (hi - lo + 1) // ratio
+    first = lo + (offset % ratio) * pps
+    return pool[offset // ratio], first, first + pps - 1
+
+
+def _addr_value(addr):
+    a, b, c, d = (int(x) for x in addr.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
 def mode_config(**kw):
     """make_config in the suite's MODE: in blocks mode with [pool] mode and [pool.blocks] added
-    (a test's own keys there win)."""
+    (a test's own keys there win); in deterministic mode with [pool] mode and
+    [pool.deterministic] added, no reserved ports and port_range cut to 1024 and up."""
+    if MODE == "deterministic":
+        sections = {k: dict(v) for k, v in (kw.pop("sections", None) or {}).items()}
+        sections.setdefault("pool", {})["mode"] = "deterministic"
+        det = sections.setdefault("pool.deterministic", {})
+        det.setdefault("subscribers", DET_SUBSCRIBERS)
+        det.setdefault("min_ports", DET_MIN_PORTS)
+        kw["sections"] = sections
+        kw["reserved"] = ()
+        kw["port_range"] = _det_port_range(kw.get("port_range", "iana"))
     if MODE == "blocks":
         sections = {k: dict(v) for k, v in (kw.pop("sections", None) or {}).items()}
         sections.setdefault("pool", {})["mode"] = "blocks"
@@ -241,7 +291,9 @@ def test_rfc4787_req3a_port_class(binary):
     """Ports 0-1023 map into 0-1023, 1024-65535 into 1024-65535, also when the source port is
     taken and ephemera must choose another. In blocks mode a block never holds a system port,
     so every mapping, port 800's too, leaves from 1024-65535 (REQ-3a is a MAY; the blocks mode
-    keeps the well-known ports out of subscribers' blocks instead)."""
+    keeps the well-known ports out of subscribers' blocks instead). In deterministic mode
+    port_range cannot reach below 1024 (RFC 7422): every mapping leaves from the subscriber's
+    run, which holds no system port."""
     subs = 3
     with lab_session(subs) as lab, ephemera_session(
             binary, lab, WORKERS, cfg(lab, pool=[POOL[0]], port_range="1-65535",
@@ -254,11 +306,28 @@ def test_rfc4787_req3a_port_class(binary):
                 check(ep[1] >= 1024, "sub%d port %d left as %d: a block holds a system port"
                       % (i, port, ep[1]))
                 continue
+            if MODE == "deterministic":
+                addr, lo, hi = det_run(sub_addr(i), [POOL[0]], "1-65535")
+                check(ep[0] == addr and lo <= ep[1] <= hi and ep[1] >= 1024,
+                      "sub%d port %d left as %s:%d, outside its run %s %d-%d" % (
+                          i, port, ep[0], ep[1], addr, lo, hi))
+                continue
             check((port < 1024) == (ep[1] < 1024),
                   "sub%d port %d left as %d: port class not kept" % (i, port, ep[1]))
         for port in (800, 2000):
             check(len({seen[(i, port)] for i in range(1, subs + 1)}) == subs,
                   "port %d: external endpoints repeat %s" % (port, seen))
+        if MODE == "deterministic":
+            # A source port is kept only when it lies in the subscriber's run (and is free).
+            kept = {}
+            for i in range(1, subs + 1):
+                addr, lo, _ = det_run(sub_addr(i), [POOL[0]], "1-65535")
+                cli = lab.agent(lab.sub(i))
+                check(cli.open("own", port=lo + 10) == lo + 10, "cannot bind %d" % (lo + 10))
+                kept[i] = learn_udp(cli, "own")
+                check(kept[i] == (addr, lo + 10), "sub%d port %d (in its run) left as %s" % (
+                    i, lo + 10, kept[i]))
+            log("ports in the subscribers' runs kept: %s" % kept)
 
 
 def test_rfc4787_req4_port_parity(binary):
@@ -1332,5 +1401,5 @@ def _take_option(name, default, choices=None):
 if __name__ == "__main__":
     WORKERS = int(_take_option("--workers", "1", [str(n) for n in range(1, 65)]))
     FRAGMENTS = _take_option("--fragments-on", "af_packet", sorted(nslab.DRIVERS))
-    MODE = _take_option("--mode", "dynamic", ["dynamic", "blocks"])
+    MODE = _take_option("--mode", "dynamic", ["dynamic", "blocks", "deterministic"])
     sys.exit(nslab.main(TESTS))

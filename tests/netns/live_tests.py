@@ -998,6 +998,131 @@ def test_blocks_operator_view(binary, ctl_binary, heavy=70, light=5):
               "sessions --external %s:%d: %s" % (addr, port, listed))
 
 
+# Deterministic NAT (RFC 7422) in the lab: the prefix 100.64.0.8/29 holds the lab's first
+# subscribers (100.64.0.11 up) and not 100.64.0.20, its four subscribers per pool address put
+# 100.64.0.11 on the first pool address and 100.64.0.12-13 on the second, 16128 ports each.
+DET_PREFIX = "100.64.0.8/29"
+DET_RANGE = (1024, 65535)
+DET_OUTSIDER = "100.64.0.20"  # in the lab's /24, outside DET_PREFIX
+
+
+def _det_range(reply):
+    lo, hi = (int(x) for x in reply["ports"].split("-"))
+    return reply["pool_address"], lo, hi
+
+
+def test_rfc7422_deterministic_forward_reverse(binary, ctl_binary, subs=3, flows=6):
+    """Deterministic mode with two workers: every external endpoint the server sees, UDP and
+    TCP, lies in the pool address and port run that `ephemeractl det forward` names for its
+    subscriber (asked of the running ephemera and of the config file alone, which agree), and
+    `det reverse` of each names the subscriber. Nothing is dropped; a source outside the
+    prefix is refused, counted as drop_not_deterministic and answered with ICMP 3/1."""
+    config = make_config(port_range="%d-%d" % DET_RANGE, reserved=(), sections={
+        "pool": {"mode": "deterministic"},
+        "pool.deterministic": {"subscribers": DET_PREFIX}})
+    with lab_session(subs) as lab, ephemera_session(binary, lab, WORKERS, config) as eph:
+        ctl = Ctl(ctl_binary, eph.prefix)
+        check(ctl.config().get("pool_mode") == "deterministic",
+              "show config: pool_mode %r" % ctl.config().get("pool_mode"))
+        runs = {}
+        for i in range(1, subs + 1):
+            online = ctl.json("det", "forward", sub_addr(i))
+            offline = ctl.json("det", "forward", sub_addr(i), "--config", eph.config_path)
+            check(online == offline, "det forward %s: online %s, from the config file %s" % (
+                sub_addr(i), online, offline))
+            runs[i] = _det_range(online)
+        log("runs: %s" % runs)
+        check(len({r[0] for r in runs.values()}) == 2, "the subscribers share one pool address:"
+              " %s" % runs)
+        srv = lab.agent(lab.ns("srv"))
+        srv.open("s", SERVER, 5000)
+        srv.serve_echo("s")
+        tcp_server = lab.popen(lab.ns("srv"), [
+            nslab.PYTHON, nslab.PEER, "tcp-server", "--bind", SERVER, "--port", "7000",
+            "--connections", str(subs), "--send-bytes", "100000", "--timeout", "60"],
+            stdout=subprocess.PIPE, text=True)
+        seen = {i: set() for i in range(1, subs + 1)}
+        try:
+            check("listening" in tcp_server.stdout.readline(), "TCP server did not start")
+            for i in range(1, subs + 1):
+                cli = lab.agent(lab.sub(i))
+                for k in range(flows):
+                    # One source port inside the subscriber's run: kept as it is.
+                    port = cli.open("u%d" % k, port=runs[i][1] + 2 * i if k == 0 else 0)
+                    _, text = udp_exchange(cli, "u%d" % k, (SERVER, 5000), "sub%d %d" % (i, k))
+                    ep = parse_echo(text)[0]
+                    check(k != 0 or ep == (runs[i][0], port),
+                          "sub%d's port %d, in its run, left as %s" % (i, port, ep))
+                    seen[i].add(("udp",) + ep)
+                cp = lab.run(lab.sub(i), [nslab.PYTHON, nslab.PEER, "tcp-client", "--to",
+                                          SERVER, "--port", "7000", "--send-bytes", "100000",
+                                          "--timeout", "30"], timeout=40)
+                got = json.loads(cp.stdout.strip().splitlines()[-1])
+                check("error" not in got and got.get("received") == 100000,
+                      "sub%d's TCP connection: %s" % (i, got))
+            for _ in range(subs):
+                rec = json.loads(tcp_server.stdout.readline())
+                check("error" not in rec and rec["received"] == 100000,
+                      "TCP server: %s" % rec)
+                addr, port = rec["peer"]
+                owner = [i for i, r in runs.items() if r[0] == addr and r[1] <= port <= r[2]]
+                check(len(owner) == 1, "TCP peer %s:%d lies in no subscriber's run %s" % (
+                    addr, port, runs))
+                seen[owner[0]].add(("tcp", addr, port))
+        finally:
+            if tcp_server.poll() is None:
+                tcp_server.kill()
+            tcp_server.wait()
+        for i in range(1, subs + 1):
+            addr, lo, hi = runs[i]
+            check(len([e for e in seen[i] if e[0] == "udp"]) == flows and
+                  any(e[0] == "tcp" for e in seen[i]),
+                  "sub%d: the server saw %s" % (i, sorted(seen[i])))
+            for proto, a, port in sorted(seen[i]):
+                check(a == addr and lo <= port <= hi, "sub%d's %s %s:%d lies outside its run "
+                      "%s %d-%d" % (i, proto, a, port, addr, lo, hi))
+                for args in ((), ("--config", eph.config_path)):
+                    back = ctl.json("det", "reverse", "%s:%d" % (a, port), *args)
+                    check(back.get("subscriber") == sub_addr(i) and
+                          back.get("ports") == "%d-%d" % (lo, hi),
+                          "det reverse %s:%d %s: %s, expected %s" % (
+                              a, port, " ".join(args), back, sub_addr(i)))
+            workers = {parse_session(x)["worker"] for x in ctl.sessions("--subscriber",
+                                                                         sub_addr(i))}
+            check(len(workers) == 1, "sub%d's sessions are on workers %s" % (i, workers))
+        log("external endpoints: %s" % {sub_addr(i): sorted(e) for i, e in seen.items()})
+        drops = {k: v for k, v in ctl.stats().items() if k.startswith("drop_") and v and
+                 k not in BENIGN_DROPS}
+        check(not drops, "drops: %s" % drops)
+
+        # A source outside the prefix: no mapping, counted; det forward says why.
+        cp = ctl.run("det", "forward", DET_OUTSIDER)
+        check(cp.returncode == 1 and "not a subscriber" in cp.stderr,
+              "det forward %s: exit %d, %r" % (DET_OUTSIDER, cp.returncode, cp.stderr))
+        lab.run(lab.sub(1), ["ip", "addr", "add", DET_OUTSIDER + "/24", "dev", "eth0"],
+                check_rc=True)
+        cli = lab.agent(lab.sub(1))
+        cli.open("x", addr=DET_OUTSIDER)
+        st = ctl.stats()
+        before, icmp_before = st["drop_not_deterministic"], st["icmp_unreachable_sent"]
+        for k in range(3):
+            cli.send("x", (SERVER, 5000), "outsider %d" % k)
+        got = cli.drain("x", window=1.0)
+        st = ctl.stats()
+        after, icmp_after = st["drop_not_deterministic"], st["icmp_unreachable_sent"]
+        strays = [d for _, d in srv.seen("s") if d.startswith("outsider")]
+        check(not got and not strays, "%s got through: echoes %s, server saw %s" % (
+            DET_OUTSIDER, got, strays))
+        check(after - before == 3, "drop_not_deterministic rose by %d for 3 datagrams from %s"
+              % (after - before, DET_OUTSIDER))
+        check(icmp_after > icmp_before, "no ICMP 3/1 for the refused %s (RFC 6888 REQ-11)" %
+              DET_OUTSIDER)
+        log("%s refused: drop_not_deterministic +%d, icmp_unreachable_sent +%d" % (
+            DET_OUTSIDER, after - before, icmp_after - icmp_before))
+        listed = ctl.sessions("--subscriber", DET_OUTSIDER)
+        check(not listed, "sessions of %s: %s" % (DET_OUTSIDER, listed))
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items()
          if name.startswith("test_") and callable(fn)}
 
