@@ -35,6 +35,7 @@ C++ bitmap and summary code instead of repeating it.
 
 import ipaddress
 import subprocess
+import tempfile
 from collections import namedtuple
 
 MASK64 = (1 << 64) - 1
@@ -110,7 +111,7 @@ def ip_int(address):
 Ext = namedtuple("Ext", "ip port preserved")
 
 _ephemera = None    # the ephemera executable that answers ownership questions
-_owners = {}        # worker count -> Owners
+_owners = {}        # (worker count, config text or None) -> Owners
 
 
 def use_ephemera(path):
@@ -120,19 +121,22 @@ def use_ephemera(path):
     _owners.clear()
 
 
-def owners(workers):
-    """The (cached) Owners for `workers` workers."""
-    if workers not in _owners:
-        _owners[workers] = Owners(workers)
-    return _owners[workers]
+def owners(workers, config=None):
+    """The (cached) Owners for `workers` workers; with `config` (TOML text), the ownership of
+    that config's mode (in deterministic mode a port belongs to its subscriber's worker)."""
+    if (workers, config) not in _owners:
+        _owners[(workers, config)] = Owners(workers, config)
+    return _owners[(workers, config)]
 
 
 class Owners:
-    """Which worker owns a subscriber or an external port, as `ephemera --owner --workers N`
-    prints it. Answers are cached; a pool address's 65536 ports are asked in one run."""
+    """Which worker owns a subscriber or an external port, as `ephemera --owner --workers N
+    [--config FILE]` prints it. Answers are cached; a pool address's 65536 ports are asked in
+    one run."""
 
-    def __init__(self, workers):
+    def __init__(self, workers, config=None):
         self.workers = workers
+        self.config = config
         self._subscribers = {}   # inside address -> worker
         self._ports = {}         # pool address -> [worker of port 0, 1, ..., 65535]
 
@@ -140,8 +144,14 @@ class Owners:
         if _ephemera is None:
             raise RuntimeError("natmodel.use_ephemera(PATH) first: ownership comes from "
                                "`ephemera --owner`")
-        run = subprocess.run([_ephemera, "--owner", "--workers", str(self.workers), *queries],
-                             capture_output=True, text=True, check=False)
+        with tempfile.NamedTemporaryFile("w", suffix=".toml") as f:
+            config = []
+            if self.config is not None:
+                f.write(self.config)
+                f.flush()
+                config = ["--config", f.name]
+            run = subprocess.run([_ephemera, "--owner", "--workers", str(self.workers), *config,
+                                  *queries], capture_output=True, text=True, check=False)
         if run.returncode != 0:
             raise RuntimeError("ephemera --owner failed (%d): %s"
                                % (run.returncode, run.stderr.strip()))
@@ -223,28 +233,41 @@ class WorkerPorts:
     def _search(self, free, ports, inside_ip, pool_ip, proto, parity, lo, hi):
         """Algorithm 4 over slots lo..hi of `ports`; each search of a non-empty interval moves
         the table's counter on."""
-        if lo > hi:
+        found = alg4_search(self.table, self.secret, inside_ip, pool_ip, proto, parity, lo, hi,
+                            ports, free)
+        if found is None:
             return None
-        who = ip_int(inside_ip) << 32 | ip_int(pool_ip)
-        h = fmix64(siphash_2x64(self.secret, who, PORT_KEY_DOMAIN)
-                   ^ ((proto + 1) * 0x9e3779b97f4a7c15 & MASK64))
-        f, g = h & MASK32, h >> 32
-        counter = self.table[g % ALG4_TABLE_SIZE]
-        self.table[g % ALG4_TABLE_SIZE] = (counter + 1) & MASK32
-        pairs = (hi - lo) // 2 + 1
-        start_pair = ((f + counter) & MASK32) % pairs
-        start = max(lo, min(hi, (lo & ~1) + start_pair * 2 + parity))
+        slot, wrapped, fallback = found
+        free.remove(ports[slot])
+        self.wraps += wrapped
+        self.parity_fallbacks += fallback
+        return ports[slot]
 
-        order = list(range(start, hi + 1)) + list(range(lo, start))
-        for want in (parity, parity ^ 1):
-            for slot in order:
-                port = ports[slot]
-                if port & 1 == want and port in free:
-                    free.remove(port)
-                    self.wraps += slot < start
-                    self.parity_fallbacks += want != parity
-                    return port
+
+def alg4_search(table, secret, inside_ip, pool_ip, proto, parity, lo, hi, ports, free):
+    """RFC 6056 Algorithm 4 over slots lo..hi of `ports` (slot -> port) with a worker's
+    `table`, counted in slot pairs: (slot, wrapped, other parity) for the first slot whose port
+    is in `free` and of `parity`, from the keyed start upwards, wrapping to lo, then the same
+    for the other parity; None when none is free. Each search of a non-empty interval moves the
+    table's counter on."""
+    if lo > hi:
         return None
+    who = ip_int(inside_ip) << 32 | ip_int(pool_ip)
+    h = fmix64(siphash_2x64(secret, who, PORT_KEY_DOMAIN)
+               ^ ((proto + 1) * 0x9e3779b97f4a7c15 & MASK64))
+    f, g = h & MASK32, h >> 32
+    counter = table[g % ALG4_TABLE_SIZE]
+    table[g % ALG4_TABLE_SIZE] = (counter + 1) & MASK32
+    pairs = (hi - lo) // 2 + 1
+    start_pair = ((f + counter) & MASK32) % pairs
+    start = max(lo, min(hi, (lo & ~1) + start_pair * 2 + parity))
+
+    order = list(range(start, hi + 1)) + list(range(lo, start))
+    for want in (parity, parity ^ 1):
+        for slot in order:
+            if ports[slot] & 1 == want and ports[slot] in free:
+                return slot, slot < start, want != parity
+    return None
 
 
 class NatModel:
@@ -310,6 +333,92 @@ class NatModel:
 
     def preserved(self):
         """How many mappings kept their source port (ephemera's port_preserved counter)."""
+        return sum(e.preserved for e in self.mappings.values())
+
+    def is_mapped(self, ext_ip, ext_port, proto):
+        return any(e.ip == ext_ip and e.port == ext_port and k[2] == proto
+                   for k, e in self.mappings.items())
+
+
+Run = namedtuple("Run", "pool_ip lo hi")
+
+
+class DeterministicNat:
+    """Deterministic NAT (RFC 7422), as `[pool] mode = "deterministic"` should make mappings.
+
+    Subscriber i (its offset in the prefix) gets pool address i // ratio and the run of ports
+    lo + (i % ratio) * pps .. + pps - 1, where ratio = ceil(subscribers / pool size) and pps =
+    floor(port_range size / ratio). Its inside port is kept when it lies in the run and is free
+    for the protocol; otherwise Algorithm 4 (alg4_search) over the run, with the Algorithm 4
+    table of the subscriber's worker: every worker numbers every port, so a slot is its port,
+    and the port key is the subscriber's with the run's pool address. An address outside the
+    prefix gets no mapping. Ownership comes from `ephemera --owner --config` with the
+    scenario's config (`config`): a port belongs to the worker of the subscriber whose run
+    holds it."""
+
+    def __init__(self, pool, subscribers, port_range, config, workers=1, secret=SECRET):
+        prefix, length = subscribers.split("/")
+        self.pool = list(pool)
+        self.prefix = ip_int(prefix)
+        self.count = 1 << (32 - int(length))
+        self.lo, self.hi = port_range
+        self.ratio = -(-self.count // len(self.pool))
+        self.pps = (self.hi - self.lo + 1) // self.ratio
+        self.secret = secret
+        self.owners = owners(workers, config)
+        self.tables = [[0] * ALG4_TABLE_SIZE for _ in range(workers)]
+        self.used = {}          # (pool address, protocol) -> ports in use
+        self.mappings = {}      # (inside ip, inside port, proto) -> Ext
+
+    def run_of(self, inside_ip):
+        """The subscriber's Run (pool address, first and last port), or None outside the
+        prefix."""
+        offset = ip_int(inside_ip) - self.prefix
+        if not 0 <= offset < self.count:
+            return None
+        lo = self.lo + (offset % self.ratio) * self.pps
+        return Run(self.pool[offset // self.ratio], lo, lo + self.pps - 1)
+
+    def holder(self, pool_ip, port):
+        """The subscriber whose run holds (pool address, port), or None."""
+        if pool_ip not in self.pool or not self.lo <= port <= self.hi:
+            return None
+        run = (port - self.lo) // self.pps
+        offset = self.pool.index(pool_ip) * self.ratio + run
+        if run >= self.ratio or offset >= self.count:
+            return None
+        return str(ipaddress.IPv4Address(self.prefix + offset))
+
+    def worker_of(self, inside_ip):
+        return self.owners.subscriber(inside_ip)
+
+    def port_owner(self, ext):
+        return self.owners.port(ext[0], ext[1])
+
+    def map(self, inside_ip, inside_port, proto):
+        """The external endpoint of (inside_ip, inside_port, proto), or None when refused."""
+        key = (inside_ip, inside_port, proto)
+        if key in self.mappings:
+            return self.mappings[key]
+        run = self.run_of(inside_ip)
+        if run is None:
+            return None
+        used = self.used.setdefault((run.pool_ip, proto), set())
+        if run.lo <= inside_port <= run.hi and inside_port not in used:
+            ext = Ext(run.pool_ip, inside_port, True)
+        else:
+            free = set(range(run.lo, run.hi + 1)) - used
+            found = alg4_search(self.tables[self.worker_of(inside_ip)], self.secret, inside_ip,
+                                run.pool_ip, proto, inside_port & 1, run.lo, run.hi,
+                                range(65536), free)
+            if found is None:
+                return None
+            ext = Ext(run.pool_ip, found[0], False)
+        used.add(ext.port)
+        self.mappings[key] = ext
+        return ext
+
+    def preserved(self):
         return sum(e.preserved for e in self.mappings.values())
 
     def is_mapped(self, ext_ip, ext_port, proto):
