@@ -33,6 +33,7 @@ The search here is a plain linear scan over ports, not a bitmap walk, so that it
 C++ bitmap and summary code instead of repeating it.
 """
 
+import collections
 import ipaddress
 import subprocess
 import tempfile
@@ -252,9 +253,7 @@ def alg4_search(table, secret, inside_ip, pool_ip, proto, parity, lo, hi, ports,
     table's counter on."""
     if lo > hi:
         return None
-    who = ip_int(inside_ip) << 32 | ip_int(pool_ip)
-    h = fmix64(siphash_2x64(secret, who, PORT_KEY_DOMAIN)
-               ^ ((proto + 1) * 0x9e3779b97f4a7c15 & MASK64))
+    h = _alg4_hash(secret, inside_ip, pool_ip, proto)
     f, g = h & MASK32, h >> 32
     counter = table[g % ALG4_TABLE_SIZE]
     table[g % ALG4_TABLE_SIZE] = (counter + 1) & MASK32
@@ -424,6 +423,155 @@ class DeterministicNat:
     def is_mapped(self, ext_ip, ext_port, proto):
         return any(e.ip == ext_ip and e.port == ext_port and k[2] == proto
                    for k, e in self.mappings.items())
+
+
+def mix32(h):
+    """MurmurHash3's 32-bit finaliser."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & MASK32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & MASK32
+    return h ^ (h >> 16)
+
+
+GRANULE = 64    # slots: blocks are whole granules of a worker's slots
+
+
+class BlockNat:
+    """Port-block allocation (`[pool] mode = "blocks"`, fixed block_size), as it should make
+    mappings with `workers` workers.
+
+    Slots here are the slots of the C++ slice: every port 0-65535 the worker owns, in port
+    order (so granule g is slots 64g..64g+63 of that numbering, whatever the range). Blocks lie
+    on a grid of whole granules inside the slots of the range's ports from 1024 up, cut from
+    the first whole granule. A subscriber's first mapping (and one whose blocks are all full
+    for the protocol) opens a block if it holds fewer than max_blocks: a keyed start
+    mix32(F ^ counter * 0x9e3779b9) % blocks on the grid, with F and the counter of the ICMP
+    Algorithm 4 seed of its port key (the counter moves on), then the first block from there,
+    wrapping, whose granules nobody holds. Within its blocks, oldest first, the inside port is
+    kept when its slot lies in the block and is free; otherwise Algorithm 4 over the block's
+    slots (alg4_search: the table counter moves on for each block tried). Blocks are per
+    address, shared by the protocols; ports in use are per protocol. Nothing expires here.
+    Anchoring: the subscriber's preferred address (NatModel.preferred_index), or the next one
+    with a free block on its worker."""
+
+    def __init__(self, pool, block_size, max_blocks, port_range=(49152, 65535), workers=1,
+                 secret=SECRET):
+        self.pool = list(pool)
+        self.granules = block_size // GRANULE
+        self.max_blocks = max_blocks
+        self.secret = secret
+        self.owners = owners(workers)
+        lo, hi = port_range
+        self.tables = [[0] * ALG4_TABLE_SIZE for _ in range(workers)]
+        self.slots = []         # per worker: its ports, ascending (slot -> port)
+        self.grid = []          # per worker: (first granule, blocks)
+        self.allowed = []       # per worker: its ports inside the range
+        for w in range(workers):
+            ports = [p for p in range(65536) if self.owners.port(self.pool[0], p) == w]
+            user = [i for i, p in enumerate(ports) if max(lo & ~1, 1024) <= p <= (hi | 1)]
+            first = -(-user[0] // GRANULE) if user else 0
+            end = (user[-1] + 1) // GRANULE if user else 0
+            self.slots.append(ports)
+            self.grid.append((first, max(0, end - first) // self.granules))
+            self.allowed.append({p for p in ports if lo <= p <= hi})
+        self.holder = {}        # (worker, pool index, granule) -> inside address
+        self.used = {}          # (worker, pool index, proto) -> ports in use
+        self.subscribers = {}   # inside address -> [pool index, [first granules of blocks]]
+        self.mappings = {}      # (inside ip, inside port, proto) -> Ext
+        self.blocks_opened = 0
+        self.refusals = collections.Counter()   # "subscriber_blocks", "no_free_block"
+
+    def worker_of(self, inside_ip):
+        return self.owners.subscriber(inside_ip)
+
+    def port_owner(self, ext):
+        return self.owners.port(ext[0], ext[1])
+
+    def _free_block(self, worker, pool_index, first):
+        return not any((worker, pool_index, g) in self.holder
+                       for g in range(first, first + self.granules))
+
+    def _grid_blocks(self, worker):
+        first, count = self.grid[worker]
+        return [first + k * self.granules for k in range(count)]
+
+    def block_ports(self, inside_ip):
+        """The ports of each of the subscriber's blocks, oldest first."""
+        w = self.worker_of(inside_ip)
+        return [self.slots[w][g * GRANULE:(g + self.granules) * GRANULE]
+                for g in self.subscribers[inside_ip][1]]
+
+    def map(self, inside_ip, inside_port, proto):
+        """The external endpoint of (inside_ip, inside_port, proto), or None when refused
+        (counted in self.refusals)."""
+        key = (inside_ip, inside_port, proto)
+        if key in self.mappings:
+            return self.mappings[key]
+        w = self.worker_of(inside_ip)
+        sub = self.subscribers.get(inside_ip)
+        if sub is None:
+            n = len(self.pool)
+            first = siphash_2x64(self.secret, ip_int(inside_ip), ANCHOR_DOMAIN) % n
+            anchor = next((i % n for i in range(first, first + n)
+                           if any(self._free_block(w, i % n, b) for b in self._grid_blocks(w))),
+                          first)
+            sub = [anchor, []]
+        pool_ip = self.pool[sub[0]]
+        used = self.used.setdefault((w, sub[0], proto), set())
+        free = self.allowed[w] - used
+        ports = self.slots[w]
+        table = self.tables[w]
+
+        def take(first):
+            lo, hi = first * GRANULE, (first + self.granules) * GRANULE - 1
+            if inside_port in free and lo <= ports.index(inside_port) <= hi:
+                return inside_port, True
+            found = alg4_search(table, self.secret, inside_ip, pool_ip, proto, inside_port & 1,
+                                lo, hi, ports, free)
+            return (ports[found[0]], False) if found else None
+
+        grant = None
+        for first in sub[1]:
+            grant = take(first)
+            if grant:
+                break
+        if grant is None:
+            if len(sub[1]) >= self.max_blocks:
+                self.refusals["subscriber_blocks"] += 1
+                return None
+            blocks = self._grid_blocks(w)
+            h = _alg4_hash(self.secret, inside_ip, pool_ip, ICMP)
+            offset, index = h & MASK32, (h >> 32) % ALG4_TABLE_SIZE
+            start = mix32(offset ^ (table[index] * 0x9E3779B9 & MASK32)) % len(blocks) \
+                if blocks else 0
+            table[index] = (table[index] + 1) & MASK32
+            first = next((b for b in blocks[start:] + blocks[:start]
+                          if self._free_block(w, sub[0], b)), None)
+            if first is None:
+                self.refusals["no_free_block"] += 1
+                return None
+            for g in range(first, first + self.granules):
+                self.holder[(w, sub[0], g)] = inside_ip
+            sub[1].append(first)
+            self.blocks_opened += 1
+            grant = take(first)
+        self.subscribers[inside_ip] = sub
+        used.add(grant[0])
+        ext = Ext(pool_ip, grant[0], grant[1])
+        self.mappings[key] = ext
+        return ext
+
+    def preserved(self):
+        return sum(e.preserved for e in self.mappings.values())
+
+
+def _alg4_hash(secret, inside_ip, pool_ip, proto):
+    """The 64-bit Algorithm 4 hash of a subscriber, pool address and protocol: F is its low 32
+    bits, G its high 32 (alg4_search)."""
+    who = ip_int(inside_ip) << 32 | ip_int(pool_ip)
+    return fmix64(siphash_2x64(secret, who, PORT_KEY_DOMAIN)
+                  ^ ((proto + 1) * 0x9e3779b97f4a7c15 & MASK64))
 
 
 def self_test(worker_counts=(1,)):

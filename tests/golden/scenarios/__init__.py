@@ -216,5 +216,5 @@ def traffic(sc, **counters):
 
 # Importing the modules registers their scenarios.
 for _module in ("translate", "mapping", "filtering", "drops", "arp", "exhaustion", "limits",
-                "hairpin", "fragments", "icmp_errors", "queues", "deterministic"):
+                "hairpin", "fragments", "icmp_errors", "queues", "deterministic", "blocks"):
     importlib.import_module("scenarios." + _module)
