@@ -238,19 +238,20 @@ def summary(frame):
     return Ether(frame).summary()
 
 
-def resolve(owner, workers):
-    """The worker an owner key (scenarios.Frame.owner) names."""
+def resolve(owner, workers, config=None):
+    """The worker an owner key (scenarios.Frame.owner) names; `config` is the scenario's
+    Scenario.owner_config (ports owned as its mode owns them), or None."""
     kind = owner[0]
     if kind == "worker":
         return owner[1]
-    own = natmodel.owners(workers)
+    own = natmodel.owners(workers, config)
     return own.subscriber(owner[1]) if kind == "subscriber" else own.port(owner[1], owner[2])
 
 
-def describe_owner(owner, workers):
+def describe_owner(owner, workers, config=None):
     if owner[0] == "worker":
         return "worker %d" % owner[1]
-    return "worker %d (%s)" % (resolve(owner, workers), " ".join(str(x) for x in owner))
+    return "worker %d (%s)" % (resolve(owner, workers, config), " ".join(str(x) for x in owner))
 
 
 def first_difference(missing, extra):
@@ -270,7 +271,7 @@ def first_difference(missing, extra):
     return text
 
 
-def compare_port(port, got_by_queue, want, workers):
+def compare_port(port, got_by_queue, want, workers, config=None):
     """Problems with one port's output, as text (empty when it matches). got_by_queue holds
     what each tx queue sent; `want` the expected frames (scenarios.Frame) in 1-worker order.
     - the frames of all queues together must be the expected ones, as a multiset;
@@ -334,11 +335,11 @@ def compare_port(port, got_by_queue, want, workers):
     for frame, owners in owners_of.items():
         if None in owners:
             continue
-        wanted = sorted(resolve(o, workers) for o in owners)
+        wanted = sorted(resolve(o, workers, config) for o in owners)
         if sorted(queues_of[frame]) != wanted:
             text.append("  %s left by tx queue %s, expected %s"
                         % (summary(frame), " and ".join(map(str, sorted(queues_of[frame]))),
-                           " and ".join(describe_owner(o, workers) for o in owners)))
+                           " and ".join(describe_owner(o, workers, config) for o in owners)))
     if text:
         text.insert(0, "%s port: the expected frames (%s), but:" % (port, per_queue))
     return "\n".join(text)
@@ -350,7 +351,7 @@ def expected_handoffs(sc, workers):
     adds (extra_handoffs None), the input frames' own are a lower bound."""
     own = sum(1 for f in sc.inside_in + sc.outside_in
               if getattr(f, "owner", None) is not None
-              and resolve(f.owner, workers) != getattr(f, "queue", 0))
+              and resolve(f.owner, workers, sc.owner_config) != getattr(f, "queue", 0))
     if sc.extra_handoffs is None:
         return own, False
     return own + sc.extra_handoffs, True
@@ -397,7 +398,7 @@ def run_scenario(exe, name, workers, keep):
         for port, want in (("inside", sc.inside_out), ("outside", sc.outside_out)):
             got = [read_pcap(os.path.join(workdir, "out_%s_q%d.pcap" % (port, q)))
                    for q in range(workers)]
-            diff = compare_port(port, got, want, workers)
+            diff = compare_port(port, got, want, workers, sc.owner_config)
             if diff:
                 problems.append(diff)
         problems += compare_counters(stats, sc, workers)

@@ -33,8 +33,10 @@ The search here is a plain linear scan over ports, not a bitmap walk, so that it
 C++ bitmap and summary code instead of repeating it.
 """
 
+import collections
 import ipaddress
 import subprocess
+import tempfile
 from collections import namedtuple
 
 MASK64 = (1 << 64) - 1
@@ -110,7 +112,7 @@ def ip_int(address):
 Ext = namedtuple("Ext", "ip port preserved")
 
 _ephemera = None    # the ephemera executable that answers ownership questions
-_owners = {}        # worker count -> Owners
+_owners = {}        # (worker count, config text or None) -> Owners
 
 
 def use_ephemera(path):
@@ -120,19 +122,22 @@ def use_ephemera(path):
     _owners.clear()
 
 
-def owners(workers):
-    """The (cached) Owners for `workers` workers."""
-    if workers not in _owners:
-        _owners[workers] = Owners(workers)
-    return _owners[workers]
+def owners(workers, config=None):
+    """The (cached) Owners for `workers` workers; with `config` (TOML text), the ownership of
+    that config's mode (in deterministic mode a port belongs to its subscriber's worker)."""
+    if (workers, config) not in _owners:
+        _owners[(workers, config)] = Owners(workers, config)
+    return _owners[(workers, config)]
 
 
 class Owners:
-    """Which worker owns a subscriber or an external port, as `ephemera --owner --workers N`
-    prints it. Answers are cached; a pool address's 65536 ports are asked in one run."""
+    """Which worker owns a subscriber or an external port, as `ephemera --owner --workers N
+    [--config FILE]` prints it. Answers are cached; a pool address's 65536 ports are asked in
+    one run."""
 
-    def __init__(self, workers):
+    def __init__(self, workers, config=None):
         self.workers = workers
+        self.config = config
         self._subscribers = {}   # inside address -> worker
         self._ports = {}         # pool address -> [worker of port 0, 1, ..., 65535]
 
@@ -140,8 +145,14 @@ class Owners:
         if _ephemera is None:
             raise RuntimeError("natmodel.use_ephemera(PATH) first: ownership comes from "
                                "`ephemera --owner`")
-        run = subprocess.run([_ephemera, "--owner", "--workers", str(self.workers), *queries],
-                             capture_output=True, text=True, check=False)
+        with tempfile.NamedTemporaryFile("w", suffix=".toml") as f:
+            config = []
+            if self.config is not None:
+                f.write(self.config)
+                f.flush()
+                config = ["--config", f.name]
+            run = subprocess.run([_ephemera, "--owner", "--workers", str(self.workers), *config,
+                                  *queries], capture_output=True, text=True, check=False)
         if run.returncode != 0:
             raise RuntimeError("ephemera --owner failed (%d): %s"
                                % (run.returncode, run.stderr.strip()))
@@ -223,28 +234,39 @@ class WorkerPorts:
     def _search(self, free, ports, inside_ip, pool_ip, proto, parity, lo, hi):
         """Algorithm 4 over slots lo..hi of `ports`; each search of a non-empty interval moves
         the table's counter on."""
-        if lo > hi:
+        found = alg4_search(self.table, self.secret, inside_ip, pool_ip, proto, parity, lo, hi,
+                            ports, free)
+        if found is None:
             return None
-        who = ip_int(inside_ip) << 32 | ip_int(pool_ip)
-        h = fmix64(siphash_2x64(self.secret, who, PORT_KEY_DOMAIN)
-                   ^ ((proto + 1) * 0x9e3779b97f4a7c15 & MASK64))
-        f, g = h & MASK32, h >> 32
-        counter = self.table[g % ALG4_TABLE_SIZE]
-        self.table[g % ALG4_TABLE_SIZE] = (counter + 1) & MASK32
-        pairs = (hi - lo) // 2 + 1
-        start_pair = ((f + counter) & MASK32) % pairs
-        start = max(lo, min(hi, (lo & ~1) + start_pair * 2 + parity))
+        slot, wrapped, fallback = found
+        free.remove(ports[slot])
+        self.wraps += wrapped
+        self.parity_fallbacks += fallback
+        return ports[slot]
 
-        order = list(range(start, hi + 1)) + list(range(lo, start))
-        for want in (parity, parity ^ 1):
-            for slot in order:
-                port = ports[slot]
-                if port & 1 == want and port in free:
-                    free.remove(port)
-                    self.wraps += slot < start
-                    self.parity_fallbacks += want != parity
-                    return port
+
+def alg4_search(table, secret, inside_ip, pool_ip, proto, parity, lo, hi, ports, free):
+    """RFC 6056 Algorithm 4 over slots lo..hi of `ports` (slot -> port) with a worker's
+    `table`, counted in slot pairs: (slot, wrapped, other parity) for the first slot whose port
+    is in `free` and of `parity`, from the keyed start upwards, wrapping to lo, then the same
+    for the other parity; None when none is free. Each search of a non-empty interval moves the
+    table's counter on."""
+    if lo > hi:
         return None
+    h = _alg4_hash(secret, inside_ip, pool_ip, proto)
+    f, g = h & MASK32, h >> 32
+    counter = table[g % ALG4_TABLE_SIZE]
+    table[g % ALG4_TABLE_SIZE] = (counter + 1) & MASK32
+    pairs = (hi - lo) // 2 + 1
+    start_pair = ((f + counter) & MASK32) % pairs
+    start = max(lo, min(hi, (lo & ~1) + start_pair * 2 + parity))
+
+    order = list(range(start, hi + 1)) + list(range(lo, start))
+    for want in (parity, parity ^ 1):
+        for slot in order:
+            if ports[slot] & 1 == want and ports[slot] in free:
+                return slot, slot < start, want != parity
+    return None
 
 
 class NatModel:
@@ -315,6 +337,241 @@ class NatModel:
     def is_mapped(self, ext_ip, ext_port, proto):
         return any(e.ip == ext_ip and e.port == ext_port and k[2] == proto
                    for k, e in self.mappings.items())
+
+
+Run = namedtuple("Run", "pool_ip lo hi")
+
+
+class DeterministicNat:
+    """Deterministic NAT (RFC 7422), as `[pool] mode = "deterministic"` should make mappings.
+
+    Subscriber i (its offset in the prefix) gets pool address i // ratio and the run of ports
+    lo + (i % ratio) * pps .. + pps - 1, where ratio = ceil(subscribers / pool size) and pps =
+    floor(port_range size / ratio). Its inside port is kept when it lies in the run and is free
+    for the protocol; otherwise Algorithm 4 (alg4_search) over the run, with the Algorithm 4
+    table of the subscriber's worker: every worker numbers every port, so a slot is its port,
+    and the port key is the subscriber's with the run's pool address. An address outside the
+    prefix gets no mapping. Ownership comes from `ephemera --owner --config` with the
+    scenario's config (`config`): a port belongs to the worker of the subscriber whose run
+    holds it."""
+
+    def __init__(self, pool, subscribers, port_range, config, workers=1, secret=SECRET):
+        prefix, length = subscribers.split("/")
+        self.pool = list(pool)
+        self.prefix = ip_int(prefix)
+        self.count = 1 << (32 - int(length))
+        self.lo, self.hi = port_range
+        self.ratio = -(-self.count // len(self.pool))
+        self.pps = (self.hi - self.lo + 1) // self.ratio
+        self.secret = secret
+        self.owners = owners(workers, config)
+        self.tables = [[0] * ALG4_TABLE_SIZE for _ in range(workers)]
+        self.used = {}          # (pool address, protocol) -> ports in use
+        self.mappings = {}      # (inside ip, inside port, proto) -> Ext
+
+    def run_of(self, inside_ip):
+        """The subscriber's Run (pool address, first and last port), or None outside the
+        prefix."""
+        offset = ip_int(inside_ip) - self.prefix
+        if not 0 <= offset < self.count:
+            return None
+        lo = self.lo + (offset % self.ratio) * self.pps
+        return Run(self.pool[offset // self.ratio], lo, lo + self.pps - 1)
+
+    def holder(self, pool_ip, port):
+        """The subscriber whose run holds (pool address, port), or None."""
+        if pool_ip not in self.pool or not self.lo <= port <= self.hi:
+            return None
+        run = (port - self.lo) // self.pps
+        offset = self.pool.index(pool_ip) * self.ratio + run
+        if run >= self.ratio or offset >= self.count:
+            return None
+        return str(ipaddress.IPv4Address(self.prefix + offset))
+
+    def worker_of(self, inside_ip):
+        return self.owners.subscriber(inside_ip)
+
+    def port_owner(self, ext):
+        return self.owners.port(ext[0], ext[1])
+
+    def map(self, inside_ip, inside_port, proto):
+        """The external endpoint of (inside_ip, inside_port, proto), or None when refused."""
+        key = (inside_ip, inside_port, proto)
+        if key in self.mappings:
+            return self.mappings[key]
+        run = self.run_of(inside_ip)
+        if run is None:
+            return None
+        used = self.used.setdefault((run.pool_ip, proto), set())
+        if run.lo <= inside_port <= run.hi and inside_port not in used:
+            ext = Ext(run.pool_ip, inside_port, True)
+        else:
+            free = set(range(run.lo, run.hi + 1)) - used
+            found = alg4_search(self.tables[self.worker_of(inside_ip)], self.secret, inside_ip,
+                                run.pool_ip, proto, inside_port & 1, run.lo, run.hi,
+                                range(65536), free)
+            if found is None:
+                return None
+            ext = Ext(run.pool_ip, found[0], False)
+        used.add(ext.port)
+        self.mappings[key] = ext
+        return ext
+
+    def preserved(self):
+        return sum(e.preserved for e in self.mappings.values())
+
+    def is_mapped(self, ext_ip, ext_port, proto):
+        return any(e.ip == ext_ip and e.port == ext_port and k[2] == proto
+                   for k, e in self.mappings.items())
+
+
+def mix32(h):
+    """MurmurHash3's 32-bit finaliser."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & MASK32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & MASK32
+    return h ^ (h >> 16)
+
+
+GRANULE = 64    # slots: blocks are whole granules of a worker's slots
+
+
+class BlockNat:
+    """Port-block allocation (`[pool] mode = "blocks"`, fixed block_size), as it should make
+    mappings with `workers` workers.
+
+    Slots here are the slots of the C++ slice: every port 0-65535 the worker owns, in port
+    order (so granule g is slots 64g..64g+63 of that numbering, whatever the range). Blocks lie
+    on a grid of whole granules inside the slots of the range's ports from 1024 up, cut from
+    the first whole granule. A subscriber's first mapping (and one whose blocks are all full
+    for the protocol) opens a block if it holds fewer than max_blocks: a keyed start
+    mix32(F ^ counter * 0x9e3779b9) % blocks on the grid, with F and the counter of the ICMP
+    Algorithm 4 seed of its port key (the counter moves on), then the first block from there,
+    wrapping, whose granules nobody holds. Within its blocks, oldest first, the inside port is
+    kept when its slot lies in the block and is free; otherwise Algorithm 4 over the block's
+    slots (alg4_search: the table counter moves on for each block tried). Blocks are per
+    address, shared by the protocols; ports in use are per protocol. Nothing expires here.
+    Anchoring: the subscriber's preferred address (NatModel.preferred_index), or the next one
+    with a free block on its worker."""
+
+    def __init__(self, pool, block_size, max_blocks, port_range=(49152, 65535), workers=1,
+                 secret=SECRET):
+        self.pool = list(pool)
+        self.granules = block_size // GRANULE
+        self.max_blocks = max_blocks
+        self.secret = secret
+        self.owners = owners(workers)
+        lo, hi = port_range
+        self.tables = [[0] * ALG4_TABLE_SIZE for _ in range(workers)]
+        self.slots = []         # per worker: its ports, ascending (slot -> port)
+        self.grid = []          # per worker: (first granule, blocks)
+        self.allowed = []       # per worker: its ports inside the range
+        for w in range(workers):
+            ports = [p for p in range(65536) if self.owners.port(self.pool[0], p) == w]
+            user = [i for i, p in enumerate(ports) if max(lo & ~1, 1024) <= p <= (hi | 1)]
+            first = -(-user[0] // GRANULE) if user else 0
+            end = (user[-1] + 1) // GRANULE if user else 0
+            self.slots.append(ports)
+            self.grid.append((first, max(0, end - first) // self.granules))
+            self.allowed.append({p for p in ports if lo <= p <= hi})
+        self.holder = {}        # (worker, pool index, granule) -> inside address
+        self.used = {}          # (worker, pool index, proto) -> ports in use
+        self.subscribers = {}   # inside address -> [pool index, [first granules of blocks]]
+        self.mappings = {}      # (inside ip, inside port, proto) -> Ext
+        self.blocks_opened = 0
+        self.refusals = collections.Counter()   # "subscriber_blocks", "no_free_block"
+
+    def worker_of(self, inside_ip):
+        return self.owners.subscriber(inside_ip)
+
+    def port_owner(self, ext):
+        return self.owners.port(ext[0], ext[1])
+
+    def _free_block(self, worker, pool_index, first):
+        return not any((worker, pool_index, g) in self.holder
+                       for g in range(first, first + self.granules))
+
+    def _grid_blocks(self, worker):
+        first, count = self.grid[worker]
+        return [first + k * self.granules for k in range(count)]
+
+    def block_ports(self, inside_ip):
+        """The ports of each of the subscriber's blocks, oldest first."""
+        w = self.worker_of(inside_ip)
+        return [self.slots[w][g * GRANULE:(g + self.granules) * GRANULE]
+                for g in self.subscribers[inside_ip][1]]
+
+    def map(self, inside_ip, inside_port, proto):
+        """The external endpoint of (inside_ip, inside_port, proto), or None when refused
+        (counted in self.refusals)."""
+        key = (inside_ip, inside_port, proto)
+        if key in self.mappings:
+            return self.mappings[key]
+        w = self.worker_of(inside_ip)
+        sub = self.subscribers.get(inside_ip)
+        if sub is None:
+            n = len(self.pool)
+            first = siphash_2x64(self.secret, ip_int(inside_ip), ANCHOR_DOMAIN) % n
+            anchor = next((i % n for i in range(first, first + n)
+                           if any(self._free_block(w, i % n, b) for b in self._grid_blocks(w))),
+                          first)
+            sub = [anchor, []]
+        pool_ip = self.pool[sub[0]]
+        used = self.used.setdefault((w, sub[0], proto), set())
+        free = self.allowed[w] - used
+        ports = self.slots[w]
+        table = self.tables[w]
+
+        def take(first):
+            lo, hi = first * GRANULE, (first + self.granules) * GRANULE - 1
+            if inside_port in free and lo <= ports.index(inside_port) <= hi:
+                return inside_port, True
+            found = alg4_search(table, self.secret, inside_ip, pool_ip, proto, inside_port & 1,
+                                lo, hi, ports, free)
+            return (ports[found[0]], False) if found else None
+
+        grant = None
+        for first in sub[1]:
+            grant = take(first)
+            if grant:
+                break
+        if grant is None:
+            if len(sub[1]) >= self.max_blocks:
+                self.refusals["subscriber_blocks"] += 1
+                return None
+            blocks = self._grid_blocks(w)
+            h = _alg4_hash(self.secret, inside_ip, pool_ip, ICMP)
+            offset, index = h & MASK32, (h >> 32) % ALG4_TABLE_SIZE
+            start = mix32(offset ^ (table[index] * 0x9E3779B9 & MASK32)) % len(blocks) \
+                if blocks else 0
+            table[index] = (table[index] + 1) & MASK32
+            first = next((b for b in blocks[start:] + blocks[:start]
+                          if self._free_block(w, sub[0], b)), None)
+            if first is None:
+                self.refusals["no_free_block"] += 1
+                return None
+            for g in range(first, first + self.granules):
+                self.holder[(w, sub[0], g)] = inside_ip
+            sub[1].append(first)
+            self.blocks_opened += 1
+            grant = take(first)
+        self.subscribers[inside_ip] = sub
+        used.add(grant[0])
+        ext = Ext(pool_ip, grant[0], grant[1])
+        self.mappings[key] = ext
+        return ext
+
+    def preserved(self):
+        return sum(e.preserved for e in self.mappings.values())
+
+
+def _alg4_hash(secret, inside_ip, pool_ip, proto):
+    """The 64-bit Algorithm 4 hash of a subscriber, pool address and protocol: F is its low 32
+    bits, G its high 32 (alg4_search)."""
+    who = ip_int(inside_ip) << 32 | ip_int(pool_ip)
+    return fmix64(siphash_2x64(secret, who, PORT_KEY_DOMAIN)
+                  ^ ((proto + 1) * 0x9e3779b97f4a7c15 & MASK64))
 
 
 def self_test(worker_counts=(1,)):

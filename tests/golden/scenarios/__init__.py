@@ -115,15 +115,20 @@ def kept_ports(nat, sub, count, start=50000, pool_ip=None):
 
 def config(pool=(POOL1,), port_range=None, reserved=(), filtering="endpoint-independent",
            next_hop_mac=NEXT_HOP_MAC, max_sessions=None, limits=None, icmp=None,
-           inside_mtu=None, outside_mtu=None):
+           inside_mtu=None, outside_mtu=None, mode=None, mode_keys=None):
     """The TOML file for a scenario: the lab's ports and addresses plus what is given.
-    `limits` and `icmp` are dicts of extra [limits] and [icmp] keys."""
+    `limits` and `icmp` are dicts of extra [limits] and [icmp] keys; `mode` is the pool's
+    allocation mode, with `mode_keys` its [pool.MODE] table."""
     quoted = ", ".join('"%s"' % a for a in pool)
     lines = ["[pool]", "addresses = [%s]" % quoted]
     if port_range:
         lines.append('port_range = "%s"' % port_range)
     if reserved:
         lines.append("reserved = [%s]" % ", ".join('"%s"' % r for r in reserved))
+    if mode:
+        lines.append('mode = "%s"' % mode)
+        lines += ["[pool.%s]" % mode] + ["%s = %s" % (k, toml_value(v))
+                                         for k, v in (mode_keys or {}).items()]
     lines += ["[inside]", 'port = "net_pcap0"', 'gateway = "%s"' % frames.GATEWAY]
     if inside_mtu:
         lines.append("mtu = %d" % inside_mtu)
@@ -143,6 +148,8 @@ def config(pool=(POOL1,), port_range=None, reserved=(), filtering="endpoint-inde
 
 
 def toml_value(v):
+    if isinstance(v, str):
+        return '"%s"' % v
     return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
@@ -164,6 +171,9 @@ class Scenario:
     #                                                   own
     gauges: dict = field(default_factory=dict)        # live_mappings / live_sessions totals
     stdout: list = field(default_factory=list)        # text ephemera must print
+    # the config whose mode decides who owns an external port (`ephemera --owner --config`):
+    # set in deterministic mode, where a port belongs to its subscriber's worker
+    owner_config: str | None = None
     settle: float = 0.3                               # s of unchanged counters to end on
     min_runtime: float = 0.0                          # s to run at least, from "running"
 
@@ -206,5 +216,5 @@ def traffic(sc, **counters):
 
 # Importing the modules registers their scenarios.
 for _module in ("translate", "mapping", "filtering", "drops", "arp", "exhaustion", "limits",
-                "hairpin", "fragments", "icmp_errors", "queues"):
+                "hairpin", "fragments", "icmp_errors", "queues", "deterministic", "blocks"):
     importlib.import_module("scenarios." + _module)
