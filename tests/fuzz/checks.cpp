@@ -185,6 +185,9 @@ World::RefusalWatch World::watch(WorkerId owner) const {
         r.refusals += w.counters().get(c);
     }
     r.no_room = w.counters().get(Counter::drop_subscribers_exhausted);
+    r.at_max_blocks = w.counters().get(Counter::drop_subscriber_blocks);
+    r.no_block = w.counters().get(Counter::drop_blocks_exhausted);
+    r.released = w.counters().get(Counter::mappings_released);
     r.subscribers = w.translator().live_subscribers();
     r.mappings = w.translator().live_mappings();
     r.sessions = w.translator().live_sessions();
@@ -217,6 +220,31 @@ void World::check_refusal(const ParsedPacket& p, WorkerId owner, const RefusalWa
                 violated("subscriber " + p.src.to_string() +
                          " was refused for want of room in the subscriber table, yet has a "
                          "mapping");
+            }
+        }
+    }
+    // A blocks-mode refusal is warranted: the subscriber holds max_blocks blocks, or no block of
+    // the smallest size is free where it could have opened one (its anchor; for a subscriber
+    // the refusal left no record of, any address in the pool). Unless a mapping ended in the
+    // same step, which may have freed a block since.
+    if (after.released != before.released) {
+        return;
+    }
+    const Translator& t = workers_[owner]->translator();
+    const auto sub = t.find_subscriber(p.src);
+    if (after.at_max_blocks != before.at_max_blocks &&
+        (!sub || sub->record->blocks.count < t.policy().blocks.max_blocks)) {
+        violated(p.src.to_string() + " was refused for holding max_blocks blocks, but holds " +
+                 std::to_string(sub ? sub->record->blocks.count : 0));
+    }
+    if (after.no_block != before.no_block) {
+        const std::uint32_t smallest = t.policy().blocks.smallest();
+        for (std::uint16_t a = 0; a < t.pool().size(); ++a) {
+            if ((sub ? a == sub->record->pool_index : t.is_active(a)) &&
+                t.ports().has_free_block(a, smallest, now_)) {
+                violated(p.src.to_string() + " was refused for want of a free block, but " +
+                         t.pool().address(a).to_string() + " has one on worker " +
+                         std::to_string(owner));
             }
         }
     }

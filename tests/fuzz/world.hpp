@@ -181,7 +181,10 @@ private:
     // What a refusal may not change: the owner's refusal counters and live state.
     struct RefusalWatch {
         std::uint64_t refusals = 0;
-        std::uint64_t no_room = 0; // drop_subscribers_exhausted
+        std::uint64_t no_room = 0;       // drop_subscribers_exhausted
+        std::uint64_t at_max_blocks = 0; // drop_subscriber_blocks
+        std::uint64_t no_block = 0;      // drop_blocks_exhausted
+        std::uint64_t released = 0;      // mappings_released
         std::uint64_t subscribers = 0;
         std::uint64_t mappings = 0;
         std::uint64_t sessions = 0;
