@@ -192,8 +192,11 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     const std::int32_t map_pos = tables_.mappings.add(&key);
     if (map_pos < 0) {
         if (policy().allocation == AllocationMode::blocks) { // nothing was sent: no hold-down
-            ports_.release_in_block(sub.pool_index, pkt.parsed.proto, grant->port, sub.blocks,
-                                    policy().blocks, sub.most_ports(), now, 0);
+            // A block opened for this mapping alone goes again, and was counted as opened.
+            if (ports_.release_in_block(sub.pool_index, pkt.parsed.proto, grant->port, sub.blocks,
+                                        policy().blocks, sub.most_ports(), now, 0)) {
+                counters_.add(Counter::blocks_released);
+            }
         } else {
             ports_.release(sub.pool_index, pkt.parsed.proto, grant->port);
         }

@@ -100,4 +100,14 @@ std::size_t Translator::snapshot_mappings(std::span<MappingView> out) const {
     return written;
 }
 
+std::optional<Translator::SubscriberEntry> Translator::find_subscriber(Ipv4Addr inside) const {
+    const std::uint32_t key = inside.value();
+    const std::int32_t pos = tables_.subscribers.lookup(&key);
+    if (pos < 0) {
+        return std::nullopt;
+    }
+    const auto index = static_cast<std::uint32_t>(pos);
+    return SubscriberEntry{index, &tables_.subscriber_records[index]};
+}
+
 } // namespace ephemera

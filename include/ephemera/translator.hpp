@@ -177,6 +177,13 @@ public:
 
     // Copies up to out.size() live mappings; returns how many. Call on the owning worker only.
     std::size_t snapshot_mappings(std::span<MappingView> out) const;
+    // A live subscriber's record and its index in the subscriber table (the name a PortBlock's
+    // holder gives it), or nothing: what a state check outside the packet path reads.
+    struct SubscriberEntry {
+        std::uint32_t index;
+        const Subscriber* record;
+    };
+    [[nodiscard]] std::optional<SubscriberEntry> find_subscriber(Ipv4Addr inside) const;
 
 private:
     // Why a new flow got no session; Counter::count_ when it got one.

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <tuple>
 
@@ -185,6 +186,9 @@ World::RefusalWatch World::watch(WorkerId owner) const {
         r.refusals += w.counters().get(c);
     }
     r.no_room = w.counters().get(Counter::drop_subscribers_exhausted);
+    r.at_max_blocks = w.counters().get(Counter::drop_subscriber_blocks);
+    r.no_block = w.counters().get(Counter::drop_blocks_exhausted);
+    r.released = w.counters().get(Counter::mappings_released);
     r.subscribers = w.translator().live_subscribers();
     r.mappings = w.translator().live_mappings();
     r.sessions = w.translator().live_sessions();
@@ -220,6 +224,31 @@ void World::check_refusal(const ParsedPacket& p, WorkerId owner, const RefusalWa
             }
         }
     }
+    // A blocks-mode refusal is warranted: the subscriber holds max_blocks blocks, or no block of
+    // the smallest size is free where it could have opened one (its anchor; for a subscriber
+    // the refusal left no record of, any address in the pool). Unless a mapping ended in the
+    // same step, which may have freed a block since.
+    if (after.released != before.released) {
+        return;
+    }
+    const Translator& t = workers_[owner]->translator();
+    const auto sub = t.find_subscriber(p.src);
+    if (after.at_max_blocks != before.at_max_blocks &&
+        (!sub || sub->record->blocks.count < t.policy().blocks.max_blocks)) {
+        violated(p.src.to_string() + " was refused for holding max_blocks blocks, but holds " +
+                 std::to_string(sub ? sub->record->blocks.count : 0));
+    }
+    if (after.no_block != before.no_block) {
+        const std::uint32_t smallest = t.policy().blocks.smallest();
+        for (std::uint16_t a = 0; a < t.pool().size(); ++a) {
+            if ((sub ? a == sub->record->pool_index : t.is_active(a)) &&
+                t.ports().has_free_block(a, smallest, now_)) {
+                violated(p.src.to_string() + " was refused for want of a free block, but " +
+                         t.pool().address(a).to_string() + " has one on worker " +
+                         std::to_string(owner));
+            }
+        }
+    }
 }
 
 void World::check_mapping(WorkerId w, const MappingView& m) const {
@@ -247,6 +276,123 @@ void World::check_mapping(WorkerId w, const MappingView& m) const {
     }
     if (m.sessions == 0) {
         violated(where() + "a mapping without a session");
+    }
+}
+
+void World::check_blocks(WorkerId w, std::span<const MappingView> mappings) const {
+    const Translator& t = workers_[w]->translator();
+    const PortAllocator& ports = t.ports();
+    const PortSlice& slice = ports.slice();
+    const std::string on = " on worker " + std::to_string(w);
+    const std::uint32_t granules = (slice.slot_count() + kGranuleSlots - 1) / kGranuleSlots;
+    const auto name = [](std::uint32_t ref) {
+        return "block " + std::to_string(block_pool(ref)) + "/" +
+               std::to_string(block_granule(ref));
+    };
+    // The block of each mapping's port (by its first granule), and the subscribers that hold
+    // blocks by their index. A live block always has a mapping (its last one frees it), so its
+    // holder is among the mappings' subscribers.
+    std::map<std::uint32_t, std::uint32_t> mappings_in; // block -> mappings
+    std::map<std::uint32_t, Ipv4Addr> holders;          // subscriber index -> address
+    const bool blocks = t.policy().allocation == AllocationMode::blocks;
+    for (const MappingView& m : blocks ? mappings : std::span<const MappingView>{}) {
+        const auto where = [&] {
+            return std::string(protocol_name(m.proto)) + " " + m.inside.to_string() + ":" +
+                   std::to_string(m.inside_port) + " -> " + m.external.to_string() + ":" +
+                   std::to_string(m.external_port) + on + ": ";
+        };
+        const auto sub = t.find_subscriber(m.inside);
+        if (!sub) {
+            violated(where() + "its subscriber has no record");
+        }
+        holders.emplace(sub->index, m.inside);
+        const std::uint16_t pool_index = t.pool().find(m.external);
+        const auto slot = slice.slot_of(m.external_port); // owned: check_mapping
+        if (pool_index == kNoPool || !slot) {
+            violated(where() + "no pool index or slot for the external endpoint");
+        }
+        const PortBlock& g = ports.block(block_ref(pool_index, *slot / kGranuleSlots));
+        if (g.holder != sub->index) {
+            violated(where() + "the external port is not in a block its subscriber holds");
+        }
+        ++mappings_in[block_ref(pool_index, g.head)];
+    }
+    // Each holder's list: as long as its count and max_blocks, every block on it held by it
+    // whole, listed once, and filled by as many mappings as its in_use says.
+    std::map<std::uint32_t, std::uint32_t> listed; // block -> holder
+    for (const auto& [index, inside] : holders) {
+        const SubscriberBlocks& list = t.find_subscriber(inside)->record->blocks;
+        const std::string who = "subscriber " + inside.to_string() + on + ": ";
+        std::uint32_t length = 0;
+        for (std::uint32_t ref = list.first; ref != kNoBlock; ref = ports.block(ref).next) {
+            if (++length > BlocksConfig::kMaxBlocks) {
+                violated(who + "its block list runs past " +
+                         std::to_string(BlocksConfig::kMaxBlocks) + " (a loop?)");
+            }
+            const std::uint32_t first = block_granule(ref);
+            if (block_pool(ref) >= ports.addresses() || first >= granules) {
+                violated(who + "lists " + name(ref) + ", which does not exist");
+            }
+            const PortBlock& b = ports.block(ref);
+            if (b.holder != index || b.head != first || b.granules == 0) {
+                violated(who + "lists " + name(ref) + ", which is not a block it holds");
+            }
+            if (!listed.emplace(ref, index).second) {
+                violated(who + "lists " + name(ref) + " twice");
+            }
+            for (std::uint32_t g = first; g < first + b.granules; ++g) {
+                if (g * kGranuleSlots + kGranuleSlots > slice.slot_count()) {
+                    violated(who + name(ref) + " runs past the worker's slots");
+                }
+                const PortBlock& part = ports.block(block_ref(block_pool(ref), g));
+                if (part.holder != index || part.head != first) {
+                    violated(who + name(ref) + "'s granule " + std::to_string(g) +
+                             " is not part of it (in another block?)");
+                }
+                const std::uint16_t lo = slice.port_of(g * kGranuleSlots);
+                const std::uint16_t hi = slice.port_of(g * kGranuleSlots + kGranuleSlots - 1);
+                if (lo < 1024) {
+                    violated(who + name(ref) + " holds system port " + std::to_string(lo));
+                }
+                const PortRange range = current_->port_range;
+                if (!range_changed_ && (lo < (range.lo & ~1u) || hi > (range.hi | 1u))) {
+                    violated(who + name(ref) + " holds ports " + std::to_string(lo) + "-" +
+                             std::to_string(hi) + ", outside the port range");
+                }
+            }
+            const auto filled = mappings_in.find(ref);
+            const std::uint32_t n = filled == mappings_in.end() ? 0 : filled->second;
+            if (b.in_use != n) {
+                violated(who + name(ref) + " counts " + std::to_string(b.in_use) +
+                         " mappings in use, " + std::to_string(n) + " lie in it");
+            }
+        }
+        if (length != list.count) {
+            violated(who + "counts " + std::to_string(list.count) + " blocks, its list holds " +
+                     std::to_string(length));
+        }
+        if (length > most_blocks_) {
+            violated(who + "holds " + std::to_string(length) + " blocks, above max_blocks");
+        }
+    }
+    // Every held granule is part of a listed block (none is lost, none held in dynamic mode).
+    for (std::uint16_t p = 0; p < ports.addresses(); ++p) {
+        for (std::uint32_t g = 0; g < granules; ++g) {
+            const PortBlock& part = ports.block(block_ref(p, g));
+            if (part.holder != kNoHolder && !listed.contains(block_ref(p, part.head))) {
+                violated("granule " + std::to_string(p) + "/" + std::to_string(g) + on +
+                         " is held by subscriber index " + std::to_string(part.holder) +
+                         " but on no live subscriber's block list");
+            }
+        }
+    }
+    const CounterBlock& counters = workers_[w]->counters();
+    const std::uint64_t opened = counters.get(Counter::blocks_opened);
+    const std::uint64_t released = counters.get(Counter::blocks_released);
+    if (opened - released != listed.size()) {
+        violated("blocks_opened " + std::to_string(opened) + " - blocks_released " +
+                 std::to_string(released) + on + ", but " + std::to_string(listed.size()) +
+                 " blocks are in use");
     }
 }
 
@@ -278,6 +424,7 @@ void World::check_state() {
             insides.push_back({m.inside.value(), m.inside_port, m.proto});
             by_subscriber.emplace_back(m.inside.value(), m.proto, m.external.value());
         }
+        check_blocks(id, std::span<const MappingView>(snapshot_.data(), n));
         if (sessions != t.live_sessions()) {
             violated("worker " + std::to_string(id) + " counts " +
                      std::to_string(t.live_sessions()) + " sessions, its mappings " +
@@ -333,8 +480,8 @@ void World::check_state() {
     if (!frame.empty()) {
         std::fprintf(stderr, "frame (%zu bytes):\n%s\n", frame.size(), hex(frame).c_str());
     }
-    std::fprintf(stderr, "world %llu (next hop %s), clock %u ticks\n",
-                 static_cast<unsigned long long>(incarnation_),
+    std::fprintf(stderr, "world %llu (%s, next hop %s), clock %u ticks\n",
+                 static_cast<unsigned long long>(incarnation_), pool_mode_name(mode_),
                  base_.outside.next_hop_mac ? "given" : "learned by ARP", now_);
     std::abort();
 }

@@ -179,6 +179,16 @@ SCENARIOS = {
     raw(True, eth("020000000001", "0200000000fe") + bytes.fromhex(
         "45000030" "00000000" "40110000" "c6120001" "c613000a" "0035044c001c0000") + bytes(20),
         our_mac=True, fix=True),
+    # In a blocks world (world.cpp): one subscriber's UDP flows overflow its first 64-port
+    # block into a second, blocks close (active_block_timeout 30 s) and max_blocks drops to 1
+    # with both still live, so the next flow is refused; `show blocks` lists them. Elsewhere,
+    # the per-subscriber limits.
+    "blocks_overflow_close_and_refuse": NEXT_HOP_ARP +
+    b"".join((seconds(1) if i % 10 == 0 else b"") +
+             inside(src=0, dport=common_port(0), sport=range_port(1000 + i)) for i in range(70)) +
+    telemetry(4) + config(34) + seconds(31) + inside(src=0, sport=range_port(1100)) +
+    config(32) + inside(src=0, sport=range_port(1101)) + telemetry(4, 1) + telemetry(1) +
+    config(35) + config(33) + seconds(64) + seconds(64) + inside(src=0, sport=range_port(1102)),
     "corrupted_headers": NEXT_HOP_ARP + inside(flags=CORRUPT, extra=u16(14) + bytes([0x10])) +
     inside(flags=CORRUPT, extra=u16(0x8000 | 23) + bytes([0x05])) +
     inside(flags=CORRUPT, extra=u16(0x8000 | 14) + bytes([0x0f])) +

@@ -2,6 +2,7 @@
 
 #include "ephemera/config_edit.hpp"
 #include "ephemera/l2.hpp"
+#include "ephemera/supported_modes.hpp"
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -36,19 +37,52 @@ constexpr unsigned kPortRingSize = 4096;
 constexpr unsigned kHandoffRingSize = 2048; // as control/main.cpp
 constexpr unsigned kArpRingSize = 64;
 constexpr int kMaxRounds = 256; // poll rounds for one run() to go quiet
-std::string base_toml(const std::array<std::string, 2>& ports, bool static_next_hop) {
+// Dynamic worlds have a 128-port range, so that the pool runs out. Blocks worlds need a share
+// of at least one 64-port block per worker (check_blocks_fit): 256 ports give each of two
+// workers two blocks per address, eight in all for its six subscribers with up to two blocks
+// each, so that both refusals (max_blocks, no free block) happen; the subscriber limits let
+// one protocol overflow a block.
+std::string base_toml(const std::array<std::string, 2>& ports, bool static_next_hop, PoolMode mode,
+                      const char* blocks_range) {
     std::string t = R"([pool]
 addresses = ["198.19.0.10", "198.19.0.11", "198.19.0.12", "198.19.0.13"]
-port_range = "1024-1151"
 reserved = ["1030-1033"]
-[inside]
-port = ")" + ports[0] +
-                    R"("
+)";
+    switch (mode) {
+    case PoolMode::dynamic:
+        t += "port_range = \"1024-1151\"\n";
+        break;
+    case PoolMode::blocks:
+        t += "port_range = \"" + std::string(blocks_range) + R"("
+mode = "blocks"
+[pool.blocks]
+block_size = 64
+max_blocks = 2
+active_block_timeout = 90
+)";
+        break;
+    case PoolMode::adaptive:
+        t += "port_range = \"" + std::string(blocks_range) + R"("
+mode = "blocks"
+[pool.blocks]
+adaptive = true
+min_block_size = 64
+max_block_size = 256
+records_per_day = 24
+max_blocks = 3
+)";
+        break;
+    }
+    t += R"([inside]
+port = ")" +
+         ports[0] +
+         R"("
 gateway = "100.64.0.1"
 mtu = 1500
 [outside]
-port = ")" + ports[1] +
-                    R"("
+port = ")" +
+         ports[1] +
+         R"("
 next_hop = "198.19.0.1"
 mtu = 1400
 )";
@@ -63,9 +97,10 @@ port_hold_down = 30
 [limits]
 max_sessions = 1024
 max_subscribers = 12
-subscriber_sessions = 24
-subscriber_ports = 8
-subscriber_mapping_rate = 20
+)";
+    t += mode == PoolMode::dynamic ? "subscriber_sessions = 24\nsubscriber_ports = 8\n"
+                                   : "subscriber_sessions = 96\nsubscriber_ports = 80\n";
+    t += R"(subscriber_mapping_rate = 20
 subscriber_mapping_burst = 10
 [icmp]
 unreachable_rate = 50
@@ -117,6 +152,15 @@ constexpr Edit kEdits[] = {
     {"pool-", "198.19.0.14"},
     {"pool-", "198.19.0.11"},
     {"pool+", "198.19.0.11"},
+    // Blocks worlds (refused elsewhere): the keys ephemera takes up at run time in that mode.
+    {"pool.blocks.max_blocks", "1"},
+    {"pool.blocks.max_blocks", "4"},
+    {"pool.blocks.active_block_timeout", "30"},
+    {"pool.blocks.active_block_timeout", "0"},
+    {"pool.blocks.block_size", "128"},
+    {"pool.blocks.block_size", "64"},
+    {"limits.subscriber_ports", "80"},
+    {"limits.subscriber_sessions", "96"},
 };
 
 // Runtime changes, memoised for the whole process: which config an edit makes of a config is
@@ -347,14 +391,62 @@ Platform::Platform(std::uint16_t worker_count) : workers(worker_count) {
 
 Platform::~Platform() = default;
 
+const char* pool_mode_name(PoolMode mode) {
+    switch (mode) {
+    case PoolMode::dynamic:
+        return "dynamic";
+    case PoolMode::blocks:
+        return "blocks";
+    case PoolMode::adaptive:
+        return "adaptive blocks";
+    }
+    return "?";
+}
+
+namespace {
+
+PoolMode world_mode(std::uint64_t incarnation) {
+    if (const char* v = std::getenv("EPHEMERA_FUZZ_MODE")) {
+        const std::string_view mode = v;
+        if (mode == "dynamic") {
+            return PoolMode::dynamic;
+        }
+        if (mode == "blocks") {
+            return PoolMode::blocks;
+        }
+        if (mode == "adaptive") {
+            return PoolMode::adaptive;
+        }
+        throw std::runtime_error("EPHEMERA_FUZZ_MODE is dynamic, blocks or adaptive");
+    }
+    return static_cast<PoolMode>(incarnation % 3);
+}
+
+} // namespace
+
 World::World(Platform& platform, std::uint64_t incarnation)
-    : platform_(platform), incarnation_(incarnation) {
-    // Worlds alternate between a next hop learned by ARP and one given in the config.
-    auto parsed = parse_config(base_toml(platform.port_names, incarnation % 2 == 1), "fuzz.toml");
-    if (const auto* e = std::get_if<ConfigError>(&parsed)) {
+    : platform_(platform), incarnation_(incarnation), mode_(world_mode(incarnation)) {
+    // Worlds alternate between a next hop learned by ARP and one given in the config; with
+    // three pool modes in turn, six worlds make every pair.
+    const bool static_next_hop = incarnation % 2 == 1;
+    // The narrowest blocks range whose blocks fit every worker's share (three workers share
+    // the range unevenly).
+    std::optional<std::variant<Config, ConfigError>> parsed;
+    for (const char* range : {"1024-1279", "1024-2047", "1024-4095"}) {
+        parsed = parse_config(base_toml(platform.port_names, static_next_hop, mode_, range),
+                              "fuzz.toml");
+        if (const auto* c = std::get_if<Config>(&*parsed);
+            c == nullptr || !check_blocks_fit(*c, platform.workers)) {
+            break;
+        }
+    }
+    if (const auto* e = std::get_if<ConfigError>(&*parsed)) {
         throw std::runtime_error("the fuzz config is refused: " + e->to_string());
     }
-    base_ = std::get<Config>(std::move(parsed));
+    if (const auto refusal = check_blocks_fit(std::get<Config>(*parsed), platform.workers)) {
+        throw std::runtime_error("the fuzz config is refused: " + refusal->to_string());
+    }
+    base_ = std::get<Config>(std::move(*parsed));
     current_id_ = config_graph().node(base_);
     current_ = &config_graph().config(current_id_);
     shared_.config = current_;
@@ -427,6 +519,7 @@ void World::take_config(const Config& next) {
     most_ports_[0] = std::max(most_ports_[0], next.limits.subscriber_ports_udp);
     most_ports_[1] = std::max(most_ports_[1], next.limits.subscriber_ports_tcp);
     most_ports_[2] = std::max(most_ports_[2], next.limits.subscriber_ports_icmp);
+    most_blocks_ = std::max(most_blocks_, next.blocks.max_blocks);
 }
 
 void World::add(Side side, unsigned queue, std::span<const std::uint8_t> frame) {
@@ -652,7 +745,7 @@ void World::telemetry(std::uint8_t kind, std::uint8_t filter, std::uint8_t worke
     default:
         break;
     }
-    const Mailbox::Request request{static_cast<Mailbox::Kind>(kind % 4), f,
+    const Mailbox::Request request{static_cast<Mailbox::Kind>(kind % 5), f,
                                    1 + std::size_t{filter} * 3};
     if (!box.idle()) {
         violated("worker " + std::to_string(id) + "'s mailbox is busy between requests");
@@ -681,7 +774,39 @@ void World::telemetry(std::uint8_t kind, std::uint8_t filter, std::uint8_t worke
                 violated("more free ports than usable ones");
             }
         }
+        if (box.block_counts.size() != box.addresses.size()) {
+            violated("the ports listing's block counts do not cover the pool");
+        }
         break;
+    case Mailbox::Kind::blocks: {
+        // What `show blocks` lists: blocks in use of the subscriber asked about (or all of
+        // them), whole, within the limit; every one when the limit allows.
+        if (box.blocks.size() > std::min(request.limit, Mailbox::kMaxBlocks)) {
+            violated("the blocks listing is longer than its limit");
+        }
+        std::size_t in_use = 0;
+        for (std::uint16_t p = 0; p < t.pool().size(); ++p) {
+            in_use += t.block_counts(p, now_).in_use;
+        }
+        if (!f.subscriber &&
+            box.blocks.size() != std::min({in_use, request.limit, Mailbox::kMaxBlocks})) {
+            violated("the blocks listing has " + std::to_string(box.blocks.size()) +
+                     " blocks, the worker " + std::to_string(in_use) + " in use");
+        }
+        for (const BlockView& b : box.blocks) {
+            if ((f.subscriber && b.subscriber != *f.subscriber) ||
+                !pool_ever_.contains(b.address.value()) || b.first_port < 1024 ||
+                b.last_port < b.first_port || b.ports == 0 || b.ports % kGranuleSlots != 0 ||
+                b.in_use == 0 || b.in_use > b.ports * kProtocolCount) {
+                violated("the blocks listing holds a block of " + b.subscriber.to_string() +
+                         " on " + b.address.to_string() + " (ports " +
+                         std::to_string(b.first_port) + "-" + std::to_string(b.last_port) + ", " +
+                         std::to_string(b.in_use) + " of " + std::to_string(b.ports) +
+                         " in use) that is wrong or not asked for");
+            }
+        }
+        break;
+    }
     case Mailbox::Kind::sessions:
     case Mailbox::Kind::flush:
         if (box.sessions.size() > std::min(request.limit, Mailbox::kMaxSessions)) {
@@ -716,6 +841,9 @@ void World::change_config(std::uint8_t which) {
     const Config& cfg = graph.config(to);
     if (const auto refusal = check_runtime_change(*current_, cfg)) {
         violated("a change the running dataplane takes was refused: " + refusal->to_string());
+    }
+    if (check_blocks_fit(cfg, shared_.workers)) {
+        return; // ephemera refuses it too: a block would not fit some worker's share
     }
     ++totals().config_changes;
     for (Ipv4Addr a : current_->pool) {

@@ -38,6 +38,11 @@ namespace ephemera::fuzz {
 
 enum class Side : std::uint8_t { inside = 0, outside = 1 };
 
+// How a world's pool hands out ports: worlds take turns (world N runs mode N % 3), so a short
+// run covers all three; EPHEMERA_FUZZ_MODE=dynamic|blocks|adaptive holds one.
+enum class PoolMode : std::uint8_t { dynamic, blocks, adaptive };
+const char* pool_mode_name(PoolMode mode);
+
 inline constexpr std::size_t kMemory = 16;              // flows remembered of each kind
 inline constexpr std::uint64_t kInputsPerWorld = 50000; // then a fresh world
 inline constexpr std::uint16_t kMaxWorkers = 4;
@@ -176,7 +181,10 @@ private:
     // What a refusal may not change: the owner's refusal counters and live state.
     struct RefusalWatch {
         std::uint64_t refusals = 0;
-        std::uint64_t no_room = 0; // drop_subscribers_exhausted
+        std::uint64_t no_room = 0;       // drop_subscribers_exhausted
+        std::uint64_t at_max_blocks = 0; // drop_subscriber_blocks
+        std::uint64_t no_block = 0;      // drop_blocks_exhausted
+        std::uint64_t released = 0;      // mappings_released
         std::uint64_t subscribers = 0;
         std::uint64_t mappings = 0;
         std::uint64_t sessions = 0;
@@ -184,6 +192,9 @@ private:
     [[nodiscard]] RefusalWatch watch(WorkerId owner) const;
     void check_refusal(const ParsedPacket& p, WorkerId owner, const RefusalWatch& before);
     void check_mapping(WorkerId w, const MappingView& m) const;
+    // Blocks mode: every mapping's port in a block its subscriber holds, each block's fill, the
+    // subscribers' lists, no granule in two blocks, the counters (in dynamic mode: no block).
+    void check_blocks(WorkerId w, std::span<const MappingView> mappings) const;
     void serve(Worker& w, std::uint32_t ticket);
     [[nodiscard]] std::uint64_t counter_total(Counter c) const;
     void take_config(const Config& next);
@@ -195,6 +206,7 @@ private:
 
     Platform& platform_;
     std::uint64_t incarnation_;
+    PoolMode mode_;
     Config base_; // as parsed; the workers run on config_graph()'s copies
     const Config* current_ = nullptr;
     std::size_t current_id_ = 0; // current_ in the process's config graph (world.cpp)
@@ -211,6 +223,7 @@ private:
     std::unordered_set<std::uint32_t> pool_ever_;      // every pool address of any config
     std::unordered_set<std::uint32_t> inside_sources_; // every source sent in from inside
     std::array<std::uint32_t, 3> most_ports_{};        // the largest per-subscriber port limit
+    std::uint32_t most_blocks_ = 0;                    // the largest max_blocks
     bool pool_shrunk_ = false;                         // an address left the pool
     bool range_changed_ = false;                       // port_range or reserved changed
     mutable std::vector<MappingView> snapshot_;

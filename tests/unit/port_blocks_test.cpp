@@ -243,6 +243,49 @@ TEST(PortBlocks, TelemetryCountsBlocks) {
     EXPECT_EQ(c.free, 2u);
 }
 
+// block_size and max_blocks change at run time (ephemeractl set) and apply to new blocks: the
+// live ones stay whole and keep their mappings, a subscriber above a lowered max_blocks is
+// refused its next block and drains, and its list keeps the larger block first.
+TEST(PortBlocks, RuntimeBlockSizeAndMaxBlocksApplyToNewBlocks) {
+    Config config = blocks_config({1024, 65535}, 64, 4);
+    config.timeouts.udp = 120;
+    config.icmp.unreachable = false;
+    Nat nat(config);
+    const auto small = open_flows(nat, kC, 20000, 64);
+    ASSERT_EQ(small.size(), 64u);
+
+    config.blocks.block_size = 128;
+    nat.reconfigure(config);
+    const auto large = open_flows(nat, kC, 21000, 128);
+    ASSERT_EQ(large.size(), 128u);
+    for (std::uint16_t p : large) {
+        EXPECT_EQ(p / 128, large[0] / 128) << p; // one block of 128, cut at a multiple of 128
+        EXPECT_NE(block_of(p), block_of(small[0])) << p;
+    }
+    EXPECT_EQ(nat.counters().get(Counter::blocks_opened), 2u);
+    auto sub = nat.translator().find_subscriber(kC);
+    ASSERT_TRUE(sub.has_value());
+    EXPECT_EQ(sub->record->blocks.count, 2u);
+    EXPECT_EQ(nat.translator().ports().block(sub->record->blocks.first).granules, 2u);
+
+    config.blocks.max_blocks = 1;
+    nat.reconfigure(config);
+    EXPECT_FALSE(nat.send_out(udp_from(kC, 22000, kA1, 53)));
+    EXPECT_EQ(nat.counters().get(Counter::drop_subscriber_blocks), 1u);
+    EXPECT_EQ(nat.translator().live_mappings(), 192u);
+
+    expire_all(nat.translator(), kT0 + sec(120));
+    EXPECT_EQ(nat.translator().live_mappings(), 0u);
+    EXPECT_EQ(nat.counters().get(Counter::blocks_released), 2u);
+    EXPECT_FALSE(nat.translator().find_subscriber(kC).has_value());
+    const auto again = open_flows(nat, kC, 23000, 1, kT0 + sec(121));
+    ASSERT_EQ(again.size(), 1u);
+    sub = nat.translator().find_subscriber(kC);
+    ASSERT_TRUE(sub.has_value());
+    EXPECT_EQ(sub->record->blocks.count, 1u);
+    EXPECT_EQ(nat.translator().ports().block(sub->record->blocks.first).granules, 2u);
+}
+
 // Adaptive sizing (block_sizing.hpp): a subscriber that keeps filling its blocks gets larger
 // ones, so 1,000 flows take a handful of blocks rather than the 16 of fixed 64-port blocks;
 // a light one stays at the minimum.
