@@ -4,6 +4,8 @@
 #include "ephemera/config_edit.hpp"
 #include "ephemera/mode_checks.hpp"
 
+#include "config_expect.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -45,29 +47,8 @@ std::string blocks(const std::string& body) {
 }
 
 Config accepted(const std::string& text) {
-    auto result = parse_config(text, kSource);
-    if (const auto* err = std::get_if<ConfigError>(&result)) {
-        ADD_FAILURE() << "refused: " << err->to_string() << "\n--- document ---\n" << text;
-        return Config{};
-    }
-    return std::get<Config>(std::move(result));
+    return config_test::accepted_from(text, kSource);
 }
-
-void expect_refused_impl(const std::string& text, std::string_view key, std::string_view phrase) {
-    auto result = parse_config(text, kSource);
-    const auto* err = std::get_if<ConfigError>(&result);
-    ASSERT_NE(err, nullptr) << "accepted:\n" << text;
-    EXPECT_EQ(err->file, kSource);
-    EXPECT_EQ(err->key, key) << err->to_string();
-    EXPECT_THAT(err->reason, HasSubstr(std::string{phrase})) << err->to_string();
-    EXPECT_THAT(err->to_string(), StartsWith(std::string{kSource} + ": " + std::string{key}));
-}
-
-#define EXPECT_REFUSED(text, key, phrase)                                                          \
-    do {                                                                                           \
-        SCOPED_TRACE("refusal expected here");                                                     \
-        expect_refused_impl((text), (key), (phrase));                                              \
-    } while (0)
 
 // ---- pool.mode ---------------------------------------------------------------------------
 
@@ -305,19 +286,9 @@ TEST(ModeChecks, BlocksMustFitEveryWorkersShare) {
 // ---- runtime edits -------------------------------------------------------------------------
 
 Config edited(const Config& c, std::string_view key, std::string_view value) {
-    auto r = edit_config(c, key, value);
-    if (auto* e = std::get_if<ConfigError>(&r)) {
-        ADD_FAILURE() << e->to_string();
-        return c;
-    }
-    return std::get<Config>(r);
+    return config_test::edit_applied(c, key, value);
 }
-
-ConfigError edit_refused(const Config& c, std::string_view key, std::string_view value) {
-    auto r = edit_config(c, key, value);
-    EXPECT_TRUE(std::holds_alternative<ConfigError>(r)) << key << " = " << value;
-    return std::holds_alternative<ConfigError>(r) ? std::get<ConfigError>(r) : ConfigError{};
-}
+using config_test::edit_refused;
 
 TEST(AllocationEdit, RoundTripKeepsModeAndSettings) {
     const Config b = accepted(blocks("block_size = 128\nmax_blocks = 3\ninterim = 30\n"

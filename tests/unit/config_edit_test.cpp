@@ -2,6 +2,8 @@
 // changed with every check a config file gets.
 #include "ephemera/config_edit.hpp"
 
+#include "config_expect.hpp"
+
 #include <gtest/gtest.h>
 
 namespace ephemera {
@@ -42,18 +44,10 @@ Config base() {
 }
 
 Config changed(const Config& c, std::string_view key, std::string_view value) {
-    auto r = edit_config(c, key, value);
-    if (auto* e = std::get_if<ConfigError>(&r)) {
-        ADD_FAILURE() << e->to_string();
-        return c;
-    }
-    return std::get<Config>(r);
+    return config_test::edit_applied(c, key, value);
 }
-
 ConfigError refused(const Config& c, std::string_view key, std::string_view value) {
-    auto r = edit_config(c, key, value);
-    EXPECT_TRUE(std::holds_alternative<ConfigError>(r)) << key << " = " << value;
-    return std::holds_alternative<ConfigError>(r) ? std::get<ConfigError>(r) : ConfigError{};
+    return config_test::edit_refused(c, key, value);
 }
 
 TEST(ConfigEdit, RoundTripKeepsEveryField) {

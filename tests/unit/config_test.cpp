@@ -3,6 +3,8 @@
 #include "ephemera/config.hpp"
 #include "ephemera/types.hpp"
 
+#include "config_expect.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -61,31 +63,8 @@ std::string with_outside(const std::string& body) {
 }
 
 Config accepted(const std::string& text) {
-    auto result = parse_config(text, kSource);
-    if (const auto* err = std::get_if<ConfigError>(&result)) {
-        ADD_FAILURE() << "refused: " << err->to_string() << "\n--- document ---\n" << text;
-        return Config{};
-    }
-    return std::get<Config>(std::move(result));
+    return config_test::accepted_from(text, kSource);
 }
-
-void expect_refused_impl(const std::string& text, std::string_view key, std::string_view phrase) {
-    auto result = parse_config(text, kSource);
-    const auto* err = std::get_if<ConfigError>(&result);
-    ASSERT_NE(err, nullptr) << "accepted:\n" << text;
-    EXPECT_EQ(err->file, kSource);
-    EXPECT_EQ(err->key, key) << err->to_string();
-    EXPECT_THAT(err->reason, HasSubstr(std::string{phrase})) << err->to_string();
-    // The printed line names the file first, then the key.
-    EXPECT_THAT(err->to_string(), StartsWith(std::string{kSource} + ": " + std::string{key}));
-}
-
-// Reports failures at the caller's line.
-#define EXPECT_REFUSED(text, key, phrase)                                                          \
-    do {                                                                                           \
-        SCOPED_TRACE("refusal expected here");                                                     \
-        expect_refused_impl((text), (key), (phrase));                                              \
-    } while (0)
 
 // ---- ConfigError -------------------------------------------------------------------------
 

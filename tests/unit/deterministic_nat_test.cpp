@@ -15,11 +15,6 @@ namespace {
 
 using namespace nat_test;
 
-constexpr Tick kT0 = 16;
-constexpr Tick sec(std::uint32_t s) {
-    return s * kTicksPerSecond;
-}
-
 // 100.64.0.0/22 (1024 subscribers) over 4 addresses, ports 1024-65535: 256 subscribers per
 // address, 252 ports each.
 Config det_config() {

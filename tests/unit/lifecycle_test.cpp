@@ -16,17 +16,6 @@ namespace {
 
 using namespace nat_test;
 
-constexpr Tick kT0 = 16; // the harness's default "now"
-constexpr Tick sec(std::uint32_t s) {
-    return s * kTicksPerSecond;
-}
-
-// Runs expiry until nothing more is due at `now`.
-void expire_all(Translator& t, Tick now) {
-    while (t.expire(now, 1000) != 0) {
-    }
-}
-
 FrameSpec tcp_out(std::uint8_t flags, std::uint16_t sport = 40000) {
     FrameSpec s = inside(test::tcp_spec(kC, sport, kA1, 443));
     s.tcp_flags = flags;

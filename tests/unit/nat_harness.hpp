@@ -122,6 +122,19 @@ inline FrameSpec from_outside(Protocol proto, Endpoint remote, Endpoint ext) {
     return s;
 }
 
+// ---- the clock ------------------------------------------------------------------------------
+
+inline constexpr Tick kT0 = 16; // the harness's default "now"
+constexpr Tick sec(std::uint32_t s) {
+    return s * kTicksPerSecond;
+}
+
+// Runs expiry until nothing more is due at `now`.
+inline void expire_all(Translator& t, Tick now) {
+    while (t.expire(now, 1000) != 0) {
+    }
+}
+
 // ---- counters -----------------------------------------------------------------------------
 
 using Counts = std::map<Counter, std::uint64_t>;

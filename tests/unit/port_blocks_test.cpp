@@ -16,16 +16,6 @@ namespace {
 
 using namespace nat_test;
 
-constexpr Tick kT0 = 16;
-constexpr Tick sec(std::uint32_t s) {
-    return s * kTicksPerSecond;
-}
-
-void expire_all(Translator& t, Tick now) {
-    while (t.expire(now, 1000) != 0) {
-    }
-}
-
 Config blocks_config(PortRange range = {1024, 65535}, std::uint32_t block_size = 64,
                      std::uint32_t max_blocks = 8) {
     Config c = make_config({kX}, range);
