@@ -97,11 +97,12 @@ struct FloodKind {
 // A frame that parses may cross to its owner on a NAT with several workers, where a full
 // handoff ring drops it: drop_handoff_congestion is one of its outcomes.
 inline constexpr std::array kFloodKinds = {
-    FloodKind{FloodFrame::syn, "syn", FloodType::syn, false,
-              "in2out_translated|drop_sessions_exhausted|drop_subscribers_exhausted|"
-              "drop_subscriber_sessions|drop_subscriber_ports|drop_subscriber_rate|"
-              "drop_ports_exhausted|drop_subscriber_blocks|drop_blocks_exhausted|drop_not_deterministic|"
-              "drop_handoff_congestion"},
+    FloodKind{
+        FloodFrame::syn, "syn", FloodType::syn, false,
+        "in2out_translated|drop_sessions_exhausted|drop_subscribers_exhausted|"
+        "drop_subscriber_sessions|drop_subscriber_ports|drop_subscriber_rate|"
+        "drop_ports_exhausted|drop_subscriber_blocks|drop_blocks_exhausted|drop_not_deterministic|"
+        "drop_handoff_congestion"},
     FloodKind{FloodFrame::outside_udp, "outside_udp", FloodType::outside, true,
               "out2in_translated|drop_no_mapping|drop_filtered|drop_handoff_congestion"},
     FloodKind{FloodFrame::outside_syn, "outside_syn", FloodType::outside, true,
