@@ -137,8 +137,9 @@ std::uint16_t Translator::choose_anchor(Ipv4Addr inside, Protocol proto, Tick no
     return active_but_full.value_or(static_cast<std::uint16_t>(first));
 }
 
-// A port for the mapping by the pool's mode: one from the worker's share (dynamic), or one
-// from the subscriber's blocks. nullopt with `refusal` set when there is none.
+// A port for the mapping by the pool's mode: one from the worker's share (dynamic), one from
+// the subscriber's blocks (blocks), or one from the run RFC 7422's formula gives it
+// (deterministic). nullopt with `refusal` set when there is none. The fast path never asks.
 std::optional<PortGrant> Translator::allocate_port(const PortRequest& request, Subscriber& sub,
                                                    std::uint32_t subscriber, Tick now,
                                                    Counter& refusal) {
