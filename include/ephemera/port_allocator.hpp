@@ -232,7 +232,7 @@ public:
     void release(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
 
     // ---- port blocks (port_blocks.cpp; pool.mode = "blocks") ----
-    // A port for `request` from the subscriber's blocks on request.pool_index (newest first,
+    // A port for `request` from the subscriber's blocks on request.pool_index (largest first,
     // skipping closed ones), opening a new block there when they are full and the subscriber
     // holds fewer than policy.max_blocks. Within a block the inside port is kept when free,
     // otherwise a slot of its parity is picked as Algorithm 4 does over the whole range.

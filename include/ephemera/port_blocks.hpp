@@ -10,7 +10,7 @@
 // Blocks are cut at multiples of BlocksConfig::kGranule (64) slots. Each 64-slot granule of an
 // address has a PortBlock record on its worker (in AddressPorts): whose it is, the block it is
 // part of, and, on a block's first granule, the block's size, fill and age. A block in use sits
-// on its subscriber's list (SubscriberBlocks), newest first. No bitmap is rewritten when a block
+// on its subscriber's list (SubscriberBlocks), largest first. No bitmap is rewritten when a block
 // is taken or freed: the records say which ports may be handed to whom, the port bitmaps which
 // ports are in use.
 #pragma once
