@@ -2,7 +2,7 @@
 
 #include "ephemera/config_edit.hpp"
 #include "ephemera/l2.hpp"
-#include "ephemera/supported_modes.hpp"
+#include "ephemera/mode_checks.hpp"
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
