@@ -269,7 +269,19 @@ def alg4_search(table, secret, inside_ip, pool_ip, proto, parity, lo, hi, ports,
     return None
 
 
-class NatModel:
+class MappingsView:
+    """What every model answers from its mappings ((inside ip, inside port, proto) -> Ext)."""
+
+    def preserved(self):
+        """How many mappings kept their source port (ephemera's port_preserved counter)."""
+        return sum(e.preserved for e in self.mappings.values())
+
+    def is_mapped(self, ext_ip, ext_port, proto):
+        return any(e.ip == ext_ip and e.port == ext_port and k[2] == proto
+                   for k, e in self.mappings.items())
+
+
+class NatModel(MappingsView):
     """Mappings as ephemera should make them with `workers` workers (mappings never expire
     here; limits are the scenarios' business)."""
 
@@ -330,19 +342,11 @@ class NatModel:
         self.mappings[key] = ext
         return ext
 
-    def preserved(self):
-        """How many mappings kept their source port (ephemera's port_preserved counter)."""
-        return sum(e.preserved for e in self.mappings.values())
-
-    def is_mapped(self, ext_ip, ext_port, proto):
-        return any(e.ip == ext_ip and e.port == ext_port and k[2] == proto
-                   for k, e in self.mappings.items())
-
 
 Run = namedtuple("Run", "pool_ip lo hi")
 
 
-class DeterministicNat:
+class DeterministicNat(MappingsView):
     """Deterministic NAT (RFC 7422), as `[pool] mode = "deterministic"` should make mappings.
 
     Subscriber i (its offset in the prefix) gets pool address i // ratio and the run of ports
@@ -417,13 +421,6 @@ class DeterministicNat:
         self.mappings[key] = ext
         return ext
 
-    def preserved(self):
-        return sum(e.preserved for e in self.mappings.values())
-
-    def is_mapped(self, ext_ip, ext_port, proto):
-        return any(e.ip == ext_ip and e.port == ext_port and k[2] == proto
-                   for k, e in self.mappings.items())
-
 
 def mix32(h):
     """MurmurHash3's 32-bit finaliser."""
@@ -437,7 +434,7 @@ def mix32(h):
 GRANULE = 64    # slots: blocks are whole granules of a worker's slots
 
 
-class BlockNat:
+class BlockNat(MappingsView):
     """Port-block allocation (`[pool] mode = "blocks"`, fixed block_size), as it should make
     mappings with `workers` workers.
 
@@ -561,9 +558,6 @@ class BlockNat:
         ext = Ext(pool_ip, grant[0], grant[1])
         self.mappings[key] = ext
         return ext
-
-    def preserved(self):
-        return sum(e.preserved for e in self.mappings.values())
 
 
 def _alg4_hash(secret, inside_ip, pool_ip, proto):
