@@ -182,6 +182,24 @@ struct DeterministicConfig {
     std::uint32_t min_ports = 1024; // refused when a subscriber would get fewer
 };
 
+// A static mapping ([[static]] in the file, `ephemeractl static add` at run time): reachable
+// from outside with no earlier outbound packet, and the one external endpoint its inside
+// endpoint's own outbound flows use (docs/allocation.md, "Static mappings").
+//  - A port forward: pool address:port of one protocol (tcp or udp) <-> inside address:port.
+//    The port lies outside the dynamic part of pool.port_range (below it, above it, or in
+//    pool.reserved), so dynamic and block allocation never hand it out.
+//  - 1:1 (no ports, no protocol): the inside address owns `external` whole, every port of
+//    every protocol, both directions. `external` is then not one of pool.addresses.
+struct StaticMapping {
+    Ipv4Addr external;
+    Ipv4Addr inside;
+    std::uint16_t external_port = 0; // 0: 1:1
+    std::uint16_t inside_port = 0;
+    Protocol proto = Protocol::tcp; // port forwards only: tcp or udp
+    [[nodiscard]] bool one_to_one() const { return external_port == 0; }
+    bool operator==(const StaticMapping&) const = default;
+};
+
 struct Config {
     std::string source;         // file the config came from, for messages
     std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates
@@ -198,6 +216,7 @@ struct Config {
     Limits limits;
     IcmpConfig icmp;
     FragmentsConfig fragments;
+    std::vector<StaticMapping> statics; // [[static]], in file order
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.
