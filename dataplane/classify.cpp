@@ -22,6 +22,19 @@ bool is_broadcast(const std::uint8_t* mac) {
     return std::all_of(mac, mac + 6, [](std::uint8_t b) { return b == 0xff; });
 }
 
+// A static entry's external endpoint belongs to the worker of its inside host, whatever the
+// port's bits say (an ICMP error, to the worker of the host whose packet it quotes).
+WorkerId static_owner(const StaticTable& statics, const Ownership& ownership, const ParsedPacket& p,
+                      WorkerId by_port) {
+    const Protocol proto = p.icmp_error ? p.inner_proto : p.proto;
+    const std::uint16_t port = p.icmp_error ? p.inner_src_port : p.dst_port;
+    if (!statics.may_be_static(p.dst, port)) {
+        return by_port;
+    }
+    const auto inside = statics.inside_of(p.dst, proto, port);
+    return inside ? ownership.subscriber_owner(inside->address) : by_port;
+}
+
 } // namespace
 
 void Worker::poll_port(Direction d) {
@@ -88,6 +101,9 @@ void Worker::classify(Direction d, rte_mbuf** pkts, std::uint16_t n, bool from_h
                 continue;
             }
             owner = shared_.ownership.port_owner(parsed.dst, parsed.dst_port);
+            if (const StaticTable& statics = translator_.statics(); !statics.empty()) {
+                owner = static_owner(statics, shared_.ownership, parsed, owner);
+            }
         }
         if (parsed.fragment) {
             const FragmentRoute route = route_fragment(d, m, parsed, from_handoff);
@@ -116,6 +132,19 @@ void Worker::handle_arp(Direction d, rte_mbuf* m) {
         return;
     }
     const Config& cfg = config();
+    // A static mapping's host may be reached from outside before it has sent anything: its
+    // worker keeps what ARP says of it (inside_neighbors.hpp), whichever queue the ARP came in on.
+    if (d == Direction::in2out) {
+        if (const StaticTable& statics = translator_.statics();
+            !statics.empty() && statics.is_inside_host(msg->sender_ip)) {
+            const WorkerId owner = shared_.ownership.subscriber_owner(msg->sender_ip);
+            if (owner != id_) {
+                hand_off(owner, m);
+                return;
+            }
+            translator_.learn_neighbor(msg->sender_ip, msg->sender_mac, now_);
+        }
+    }
     // A configured next-hop MAC is the operator's word: ARP does not override it.
     if (d == Direction::out2in && msg->sender_ip == cfg.outside.next_hop &&
         !cfg.outside.next_hop_mac) {

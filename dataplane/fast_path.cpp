@@ -188,6 +188,7 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
     std::uint64_t slow = 0;
     std::uint64_t candidates = 0;
     std::uint64_t control = 0; // TCP SYN, FIN or RST: the session's state moves
+    const bool has_statics = !statics().empty();
     for (std::uint32_t i = 0; i < n; ++i) {
         const PacketRef& pkt = packets[i];
         const ParsedPacket& p = pkt.parsed;
@@ -217,7 +218,8 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
         mappings_[i] = *index_entries_[i];
         if (mappings_[i] == kNoIndex) {
             candidates &= ~bit(i);
-            no_mapping |= bit(i);
+            // A static mapping is in no index entry: the slow path asks the static table.
+            (has_statics ? slow : no_mapping) |= bit(i);
             continue;
         }
         rte_prefetch0(&tables_.mapping_records[mappings_[i]]);

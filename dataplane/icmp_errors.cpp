@@ -21,8 +21,11 @@ Verdict Translator::icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index,
     }
     // The quoted packet is ours only if it left from the address the error came back to.
     const auto slot = ports_.slice().slot_of(p.inner_src_port);
-    const std::uint32_t mapping =
+    std::uint32_t mapping =
         p.inner_src == p.dst && slot ? ports_.out2in(pool_index, p.inner_proto, *slot) : kNoIndex;
+    if (mapping == kNoIndex && p.inner_src == p.dst) {
+        mapping = static_mapping_of(p.dst, p.inner_proto, p.inner_src_port);
+    }
     if (mapping == kNoIndex) {
         counters_.add(Counter::drop_icmp_error_no_mapping);
         return Verdict::drop;

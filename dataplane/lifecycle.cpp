@@ -274,9 +274,22 @@ void SessionLifecycle::drop_mapping(std::uint32_t mapping, Tick now) {
 // and the external port waits out its hold-down before anyone else gets it.
 void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
     const Mapping m = tables_.mapping_records[mapping];
-    ports_.out2in(m.pool_index, m.proto, *ports_.slice().slot_of(m.external_port)) = kNoIndex;
     Subscriber& sub = tables_.subscriber_records[m.subscriber];
     --sub.mappings;
+    // A static entry's endpoint is in no bitmap or index entry and never held down (the entry
+    // stays its owner's): the next packet of either side makes the mapping again.
+    if ((m.flags & kMappingStatic) == 0) {
+        release_port(m, sub, now);
+    }
+    const MappingKey key = MappingKey::make(m.inside, m.inside_port, m.proto);
+    tables_.mappings.remove(&key);
+    --live_mappings_;
+    counters_.add(Counter::mappings_released);
+    release_subscriber_if_unused(m.subscriber, m.inside);
+}
+
+void SessionLifecycle::release_port(const Mapping& m, Subscriber& sub, Tick now) {
+    ports_.out2in(m.pool_index, m.proto, *ports_.slice().slot_of(m.external_port)) = kNoIndex;
     --sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
     if (plan_->policy.allocation == AllocationMode::blocks) {
         // The port goes back to its block; the block, when this was its last mapping, is what
@@ -294,11 +307,6 @@ void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
         ports_.hold(m.pool_index, m.proto, m.external_port, now + plan_->policy.hold_down);
         counters_.add(Counter::ports_held);
     }
-    const MappingKey key = MappingKey::make(m.inside, m.inside_port, m.proto);
-    tables_.mappings.remove(&key);
-    --live_mappings_;
-    counters_.add(Counter::mappings_released);
-    release_subscriber_if_unused(m.subscriber, m.inside);
 }
 
 void SessionLifecycle::release_subscriber_if_unused(std::uint32_t subscriber, Ipv4Addr inside) {

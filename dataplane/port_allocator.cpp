@@ -282,9 +282,13 @@ void PortAllocator::set_addresses(std::span<AddressPorts* const> addresses,
                                   std::span<std::uint32_t* const> out2in) {
     addresses_ = addresses;
     out2in_ = out2in;
-    // A new address's ports can be held: its chunks join the queue (a splice each).
-    for (; donated_ < addresses_.size(); ++donated_) {
-        hold_.donate(addresses_[donated_]->hold_chunks);
+    // A new address's ports can be held: its chunks join the queue (a splice each). By flag,
+    // not by index: a former 1:1 address joining the pool gets new port state at its old index.
+    for (AddressPorts* a : addresses_) {
+        if (!a->donated) {
+            hold_.donate(a->hold_chunks);
+            a->donated = true;
+        }
     }
 }
 

@@ -39,6 +39,15 @@ Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionK
     Counter refusal = Counter::count_;
     if (subscriber.sessions >= policy.subscriber_sessions) {
         refusal = Counter::drop_subscriber_sessions;
+    } else if (const auto fixed = static_external(pkt.parsed); mapping_pos < 0 && fixed) {
+        // A static entry's inside endpoint: its external endpoint is the entry's, and no
+        // port of the pool is taken, so the port limit and the rate do not apply.
+        const std::uint32_t created = create_static_mapping(
+            mkey, *fixed, sub_index, ethernet_source(pkt.frame), now, refusal);
+        if (created != kNoIndex) {
+            mapping_pos = static_cast<std::int32_t>(created);
+            neighbors_.learn(pkt.parsed.src, ethernet_source(pkt.frame), now);
+        }
     } else if (mapping_pos < 0) {
         if (subscriber.ports[proto] >= policy.subscriber_ports[proto]) {
             refusal = Counter::drop_subscriber_ports;

@@ -113,6 +113,16 @@ void for_each_bit(std::uint64_t mask, F&& f) {
             verdicts[i] = icmp_error_out2in(pkt, pool_index, l2);
             return;
         }
+        if (is_static_address(pool_index)) { // 1:1: every port and every ping are the host's
+            const auto inside = statics().inside_of(p.dst, p.proto, p.dst_port);
+            if (inside && (p.proto != Protocol::icmp || p.icmp_type == kIcmpEchoRequest ||
+                           p.icmp_type == kIcmpEchoReply)) {
+                verdicts[i] = static_inbound(pkt, *inside, pool_index, now, l2);
+            } else {
+                refuse_inbound(packets, std::uint64_t{1} << i, 0, now, verdicts);
+            }
+            return;
+        }
         if (p.proto == Protocol::icmp && p.icmp_type == kIcmpEchoRequest) {
             verdicts[i] = answer_echo(pkt, l2.outside_port_mac); // delivered to us: no TTL to spend
             return;
@@ -124,6 +134,12 @@ void for_each_bit(std::uint64_t mask, F&& f) {
         const auto slot = ports_.slice().slot_of(p.dst_port);
         mappings_[i] = slot ? ports_.out2in(pool_index, p.proto, *slot) : kNoIndex;
         if (mappings_[i] == kNoIndex) { // none, or not a port this worker hands out
+            const auto inside =
+                statics().empty() ? std::nullopt : statics().inside_of(p.dst, p.proto, p.dst_port);
+            if (inside) {                                                        // a port forward
+                verdicts[i] = static_inbound(pkt, *inside, pool_index, now, l2); // counts
+                return;
+            }
             refuse_inbound(packets, std::uint64_t{1} << i, 0, now, verdicts);
             return;
         }

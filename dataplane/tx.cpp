@@ -188,4 +188,18 @@ void Worker::send_arp_request() {
     send(Direction::in2out, m);
 }
 
+void Worker::send_inside_arp_request(Ipv4Addr host) {
+    rte_mbuf* m = rte_pktmbuf_alloc(shared_.mbufs);
+    if (m == nullptr) {
+        return; // asked again on the host's next packet
+    }
+    auto* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+    const std::size_t len =
+        write_arp_request({frame, kMinFrameLen}, shared_.inside_mac, config().inside.gateway, host);
+    m->data_len = static_cast<std::uint16_t>(len);
+    m->pkt_len = static_cast<std::uint32_t>(len);
+    counters_.add(Counter::static_arp_requests_sent);
+    send(Direction::out2in, m);
+}
+
 } // namespace ephemera

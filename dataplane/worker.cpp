@@ -117,6 +117,10 @@ void Worker::housekeeping(Tick now) {
 
     serve_mailbox(now);
 
+    while (const auto host = translator_.take_wanted_neighbor()) {
+        send_inside_arp_request(*host);
+    }
+
     // Worker 0 asks for the next hop's MAC; the control thread learns it from the answer.
     if (id_ == 0 && !config().outside.next_hop_mac) {
         const bool known = shared_.next_hop_mac.load(std::memory_order_relaxed) & kMacKnown;
@@ -149,20 +153,24 @@ void Worker::serve_mailbox(Tick now) {
         break;
     case Mailbox::Kind::ports: {
         // Sized here, not at start: the pool may have grown (a control request, not a packet).
+        // A 1:1 address is no pool address to the operator: no port of it is handed out.
         const auto& pool = translator_.pool();
-        box.addresses.assign(pool.addresses().begin(), pool.addresses().end());
-        box.active.resize(pool.size());
-        box.free_ports.resize(pool.size() * kProtocolCount);
+        box.addresses.clear();
+        box.active.clear();
+        box.free_ports.clear();
+        box.block_counts.clear();
         box.usable_ports = translator_.ports().usable_ports();
-        box.block_counts.resize(pool.size());
         for (std::uint16_t a = 0; a < pool.size(); ++a) {
-            box.active[a] = translator_.is_active(a);
-            box.block_counts[a] = translator_.policy().allocation == AllocationMode::blocks
-                                      ? translator_.block_counts(a, now)
-                                      : BlockCounts{};
+            if (translator_.is_static_address(a)) {
+                continue;
+            }
+            box.addresses.push_back(pool.address(a));
+            box.active.push_back(translator_.is_active(a));
+            box.block_counts.push_back(translator_.policy().allocation == AllocationMode::blocks
+                                           ? translator_.block_counts(a, now)
+                                           : BlockCounts{});
             for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
-                box.free_ports[a * kProtocolCount + static_cast<std::size_t>(proto_index(p))] =
-                    translator_.ports().free_ports(a, p);
+                box.free_ports.push_back(translator_.ports().free_ports(a, p));
             }
         }
         break;

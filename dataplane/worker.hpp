@@ -174,6 +174,8 @@ private:
     void split(Direction out, rte_mbuf* m, const ParsedPacket& p, std::uint16_t mtu);
     void flush_tx();
     void send_arp_request();
+    // Asks the inside segment where a static mapping's host is (inside_neighbors.hpp).
+    void send_inside_arp_request(Ipv4Addr host);
     void answer_held_syns();
     // ---- worker_fragments.cpp ----
     FragmentRoute route_fragment(Direction d, rte_mbuf* m, const ParsedPacket& p,

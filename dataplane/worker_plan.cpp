@@ -72,16 +72,47 @@ std::unique_ptr<WorkerPlan> PlanCompiler::compile(std::shared_ptr<const Config> 
         plan->address_ports = previous->address_ports;
     }
     plan->active.assign(all.size(), 0);
+    const bool holds = config->allocation != AllocationMode::deterministic;
     for (Ipv4Addr a : config->pool) {
         const auto known = std::find(all.begin(), all.end(), a);
         if (known != all.end()) {
-            plan->active[static_cast<std::size_t>(known - all.begin())] = 1;
+            const auto index = static_cast<std::size_t>(known - all.begin());
+            plan->active[index] = WorkerPlan::kPoolAddress;
+            if (previous != nullptr &&
+                plan->address_ports[index] == previous->static_address_ports) {
+                // A former 1:1 address joins the pool: it gets port state of its own.
+                plan->address_ports[index] =
+                    std::make_shared<AddressPorts>(slice_.slot_count(), holds);
+            }
             continue;
         }
         all.push_back(a);
-        plan->active.push_back(1);
-        plan->address_ports.push_back(std::make_shared<AddressPorts>(
-            slice_.slot_count(), config->allocation != AllocationMode::deterministic));
+        plan->active.push_back(WorkerPlan::kPoolAddress);
+        plan->address_ports.push_back(std::make_shared<AddressPorts>(slice_.slot_count(), holds));
+    }
+
+    // The 1:1 addresses join the index (ARP, hairpins and sessions name them by it) but never
+    // the allocation: the config refuses one that is also in the pool.
+    if (previous != nullptr && previous->config->statics == config->statics) {
+        plan->statics = previous->statics;
+    } else {
+        plan->statics = std::make_shared<const StaticTable>(config->statics);
+    }
+    plan->static_address_ports = previous != nullptr ? previous->static_address_ports : nullptr;
+    for (Ipv4Addr a : plan->statics->one_to_one_addresses()) {
+        const auto known = std::find(all.begin(), all.end(), a);
+        if (known != all.end()) {
+            plan->active[static_cast<std::size_t>(known - all.begin())] =
+                WorkerPlan::kStaticAddress;
+            continue;
+        }
+        if (plan->static_address_ports == nullptr) {
+            plan->static_address_ports =
+                std::make_shared<AddressPorts>(slice_.slot_count(), /*holds=*/false);
+        }
+        all.push_back(a);
+        plan->active.push_back(WorkerPlan::kStaticAddress);
+        plan->address_ports.push_back(plan->static_address_ports);
     }
     plan->pool = PoolIndex(all);
     for (const auto& a : plan->address_ports) {

@@ -41,11 +41,13 @@ enum class Counter : std::uint16_t {
     expired_tcp_established,
     expired_tcp_transitory,
     expired_icmp,
-    mappings_released, // mappings whose last session went; the port enters hold-down
-    ports_held,        // ports that entered hold-down (RFC 6888 REQ-8)
-    ports_returned,    // ports whose hold-down ended
-    blocks_opened,     // port blocks given to subscribers (pool.mode = "blocks")
-    blocks_released,   // blocks whose last mapping ended; the block enters hold-down
+    mappings_released,        // mappings whose last session went; the port enters hold-down
+    ports_held,               // ports that entered hold-down (RFC 6888 REQ-8)
+    ports_returned,           // ports whose hold-down ended
+    blocks_opened,            // port blocks given to subscribers (pool.mode = "blocks")
+    blocks_released,          // blocks whose last mapping ended; the block enters hold-down
+    static_mappings_created,  // mappings of a static entry, made by either side's first packet
+    static_arp_requests_sent, // ARP requests for a static mapping's inside host
     // fragments (RFC 4787 REQ-14) and MTU (REQ-13)
     fragments_translated, // later pieces (offset > 0) translated as their first piece was
     fragments_held,       // later pieces kept until their first piece came
@@ -81,6 +83,10 @@ enum class Counter : std::uint16_t {
     drop_subscriber_blocks,     // its blocks are full and it holds max_blocks of them
     drop_blocks_exhausted,      // its blocks are full and its pool address has no free block
     drop_not_deterministic,     // deterministic mode: the subscriber is outside the prefix
+    drop_static_busy,           // a static endpoint's inside endpoint (or external port) still has
+                                // a mapping made before the static entry: it drains first
+    drop_static_unresolved,     // outside packet for a static host whose MAC is not known yet
+                                // (an ARP request for it went out)
     drop_handoff_congestion,    // owner's handoff ring full
     drop_hairpin_overflow,      // hairpinned packets beyond what a second pass holds (a defect)
     drop_nexthop_unresolved,    // next hop's MAC not learned yet
@@ -137,6 +143,8 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "ports_returned",
     "blocks_opened",
     "blocks_released",
+    "static_mappings_created",
+    "static_arp_requests_sent",
     "fragments_translated",
     "fragments_held",
     "fragments_timed_out",
@@ -169,6 +177,8 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_subscriber_blocks",
     "drop_blocks_exhausted",
     "drop_not_deterministic",
+    "drop_static_busy",
+    "drop_static_unresolved",
     "drop_handoff_congestion",
     "drop_hairpin_overflow",
     "drop_nexthop_unresolved",

@@ -156,6 +156,7 @@ struct AddressPorts {
     std::vector<std::uint32_t> out2in; // [protocol][slot] -> mapping, kNoIndex when none
     HoldChunks hold_chunks;            // its share of the hold-down queue's capacity
     std::vector<PortBlock> blocks;     // blocks mode: one record per 64-slot granule
+    bool donated = false;              // its hold chunks joined the worker's queue
 };
 
 struct PortRequest {
@@ -330,7 +331,6 @@ private:
     std::span<std::uint32_t* const> out2in_;
     std::array<std::uint32_t, kAlg4TableSize> alg4_table_{};
     HoldDownQueue hold_;
-    std::size_t donated_ = 0; // addresses whose hold chunks the queue has
 
     // What set_range() and add_address() built (unused under a plan).
     std::vector<std::unique_ptr<PortMask>> own_masks_;

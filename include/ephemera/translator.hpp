@@ -19,6 +19,7 @@
 
 #include "ephemera/counters.hpp"
 #include "ephemera/held_syn.hpp"
+#include "ephemera/inside_neighbors.hpp"
 #include "ephemera/keys.hpp"
 #include "ephemera/lifecycle.hpp"
 #include "ephemera/nat_table.hpp"
@@ -147,8 +148,23 @@ public:
     // mappings live on, none are made there) and gets its old index back if it returns.
     [[nodiscard]] bool is_pool_address(Ipv4Addr a) const { return pool().find(a) != kNoPool; }
     [[nodiscard]] bool is_active(std::uint16_t pool_index) const {
-        return plan_->active[pool_index] != 0;
+        return plan_->active[pool_index] == WorkerPlan::kPoolAddress;
     }
+    // The external address of a 1:1 static mapping (in the index, never allocated from).
+    [[nodiscard]] bool is_static_address(std::uint16_t pool_index) const {
+        return plan_->active[pool_index] == WorkerPlan::kStaticAddress;
+    }
+    [[nodiscard]] const StaticTable& statics() const {
+        static const StaticTable kNone;
+        return plan_->statics != nullptr ? *plan_->statics : kNone;
+    }
+
+    // Static hosts' MACs (inside_neighbors.hpp): what ARP on the inside port told the worker
+    // that owns the host, and the next host to ask for (the worker sends the request).
+    void learn_neighbor(Ipv4Addr host, const MacAddr& mac, Tick now) {
+        neighbors_.learn(host, mac, now);
+    }
+    std::optional<Ipv4Addr> take_wanted_neighbor() { return neighbors_.take_wanted(); }
     [[nodiscard]] const PoolIndex& pool() const { return plan_->pool; }
     [[nodiscard]] const PortAllocator& ports() const { return ports_; }
     [[nodiscard]] std::uint32_t live_sessions() const { return life_.live_sessions(); }
@@ -248,6 +264,24 @@ private:
     std::optional<PortGrant> allocate_port(const PortRequest& request, Subscriber& sub,
                                            std::uint32_t subscriber, Tick now, Counter& refusal);
 
+    // ---- static_path.cpp: static mappings (static_table.hpp) ----
+    // The external endpoint a static entry gives an inside packet's source, if any.
+    [[nodiscard]] std::optional<StaticEndpoint> static_external(const ParsedPacket& p) const {
+        return statics().empty() ? std::nullopt : statics().external_of(p.src, p.proto, p.src_port);
+    }
+    // The mapping of a static entry for `key`, made now with the fixed external endpoint;
+    // kNoIndex with `refusal` set when something stands in its way.
+    std::uint32_t create_static_mapping(const MappingKey& key, StaticEndpoint external,
+                                        std::uint32_t subscriber, const MacAddr& inside_mac,
+                                        Tick now, Counter& refusal);
+    // The live mapping of a static entry's external endpoint, or kNoIndex.
+    [[nodiscard]] std::uint32_t static_mapping_of(Ipv4Addr external, Protocol proto,
+                                                  std::uint16_t port) const;
+    // An outside packet that the index found no mapping for but a static entry names: its
+    // mapping and session are found or made here (a static endpoint admits every remote).
+    Verdict static_inbound(PacketRef& pkt, StaticEndpoint inside, std::uint16_t pool_index,
+                           Tick now, const L2Context& l2);
+
     // ---- icmp_errors.cpp: RFC 5508 error translation and Time Exceeded ----
     Verdict icmp_error_out2in(PacketRef& pkt, std::uint16_t pool_index, const L2Context& l2);
     Verdict icmp_error_in2out(PacketRef& pkt, const SessionKey& key, std::int32_t session,
@@ -272,6 +306,7 @@ private:
     NatTables tables_;
     SessionLifecycle life_;
     HeldSyns held_syns_{kHeldSynCapacity};
+    InsideNeighbors neighbors_;
     TokenBucket icmp_bucket_;
 
     // Per-burst scratch, kept here rather than on the stack.

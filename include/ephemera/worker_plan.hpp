@@ -17,6 +17,7 @@
 #include "ephemera/policy.hpp"
 #include "ephemera/pool.hpp"
 #include "ephemera/port_allocator.hpp"
+#include "ephemera/static_table.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -30,7 +31,16 @@ struct WorkerPlan {
     // Every address this worker knows, draining ones too: an address keeps its index for life
     // and gets it back when it returns to the config.
     PoolIndex pool{std::span<const Ipv4Addr>{}};
-    std::vector<std::uint8_t> active; // by pool index: in the config (1) or draining (0)
+    // By pool index: in the config's pool (kPoolAddress), the external address of a 1:1 static
+    // mapping (kStaticAddress: never anchored to, no port of it handed out), or draining (0).
+    std::vector<std::uint8_t> active;
+    static constexpr std::uint8_t kPoolAddress = 1;
+    static constexpr std::uint8_t kStaticAddress = 2;
+    // The static mappings (static_table.hpp), shared by every worker's plan of one config.
+    std::shared_ptr<const StaticTable> statics;
+    // The port state every 1:1 address shares on this worker: its out2in index stays empty and
+    // no port of it is handed out or held, so one will do however many 1:1 addresses there are.
+    std::shared_ptr<AddressPorts> static_address_ports;
     std::shared_ptr<const PortMask> mask;
     std::vector<std::shared_ptr<AddressPorts>> address_ports; // by pool index
     std::vector<AddressPorts*> address_list;                  // the same, for the allocator
