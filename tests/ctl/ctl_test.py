@@ -1012,6 +1012,38 @@ class Live(unittest.TestCase):
                     "plans_taken", "pause_window_ms"):
             self.assertIn(key, stats)
 
+    def test_static_mappings_change_while_running(self):
+        r = self.ctl("show", "static")
+        self.assertEqual((r.returncode, r.stdout), (0, "no static mappings\n"), r.stderr)
+        for argv, message in [
+            (["static", "add", "tcp", "198.18.0.100:8080", "100.64.0.5:80"],
+             "applied static add tcp 198.18.0.100:8080 100.64.0.5:80\n"),
+            (["static", "add", "198.18.0.20", "100.64.0.50"],
+             "applied static add 198.18.0.20 100.64.0.50\n"),
+        ]:
+            r = self.ctl(*argv)
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, message, ""))
+        r = self.ctl("--json", "show", "static")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {
+            "kind": ["forward", "1:1"], "protocol": ["tcp", "any"],
+            "external": ["198.18.0.100", "198.18.0.20"], "external_port": [8080, 0],
+            "inside": ["100.64.0.5", "100.64.0.50"], "inside_port": [80, 0], "total": 2})
+        # Refused for the file's reasons, and for a removal of what is not there.
+        r = self.ctl("static", "add", "udp", "198.18.0.100:50000", "100.64.0.6:53")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("refused: static[2].external: port 50000 lies in the dynamic range",
+                      r.stderr)
+        r = self.ctl("static", "remove", "udp", "198.18.0.100:8080")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no static mapping for udp 198.18.0.100:8080", r.stderr)
+        for argv in (["static", "remove", "tcp", "198.18.0.100:8080"],
+                     ["static", "remove", "198.18.0.20"]):
+            r = self.ctl(*argv)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("show", "static")
+        self.assertEqual((r.returncode, r.stdout), (0, "no static mappings\n"), r.stderr)
+
     def test_reset_restarts_the_window_and_changes_are_counted_as_plans(self):
         time.sleep(1)
         before = self.pauses()
