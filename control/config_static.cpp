@@ -333,6 +333,11 @@ StaticMapping parse_entry(const toml::node& node, std::size_t i, const Config& c
     if (m.inside == cfg.inside.gateway) {
         refuse(in_key, m.inside.to_string() + " is inside.gateway, ephemera's own address");
     }
+    if (is_pool_address(cfg, m.inside)) {
+        refuse(in_key, m.inside.to_string() +
+                           " is a pool address (pool.addresses), an outside address; inside "
+                           "names an inside host");
+    }
     return m;
 }
 

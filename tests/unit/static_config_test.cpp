@@ -190,6 +190,8 @@ TEST(StaticConfig, RefusesMartianAddresses) {
                    "0.1.2.3 is in 0.0.0.0/8");
     EXPECT_REFUSED(with(forward("udp", "198.18.0.10:53", "100.64.0.1:53")), "static[0].inside",
                    "100.64.0.1 is inside.gateway, ephemera's own address");
+    EXPECT_REFUSED(with(one_to_one("198.18.0.20", "198.18.0.11")), "static[0].inside",
+                   "198.18.0.11 is a pool address (pool.addresses), an outside address");
 }
 
 TEST(StaticConfig, RefusesAForwardOffThePool) {
