@@ -1,6 +1,8 @@
 // TOML configuration: parse the file with toml++, then check every key, type and value so that
 // the dataplane only ever sees a Config that makes sense. The first problem found is refused
 // with the file, the dotted key and a reason that says what is wrong and what would be right.
+#include "config_parse.hpp"
+
 #include "ephemera/config.hpp"
 #include "ephemera/deterministic.hpp"
 
@@ -80,12 +82,10 @@ constexpr std::int64_t kMaxPortHoldDown = 3600;
 constexpr std::int64_t kMaxPort = 65535;
 constexpr std::int64_t kMaxRate = 1000000; // mapping rate and burst, ICMP error rate
 
-// Thrown by the checks below and turned into a ConfigError by parse_config. Exceptions keep the
-// checks linear; nothing here is on a packet path.
-struct Refusal {
-    std::string key;
-    std::string reason;
-};
+} // namespace
+
+// The helpers config_static.cpp shares (config_parse.hpp), then this file's own.
+namespace config_parse {
 
 [[noreturn]] void refuse(std::string key, std::string reason) {
     throw Refusal{std::move(key), std::move(reason)};
@@ -356,6 +356,12 @@ std::optional<std::uint32_t> parse_port_number(std::string_view text) {
     }
     return value;
 }
+
+} // namespace config_parse
+
+using namespace config_parse;
+
+namespace {
 
 // "N" (if single_allowed) or "LO-HI": decimal digits only, no signs or spaces.
 std::optional<PortSpan> parse_port_span(std::string_view text, bool single_allowed) {
@@ -1015,9 +1021,9 @@ void parse_fragments(const toml::table& root, Config& cfg) {
 }
 
 Config check_document(const toml::table& root, std::string source) {
-    check_known_keys(
-        root, "",
-        {"pool", "inside", "outside", "timeouts", "filtering", "limits", "icmp", "fragments"});
+    check_known_keys(root, "",
+                     {"pool", "inside", "outside", "timeouts", "filtering", "limits", "icmp",
+                      "fragments", "static"});
     Config cfg;
     cfg.source = std::move(source);
     parse_pool(root, cfg);
@@ -1028,6 +1034,7 @@ Config check_document(const toml::table& root, std::string source) {
     parse_limits(root, cfg);
     parse_icmp(root, cfg);
     parse_fragments(root, cfg);
+    parse_statics(root, cfg); // last: it checks against the pool, gateway and next hop
     return cfg;
 }
 
@@ -1547,6 +1554,7 @@ std::string describe_config(const Config& config) {
     line("inbound SYN: ", icmp.unsolicited_syn_unreachable
                               ? "unsolicited: held 6 s, then ICMP 3/3 unless the inside opened it"
                               : "unsolicited: dropped silently");
+    out += describe_statics(config);
     return out;
 }
 

@@ -25,6 +25,23 @@ std::string range_name(const Config& c) {
     return range_string(c.port_range);
 }
 
+std::string endpoint_string(Ipv4Addr addr, std::uint16_t port) {
+    return port == 0 ? addr.to_string() : addr.to_string() + ":" + std::to_string(port);
+}
+
+toml::array statics_array(const std::vector<StaticMapping>& statics) {
+    toml::array out;
+    for (const StaticMapping& m : statics) {
+        toml::table entry{{"external", endpoint_string(m.external, m.external_port)},
+                          {"inside", endpoint_string(m.inside, m.inside_port)}};
+        if (!m.one_to_one()) {
+            entry.insert("protocol", std::string(protocol_name(m.proto)));
+        }
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
 toml::table to_table(const Config& c) {
     toml::array pool;
     for (Ipv4Addr a : c.pool) {
@@ -67,7 +84,7 @@ toml::table to_table(const Config& c) {
             toml::table{{"subscribers", d.prefix.to_string() + "/" + std::to_string(d.prefix_len)},
                         {"min_ports", i64(d.min_ports)}});
     }
-    return toml::table{
+    toml::table root{
         {"pool", pool_table},
         {"inside", toml::table{{"port", c.inside.port},
                                {"gateway", c.inside.gateway.to_string()},
@@ -98,6 +115,10 @@ toml::table to_table(const Config& c) {
                                   {"max_datagrams", i64(c.fragments.max_datagrams)},
                                   {"max_per_datagram", i64(c.fragments.max_per_datagram)}}},
     };
+    if (!c.statics.empty()) {
+        root.insert("static", statics_array(c.statics)); // [[static]], in order
+    }
+    return root;
 }
 
 // Whether writing `node` out as TOML takes toml++ 3.3.0 into undefined behaviour: deciding
@@ -234,6 +255,29 @@ std::variant<Config, ConfigError> edit_pool(const Config& current, std::string_v
     }
     Config next = current;
     next.pool = pool;
+    return reparse(to_table(next), current, what);
+}
+
+std::variant<Config, ConfigError> edit_static(const Config& current, const StaticMapping& entry,
+                                              bool add) {
+    const std::string what = add ? "static add" : "static remove";
+    Config next = current;
+    if (add) {
+        next.statics.push_back(entry);
+    } else {
+        // A mapping is named by its external endpoint, which has one owner.
+        const auto it =
+            std::find_if(next.statics.begin(), next.statics.end(), [&](const StaticMapping& m) {
+                return m.one_to_one() == entry.one_to_one() && m.external == entry.external &&
+                       (m.one_to_one() ||
+                        (m.proto == entry.proto && m.external_port == entry.external_port));
+            });
+        if (it == next.statics.end()) {
+            return ConfigError{what, "static",
+                               "no static mapping for " + static_external_text(entry)};
+        }
+        next.statics.erase(it);
+    }
     return reparse(to_table(next), current, what);
 }
 

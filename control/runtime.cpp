@@ -30,6 +30,26 @@ ChangeResult Runtime::pool_remove(std::string_view address) {
     return publish(edit_pool(current_, address, false), "pool remove " + std::string(address));
 }
 
+ChangeResult Runtime::static_add(std::string_view spec) {
+    std::lock_guard guard(lock_);
+    auto entry = parse_static_spec(spec, true);
+    if (auto* error = std::get_if<ConfigError>(&entry)) {
+        return publish(std::move(*error), {});
+    }
+    const StaticMapping& m = std::get<StaticMapping>(entry);
+    return publish(edit_static(current_, m, true), "static add " + static_mapping_text(m));
+}
+
+ChangeResult Runtime::static_remove(std::string_view spec) {
+    std::lock_guard guard(lock_);
+    auto entry = parse_static_spec(spec, false);
+    if (auto* error = std::get_if<ConfigError>(&entry)) {
+        return publish(std::move(*error), {});
+    }
+    const StaticMapping& m = std::get<StaticMapping>(entry);
+    return publish(edit_static(current_, m, false), "static remove " + static_external_text(m));
+}
+
 ChangeResult Runtime::reload() {
     std::lock_guard guard(lock_);
     return publish(load_config_file(current_.source), "reload of " + current_.source);

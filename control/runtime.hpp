@@ -28,6 +28,10 @@ public:
     ChangeResult set(std::string_view key, std::string_view value);
     ChangeResult pool_add(std::string_view address);
     ChangeResult pool_remove(std::string_view address);
+    // A static mapping as the command line spells it (parse_static_spec): "tcp A:P I:P" or
+    // "A I" is added; "tcp A:P" or "A" names the one removed.
+    ChangeResult static_add(std::string_view spec);
+    ChangeResult static_remove(std::string_view spec);
     // Rereads the config file the process was started with (SIGHUP).
     ChangeResult reload();
 

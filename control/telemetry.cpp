@@ -410,6 +410,58 @@ int cmd_pool(App& app, const char* params, rte_tel_data* d) {
     return 0;
 }
 
+// The static mappings in config order, as columns (telemetry cannot nest a dict in an array):
+// "kind" ("forward" or "1:1"), "protocol" ("tcp", "udp"; "any" for 1:1), "external",
+// "external_port", "inside", "inside_port" (ports 0 for 1:1), and "total", the number of
+// mappings. A reply holds 16 KiB, so only the first kStaticsShown are listed.
+constexpr std::size_t kStaticsShown = 200;
+
+void list_statics(const Config& c, rte_tel_data* d) {
+    const std::size_t shown = std::min(c.statics.size(), kStaticsShown);
+    rte_tel_data_start_dict(d);
+    const auto strings = [&](const char* name, auto text_of) {
+        rte_tel_data* column = rte_tel_data_alloc();
+        rte_tel_data_start_array(column, RTE_TEL_STRING_VAL);
+        for (std::size_t i = 0; i < shown; ++i) {
+            rte_tel_data_add_array_string(column, std::string(text_of(c.statics[i])).c_str());
+        }
+        rte_tel_data_add_dict_container(d, name, column, 0);
+    };
+    const auto numbers = [&](const char* name, auto value_of) {
+        rte_tel_data* column = rte_tel_data_alloc();
+        rte_tel_data_start_array(column, RTE_TEL_U64_VAL);
+        for (std::size_t i = 0; i < shown; ++i) {
+            rte_tel_data_add_array_u64(column, value_of(c.statics[i]));
+        }
+        rte_tel_data_add_dict_container(d, name, column, 0);
+    };
+    strings("kind", [](const StaticMapping& m) { return m.one_to_one() ? "1:1" : "forward"; });
+    strings("protocol", [](const StaticMapping& m) {
+        return m.one_to_one() ? std::string_view("any") : protocol_name(m.proto);
+    });
+    strings("external", [](const StaticMapping& m) { return m.external.to_string(); });
+    numbers("external_port", [](const StaticMapping& m) { return m.external_port; });
+    strings("inside", [](const StaticMapping& m) { return m.inside.to_string(); });
+    numbers("inside_port", [](const StaticMapping& m) { return m.inside_port; });
+    rte_tel_data_add_dict_u64(d, "total", c.statics.size());
+}
+
+// No parameter: the list. add=SPEC or remove=SPEC in the command line's spelling
+// (parse_static_spec), at most some 40 characters, far below a request's 1024 bytes.
+int cmd_static(App& app, const char* params, rte_tel_data* d) {
+    const std::string text = params == nullptr ? "" : params;
+    if (text.empty()) {
+        list_statics(app.runtime->current(), d);
+    } else if (text.rfind("add=", 0) == 0) {
+        result_dict(d, app.runtime->static_add(text.substr(4)));
+    } else if (text.rfind("remove=", 0) == 0) {
+        result_dict(d, app.runtime->static_remove(text.substr(7)));
+    } else {
+        result_dict(d, {false, "expected nothing (the list), add=SPEC or remove=SPEC"});
+    }
+    return 0;
+}
+
 int cmd_reload(App& app, const char*, rte_tel_data* d) {
     result_dict(d, app.runtime->reload());
     return 0;
@@ -537,6 +589,9 @@ TelemetryRegistration register_telemetry(App& app) {
                                "Change one config key while running. Parameters: KEY=VALUE");
     rte_telemetry_register_cmd("/ephemera/pool", gated<cmd_pool>,
                                "Add or remove a pool address. Parameters: add=A or remove=A");
+    rte_telemetry_register_cmd("/ephemera/static", gated<cmd_static>,
+                               "Static mappings. Parameters: none (the list), add=tcp A:P I:P, "
+                               "add=A I (1:1), remove=tcp A:P or remove=A");
     rte_telemetry_register_cmd("/ephemera/flush", gated<cmd_flush>,
                                "Delete sessions. Parameters: subscriber=A;external=A:P;address=A");
     rte_telemetry_register_cmd("/ephemera/reload", gated<cmd_reload>,

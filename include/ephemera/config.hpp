@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -200,6 +201,11 @@ struct StaticMapping {
     bool operator==(const StaticMapping&) const = default;
 };
 
+// Bounds on [[static]]: entries in all, and 1:1 entries among them, since each 1:1 address
+// costs the dataplane per-address port state as a pool address does.
+inline constexpr std::size_t kMaxStatics = 65536;
+inline constexpr std::size_t kMaxOneToOne = 1024;
+
 struct Config {
     std::string source;         // file the config came from, for messages
     std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates
@@ -245,9 +251,21 @@ std::variant<Config, ConfigError> parse_config(std::string_view toml_text, std::
 std::variant<Config, ConfigError> load_config_file(const std::string& path);
 
 // A short multi-line human summary of a validated config (pool, port range, reserved ports,
-// allocation mode and its settings, ports, gateway, next hop, timeouts, filtering, limits), for
-// `ephemera --check-config`.
+// allocation mode and its settings, ports, gateway, next hop, timeouts, filtering, limits,
+// static mappings), for `ephemera --check-config`.
 // Every line ends in '\n'.
 std::string describe_config(const Config& config);
+
+// A static mapping as the command line spells it (ephemeractl static add|remove, and the
+// telemetry command behind it): "tcp 198.18.0.10:8080 100.64.0.5:80" (or udp) for a port
+// forward, "198.18.0.20 100.64.0.50" for 1:1. Without `with_inside`, the external side alone
+// ("tcp 198.18.0.10:8080", "198.18.0.20"), which is how a removal names a mapping; inside is
+// then 0.0.0.0. Only the spelling is checked: whether the mapping fits a config is for the
+// parser to say (edit_static).
+std::variant<StaticMapping, ConfigError> parse_static_spec(std::string_view text,
+                                                           bool with_inside = true);
+// The spelling parse_static_spec reads: the whole mapping, or its external side alone.
+std::string static_mapping_text(const StaticMapping& m);
+std::string static_external_text(const StaticMapping& m);
 
 } // namespace ephemera

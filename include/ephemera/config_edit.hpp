@@ -27,10 +27,16 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
 std::variant<Config, ConfigError> edit_pool(const Config& current, std::string_view address,
                                             bool add);
 
+// The config with one static mapping added, or the one with this external endpoint removed
+// (a forward: protocol, address and port; 1:1: its external address). An addition is refused
+// for exactly the reasons a [[static]] entry of the file would be.
+std::variant<Config, ConfigError> edit_static(const Config& current, const StaticMapping& entry,
+                                              bool add);
+
 // Refuses what cannot change while traffic flows: the ports, addresses and next hop the
 // dataplane was started with, the table sizes (limits.max_sessions), the allocation mode, and
 // in deterministic mode everything its formula reads (the subscriber prefix, min_ports, the
-// pool and port_range). nullopt: allowed.
+// pool and port_range). Static mappings may change in every mode. nullopt: allowed.
 std::optional<ConfigError> check_runtime_change(const Config& from, const Config& to);
 
 bool operator==(const Timeouts& a, const Timeouts& b);

@@ -119,6 +119,11 @@ PORTS_COLUMNS.update({field: [PORTS[a][field] for a in PORTS]
 
 OK = {"result": "ok", "message": "timeouts.udp: 300 -> 600"}
 
+# /ephemera/static: one array per field, in config order.
+STATICS = {"kind": ["forward", "1:1"], "protocol": ["tcp", "any"],
+           "external": ["198.18.0.10", "198.18.0.20"], "external_port": [8080, 0],
+           "inside": ["100.64.0.5", "100.64.0.50"], "inside_port": [80, 0], "total": 2}
+
 # /ephemera/pauses as ephemera sends it: one array per field, in worker order.
 PAUSES = {"worker": [0, 1], "longest_iteration_us": [12, 31],
           "longest_plan_iteration_us": [4, 9], "longest_take_up_us": [1, 2],
@@ -217,6 +222,64 @@ class Ctl(unittest.TestCase):
             (["pool", "add", "198.18.0.102"], "/ephemera/pool,add=198.18.0.102"),
             (["pool", "remove", "198.18.0.100"], "/ephemera/pool,remove=198.18.0.100"),
         ], replies={"/ephemera/pool": {"result": "ok", "message": "done"}})
+
+    def test_requests_static(self):
+        # The command line's words travel as one spec, single-spaced.
+        self.assert_requests([
+            (["static", "add", "tcp", "198.18.0.10:8080", "100.64.0.5:80"],
+             "/ephemera/static,add=tcp 198.18.0.10:8080 100.64.0.5:80"),
+            (["static", "add", "udp", "198.18.0.10:53", "100.64.0.6:53"],
+             "/ephemera/static,add=udp 198.18.0.10:53 100.64.0.6:53"),
+            (["static", "add", "198.18.0.20", "100.64.0.50"],
+             "/ephemera/static,add=198.18.0.20 100.64.0.50"),
+            (["static", "remove", "tcp", "198.18.0.10:8080"],
+             "/ephemera/static,remove=tcp 198.18.0.10:8080"),
+            (["static", "remove", "198.18.0.20"], "/ephemera/static,remove=198.18.0.20"),
+        ], replies={"/ephemera/static": {"result": "ok", "message": "done"}})
+        self.assert_requests([(["show", "static"], "/ephemera/static")],
+                             replies={"/ephemera/static": STATICS})
+
+    def test_static_table_and_refusals(self):
+        self.serve({"/ephemera/static": STATICS})
+        r = self.ctl("show", "static")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout,
+                         "kind     protocol  external          inside\n"
+                         "forward  tcp       198.18.0.10:8080  100.64.0.5:80\n"
+                         "1:1      any       198.18.0.20       100.64.0.50\n")
+        r = self.ctl("--json", "show", "static")
+        self.assertEqual((r.returncode, json.loads(r.stdout)), (0, STATICS), r.stderr)
+        self.server.close()
+
+        empty = {k: [] for k in STATICS if k != "total"}
+        empty["total"] = 0
+        self.serve({"/ephemera/static": empty})
+        r = self.ctl("show", "static")
+        self.assertEqual((r.returncode, r.stdout), (0, "no static mappings\n"), r.stderr)
+        self.server.close()
+
+        cut = dict(STATICS, total=250)
+        self.serve({"/ephemera/static": cut})
+        r = self.ctl("show", "static")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.endswith("(the first 2 of 250 static mappings)\n"), r.stdout)
+        self.server.close()
+
+        refusal = {"result": "refused", "message": "static[3].external: 198.18.0.99 is not a "
+                                                   "pool address (pool.addresses) (static add)"}
+        self.serve({"/ephemera/static": refusal})
+        r = self.ctl("static", "add", "tcp", "198.18.0.99:8080", "100.64.0.5:80")
+        self.assertEqual((r.returncode, r.stdout), (1, ""))
+        self.assertEqual(r.stderr, "ephemeractl: refused: " + refusal["message"] + "\n")
+        self.server.close()
+
+        self.serve({"/ephemera/static": dict(STATICS, inside_port=[80])})
+        r = self.ctl("show", "static")
+        self.assertEqual((r.returncode, r.stdout), (2, ""))
+        self.assertIn("/ephemera/static: malformed reply: inside_port: not one entry per mapping",
+                      r.stderr)
+        self.server.close()
+        self.server = None
 
     def test_requests_flush(self):
         s, e, a = "100.64.0.7", "198.18.0.100:49153", "198.18.0.101"
@@ -624,7 +687,7 @@ class Ctl(unittest.TestCase):
         self.serve()
         cases = [
             ([], "subcommand"),
-            (["show"], "show: give one of config, stats, ports, blocks, pauses, worker N"),
+            (["show"], "show: give one of config, stats, ports, blocks, pauses, static, worker N"),
             (["show", "nope"], "nope"),
             (["show", "worker"], "N"),
             (["show", "worker", "x"], "'x'"),
@@ -647,6 +710,16 @@ class Ctl(unittest.TestCase):
             (["pool", "add"], "ADDR"),
             (["pool", "add", "1.2.3.4.5"], "'1.2.3.4.5'"),
             (["pool", "drop", "1.2.3.4"], "drop"),
+            (["static"], "static: give add SPEC or remove SPEC"),
+            (["static", "add", "tcp", "198.18.0.10:8080"], "expected"),
+            (["static", "add", "tcp", "198.18.0.10", "100.64.0.5"], "a port forward needs a port"),
+            (["static", "add", "198.18.0.10:80", "100.64.0.5:80"], "starts with its protocol"),
+            (["static", "add", "icmp", "198.18.0.10:1", "100.64.0.5:1"], "unknown protocol"),
+            (["static", "add", "tcp", "198.18.0.10:0", "100.64.0.5:80"], "1 to 65535"),
+            (["static", "remove"], "SPEC"),
+            (["static", "remove", "198.18.0.20", "100.64.0.50"], "expected"),
+            (["static", "remove", "1.2.3"], "expected"),
+            (["show", "static", "x"], "x"),
             (["flush"], "at least one of --subscriber, --external, --address"),
             (["flush", "--address", "x"], "'x'"),
             (["flush", "--subscriber", "100.64.0.256"], "'100.64.0.256'"),
@@ -938,6 +1011,38 @@ class Live(unittest.TestCase):
         for key in ("longest_iteration_us", "longest_plan_iteration_us", "longest_take_up_us",
                     "plans_taken", "pause_window_ms"):
             self.assertIn(key, stats)
+
+    def test_static_mappings_change_while_running(self):
+        r = self.ctl("show", "static")
+        self.assertEqual((r.returncode, r.stdout), (0, "no static mappings\n"), r.stderr)
+        for argv, message in [
+            (["static", "add", "tcp", "198.18.0.100:8080", "100.64.0.5:80"],
+             "applied static add tcp 198.18.0.100:8080 100.64.0.5:80\n"),
+            (["static", "add", "198.18.0.20", "100.64.0.50"],
+             "applied static add 198.18.0.20 100.64.0.50\n"),
+        ]:
+            r = self.ctl(*argv)
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, message, ""))
+        r = self.ctl("--json", "show", "static")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {
+            "kind": ["forward", "1:1"], "protocol": ["tcp", "any"],
+            "external": ["198.18.0.100", "198.18.0.20"], "external_port": [8080, 0],
+            "inside": ["100.64.0.5", "100.64.0.50"], "inside_port": [80, 0], "total": 2})
+        # Refused for the file's reasons, and for a removal of what is not there.
+        r = self.ctl("static", "add", "udp", "198.18.0.100:50000", "100.64.0.6:53")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("refused: static[2].external: port 50000 lies in the dynamic range",
+                      r.stderr)
+        r = self.ctl("static", "remove", "udp", "198.18.0.100:8080")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no static mapping for udp 198.18.0.100:8080", r.stderr)
+        for argv in (["static", "remove", "tcp", "198.18.0.100:8080"],
+                     ["static", "remove", "198.18.0.20"]):
+            r = self.ctl(*argv)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("show", "static")
+        self.assertEqual((r.returncode, r.stdout), (0, "no static mappings\n"), r.stderr)
 
     def test_reset_restarts_the_window_and_changes_are_counted_as_plans(self):
         time.sleep(1)

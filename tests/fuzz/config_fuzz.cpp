@@ -99,6 +99,14 @@ void edit(const Config& running, std::string_view key, std::string_view value) {
     check_result(edit_config(running, key, value), &running);
     check_result(edit_pool(running, value, true), &running);
     check_result(edit_pool(running, value, false), &running);
+    for (const bool with_inside : {true, false}) {
+        const auto spec = parse_static_spec(value, with_inside);
+        if (const auto* entry = std::get_if<StaticMapping>(&spec)) {
+            check_result(edit_static(running, *entry, with_inside), &running);
+        } else {
+            check_refusal(std::get<ConfigError>(spec));
+        }
+    }
 }
 
 } // namespace

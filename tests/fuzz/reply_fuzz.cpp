@@ -29,11 +29,11 @@ namespace {
 
 // Every command ephemeractl sends, with the shape main.cpp gives it.
 Command command_for(std::uint8_t selector) {
-    switch (selector % 11) {
+    switch (selector % 13) {
     case 0:
         return {stats_request(), Shape::counters, {}};
     case 1:
-        return {worker_request(selector / 11), Shape::counters, {}};
+        return {worker_request(selector / 13), Shape::counters, {}};
     case 2:
         return {config_request(), Shape::settings, {}};
     case 3:
@@ -53,6 +53,10 @@ Command command_for(std::uint8_t selector) {
                 {}};
     case 9:
         return {reload_request(), Shape::action, {}};
+    case 10:
+        return {statics_request(), Shape::statics, {}};
+    case 11:
+        return {static_request(true, "tcp 198.18.0.10:8080 100.64.0.5:80"), Shape::action, {}};
     default:
         return {mappings_request(5), Shape::lines, "no live mappings"};
     }

@@ -35,6 +35,13 @@ subscriber_ports_tcp = 77
 unreachable_rate = 5
 [fragments]
 timeout = 7
+[[static]]
+protocol = "udp"
+external = "198.18.0.101:5060"
+inside = "100.64.0.5:5060"
+[[static]]
+external = "198.18.0.20"
+inside = "100.64.0.50"
 )";
 
 Config base() {
@@ -77,6 +84,8 @@ TEST(ConfigEdit, RoundTripKeepsEveryField) {
     EXPECT_EQ(r.fragments.timeout, 7u);
     EXPECT_EQ(r.fragments.max_datagrams, c.fragments.max_datagrams);
     EXPECT_EQ(r.fragments.max_per_datagram, c.fragments.max_per_datagram);
+    EXPECT_EQ(r.statics.size(), 2u);
+    EXPECT_EQ(r.statics, c.statics);
 }
 
 TEST(ConfigEdit, ChangesOneKey) {

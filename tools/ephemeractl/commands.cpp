@@ -22,6 +22,8 @@ std::string human(const Json& data, const Command& command, const Display& displ
         return format_lines(data, command.empty_text);
     case Shape::pauses:
         return format_pauses(data);
+    case Shape::statics:
+        return format_statics(data);
     case Shape::action:
         return data.value("message", data["result"].get<std::string>()) + "\n";
     }

@@ -236,6 +236,35 @@ std::string format_pauses(const Json& pauses) {
     return render_table(columns, rows);
 }
 
+std::string format_statics(const Json& statics) {
+    const std::vector<Column> columns{{"kind", Align::left},
+                                      {"protocol", Align::left},
+                                      {"external", Align::left},
+                                      {"inside", Align::left}};
+    const auto endpoint = [&](const char* address, const char* port, std::size_t i) {
+        std::string text = statics.at(address)[i].get<std::string>();
+        const auto number = statics.at(port)[i].get<unsigned long long>();
+        return number == 0 ? text : text + ":" + std::to_string(number);
+    };
+    const std::size_t shown = statics.at("kind").size();
+    std::vector<Row> rows;
+    for (std::size_t i = 0; i < shown; ++i) {
+        rows.push_back(
+            {statics.at("kind")[i].get<std::string>(), statics.at("protocol")[i].get<std::string>(),
+             endpoint("external", "external_port", i), endpoint("inside", "inside_port", i)});
+    }
+    const auto total = statics.value("total", static_cast<unsigned long long>(shown));
+    if (rows.empty() && total == 0) {
+        return "no static mappings\n";
+    }
+    std::string out = render_table(columns, rows);
+    if (total > shown) {
+        out += "(the first " + std::to_string(shown) + " of " + std::to_string(total) +
+               " static mappings)\n";
+    }
+    return out;
+}
+
 std::string format_lines(const Json& lines, const std::string& empty_text) {
     if (lines.empty()) {
         return empty_text + "\n";

@@ -31,6 +31,11 @@ std::string format_utilisation(long long used, long long usable);
 // maxima, the plan total and the shortest window when there are several workers.
 std::string format_pauses(const Json& pauses);
 
+// /ephemera/static: one row per mapping (kind, protocol, external, inside; a port forward's
+// endpoints with their ports), "no static mappings" when there are none, and a last line when
+// the reply holds only the first of them.
+std::string format_statics(const Json& statics);
+
 // An array of strings (mappings, sessions), one per line; `empty_text` when there are none.
 std::string format_lines(const Json& lines, const std::string& empty_text);
 

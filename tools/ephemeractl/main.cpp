@@ -6,11 +6,15 @@
 #include "request.hpp"
 #include "telemetry_client.hpp"
 
+#include "ephemera/config.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
+#include <vector>
 
 using namespace ephemeractl;
 
@@ -48,6 +52,7 @@ private:
     void add_show();
     void add_lists();
     void add_changes();
+    void add_static();
     void add_det();
 
     // Storage for subcommand arguments; CLI11 writes into these while parsing.
@@ -59,6 +64,7 @@ private:
     std::string key_;
     std::string value_;
     std::string address_;
+    std::vector<std::string> spec_; // static add|remove, word by word
     std::string det_config_;
 };
 
@@ -86,18 +92,19 @@ Cli::Cli() {
     add_show();
     add_lists();
     add_changes();
+    add_static();
     add_det();
 }
 
 void Cli::add_show() {
-    CLI::App* show =
-        app.add_subcommand("show", "show config, stats, ports, blocks, pauses or one worker");
+    CLI::App* show = app.add_subcommand(
+        "show", "show config, stats, ports, blocks, pauses, static mappings or one worker");
     // Not require_subcommand(1): CLI11 would then say only "A subcommand is required" for
     // `show nope`; this way it names the stray word, and a bare `show` lists the choices.
     show->callback([this] {
         if (!command) {
             throw CLI::ValidationError(
-                "show", "give one of config, stats, ports, blocks, pauses, worker N");
+                "show", "give one of config, stats, ports, blocks, pauses, static, worker N");
         }
     });
     show->add_subcommand("config", "the running configuration, ports and next hop")
@@ -130,6 +137,9 @@ void Cli::add_show() {
             blocks_.limit = limit_;
         }
         command = Command{blocks_request(blocks_), Shape::lines, "no blocks in use"};
+    });
+    show->add_subcommand("static", "static mappings: port forwards and 1:1")->callback([this] {
+        command = Command{statics_request(), Shape::statics, {}};
     });
     CLI::App* one = show->add_subcommand("worker", "one worker's counters and gauges");
     one->add_option("N", worker_, "worker number, from 0")->required()->check(checked(check_index));
@@ -239,6 +249,45 @@ void Cli::add_changes() {
         ->callback([this] {
             command = Command{pauses_reset_request(), Shape::action, {}};
         });
+}
+
+void Cli::add_static() {
+    CLI::App* statics = app.add_subcommand("static", "add or remove a static mapping (a port "
+                                                     "forward, or 1:1)");
+    statics->callback([this] {
+        if (!command) {
+            throw CLI::ValidationError("static", "give add SPEC or remove SPEC");
+        }
+    });
+    for (const bool add : {true, false}) {
+        CLI::App* change = statics->add_subcommand(
+            add ? "add" : "remove",
+            add ? "forward tcp|udp EXTERNAL:PORT to INSIDE:PORT, or EXTERNAL to INSIDE whole (1:1)"
+                : "the mapping of tcp|udp EXTERNAL:PORT, or of EXTERNAL (1:1)");
+        change
+            ->add_option("SPEC", spec_,
+                         add ? "tcp|udp EXTERNAL:PORT INSIDE:PORT, or EXTERNAL INSIDE"
+                             : "tcp|udp EXTERNAL:PORT, or EXTERNAL")
+            ->required()
+            ->expected(add ? 2 : 1, add ? 3 : 2)
+            ->type_name("WORDS");
+        // ephemera's own reading of the spelling: what passes here, the server reads alike.
+        change->callback([this, add] {
+            std::string text;
+            for (const std::string& word : spec_) {
+                text += text.empty() ? word : " " + word;
+            }
+            const auto entry = ephemera::parse_static_spec(text, add);
+            if (const auto* e = std::get_if<ephemera::ConfigError>(&entry)) {
+                throw CLI::ValidationError(add ? "static add" : "static remove", e->reason);
+            }
+            const auto& m = std::get<ephemera::StaticMapping>(entry);
+            command = Command{static_request(add, add ? ephemera::static_mapping_text(m)
+                                                      : ephemera::static_external_text(m)),
+                              Shape::action,
+                              {}};
+        });
+    }
 }
 
 void Cli::add_det() {

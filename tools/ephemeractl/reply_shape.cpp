@@ -1,5 +1,7 @@
 #include "reply_shape.hpp"
 
+#include <string_view>
+
 namespace ephemeractl {
 
 namespace {
@@ -77,6 +79,33 @@ std::optional<std::string> shape_error(const Json& data, Shape shape) {
                 return std::string(key) + ": not one entry per worker";
             }
             workers = column->size();
+        }
+        return std::nullopt;
+    }
+    case Shape::statics: {
+        if (!data.is_object()) {
+            return "want a dict of per-mapping arrays";
+        }
+        std::optional<std::size_t> entries;
+        for (const char* key : kStaticFields) {
+            const auto column = data.find(key);
+            if (column == data.end() || !column->is_array()) {
+                return std::string(key) + " missing or not an array";
+            }
+            const bool port = std::string_view(key).ends_with("_port");
+            for (const Json& value : *column) {
+                if (port ? !value.is_number_unsigned() : !value.is_string()) {
+                    return std::string(key) + ": an entry is not " +
+                           (port ? "a non-negative integer" : "a string");
+                }
+            }
+            if (entries && *entries != column->size()) {
+                return std::string(key) + ": not one entry per mapping";
+            }
+            entries = column->size();
+        }
+        if (data.contains("total") && !data["total"].is_number_unsigned()) {
+            return "total is not a non-negative integer";
         }
         return std::nullopt;
     }

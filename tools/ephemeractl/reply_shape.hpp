@@ -16,12 +16,19 @@ enum class Shape {
     lines,    // array of strings: mappings, sessions
     action,   // {"result": "ok"|"refused", "message": ...}: set, pool, flush, reload, reset
     pauses,   // dict of equally long int arrays, one per field, in worker order: show pauses
+    statics,  // dict of equally long arrays, one per field, in config order: show static
 };
 
 // The fields of /ephemera/pauses, each an array with one entry per worker.
 inline constexpr const char* kPauseFields[] = {
     "worker",      "longest_iteration_us", "longest_plan_iteration_us", "longest_take_up_us",
     "plans_taken", "pause_window_ms"};
+
+// The fields of /ephemera/static, each an array with one entry per mapping; the ports are
+// integers (0 for 1:1), the rest strings. A "total" integer may follow: the mappings there are,
+// of which the arrays hold the first.
+inline constexpr const char* kStaticFields[] = {"kind",          "protocol", "external",
+                                                "external_port", "inside",   "inside_port"};
 
 // Why `data` does not have `shape`, or nothing when it does.
 std::optional<std::string> shape_error(const Json& data, Shape shape);

@@ -165,6 +165,14 @@ Request pool_request(bool add, std::string_view address) {
     return {"/ephemera/pool", (add ? "add=" : "remove=") + std::string(address)};
 }
 
+Request statics_request() {
+    return {"/ephemera/static", {}};
+}
+
+Request static_request(bool add, std::string_view spec) {
+    return {"/ephemera/static", (add ? "add=" : "remove=") + std::string(spec)};
+}
+
 Request flush_request(const FlushFilter& filter) {
     std::vector<std::pair<std::string_view, std::string>> parts;
     if (filter.subscriber) {

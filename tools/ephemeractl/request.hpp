@@ -55,6 +55,10 @@ Request sessions_request(const SessionQuery& query);
 Request blocks_request(const SessionQuery& query);
 Request set_request(std::string_view key, std::string_view value);
 Request pool_request(bool add, std::string_view address);
+// The static mappings (no parameter), or one added or removed: `spec` in the command line's
+// spelling, "tcp A:P I:P" or "A I" to add, "tcp A:P" or "A" to remove (parse_static_spec).
+Request statics_request();
+Request static_request(bool add, std::string_view spec);
 Request flush_request(const FlushFilter& filter);
 Request reload_request();
 Request pauses_request();

@@ -1,0 +1,50 @@
+// The parser's building blocks that config.cpp shares with config_static.cpp: refusals, typed
+// access to toml++ nodes, and the address and port checks every table gets. Internal to the
+// config library.
+#pragma once
+
+#include "ephemera/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ephemera::config_parse {
+
+// Thrown by the checks and turned into a ConfigError by parse_config. Exceptions keep the
+// checks linear; nothing here is on a packet path.
+struct Refusal {
+    std::string key;
+    std::string reason;
+};
+
+[[noreturn]] void refuse(std::string key, std::string reason);
+[[noreturn]] void refuse_type(const std::string& key, std::string_view expected,
+                              const toml::node& node);
+
+std::string quoted(std::string_view text);
+std::string element_key(std::string_view key, std::size_t index);   // "key[index]"
+std::string join_key(std::string_view table, std::string_view key); // "table.key"
+
+void check_known_keys(const toml::table& table, std::string_view table_name,
+                      std::initializer_list<std::string_view> known);
+std::string string_value(const toml::node& node, const std::string& key);
+
+// Why an address cannot be used as a pool address, gateway or next hop; empty if it can.
+std::string unusable_address_reason(Ipv4Addr addr);
+
+std::string range_text(PortRange r); // "N" or "LO-HI"
+// Decimal digits only; anything longer than five digits reads as an out-of-range port.
+std::optional<std::uint32_t> parse_port_number(std::string_view text);
+
+// [[static]] into cfg.statics, checked against the rest of cfg (config_static.cpp).
+void parse_statics(const toml::table& root, Config& cfg);
+// The statics' lines of describe_config(), each ending in '\n'.
+std::string describe_statics(const Config& cfg);
+
+} // namespace ephemera::config_parse
