@@ -179,8 +179,7 @@ void check_forward_port(const Config& cfg, std::uint16_t port, const std::string
     refuse(key,
            "port " + std::to_string(port) + " lies in the dynamic range " +
                range_text(cfg.port_range) +
-               " (pool.port_range), whose ports are handed out to subscribers; use a port "
-               "outside it" +
+               " (pool.port_range), handed out to subscribers; use a port outside it" +
                (cfg.allocation == AllocationMode::deterministic ? "" : " or in pool.reserved"));
 }
 

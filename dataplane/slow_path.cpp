@@ -62,8 +62,11 @@ void for_each_bit(std::uint64_t mask, F&& f) {
             verdicts[i] = icmp_error_in2out(pkt, keys_[i], positions_[i], l2);
             return;
         }
-        if (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoRequest) {
-            counters_.add(Counter::drop_unsupported_protocol); // only queries open a mapping
+        // Only queries open a mapping; a reply belongs to a session that a query from outside
+        // opened (to a static mapping's host: a 1:1 host answers pings).
+        if (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoRequest &&
+            (p.icmp_type != kIcmpEchoReply || positions_[i] < 0)) {
+            counters_.add(Counter::drop_unsupported_protocol);
             return;
         }
         std::int32_t pos = positions_[i];

@@ -18,7 +18,7 @@ packages=(
   # conformance suite: STUN client and server, traceroute, captures
   stun-client stun-server traceroute tcpdump
   # namespace lab
-  iproute2 ethtool socat iputils-ping procps coreutils python3 curl traceroute
+  iproute2 ethtool socat iputils-ping procps coreutils python3 curl traceroute netcat-openbsd
 )
 
 missing=()

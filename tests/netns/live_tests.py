@@ -1123,6 +1123,135 @@ def test_rfc7422_deterministic_forward_reverse(binary, ctl_binary, subs=3, flows
         check(not listed, "sessions of %s: %s" % (DET_OUTSIDER, listed))
 
 
+# Static mappings: a port forward on the first pool address to sub1's web server, one to
+# sub1's port 2222 added at run time, and 1:1 of STATIC_ONE_TO_ONE (in the server's /24, not in
+# the pool) to sub3.
+STATIC_ONE_TO_ONE = "198.18.0.150"
+# python3 -m http.server without its reverse lookup of the bound name (getfqdn), which waits
+# for a DNS server the lab does not have. Logs each request's client address on stderr.
+WEB_SERVER = """
+import http.server, os, socketserver, sys
+class Server(http.server.ThreadingHTTPServer):
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "lab", self.server_address[1]
+os.chdir(sys.argv[3])
+Server((sys.argv[1], int(sys.argv[2])), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+def _http_clients(log_text):
+    """The client address of each GET /blob in python3 -m http.server's log."""
+    return re.findall(r'^(\S+) - - \[[^]]*\] "GET /blob', log_text, re.M)
+
+
+def _nc_through(lab, listen_ns, listen_addr, port, send_ns, to_addr, text):
+    """`nc -l` in listen_ns, `nc` from send_ns to to_addr:port with `text`; what the listener
+    got."""
+    listener = lab.popen(listen_ns, ["nc", "-l", "-s", listen_addr, "-p", str(port), "-w", "15"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        check(wait_until(lambda: ":%d " % port in lab.run(listen_ns, ["ss", "-ltnH"]).stdout,
+                         5.0), "nc is not listening on %d" % port)
+        cp = lab.run(send_ns, ["bash", "-c", "printf '%%s\\n' '%s' | nc -N -w 15 %s %d" % (
+            text, to_addr, port)], timeout=30)
+        check(cp.returncode == 0, "nc to %s:%d exited %d: %s" % (to_addr, port, cp.returncode,
+                                                                  cp.stderr))
+        out, _ = listener.communicate(timeout=20)
+        return out
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+
+
+def test_static_forward_and_one_to_one(binary, ctl_binary):
+    """Static mappings with two workers and real Linux stacks: curl from outside reaches sub1's
+    web server through a port forward with no earlier outbound packet, and sees every byte; the
+    server logs the remote's own address (the forward admits every remote). sub2 reaches the
+    same forward by hairpin (RFC 4787 REQ-9), logged as its external address. A forward added
+    with `ephemeractl static add` carries nc's text at once; 1:1 gives sub3 every port of its
+    address both ways (ping, nc, and UDP leaving with its own port); `show static` lists them,
+    and a removed forward refuses new connections."""
+    config = live_config() + (
+        '\n[[static]]\nprotocol = "tcp"\nexternal = "%s:8080"\ninside = "%s:8000"\n'
+        '\n[[static]]\nexternal = "%s"\ninside = "%s"\n' % (
+            POOL[0], sub_addr(1), STATIC_ONE_TO_ONE, sub_addr(3)))
+    with lab_session(3) as lab, ephemera_session(binary, lab, WORKERS, config) as eph:
+        ctl = Ctl(ctl_binary, eph.prefix)
+        shown = ctl.json("show", "static")
+        check(sorted(shown.get("kind", [])) == ["1:1", "forward"],
+              "show static: %s" % shown)
+        web = os.path.join(eph.tmp, "web")
+        os.makedirs(web, exist_ok=True)
+        blob = os.urandom(300000)
+        with open(os.path.join(web, "blob"), "wb") as f:
+            f.write(blob)
+        http = lab.popen(lab.sub(1), [nslab.PYTHON, "-c", WEB_SERVER, sub_addr(1), "8000", web],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            check(wait_until(lambda: ":8000 " in lab.run(lab.sub(1), ["ss", "-ltnH"]).stdout,
+                             10.0), "the web server is not listening")
+            url = "http://%s:8080/blob" % POOL[0]
+            for who, node in (("the server", lab.ns("srv")), ("sub2", lab.sub(2))):
+                out = os.path.join(eph.tmp, "got")
+                cp = lab.run(node, ["curl", "-sS", "--max-time", "30", "-o", out, url],
+                             timeout=40)
+                check(cp.returncode == 0, "curl %s from %s exited %d: %s" % (
+                    url, who, cp.returncode, cp.stderr))
+                with open(out, "rb") as f:
+                    got = f.read()
+                check(got == blob, "curl %s from %s: %d bytes, %s" % (
+                    url, who, len(got), "equal" if got == blob else "different"))
+            listed = [parse_session(x) for x in ctl.sessions("--external", "%s:8080" % POOL[0])]
+            check(listed and all(x["inside"] == (sub_addr(1), 8000) for x in listed),
+                  "sessions --external %s:8080: %s" % (POOL[0], listed))
+        finally:
+            http.terminate()
+            _, http_log = http.communicate(timeout=10)
+        clients = _http_clients(http_log)
+        log("web server's clients: %s" % clients)
+        check(len(clients) == 2 and clients[0] == SERVER and clients[1] in POOL,
+              "the web server saw %s, expected %s then a pool address" % (clients, SERVER))
+
+        # A forward added at run time, on the other pool address.
+        ctl.ok("static", "add", "tcp", "%s:2222" % POOL[1], "%s:2222" % sub_addr(1))
+        got = _nc_through(lab, lab.sub(1), sub_addr(1), 2222, lab.ns("srv"), POOL[1],
+                          "hello through a forward")
+        check("hello through a forward" in got, "nc through %s:2222 got %r" % (POOL[1], got))
+
+        # 1:1: every port of the address is sub3's, both ways.
+        sent, received, out = lab.ping(lab.ns("srv"), STATIC_ONE_TO_ONE)
+        check(received > 0, "ping %s (1:1 to sub3): %s" % (STATIC_ONE_TO_ONE, out))
+        got = _nc_through(lab, lab.sub(3), sub_addr(3), 7777, lab.ns("srv"), STATIC_ONE_TO_ONE,
+                          "hello one to one")
+        check("hello one to one" in got, "nc to %s:7777 got %r" % (STATIC_ONE_TO_ONE, got))
+        srv = lab.agent(lab.ns("srv"))
+        srv.open("s", SERVER, 5000)
+        srv.serve_echo("s")
+        cli = lab.agent(lab.sub(3))
+        port = cli.open("u", port=41234)
+        _, text = udp_exchange(cli, "u", (SERVER, 5000), "from sub3")
+        check(parse_echo(text)[0] == (STATIC_ONE_TO_ONE, port),
+              "sub3's UDP left as %s, expected %s:%d" % (parse_echo(text)[0],
+                                                        STATIC_ONE_TO_ONE, port))
+
+        stats = ctl.stats()
+        check(stats["static_mappings_created"] >= 4, "static_mappings_created %d" %
+              stats["static_mappings_created"])
+        log("static counters: %s" % {k: v for k, v in stats.items() if "static" in k})
+
+        # Removed: the forward's port refuses new connections, counted.
+        ctl.ok("static", "remove", "tcp", "%s:8080" % POOL[0])
+        before = ctl.stats()["drop_no_mapping"]
+        cp = lab.run(lab.ns("srv"), ["curl", "-sS", "--max-time", "3", "-o", "/dev/null",
+                                     url], timeout=20)
+        check(cp.returncode != 0, "curl %s after the forward was removed exited 0" % url)
+        check(ctl.stats()["drop_no_mapping"] > before, "the refused SYNs were not counted")
+        shown = ctl.json("show", "static")
+        check(shown.get("total") == 2, "show static after add and remove: %s" % shown)
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items()
          if name.startswith("test_") and callable(fn)}
 

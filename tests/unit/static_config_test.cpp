@@ -107,8 +107,8 @@ TEST(StaticConfig, DeterministicModeTakesForwardsOutsideItsRange) {
                        with("").substr(with("").find("[inside]")) +
                        forward("tcp", "198.18.0.10:4000", "100.64.0.5:80"),
                    "static[0].external",
-                   "port 4000 lies in the dynamic range 2048-65535 (pool.port_range), whose "
-                   "ports are handed out to subscribers; use a port outside it");
+                   "port 4000 lies in the dynamic range 2048-65535 (pool.port_range), handed "
+                   "out to subscribers; use a port outside it");
 }
 
 TEST(StaticConfig, DescribeCountsAndListsThem) {
@@ -201,9 +201,8 @@ TEST(StaticConfig, RefusesAForwardOffThePool) {
 
 TEST(StaticConfig, RefusesAForwardPortInTheDynamicRange) {
     EXPECT_REFUSED(with(forward("tcp", "198.18.0.10:50000", "100.64.0.5:80")), "static[0].external",
-                   "port 50000 lies in the dynamic range 49152-65535 (pool.port_range), whose "
-                   "ports are handed out to subscribers; use a port outside it or in "
-                   "pool.reserved");
+                   "port 50000 lies in the dynamic range 49152-65535 (pool.port_range), handed "
+                   "out to subscribers; use a port outside it or in pool.reserved");
     // Both ends of the range, and right next to a reserved range.
     EXPECT_REFUSED(with(forward("udp", "198.18.0.10:49152", "100.64.0.5:80")), "static[0].external",
                    "port 49152 lies in the dynamic range");

@@ -146,6 +146,13 @@ TEST(StaticMappings, OneToOneOwnsEveryPortBothWays) {
     ASSERT_EQ(nat.out2in(f), Verdict::forward);
     EXPECT_EQ(destination_of(f), (Endpoint{kOneHost, 77}));
     EXPECT_EQ(nat.counters().get(Counter::pool_echo_replies_sent), 0u);
+    // The host's answer leaves from the 1:1 address, identifier kept.
+    FrameSpec answer = from_host(icmp_spec(kOneHost, kA1, 77, kIcmpEchoReply), kOneHostMac);
+    EXPECT_EQ(nat.send_out(answer), (Endpoint{kOneToOne, 77}));
+    // An echo reply that answers nothing is still refused.
+    answer.icmp_id = 78;
+    EXPECT_FALSE(nat.send_out(answer));
+    EXPECT_EQ(nat.counters().get(Counter::drop_unsupported_protocol), 1u);
     // The host's own ping leaves from its address, identifier kept, and the reply comes back.
     const FrameSpec own = from_host(icmp_spec(kOneHost, kA1, 4242), kOneHostMac);
     const auto ext = nat.send_out(own);
