@@ -50,11 +50,12 @@ void Worker::poll_port(Direction d) {
     for (std::uint16_t i = 0; i < n; ++i) {
         pkts[i]->port = port;
     }
-    classify(d, pkts, n, false);
+    classify(d, pkts, n, Arrival::port);
     translate(d);
 }
 
-void Worker::classify(Direction d, rte_mbuf** pkts, std::uint16_t n, bool from_handoff) {
+void Worker::classify(Direction d, rte_mbuf** pkts, std::uint16_t n, Arrival arrival) {
+    const bool from_handoff = arrival != Arrival::port;
     const MacAddr& our_mac = d == Direction::in2out ? shared_.inside_mac : shared_.outside_mac;
     for (std::uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) {
@@ -114,7 +115,10 @@ void Worker::classify(Direction d, rte_mbuf** pkts, std::uint16_t n, bool from_h
                 continue; // set aside for the pieces pass
             }
         }
-        if (owner != id_) {
+        // A packet travels one handoff at most. Two workers disagree on its owner only while a
+        // change of the static mappings reaches them one after the other; then the second
+        // translates it (and finds its mapping, or refuses it) rather than send it back.
+        if (owner != id_ && arrival != Arrival::handoff) {
             hand_off(owner, m);
             continue;
         }

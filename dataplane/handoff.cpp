@@ -33,7 +33,7 @@ void Worker::poll_handoff() {
         for (Direction d : {Direction::in2out, Direction::out2in}) {
             const auto i = static_cast<std::size_t>(d);
             if (count[i] != 0) {
-                classify(d, by_direction[i], count[i], true);
+                classify(d, by_direction[i], count[i], Arrival::handoff);
                 translate(d);
             }
         }

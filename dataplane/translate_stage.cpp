@@ -115,7 +115,7 @@ void Worker::translate_hairpins() {
         }
         for (std::uint16_t done = 0; done < n; done += kBurst) {
             classify(Direction::out2in, pass + done,
-                     static_cast<std::uint16_t>(std::min<int>(kBurst, n - done)), true);
+                     static_cast<std::uint16_t>(std::min<int>(kBurst, n - done)), Arrival::hairpin);
             translate_batch(Direction::out2in);
         }
     }

@@ -93,9 +93,13 @@ std::size_t Translator::snapshot_mappings(std::span<MappingView> out) const {
     while (written < out.size() &&
            (pos = rte_hash_iterate(tables_.mappings.raw(), &key, &data, &next)) >= 0) {
         const Mapping& m = tables_.mapping_records[static_cast<std::uint32_t>(pos)];
-        out[written++] =
-            MappingView{m.proto,         m.inside,  m.inside_port, pool().address(m.pool_index),
-                        m.external_port, m.sessions};
+        out[written++] = MappingView{m.proto,
+                                     m.inside,
+                                     m.inside_port,
+                                     pool().address(m.pool_index),
+                                     m.external_port,
+                                     m.sessions,
+                                     (m.flags & kMappingStatic) != 0};
     }
     return written;
 }

@@ -155,7 +155,10 @@ private:
 
     // ---- classify.cpp ----
     void poll_port(Direction d);
-    void classify(Direction d, rte_mbuf** pkts, std::uint16_t n, bool from_handoff);
+    // Where a burst comes from: a port, another worker's handoff ring, or this worker's own
+    // hairpins (translated already; they re-enter as outside packets).
+    enum class Arrival : std::uint8_t { port, handoff, hairpin };
+    void classify(Direction d, rte_mbuf** pkts, std::uint16_t n, Arrival arrival);
     void handle_arp(Direction d, rte_mbuf* m);
     // ---- translate_stage.cpp ----
     void translate(Direction d); // the batch, then its second pass and pieces pass

@@ -84,6 +84,7 @@ struct MappingView {
     Ipv4Addr external;
     std::uint16_t external_port;
     std::uint32_t sessions;
+    bool is_static = false; // a static entry's (static_path.cpp)
 };
 
 // A port block as telemetry and tests see it (pool.mode = "blocks").

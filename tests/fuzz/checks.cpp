@@ -113,7 +113,7 @@ void World::check_sent(Side side, WorkerId worker, rte_mbuf* m) {
         if (pool_ever_.contains(dst) && (flags & kTagOddSource) == 0) {
             violated("sent out to one of our own pool addresses: it never comes back", frame);
         }
-    } else if (!inside_sources_.contains(dst)) {
+    } else if (!inside_sources_.contains(dst) && !static_hosts_.contains(dst)) {
         violated("sent inside to an address no subscriber sent from", frame);
     }
     // What a packet becomes, by where it came in and where it leaves: a subscriber's packet
@@ -260,13 +260,17 @@ void World::check_mapping(WorkerId w, const MappingView& m) const {
     if (shared_.ownership.subscriber_owner(m.inside) != w) {
         violated(where() + "not the subscriber's owner");
     }
-    if (shared_.ownership.port_owner(m.external, m.external_port) != w) {
-        violated(where() + "not the external port's owner");
-    }
     if (!pool_ever_.contains(m.external.value())) {
         violated(where() + "not a pool address");
     }
-    if (!range_changed_) {
+    if (m.is_static) { // the entry's endpoint: its host's worker owns it, outside the range
+        if (!static_hosts_.contains(m.inside.value())) {
+            violated(where() + "a static mapping of a host no static entry named");
+        }
+    } else if (shared_.ownership.port_owner(m.external, m.external_port) != w) {
+        violated(where() + "not the external port's owner");
+    }
+    if (!range_changed_ && !m.is_static) {
         const Config& c = *current_;
         const bool reserved = std::any_of(c.reserved.begin(), c.reserved.end(),
                                           [&](PortRange r) { return r.contains(m.external_port); });
@@ -296,6 +300,9 @@ void World::check_blocks(WorkerId w, std::span<const MappingView> mappings) cons
     std::map<std::uint32_t, Ipv4Addr> holders;          // subscriber index -> address
     const bool blocks = t.policy().allocation == AllocationMode::blocks;
     for (const MappingView& m : blocks ? mappings : std::span<const MappingView>{}) {
+        if (m.is_static) {
+            continue; // in no block
+        }
         const auto where = [&] {
             return std::string(protocol_name(m.proto)) + " " + m.inside.to_string() + ":" +
                    std::to_string(m.inside_port) + " -> " + m.external.to_string() + ":" +
@@ -422,7 +429,9 @@ void World::check_state() {
             sessions += m.sessions;
             externals.push_back({m.external.value(), m.external_port, m.proto});
             insides.push_back({m.inside.value(), m.inside_port, m.proto});
-            by_subscriber.emplace_back(m.inside.value(), m.proto, m.external.value());
+            if (!m.is_static) { // statics take no pool port and keep their own address
+                by_subscriber.emplace_back(m.inside.value(), m.proto, m.external.value());
+            }
         }
         check_blocks(id, std::span<const MappingView>(snapshot_.data(), n));
         if (sessions != t.live_sessions()) {

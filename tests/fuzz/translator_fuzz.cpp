@@ -479,6 +479,22 @@ void outside_frame(Reader& r, World& world, std::uint8_t variant, unsigned queue
         f.sport = port(sport, 40000);
         f.dport = port(dport, 1100);
         icmp_type = (pick & 0x80) != 0 ? 8 : 0;
+        if ((dst & 0xf0) == 0xe0) {
+            // A static entry's endpoint (world.cpp's base config): a forward, or any port of
+            // the 1:1 address; reached with no outbound packet before it.
+            struct StaticTarget {
+                std::uint8_t proto;
+                std::uint32_t addr;
+                std::uint16_t port; // 0: any
+            };
+            constexpr StaticTarget kStatic[] = {{kUdp, 0xc613000a, 5000}, {kTcp, 0xc613000b, 1000},
+                                                {kTcp, 0xc613000c, 6000}, {kTcp, 0xc613001e, 0},
+                                                {kUdp, 0xc613001e, 0},    {kIcmp, 0xc613001e, 0}};
+            const StaticTarget& t = kStatic[dst % 6];
+            f.proto = t.proto;
+            f.dst = t.addr;
+            f.dport = t.port != 0 ? t.port : port(dport, 22);
+        }
     }
     if (f.proto == kIcmp) {
         f.sport = f.dport;

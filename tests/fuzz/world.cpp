@@ -110,6 +110,19 @@ timeout = 2
 max_datagrams = 16
 max_per_datagram = 4
 )";
+    // Static mappings (below and above every world's range) for three of the subscribers.
+    t += R"([[static]]
+protocol = "udp"
+external = "198.19.0.10:5000"
+inside = "100.64.0.20:53"
+[[static]]
+protocol = "tcp"
+external = "198.19.0.11:1000"
+inside = "100.64.0.21:80"
+[[static]]
+external = "198.19.0.30"
+inside = "100.64.0.19"
+)";
     return t;
 }
 
@@ -152,6 +165,12 @@ constexpr Edit kEdits[] = {
     {"pool-", "198.19.0.14"},
     {"pool-", "198.19.0.11"},
     {"pool+", "198.19.0.11"},
+    {"static-", "udp 198.19.0.10:5000"},
+    {"static+", "udp 198.19.0.10:5000 100.64.0.20:53"},
+    {"static+", "tcp 198.19.0.12:6000 100.64.0.13:6000"},
+    {"static-", "tcp 198.19.0.12:6000"},
+    {"static-", "198.19.0.30"},
+    {"static+", "198.19.0.30 100.64.0.19"},
     // Blocks worlds (refused elsewhere): the keys ephemera takes up at run time in that mode.
     {"pool.blocks.max_blocks", "1"},
     {"pool.blocks.max_blocks", "4"},
@@ -162,6 +181,16 @@ constexpr Edit kEdits[] = {
     {"limits.subscriber_ports", "80"},
     {"limits.subscriber_sessions", "96"},
 };
+
+// `ephemeractl static add|remove SPEC`, as the control thread takes it.
+std::variant<Config, ConfigError> edit_static_text(const Config& current, std::string_view spec,
+                                                   bool add) {
+    const auto entry = parse_static_spec(spec, add);
+    if (const auto* e = std::get_if<ConfigError>(&entry)) {
+        return *e;
+    }
+    return edit_static(current, std::get<StaticMapping>(entry), add);
+}
 
 // Runtime changes, memoised for the whole process: which config an edit makes of a config is
 // worked out once (edit_config writes and parses TOML, as costly as hundreds of frames) and
@@ -191,9 +220,11 @@ public:
         const Edit& e = kEdits[edit];
         const std::string_view k = e.key;
         const Config& current = *configs_[from];
-        const auto next = k == "pool+"   ? edit_pool(current, e.value, true)
-                          : k == "pool-" ? edit_pool(current, e.value, false)
-                                         : edit_config(current, k, e.value);
+        const auto next = k == "pool+"     ? edit_pool(current, e.value, true)
+                          : k == "pool-"   ? edit_pool(current, e.value, false)
+                          : k == "static+" ? edit_static_text(current, e.value, true)
+                          : k == "static-" ? edit_static_text(current, e.value, false)
+                                           : edit_config(current, k, e.value);
         std::size_t to = kRefused;
         if (const auto* c = std::get_if<Config>(&next); c && configs_.size() < kMaxConfigs) {
             to = node(*c);
@@ -516,6 +547,12 @@ void World::take_config(const Config& next) {
     for (Ipv4Addr a : next.pool) {
         pool_ever_.insert(a.value());
     }
+    for (const StaticMapping& s : next.statics) {
+        static_hosts_.insert(s.inside.value());
+        if (s.one_to_one()) {
+            pool_ever_.insert(s.external.value()); // ours as much as a pool address
+        }
+    }
     most_ports_[0] = std::max(most_ports_[0], next.limits.subscriber_ports_udp);
     most_ports_[1] = std::max(most_ports_[1], next.limits.subscriber_ports_tcp);
     most_ports_[2] = std::max(most_ports_[2], next.limits.subscriber_ports_icmp);
@@ -544,7 +581,9 @@ void World::run() {
     RefusalWatch before;
     if (pending_.size() == 1 && pending_[0].side == Side::inside) {
         const ParsedPacket p = parse_frame(pending_[0].frame);
-        if (p.kind == FrameKind::ipv4) {
+        // Not a hairpin: its second pass, as an outside packet to a static entry's host, may
+        // be refused for that host while its first pass made a mapping for the subscriber.
+        if (p.kind == FrameKind::ipv4 && !pool_ever_.contains(p.dst.value())) {
             lone = p;
             owner = shared_.ownership.subscriber_owner(p.src);
             before = watch(owner);
@@ -764,8 +803,12 @@ void World::telemetry(std::uint8_t kind, std::uint8_t filter, std::uint8_t worke
             check_mapping(id, box.mappings[i]);
         }
         break;
-    case Mailbox::Kind::ports:
-        if (box.addresses.size() != t.pool().size() ||
+    case Mailbox::Kind::ports: {
+        std::size_t listed = 0; // every address but the 1:1 ones
+        for (std::uint16_t a = 0; a < t.pool().size(); ++a) {
+            listed += t.is_static_address(a) ? 0 : 1;
+        }
+        if (box.addresses.size() != listed ||
             box.free_ports.size() != box.addresses.size() * kProtocolCount) {
             violated("the ports listing does not cover the pool");
         }
@@ -778,6 +821,7 @@ void World::telemetry(std::uint8_t kind, std::uint8_t filter, std::uint8_t worke
             violated("the ports listing's block counts do not cover the pool");
         }
         break;
+    }
     case Mailbox::Kind::blocks: {
         // What `show blocks` lists: blocks in use of the subscriber asked about (or all of
         // them), whole, within the limit; every one when the limit allows.

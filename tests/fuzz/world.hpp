@@ -222,6 +222,7 @@ private:
     // What the invariants compare against.
     std::unordered_set<std::uint32_t> pool_ever_;      // every pool address of any config
     std::unordered_set<std::uint32_t> inside_sources_; // every source sent in from inside
+    std::unordered_set<std::uint32_t> static_hosts_;   // every static entry's inside host
     std::array<std::uint32_t, 3> most_ports_{};        // the largest per-subscriber port limit
     std::uint32_t most_blocks_ = 0;                    // the largest max_blocks
     bool pool_shrunk_ = false;                         // an address left the pool
