@@ -216,5 +216,5 @@ def traffic(sc, **counters):
 
 # Importing the modules registers their scenarios.
 for _module in ("translate", "mapping", "filtering", "drops", "arp", "exhaustion", "limits",
-                "hairpin", "fragments", "icmp_errors", "queues", "deterministic", "blocks"):
+                "hairpin", "fragments", "icmp_errors", "queues", "deterministic", "blocks", "statics"):
     importlib.import_module("scenarios." + _module)
