@@ -974,6 +974,99 @@ void bm_port_alloc(benchmark::State& state, std::uint32_t per_mille) {
 // single consumer, 2048 deep, bursts of 32 mbuf pointers): one iteration = one burst enqueued
 // and dequeued, cycles per packet for the pair. One thread does both sides, so the cache line
 // transfers between two cores (the ring's head/tail and slots) are not in the figure.
+// Packets from outside to port forwards: each of kStaticForwards UDP forwards (ports 10000 up on
+// one pool address, each to its own inside host) has kStaticRemotes remotes with a session
+// already. A forward's port is in no out2in index entry, so each packet misses the index and
+// the slow path finds its mapping through the static table and the mapping table
+// (static_path.cpp): the figure to set against out2in_eif.
+constexpr std::uint32_t kStaticForwards = 1024;
+constexpr std::uint32_t kStaticRemotes = 16;
+
+class StaticWorld {
+public:
+    StaticWorld() {
+        Config config;
+        config.pool = {kStaticPool};
+        config.port_range = PortRange{49152, 65535};
+        config.limits.max_sessions = kStaticForwards * kStaticRemotes * 2;
+        for (std::uint32_t f = 0; f < kStaticForwards; ++f) {
+            StaticMapping m;
+            m.proto = Protocol::udp;
+            m.external = kStaticPool;
+            m.external_port = static_cast<std::uint16_t>(10000 + f);
+            m.inside = host(f);
+            m.inside_port = 53;
+            config.statics.push_back(m);
+        }
+        const Ownership ownership = Ownership::for_config(config, 1);
+        compiler_ = std::make_unique<PlanCompiler>(ownership, 0);
+        plan_ = compiler_->compile(std::make_shared<const Config>(config), nullptr);
+        translator_ = std::make_unique<Translator>(
+            *plan_, ownership, 0, SipKey{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull}, counters);
+        for (std::uint32_t f = 0; f < kStaticForwards; ++f) {
+            translator_->learn_neighbor(host(f), kSubscriberMac, kNow);
+        }
+        stream_.pristine.resize(kStreamPackets);
+        stream_.refs.resize(kStreamPackets);
+        for (std::size_t i = 0; i < kStreamPackets; ++i) {
+            const std::uint64_t r = mix64(kStreamSeed + i) % (kStaticForwards * kStaticRemotes);
+            const auto f = static_cast<std::uint32_t>(r / kStaticRemotes);
+            std::uint8_t* frame = stream_.pristine[i].bytes;
+            write_frame(frame, kOutsidePortMac, kNextHopMac, Protocol::udp,
+                        remote(static_cast<std::uint32_t>(r % kStaticRemotes)), 4000, kStaticPool,
+                        static_cast<std::uint16_t>(10000 + f));
+            stream_.refs[i] = parsed_ref(frame);
+            stream_.refs[i].frame = work_[i % kBurst].bytes;
+        }
+        // Every session exists before the timed loop: each remote's first packet makes it.
+        std::array<PacketRef, kBurst> refs{};
+        std::array<Verdict, kBurst> verdicts{};
+        for (std::uint32_t base = 0; base < kStaticForwards * kStaticRemotes; base += kBurst) {
+            for (std::uint32_t i = 0; i < kBurst; ++i) {
+                write_frame(work_[i].bytes, kOutsidePortMac, kNextHopMac, Protocol::udp,
+                            remote((base + i) % kStaticRemotes), 4000, kStaticPool,
+                            static_cast<std::uint16_t>(10000 + (base + i) / kStaticRemotes));
+                refs[i] = parsed_ref(work_[i].bytes);
+            }
+            translator_->out2in(refs, kNow, kL2, verdicts);
+        }
+        if (translator_->live_sessions() != kStaticForwards * kStaticRemotes) {
+            throw std::runtime_error(
+                "static world: " + std::to_string(translator_->live_sessions()) + " sessions");
+        }
+    }
+    void translate(std::size_t burst, std::span<Verdict> verdicts) {
+        std::memcpy(work_, stream_.pristine.data() + burst * kBurst, sizeof work_);
+        translator_->out2in(stream_.burst(burst), kNow, kL2, verdicts);
+    }
+
+    CounterBlock counters;
+
+private:
+    static constexpr Ipv4Addr kStaticPool{198, 18, 0, 1};
+    static Ipv4Addr host(std::uint32_t f) { return Ipv4Addr{Ipv4Addr{100, 65, 0, 0}.value() + f}; }
+    static Ipv4Addr remote(std::uint32_t r) {
+        return Ipv4Addr{Ipv4Addr{198, 19, 0, 0}.value() + r};
+    }
+
+    std::unique_ptr<PlanCompiler> compiler_;
+    std::unique_ptr<WorkerPlan> plan_;
+    std::unique_ptr<Translator> translator_;
+    Stream stream_;
+    alignas(64) FrameLine work_[kBurst];
+};
+
+void bm_static_inbound(benchmark::State& state) {
+    std::unique_ptr<StaticWorld> w;
+    if (!guarded(state, [&] { w = std::make_unique<StaticWorld>(); })) {
+        return;
+    }
+    std::array<Verdict, kBurst> verdicts{};
+    const std::uint64_t before = w->counters.get(Counter::out2in_translated);
+    run_bursts(state, [&](std::size_t b) { w->translate(b, verdicts); });
+    check_all(state, w->counters.get(Counter::out2in_translated) - before);
+}
+
 void bm_handoff(benchmark::State& state) {
     constexpr unsigned kRingSize = 2048;
     rte_ring* ring =
@@ -1050,6 +1143,7 @@ void register_benchmarks() {
         benchmark::RegisterBenchmark(port_alloc_name(per_mille).c_str(), bm_port_alloc, per_mille);
     }
     benchmark::RegisterBenchmark("handoff", bm_handoff);
+    benchmark::RegisterBenchmark("static_inbound", bm_static_inbound);
 }
 
 constexpr const char* kTscCounter = "cycles_per_pkt";
