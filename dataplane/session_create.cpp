@@ -35,29 +35,13 @@ Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionK
         sub_index = static_cast<std::uint32_t>(sub);
     }
     Subscriber& subscriber = tables_.subscriber_records[sub_index];
-    const auto proto = static_cast<std::size_t>(proto_index(pkt.parsed.proto));
     Counter refusal = Counter::count_;
     if (subscriber.sessions >= policy.subscriber_sessions) {
         refusal = Counter::drop_subscriber_sessions;
-    } else if (const auto fixed = static_external(pkt.parsed); mapping_pos < 0 && fixed) {
-        // A static entry's inside endpoint: its external endpoint is the entry's, and no
-        // port of the pool is taken, so the port limit and the rate do not apply.
-        const std::uint32_t created = create_static_mapping(
-            mkey, *fixed, sub_index, ethernet_source(pkt.frame), now, refusal);
+    } else if (mapping_pos < 0) {
+        const std::uint32_t created = new_mapping(pkt, mkey, subscriber, sub_index, now, refusal);
         if (created != kNoIndex) {
             mapping_pos = static_cast<std::int32_t>(created);
-            neighbors_.learn(pkt.parsed.src, ethernet_source(pkt.frame), now);
-        }
-    } else if (mapping_pos < 0) {
-        if (subscriber.ports[proto] >= policy.subscriber_ports[proto]) {
-            refusal = Counter::drop_subscriber_ports;
-        } else if (!subscriber.new_mappings.take(now, policy.mapping_rate, policy.mapping_burst)) {
-            refusal = Counter::drop_subscriber_rate;
-        } else {
-            const std::uint32_t created = create_mapping(pkt, mkey, sub_index, now, refusal);
-            if (created != kNoIndex) {
-                mapping_pos = static_cast<std::int32_t>(created);
-            }
         }
     }
     if (refusal != Counter::count_) {
@@ -78,6 +62,34 @@ Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionK
     ++tables_.subscriber_records[m.subscriber].sessions;
     life_.started(session, pkt.parsed.proto, key.remote_addr);
     return {pos, Counter::count_};
+}
+
+// The inside endpoint's first mapping: the one its static entry fixes, or one from the pool
+// within the subscriber's port limit and rate. kNoIndex with `refusal` set when none is made.
+std::uint32_t Translator::new_mapping(const PacketRef& pkt, const MappingKey& key,
+                                      Subscriber& subscriber, std::uint32_t sub_index, Tick now,
+                                      Counter& refusal) {
+    if (const auto fixed = static_external(pkt.parsed)) {
+        // No port of the pool is taken, so the port limit and the rate do not apply.
+        const MacAddr mac = ethernet_source(pkt.frame);
+        const std::uint32_t created =
+            create_static_mapping(key, *fixed, sub_index, mac, now, refusal);
+        if (created != kNoIndex) {
+            neighbors_.learn(pkt.parsed.src, mac, now);
+        }
+        return created;
+    }
+    const Policy& policy = this->policy();
+    const auto proto = static_cast<std::size_t>(proto_index(pkt.parsed.proto));
+    if (subscriber.ports[proto] >= policy.subscriber_ports[proto]) {
+        refusal = Counter::drop_subscriber_ports;
+        return kNoIndex;
+    }
+    if (!subscriber.new_mappings.take(now, policy.mapping_rate, policy.mapping_burst)) {
+        refusal = Counter::drop_subscriber_rate;
+        return kNoIndex;
+    }
+    return create_mapping(pkt, key, sub_index, now, refusal);
 }
 
 // Paired pooling (RFC 4787 REQ-2, RFC 6888 REQ-2): a subscriber is anchored to one pool

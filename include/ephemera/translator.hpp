@@ -259,6 +259,8 @@ private:
     [[nodiscard]] std::uint16_t choose_anchor(Ipv4Addr inside, Protocol proto, Tick now) const;
     // Anchors the subscriber (pool address and the port key that goes with it).
     void anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto, Tick now);
+    std::uint32_t new_mapping(const PacketRef& pkt, const MappingKey& key, Subscriber& subscriber,
+                              std::uint32_t sub_index, Tick now, Counter& refusal);
     // kNoIndex with `refusal` set when no mapping could be made.
     std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key,
                                  std::uint32_t subscriber, Tick now, Counter& refusal);
