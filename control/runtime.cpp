@@ -31,23 +31,23 @@ ChangeResult Runtime::pool_remove(std::string_view address) {
 }
 
 ChangeResult Runtime::static_add(std::string_view spec) {
-    std::lock_guard guard(lock_);
-    auto entry = parse_static_spec(spec, true);
-    if (auto* error = std::get_if<ConfigError>(&entry)) {
-        return publish(std::move(*error), {});
-    }
-    const StaticMapping& m = std::get<StaticMapping>(entry);
-    return publish(edit_static(current_, m, true), "static add " + static_mapping_text(m));
+    return static_change(spec, true);
 }
 
 ChangeResult Runtime::static_remove(std::string_view spec) {
+    return static_change(spec, false);
+}
+
+// A remove names only the external endpoint (parse_static_spec without the inside part).
+ChangeResult Runtime::static_change(std::string_view spec, bool add) {
     std::lock_guard guard(lock_);
-    auto entry = parse_static_spec(spec, false);
+    auto entry = parse_static_spec(spec, add);
     if (auto* error = std::get_if<ConfigError>(&entry)) {
         return publish(std::move(*error), {});
     }
     const StaticMapping& m = std::get<StaticMapping>(entry);
-    return publish(edit_static(current_, m, false), "static remove " + static_external_text(m));
+    return publish(edit_static(current_, m, add), add ? "static add " + static_mapping_text(m)
+                                                      : "static remove " + static_external_text(m));
 }
 
 ChangeResult Runtime::reload() {

@@ -40,6 +40,7 @@ public:
 
 private:
     ChangeResult publish(std::variant<Config, ConfigError> next, std::string what);
+    ChangeResult static_change(std::string_view spec, bool add);
 
     App& app_;
     mutable std::mutex lock_;

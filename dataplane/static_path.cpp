@@ -16,6 +16,16 @@
 
 namespace ephemera {
 
+namespace {
+
+// Whether `m` is a static entry's mapping on (pool_index, port): a dynamic mapping of the
+// same inside endpoint, made before the entry, is not.
+bool is_static_at(const Mapping& m, std::uint16_t pool_index, std::uint16_t port) {
+    return (m.flags & kMappingStatic) != 0 && m.pool_index == pool_index && m.external_port == port;
+}
+
+} // namespace
+
 std::uint32_t Translator::create_static_mapping(const MappingKey& key, StaticEndpoint external,
                                                 std::uint32_t subscriber, const MacAddr& inside_mac,
                                                 Tick now, Counter& refusal) {
@@ -66,10 +76,9 @@ std::uint32_t Translator::static_mapping_of(Ipv4Addr external, Protocol proto,
     if (pos < 0) {
         return kNoIndex;
     }
-    const Mapping& m = tables_.mapping_records[static_cast<std::uint32_t>(pos)];
-    const bool ours = (m.flags & kMappingStatic) != 0 && m.external_port == port &&
-                      pool().address(m.pool_index) == external;
-    return ours ? static_cast<std::uint32_t>(pos) : kNoIndex;
+    const auto mapping = static_cast<std::uint32_t>(pos);
+    return is_static_at(tables_.mapping_records[mapping], pool().find(external), port) ? mapping
+                                                                                       : kNoIndex;
 }
 
 Verdict Translator::static_inbound(PacketRef& pkt, StaticEndpoint inside, std::uint16_t pool_index,
@@ -87,9 +96,7 @@ Verdict Translator::static_inbound(PacketRef& pkt, StaticEndpoint inside, std::u
     std::uint32_t mapping;
     if (const std::int32_t pos = tables_.mappings.lookup(&key); pos >= 0) {
         mapping = static_cast<std::uint32_t>(pos);
-        const Mapping& m = tables_.mapping_records[mapping];
-        if ((m.flags & kMappingStatic) == 0 || m.pool_index != pool_index ||
-            m.external_port != p.dst_port) {
+        if (!is_static_at(tables_.mapping_records[mapping], pool_index, p.dst_port)) {
             // The inside endpoint's dynamic mapping from before the entry: it drains first.
             counters_.add(Counter::drop_static_busy);
             return Verdict::drop;
