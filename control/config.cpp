@@ -202,7 +202,7 @@ bool bool_value(const toml::node& node, const std::string& key) {
 // ("must be between 0 and 3600 s, got 3601").
 std::optional<std::int64_t> optional_integer(const toml::table& table, std::string_view table_name,
                                              std::string_view name, std::int64_t lo,
-                                             std::int64_t hi, std::string_view unit = {}) {
+                                             std::int64_t hi, std::string_view unit) {
     const toml::node* node = table.get(name);
     if (node == nullptr) {
         return std::nullopt;
@@ -1023,7 +1023,7 @@ void parse_fragments(const toml::table& root, Config& cfg) {
 Config check_document(const toml::table& root, std::string source) {
     check_known_keys(root, "",
                      {"pool", "inside", "outside", "timeouts", "filtering", "limits", "icmp",
-                      "fragments", "static"});
+                      "fragments", "static", "logging"});
     Config cfg;
     cfg.source = std::move(source);
     parse_pool(root, cfg);
@@ -1035,6 +1035,7 @@ Config check_document(const toml::table& root, std::string source) {
     parse_icmp(root, cfg);
     parse_fragments(root, cfg);
     parse_statics(root, cfg); // last: it checks against the pool, gateway and next hop
+    parse_logging(root, cfg);
     return cfg;
 }
 
@@ -1555,6 +1556,7 @@ std::string describe_config(const Config& config) {
                               ? "unsolicited: held 6 s, then ICMP 3/3 unless the inside opened it"
                               : "unsolicited: dropped silently");
     out += describe_statics(config);
+    out += describe_logging(config);
     return out;
 }
 

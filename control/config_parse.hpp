@@ -34,6 +34,15 @@ std::string join_key(std::string_view table, std::string_view key); // "table.ke
 void check_known_keys(const toml::table& table, std::string_view table_name,
                       std::initializer_list<std::string_view> known);
 std::string string_value(const toml::node& node, const std::string& key);
+std::int64_t integer_value(const toml::node& node, const std::string& key);
+bool bool_value(const toml::node& node, const std::string& key);
+const toml::table* optional_table(const toml::table& root, std::string_view name);
+// table.name as an integer in lo..hi, or nothing if absent. `unit` follows hi in the refusal.
+std::optional<std::int64_t> optional_integer(const toml::table& table, std::string_view table_name,
+                                             std::string_view name, std::int64_t lo,
+                                             std::int64_t hi, std::string_view unit = {});
+std::optional<bool> optional_bool(const toml::table& table, std::string_view table_name,
+                                  std::string_view name);
 
 // Why an address cannot be used as a pool address, gateway or next hop; empty if it can.
 std::string unusable_address_reason(Ipv4Addr addr);
@@ -44,6 +53,10 @@ std::optional<std::uint32_t> parse_port_number(std::string_view text);
 
 // [[static]] into cfg.statics, checked against the rest of cfg (config_static.cpp).
 void parse_statics(const toml::table& root, Config& cfg);
+// [logging] into cfg.logging (config_logging.cpp).
+void parse_logging(const toml::table& root, Config& cfg);
+std::string describe_logging(const Config& cfg);
+
 // The statics' lines of describe_config(), each ending in '\n'.
 std::string describe_statics(const Config& cfg);
 

@@ -285,6 +285,9 @@ void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
     tables_.mappings.remove(&key);
     --live_mappings_;
     counters_.add(Counter::mappings_released);
+    if (events_ != nullptr) {
+        events_->mapping(NatEventKind::mapping_deleted, m);
+    }
     release_subscriber_if_unused(m.subscriber, m.inside);
 }
 
@@ -294,10 +297,15 @@ void SessionLifecycle::release_port(const Mapping& m, Subscriber& sub, Tick now)
     if (plan_->policy.allocation == AllocationMode::blocks) {
         // The port goes back to its block; the block, when this was its last mapping, is what
         // is held down (RFC 6888 REQ-8).
-        if (ports_.release_in_block(m.pool_index, m.proto, m.external_port, sub.blocks,
+        const std::uint32_t freed =
+            ports_.release_in_block(m.pool_index, m.proto, m.external_port, sub.blocks,
                                     plan_->policy.blocks, sub.most_ports(), now,
-                                    plan_->policy.hold_down)) {
+                                    plan_->policy.hold_down);
+        if (freed != kNoBlock) {
             counters_.add(Counter::blocks_released);
+            if (events_ != nullptr) {
+                events_->block(NatEventKind::block_released, freed, m.inside);
+            }
         }
     } else if (plan_->policy.hold_down == 0 ||
                plan_->policy.allocation == AllocationMode::deterministic) {

@@ -82,6 +82,7 @@ std::uint32_t PortAllocator::open_block(std::uint16_t pool_index, std::uint32_t 
         PortBlock& head = a.blocks[first];
         head.granules = static_cast<std::uint16_t>(granules);
         head.opened = now;
+        head.interims = 0;
         return first;
     }
     return kNoBlock;
@@ -178,19 +179,19 @@ void PortAllocator::link(SubscriberBlocks& blocks, std::uint32_t ref) {
     ++blocks.count;
 }
 
-bool PortAllocator::release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
+std::uint32_t PortAllocator::release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
                                      SubscriberBlocks& blocks, const BlockPolicy& policy,
                                      std::uint32_t ports_in_use, Tick now, Tick hold_down) {
     const auto slot = slice_.slot_of(port);
     if (!slot) {
-        return false;
+        return kNoBlock;
     }
     bitmap(pool_index, proto).release(*slot, mask_);
     AddressPorts& a = *addresses_[pool_index];
     const std::uint32_t first = a.blocks[*slot / kGranuleSlots].head;
     PortBlock& b = a.blocks[first];
     if (b.holder == kNoHolder || b.in_use == 0 || --b.in_use > 0) {
-        return false;
+        return kNoBlock;
     }
     // Unlink it: a subscriber holds at most BlocksConfig::kMaxBlocks.
     const std::uint32_t ref = block_ref(pool_index, first);
@@ -211,7 +212,7 @@ bool PortAllocator::release_in_block(std::uint16_t pool_index, Protocol proto, s
     if (policy.adaptive) {
         note_block_freed(policy.sizing, blocks.demand, ports_in_use, now);
     }
-    return true;
+    return ref;
 }
 
 bool PortAllocator::has_free_block(std::uint16_t pool_index, std::uint32_t granules,

@@ -188,6 +188,7 @@ std::optional<PortGrant> Translator::allocate_port(const PortRequest& request, S
                                                      policy().blocks, sub.most_ports(), now);
     if (got.opened != kNoBlock) {
         counters_.add(Counter::blocks_opened);
+        events_.block(NatEventKind::block_allocated, got.opened, request.inside);
     }
     if (got.refusal == BlockRefusal::subscriber_blocks) {
         refusal = Counter::drop_subscriber_blocks;
@@ -215,9 +216,12 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     if (map_pos < 0) {
         if (policy().allocation == AllocationMode::blocks) { // nothing was sent: no hold-down
             // A block opened for this mapping alone goes again, and was counted as opened.
-            if (ports_.release_in_block(sub.pool_index, pkt.parsed.proto, grant->port, sub.blocks,
-                                        policy().blocks, sub.most_ports(), now, 0)) {
+            const std::uint32_t freed =
+                ports_.release_in_block(sub.pool_index, pkt.parsed.proto, grant->port, sub.blocks,
+                                        policy().blocks, sub.most_ports(), now, 0);
+            if (freed != kNoBlock) {
                 counters_.add(Counter::blocks_released);
+                events_.block(NatEventKind::block_released, freed, pkt.parsed.src);
             }
         } else {
             ports_.release(sub.pool_index, pkt.parsed.proto, grant->port);
@@ -242,6 +246,7 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     life_.mapping_created();
     ports_.out2in(sub.pool_index, pkt.parsed.proto, *ports_.slice().slot_of(grant->port)) = mapping;
     counters_.add(Counter::mappings_created);
+    events_.mapping(NatEventKind::mapping_created, m, pkt.parsed.dst, pkt.parsed.dst_port);
     if (grant->preserved) {
         counters_.add(Counter::port_preserved);
     }

@@ -225,6 +225,13 @@ Verdict Translator::answer_echo(PacketRef& pkt, const MacAddr& our_mac) {
 // switched on and the rate allows (RFC 6888 REQ-11). Existing mappings are never touched.
 Verdict Translator::refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2) {
     counters_.add(reason);
+    if (is_mapping_refusal(reason)) {
+        const Ipv4Addr subscriber = pkt.parsed.src;
+        events_.refusal(reason, subscriber, pkt.parsed.proto, [&] {
+            const auto entry = find_subscriber(subscriber);
+            return entry ? pool().address(entry->record->pool_index) : Ipv4Addr{};
+        });
+    }
     if (!policy().icmp_unreachable || !is_mapping_refusal(reason)) {
         return Verdict::drop;
     }

@@ -26,10 +26,12 @@ Translator::Translator(const WorkerPlan& plan, const Ownership& ownership, Worke
     : plan_(&plan), sized_for_(plan.policy), ownership_(ownership), worker_(worker),
       secret_(port_secret), counters_(counters),
       ports_(ownership, worker, plan.config->port_range, plan.config->reserved, 0, port_secret),
+      events_(ports_, counters, ownership.workers()),
       tables_(unique_table_name(worker), plan.policy.max_sessions, plan.policy.max_subscribers,
               socket),
       life_(tables_, ports_, counters_, start) {
     icmp_bucket_ = TokenBucket{plan.policy.icmp_burst, start};
+    life_.set_events(&events_);
     apply(plan);
 }
 
@@ -38,6 +40,7 @@ void Translator::apply(const WorkerPlan& plan) {
     ports_.set_mask(plan.mask.get());
     ports_.set_addresses(plan.address_list, plan.out2in_list);
     life_.apply(plan);
+    events_.apply(plan);
 }
 
 void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context& l2,

@@ -46,6 +46,9 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.blocks.active_timeout = seconds(config.blocks.active_block_timeout);
     p.blocks.adaptive = config.blocks.adaptive;
     p.blocks.sizing = make_block_sizing(config.blocks);
+    p.log_events = config.logging.any_sink() ? config.logging.events : 0;
+    p.log_destination = config.logging.destination;
+    p.block_interim = seconds(config.blocks.interim);
     return p;
 }
 

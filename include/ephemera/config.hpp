@@ -206,6 +206,55 @@ struct StaticMapping {
 inline constexpr std::size_t kMaxStatics = 65536;
 inline constexpr std::size_t kMaxOneToOne = 1024;
 
+// [logging] (docs/logging.md): where NAT events go. Collectors are reached from the control
+// side's kernel sockets; an unreachable one is a warning and a counter, never a refusal.
+struct LogCollector {
+    Ipv4Addr address;
+    std::uint16_t port = 0;
+    bool tcp = false; // RFC 6587 octet counting (syslog) or RFC 7011 over TCP (IPFIX)
+    bool operator==(const LogCollector&) const = default;
+};
+
+struct SyslogCollector : LogCollector {
+    std::uint8_t facility = 16; // local0
+    bool operator==(const SyslogCollector&) const = default;
+};
+
+struct IpfixCollector : LogCollector {
+    std::uint32_t observation_domain = 1;
+    std::uint32_t template_refresh = 60; // s between template resends over UDP
+    bool operator==(const IpfixCollector&) const = default;
+};
+
+struct ArchiveConfig {
+    std::string path;                 // directory; empty: no archive
+    std::uint32_t rotate_size = 64;   // MiB
+    std::uint32_t rotate_age = 3600;  // s
+    std::uint32_t retention = 90;     // days
+    bool compress = true;             // closed files become .zst
+    std::string hmac_key_file;        // empty: SHA-256 chain only
+    bool operator==(const ArchiveConfig&) const = default;
+};
+
+struct LoggingConfig {
+    std::uint32_t events = 0;  // bit per NatEventKind that is logged (all by default)
+    bool destination = false;  // mapping records carry the first remote endpoint
+    std::uint32_t ring_size = 65536; // records per worker ring, a power of two
+    std::vector<SyslogCollector> syslog;
+    std::vector<IpfixCollector> ipfix;
+    ArchiveConfig archive;
+
+    static constexpr std::uint32_t kMinRing = 1024;
+    static constexpr std::uint32_t kMaxRing = 1u << 22;
+    static constexpr std::size_t kMaxCollectors = 8;
+
+    // Whether any sink is on: with none, workers write no records at all.
+    [[nodiscard]] bool any_sink() const {
+        return !syslog.empty() || !ipfix.empty() || !archive.path.empty();
+    }
+    bool operator==(const LoggingConfig&) const = default;
+};
+
 struct Config {
     std::string source;         // file the config came from, for messages
     std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates
@@ -223,6 +272,7 @@ struct Config {
     IcmpConfig icmp;
     FragmentsConfig fragments;
     std::vector<StaticMapping> statics; // [[static]], in file order
+    LoggingConfig logging;
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.

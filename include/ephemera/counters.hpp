@@ -48,6 +48,8 @@ enum class Counter : std::uint16_t {
     blocks_released,          // blocks whose last mapping ended; the block enters hold-down
     static_mappings_created,  // mappings of a static entry, made by either side's first packet
     static_arp_requests_sent, // ARP requests for a static mapping's inside host
+    log_records,              // NAT event records handed to the logging thread
+    log_records_dropped,      // ... not handed over: the worker's event ring was full
     // fragments (RFC 4787 REQ-14) and MTU (REQ-13)
     fragments_translated, // later pieces (offset > 0) translated as their first piece was
     fragments_held,       // later pieces kept until their first piece came
@@ -145,6 +147,8 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "blocks_released",
     "static_mappings_created",
     "static_arp_requests_sent",
+    "log_records",
+    "log_records_dropped",
     "fragments_translated",
     "fragments_held",
     "fragments_timed_out",

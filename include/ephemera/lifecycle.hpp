@@ -6,6 +6,7 @@
 #pragma once
 
 #include "ephemera/counters.hpp"
+#include "ephemera/nat_events.hpp"
 #include "ephemera/nat_table.hpp"
 #include "ephemera/policy.hpp"
 #include "ephemera/port_allocator.hpp"
@@ -49,6 +50,9 @@ public:
     // switch to address-dependent filtering counts every session's permission first, both by a
     // bounded walk in expire(); a switch away clears the permission table the same way.
     void apply(const WorkerPlan& plan);
+    // Where mappings and blocks that end are recorded (NAT event logging); none in tests
+    // that do not ask.
+    void set_events(NatEventRecorder* events) { events_ = events; }
     // The filtering mode packets are judged by: the configured one, except while a switch to
     // address-dependent filtering waits for its walk (then the mode before it).
     [[nodiscard]] FilteringMode filtering() const { return filtering_; }
@@ -103,6 +107,7 @@ private:
     NatTables& tables_;
     PortAllocator& ports_;
     CounterBlock& counters_;
+    NatEventRecorder* events_ = nullptr;
     const WorkerPlan* plan_ = nullptr;
     TimerWheel wheel_;
     std::uint32_t live_sessions_ = 0;

@@ -35,6 +35,10 @@ struct Policy {
     bool syn_unreachable = false;     // RFC 5382 REQ-4: 3/3 for unsolicited SYNs after the hold
     AllocationMode allocation = AllocationMode::dynamic;
     BlockPolicy blocks; // allocation == blocks
+    // NAT event logging (event_log.hpp): bit per NatEventKind, 0 when no sink is on.
+    std::uint32_t log_events = 0;
+    bool log_destination = false;
+    Tick block_interim = 0; // between interim records of a held block; 0: none
 
     static Policy from(const Config& config, WorkerId workers);
 

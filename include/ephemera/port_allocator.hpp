@@ -243,8 +243,8 @@ public:
                                   const BlockPolicy& policy, std::uint32_t ports_in_use, Tick now);
     // The mapping on `port` ended. The port goes back to its block at once (only its holder
     // can take it again, so nothing needs attributing); a block left with no mapping leaves
-    // the subscriber and is held down for `hold_down`. True when the block was freed.
-    bool release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
+    // the subscriber and is held down for `hold_down`. Returns the block freed, else kNoBlock.
+    std::uint32_t release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
                           SubscriberBlocks& blocks, const BlockPolicy& policy,
                           std::uint32_t ports_in_use, Tick now, Tick hold_down);
     // Some block of `granules` is free on the address (a scan: a new subscriber's anchor).
@@ -253,6 +253,9 @@ public:
     [[nodiscard]] BlockCounts block_counts(std::uint16_t pool_index, std::uint32_t granules,
                                            Tick now) const;
     [[nodiscard]] const PortBlock& block(std::uint32_t ref) const {
+        return addresses_[block_pool(ref)]->blocks[block_granule(ref)];
+    }
+    PortBlock& block_record(std::uint32_t ref) {
         return addresses_[block_pool(ref)]->blocks[block_granule(ref)];
     }
     // The ports of block `ref`, lowest and highest (its span: with several workers the block

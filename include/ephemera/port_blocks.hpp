@@ -45,7 +45,7 @@ struct PortBlock {
     std::uint16_t granules = 0;       // first granule only: the block's size in granules
     std::uint16_t in_use = 0;         // first granule only: its mappings, every protocol
     std::uint8_t held = 0;            // released and maybe still in hold-down: see free_at
-    std::uint8_t reserved_ = 0;
+    std::uint8_t interims = 0;        // first granule only: interim records sent (mod 256)
     Tick opened = 0;  // first granule only: when the block was given
     Tick free_at = 0; // while held: the end of its hold-down (RFC 6888 REQ-8)
 };

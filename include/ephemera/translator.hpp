@@ -22,6 +22,7 @@
 #include "ephemera/inside_neighbors.hpp"
 #include "ephemera/keys.hpp"
 #include "ephemera/lifecycle.hpp"
+#include "ephemera/nat_events.hpp"
 #include "ephemera/nat_table.hpp"
 #include "ephemera/ownership.hpp"
 #include "ephemera/packet.hpp"
@@ -139,6 +140,17 @@ public:
     // it is in use, and the previous one until this returns.
     void apply(const WorkerPlan& plan);
     [[nodiscard]] const WorkerPlan& plan() const { return *plan_; }
+
+    // NAT event logging (nat_events.hpp): the worker's ring, created by the control thread,
+    // and the wall clock records are stamped with, set once per loop iteration.
+    void attach_event_ring(rte_ring* ring) {
+        events_.attach(ring, worker_);
+        events_.apply(*plan_);
+    }
+    void set_time_ms(std::uint64_t unix_ms) { events_.set_time_ms(unix_ms); }
+    // One bounded step of the walk that repeats a held block's record every
+    // pool.blocks.interim (block_interim); returns the granules looked at.
+    std::uint32_t log_interim(Tick now, std::uint32_t budget);
     [[nodiscard]] const Policy& policy() const { return plan_->policy; }
     [[nodiscard]] bool rescanning() const { return life_.rescanning(); }
     // The filtering mode in force: the plan's, except while a switch to address-dependent
@@ -306,11 +318,13 @@ private:
     SipKey secret_;
     CounterBlock& counters_;
     PortAllocator ports_;
+    NatEventRecorder events_;
     NatTables tables_;
     SessionLifecycle life_;
     HeldSyns held_syns_{kHeldSynCapacity};
     InsideNeighbors neighbors_;
     TokenBucket icmp_bucket_;
+    std::uint32_t interim_cursor_ = 0; // log_interim's walk
 
     // Per-burst scratch, kept here rather than on the stack.
     SessionKey keys_[kMaxBurst]{};

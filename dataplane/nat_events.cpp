@@ -1,0 +1,91 @@
+// NAT event records from the translation core (nat_events.hpp). Off the fast path: the slow
+// path and the session lifecycle call these, and each returns at once when its kind is off.
+#include "ephemera/nat_events.hpp"
+
+namespace ephemera {
+
+void NatEventRecorder::mapping(NatEventKind kind, const Mapping& m, Ipv4Addr remote,
+                               std::uint16_t remote_port) {
+    if (!log_.wants(kind)) {
+        return;
+    }
+    NatEvent e;
+    e.kind = kind;
+    e.proto = static_cast<std::uint8_t>(m.proto);
+    e.inside = m.inside.value();
+    e.inside_port = m.inside_port;
+    e.external = plan_->pool.address(m.pool_index).value();
+    e.external_port = m.external_port;
+    if (log_.destination()) {
+        e.remote = remote.value();
+        e.remote_port = remote_port;
+    }
+    if ((m.flags & kMappingStatic) != 0) {
+        e.flags = NatEvent::kStaticMapping;
+    }
+    log_.emit(e, counters_);
+}
+
+void NatEventRecorder::block(NatEventKind kind, std::uint32_t ref, Ipv4Addr subscriber) {
+    if (!log_.wants(kind)) {
+        return;
+    }
+    const PortBlock& b = ports_.block(ref);
+    const auto [first, last] = ports_.block_span(ref);
+    NatEvent e;
+    e.kind = kind;
+    e.inside = subscriber.value();
+    e.external = plan_->pool.address(block_pool(ref)).value();
+    e.first_port = first;
+    e.last_port = last;
+    // With one worker a block is a run of ports; with W it is the ports of first..last that
+    // this worker owns (docs/allocation.md), which no single step describes: step 1 and the
+    // worker count in `value` say so, and `ports` how many there are.
+    e.step = 1;
+    e.ports = static_cast<std::uint16_t>(std::uint32_t{b.granules} * kGranuleSlots);
+    e.value = workers_;
+    log_.emit(e, counters_);
+}
+
+std::optional<EventLog::RefusalSlot> NatEventRecorder::describe_refusal(Counter reason,
+                                                                        Ipv4Addr subscriber,
+                                                                        Protocol proto,
+                                                                        NatEvent& e) const {
+    e.proto = static_cast<std::uint8_t>(proto);
+    e.inside = subscriber.value();
+    e.kind = NatEventKind::quota_exceeded;
+    const Policy& policy = plan_->policy;
+    switch (reason) {
+    case Counter::drop_ports_exhausted:
+    case Counter::drop_blocks_exhausted:
+        e.kind = NatEventKind::ports_exhausted;
+        return EventLog::RefusalSlot::ports;
+    case Counter::drop_sessions_exhausted:
+        e.quota = NatQuota::max_sessions;
+        e.value = policy.max_sessions;
+        e.inside = 0;
+        return EventLog::RefusalSlot::sessions;
+    case Counter::drop_subscribers_exhausted:
+        e.quota = NatQuota::max_subscribers;
+        e.value = policy.max_subscribers;
+        e.inside = 0;
+        return EventLog::RefusalSlot::subscribers;
+    case Counter::drop_subscriber_sessions:
+        e.quota = NatQuota::max_entries_per_user;
+        e.value = policy.subscriber_sessions;
+        return EventLog::RefusalSlot::subscriber_quota;
+    case Counter::drop_subscriber_ports:
+        e.quota = NatQuota::max_entries_per_user;
+        e.value = policy.subscriber_ports[static_cast<std::size_t>(proto_index(proto))];
+        return EventLog::RefusalSlot::subscriber_quota;
+    case Counter::drop_subscriber_blocks:
+        e.quota = NatQuota::max_entries_per_user;
+        e.value = policy.blocks.max_blocks;
+        return EventLog::RefusalSlot::subscriber_quota;
+    default:
+        // The mapping rate limit and the deterministic prefix are no quota of RFC 8158.
+        return std::nullopt;
+    }
+}
+
+} // namespace ephemera

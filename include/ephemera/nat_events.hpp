@@ -1,0 +1,66 @@
+// What the translation core records of a public address:port changing hands (docs/logging.md):
+// mappings made and ended, port blocks given, released and still held (interim), and refusals
+// for want of ports or over a limit. One per worker; the session lifecycle and the slow path
+// call it, never the fast path. Each call is a test of the plan's event mask and, when the kind
+// is logged, one record into the worker's ring (event_log.hpp).
+#pragma once
+
+#include "ephemera/counters.hpp"
+#include "ephemera/event_log.hpp"
+#include "ephemera/nat_table.hpp"
+#include "ephemera/port_allocator.hpp"
+#include "ephemera/worker_plan.hpp"
+
+#include <cstdint>
+#include <optional>
+
+namespace ephemera {
+
+class NatEventRecorder {
+public:
+    NatEventRecorder(const PortAllocator& ports, CounterBlock& counters, WorkerId workers)
+        : ports_(ports), counters_(counters), workers_(workers) {}
+
+    void attach(rte_ring* ring, WorkerId worker) { log_.attach(ring, worker); }
+    void apply(const WorkerPlan& plan) {
+        plan_ = &plan;
+        log_.set_events(plan.policy.log_events, plan.policy.log_destination);
+    }
+    void set_time_ms(std::uint64_t unix_ms) { log_.set_time_ms(unix_ms); }
+    [[nodiscard]] bool wants(NatEventKind kind) const { return log_.wants(kind); }
+
+    // A mapping made (mapping_created, with the remote endpoint of its first packet when
+    // logging.destination is on) or ended (mapping_deleted).
+    void mapping(NatEventKind kind, const Mapping& m, Ipv4Addr remote = {},
+                 std::uint16_t remote_port = 0);
+    // Block `ref` given to, freed by, or still held by `subscriber`.
+    void block(NatEventKind kind, std::uint32_t ref, Ipv4Addr subscriber);
+    // A new mapping refused for `reason` (a drop counter): ports or blocks exhausted, a table
+    // full, a subscriber at a limit. At most one record per reason a second; `pool_address()`
+    // (the subscriber's, asked only when a record is due) names where ports ran out.
+    template <typename PoolAddress>
+    void refusal(Counter reason, Ipv4Addr subscriber, Protocol proto, PoolAddress&& pool_address) {
+        NatEvent e;
+        const auto slot = describe_refusal(reason, subscriber, proto, e);
+        if (!slot || !log_.wants(e.kind) || !log_.refusal_due(*slot)) {
+            return;
+        }
+        if (e.kind == NatEventKind::ports_exhausted) {
+            e.external = pool_address().value();
+        }
+        log_.emit(e, counters_);
+    }
+
+private:
+    // Fills the record of a refusal; nothing when `reason` is not one RFC 8158 names.
+    std::optional<EventLog::RefusalSlot> describe_refusal(Counter reason, Ipv4Addr subscriber,
+                                                          Protocol proto, NatEvent& e) const;
+
+    const PortAllocator& ports_;
+    CounterBlock& counters_;
+    WorkerId workers_;
+    const WorkerPlan* plan_ = nullptr;
+    EventLog log_;
+};
+
+} // namespace ephemera
