@@ -44,20 +44,22 @@ constexpr std::string_view nat_event_name(NatEventKind k) {
 }
 std::optional<NatEventKind> nat_event_from_name(std::string_view name);
 
-// RFC 8158 section 4.1, natEvent (IANA IE 230).
+// RFC 8158 section 4.1, natEvent (IANA IE 230), as IANA's "NAT Event Type" registry numbers
+// them. Early drafts (and some vendors' exporters) numbered BIB create 6, block allocation 14 and
+// so on; collectors decode the registry's values, so those are the ones on the wire.
 enum class NatEventCode : std::uint8_t {
-    nat44_session_create = 1,
-    nat44_session_delete = 2,
     nat_addresses_exhausted = 3,
-    nat44_bib_create = 6,
-    nat44_bib_delete = 7,
-    nat_ports_exhausted = 10,
-    quota_exceeded = 11,
-    address_binding_create = 12,
-    address_binding_delete = 13,
-    port_block_allocation = 14,
-    port_block_deallocation = 15,
-    threshold_reached = 16,
+    nat44_session_create = 4,
+    nat44_session_delete = 5,
+    nat44_bib_create = 8,
+    nat44_bib_delete = 9,
+    nat_ports_exhausted = 12,
+    quota_exceeded = 13,
+    address_binding_create = 14,
+    address_binding_delete = 15,
+    port_block_allocation = 16,
+    port_block_deallocation = 17,
+    threshold_reached = 18,
 };
 
 // RFC 8158 section 4.1, natQuotaExceededEvent (IE 466): which limit was hit.
@@ -79,7 +81,7 @@ enum class NatThreshold : std::uint8_t {
     global_mapping_high = 5,        // sessions in the worker's table
 };
 
-// One event. 48 bytes; which fields mean something depends on the kind:
+// One event. 56 bytes; which fields mean something depends on the kind:
 //   mapping_*      proto, inside:inside_port, external:external_port, remote:remote_port when
 //                  logging.destination is on (0 otherwise), flags kStaticMapping
 //   block_*        inside, external, ports first..last every `step`, `ports` of them
