@@ -17,6 +17,8 @@ packages=(
   clang libclang-rt-14-dev llvm
   # conformance suite: STUN client and server, traceroute, captures
   stun-client stun-server traceroute tcpdump
+  # NAT event logging: a real syslog collector for the logging tests
+  rsyslog
   # namespace lab
   iproute2 ethtool socat iputils-ping procps coreutils python3 curl traceroute netcat-openbsd
 )
