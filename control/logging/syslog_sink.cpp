@@ -30,11 +30,11 @@ std::string SyslogSink::name() const {
 
 void SyslogSink::write(std::span<const NatEvent> events, std::uint64_t now_ms) {
     (void)now_ms; // each message carries its event's own time
-    std::string framed;
     for (const NatEvent& e : events) {
-        const std::string message = syslog_message(e, header_);
-        const std::string& bytes =
-            kind_ == TransportKind::tcp ? (framed = octet_counted(message)) : message;
+        std::string bytes = syslog_message(e, header_);
+        if (kind_ == TransportKind::tcp) {
+            bytes = octet_counted(bytes);
+        }
         const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
         if (transport_->send({data, bytes.size()})) {
             stats_.add(stats_.records_sent);

@@ -112,10 +112,12 @@ private:
     }
 
     // A collector sends nothing back, so end of stream or an error on a read is how a
-    // connection closed by the collector shows while there is nothing to write.
+    // connection closed by the collector shows while there is nothing to write. Whatever it
+    // does send is discarded, a bounded amount per pass so that a chatty peer cannot hold
+    // the logging thread.
     void check_peer() {
         std::uint8_t sink[512];
-        for (;;) {
+        for (int reads = 0; reads < 16; ++reads) {
             const ssize_t n = ::recv(fd_.get(), sink, sizeof sink, MSG_DONTWAIT);
             if (n > 0) {
                 continue;
