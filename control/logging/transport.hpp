@@ -43,6 +43,10 @@ public:
     [[nodiscard]] virtual std::uint64_t errors() const = 0;
     // Bytes queued and not yet written (TCP); 0 for UDP.
     [[nodiscard]] virtual std::size_t backlog() const = 0;
+    // Messages send() took and the connection then lost half written (TCP): the rest of such a
+    // message is discarded, so that the next connection starts on a message boundary. A sink
+    // counts them as dropped.
+    [[nodiscard]] virtual std::uint64_t messages_cut() const { return 0; }
 
     // A UDP or TCP transport to `to`. `backlog_bytes` bounds what a TCP transport queues.
     static std::unique_ptr<Transport> open(TransportKind kind, CollectorAddress to,

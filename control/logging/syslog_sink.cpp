@@ -1,0 +1,75 @@
+#include "syslog_sink.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+namespace ephemera::logging {
+namespace {
+
+std::uint64_t unix_now_ms() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+} // namespace
+
+SyslogSink::SyslogSink(const SyslogOptions& options)
+    : kind_(options.transport),
+      collector_(options.collector), header_{options.facility,
+                                             options.hostname.empty() ? local_hostname()
+                                                                      : options.hostname,
+                                             static_cast<std::uint32_t>(::getpid())},
+      transport_(Transport::open(options.transport, options.collector, options.backlog_bytes)) {}
+
+std::string SyslogSink::name() const {
+    return "syslog " + std::string(transport_name(kind_)) + ' ' + collector_.to_string();
+}
+
+void SyslogSink::write(std::span<const NatEvent> events, std::uint64_t now_ms) {
+    (void)now_ms; // each message carries its event's own time
+    for (const NatEvent& e : events) {
+        std::string bytes = syslog_message(e, header_);
+        if (kind_ == TransportKind::tcp) {
+            bytes = octet_counted(bytes);
+        }
+        const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
+        if (transport_->send({data, bytes.size()})) {
+            stats_.add(stats_.records_sent);
+            stats_.add(stats_.messages_sent);
+            stats_.add(stats_.bytes_sent, bytes.size());
+        } else {
+            stats_.add(stats_.records_dropped);
+        }
+    }
+    take_transport_counts();
+}
+
+void SyslogSink::poll(std::uint64_t now_ms) {
+    transport_->poll(now_ms);
+    take_transport_counts();
+}
+
+void SyslogSink::flush(std::uint64_t deadline_ms) {
+    for (;;) {
+        const std::uint64_t now = unix_now_ms();
+        poll(now);
+        if (transport_->backlog() == 0 || now >= deadline_ms) {
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+void SyslogSink::take_transport_counts() {
+    const std::uint64_t errors = transport_->errors();
+    const std::uint64_t cut = transport_->messages_cut();
+    stats_.add(stats_.errors, errors - errors_seen_);
+    stats_.add(stats_.records_dropped, cut - cut_seen_);
+    errors_seen_ = errors;
+    cut_seen_ = cut;
+}
+
+} // namespace ephemera::logging
