@@ -5,6 +5,7 @@
 #include "../dataplane/ports.hpp"
 #include "../dataplane/worker.hpp"
 
+#include "logging_thread.hpp"
 #include "runtime.hpp"
 
 #include "ephemera/config.hpp"
@@ -28,6 +29,7 @@ struct App {
     std::mutex mailbox_lock; // one telemetry request at a time
     std::mutex pause_lock;   // one pause-window reset at a time
     std::unique_ptr<Runtime> runtime;
+    std::unique_ptr<LoggingThread> logging; // NAT events to collectors and the archive
     rte_rcu_qsbr* qsbr_memory = nullptr; // freed at exit, after the workers stopped
 };
 

@@ -131,6 +131,8 @@ int run(App& app, const Options& opts) {
     }
     shared.tsc_per_tick = std::max<std::uint64_t>(1, rte_get_tsc_hz() / kTicksPerSecond);
     shared.start_tsc = rte_rdtsc();
+    shared.tsc_per_ms = std::max<std::uint64_t>(1, rte_get_tsc_hz() / 1000);
+    shared.start_unix_ms = unix_ms_now();
     if (app.config.outside.next_hop_mac) {
         shared.next_hop_mac.store(pack_mac(*app.config.outside.next_hop_mac));
     }
@@ -166,6 +168,10 @@ int run(App& app, const Options& opts) {
         }
         shared.arp_events.push_back(make_ring("eph_arp_" + std::to_string(from), kArpRingSize,
                                               sizeof(ArpEvent), RING_F_SP_ENQ | RING_F_SC_DEQ));
+        // Created whether or not a sink is on, so that logging can be switched on at run time.
+        shared.event_rings.push_back(make_ring("eph_log_" + std::to_string(from),
+                                               app.config.logging.ring_size, sizeof(NatEvent),
+                                               RING_F_SP_ENQ | RING_F_SC_DEQ));
     }
     // Each worker's first plan, compiled here as every later one is on the control thread.
     shared.plans.resize(workers);
@@ -214,6 +220,11 @@ int run(App& app, const Options& opts) {
     shared.plans.attach(app.qsbr_memory);
     app.runtime = std::make_unique<Runtime>(app);
 
+    app.logging = std::make_unique<LoggingThread>(shared.event_rings);
+    for (const std::string& warning : app.logging->configure(app.config, nullptr)) {
+        std::fprintf(stderr, "ephemera: logging: %s\n", warning.c_str());
+    }
+    app.logging->start();
     TelemetryRegistration telemetry = register_telemetry(app);
     for (WorkerId w = 0; w < workers; ++w) {
         rte_eal_remote_launch(worker_main, app.workers[w].get(), app.worker_lcores[w]);
@@ -228,6 +239,7 @@ int run(App& app, const Options& opts) {
     telemetry.close();
     shared.stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
+    app.logging->stop(); // after the workers: their last records go out too
     rte_free(app.qsbr_memory);
     app.qsbr_memory = nullptr;
     print_stats(app);

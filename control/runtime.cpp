@@ -88,6 +88,9 @@ ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::strin
     }
     // Returns once every worker has latched its new plan; the plans replaced go here.
     app_.shared.plans.publish(std::move(plans));
+    if (app_.logging != nullptr) {
+        app_.logging->configure(*config, &current_);
+    }
     current_ = *config;
     return {true, "applied " + what};
 }

@@ -462,6 +462,37 @@ int cmd_static(App& app, const char* params, rte_tel_data* d) {
     return 0;
 }
 
+// NAT event logging: what the workers handed over and lost (their rings), and per sink what
+// went out and what was lost there, as columns (one entry per sink).
+int cmd_logging(App& app, const char*, rte_tel_data* d) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "log_records", counter_total(app, Counter::log_records));
+    rte_tel_data_add_dict_u64(d, "log_records_dropped",
+                              counter_total(app, Counter::log_records_dropped));
+    rte_tel_data_add_dict_u64(d, "records_taken", app.logging->records_taken());
+    const std::vector<SinkReport> sinks = app.logging->report();
+    rte_tel_data* names = rte_tel_data_alloc();
+    rte_tel_data_start_array(names, RTE_TEL_STRING_VAL);
+    for (const auto& s : sinks) {
+        rte_tel_data_add_array_string(names, s.name.c_str());
+    }
+    rte_tel_data_add_dict_container(d, "sink", names, 0);
+    const auto column = [&](const char* name, std::uint64_t SinkReport::*field) {
+        rte_tel_data* c = rte_tel_data_alloc();
+        rte_tel_data_start_array(c, RTE_TEL_U64_VAL);
+        for (const auto& s : sinks) {
+            rte_tel_data_add_array_u64(c, s.*field);
+        }
+        rte_tel_data_add_dict_container(d, name, c, 0);
+    };
+    column("records_sent", &SinkReport::records_sent);
+    column("records_dropped", &SinkReport::records_dropped);
+    column("messages_sent", &SinkReport::messages_sent);
+    column("bytes_sent", &SinkReport::bytes_sent);
+    column("errors", &SinkReport::errors);
+    return 0;
+}
+
 int cmd_reload(App& app, const char*, rte_tel_data* d) {
     result_dict(d, app.runtime->reload());
     return 0;
@@ -594,6 +625,9 @@ TelemetryRegistration register_telemetry(App& app) {
                                "add=A I (1:1), remove=tcp A:P or remove=A");
     rte_telemetry_register_cmd("/ephemera/flush", gated<cmd_flush>,
                                "Delete sessions. Parameters: subscriber=A;external=A:P;address=A");
+    rte_telemetry_register_cmd("/ephemera/logging", gated<cmd_logging>,
+                               "NAT event logging: records handed over and dropped, per sink "
+                               "sent, dropped and errors");
     rte_telemetry_register_cmd("/ephemera/reload", gated<cmd_reload>,
                                "Reread the config file (as SIGHUP does)");
     // Help texts hold fewer than 128 characters, or the command is not registered.

@@ -15,6 +15,7 @@ namespace ephemera {
 namespace {
 
 constexpr std::uint32_t kHousekeepingEvery = 64;   // loop iterations
+constexpr std::uint32_t kInterimBudget = 256;   // block granules per housekeeping call
 constexpr Tick kArpRetry = kTicksPerSecond;        // while the next hop is unknown
 constexpr Tick kArpRefresh = 30 * kTicksPerSecond; // re-ask so a MAC change is noticed
 
@@ -47,6 +48,9 @@ Worker::Worker(WorkerShared& shared, WorkerId id)
     for (auto& out : handoff_out_) {
         out.reserve(kBurst * 2);
     }
+    if (id < shared.event_rings.size()) {
+        translator_.attach_event_ring(shared.event_rings[id]);
+    }
     refresh_gauges();
 }
 
@@ -58,7 +62,9 @@ void Worker::run() {
     iteration_start_ = rte_rdtsc();
     gauges_.pauses.start(iteration_start_);
     while (!shared_.stop.load(std::memory_order_relaxed)) {
-        poll_once(static_cast<Tick>((rte_rdtsc() - shared_.start_tsc) / shared_.tsc_per_tick));
+        const std::uint64_t tsc = rte_rdtsc();
+        translator_.set_time_ms(shared_.start_unix_ms + (tsc - shared_.start_tsc) / shared_.tsc_per_ms);
+        poll_once(static_cast<Tick>((tsc - shared_.start_tsc) / shared_.tsc_per_tick));
         const std::uint64_t end = rte_rdtsc();
         gauges_.pauses.note(end - iteration_start_, end, std::exchange(take_up_cycles_, 0));
         iteration_start_ = end;
@@ -116,6 +122,7 @@ void Worker::housekeeping(Tick now) {
     }
 
     serve_mailbox(now);
+    translator_.log_interim(now, kInterimBudget);
 
     while (const auto host = translator_.take_wanted_neighbor()) {
         send_inside_arp_request(*host);

@@ -81,11 +81,15 @@ struct WorkerShared {
     SipKey port_secret;
     std::uint64_t tsc_per_tick = 1;
     std::uint64_t start_tsc = 0;
+    // The wall clock NAT event records carry, kept from the TSC: Unix ms at start_tsc.
+    std::uint64_t tsc_per_ms = 1;
+    std::uint64_t start_unix_ms = 0;
     std::atomic<std::uint64_t> next_hop_mac{0};
     std::atomic<bool> stop{false};
     // handoff[from * workers + to]
     std::vector<rte_ring*> handoff;
     std::vector<rte_ring*> arp_events;
+    std::vector<rte_ring*> event_rings; // per worker: NAT events to the logging thread
     rte_mempool* mbufs = nullptr;
 };
 
