@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <sys/wait.h>
 
 namespace ephemera::logging {
 namespace {
@@ -676,6 +677,98 @@ TEST_F(Archive, WhoisTriesTheNextSourceWhenTheArchiveHasNoAnswer) {
     EXPECT_NE(r.notes[0].find("no archive files"), std::string::npos);
     EXPECT_TRUE(whois({Ipv4Addr(198, 18, 0, 3).value(), 1024, 17, kT0}, sources).answers.empty());
 }
+
+#ifdef EPHEMERACTL
+struct CtlRun {
+    int status = -1;
+    std::string out; // stdout and stderr
+};
+
+CtlRun ephemeractl(const std::string& args) {
+    CtlRun r;
+    FILE* p = ::popen((std::string(EPHEMERACTL) + " " + args + " 2>&1").c_str(), "r");
+    if (p == nullptr) {
+        return r;
+    }
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) {
+        r.out.append(buf, n);
+    }
+    const int status = ::pclose(p);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+TEST_F(Whois, EphemeractlLogVerifyAndWhois) {
+    const std::string dir = dir_.string();
+    const std::string key = (dir_ / "key").string();
+    CtlRun r = ephemeractl("log verify " + dir);
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("archive " + dir + ": " + std::to_string(names().size()) +
+                         " files, 24 records, "),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("blocks: chain intact\n"), std::string::npos) << r.out;
+
+    r = ephemeractl("whois 198.18.0.10:51234 --at 2026-12-05T10:01:00Z --proto udp --archive " +
+                    dir);
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("100.64.0.10:40000 (udp mapping), from the archive: held since "
+                         "2026-12-05T10:00:00.000Z until 2026-12-05T10:03:00.000Z"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("event=mapping-delete"), std::string::npos) << r.out;
+    r = ephemeractl("whois 198.18.0.10:51234 --at 2026-12-05T10:05:00Z --proto udp --archive " +
+                    dir);
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("nobody held 198.18.0.10:51234 udp at 2026-12-05T10:05:00.000Z"),
+              std::string::npos)
+        << r.out;
+    EXPECT_EQ(ephemeractl("whois 198.18.0.10:51234 --at 10:05").status, 64);
+    EXPECT_EQ(ephemeractl("whois 198.18.0.10:51234 --at 2026-12-05T10:05:00Z").status, 64);
+
+    // One record edited in the compressed first file: decompress, edit, write back plain.
+    const ArchiveFile first = list_archive_files(dir).front();
+    std::string error;
+    std::string text = *read_archive_text(first, error);
+    const std::size_t at = text.find("inside=100.64.0.10:40000");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, 24, "inside=100.64.0.11:40000");
+    fs::remove(first.path);
+    std::ofstream(dir_ / archive_file_name(first.start_ms, first.file_seq, false)) << text;
+    r = ephemeractl("log verify " + dir);
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("chain broken in 1 place"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(archive_file_name(first.start_ms, first.file_seq, false) + ":"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("hash mismatch"), std::string::npos) << r.out;
+
+    std::ofstream(key) << "secret\n";
+    r = ephemeractl("log verify " + dir + " --key-file " + key);
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("seal has no hmac"), std::string::npos) << r.out;
+}
+TEST_F(Archive, EphemeractlWhoisFallsBackToTheConfigsFormula) {
+    // docs/allocation.md's worked example: 100.64.1.7 holds 198.18.0.8 ports 34198-36040.
+    const std::string config = (dir_ / "det.toml").string();
+    fs::create_directories(dir_);
+    std::ofstream(config) << "[pool]\naddresses = [\"198.18.0.0/27\"]\n"
+                             "port_range = \"1024-65535\"\nmode = \"deterministic\"\n"
+                             "[pool.deterministic]\nsubscribers = \"100.64.0.0/22\"\n"
+                             "[inside]\nport = \"net_null0\"\ngateway = \"100.64.0.1\"\n"
+                             "[outside]\nport = \"net_null1\"\nnext_hop = \"198.18.1.1\"\n";
+    CtlRun r = ephemeractl("whois 198.18.0.8:35000 --at 2026-12-05T10:00:00Z --archive " +
+                           dir_.string() + " --config " + config);
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("100.64.1.7 (deterministic formula), from the formula"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("no archive files"), std::string::npos) << r.out;
+    r = ephemeractl("whois 198.18.0.8:65530 --at 2026-12-05T10:00:00Z --config " + config);
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("unassigned tail"), std::string::npos) << r.out;
+}
+#endif
 
 } // namespace
 } // namespace ephemera::logging
