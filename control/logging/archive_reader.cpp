@@ -43,8 +43,8 @@ public:
         }
         if (block_records_ > 0 || partial_) {
             add(block_first_, last_no_, 0, BreakReason::unsealed_tail,
-                std::to_string(block_records_) +
-                    " records after the last seal: not protected by the chain (a crash, or "
+                std::to_string(block_records_) + (block_records_ == 1 ? " record" : " records") +
+                    " after the last seal: not protected by the chain (a crash, or "
                     "the writer is still running)");
         }
         partial_ = false;
@@ -158,7 +158,7 @@ private:
                 "a record of " + lines + " was edited or records were reordered");
         } else if (!key_.empty()) {
             const auto mac = hasher.finish_hmac();
-            if (!s->hmac || *s->hmac != *mac) {
+            if (!s->hmac || !mac || *s->hmac != *mac) {
                 add(first, no, s->seq, BreakReason::hmac_mismatch,
                     s->hmac ? "hmac does not match the key (" + lines + ")"
                             : "seal has no hmac (" + lines + ")");

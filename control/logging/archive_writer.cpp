@@ -118,12 +118,14 @@ void ArchiveSink::write(std::span<const NatEvent> events, std::uint64_t now_ms) 
 }
 
 void ArchiveSink::poll(std::uint64_t now_ms) {
-    if (fd_ >= 0 && block_records_ > 0 && now_ms - block_started_ms_ >= options_.seal_period_ms) {
+    // A clock stepped back seals at once rather than after the step is made up.
+    if (fd_ >= 0 && block_records_ > 0 &&
+        (now_ms < block_started_ms_ || now_ms - block_started_ms_ >= options_.seal_period_ms)) {
         seal();
     }
     // A quiet file is closed on time too, so that it is compressed and ages out; an empty one
     // waits, lest every hour leave a file with only a header.
-    if (fd_ >= 0 && bytes_ > header_bytes_ && now_ms - opened_ms_ >= options_.rotate_age_ms) {
+    if (fd_ >= 0 && bytes_ > header_bytes_ && age_reached(now_ms)) {
         close_file(now_ms);
     }
     if (now_ms - last_retention_ms_ >= kRetentionIntervalMs) {
@@ -142,8 +144,7 @@ void ArchiveSink::flush(std::uint64_t deadline_ms) {
 }
 
 bool ArchiveSink::ensure_file(std::uint64_t now_ms) {
-    if (fd_ >= 0 && (broken_ || bytes_ >= options_.rotate_bytes ||
-                     now_ms - opened_ms_ >= options_.rotate_age_ms)) {
+    if (fd_ >= 0 && (broken_ || bytes_ >= options_.rotate_bytes || age_reached(now_ms))) {
         close_file(now_ms);
     }
     if (fd_ >= 0) {
@@ -156,6 +157,10 @@ bool ArchiveSink::ensure_file(std::uint64_t now_ms) {
     last_open_attempt_ms_ = now_ms;
     open_failed_ = !open_file(now_ms);
     return !open_failed_;
+}
+
+bool ArchiveSink::age_reached(std::uint64_t now_ms) const {
+    return now_ms >= opened_ms_ && now_ms - opened_ms_ >= options_.rotate_age_ms;
 }
 
 bool ArchiveSink::open_file(std::uint64_t now_ms) {

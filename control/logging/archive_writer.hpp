@@ -49,6 +49,7 @@ public:
 private:
     void recover(std::uint64_t now_ms);
     bool ensure_file(std::uint64_t now_ms);
+    [[nodiscard]] bool age_reached(std::uint64_t now_ms) const;
     bool open_file(std::uint64_t now_ms);
     void close_file(std::uint64_t now_ms);
     void close_plain(const std::string& plain_path);
