@@ -10,12 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 namespace ephemera::logging {
@@ -506,6 +508,51 @@ TEST_F(Archive, VerifyFailsOnARemovedMiddleFile) {
     EXPECT_EQ(r.breaks[0].reason, BreakReason::missing_file);
     EXPECT_EQ(r.breaks[0].file, third);
     EXPECT_EQ(r.breaks[0].line, 1U);
+}
+
+TEST_F(Archive, VerifyFailsOnTheLastBlockOfAFileRemoved) {
+    write_two_files();
+    const std::string file = names()[0];
+    auto lines = lines_of(file);
+    lines.resize(lines.size() - 5); // block 3: 4 records and its seal
+    rewrite(file, lines);
+    const VerifyReport r = verify_archive(dir_.string());
+    ASSERT_EQ(r.breaks.size(), 1U);
+    EXPECT_EQ(r.breaks[0].reason, BreakReason::prev_mismatch);
+    EXPECT_EQ(r.breaks[0].file, names()[1]);
+    EXPECT_EQ(r.breaks[0].line, 1U);
+}
+
+TEST_F(Archive, WriterDropsWhatTheDiskRefusesAndKeepsTheChain) {
+    ArchiveOptions o = options();
+    o.block_records = 100;
+    ArchiveSink sink(o, kT0);
+    // Files may not grow past 1500 bytes: a batch that would is refused part way.
+    rlimit saved{};
+    ::getrlimit(RLIMIT_FSIZE, &saved);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit small = saved;
+    small.rlim_cur = 1500;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    std::uint16_t port = 0;
+    for (std::uint64_t t = kT0; t < kT0 + 20; ++t) {
+        std::vector<NatEvent> batch;
+        for (int i = 0; i < 3; ++i) {
+            batch.push_back(created(t, ++port));
+        }
+        sink.write(batch, t);
+    }
+    sink.flush(kT0 + 20);
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, old_handler);
+    const SinkStats& st = sink.stats();
+    EXPECT_GT(st.records_dropped.load(), 0U);
+    EXPECT_GT(st.errors.load(), 0U);
+    EXPECT_EQ(st.records_sent.load() + st.records_dropped.load(), 60U);
+    EXPECT_GE(names().size(), 2U) << "a failed write moves to a new file";
+    const VerifyReport r = verify_archive(dir_.string());
+    EXPECT_TRUE(r.intact()) << r.breaks[0].detail;
+    EXPECT_EQ(r.records, st.records_sent.load()) << "what was counted written is on disk, whole";
 }
 
 TEST_F(Archive, VerifyCallsACutTailUnsealedNotTampering) {
