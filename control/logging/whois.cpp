@@ -233,6 +233,12 @@ WhoisResult ArchiveWhois::lookup(const WhoisQuery& q) const {
         out.notes.push_back("archive " + directory_ + ": no archive files");
         return out;
     }
+    if (files.front().start_ms > q.at_ms + kWorkerSkewMs) {
+        out.notes.push_back("archive " + directory_ + ": starts at " +
+                            rfc3339_ms(files.front().start_ms) +
+                            ", after the time asked: what came before was deleted (retention) "
+                            "or never archived");
+    }
     for (const ArchiveFile& f : files) {
         if (f.start_ms > q.at_ms + kWorkerSkewMs && !tracker.open()) {
             break;

@@ -404,6 +404,30 @@ TEST_F(Archive, WriterContinuesTheChainAfterARestart) {
     EXPECT_EQ(r.blocks, 2U + 2U);
 }
 
+TEST_F(Archive, WriterContinuesFromACompressedNewestFile) {
+    ArchiveOptions o = options();
+    o.compress = true;
+    o.rotate_age_ms = kMinute;
+    {
+        ArchiveSink sink(o, kT0);
+        std::vector<NatEvent> batch(5, created(kT0, 4100));
+        sink.write(batch, kT0);
+        sink.poll(kT0 + kMinute); // sealed, closed, compressed: no file open
+        ASSERT_TRUE(sink.current_file().empty());
+    }
+    {
+        ArchiveSink sink(o, kT0 + 2 * kMinute);
+        const NatEvent e = created(kT0 + 2 * kMinute, 4101);
+        sink.write({&e, 1}, e.time_ms);
+        sink.flush(e.time_ms);
+    }
+    EXPECT_EQ(names(), (std::vector<std::string>{"ephemera-20261205T100000Z-000001.log.zst",
+                                                 "ephemera-20261205T100200Z-000002.log"}));
+    const VerifyReport r = verify_archive(dir_.string());
+    EXPECT_TRUE(r.breaks.empty());
+    EXPECT_EQ(r.records, 6U);
+}
+
 TEST_F(Archive, VerifyPassesAnIntactArchiveWithItsKey) {
     ArchiveOptions o = options();
     o.hmac_key = {'s', 'e', 'c', 'r', 'e', 't'};
@@ -655,7 +679,13 @@ TEST_F(Whois, FindsNobodyAfterTheMappingEnded) {
     EXPECT_TRUE(r.answers.empty());
     ASSERT_FALSE(r.notes.empty());
     EXPECT_NE(r.notes.back().find("no record of 198.18.0.10:51234"), std::string::npos);
-    EXPECT_TRUE(ask(51234, kT0 - 25'000, 6).answers.empty());   // before the tcp one
+    EXPECT_TRUE(ask(51234, kT0 - 25'000, 6).answers.empty()); // before the tcp one
+    const WhoisResult before = ask(51234, kT0 - 10 * kMinute, 17);
+    EXPECT_TRUE(before.answers.empty());
+    ASSERT_FALSE(before.notes.empty());
+    EXPECT_NE(before.notes[0].find("starts at 2026-12-05T09:59:30.000Z, after the time asked"),
+              std::string::npos)
+        << before.notes[0];
     EXPECT_EQ(ask(51234, kT0 - 25'000, 17).answers.size(), 1U); // the earlier udp one
 }
 
