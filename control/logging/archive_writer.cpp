@@ -74,6 +74,14 @@ void ArchiveSink::recover(std::uint64_t now_ms) {
     if (!files.empty() && !found) {
         stats_.add(stats_.errors); // nothing to chain to: verify will show the break
     }
+    // A compression a crash cut short: its plain file is still there and is compressed again.
+    for (const auto& entry : std::filesystem::directory_iterator(options_.directory, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.ends_with(".log.zst.tmp") &&
+            parse_archive_file_name(name.substr(0, name.size() - 4))) {
+            std::filesystem::remove(entry.path(), ec);
+        }
+    }
     for (const ArchiveFile& f : files) {
         const std::string plain = plain_path_of(options_.directory, f);
         if (f.compressed) {

@@ -379,10 +379,12 @@ TEST_F(Archive, WriterContinuesTheChainAfterARestart) {
         sink.write(batch, kT0);
         sink.flush(kT0); // seals the last 2 as a second block
     }
-    // A crash after more records: an unsealed tail in the file left open.
+    // A crash after more records: an unsealed tail in the file left open; and the remains of
+    // a compression cut short.
     {
         std::ofstream tail(dir_ / names()[0], std::ios::app);
         tail << format_record(created(kT0 + 5, 4001)) << '\n';
+        std::ofstream(dir_ / (names()[0] + ".zst.tmp")) << "half";
     }
     ArchiveOptions o = options();
     o.compress = true;
@@ -394,6 +396,7 @@ TEST_F(Archive, WriterContinuesTheChainAfterARestart) {
     }
     EXPECT_EQ(names(), (std::vector<std::string>{"ephemera-20261205T100000Z-000001.log.zst",
                                                  "ephemera-20261205T100100Z-000002.log"}));
+    EXPECT_FALSE(fs::exists(dir_ / "ephemera-20261205T100000Z-000001.log.zst.tmp"));
     const VerifyReport r = verify_archive(dir_.string());
     ASSERT_EQ(r.breaks.size(), 1U);
     EXPECT_EQ(r.breaks[0].reason, BreakReason::unsealed_tail);
