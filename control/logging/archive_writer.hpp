@@ -24,10 +24,10 @@ struct ArchiveOptions {
     std::vector<std::uint8_t> hmac_key;  // empty: seals carry no hmac
 };
 
-// Writes on the logging thread with plain write(2). A failed write drops that batch's records
-// (records_dropped), cuts the file back to its last whole line and moves to a new file, so a
-// disk error costs records, never the chain. Closing a file (rotation) compresses it on this
-// thread: about a second per 64 MiB at zstd level 3.
+// Writes on the logging thread with plain write(2). A failed write drops the records of that
+// write (records_dropped), cuts the file back to its last whole line and moves to a new file,
+// so a disk error costs records, never the chain. Closing a file (rotation) compresses it on
+// this thread too, the whole file in memory at zstd level 3: the logging thread waits for it.
 class ArchiveSink final : public Sink {
 public:
     // Continues the chain of a directory that has files (the newest file's last seal, read

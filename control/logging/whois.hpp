@@ -1,6 +1,6 @@
 // "Who held 198.18.0.10:51234 at 10:00?": the answer to an abuse report, and the records that
 // prove it. Sources are tried in order and the first that knows gives the answer: the live
-// table (for now, added by the daemon's side), the archive, the deterministic formula of a
+// table (a source the daemon's side provides), the archive, the deterministic formula of a
 // config file.
 #pragma once
 
