@@ -11,6 +11,8 @@ packages=(
   dpdk dpdk-dev libdpdk-dev libpcap-dev libnuma-dev
   # libraries
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  # NAT event logging: the archive's hash chain (OpenSSL) and its compressed files (zstd)
+  libssl-dev libzstd-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3-scapy
   # fuzzing (tests/fuzz): clang 14, its libFuzzer and sanitizer runtimes, llvm-symbolizer

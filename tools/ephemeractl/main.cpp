@@ -3,14 +3,18 @@
 // The command line only: it turns argv into one Command (commands.hpp) or a usage error.
 #include "commands.hpp"
 #include "det.hpp"
+#include "log_verify.hpp"
 #include "request.hpp"
 #include "telemetry_client.hpp"
+#include "whois_command.hpp"
 
 #include "ephemera/config.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 #include <variant>
@@ -43,8 +47,9 @@ struct Cli {
     std::string prefix = "ephemera";
     std::string socket;
     Display display;
-    std::optional<Command> command; // set by the callback of the subcommand that ran
-    std::optional<DetCommand> det;  // or this, by det forward / det reverse
+    std::optional<Command> command;   // set by the callback of the subcommand that ran
+    std::optional<DetCommand> det;    // or this, by det forward / det reverse
+    std::function<Outcome()> offline; // or this: log verify, whois (no running ephemera)
 
     Cli();
 
@@ -54,6 +59,8 @@ private:
     void add_changes();
     void add_static();
     void add_det();
+    void add_log();
+    void add_whois();
 
     // Storage for subcommand arguments; CLI11 writes into these while parsing.
     std::uint32_t worker_ = 0;
@@ -66,6 +73,8 @@ private:
     std::string address_;
     std::vector<std::string> spec_; // static add|remove, word by word
     std::string det_config_;
+    LogVerifyCommand verify_;
+    WhoisCommand whois_;
 };
 
 Cli::Cli() {
@@ -94,6 +103,8 @@ Cli::Cli() {
     add_changes();
     add_static();
     add_det();
+    add_log();
+    add_whois();
 }
 
 void Cli::add_show() {
@@ -325,6 +336,50 @@ void Cli::add_det() {
     reverse->callback([this] { det = DetCommand{true, key_, {}}; });
 }
 
+void Cli::add_log() {
+    CLI::App* log = app.add_subcommand("log", "the local NAT event archive");
+    log->callback([this] {
+        if (!offline) {
+            throw CLI::ValidationError("log", "give verify DIR");
+        }
+    });
+    CLI::App* verify = log->add_subcommand(
+        "verify", "check the hash chain of the archive in DIR: every record, block and file");
+    verify->add_option("DIR", verify_.directory, "archive directory")->required()->type_name("DIR");
+    verify
+        ->add_option("--key-file", verify_.key_file,
+                     "the operator key the archive was written with: check every seal's hmac")
+        ->type_name("FILE");
+    verify->footer("Exit status: 0 chain intact (unsealed tails are listed: a crash or the "
+                   "running writer); 1 a break, or no archive in DIR; 2 key file unreadable.");
+    verify->callback([this] { offline = [this] { return log_verify(verify_); }; });
+}
+
+void Cli::add_whois() {
+    CLI::App* w = app.add_subcommand(
+        "whois", "the subscriber that held a public ADDR:PORT at a given time, and the "
+                 "archived records that prove it");
+    w->add_option("ADDR:PORT", whois_.endpoint, "public address and port")
+        ->required()
+        ->check(checked(check_endpoint))
+        ->type_name("ADDR:PORT");
+    w->add_option("--at", whois_.at, "when, in UTC: 2026-12-05T10:00:00Z")
+        ->required()
+        ->check(checked(check_time))
+        ->type_name("TIME");
+    w->add_option("--proto", whois_.proto, "only this protocol's mappings")
+        ->check(CLI::IsMember({"udp", "tcp", "icmp"}))
+        ->type_name("udp|tcp|icmp");
+    w->add_option("--archive", whois_.archive, "answer from the archive in DIR")->type_name("DIR");
+    w->add_option("--config", whois_.config_file,
+                  "then from the deterministic formula of this config file (pool.mode "
+                  "deterministic)")
+        ->type_name("FILE");
+    w->footer("Exit status: 0 found; 1 nobody held it, as far as the sources say; 2 config "
+              "refused; 64 bad command line (or neither --archive nor --config).");
+    w->callback([this] { offline = [this] { return run_whois(whois_); }; });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -338,6 +393,12 @@ int main(int argc, char** argv) {
     const std::string path = cli.socket.empty() ? socket_path_for_prefix(cli.prefix) : cli.socket;
     if (cli.det) {
         return run_det(path, *cli.det, cli.display);
+    }
+    if (cli.offline) {
+        const Outcome outcome = cli.offline();
+        std::fputs(outcome.err.c_str(), stderr);
+        std::fputs(outcome.out.c_str(), stdout);
+        return outcome.status;
     }
     if (!cli.command) {
         return kExitUsage; // unreachable: every leaf subcommand sets one
