@@ -19,6 +19,8 @@ packages=(
   stun-client stun-server traceroute tcpdump
   # namespace lab
   iproute2 ethtool socat iputils-ping procps coreutils python3 curl traceroute netcat-openbsd
+  # NAT event logging: real collectors
+  rsyslog nfdump pmacct tshark
 )
 
 missing=()
