@@ -24,6 +24,8 @@ packages=(
   tshark rsyslog
   # namespace lab
   iproute2 ethtool socat iputils-ping procps coreutils python3 curl traceroute netcat-openbsd
+  # NAT event logging: real collectors
+  rsyslog nfdump pmacct tshark
 )
 
 missing=()
