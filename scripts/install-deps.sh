@@ -19,12 +19,10 @@ packages=(
   clang libclang-rt-14-dev llvm
   # conformance suite: STUN client and server, traceroute, captures
   stun-client stun-server traceroute tcpdump
-  # NAT event logging: tshark decodes the IPFIX exporter's messages, rsyslogd is a real
-  # syslog collector for the logging tests
-  tshark rsyslog
   # namespace lab
   iproute2 ethtool socat iputils-ping procps coreutils python3 curl traceroute netcat-openbsd
-  # NAT event logging: real collectors
+  # NAT event logging: real collectors (rsyslogd, pmacct's nfacctd, nfdump's nfcapd) and tshark,
+  # which decodes the IPFIX exporter's messages
   rsyslog nfdump pmacct tshark
 )
 
