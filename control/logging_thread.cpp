@@ -1,5 +1,7 @@
 #include "logging_thread.hpp"
 
+#include "logging/archive_format.hpp"
+#include "logging/archive_writer.hpp"
 #include "logging/ipfix_sink.hpp"
 #include "logging/syslog_sink.hpp"
 #include "logging/transport.hpp"
@@ -31,8 +33,28 @@ logging::TransportKind kind_of(const LogCollector& c) {
     return c.tcp ? logging::TransportKind::tcp : logging::TransportKind::udp;
 }
 
-std::vector<std::unique_ptr<logging::Sink>> build_sinks(const LoggingConfig& log) {
+std::vector<std::unique_ptr<logging::Sink>> build_sinks(const LoggingConfig& log,
+                                                        std::vector<std::string>& warnings) {
     std::vector<std::unique_ptr<logging::Sink>> sinks;
+    // The archive first: whois reads it, so it is the one sink that must see every record.
+    if (!log.archive.path.empty()) {
+        const ArchiveConfig& a = log.archive;
+        logging::ArchiveOptions o;
+        o.directory = a.path;
+        o.rotate_bytes = std::uint64_t{a.rotate_size} << 20;
+        o.rotate_age_ms = std::uint64_t{a.rotate_age} * 1000;
+        o.retention_ms = std::uint64_t{a.retention} * 86'400'000;
+        o.compress = a.compress;
+        if (!a.hmac_key_file.empty()) {
+            if (auto key = logging::read_key_file(a.hmac_key_file)) {
+                o.hmac_key = std::move(*key);
+            } else {
+                warnings.push_back("archive key " + a.hmac_key_file +
+                                   " cannot be read: the archive is chained without an HMAC");
+            }
+        }
+        sinks.push_back(std::make_unique<logging::ArchiveSink>(std::move(o), unix_ms_now()));
+    }
     for (const auto& c : log.syslog) {
         logging::SyslogOptions o;
         o.transport = kind_of(c);
@@ -135,7 +157,7 @@ std::vector<std::string> LoggingThread::configure(const Config& config, const Co
     const bool new_sinks = previous == nullptr || previous->logging != config.logging;
     std::vector<std::unique_ptr<logging::Sink>> sinks;
     if (new_sinks) {
-        sinks = build_sinks(log);
+        sinks = build_sinks(log, warnings);
     }
     const std::lock_guard lock(handover_lock_);
     control_events_.insert(control_events_.end(), events.begin(), events.end());

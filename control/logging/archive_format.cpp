@@ -120,7 +120,8 @@ bool parse_kind_fields(const std::vector<Pair>& f, NatEvent& e) {
     case NatEventKind::block_interim:
         return address(get("inside"), e.inside) && address(get("outside"), e.external) &&
                span_of(get("ports"), e.first_port, e.last_port, num16) &&
-               number(get("step"), e.step) && number(get("count"), e.ports);
+               number(get("step"), e.step) && number(get("count"), e.ports) &&
+               (!has("workers") || number(get("workers"), e.value));
     case NatEventKind::static_added:
     case NatEventKind::static_removed:
         if (!protocol(get("proto"), e.proto)) {

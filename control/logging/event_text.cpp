@@ -129,6 +129,10 @@ std::vector<EventField> event_fields(const NatEvent& e) {
         f.push_back({"ports", std::to_string(e.first_port) + '-' + std::to_string(e.last_port)});
         f.push_back({"step", std::to_string(e.step)});
         f.push_back({"count", std::to_string(e.ports)});
+        // With several workers the span holds only the ports worker `worker` owns.
+        if (e.value > 1) {
+            f.push_back({"workers", std::to_string(e.value)});
+        }
         break;
     case NatEventKind::static_added:
     case NatEventKind::static_removed:

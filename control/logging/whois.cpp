@@ -3,6 +3,8 @@
 #include "archive_reader.hpp"
 #include "event_text.hpp"
 
+#include "ephemera/ownership.hpp"
+
 #include <map>
 #include <tuple>
 
@@ -25,9 +27,14 @@ ProofLine proof(const ArchiveRecord& r) {
     return {r.file->name, r.line_no, std::string(r.line)};
 }
 
+// A block of worker w of W holds the ports of its span that w owns (docs/allocation.md): the
+// ownership function the workers use decides, as for return traffic.
 bool in_block(const NatEvent& e, std::uint16_t port) {
     const unsigned step = e.step == 0 ? 1 : e.step;
-    return port >= e.first_port && port <= e.last_port && (port - e.first_port) % step == 0;
+    if (port < e.first_port || port > e.last_port || (port - e.first_port) % step != 0) {
+        return false;
+    }
+    return e.value <= 1 || Ownership::bucket_of(port) % e.value == e.worker;
 }
 
 // Everything held at T, and the records after T that ended it.
