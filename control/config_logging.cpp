@@ -18,7 +18,9 @@ struct EventGroup {
     std::uint32_t kinds;
 };
 
-constexpr std::uint32_t bit(NatEventKind k) { return 1u << static_cast<unsigned>(k); }
+constexpr std::uint32_t bit(NatEventKind k) {
+    return 1u << static_cast<unsigned>(k);
+}
 
 // What the operator switches on or off, by what it is for rather than record by record.
 constexpr EventGroup kEventGroups[] = {
@@ -65,9 +67,9 @@ std::uint32_t default_events(AllocationMode mode) {
 
 std::uint8_t facility_value(std::string_view name, const std::string& key) {
     static constexpr std::pair<std::string_view, std::uint8_t> kFacilities[] = {
-        {"user", 1},    {"daemon", 3},  {"auth", 4},    {"local0", 16}, {"local1", 17},
-        {"local2", 18}, {"local3", 19}, {"local4", 20}, {"local5", 21}, {"local6", 22},
-        {"local7", 23}};
+        {"user", 1},    {"daemon", 3},  {"auth", 4},    {"local0", 16},
+        {"local1", 17}, {"local2", 18}, {"local3", 19}, {"local4", 20},
+        {"local5", 21}, {"local6", 22}, {"local7", 23}};
     for (const auto& [n, v] : kFacilities) {
         if (n == name) {
             return v;
@@ -159,9 +161,9 @@ void parse_archive(const toml::table& logging, LoggingConfig& log) {
     if (t == nullptr) {
         refuse_type("logging.archive", "a table", *node);
     }
-    check_known_keys(*t, "logging.archive",
-                     {"path", "rotate_size", "rotate_age", "retention", "compress",
-                      "hmac_key_file"});
+    check_known_keys(
+        *t, "logging.archive",
+        {"path", "rotate_size", "rotate_age", "retention", "compress", "hmac_key_file"});
     ArchiveConfig& a = log.archive;
     const toml::node* path = t->get("path");
     if (path == nullptr) {
@@ -177,8 +179,7 @@ void parse_archive(const toml::table& logging, LoggingConfig& log) {
     if (const auto v = optional_integer(*t, "logging.archive", "rotate_age", 60, 86400 * 7, " s")) {
         a.rotate_age = static_cast<std::uint32_t>(*v);
     }
-    if (const auto v =
-            optional_integer(*t, "logging.archive", "retention", 1, 3650, " days")) {
+    if (const auto v = optional_integer(*t, "logging.archive", "retention", 1, 3650, " days")) {
         a.retention = static_cast<std::uint32_t>(*v);
     }
     if (const auto v = optional_bool(*t, "logging.archive", "compress")) {
@@ -224,8 +225,7 @@ void parse_logging(const toml::table& root, Config& cfg) {
     if (const auto v = optional_integer(*logging, "logging", "ring_size", LoggingConfig::kMinRing,
                                         LoggingConfig::kMaxRing, " records")) {
         if ((*v & (*v - 1)) != 0) {
-            refuse("logging.ring_size",
-                   "must be a power of two, got " + std::to_string(*v));
+            refuse("logging.ring_size", "must be a power of two, got " + std::to_string(*v));
         }
         log.ring_size = static_cast<std::uint32_t>(*v);
     }
@@ -276,8 +276,8 @@ std::string describe_logging(const Config& cfg) {
     }
     for (const auto& c : log.ipfix) {
         out += "  ipfix  " + std::string(c.tcp ? "tcp " : "udp ") + c.address.to_string() + ':' +
-               std::to_string(c.port) + ", templates every " +
-               std::to_string(c.template_refresh) + " s\n";
+               std::to_string(c.port) + ", templates every " + std::to_string(c.template_refresh) +
+               " s\n";
     }
     if (!log.archive.path.empty()) {
         out += "  archive " + log.archive.path + ", rotated at " +

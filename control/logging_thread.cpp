@@ -65,8 +65,8 @@ std::vector<std::unique_ptr<logging::Sink>> build_sinks(const LoggingConfig& log
     for (const auto& c : log.ipfix) {
         logging::IpfixSinkOptions o;
         o.transport = kind_of(c);
-        o.collector = std::string(logging::transport_name(o.transport)) + ' ' +
-                      collector_of(c).to_string();
+        o.collector =
+            std::string(logging::transport_name(o.transport)) + ' ' + collector_of(c).to_string();
         o.observation_domain = c.observation_domain;
         o.template_refresh_ms = std::uint64_t{c.template_refresh} * 1000;
         sinks.push_back(std::make_unique<logging::IpfixSink>(
@@ -99,7 +99,8 @@ NatEvent formula_event(const Config& config, std::uint64_t now_ms) {
     e.external_last = det.pool().empty() ? 0 : det.pool().back().value();
     e.first_port = det.port_range().lo;
     e.last_port = det.port_range().hi;
-    e.ports = static_cast<std::uint16_t>(std::min<std::uint32_t>(det.ports_per_subscriber(), 65535));
+    e.ports =
+        static_cast<std::uint16_t>(std::min<std::uint32_t>(det.ports_per_subscriber(), 65535));
     e.value = static_cast<std::uint32_t>(det.ratio());
     return e;
 }
@@ -124,7 +125,9 @@ std::uint64_t unix_ms_now() {
 
 LoggingThread::LoggingThread(std::vector<rte_ring*> rings) : rings_(std::move(rings)) {}
 
-LoggingThread::~LoggingThread() { stop(); }
+LoggingThread::~LoggingThread() {
+    stop();
+}
 
 std::vector<std::string> LoggingThread::configure(const Config& config, const Config* previous) {
     std::vector<std::string> warnings;
@@ -133,9 +136,8 @@ std::vector<std::string> LoggingThread::configure(const Config& config, const Co
     const LoggingConfig& log = config.logging;
     if (logs(log, NatEventKind::static_added)) {
         for (const auto& m : config.statics) {
-            if (previous == nullptr ||
-                std::find(previous->statics.begin(), previous->statics.end(), m) ==
-                    previous->statics.end()) {
+            if (previous == nullptr || std::find(previous->statics.begin(), previous->statics.end(),
+                                                 m) == previous->statics.end()) {
                 events.push_back(static_event(m, true, now));
             }
         }
@@ -206,9 +208,8 @@ std::size_t LoggingThread::drain(std::vector<NatEvent>& batch) {
     for (rte_ring* ring : rings_) {
         const std::size_t at = batch.size();
         batch.resize(at + kBurst);
-        const unsigned n =
-            rte_ring_sc_dequeue_burst_elem(ring, batch.data() + at, sizeof(NatEvent), kBurst,
-                                           nullptr);
+        const unsigned n = rte_ring_sc_dequeue_burst_elem(ring, batch.data() + at, sizeof(NatEvent),
+                                                          kBurst, nullptr);
         batch.resize(at + n);
         taken += n;
     }

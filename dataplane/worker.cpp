@@ -15,7 +15,7 @@ namespace ephemera {
 namespace {
 
 constexpr std::uint32_t kHousekeepingEvery = 64;   // loop iterations
-constexpr std::uint32_t kInterimBudget = 256;   // block granules per housekeeping call
+constexpr std::uint32_t kInterimBudget = 256;      // block granules per housekeeping call
 constexpr Tick kArpRetry = kTicksPerSecond;        // while the next hop is unknown
 constexpr Tick kArpRefresh = 30 * kTicksPerSecond; // re-ask so a MAC change is noticed
 
@@ -63,7 +63,8 @@ void Worker::run() {
     gauges_.pauses.start(iteration_start_);
     while (!shared_.stop.load(std::memory_order_relaxed)) {
         const std::uint64_t tsc = rte_rdtsc();
-        translator_.set_time_ms(shared_.start_unix_ms + (tsc - shared_.start_tsc) / shared_.tsc_per_ms);
+        translator_.set_time_ms(shared_.start_unix_ms +
+                                (tsc - shared_.start_tsc) / shared_.tsc_per_ms);
         poll_once(static_cast<Tick>((tsc - shared_.start_tsc) / shared_.tsc_per_tick));
         const std::uint64_t end = rte_rdtsc();
         gauges_.pauses.note(end - iteration_start_, end, std::exchange(take_up_cycles_, 0));

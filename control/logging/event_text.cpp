@@ -46,7 +46,9 @@ NatEventCode NatEvent::code() const {
 namespace ephemera::logging {
 namespace {
 
-std::string address(std::uint32_t a) { return Ipv4Addr{a}.to_string(); }
+std::string address(std::uint32_t a) {
+    return Ipv4Addr{a}.to_string();
+}
 
 std::string endpoint(std::uint32_t a, std::uint16_t port) {
     return address(a) + ':' + std::to_string(port);
@@ -187,8 +189,8 @@ std::string rfc3339_ms(std::uint64_t unix_ms) {
     gmtime_r(&seconds, &tm);
     char buf[40];
     const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                tm.tm_min, tm.tm_sec, static_cast<unsigned>(unix_ms % 1000));
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                                tm.tm_sec, static_cast<unsigned>(unix_ms % 1000));
     return std::string(buf, static_cast<std::size_t>(n));
 }
 
@@ -203,10 +205,10 @@ std::optional<std::uint64_t> parse_rfc3339_ms(std::string_view text) {
         return ec == std::errc{} && p == first + len;
     };
     int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, millis = 0;
-    if (text.size() < 20 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != ' ') ||
-        text[13] != ':' || text[16] != ':' || !number(0, 4, year) || !number(5, 2, month) ||
-        !number(8, 2, day) || !number(11, 2, hour) || !number(14, 2, minute) ||
-        !number(17, 2, second)) {
+    if (text.size() < 20 || text[4] != '-' || text[7] != '-' ||
+        (text[10] != 'T' && text[10] != ' ') || text[13] != ':' || text[16] != ':' ||
+        !number(0, 4, year) || !number(5, 2, month) || !number(8, 2, day) || !number(11, 2, hour) ||
+        !number(14, 2, minute) || !number(17, 2, second)) {
         return std::nullopt;
     }
     std::size_t at = 19;

@@ -227,18 +227,18 @@ struct IpfixCollector : LogCollector {
 };
 
 struct ArchiveConfig {
-    std::string path;                 // directory; empty: no archive
-    std::uint32_t rotate_size = 64;   // MiB
-    std::uint32_t rotate_age = 3600;  // s
-    std::uint32_t retention = 90;     // days
-    bool compress = true;             // closed files become .zst
-    std::string hmac_key_file;        // empty: SHA-256 chain only
+    std::string path;                // directory; empty: no archive
+    std::uint32_t rotate_size = 64;  // MiB
+    std::uint32_t rotate_age = 3600; // s
+    std::uint32_t retention = 90;    // days
+    bool compress = true;            // closed files become .zst
+    std::string hmac_key_file;       // empty: SHA-256 chain only
     bool operator==(const ArchiveConfig&) const = default;
 };
 
 struct LoggingConfig {
-    std::uint32_t events = 0;  // bit per NatEventKind that is logged (all by default)
-    bool destination = false;  // mapping records carry the first remote endpoint
+    std::uint32_t events = 0;        // bit per NatEventKind that is logged (all by default)
+    bool destination = false;        // mapping records carry the first remote endpoint
     std::uint32_t ring_size = 65536; // records per worker ring, a power of two
     std::vector<SyslogCollector> syslog;
     std::vector<IpfixCollector> ipfix;

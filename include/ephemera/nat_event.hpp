@@ -35,8 +35,8 @@ inline constexpr std::size_t kNatEventKindCount = static_cast<std::size_t>(NatEv
 
 // Names in syslog messages, the archive and the config's logging.events list.
 inline constexpr std::array<std::string_view, kNatEventKindCount> kNatEventNames = {
-    "mapping-create", "mapping-delete", "block-alloc",     "block-release",
-    "block-interim",  "static-add",     "static-remove",   "det-formula",
+    "mapping-create",  "mapping-delete", "block-alloc",   "block-release",
+    "block-interim",   "static-add",     "static-remove", "det-formula",
     "ports-exhausted", "quota-exceeded", "threshold"};
 
 constexpr std::string_view nat_event_name(NatEventKind k) {
@@ -65,10 +65,10 @@ enum class NatEventCode : std::uint8_t {
 // RFC 8158 section 4.1, natQuotaExceededEvent (IE 466): which limit was hit.
 enum class NatQuota : std::uint8_t {
     none = 0,
-    max_sessions = 1,       // the worker's session table is full
-    max_bib_entries = 2,    // ... its mapping capacity
+    max_sessions = 1,         // the worker's session table is full
+    max_bib_entries = 2,      // ... its mapping capacity
     max_entries_per_user = 3, // a subscriber at its session, port or block limit
-    max_subscribers = 4,    // the worker's subscriber table is full
+    max_subscribers = 4,      // the worker's subscriber table is full
 };
 
 // RFC 8158 section 4.1, natThresholdEvent (IE 467): which watermark was crossed.

@@ -21,7 +21,9 @@ using namespace nat_test;
 
 constexpr std::uint64_t kWallMs = 1796464800123ULL; // 2026-12-05T10:00:00.123Z
 
-std::uint32_t bit(NatEventKind k) { return 1u << static_cast<unsigned>(k); }
+std::uint32_t bit(NatEventKind k) {
+    return 1u << static_cast<unsigned>(k);
+}
 
 // A ring of `size` records, as main() makes one per worker; freed with the test.
 class EventRing {
@@ -39,9 +41,8 @@ public:
 
     std::vector<NatEvent> take() {
         std::vector<NatEvent> out(rte_ring_count(ring_));
-        const unsigned n = rte_ring_sc_dequeue_burst_elem(ring_, out.data(), sizeof(NatEvent),
-                                                          static_cast<unsigned>(out.size()),
-                                                          nullptr);
+        const unsigned n = rte_ring_sc_dequeue_burst_elem(
+            ring_, out.data(), sizeof(NatEvent), static_cast<unsigned>(out.size()), nullptr);
         out.resize(n);
         return out;
     }
