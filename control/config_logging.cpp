@@ -30,6 +30,7 @@ constexpr EventGroup kEventGroups[] = {
     {"static", bit(NatEventKind::static_added) | bit(NatEventKind::static_removed)},
     {"deterministic", bit(NatEventKind::deterministic_formula)},
     {"exhaustion", bit(NatEventKind::ports_exhausted) | bit(NatEventKind::quota_exceeded)},
+    {"threshold", bit(NatEventKind::threshold_reached)},
 };
 
 std::string group_names() {
@@ -53,7 +54,8 @@ std::uint32_t group_bits(std::string_view name) {
 // Per-mapping records are what port blocks and the deterministic formula exist to avoid, so
 // each mode logs by default what identifies a subscriber in it.
 std::uint32_t default_events(AllocationMode mode) {
-    const std::uint32_t common = group_bits("static") | group_bits("exhaustion");
+    const std::uint32_t common =
+        group_bits("static") | group_bits("exhaustion") | group_bits("threshold");
     switch (mode) {
     case AllocationMode::blocks:
         return common | group_bits("block");
@@ -206,7 +208,8 @@ void parse_logging(const toml::table& root, Config& cfg) {
         return;
     }
     check_known_keys(*logging, "logging",
-                     {"events", "destination", "ring_size", "syslog", "ipfix", "archive"});
+                     {"events", "destination", "ring_size", "syslog", "ipfix", "archive",
+                      "address_ports_threshold", "sessions_threshold"});
     if (const toml::array* events = optional_array(*logging, "events", "logging.events")) {
         log.events = 0;
         for (std::size_t i = 0; i < events->size(); ++i) {
@@ -228,6 +231,13 @@ void parse_logging(const toml::table& root, Config& cfg) {
             refuse("logging.ring_size", "must be a power of two, got " + std::to_string(*v));
         }
         log.ring_size = static_cast<std::uint32_t>(*v);
+    }
+    if (const auto v =
+            optional_integer(*logging, "logging", "address_ports_threshold", 0, 100, " %")) {
+        log.address_ports_threshold = static_cast<std::uint32_t>(*v);
+    }
+    if (const auto v = optional_integer(*logging, "logging", "sessions_threshold", 0, 100, " %")) {
+        log.sessions_threshold = static_cast<std::uint32_t>(*v);
     }
     each_collector(*logging, "syslog", [&](const toml::table& t, const std::string& key) {
         check_known_keys(t, key, {"collector", "transport", "facility"});
@@ -268,6 +278,11 @@ std::string describe_logging(const Config& cfg) {
         }
     }
     std::string out = "logging:     events " + (groups.empty() ? std::string{"none"} : groups) +
+                      ((log.events & group_bits("threshold")) != 0
+                           ? " (watermarks: address ports " +
+                                 std::to_string(log.address_ports_threshold) + " %, sessions " +
+                                 std::to_string(log.sessions_threshold) + " %)"
+                           : std::string{}) +
                       (log.destination ? " with destinations" : "") + ", ring " +
                       std::to_string(log.ring_size) + " records per worker\n";
     for (const auto& c : log.syslog) {

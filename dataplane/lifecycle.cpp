@@ -86,6 +86,9 @@ void SessionLifecycle::started(std::uint32_t session, Protocol proto, std::uint3
     ++live_by_proto_[static_cast<std::size_t>(proto_index(proto))];
     wheel_.schedule(session, s.last_seen + timeout(s, proto)); // TCP starts transitory
     counters_.add(Counter::sessions_created);
+    if (events_ != nullptr) {
+        events_->after_session(live_sessions_);
+    }
 }
 
 // The wheel is lazy about timeouts that grow (a session found not yet due is scheduled

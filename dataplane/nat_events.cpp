@@ -2,6 +2,8 @@
 // path and the session lifecycle call these, and each returns at once when its kind is off.
 #include "ephemera/nat_events.hpp"
 
+#include <algorithm>
+
 namespace ephemera {
 
 void NatEventRecorder::mapping(NatEventKind kind, const Mapping& m, Ipv4Addr remote,
@@ -45,6 +47,59 @@ void NatEventRecorder::block(NatEventKind kind, std::uint32_t ref, Ipv4Addr subs
     e.ports = static_cast<std::uint16_t>(std::uint32_t{b.granules} * kGranuleSlots);
     e.value = workers_;
     log_.emit(e, counters_);
+}
+
+bool NatEventRecorder::crossed(std::uint64_t used, std::uint64_t total, std::uint8_t threshold,
+                               bool& above) {
+    if (threshold == 0 || total == 0) {
+        return false;
+    }
+    const std::uint64_t percent = used * 100 / total;
+    if (above) {
+        above = percent + kHysteresis >= threshold;
+        return false;
+    }
+    above = percent >= threshold;
+    return above;
+}
+
+void NatEventRecorder::threshold(NatThreshold kind, Ipv4Addr external, std::uint8_t proto,
+                                 std::uint8_t percent) {
+    NatEvent e;
+    e.kind = NatEventKind::threshold_reached;
+    e.threshold = kind;
+    e.external = external.value();
+    e.proto = proto;
+    e.value = percent;
+    log_.emit(e, counters_);
+}
+
+void NatEventRecorder::after_mapping(std::uint16_t pool_index, Protocol proto) {
+    const std::uint8_t watermark = plan_->policy.port_threshold;
+    if (watermark == 0 || !log_.wants(NatEventKind::threshold_reached)) {
+        return;
+    }
+    const std::uint32_t usable = ports_.usable_ports();
+    const std::uint32_t used = usable - std::min(usable, ports_.free_ports(pool_index, proto));
+    const std::size_t at = std::size_t{pool_index} * kProtocolCount +
+                           static_cast<std::size_t>(proto_index(proto));
+    bool above = port_above_[at];
+    const bool report = crossed(used, usable, watermark, above);
+    port_above_[at] = above;
+    if (report) {
+        threshold(NatThreshold::address_port_high, plan_->pool.address(pool_index),
+                  static_cast<std::uint8_t>(proto), watermark);
+    }
+}
+
+void NatEventRecorder::after_session(std::uint32_t live_sessions) {
+    const std::uint8_t watermark = plan_->policy.session_threshold;
+    if (watermark == 0 || !log_.wants(NatEventKind::threshold_reached)) {
+        return;
+    }
+    if (crossed(live_sessions, plan_->policy.max_sessions, watermark, sessions_above_)) {
+        threshold(NatThreshold::global_mapping_high, Ipv4Addr{}, 0, watermark);
+    }
 }
 
 std::optional<EventLog::RefusalSlot> NatEventRecorder::describe_refusal(Counter reason,

@@ -49,6 +49,8 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.log_events = config.logging.any_sink() ? config.logging.events : 0;
     p.log_destination = config.logging.destination;
     p.block_interim = seconds(config.blocks.interim);
+    p.port_threshold = static_cast<std::uint8_t>(config.logging.address_ports_threshold);
+    p.session_threshold = static_cast<std::uint8_t>(config.logging.sessions_threshold);
     return p;
 }
 

@@ -152,6 +152,7 @@ bool parse_kind_fields(const std::vector<Pair>& f, NatEvent& e) {
         return named(get("threshold"), e.threshold, threshold_name, 5) &&
                (!has("outside") || address(get("outside"), e.external)) &&
                (!has("inside") || address(get("inside"), e.inside)) &&
+               (!has("proto") || protocol(get("proto"), e.proto)) &&
                number(get("percent"), e.value);
     case NatEventKind::count_:
         break;

@@ -175,6 +175,9 @@ std::vector<EventField> event_fields(const NatEvent& e) {
         if (e.inside != 0) {
             f.push_back({"inside", address(e.inside)});
         }
+        if (e.proto != 0) {
+            f.push_back({"proto", std::string(protocol_name(e.proto))});
+        }
         f.push_back({"percent", std::to_string(e.value)});
         break;
     case NatEventKind::count_:

@@ -243,6 +243,11 @@ struct LoggingConfig {
     std::vector<SyslogCollector> syslog;
     std::vector<IpfixCollector> ipfix;
     ArchiveConfig archive;
+    // Watermarks for threshold events, in percent (0: none): ports in use on one pool address
+    // (a worker's share, per protocol) and sessions in a worker's table. A watermark is
+    // reported once when crossed upwards and again only after use fell 5 points below it.
+    std::uint32_t address_ports_threshold = 90;
+    std::uint32_t sessions_threshold = 90;
 
     static constexpr std::uint32_t kMinRing = 1024;
     static constexpr std::uint32_t kMaxRing = 1u << 22;

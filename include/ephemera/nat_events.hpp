@@ -13,13 +13,15 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace ephemera {
 
 class NatEventRecorder {
 public:
     NatEventRecorder(const PortAllocator& ports, CounterBlock& counters, WorkerId workers)
-        : ports_(ports), counters_(counters), workers_(workers) {}
+        : ports_(ports), counters_(counters), workers_(workers),
+          port_above_(std::size_t{kMaxPoolIndex} * kProtocolCount) {}
 
     void attach(rte_ring* ring, WorkerId worker) { log_.attach(ring, worker); }
     void apply(const WorkerPlan& plan) {
@@ -51,7 +53,20 @@ public:
         log_.emit(e, counters_);
     }
 
+    // Watermarks (RFC 8158 natThresholdEvent), checked as mappings and sessions are made:
+    // ports in use on `pool_index` for `proto` (this worker's share), and the session table.
+    void after_mapping(std::uint16_t pool_index, Protocol proto);
+    void after_session(std::uint32_t live_sessions);
+
 private:
+    static constexpr std::uint32_t kMaxPoolIndex = 65536;
+    static constexpr std::uint32_t kHysteresis = 5; // points below the watermark that re-arm it
+    // Whether `percent` crosses `threshold` upwards now; `above` remembers the last report.
+    static bool crossed(std::uint64_t used, std::uint64_t total, std::uint8_t threshold,
+                        bool& above);
+    void threshold(NatThreshold kind, Ipv4Addr external, std::uint8_t proto,
+                   std::uint8_t percent);
+
     // Fills the record of a refusal; nothing when `reason` is not one RFC 8158 names.
     std::optional<EventLog::RefusalSlot> describe_refusal(Counter reason, Ipv4Addr subscriber,
                                                           Protocol proto, NatEvent& e) const;
@@ -61,6 +76,10 @@ private:
     WorkerId workers_;
     const WorkerPlan* plan_ = nullptr;
     EventLog log_;
+    // Per (pool index, protocol): its watermark was reported and not yet re-armed. Sized once
+    // here, never on the packet path.
+    std::vector<bool> port_above_;
+    bool sessions_above_ = false;
 };
 
 } // namespace ephemera

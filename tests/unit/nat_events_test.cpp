@@ -261,3 +261,63 @@ TEST(NatEvents, PortsExhaustedNamesThePoolAddress) {
 
 } // namespace
 } // namespace ephemera
+
+namespace ephemera {
+namespace {
+
+using namespace nat_test;
+
+// RFC 8158 natThresholdEvent 3: a pool address's ports (this worker's share) crossed the
+// watermark. Reported once, and again only after use fell 5 points under it.
+TEST(NatEvents, AddressPortWatermarkIsReportedOnceWithHysteresis) {
+    EventRing ring;
+    Config c = logged(make_config({kX}, {1024, 1123}), bit(NatEventKind::threshold_reached));
+    c.logging.address_ports_threshold = 50;
+    c.limits.subscriber_ports_udp = 65535;
+    c.timeouts.port_hold_down = 0;
+    Nat nat(c);
+    nat.translator().attach_event_ring(ring.get());
+    // 100 ports: the 50th mapping crosses 50 %.
+    for (std::uint16_t i = 0; i < 49; ++i) {
+        ASSERT_TRUE(nat.send_out(udp_from(kC, static_cast<std::uint16_t>(20000 + i), kA1, 53)));
+    }
+    EXPECT_TRUE(ring.take().empty());
+    ASSERT_TRUE(nat.send_out(udp_from(kC, 20049, kA1, 53)));
+    auto events = ring.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].kind, NatEventKind::threshold_reached);
+    EXPECT_EQ(events[0].threshold, NatThreshold::address_port_high);
+    EXPECT_EQ(Ipv4Addr{events[0].external}, kX);
+    EXPECT_EQ(events[0].proto, 17);
+    EXPECT_EQ(events[0].value, 50u);
+    for (std::uint16_t i = 50; i < 60; ++i) {
+        ASSERT_TRUE(nat.send_out(udp_from(kC, static_cast<std::uint16_t>(20000 + i), kA1, 53)));
+    }
+    EXPECT_TRUE(ring.take().empty()) << "still above: no second report";
+    // TCP is counted apart: its ports are another set.
+    FrameSpec syn = test::tcp_spec(kC, 20000, kA1, 80);
+    ASSERT_TRUE(nat.send_out(syn));
+    EXPECT_TRUE(ring.take().empty());
+}
+
+TEST(NatEvents, SessionTableWatermark) {
+    EventRing ring;
+    Config c = logged(make_config({kX}, {49152, 65535}, FilteringMode::endpoint_independent, 1024),
+                      bit(NatEventKind::threshold_reached));
+    c.logging.sessions_threshold = 10;
+    Nat nat(c);
+    nat.translator().attach_event_ring(ring.get());
+    const std::uint32_t crossing = (nat.translator().max_sessions() * 10 + 99) / 100; // 10 %
+    for (std::uint32_t i = 0; i + 1 < crossing; ++i) {
+        ASSERT_TRUE(nat.send_out(udp_from(kC, static_cast<std::uint16_t>(20000 + i), kA1, 53)));
+    }
+    EXPECT_TRUE(ring.take().empty());
+    ASSERT_TRUE(nat.send_out(udp_from(kC, static_cast<std::uint16_t>(20000 + crossing), kA1, 53)));
+    const auto events = ring.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].threshold, NatThreshold::global_mapping_high);
+    EXPECT_EQ(events[0].value, 10u);
+}
+
+} // namespace
+} // namespace ephemera
