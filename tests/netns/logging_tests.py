@@ -254,6 +254,81 @@ def test_nat_event_logging_dynamic(binary, ctl_binary):
         log("whois: %s" % reply.strip())
 
 
+def test_nat_event_logging_blocks(binary, ctl_binary):
+    """Port blocks (RFC 6888 section 4): one record per block, not per mapping. Each
+    subscriber's block names the public address the server saw and a span holding every port
+    it saw; interim records repeat it while it is held; the release ends it; nfacctd stores the
+    RFC 8158 port range fields; whois finds the subscriber from any port of the block."""
+    subscribers, per, interim = 2, 3, 2
+    sections = {"pool": {"mode": "blocks"},
+                "pool.blocks": {"block_size": 64, "interim": interim}}
+    with logging_lab(binary, ctl_binary, subscribers,
+                     lambda archive: logging_sections(archive, sections)) as env:
+        seen = udp_flows(env["lab"], subscribers, per)
+        time.sleep(interim + 1.5)  # at least one interim period
+        prefix = env["eph"].prefix
+        for i in range(1, subscribers + 1):
+            ctl(env["ctl"], prefix, "flush", "--subscriber", sub_addr(i))
+        rsyslog = env["rsyslog"]
+        wait_until(lambda: len(syslog_by_transport(rsyslog, "block-release")["tcp"]) ==
+                   subscribers, 10)
+        check(not syslog_by_transport(rsyslog, "mapping-create")["udp"],
+              "blocks mode logs no mapping by default")
+        by_event = {e: syslog_by_transport(rsyslog, e)["udp"]
+                    for e in ("block-alloc", "block-interim", "block-release")}
+        for i in range(1, subscribers + 1):
+            inside = sub_addr(i)
+            ports = [pub for (addr, _), pub in seen.items() if addr == inside]
+            public = {p[0] for p in ports}
+            check(len(public) == 1, "%s used one pool address: %s" % (inside, ports))
+            allocs = [m for m in by_event["block-alloc"] if m["inside"] == inside]
+            check(len(allocs) == 1, "%s: block-alloc messages %s" % (inside, allocs))
+            block = allocs[0]
+            check(block["outside"] == public.pop(), "block on %s, the server saw %s" % (
+                block["outside"], ports))
+            lo, hi = (int(x) for x in block["ports"].split("-"))
+            workers = int(block.get("workers", "1"))
+            check(block["count"] == "64" and workers == WORKERS, "block %s" % block)
+            for _, port in ports:
+                check(lo <= port <= hi and ((port >> 1) & 63) % workers == int(block["worker"]),
+                      "port %d the server saw is not in %s's block %s" % (port, inside, block))
+            interims = [m for m in by_event["block-interim"] if m["inside"] == inside]
+            check(interims and all(m["ports"] == block["ports"] for m in interims),
+                  "%s: interim records %s" % (inside, interims))
+            releases = [m for m in by_event["block-release"] if m["inside"] == inside]
+            check(len(releases) == 1 and releases[0]["ports"] == block["ports"],
+                  "%s: block-release %s" % (inside, releases))
+            # nfacctd: allocation (and its interim repeats) and de-allocation, with the range.
+            for collector in (env["ipfix_udp"], env["ipfix_tcp"]):
+                def stored(event, collector=collector, inside=inside):
+                    return [r for r in collector.records()
+                            if r["nat_event"] == event and r["src_addr"] == inside]
+                wait_until(lambda: stored(PORT_BLOCK_DEALLOC), 10)
+                for event in (PORT_BLOCK_ALLOC, PORT_BLOCK_DEALLOC):
+                    got = stored(event)
+                    check(got and all((r["port_range_start"], r["port_range_end"],
+                                       r["port_range_num"], r["post_nat_addr"]) ==
+                                      (lo, hi, 64, block["outside"]) for r in got),
+                          "IPFIX natEvent %d for %s: %s, syslog said %s" % (event, inside, got,
+                                                                            block))
+                check(len(stored(PORT_BLOCK_ALLOC)) >= 2,
+                      "the interim repeats the allocation record: %s" % stored(PORT_BLOCK_ALLOC))
+            # whois: a port of the block the subscriber never used still names it.
+            unused = next(p for p in range(lo, hi + 1)
+                          if ((p >> 1) & 63) % workers == int(block["worker"]) and
+                          (block["outside"], p) not in ports)
+            reply = ctl(env["ctl"], None, "whois", "%s:%d" % (block["outside"], unused),
+                        "--at", block["time"], "--archive", env["archive"]).stdout
+            check(inside in reply, "whois %s:%d: %s" % (block["outside"], unused, reply))
+        check_logging_telemetry(env, [
+            "archive " + env["archive"], "syslog udp %s:%d" % (COLLECTOR, SYSLOG_UDP),
+            "syslog tcp %s:%d" % (COLLECTOR, SYSLOG_TCP),
+            "ipfix udp %s:%d" % (COLLECTOR, IPFIX_UDP), "ipfix tcp %s:%d" % (COLLECTOR,
+                                                                            IPFIX_TCP)])
+        out = ctl(env["ctl"], None, "log", "verify", env["archive"]).stdout
+        check("chain intact" in out, "log verify: %s" % out)
+
+
 def parse_ms(text):
     """RFC 3339 with milliseconds, UTC ('2026-12-05T10:00:00.123Z') -> Unix ms."""
     import calendar
