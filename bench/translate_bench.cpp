@@ -17,7 +17,8 @@
 //   expire/S            Translator::expire() on a fresh translator whose S sessions all come due,
 //                       then on their held ports: cycles per expired session
 //   session_create/M/S  session_create by allocation mode M (dynamic, blocks64, adaptive,
-//                       deterministic), all four on one config that gives blocks room
+//                       deterministic; dynamic_logged and blocks64_logged with NAT event
+//                       logging on), all on one config that gives blocks room
 //                       (kModePoolAddresses, ports 1024-65535, subscribers from kModePrefix that
 //                       worker 0 owns): the summary sets each against dynamic (docs/allocation.md)
 // for S = 64K and 1M sessions, and, independent of the table size (the summary sets them
@@ -183,12 +184,19 @@ struct Allocation {
     const char* label;
     AllocationMode mode;
     bool adaptive;
+    // NAT event logging on (the mode's default events, docs/logging.md): each record goes into
+    // the worker's ring, which the benchmark drains between bursts outside the timing, as the
+    // logging thread would on another core. Set against the same mode without: the worker's
+    // cost of logging per new session.
+    bool logged = false;
 };
-constexpr std::array<Allocation, 4> kAllocations = {{
+constexpr std::array<Allocation, 6> kAllocations = {{
     {"dynamic", "dynamic", AllocationMode::dynamic, false},
     {"blocks64", "blocks 64", AllocationMode::blocks, false},
     {"adaptive", "blocks adaptive", AllocationMode::blocks, true},
     {"deterministic", "deterministic", AllocationMode::deterministic, false},
+    {"dynamic_logged", "dynamic, logged", AllocationMode::dynamic, false, true},
+    {"blocks64_logged", "blocks 64, logged", AllocationMode::blocks, false, true},
 }};
 
 constexpr MacAddr kInsidePortMac{{0x02, 0, 0, 0, 0, 0x01}};
@@ -415,6 +423,9 @@ public:
             config.deterministic.prefix_len = kModePrefixLen;
             config.deterministic.min_ports = kFlowsPerSubscriber;
             flow_of_ = mode_flow_of;
+            if (allocation->logged) {
+                enable_logging(config);
+            }
         }
         config.filtering = mode;
         config.limits.max_sessions = size.sessions * kWorkers; // each worker's share is S
@@ -424,6 +435,10 @@ public:
         translator_ = std::make_unique<Translator>(
             *plan_, ownership, worker, SipKey{0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull},
             counters);
+        if (events_ != nullptr) {
+            translator_->attach_event_ring(events_);
+            translator_->set_time_ms(1);
+        }
         populate(size.sessions);
         if (streams) {
             build_streams(size.sessions);
@@ -432,6 +447,14 @@ public:
         ext_port_ = {};
         note_heap();
     }
+
+    ~World() {
+        if (events_ != nullptr) {
+            rte_ring_free(events_);
+        }
+    }
+    World(const World&) = delete;
+    World& operator=(const World&) = delete;
 
     // TSC cycles spent in Translator::in2out while creating every session.
     [[nodiscard]] std::uint64_t create_cycles() const { return create_cycles_; }
@@ -450,6 +473,36 @@ public:
     Stream out2in_stream;
 
 private:
+    void enable_logging(Config& config) {
+        const auto bit = [](NatEventKind k) { return 1u << static_cast<unsigned>(k); };
+        config.logging.archive.path = "bench"; // a sink is on; nothing here writes files
+        config.logging.events =
+            config.allocation == AllocationMode::blocks
+                ? bit(NatEventKind::block_allocated) | bit(NatEventKind::block_released)
+                : bit(NatEventKind::mapping_created) | bit(NatEventKind::mapping_deleted);
+        config.logging.events |= bit(NatEventKind::threshold_reached) |
+                                 bit(NatEventKind::ports_exhausted) |
+                                 bit(NatEventKind::quota_exceeded);
+        static int rings = 0;
+        const std::string name = "bench_events_" + std::to_string(rings++);
+        events_ =
+            rte_ring_create_elem(name.c_str(), sizeof(NatEvent), 1u << 16,
+                                 static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (events_ == nullptr) {
+            throw std::runtime_error("cannot create " + name);
+        }
+    }
+    // What the logging thread does on its own core: take every record out (untimed).
+    void drain_events() {
+        if (events_ == nullptr) {
+            return;
+        }
+        NatEvent batch[kBurst * 2];
+        while (rte_ring_sc_dequeue_burst_elem(events_, batch, sizeof(NatEvent), kBurst * 2,
+                                              nullptr) != 0) {
+        }
+    }
+
     void populate(std::uint32_t sessions) {
         ext_addr_.resize(sessions);
         ext_port_.resize(sessions);
@@ -469,6 +522,7 @@ private:
             const std::uint64_t cpu_ns = thread_cpu_ns() - cpu_start;
             create_cycles_ += cycles;
             create_cpu_ns_ += cpu_ns;
+            drain_events();
             if (base < sessions / 4 * 3) {
                 create_cycles_to75_ += cycles;
                 create_cpu_ns_to75_ += cpu_ns;
@@ -540,6 +594,7 @@ private:
     }
 
     Flow (*flow_of_)(std::uint32_t) = flow_of;
+    rte_ring* events_ = nullptr; // NAT event records, when the allocation logs
     std::unique_ptr<PlanCompiler> compiler_;
     std::unique_ptr<WorkerPlan> plan_;
     std::unique_ptr<Translator> translator_;
@@ -851,6 +906,13 @@ void bm_session_create_by_mode(benchmark::State& state, std::size_t size, std::s
             static_cast<double>(last->counters.get(Counter::blocks_opened)) / subscribers;
         state.counters["preserved"] =
             static_cast<double>(last->counters.get(Counter::port_preserved)) / mappings;
+        if (kAllocations[alloc].logged) {
+            state.counters["records_per_session"] =
+                static_cast<double>(last->counters.get(Counter::log_records)) /
+                (subscribers * kFlowsPerSubscriber);
+            state.counters["records_dropped"] =
+                static_cast<double>(last->counters.get(Counter::log_records_dropped));
+        }
     }
     registry().by_mode[size].reset();
 }

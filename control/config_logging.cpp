@@ -277,14 +277,14 @@ std::string describe_logging(const Config& cfg) {
             groups += g.name;
         }
     }
-    std::string out = "logging:     events " + (groups.empty() ? std::string{"none"} : groups) +
-                      ((log.events & group_bits("threshold")) != 0
-                           ? " (watermarks: address ports " +
-                                 std::to_string(log.address_ports_threshold) + " %, sessions " +
-                                 std::to_string(log.sessions_threshold) + " %)"
-                           : std::string{}) +
-                      (log.destination ? " with destinations" : "") + ", ring " +
-                      std::to_string(log.ring_size) + " records per worker\n";
+    std::string out =
+        "logging:     events " + (groups.empty() ? std::string{"none"} : groups) +
+        ((log.events & group_bits("threshold")) != 0
+             ? " (watermarks: address ports " + std::to_string(log.address_ports_threshold) +
+                   " %, sessions " + std::to_string(log.sessions_threshold) + " %)"
+             : std::string{}) +
+        (log.destination ? " with destinations" : "") + ", ring " + std::to_string(log.ring_size) +
+        " records per worker\n";
     for (const auto& c : log.syslog) {
         out += "  syslog " + std::string(c.tcp ? "tcp " : "udp ") + c.address.to_string() + ':' +
                std::to_string(c.port) + '\n';

@@ -81,8 +81,8 @@ void NatEventRecorder::after_mapping(std::uint16_t pool_index, Protocol proto) {
     }
     const std::uint32_t usable = ports_.usable_ports();
     const std::uint32_t used = usable - std::min(usable, ports_.free_ports(pool_index, proto));
-    const std::size_t at = std::size_t{pool_index} * kProtocolCount +
-                           static_cast<std::size_t>(proto_index(proto));
+    const std::size_t at =
+        std::size_t{pool_index} * kProtocolCount + static_cast<std::size_t>(proto_index(proto));
     bool above = port_above_[at];
     const bool report = crossed(used, usable, watermark, above);
     port_above_[at] = above;

@@ -64,8 +64,7 @@ private:
     // Whether `percent` crosses `threshold` upwards now; `above` remembers the last report.
     static bool crossed(std::uint64_t used, std::uint64_t total, std::uint8_t threshold,
                         bool& above);
-    void threshold(NatThreshold kind, Ipv4Addr external, std::uint8_t proto,
-                   std::uint8_t percent);
+    void threshold(NatThreshold kind, Ipv4Addr external, std::uint8_t proto, std::uint8_t percent);
 
     // Fills the record of a refusal; nothing when `reason` is not one RFC 8158 names.
     std::optional<EventLog::RefusalSlot> describe_refusal(Counter reason, Ipv4Addr subscriber,

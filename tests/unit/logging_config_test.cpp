@@ -28,9 +28,13 @@ next_hop = "198.18.0.2"
 )" + rest;
 }
 
-constexpr std::uint32_t bit(NatEventKind k) { return 1u << static_cast<unsigned>(k); }
+constexpr std::uint32_t bit(NatEventKind k) {
+    return 1u << static_cast<unsigned>(k);
+}
 
-bool logs(const Config& c, NatEventKind k) { return (c.logging.events & bit(k)) != 0; }
+bool logs(const Config& c, NatEventKind k) {
+    return (c.logging.events & bit(k)) != 0;
+}
 
 TEST(LoggingConfig, OffWithoutASinkAndEachModeLogsWhatIdentifiesASubscriber) {
     const Config dynamic = config_test::accepted_from(with(""), kSource);
@@ -121,14 +125,12 @@ TEST(LoggingConfig, RefusalsNameTheKey) {
                    "logging.syslog[0].collector", "is not ADDRESS or ADDRESS:PORT");
     EXPECT_REFUSED(with("[[logging.syslog]]\ncollector = \"198.18.250.2:0\"\n"),
                    "logging.syslog[0].collector", "the port must be 1..65535");
-    EXPECT_REFUSED(with("[[logging.syslog]]\ntransport = \"tcp\"\n"),
-                   "logging.syslog[0].collector", "missing required key");
-    EXPECT_REFUSED(
-        with("[[logging.ipfix]]\ncollector = \"198.18.250.2\"\ntransport = \"sctp\"\n"),
-        "logging.ipfix[0].transport", "unknown transport \"sctp\"; use udp or tcp");
-    EXPECT_REFUSED(
-        with("[[logging.syslog]]\ncollector = \"198.18.250.2\"\nfacility = \"kern\"\n"),
-        "logging.syslog[0].facility", "unknown syslog facility \"kern\"");
+    EXPECT_REFUSED(with("[[logging.syslog]]\ntransport = \"tcp\"\n"), "logging.syslog[0].collector",
+                   "missing required key");
+    EXPECT_REFUSED(with("[[logging.ipfix]]\ncollector = \"198.18.250.2\"\ntransport = \"sctp\"\n"),
+                   "logging.ipfix[0].transport", "unknown transport \"sctp\"; use udp or tcp");
+    EXPECT_REFUSED(with("[[logging.syslog]]\ncollector = \"198.18.250.2\"\nfacility = \"kern\"\n"),
+                   "logging.syslog[0].facility", "unknown syslog facility \"kern\"");
     EXPECT_REFUSED(with("[[logging.ipfix]]\ncollector = \"224.0.0.1\"\n"),
                    "logging.ipfix[0].collector", "224.0.0.1");
     EXPECT_REFUSED(with("[logging.archive]\ncompress = true\n"), "logging.archive.path",
