@@ -81,6 +81,7 @@ std::uint32_t Translator::log_interim(Tick now, std::uint32_t budget) {
                           Ipv4Addr{*static_cast<const std::uint32_t*>(key)});
         }
     }
+    events_.flush();
     return seen;
 }
 

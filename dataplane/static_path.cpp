@@ -61,6 +61,7 @@ std::uint32_t Translator::create_static_mapping(const MappingKey& key, StaticEnd
     life_.mapping_created();
     counters_.add(Counter::mappings_created);
     counters_.add(Counter::static_mappings_created);
+    events_.mapping(NatEventKind::mapping_created, m); // its deletion is logged as any other
     return mapping;
 }
 

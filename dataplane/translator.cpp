@@ -56,6 +56,7 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
         if (slow != 0) {
             in2out_slow(burst, slow, now, l2, burst_verdicts);
             mark_hairpins(burst, burst_verdicts, slow);
+            events_.flush();
         }
     }
 }
@@ -71,6 +72,7 @@ void Translator::out2in(std::span<PacketRef> packets, Tick now, const L2Context&
                                        : out2in_fast<false>(burst, now, l2, burst_verdicts);
         if (slow != 0) {
             out2in_slow(burst, slow, now, l2, burst_verdicts);
+            events_.flush();
         }
     }
 }

@@ -1,7 +1,9 @@
-// The worker's end of its NAT event ring (nat_event.hpp, docs/logging.md): the packet path
-// fills a record and hands it over with one single-producer enqueue. A full ring never makes
-// the worker wait: the record is counted in log_records_dropped and the worker moves on. The
-// logging thread, on a control core, is the ring's only consumer.
+// The worker's end of its NAT event ring (nat_event.hpp, docs/logging.md): the slow path fills
+// records into a small staging array, and the translator hands them over with one
+// single-producer burst enqueue at the end of each call (flush()), so that the ring's tail,
+// which the logging thread polls from another core, moves once a burst rather than once a
+// record. A full ring never makes the worker wait: what does not fit is counted in
+// log_records_dropped and the worker moves on. The logging thread is the ring's only consumer.
 #pragma once
 
 #include "ephemera/counters.hpp"
@@ -57,19 +59,35 @@ public:
         return true;
     }
 
-    // Stamps and enqueues `e`; never waits.
+    // Stamps and stages `e` (flushing first when the stage is full); never waits.
     void emit(NatEvent& e, CounterBlock& counters) {
         e.time_ms = now_ms_;
         e.worker = worker_;
-        if (rte_ring_sp_enqueue_elem(ring_, &e, sizeof(NatEvent)) == 0) {
-            counters.add(Counter::log_records);
-        } else {
-            counters.add(Counter::log_records_dropped);
+        if (staged_ == kStage) {
+            flush(counters);
         }
+        stage_[staged_++] = e;
+    }
+    // Hands the staged records to the ring: one enqueue for all of them.
+    void flush(CounterBlock& counters) {
+        if (staged_ == 0) {
+            return;
+        }
+        const unsigned sent = rte_ring_sp_enqueue_burst_elem(ring_, stage_.data(), sizeof(NatEvent),
+                                                             staged_, nullptr);
+        counters.add(Counter::log_records, sent);
+        if (sent != staged_) {
+            counters.add(Counter::log_records_dropped, staged_ - sent);
+        }
+        staged_ = 0;
     }
 
 private:
+    static constexpr unsigned kStage = 64; // a burst's new mappings, with room to spare
+
     rte_ring* ring_ = nullptr;
+    std::array<NatEvent, kStage> stage_{};
+    unsigned staged_ = 0;
     std::uint32_t kinds_ = 0;
     bool destination_ = false;
     WorkerId worker_ = 0;

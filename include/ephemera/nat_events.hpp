@@ -30,6 +30,8 @@ public:
     }
     void set_time_ms(std::uint64_t unix_ms) { log_.set_time_ms(unix_ms); }
     [[nodiscard]] bool wants(NatEventKind kind) const { return log_.wants(kind); }
+    // Hands what this call recorded to the ring (the translator's public calls end with it).
+    void flush() { log_.flush(counters_); }
 
     // A mapping made (mapping_created, with the remote endpoint of its first packet when
     // logging.destination is on) or ended (mapping_deleted).

@@ -123,7 +123,9 @@ public:
     // Ages out sessions whose timeout has passed and returns held ports whose hold-down is
     // over, doing at most `budget` of each. Returns the work done (0: nothing was due).
     std::uint32_t expire(Tick now, std::uint32_t budget = SessionLifecycle::kBudget) {
-        return life_.expire(now, budget);
+        const std::uint32_t done = life_.expire(now, budget);
+        events_.flush();
+        return done;
     }
 
     // RFC 5382 REQ-4: an unsolicited inbound SYN whose 6 s hold is over and that the inside
@@ -191,7 +193,10 @@ public:
     bool walk_sessions(const SessionFilter& filter, bool flush, Tick now, std::uint32_t& cursor,
                        std::uint32_t budget, std::vector<SessionView>& out, std::size_t limit,
                        std::uint64_t& flushed) {
-        return life_.walk_sessions(filter, flush, now, cursor, budget, out, limit, flushed);
+        const bool complete =
+            life_.walk_sessions(filter, flush, now, cursor, budget, out, limit, flushed);
+        events_.flush();
+        return complete;
     }
 
     // One bounded step of a walk over this worker's blocks in use (of `subscriber` only, when
