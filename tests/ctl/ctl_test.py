@@ -649,8 +649,8 @@ class Ctl(unittest.TestCase):
         lines = r.stdout.splitlines()
         self.assertRegex(lines[0], r"^198\.18\.0\.10:51234 udp at \d{4}-\d\d-\d\dT.*Z:$")
         self.assertEqual(lines[1], "  100.64.0.10:40000 (udp mapping), from the live table")
-        self.assertRegex(lines[2], r"^    in use at .*Z \(its sessions' last packet\) and held "
-                                   r"at .*Z, worker 1$")
+        self.assertRegex(lines[2], r"^    in use at .*Z \(its sessions' last packet, to the "
+                                   r"second\) and held at .*Z, worker 1$")
         self.assertEqual(lines[3:], ["    /ephemera/sessions:1: " + SESSIONS_51234[0],
                                      "    /ephemera/sessions:2: " + SESSIONS_51234[1]])
         # Any protocol: the tcp mapping on the same port too; the other endpoint never.

@@ -116,15 +116,21 @@ std::optional<std::uint64_t> process_start_ms(long pid) {
 // The running ephemera's sessions on the endpoint (/ephemera/sessions external=A:P).
 class LiveWhois final : public WhoisSource {
 public:
-    LiveWhois(TelemetryClient& client, std::string endpoint)
-        : client_(client), endpoint_(std::move(endpoint)) {}
+    // `at_now`: the time asked is "now", which for the live table is when it answered.
+    LiveWhois(TelemetryClient& client, std::string endpoint, bool at_now)
+        : client_(client), endpoint_(std::move(endpoint)), at_now_(at_now) {}
 
     [[nodiscard]] WhoisResult lookup(const WhoisQuery& q) const override {
         const Request request{"/ephemera/sessions",
                               "external=" + endpoint_ + ";limit=" + std::to_string(kLimit)};
         try {
             const Json reply = client_.query(request);
-            return live_whois_answer(reply, q, unix_ms_now());
+            const std::uint64_t now_ms = unix_ms_now();
+            WhoisQuery asked = q;
+            if (at_now_) {
+                asked.at_ms = now_ms;
+            }
+            return live_whois_answer(reply, asked, now_ms);
         } catch (const TelemetryError& e) {
             return {{}, {std::string("live table: ") + e.what()}};
         }
@@ -134,6 +140,7 @@ private:
     static constexpr unsigned kLimit = 64;
     TelemetryClient& client_;
     std::string endpoint_;
+    bool at_now_;
 };
 
 } // namespace
@@ -230,8 +237,9 @@ WhoisResult live_whois_answer(const Json& reply, const WhoisQuery& q, std::uint6
                                 ": it does not say who held it at " + rfc3339_ms(q.at_ms));
             continue;
         }
-        a.note = "in use at " + rfc3339_ms(used_ms) + " (its sessions' last packet) and held at " +
-                 rfc3339_ms(now_ms) + ", worker " + std::to_string(h.newest.worker);
+        a.note = "in use at " + rfc3339_ms(used_ms) +
+                 " (its sessions' last packet, to the second) and held at " + rfc3339_ms(now_ms) +
+                 ", worker " + std::to_string(h.newest.worker);
         a.proof = h.proof;
         out.answers.push_back(std::move(a));
     }
@@ -280,7 +288,8 @@ Outcome run_whois(const WhoisCommand& command, const std::string& socket_path) {
             notes.push_back("the live table was not asked: ephemera started at " +
                             rfc3339_ms(*start) + ", after " + rfc3339_ms(q.at_ms));
         } else {
-            sources.push_back(std::make_unique<LiveWhois>(*client, command.endpoint));
+            sources.push_back(
+                std::make_unique<LiveWhois>(*client, command.endpoint, command.at == "now"));
         }
     }
     const auto running_text = [&](const char* key) {
