@@ -636,10 +636,14 @@ class Ctl(unittest.TestCase):
     # -------------------------------------------------------------------------- whois, live
 
     def whois_server(self, pid, config=None):
+        """pid None: a greeting without one (when ephemera started is not known)."""
+        greeting = {"version": "DPDK 22.11.4", "max_output_len": 16384}
+        if pid is not None:
+            greeting["pid"] = pid
         return self.serve(
             {"/ephemera/sessions": SESSIONS_51234,
              "/ephemera/config": config or {"pool_mode": "dynamic", "logging_archive": "none"}},
-            greeting={"version": "DPDK 22.11.4", "pid": pid, "max_output_len": 16384})
+            greeting=greeting)
 
     def test_whois_answers_from_the_live_table(self):
         server = self.whois_server(os.getpid())
@@ -661,9 +665,9 @@ class Ctl(unittest.TestCase):
         self.assertNotIn("100.64.0.12", r.stdout)
 
     def test_whois_live_table_proves_only_since_the_last_packet(self):
-        # pid 1 started long ago: the live table is asked, but a mapping last used 2 s ago
-        # says nothing of an hour ago.
-        self.whois_server(1, {"pool_mode": "dynamic", "logging_archive": "none"})
+        # When ephemera started is not known: the live table is asked, but a mapping last used
+        # 2 s ago says nothing of an hour ago.
+        self.whois_server(None)
         hour_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
         r = self.ctl("whois", "198.18.0.10:51234", "--proto", "udp", "--at", hour_ago)
         self.assertEqual(r.returncode, 1, r.stdout)
@@ -1115,6 +1119,22 @@ class Det(unittest.TestCase):
         r = self.ctl("det", "forward", "100.64.1.7")
         self.assertEqual(r.returncode, 2)
         self.assertIn("cannot connect", r.stderr)
+
+    def test_whois_formula_from_the_running_config(self):
+        # Deterministic mode, no session on the port now: the formula of the running config.
+        # A greeting without a pid: when ephemera started is not known, the live table is asked.
+        self.server = FakeTelemetry(
+            {"/ephemera/config": DET_SHOW_CONFIG, "/ephemera/sessions": []},
+            greeting={"version": "DPDK 22.11.4", "max_output_len": 16384})
+        argv = [EPHEMERACTL, "--socket", self.server.path, "whois", "198.18.0.8:35000",
+                "--at", "2026-12-05T10:00:00Z"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("  100.64.1.7 (deterministic formula), from the formula", r.stdout)
+        self.assertIn("the running config", r.stdout)
+        self.assertIn("live table: nobody holds 198.18.0.8:35000 now", r.stderr)
+        self.assertEqual(self.server.requests, [
+            "/ephemera/config", "/ephemera/sessions,external=198.18.0.8:35000;limit=64"])
 
 
 class Live(unittest.TestCase):
