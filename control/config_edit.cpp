@@ -42,6 +42,97 @@ toml::array statics_array(const std::vector<StaticMapping>& statics) {
     return out;
 }
 
+toml::table collector_entry(const LogCollector& c) {
+    return toml::table{{"collector", c.address.to_string() + ":" + std::to_string(c.port)},
+                       {"transport", std::string(c.tcp ? "tcp" : "udp")}};
+}
+
+std::string_view facility_name(std::uint8_t value) {
+    switch (value) {
+    case 1:
+        return "user";
+    case 3:
+        return "daemon";
+    case 4:
+        return "auth";
+    default:
+        break;
+    }
+    static constexpr std::string_view kLocal[] = {"local0", "local1", "local2", "local3",
+                                                  "local4", "local5", "local6", "local7"};
+    return value >= 16 && value <= 23 ? kLocal[value - 16] : "local0";
+}
+
+toml::table logging_table(const LoggingConfig& log) {
+    const auto i64 = [](std::uint32_t v) { return static_cast<std::int64_t>(v); };
+    toml::array events;
+    for (const std::string& group : logging_event_groups(log.events)) {
+        events.push_back(group);
+    }
+    toml::table t{
+        {"events", events}, {"destination", log.destination}, {"ring_size", i64(log.ring_size)}};
+    if (!log.syslog.empty()) {
+        toml::array syslog;
+        for (const SyslogCollector& c : log.syslog) {
+            toml::table entry = collector_entry(c);
+            entry.insert("facility", std::string(facility_name(c.facility)));
+            syslog.push_back(std::move(entry));
+        }
+        t.insert("syslog", std::move(syslog));
+    }
+    if (!log.ipfix.empty()) {
+        toml::array ipfix;
+        for (const IpfixCollector& c : log.ipfix) {
+            toml::table entry = collector_entry(c);
+            entry.insert("observation_domain", i64(c.observation_domain));
+            entry.insert("template_refresh", i64(c.template_refresh));
+            ipfix.push_back(std::move(entry));
+        }
+        t.insert("ipfix", std::move(ipfix));
+    }
+    if (!log.archive.path.empty()) {
+        const ArchiveConfig& a = log.archive;
+        toml::table archive{{"path", a.path},
+                            {"rotate_size", i64(a.rotate_size)},
+                            {"rotate_age", i64(a.rotate_age)},
+                            {"retention", i64(a.retention)},
+                            {"compress", a.compress}};
+        if (!a.hmac_key_file.empty()) {
+            archive.insert("hmac_key_file", a.hmac_key_file);
+        }
+        t.insert("archive", std::move(archive));
+    }
+    return t;
+}
+
+// logging.events on the command line: "mapping,block" (or "none") for the file's array.
+std::optional<std::string> events_array_text(std::string_view value) {
+    if (value.starts_with('[')) {
+        return std::nullopt; // already TOML
+    }
+    if (value == "none") {
+        return "[]";
+    }
+    std::string out = "[";
+    std::size_t from = 0;
+    while (from <= value.size()) {
+        const std::size_t comma = std::min(value.find(',', from), value.size());
+        std::string_view name = value.substr(from, comma - from);
+        while (!name.empty() && name.front() == ' ') {
+            name.remove_prefix(1);
+        }
+        while (!name.empty() && name.back() == ' ') {
+            name.remove_suffix(1);
+        }
+        if (name.empty() || name.find_first_of("\\\"") != std::string_view::npos) {
+            return std::nullopt; // the parser refuses it as it stands
+        }
+        out += (out.size() > 1 ? ", \"" : "\"") + std::string(name) + "\"";
+        from = comma + 1;
+    }
+    return out + "]";
+}
+
 toml::table to_table(const Config& c) {
     toml::array pool;
     for (Ipv4Addr a : c.pool) {
@@ -118,6 +209,7 @@ toml::table to_table(const Config& c) {
     if (!c.statics.empty()) {
         root.insert("static", statics_array(c.statics)); // [[static]], in order
     }
+    root.insert("logging", logging_table(c.logging));
     return root;
 }
 
@@ -177,6 +269,21 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
                            "cannot change while running: the allocation mode and its "
                            "deterministic formula are fixed at start (restart ephemera to "
                            "change it)"};
+    }
+    // Collectors and the archive are arrays of tables and a table of their own: they change
+    // in the file, which `ephemeractl reload` (SIGHUP) rereads whole.
+    if (key.starts_with("logging.syslog") || key.starts_with("logging.ipfix") ||
+        key.starts_with("logging.archive")) {
+        return ConfigError{what, std::string(key),
+                           "collectors and the archive change in the config file: edit it, then "
+                           "ephemeractl reload"};
+    }
+    std::string events_value;
+    if (key == "logging.events") {
+        if (auto text = events_array_text(value)) {
+            events_value = std::move(*text);
+            value = events_value;
+        }
     }
     toml::table root = to_table(current);
     toml::table* table = root.get_as<toml::table>(key.substr(0, dot));
@@ -346,6 +453,11 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
     }
     if (to.blocks.records_per_day != from.blocks.records_per_day) {
         return refuse("pool.blocks.records_per_day");
+    }
+    if (to.logging.ring_size != from.logging.ring_size) {
+        return ConfigError{"runtime change", "logging.ring_size",
+                           "cannot change while running: each worker's event ring is sized at "
+                           "start (restart ephemera to change it)"};
     }
     if (to.limits.max_sessions != from.limits.max_sessions) {
         return refuse("limits.max_sessions");

@@ -305,4 +305,15 @@ std::string describe_logging(const Config& cfg) {
 }
 
 } // namespace config_parse
+
+std::vector<std::string> logging_event_groups(std::uint32_t events) {
+    std::vector<std::string> out;
+    for (const auto& g : config_parse::kEventGroups) {
+        if ((events & g.kinds) == g.kinds) {
+            out.emplace_back(g.name);
+        }
+    }
+    return out;
+}
+
 } // namespace ephemera

@@ -156,7 +156,11 @@ std::vector<std::string> LoggingThread::configure(const Config& config, const Co
          previous->logging != config.logging)) {
         events.push_back(formula_event(config, now));
     }
-    const bool new_sinks = previous == nullptr || previous->logging != config.logging;
+    // Events and destination are the workers' business (their plans): the sinks, their
+    // connections and the archive's open file stay as they are when only those change.
+    const bool new_sinks = previous == nullptr || previous->logging.syslog != log.syslog ||
+                           previous->logging.ipfix != log.ipfix ||
+                           previous->logging.archive != log.archive;
     std::vector<std::unique_ptr<logging::Sink>> sinks;
     if (new_sinks) {
         sinks = build_sinks(log, warnings);

@@ -553,6 +553,36 @@ void add_allocation(rte_tel_data* d, const Config& c) {
     }
 }
 
+// [logging]: the groups logged, and where records go. A telemetry string holds 127
+// characters: a collector list or an archive path longer than that is left out rather than
+// cut (ephemeractl whois takes the archive path from here).
+void add_logging(rte_tel_data* d, const LoggingConfig& log) {
+    std::string events;
+    for (const std::string& group : logging_event_groups(log.events)) {
+        events += events.empty() ? group : "," + group;
+    }
+    rte_tel_data_add_dict_string(d, "logging_events", events.empty() ? "none" : events.c_str());
+    rte_tel_data_add_dict_string(d, "logging_destination", log.destination ? "on" : "off");
+    rte_tel_data_add_dict_u64(d, "logging_ring_size", log.ring_size);
+    const auto collectors = [&](const char* name, const auto& list) {
+        std::string text;
+        for (const LogCollector& c : list) {
+            text += text.empty() ? "" : " ";
+            text += std::string(c.tcp ? "tcp:" : "udp:") + c.address.to_string() + ":" +
+                    std::to_string(c.port);
+        }
+        if (text.size() < RTE_TEL_MAX_STRING_LEN) {
+            rte_tel_data_add_dict_string(d, name, text.empty() ? "none" : text.c_str());
+        }
+    };
+    collectors("logging_syslog", log.syslog);
+    collectors("logging_ipfix", log.ipfix);
+    if (log.archive.path.size() < RTE_TEL_MAX_STRING_LEN) {
+        rte_tel_data_add_dict_string(d, "logging_archive",
+                                     log.archive.path.empty() ? "none" : log.archive.path.c_str());
+    }
+}
+
 int cmd_config(App& app, const char*, rte_tel_data* d) {
     const Config c = app.runtime->current();
     rte_tel_data_start_dict(d);
@@ -593,6 +623,7 @@ int cmd_config(App& app, const char*, rte_tel_data* d) {
         d, "inside_steering",
         std::string(steering_name(app.ports->inside_steering().mode)).c_str());
     rte_tel_data_add_dict_u64(d, "flow_rules", steering.installed_count);
+    add_logging(d, c.logging);
     return 0;
 }
 

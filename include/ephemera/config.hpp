@@ -260,6 +260,10 @@ struct LoggingConfig {
     bool operator==(const LoggingConfig&) const = default;
 };
 
+// logging.events as the file spells it: the event groups whose records are all on, in
+// order ("mapping", "block", "static", "deterministic", "exhaustion").
+std::vector<std::string> logging_event_groups(std::uint32_t events);
+
 struct Config {
     std::string source;         // file the config came from, for messages
     std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates

@@ -19,7 +19,9 @@ std::string config_to_toml(const Config& config);
 // `value`; a key of a nested table has two dots ("pool.blocks.max_blocks"). pool.mode and
 // pool.deterministic.* are refused outright: they need a restart. The value is TOML ("600", "true",
 // "\"address\"", "[\"1.2.3.4\"]"); a bare word that is not valid TOML is taken as a string, so
-// `filtering.mode address` works.
+// `filtering.mode address` works. logging.events also takes the groups comma-separated
+// ("mapping,block", or "none"); logging.syslog, logging.ipfix and logging.archive.* are
+// refused: collectors and the archive change in the file (reload).
 std::variant<Config, ConfigError> edit_config(const Config& current, std::string_view key,
                                               std::string_view value);
 
@@ -34,9 +36,10 @@ std::variant<Config, ConfigError> edit_static(const Config& current, const Stati
                                               bool add);
 
 // Refuses what cannot change while traffic flows: the ports, addresses and next hop the
-// dataplane was started with, the table sizes (limits.max_sessions), the allocation mode, and
-// in deterministic mode everything its formula reads (the subscriber prefix, min_ports, the
-// pool and port_range). Static mappings may change in every mode. nullopt: allowed.
+// dataplane was started with, the table sizes (limits.max_sessions, logging.ring_size), the
+// allocation mode, and in deterministic mode everything its formula reads (the subscriber
+// prefix, min_ports, the pool and port_range). Static mappings may change in every mode.
+// nullopt: allowed.
 std::optional<ConfigError> check_runtime_change(const Config& from, const Config& to);
 
 bool operator==(const Timeouts& a, const Timeouts& b);

@@ -132,6 +132,30 @@ PAUSES = {"worker": [0, 1], "longest_iteration_us": [12, 31],
 RESET = {"result": "ok", "message": "pause windows restarted on 2 workers"}
 
 
+# /ephemera/logging: totals, then one array per field with one entry per sink.
+LOGGING = {"log_records": 1500, "log_records_dropped": 7, "records_taken": 1493,
+           "sink": ["archive /var/log/ephemera/archive", "syslog udp 192.0.2.10:514"],
+           "records_sent": [1493, 1400], "records_dropped": [0, 93],
+           "messages_sent": [1493, 1400], "bytes_sent": [301234, 250000], "errors": [0, 2]}
+
+
+def worker_logging(request):
+    n = int(request.split(",", 1)[1])
+    return {"worker": n, "lcore": n + 1, "in2out_rx": 5, "log_records": [1000, 500][n],
+            "log_records_dropped": [3, 4][n]}
+
+
+# /ephemera/sessions external=198.18.0.10:51234: two sessions of one udp mapping, a tcp one on
+# the same port, and one on another endpoint (a server that filters nothing).
+SESSIONS_51234 = [
+    "udp 100.64.0.10:40000 as 198.18.0.10:51234 <-> 203.0.113.5:53 idle=30s worker=1",
+    "udp 100.64.0.10:40000 as 198.18.0.10:51234 <-> 203.0.113.6:53 idle=2s worker=1",
+    "tcp 100.64.0.11:40001 as 198.18.0.10:51234 <-> 203.0.113.7:443 idle=5s established "
+    "worker=0",
+    "udp 100.64.0.12:40002 as 198.18.0.10:51235 <-> 203.0.113.5:53 idle=1s worker=0",
+]
+
+
 def pauses_reply(request):
     return RESET if request == "/ephemera/pauses,reset" else PAUSES
 
@@ -544,6 +568,161 @@ class Ctl(unittest.TestCase):
                 r = self.ctl(*argv)
                 self.assertEqual((r.returncode, r.stdout, r.stderr), (0, message + "\n", ""))
 
+    # ------------------------------------------------------------------------------ logging
+
+    def test_show_logging_table_and_json(self):
+        server = self.serve({"/ephemera/logging": LOGGING, "/ephemera/stats": STATS,
+                             "/ephemera/worker": worker_logging})
+        r = self.ctl("show", "logging")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(server.requests, ["/ephemera/logging", "/ephemera/stats",
+                                           "/ephemera/worker,0", "/ephemera/worker,1"])
+        self.assertEqual(
+            r.stdout,
+            "records handed over by the workers      1500\n"
+            "records dropped (a worker's ring full)     7\n"
+            "records taken by the logging thread     1493\n"
+            "\n"
+            "sink                               records sent  dropped  messages   bytes  errors\n"
+            "archive /var/log/ephemera/archive          1493        0      1493  301234       0\n"
+            "syslog udp 192.0.2.10:514                  1400       93      1400  250000       2\n"
+            "\n"
+            "worker  records handed over  dropped\n"
+            "     0                 1000        3\n"
+            "     1                  500        4\n")
+        r = self.ctl("--json", "show", "logging")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = json.loads(r.stdout)
+        self.assertEqual({k: v for k, v in data.items() if k != "workers"}, LOGGING)
+        self.assertEqual(data["workers"], [
+            {"worker": 0, "log_records": 1000, "log_records_dropped": 3},
+            {"worker": 1, "log_records": 500, "log_records_dropped": 4}])
+
+    def test_show_logging_without_sinks_and_malformed(self):
+        off = dict(LOGGING, sink=[], records_sent=[], records_dropped=[], messages_sent=[],
+                   bytes_sent=[], errors=[], log_records=0, log_records_dropped=0,
+                   records_taken=0)
+        # Workers that do not report their share: the totals stand alone.
+        self.serve({"/ephemera/logging": off, "/ephemera/stats": STATS,
+                    "/ephemera/worker": {"worker": 0}})
+        r = self.ctl("show", "logging")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("no sinks: logging is off (no collector, no archive)\n", r.stdout)
+        self.assertFalse([line for line in r.stdout.splitlines() if line.startswith("worker")])
+        self.server.close()
+        for bad, words in [(dict(LOGGING, errors=[0]), "errors: not one entry per sink"),
+                           (dict(LOGGING, sink=[1, 2]), "sink: an entry is not a string"),
+                           ({k: v for k, v in LOGGING.items() if k != "records_taken"},
+                            "records_taken missing")]:
+            with self.subTest(words=words):
+                self.server = FakeTelemetry({"/ephemera/logging": bad})
+                r = self.ctl("show", "logging")
+                self.assertEqual(r.returncode, 2, r.stdout)
+                self.assertIn("/ephemera/logging: malformed reply: " + words, r.stderr)
+                self.server.close()
+        self.server = None
+
+    def test_requests_set_logging(self):
+        self.assert_requests([
+            (["set", "logging.destination", "true"], "/ephemera/set,logging.destination=true"),
+            (["set", "logging.events", "mapping,block"],
+             "/ephemera/set,logging.events=mapping,block"),
+        ], replies={"/ephemera/set": OK})
+        r = subprocess.run([EPHEMERACTL, "set", "--help"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertIn("logging.ring_size needs a restart", " ".join(r.stdout.split()))
+        self.assertIn("then ephemeractl reload", " ".join(r.stdout.split()))
+
+    # -------------------------------------------------------------------------- whois, live
+
+    def whois_server(self, pid, config=None):
+        """pid None: a greeting without one (when ephemera started is not known)."""
+        greeting = {"version": "DPDK 22.11.4", "max_output_len": 16384}
+        if pid is not None:
+            greeting["pid"] = pid
+        return self.serve(
+            {"/ephemera/sessions": SESSIONS_51234,
+             "/ephemera/config": config or {"pool_mode": "dynamic", "logging_archive": "none"}},
+            greeting=greeting)
+
+    def test_whois_answers_from_the_live_table(self):
+        server = self.whois_server(os.getpid())
+        r = self.ctl("whois", "198.18.0.10:51234", "--proto", "udp")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("/ephemera/sessions,external=198.18.0.10:51234;limit=64", server.requests)
+        lines = r.stdout.splitlines()
+        self.assertRegex(lines[0], r"^198\.18\.0\.10:51234 udp at \d{4}-\d\d-\d\dT.*Z:$")
+        self.assertEqual(lines[1], "  100.64.0.10:40000 (udp mapping), from the live table")
+        self.assertRegex(lines[2], r"^    in use at .*Z \(its sessions' last packet, to the "
+                                   r"second\) and held at .*Z, worker 1$")
+        self.assertEqual(lines[3:], ["    /ephemera/sessions:1: " + SESSIONS_51234[0],
+                                     "    /ephemera/sessions:2: " + SESSIONS_51234[1]])
+        # Any protocol: the tcp mapping on the same port too; the other endpoint never.
+        r = self.ctl("whois", "198.18.0.10:51234", "--at", "now")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("  100.64.0.11:40001 (tcp mapping), from the live table\n", r.stdout)
+        self.assertIn("  100.64.0.10:40000 (udp mapping), from the live table\n", r.stdout)
+        self.assertNotIn("100.64.0.12", r.stdout)
+
+    def test_whois_live_table_proves_only_since_the_last_packet(self):
+        # When ephemera started is not known: the live table is asked, but a mapping last used
+        # 2 s ago says nothing of an hour ago.
+        self.whois_server(None)
+        hour_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+        r = self.ctl("whois", "198.18.0.10:51234", "--proto", "udp", "--at", hour_ago)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("ephemeractl: whois: live table: 100.64.0.10:40000 (udp mapping) holds "
+                      "198.18.0.10:51234 now and was in use at ", r.stderr)
+        self.assertIn("it does not say who held it at", r.stderr)
+        self.assertIn("nobody held 198.18.0.10:51234 udp at", r.stderr)
+        self.server.close()
+        # Before ephemera started (this test's own process): not asked at all.
+        self.whois_server(os.getpid())
+        r = self.ctl("whois", "198.18.0.10:51234", "--at", "2000-01-01T00:00:00Z")
+        self.assertEqual(r.returncode, 64, r.stdout)
+        self.assertIn("the live table was not asked: ephemera started at ", r.stderr)
+        self.assertNotIn("/ephemera/sessions", "".join(self.server.requests))
+
+    def test_whois_archive_defaults_to_the_running_config(self):
+        with tempfile.TemporaryDirectory() as archive:
+            self.whois_server(os.getpid(), {"pool_mode": "dynamic", "logging_archive": archive})
+            r = self.ctl("whois", "198.18.0.10:51235", "--proto", "tcp")
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn("whois: archive %s: the running config's logging.archive.path\n"
+                          % archive, r.stderr)
+            self.assertIn("whois: live table: nobody holds 198.18.0.10:51235 now\n", r.stderr)
+            self.assertIn("whois: archive %s: no archive files\n" % archive, r.stderr)
+
+    def test_whois_without_ephemera_says_the_live_table_was_not_asked(self):
+        with tempfile.TemporaryDirectory() as archive:
+            r = self.ctl("whois", "198.18.0.10:51234", "--at", "2026-12-05T10:00:00Z",
+                         "--archive", archive, socket_path=os.path.join(archive, "none"))
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertTrue(r.stderr.startswith("ephemeractl: whois: the live table was not "
+                                                "asked: "), r.stderr)
+            r = self.ctl("whois", "198.18.0.10:51234", socket_path=os.path.join(archive, "none"))
+            self.assertEqual(r.returncode, 64, r.stdout)
+            self.assertIn("no source: give --archive DIR or --config FILE", r.stderr)
+
+    def test_whois_reads_what_it_can_of_the_live_table(self):
+        self.serve({"/ephemera/sessions": ["udp 100.64.0.10 as nonsense", 42,
+                                           SESSIONS_51234[1]],
+                    "/ephemera/config": {"pool_mode": "dynamic"}},
+                   greeting={"version": "DPDK 22.11.4", "pid": os.getpid(),
+                             "max_output_len": 16384})
+        r = self.ctl("whois", "198.18.0.10:51234")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("live table: cannot read session line udp 100.64.0.10 as nonsense",
+                      r.stderr)
+        self.assertIn("    /ephemera/sessions:3: " + SESSIONS_51234[1], r.stdout)
+        self.server.close()
+        # A refusal or a null reply is a note, not an answer.
+        self.serve({"/ephemera/sessions": {"result": "refused", "message": "external: no"},
+                    "/ephemera/config": {"pool_mode": "dynamic"}})
+        r = self.ctl("whois", "198.18.0.10:51234")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("live table: /ephemera/sessions gave no list: external: no", r.stderr)
+
     # ---------------------------------------------------------------------------------- --json
 
     def test_json_prints_the_data(self):
@@ -687,7 +866,11 @@ class Ctl(unittest.TestCase):
         self.serve()
         cases = [
             ([], "subcommand"),
-            (["show"], "show: give one of config, stats, ports, blocks, pauses, static, worker N"),
+            (["show"], "show: give one of config, stats, ports, blocks, pauses, static, "
+                       "logging, worker N"),
+            (["show", "logging", "x"], "x"),
+            (["whois", "198.18.0.10:51234", "--at", "yesterday"], "or now"),
+            (["whois", "198.18.0.10:51234", "--proto", "sctp"], "sctp"),
             (["show", "nope"], "nope"),
             (["show", "worker"], "N"),
             (["show", "worker", "x"], "'x'"),
@@ -937,6 +1120,22 @@ class Det(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("cannot connect", r.stderr)
 
+    def test_whois_formula_from_the_running_config(self):
+        # Deterministic mode, no session on the port now: the formula of the running config.
+        # A greeting without a pid: when ephemera started is not known, the live table is asked.
+        self.server = FakeTelemetry(
+            {"/ephemera/config": DET_SHOW_CONFIG, "/ephemera/sessions": []},
+            greeting={"version": "DPDK 22.11.4", "max_output_len": 16384})
+        argv = [EPHEMERACTL, "--socket", self.server.path, "whois", "198.18.0.8:35000",
+                "--at", "2026-12-05T10:00:00Z"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("  100.64.1.7 (deterministic formula), from the formula", r.stdout)
+        self.assertIn("the running config", r.stdout)
+        self.assertIn("live table: nobody holds 198.18.0.8:35000 now", r.stderr)
+        self.assertEqual(self.server.requests, [
+            "/ephemera/config", "/ephemera/sessions,external=198.18.0.8:35000;limit=64"])
+
 
 class Live(unittest.TestCase):
     """show pauses and reset pauses against a real ephemera with two workers on net_null ports
@@ -1082,6 +1281,46 @@ class Live(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["result"], "ok")
         self.assertEqual(self.pauses()["plans_taken"], [0, 0])
+
+    def test_logging_changes_while_running(self):
+        r = self.ctl("show", "logging")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("no sinks: logging is off (no collector, no archive)\n", r.stdout)
+        self.assertIn("worker  records handed over  dropped\n", r.stdout)
+        config = json.loads(self.ctl("--json", "show", "config").stdout)
+        self.assertEqual((config["logging_events"], config["logging_destination"],
+                          config["logging_ring_size"], config["logging_archive"]),
+                         ("mapping,static,exhaustion", "off", 65536, "none"))
+        for argv, message in [
+            (["set", "logging.destination", "true"], "applied logging.destination = true\n"),
+            (["set", "logging.events", "mapping,block"],
+             "applied logging.events = mapping,block\n"),
+            # Any other change keeps them.
+            (["set", "timeouts.udp", "600"], "applied timeouts.udp = 600\n"),
+        ]:
+            r = self.ctl(*argv)
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, message, ""))
+        config = json.loads(self.ctl("--json", "show", "config").stdout)
+        self.assertEqual((config["logging_events"], config["logging_destination"]),
+                         ("mapping,block", "on"))
+        for argv, words in [
+            (["set", "logging.ring_size", "4096"],
+             "refused: logging.ring_size: cannot change while running: each worker's event "
+             "ring is sized at start"),
+            (["set", "logging.events", "mapping,flows"],
+             "refused: logging.events[1]: unknown event group"),
+            (["set", "logging.archive.path", "/tmp/archive"], "ephemeractl reload"),
+        ]:
+            r = self.ctl(*argv)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn(words, r.stderr)
+        config = json.loads(self.ctl("--json", "show", "config").stdout)
+        self.assertEqual((config["logging_ring_size"], config["logging_archive"]),
+                         (65536, "none"))
+        # whois asks the live table (nobody holds this port) and has no other source.
+        r = self.ctl("whois", "198.18.0.100:50000")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("whois: live table: nobody holds 198.18.0.100:50000 now\n", r.stderr)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ namespace {
 
 // Every command ephemeractl sends, with the shape main.cpp gives it.
 Command command_for(std::uint8_t selector) {
-    switch (selector % 13) {
+    switch (selector % 14) {
     case 0:
         return {stats_request(), Shape::counters, {}};
     case 1:
@@ -57,6 +57,8 @@ Command command_for(std::uint8_t selector) {
         return {statics_request(), Shape::statics, {}};
     case 11:
         return {static_request(true, "tcp 198.18.0.10:8080 100.64.0.5:80"), Shape::action, {}};
+    case 12:
+        return {logging_request(), Shape::logging, {}};
     default:
         return {mappings_request(5), Shape::lines, "no live mappings"};
     }

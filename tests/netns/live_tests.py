@@ -648,6 +648,13 @@ def test_ephemeractl_sessions_and_flush(binary, ctl_binary):
             mine = {e for e in expected[1] if e[1] == external[sock]}
             check(got == mine and len(got) == want, "sessions --external %s lists %s, "
                   "expected %s" % (ep_text(external[sock]), sorted(got), sorted(mine)))
+        # whois answers from the live table: socket a's mapping, its two sessions the proof.
+        cp = ctl.run("whois", ep_text(external["a"]), "--proto", "udp")
+        check(cp.returncode == 0 and "  %s:40001 (udp mapping), from the live table\n" %
+              sub_addr(1) in cp.stdout and cp.stdout.count("/ephemera/sessions:") == 2,
+              "whois %s: exit %d, %s%s" % (ep_text(external["a"]), cp.returncode, cp.stdout,
+                                           cp.stderr))
+        log("whois: " + cp.stdout.rstrip())
         # The human form carries the same lines.
         text = ctl.ok("sessions", "--subscriber", sub_addr(2)).splitlines()
         check(sorted(text) == sorted(ctl.sessions("--subscriber", sub_addr(2))),

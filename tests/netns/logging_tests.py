@@ -163,7 +163,9 @@ def check_logging_telemetry(env, sinks):
 def test_nat_event_logging_dynamic(binary, ctl_binary):
     """Every mapping the server saw is in rsyslog (UDP and TCP), in nfacctd (IPFIX over UDP and
     TCP), decoded by tshark and in the archive, with its subscriber; after a flush its deletion
-    too; whois answers from the archive for a time inside the mapping's life."""
+    too; whois answers from the archive for a time inside the mapping's life, also with only
+    --prefix (the archive from the running config); show logging lists every sink; and
+    logging.events switched off and on at run time takes effect for the next mapping."""
     subscribers, per = 2, 3
     with logging_lab(binary, ctl_binary, subscribers,
                      lambda archive: logging_sections(archive)) as env:
@@ -252,6 +254,37 @@ def test_nat_event_logging_dynamic(binary, ctl_binary):
         check("%s:%d" % inside in reply, "whois %s:%d at %s: %s" % (public + (created["time"],
                                                                                reply)))
         log("whois: %s" % reply.strip())
+
+        # On the NAT box, with no --archive: the live table is asked first (nobody holds the
+        # port since the flush), then the archive the running config names.
+        cp = ctl(env["ctl"], prefix, "whois", "%s:%d" % public, "--at", created["time"],
+                 "--proto", "udp")
+        check("  %s:%d (udp mapping), from the archive" % inside in cp.stdout and
+              "live table: nobody holds %s:%d now" % public in cp.stderr and
+              "the running config's logging.archive.path" in cp.stderr,
+              "whois --prefix: %s%s" % (cp.stdout, cp.stderr))
+
+        # show logging: every sink, and what it sent.
+        out = ctl(env["ctl"], prefix, "show", "logging").stdout
+        log("show logging:\n" + out.rstrip())
+        check(all(name in out for name in t["sink"]) and "records handed over by the workers"
+              in out, "show logging: %s" % out)
+
+        # logging.events changes at run time: with none, a new mapping leaves no record; with
+        # mapping again, the next one does.
+        agent = env["lab"].agent(env["lab"].sub(1))
+        for k, (events, more) in enumerate((("none", 0), ("mapping", 1))):
+            cp = ctl(env["ctl"], prefix, "set", "logging.events", events)
+            check(cp.stdout == "applied logging.events = %s\n" % events, cp.stdout + cp.stderr)
+            before = env["eph"].telemetry.query("/ephemera/logging")["log_records"]
+            agent.open("late%d" % k, port=42000 + k)
+            udp_exchange(agent, "late%d" % k, (SERVER, 7000), "late flow %d" % k)
+            wait_until(lambda: env["eph"].telemetry.query("/ephemera/logging")["log_records"]
+                       >= before + more, 5)
+            time.sleep(0.3)  # a record would reach the counter by now
+            after = env["eph"].telemetry.query("/ephemera/logging")["log_records"]
+            check(after == before + more, "logging.events %s: %d records for a new mapping" % (
+                events, after - before))
 
 
 def test_nat_event_logging_blocks(binary, ctl_binary):

@@ -164,6 +164,93 @@ TEST(ConfigEdit, FloatsInArraysAreRefusedBeforeTheyAreWrittenOut) {
               std::string::npos);
 }
 
+const char* const kLogging = R"(
+[logging]
+events = ["mapping", "static"]
+ring_size = 4096
+[[logging.syslog]]
+collector = "192.0.2.10"
+transport = "tcp"
+facility = "local3"
+[[logging.ipfix]]
+collector = "192.0.2.11:9995"
+observation_domain = 7
+template_refresh = 30
+[logging.archive]
+path = "/var/log/ephemera/archive"
+rotate_size = 16
+retention = 30
+compress = false
+)";
+
+Config with_logging() {
+    auto parsed = parse_config(std::string(kBase) + kLogging, "logging.toml");
+    EXPECT_TRUE(std::holds_alternative<Config>(parsed))
+        << std::get<ConfigError>(parsed).to_string();
+    return std::get<Config>(parsed);
+}
+
+// [logging] is part of the running config: every other change keeps it as it was.
+TEST(ConfigEdit, RoundTripKeepsLogging) {
+    const Config c = with_logging();
+    auto again = parse_config(config_to_toml(c), "again");
+    ASSERT_TRUE(std::holds_alternative<Config>(again)) << std::get<ConfigError>(again).to_string();
+    EXPECT_EQ(std::get<Config>(again).logging, c.logging);
+    EXPECT_EQ(changed(c, "timeouts.udp", "900").logging, c.logging);
+    const Config plain = base(); // no [logging]: the mode's default events, no sink
+    EXPECT_EQ(changed(plain, "timeouts.udp", "900").logging, plain.logging);
+}
+
+TEST(ConfigEdit, LoggingEventsAndDestinationChangeAtRunTime) {
+    const Config c = with_logging();
+    const Config on = changed(c, "logging.destination", "true");
+    EXPECT_TRUE(on.logging.destination);
+    EXPECT_FALSE(check_runtime_change(c, on).has_value());
+    EXPECT_FALSE(changed(on, "logging.destination", "false").logging.destination);
+
+    const Config groups = changed(c, "logging.events", "block,exhaustion");
+    EXPECT_EQ(logging_event_groups(groups.logging.events),
+              (std::vector<std::string>{"block", "exhaustion"}));
+    EXPECT_FALSE(check_runtime_change(c, groups).has_value());
+    EXPECT_EQ(groups.logging.syslog, c.logging.syslog); // the sinks stay
+    EXPECT_EQ(groups.logging.archive, c.logging.archive);
+    EXPECT_EQ(logging_event_groups(changed(c, "logging.events", "deterministic").logging.events),
+              (std::vector<std::string>{"deterministic"}));
+    EXPECT_EQ(logging_event_groups(
+                  changed(c, "logging.events", "[\"mapping\", \"block\"]").logging.events),
+              (std::vector<std::string>{"mapping", "block"}));
+    EXPECT_EQ(changed(c, "logging.events", "none").logging.events, 0u);
+
+    // Checked as the file is.
+    const ConfigError group = refused(c, "logging.events", "mapping,flows");
+    EXPECT_EQ(group.key, "logging.events[1]");
+    EXPECT_NE(group.reason.find("unknown event group \"flows\""), std::string::npos)
+        << group.reason;
+    EXPECT_EQ(refused(c, "logging.events", "mapping,,block").key, "logging.events");
+    EXPECT_EQ(refused(c, "logging.destination", "sometimes").key, "logging.destination");
+    EXPECT_EQ(refused(c, "logging.nosuch", "1").key, "logging.nosuch");
+}
+
+TEST(ConfigEdit, LoggingRingSizeNeedsARestart) {
+    const Config c = with_logging();
+    const Config bigger = changed(c, "logging.ring_size", "8192");
+    const auto refusal = check_runtime_change(c, bigger);
+    ASSERT_TRUE(refusal.has_value());
+    EXPECT_EQ(refusal->key, "logging.ring_size");
+    EXPECT_NE(refusal->reason.find("sized at start"), std::string::npos) << refusal->reason;
+    EXPECT_EQ(refused(c, "logging.ring_size", "3000").key, "logging.ring_size"); // as a file
+}
+
+TEST(ConfigEdit, CollectorsAndArchiveChangeInTheFile) {
+    const Config c = with_logging();
+    for (const char* key : {"logging.syslog", "logging.ipfix", "logging.archive",
+                            "logging.archive.path", "logging.archive.retention"}) {
+        const ConfigError e = refused(c, key, "1");
+        EXPECT_EQ(e.key, key);
+        EXPECT_NE(e.reason.find("ephemeractl reload"), std::string::npos) << e.reason;
+    }
+}
+
 TEST(ConfigEdit, PoolAddAndRemove) {
     const Config c = base();
     auto added = edit_pool(c, "198.18.0.102", true);

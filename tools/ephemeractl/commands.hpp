@@ -46,4 +46,11 @@ struct Outcome {
 };
 Outcome render_reply(const Json& reply, const Command& command, const Display& display);
 
+// show logging: /ephemera/logging, then each worker's log_records and log_records_dropped
+// (/ephemera/stats for the worker count, /ephemera/worker,N for each, at most
+// kLoggingWorkersShown of them); --json prints the logging reply with those added as
+// "workers": [{"worker", "log_records", "log_records_dropped"}, ...].
+inline constexpr std::size_t kLoggingWorkersShown = 64;
+int run_show_logging(const std::string& socket_path, const Display& display);
+
 } // namespace ephemeractl

@@ -265,6 +265,48 @@ std::string format_statics(const Json& statics) {
     return out;
 }
 
+std::string format_logging(const Json& logging, const Json& workers) {
+    const auto count = [](const Json& v) { return std::to_string(v.get<std::uint64_t>()); };
+    std::string out = render_table(
+        {{"", Align::left}, {"", Align::right}},
+        {{"records handed over by the workers", count(logging["log_records"])},
+         {"records dropped (a worker's ring full)", count(logging["log_records_dropped"])},
+         {"records taken by the logging thread", count(logging["records_taken"])}});
+    const Json& names = logging["sink"];
+    if (names.empty()) {
+        out += "no sinks: logging is off (no collector, no archive)\n";
+    } else {
+        std::vector<Row> rows;
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            rows.push_back({names[i].get<std::string>(), count(logging["records_sent"][i]),
+                            count(logging["records_dropped"][i]),
+                            count(logging["messages_sent"][i]), count(logging["bytes_sent"][i]),
+                            count(logging["errors"][i])});
+        }
+        out += '\n';
+        out += render_table({{"sink", Align::left},
+                             {"records sent", Align::right},
+                             {"dropped", Align::right},
+                             {"messages", Align::right},
+                             {"bytes", Align::right},
+                             {"errors", Align::right}},
+                            rows);
+    }
+    if (workers.is_array() && !workers.empty()) {
+        std::vector<Row> rows;
+        for (const Json& w : workers) {
+            rows.push_back(
+                {count(w["worker"]), count(w["log_records"]), count(w["log_records_dropped"])});
+        }
+        out += '\n';
+        out += render_table({{"worker", Align::right},
+                             {"records handed over", Align::right},
+                             {"dropped", Align::right}},
+                            rows);
+    }
+    return out;
+}
+
 std::string format_lines(const Json& lines, const std::string& empty_text) {
     if (lines.empty()) {
         return empty_text + "\n";

@@ -36,6 +36,12 @@ std::string format_pauses(const Json& pauses);
 // the reply holds only the first of them.
 std::string format_statics(const Json& statics);
 
+// /ephemera/logging: the records the workers handed over and dropped, then one row per sink
+// (records sent and dropped, messages, bytes, errors), "no sinks" when logging is off. When
+// `workers` is an array of {"worker", "log_records", "log_records_dropped"} dicts, a table of
+// them follows.
+std::string format_logging(const Json& logging, const Json& workers);
+
 // An array of strings (mappings, sessions), one per line; `empty_text` when there are none.
 std::string format_lines(const Json& lines, const std::string& empty_text);
 

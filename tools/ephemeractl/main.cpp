@@ -49,7 +49,9 @@ struct Cli {
     Display display;
     std::optional<Command> command;   // set by the callback of the subcommand that ran
     std::optional<DetCommand> det;    // or this, by det forward / det reverse
-    std::function<Outcome()> offline; // or this: log verify, whois (no running ephemera)
+    std::function<Outcome()> offline; // or this: log verify, whois (no running ephemera
+                                      // needed)
+    bool show_logging = false;        // or this: several requests
 
     Cli();
 
@@ -109,13 +111,15 @@ Cli::Cli() {
 
 void Cli::add_show() {
     CLI::App* show = app.add_subcommand(
-        "show", "show config, stats, ports, blocks, pauses, static mappings or one worker");
+        "show",
+        "show config, stats, ports, blocks, pauses, static mappings, logging or one worker");
     // Not require_subcommand(1): CLI11 would then say only "A subcommand is required" for
     // `show nope`; this way it names the stray word, and a bare `show` lists the choices.
     show->callback([this] {
         if (!command) {
             throw CLI::ValidationError(
-                "show", "give one of config, stats, ports, blocks, pauses, static, worker N");
+                "show",
+                "give one of config, stats, ports, blocks, pauses, static, logging, worker N");
         }
     });
     show->add_subcommand("config", "the running configuration, ports and next hop")
@@ -151,6 +155,17 @@ void Cli::add_show() {
     });
     show->add_subcommand("static", "static mappings: port forwards and 1:1")->callback([this] {
         command = Command{statics_request(), Shape::statics, {}};
+    });
+    CLI::App* logging = show->add_subcommand(
+        "logging", "NAT event logging: records the workers handed over and dropped, and per "
+                   "sink (archive, syslog and IPFIX collectors) records sent and dropped, "
+                   "messages, bytes and errors; then each worker's share");
+    logging->footer("The logging settings in force are in show config (logging_*). "
+                    "logging.events and logging.destination change with set; collectors and "
+                    "the archive change in the config file, then reload.");
+    logging->callback([this] {
+        show_logging = true;
+        command = Command{logging_request(), Shape::logging, {}};
     });
     CLI::App* one = show->add_subcommand("worker", "one worker's counters and gauges");
     one->add_option("N", worker_, "worker number, from 0")->required()->check(checked(check_index));
@@ -200,6 +215,12 @@ void Cli::add_changes() {
         ->required()
         ->check(checked(check_set_value))
         ->type_name("VALUE");
+    set->footer(
+        "Logging: set logging.events GROUP,GROUP,... (mapping, block, static, deterministic, "
+        "exhaustion; none for no records) and set logging.destination true|false take effect "
+        "at once. logging.ring_size needs a restart (the rings are sized at start); the "
+        "syslog and IPFIX collectors and the archive change in the config file, then "
+        "ephemeractl reload.");
     set->callback([this] { command = Command{set_request(key_, value_), Shape::action, {}}; });
 
     CLI::App* pool = app.add_subcommand("pool", "add or remove a pool address");
@@ -243,7 +264,8 @@ void Cli::add_changes() {
         command = Command{flush_request(flush_), Shape::action, {}};
     });
 
-    app.add_subcommand("reload", "re-read the config file and apply what changed")
+    app.add_subcommand("reload", "re-read the config file and apply what changed (the way to "
+                                 "change logging collectors and the archive)")
         ->callback([this] {
             command = Command{reload_request(), Shape::action, {}};
         });
@@ -357,27 +379,38 @@ void Cli::add_log() {
 
 void Cli::add_whois() {
     CLI::App* w = app.add_subcommand(
-        "whois", "the subscriber that held a public ADDR:PORT at a given time, and the "
-                 "archived records that prove it");
+        "whois", "the subscriber that held a public ADDR:PORT at a given time, and what proves "
+                 "it: the running ephemera's live table, the archive, or the deterministic "
+                 "formula, asked in that order");
     w->add_option("ADDR:PORT", whois_.endpoint, "public address and port")
         ->required()
         ->check(checked(check_endpoint))
         ->type_name("ADDR:PORT");
-    w->add_option("--at", whois_.at, "when, in UTC: 2026-12-05T10:00:00Z")
-        ->required()
+    w->add_option("--at", whois_.at, "when, in UTC: 2026-12-05T10:00:00Z, or now")
+        ->capture_default_str()
         ->check(checked(check_time))
         ->type_name("TIME");
     w->add_option("--proto", whois_.proto, "only this protocol's mappings")
         ->check(CLI::IsMember({"udp", "tcp", "icmp"}))
         ->type_name("udp|tcp|icmp");
-    w->add_option("--archive", whois_.archive, "answer from the archive in DIR")->type_name("DIR");
+    w->add_option("--archive", whois_.archive,
+                  "answer from the archive in DIR (default: the running ephemera's "
+                  "logging.archive.path)")
+        ->type_name("DIR");
     w->add_option("--config", whois_.config_file,
-                  "then from the deterministic formula of this config file (pool.mode "
-                  "deterministic)")
+                  "then from the deterministic formula of this config file (default: the "
+                  "running ephemera's, in pool.mode deterministic)")
         ->type_name("FILE");
-    w->footer("Exit status: 0 found; 1 nobody held it, as far as the sources say; 2 config "
-              "refused; 64 bad command line (or neither --archive nor --config).");
-    w->callback([this] { offline = [this] { return run_whois(whois_); }; });
+    w->footer("With ephemera running (--prefix, --socket), its live table is asked first: its "
+              "sessions on ADDR:PORT prove who holds it from their last packet until now. "
+              "Exit status: 0 found; 1 nobody held it, as far as the sources say; 2 config "
+              "refused; 64 bad command line (or no source: no running ephemera, no --archive, "
+              "no --config).");
+    w->callback([this] {
+        offline = [this] {
+            return run_whois(whois_, socket.empty() ? socket_path_for_prefix(prefix) : socket);
+        };
+    });
 }
 
 } // namespace
@@ -402,6 +435,9 @@ int main(int argc, char** argv) {
     }
     if (!cli.command) {
         return kExitUsage; // unreachable: every leaf subcommand sets one
+    }
+    if (cli.show_logging) {
+        return run_show_logging(path, cli.display);
     }
     return run_command(path, *cli.command, cli.display);
 }

@@ -60,6 +60,36 @@ std::optional<std::string> shape_error(const Json& data, Shape shape) {
             }
         }
         return std::nullopt;
+    case Shape::logging: {
+        if (!data.is_object()) {
+            return "want a dict of totals and per-sink arrays";
+        }
+        for (const char* key : kLoggingTotals) {
+            const auto total = data.find(key);
+            if (total == data.end() || !total->is_number_unsigned()) {
+                return std::string(key) + " missing or not a non-negative integer";
+            }
+        }
+        std::optional<std::size_t> sinks;
+        for (const char* key : kSinkFields) {
+            const auto column = data.find(key);
+            if (column == data.end() || !column->is_array()) {
+                return std::string(key) + " missing or not an array";
+            }
+            const bool names = std::string_view(key) == "sink";
+            for (const Json& value : *column) {
+                if (names ? !value.is_string() : !value.is_number_unsigned()) {
+                    return std::string(key) + ": an entry is not " +
+                           (names ? "a string" : "a non-negative integer");
+                }
+            }
+            if (sinks && *sinks != column->size()) {
+                return std::string(key) + ": not one entry per sink";
+            }
+            sinks = column->size();
+        }
+        return std::nullopt;
+    }
     case Shape::pauses: {
         if (!data.is_object()) {
             return "want a dict of per-worker arrays";

@@ -17,6 +17,7 @@ enum class Shape {
     action,   // {"result": "ok"|"refused", "message": ...}: set, pool, flush, reload, reset
     pauses,   // dict of equally long int arrays, one per field, in worker order: show pauses
     statics,  // dict of equally long arrays, one per field, in config order: show static
+    logging,  // totals, and per sink equally long arrays: show logging
 };
 
 // The fields of /ephemera/pauses, each an array with one entry per worker.
@@ -29,6 +30,13 @@ inline constexpr const char* kPauseFields[] = {
 // of which the arrays hold the first.
 inline constexpr const char* kStaticFields[] = {"kind",          "protocol", "external",
                                                 "external_port", "inside",   "inside_port"};
+
+// The fields of /ephemera/logging: totals (integers), then one array per field with one entry
+// per sink, "sink" (its name, a string) first and the counts (integers) after it.
+inline constexpr const char* kLoggingTotals[] = {"log_records", "log_records_dropped",
+                                                 "records_taken"};
+inline constexpr const char* kSinkFields[] = {"sink",          "records_sent", "records_dropped",
+                                              "messages_sent", "bytes_sent",   "errors"};
 
 // Why `data` does not have `shape`, or nothing when it does.
 std::optional<std::string> shape_error(const Json& data, Shape shape);

@@ -191,6 +191,10 @@ Request reload_request() {
     return {"/ephemera/reload", {}};
 }
 
+Request logging_request() {
+    return {"/ephemera/logging", {}};
+}
+
 Request pauses_request() {
     return {"/ephemera/pauses", {}};
 }

@@ -62,6 +62,7 @@ Request static_request(bool add, std::string_view spec);
 Request flush_request(const FlushFilter& filter);
 Request reload_request();
 Request pauses_request();
+Request logging_request();
 Request pauses_reset_request();
 
 } // namespace ephemeractl
