@@ -24,18 +24,19 @@ bool IpfixSink::send(std::span<const std::uint8_t> bytes) {
     return true;
 }
 
+// UDP: templates before the first data and again every refresh period, so that a collector
+// that restarts learns them within a period. TCP: the transport writes them first on every new
+// connection (its greeting), ahead of whatever waited for the collector; the data sequence
+// runs on across connections, since queued messages already carry their numbers.
 void IpfixSink::templates_if_due(std::uint64_t now_ms) {
-    const std::uint64_t connections = transport_->connections();
-    if (connections != connections_seen_) {
-        // Records queued before the first connection go out on it, numbered from 0 already.
-        if (options_.transport == TransportKind::tcp && connections_seen_ != 0) {
-            encoder_.reset_sequence();
+    if (options_.transport == TransportKind::tcp) {
+        if (!templates_sent_ || !transport_->connected()) {
+            transport_->set_greeting(encoder_.templates_message(export_time(now_ms)));
+            templates_sent_ = true;
         }
-        connections_seen_ = connections;
-        templates_sent_ = false;
+        return;
     }
-    const bool refresh = options_.transport == TransportKind::udp &&
-                         now_ms - templates_at_ms_ >= options_.template_refresh_ms;
+    const bool refresh = now_ms - templates_at_ms_ >= options_.template_refresh_ms;
     if (templates_sent_ && !refresh) {
         return;
     }
@@ -61,8 +62,14 @@ void IpfixSink::write(std::span<const NatEvent> events, std::uint64_t now_ms) {
 }
 
 void IpfixSink::poll(std::uint64_t now_ms) {
+    templates_if_due(now_ms); // the greeting first: this poll may connect
     transport_->poll(now_ms);
-    templates_if_due(now_ms);
+    // The transport's own failures: connects and sends, and broken connections (a message
+    // half-written on one is lost with its records, which the collector sees as a sequence
+    // gap; this side counts the broken connection).
+    const std::uint64_t errors = transport_->errors();
+    stats_.add(stats_.errors, errors - errors_seen_);
+    errors_seen_ = errors;
 }
 
 } // namespace ephemera::logging

@@ -44,7 +44,7 @@ private:
     std::unique_ptr<Transport> transport_;
     IpfixEncoder encoder_;
     std::vector<IpfixMessage> messages_; // one batch; kept so its capacity is reused
-    std::uint64_t connections_seen_ = 0;
+    std::uint64_t errors_seen_ = 0;
     bool templates_sent_ = false;
     std::uint64_t templates_at_ms_ = 0;
 };

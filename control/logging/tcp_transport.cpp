@@ -66,6 +66,7 @@ public:
     [[nodiscard]] std::uint64_t errors() const override { return errors_; }
     [[nodiscard]] std::size_t backlog() const override { return backlog_.size(); }
     [[nodiscard]] std::uint64_t messages_cut() const override { return cut_; }
+    void set_greeting(std::vector<std::uint8_t> bytes) override { greeting_ = std::move(bytes); }
 
 private:
     enum class State : std::uint8_t { down, connecting, up };
@@ -108,6 +109,16 @@ private:
         state_ = State::up;
         ++connections_;
         backoff_ms_ = kFirstBackoffMs;
+        // A fresh socket's send buffer takes a greeting of a few hundred bytes whole; one that
+        // does not is a connection to give up on.
+        if (!greeting_.empty()) {
+            const ssize_t n = ::send(fd_.get(), greeting_.data(), greeting_.size(),
+                                     MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n != static_cast<ssize_t>(greeting_.size())) {
+                fail();
+                return;
+            }
+        }
         write_backlog();
     }
 
@@ -189,6 +200,7 @@ private:
     std::uint64_t connections_ = 0;
     std::uint64_t errors_ = 0;
     std::uint64_t cut_ = 0;
+    std::vector<std::uint8_t> greeting_;
 };
 
 } // namespace

@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ephemera::logging {
 
@@ -41,6 +42,10 @@ public:
     // an IPFIX exporter sends its templates first (RFC 7011 section 8.1).
     [[nodiscard]] virtual std::uint64_t connections() const = 0;
     [[nodiscard]] virtual std::uint64_t errors() const = 0;
+    // Bytes written first on every new connection, before anything queued (TCP; UDP ignores
+    // them). An IPFIX exporter's templates: RFC 7011 section 8 wants them before any data on
+    // a connection, and what was queued while the collector was away goes out after them.
+    virtual void set_greeting(std::vector<std::uint8_t> bytes) { (void)bytes; }
     // Bytes queued and not yet written (TCP); 0 for UDP.
     [[nodiscard]] virtual std::size_t backlog() const = 0;
     // Messages send() took and the connection then lost half written (TCP): the rest of such a

@@ -222,7 +222,8 @@ std::string_view how_text(HoldKind h) {
 std::string WhoisAnswer::text() const {
     std::string out = Ipv4Addr{inside}.to_string();
     if (inside_port) {
-        out += ":" + std::to_string(*inside_port);
+        out += ':'; // appended apart: GCC 12's -O3 warns (-Wrestrict) on ":" + std::string
+        out += std::to_string(*inside_port);
     }
     out += " (";
     if (proto != 0) {

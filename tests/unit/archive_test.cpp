@@ -274,7 +274,7 @@ protected:
     // The line of `file` holding outside port `port`.
     std::size_t line_of_port(const std::vector<std::string>& lines, int port) const {
         for (std::size_t i = 0; i < lines.size(); ++i) {
-            if (lines[i].find(":" + std::to_string(port)) != std::string::npos) {
+            if (lines[i].find(':' + std::to_string(port)) != std::string::npos) {
                 return i;
             }
         }

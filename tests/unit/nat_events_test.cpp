@@ -166,7 +166,7 @@ TEST(NatEvents, BlockAllocatedInterimAndReleasedNameTheSpan) {
     }
     auto events = ring.take();
     ASSERT_EQ(events.size(), 1u) << "ten mappings, one block, one record";
-    const NatEvent& b = events[0];
+    const NatEvent b = events[0]; // a copy: `events` is taken again below
     EXPECT_EQ(b.kind, NatEventKind::block_allocated);
     EXPECT_EQ(Ipv4Addr{b.inside}, kC);
     EXPECT_EQ(Ipv4Addr{b.external}, kX);

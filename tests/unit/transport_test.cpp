@@ -114,6 +114,33 @@ TEST(TcpTransport, QueuesUntilTheCollectorListensThenFlushes) {
     EXPECT_EQ(t->connections(), 1U);
 }
 
+// What a collector must read first on every connection (an IPFIX exporter's templates) comes
+// before what was queued while it was away.
+TEST(TcpTransport, GreetingComesFirstOnEveryConnection) {
+    const std::uint16_t port = unused_port(SOCK_STREAM);
+    const auto t = Transport::open(TransportKind::tcp, collector(port), 4096);
+    const auto pump = [&] { t->poll(steady_ms()); };
+    const std::string hello = "5 hello";
+    t->set_greeting({hello.begin(), hello.end()});
+    EXPECT_TRUE(t->send(bytes("3 one")));
+    const SocketFd listener = bound_socket(SOCK_STREAM, port);
+    ASSERT_TRUE(listener.valid());
+    ASSERT_TRUE(poll_until(
+        pump, [&] { return t->connected() && t->backlog() == 0; }, 6000));
+    {
+        const SocketFd peer = accept_within(listener);
+        ASSERT_TRUE(peer.valid());
+        EXPECT_EQ(read_stream(peer, 12, pump), "5 hello3 one");
+    } // the collector goes away; what is sent once the transport saw it waits for the next
+    ASSERT_TRUE(poll_until(pump, [&] { return !t->connected(); }, 6000));
+    EXPECT_TRUE(t->send(bytes("3 two")));
+    ASSERT_TRUE(poll_until(pump, [&] { return t->connections() == 2 && t->backlog() == 0; },
+                           8000));
+    const SocketFd again = accept_within(listener);
+    ASSERT_TRUE(again.valid());
+    EXPECT_EQ(read_stream(again, 12, pump), "5 hello3 two");
+}
+
 TEST(TcpTransport, RefusesAMessageThatDoesNotFitTheBacklog) {
     const auto t = Transport::open(TransportKind::tcp, collector(unused_port(SOCK_STREAM)), 100);
     t->poll(steady_ms());

@@ -12,7 +12,8 @@ namespace {
 std::string where(const ArchiveBreak& b) {
     std::string text = b.file;
     if (b.line != 0) {
-        text += ":" + std::to_string(b.line);
+        text += ':'; // apart: GCC 12's -O3 warns (-Wrestrict) on ":" + std::string
+        text += std::to_string(b.line);
     }
     text += ": " + std::string(break_reason_text(b.reason));
     if (b.block_seq != 0) {
