@@ -30,7 +30,7 @@ struct App {
     std::mutex pause_lock;   // one pause-window reset at a time
     std::unique_ptr<Runtime> runtime;
     std::unique_ptr<LoggingThread> logging; // NAT events to collectors and the archive
-    rte_rcu_qsbr* qsbr_memory = nullptr; // freed at exit, after the workers stopped
+    rte_rcu_qsbr* qsbr_memory = nullptr;    // freed at exit, after the workers stopped
 };
 
 // The /ephemera/... telemetry commands, served over `app` until close() (or destruction):

@@ -300,10 +300,9 @@ void SessionLifecycle::release_port(const Mapping& m, Subscriber& sub, Tick now)
     if (plan_->policy.allocation == AllocationMode::blocks) {
         // The port goes back to its block; the block, when this was its last mapping, is what
         // is held down (RFC 6888 REQ-8).
-        const std::uint32_t freed =
-            ports_.release_in_block(m.pool_index, m.proto, m.external_port, sub.blocks,
-                                    plan_->policy.blocks, sub.most_ports(), now,
-                                    plan_->policy.hold_down);
+        const std::uint32_t freed = ports_.release_in_block(
+            m.pool_index, m.proto, m.external_port, sub.blocks, plan_->policy.blocks,
+            sub.most_ports(), now, plan_->policy.hold_down);
         if (freed != kNoBlock) {
             counters_.add(Counter::blocks_released);
             if (events_ != nullptr) {

@@ -179,9 +179,10 @@ void PortAllocator::link(SubscriberBlocks& blocks, std::uint32_t ref) {
     ++blocks.count;
 }
 
-std::uint32_t PortAllocator::release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
-                                     SubscriberBlocks& blocks, const BlockPolicy& policy,
-                                     std::uint32_t ports_in_use, Tick now, Tick hold_down) {
+std::uint32_t PortAllocator::release_in_block(std::uint16_t pool_index, Protocol proto,
+                                              std::uint16_t port, SubscriberBlocks& blocks,
+                                              const BlockPolicy& policy, std::uint32_t ports_in_use,
+                                              Tick now, Tick hold_down) {
     const auto slot = slice_.slot_of(port);
     if (!slot) {
         return kNoBlock;

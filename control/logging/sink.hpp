@@ -20,7 +20,7 @@ struct SinkStats {
     std::atomic<std::uint64_t> records_dropped{0}; // lost here: backlog full, send failed
     std::atomic<std::uint64_t> messages_sent{0};   // datagrams, framed messages or blocks
     std::atomic<std::uint64_t> bytes_sent{0};
-    std::atomic<std::uint64_t> errors{0};          // send or connect failures, file errors
+    std::atomic<std::uint64_t> errors{0}; // send or connect failures, file errors
 
     void add(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
         c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

@@ -112,8 +112,8 @@ private:
         // A fresh socket's send buffer takes a greeting of a few hundred bytes whole; one that
         // does not is a connection to give up on.
         if (!greeting_.empty()) {
-            const ssize_t n = ::send(fd_.get(), greeting_.data(), greeting_.size(),
-                                     MSG_NOSIGNAL | MSG_DONTWAIT);
+            const ssize_t n =
+                ::send(fd_.get(), greeting_.data(), greeting_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n != static_cast<ssize_t>(greeting_.size())) {
                 fail();
                 return;

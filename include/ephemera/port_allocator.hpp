@@ -245,8 +245,8 @@ public:
     // can take it again, so nothing needs attributing); a block left with no mapping leaves
     // the subscriber and is held down for `hold_down`. Returns the block freed, else kNoBlock.
     std::uint32_t release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
-                          SubscriberBlocks& blocks, const BlockPolicy& policy,
-                          std::uint32_t ports_in_use, Tick now, Tick hold_down);
+                                   SubscriberBlocks& blocks, const BlockPolicy& policy,
+                                   std::uint32_t ports_in_use, Tick now, Tick hold_down);
     // Some block of `granules` is free on the address (a scan: a new subscriber's anchor).
     [[nodiscard]] bool has_free_block(std::uint16_t pool_index, std::uint32_t granules,
                                       Tick now) const;

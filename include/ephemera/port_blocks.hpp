@@ -46,8 +46,8 @@ struct PortBlock {
     std::uint16_t in_use = 0;         // first granule only: its mappings, every protocol
     std::uint8_t held = 0;            // released and maybe still in hold-down: see free_at
     std::uint8_t interims = 0;        // first granule only: interim records sent (mod 256)
-    Tick opened = 0;  // first granule only: when the block was given
-    Tick free_at = 0; // while held: the end of its hold-down (RFC 6888 REQ-8)
+    Tick opened = 0;                  // first granule only: when the block was given
+    Tick free_at = 0;                 // while held: the end of its hold-down (RFC 6888 REQ-8)
 };
 
 // What a subscriber record keeps of its blocks. The list is in the order ports are taken from

@@ -28,7 +28,9 @@ public:
         return true;
     }
     void poll(std::uint64_t) override {}
-    void set_greeting(std::vector<std::uint8_t> bytes) override { wire_.greeting = std::move(bytes); }
+    void set_greeting(std::vector<std::uint8_t> bytes) override {
+        wire_.greeting = std::move(bytes);
+    }
     [[nodiscard]] bool connected() const override { return true; }
     [[nodiscard]] std::uint64_t connections() const override { return wire_.connections; }
     [[nodiscard]] std::uint64_t errors() const override { return 0; }

@@ -132,10 +132,11 @@ TEST(TcpTransport, GreetingComesFirstOnEveryConnection) {
         ASSERT_TRUE(peer.valid());
         EXPECT_EQ(read_stream(peer, 12, pump), "5 hello3 one");
     } // the collector goes away; what is sent once the transport saw it waits for the next
-    ASSERT_TRUE(poll_until(pump, [&] { return !t->connected(); }, 6000));
+    ASSERT_TRUE(poll_until(
+        pump, [&] { return !t->connected(); }, 6000));
     EXPECT_TRUE(t->send(bytes("3 two")));
-    ASSERT_TRUE(poll_until(pump, [&] { return t->connections() == 2 && t->backlog() == 0; },
-                           8000));
+    ASSERT_TRUE(poll_until(
+        pump, [&] { return t->connections() == 2 && t->backlog() == 0; }, 8000));
     const SocketFd again = accept_within(listener);
     ASSERT_TRUE(again.valid());
     EXPECT_EQ(read_stream(again, 12, pump), "5 hello3 two");
