@@ -19,6 +19,13 @@ one change (`pool add`, `pool remove`, `set pool.port_range`, or none: the basel
 the longest that took up the change (target: under 50 us, LIVE_TARGET_US), and the packets the
 NAT translated while each change was under way (see live_changes()).
 
+--logging-cost runs instead, at each of --sizes (default 64K,1M), --reps pairs of ephemera runs
+interleaved: NAT event logging off, then on (the mode's default events into the archive, in a
+temporary directory, and IPFIX over UDP to a socket this script holds), and reports the
+session-create rate of each, their ratio (target: on within 10 % of off, issue 13 point 4), and
+the records handed over and dropped at the workers' rings (target: 0 at the default ring size).
+The logging thread shares CPU 0 with the generator, as the control lcore does.
+
 Each run reports how much of its CPU each polling thread had while measuring (schedstat); a
 pair counts as clean when all had at least --min-cpu-share, and ratios come from clean pairs
 (see summarise()). A host shared with other work makes unclean pairs; up to --extra-pairs more
@@ -92,11 +99,17 @@ def memory_budget_mib(sizes, scaling, teardown_run):
     return LOADGEN_MEM_MIB + dut
 
 
-def ephemera_config(max_sessions, udp_timeout=None):
-    return memif_lab.ephemera_config(
+def ephemera_config(max_sessions, udp_timeout=None, logging=None):
+    text = memif_lab.ephemera_config(
         [POOL], PORT_RANGE, max_sessions,
         timeouts=None if udp_timeout is None else {"udp": udp_timeout},
         comment="written by bench/load_run.py")
+    if logging is not None:
+        archive, ipfix_port = logging
+        text += "\n".join(["", "[[logging.ipfix]]",
+                           'collector = "127.0.0.1:%d"' % ipfix_port,
+                           "[logging.archive]", 'path = "%s"' % archive, ""])
+    return text
 
 
 class Runner:
@@ -115,7 +128,7 @@ class Runner:
     # ---- one measurement ------------------------------------------------------------------
 
     def run_one(self, kind, sessions, workers=1, udp_timeout=None, keep_running=False,
-                live=False):
+                live=False, logging=None):
         """kind: 'floor' or 'ephemera'. Returns a result dict. With keep_running the NAT is
         left running after the generator is done (result "_dut", "_telemetry"): the
         tear-down measurement watches it expire its sessions. With live (ephemera only) the
@@ -163,7 +176,7 @@ class Runner:
             cfg_path = os.path.join(self.tmp, name + ".toml")
             max_sessions, mem = dut_mem_mib(sessions, workers)
             with open(cfg_path, "w") as f:
-                f.write(ephemera_config(max_sessions, udp_timeout))
+                f.write(ephemera_config(max_sessions, udp_timeout, logging))
             dut_cmd = ephemera_command(self.ephemera, name, cfg_path, workers, mem,
                                        memory=self.memory)
             result["max_sessions"] = max_sessions
@@ -714,6 +727,61 @@ def live_main(runner, args, size, command, revision, json_path, started):
     return 1 if bad else 0
 
 
+def logging_cost_main(runner, args, sizes, command, revision, json_path, started):
+    """Session create with NAT event logging off and on, interleaved pairs per size."""
+    import shutil
+    import socket
+    collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # held, never read: the
+    collector.bind(("127.0.0.1", 0))                               # kernel drops what overflows
+    ipfix_port = collector.getsockname()[1]
+    runs, rows = [], []
+    try:
+        for label, sessions in sizes:
+            by_mode = {"off": [], "on": []}
+            for pair in range(args.reps):
+                for mode in ("off", "on"):
+                    archive = tempfile.mkdtemp(prefix="ephemera-load-archive-")
+                    try:
+                        r = runner.run_one("ephemera", sessions,
+                                           logging=(archive, ipfix_port) if mode == "on" else None)
+                    finally:
+                        shutil.rmtree(archive, ignore_errors=True)
+                    m = metrics(r)
+                    st = r.get("ephemera_stats", {})
+                    r["logging"] = mode
+                    runs.append(r)
+                    by_mode[mode].append((m["sessions_per_s"], st.get("log_records", 0),
+                                          st.get("log_records_dropped", 0), m["mistranslations"]))
+                    log("%s pair %d logging %s: %.0f sessions/s, %d records, %d dropped" % (
+                        label, pair + 1, mode, m["sessions_per_s"], st.get("log_records", 0),
+                        st.get("log_records_dropped", 0)))
+            off = median([x[0] for x in by_mode["off"]])
+            on = median([x[0] for x in by_mode["on"]])
+            rows.append({"size": label, "sessions": sessions, "pairs": args.reps,
+                         "create_per_s_off": off, "create_per_s_on": on,
+                         "ratio_on_off": on / off if off else 0.0,
+                         "records": max(x[1] for x in by_mode["on"]),
+                         "dropped": max(x[2] for x in by_mode["on"]),
+                         "mistranslations": sum(x[3] for xs in by_mode.values() for x in xs)})
+    finally:
+        collector.close()
+    log("%-5s %14s %14s %8s %10s %8s" % ("size", "create/s off", "create/s on", "on/off",
+                                           "records", "dropped"))
+    for r in rows:
+        log("%-5s %14.0f %14.0f %8.3f %10d %8d" % (r["size"], r["create_per_s_off"],
+                                                   r["create_per_s_on"], r["ratio_on_off"],
+                                                   r["records"], r["dropped"]))
+    elapsed = time.monotonic() - started
+    out = run_header(command, revision, elapsed, runner.memory.describe() if runner.memory
+                     else None)
+    out.update({"logging_cost": rows, "runs": [{k: v for k, v in r.items()
+                                                  if not k.startswith("_")} for r in runs]})
+    with open(json_path, "w") as f:
+        json.dump(out, f, indent=2)
+    log("JSON: %s   (%.0f s, run: %s)" % (json_path, elapsed, command))
+    return 1 if any(r["mistranslations"] for r in rows) else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -747,6 +815,9 @@ def main():
     ap.add_argument("--live-duration", type=float, default=30.0,
                     help="--live-changes: seconds of the generator's measure phase, which the "
                          "rounds must fit in (default 30)")
+    ap.add_argument("--logging-cost", action="store_true",
+                    help="instead of the throughput runs: session create with NAT event logging "
+                         "off and on, interleaved, at --sizes (default 64K,1M)")
     ap.add_argument("--proto", default="mix", choices=["udp", "tcp", "mix"])
     ap.add_argument("--frame-size", type=int, default=64)
     ap.add_argument("--no-huge", action="store_true",
@@ -789,7 +860,7 @@ def main():
         args.extra_pairs = 0 if args.quick else 1
     names = (args.sizes.split(",") if args.sizes
              else ["1M"] if args.live_changes
-             else ["64K", "1M"] if args.quick else ["64K", "1M", "4M", "16M"])
+             else ["64K", "1M"] if args.quick or args.logging_cost else ["64K", "1M", "4M", "16M"])
     for n in names:
         if n not in SIZES:
             ap.error("unknown size %s (have %s)" % (n, ", ".join(SIZES)))
@@ -822,6 +893,15 @@ def main():
     else:
         log("load run of ephemera %s: sizes %s, %d pair(s) each, %.0f s windows" % (
             revision, ",".join(names), args.reps, args.duration))
+    if args.logging_cost:
+        with hugepages.Reservation(memory_budget_mib(sizes, False, False), tag="load",
+                                   want_huge=not args.no_huge) as memory:
+            runner.memory = memory
+            log("memory: %s" % memory.label)
+            status = logging_cost_main(runner, args, sizes, command, revision, json_path,
+                                       started)
+        runner.memory = None
+        return status
     if args.live_changes:
         # Hugepages as for the throughput runs: a pause is measured on the memory users run on.
         with hugepages.Reservation(memory_budget_mib(sizes[:1], True, False), tag="load",
