@@ -18,6 +18,8 @@
 //
 // Usage: ephemera-block-sim [--seed N] [--subscribers N] [--max-blocks N]
 //                           [--active-block-timeout S] [--records-per-day N] [--threads N]
+#include "population.hpp"
+
 #include "ephemera/block_sizing.hpp"
 #include "ephemera/config.hpp"
 
@@ -38,24 +40,13 @@ namespace {
 using ephemera::BlockDemand;
 using ephemera::BlockSizing;
 using ephemera::Tick;
+namespace population = ephemera::population;
 
 constexpr std::int64_t kMs = 1000;
 constexpr std::int64_t kWarmup = 3 * 3600 * kMs;
 constexpr std::int64_t kDay = 24 * 3600 * kMs;
 constexpr std::int64_t kEnd = kWarmup + kDay;
 constexpr std::int64_t kHoldDown = 120 * kMs;
-
-// Share of peak concurrency per hour of the day (residential access, evening peak).
-constexpr double kProfile[24] = {0.55, 0.40, 0.28, 0.20, 0.17, 0.18, 0.25, 0.38,
-                                 0.50, 0.58, 0.62, 0.65, 0.68, 0.67, 0.66, 0.68,
-                                 0.72, 0.78, 0.85, 0.92, 0.98, 1.00, 0.92, 0.75};
-
-double profile(double hour) {
-    hour = std::fmod(hour + 48.0, 24.0);
-    const int h = static_cast<int>(hour);
-    const double f = hour - h;
-    return kProfile[h] * (1.0 - f) + kProfile[(h + 1) % 24] * f;
-}
 
 struct Options {
     std::uint64_t seed = 1;
@@ -80,30 +71,15 @@ struct Workload {
 
 constexpr int kFlowBits = 24;
 
-std::uint64_t splitmix(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 void generate(std::uint64_t seed, std::uint32_t id, Workload& w) {
-    std::mt19937_64 rng(splitmix(seed * 0x100000001b3ull + id));
+    std::mt19937_64 rng(population::splitmix(seed * 0x100000001b3ull + id));
+    const population::Shape shape = population::draw_shape(rng);
     std::uniform_real_distribution<double> uni(0.0, 1.0);
-    // Peak ports in use: 98.5 % light (median 24), 1.5 % heavy (Pareto from 500, capped).
-    double peak;
-    if (uni(rng) < 0.985) {
-        peak = std::lognormal_distribution<double>(std::log(24.0), 0.8)(rng);
-    } else {
-        peak = std::min(6000.0, 500.0 / std::pow(1.0 - uni(rng), 1.0 / 1.2));
-    }
-    peak = std::max(peak, 1.0);
+    const double peak = shape.peak;
     w.peak_concurrency = peak;
-    const double shift = (uni(rng) - 0.5) * 3.0; // hours
-    // Port holding time: flow duration (median 5 s, heavy tail) plus the idle timeout.
+    const double shift = shape.shift;
     std::lognormal_distribution<double> duration(std::log(5.0), 2.0);
-    constexpr double kMeanHold = 5.0 * 7.389056 + 0.7 * 240 + 0.3 * 300; // e^(2^2/2) = e^2
-    const double max_rate = peak / kMeanHold;                            // flows per s at peak
+    const double max_rate = peak / population::kMeanHold; // flows per s at peak
     std::exponential_distribution<double> gap(max_rate);
     w.events.clear();
     std::uint64_t flow = 0;
@@ -115,7 +91,7 @@ void generate(std::uint64_t seed, std::uint32_t id, Workload& w) {
             break;
         }
         const double hour = (t - static_cast<double>(kWarmup) / kMs) / 3600.0 - shift;
-        if (uni(rng) >= profile(hour)) {
+        if (uni(rng) >= population::profile(hour)) {
             continue; // thinning: the rate follows the day's profile
         }
         const double hold = std::min(duration(rng), 6 * 3600.0) + (uni(rng) < 0.7 ? 240 : 300);

@@ -43,11 +43,14 @@
 // --archive-key FILE gives the seals an HMAC with that key (logging.archive.hmac_key_file).
 //
 // Usage: ephemera-log-volume [--subscribers N] [--seed N] [--archive DIR [--archive-key FILE]]
+#include "population.hpp"
+
 #include "ephemera/checksum.hpp"
 #include "ephemera/config.hpp"
 #include "ephemera/counters.hpp"
 #include "ephemera/deterministic.hpp"
 #include "ephemera/nat_event.hpp"
+#include "ephemera/nat_events.hpp"
 #include "ephemera/ownership.hpp"
 #include "ephemera/packet.hpp"
 #include "ephemera/tcp_state.hpp"
@@ -121,24 +124,6 @@ constexpr std::uint16_t kL4Len = kIpTotalLen - kIpv4MinHeaderLen;
 
 // ---- the population (bench/block_sim.cpp) ---------------------------------------------------
 
-constexpr double kProfile[24] = {0.55, 0.40, 0.28, 0.20, 0.17, 0.18, 0.25, 0.38,
-                                 0.50, 0.58, 0.62, 0.65, 0.68, 0.67, 0.66, 0.68,
-                                 0.72, 0.78, 0.85, 0.92, 0.98, 1.00, 0.92, 0.75};
-
-double profile(double hour) {
-    hour = std::fmod(hour + 48.0, 24.0);
-    const int h = static_cast<int>(hour);
-    const double f = hour - h;
-    return kProfile[h] * (1.0 - f) + kProfile[(h + 1) % 24] * f;
-}
-
-std::uint64_t splitmix(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 struct Flow {
     std::int64_t start = 0; // ms since the simulation start
     std::int64_t stop = 0;  // its last packet
@@ -156,19 +141,12 @@ struct Flow {
 // the subscriber share one while either could still hold a mapping.
 void generate(std::uint64_t seed, std::uint32_t id, std::vector<Flow>& flows,
               std::vector<std::int64_t>& port_free_at) {
-    std::mt19937_64 rng(splitmix(seed * 0x100000001b3ull + id));
+    std::mt19937_64 rng(population::splitmix(seed * 0x100000001b3ull + id));
+    const population::Shape shape = population::draw_shape(rng);
     std::uniform_real_distribution<double> uni(0.0, 1.0);
-    double peak;
-    if (uni(rng) < 0.985) {
-        peak = std::lognormal_distribution<double>(std::log(24.0), 0.8)(rng);
-    } else {
-        peak = std::min(6000.0, 500.0 / std::pow(1.0 - uni(rng), 1.0 / 1.2));
-    }
-    peak = std::max(peak, 1.0);
-    const double shift = (uni(rng) - 0.5) * 3.0; // hours
+    const double shift = shape.shift;
     std::lognormal_distribution<double> duration(std::log(5.0), 2.0);
-    constexpr double kMeanHold = 5.0 * 7.389056 + 0.7 * 240 + 0.3 * 300;
-    std::exponential_distribution<double> gap(peak / kMeanHold);
+    std::exponential_distribution<double> gap(shape.peak / population::kMeanHold);
     const std::size_t first = flows.size();
     const double end = static_cast<double>(kEnd) / kMs;
     for (double t = 0;;) {
@@ -177,7 +155,7 @@ void generate(std::uint64_t seed, std::uint32_t id, std::vector<Flow>& flows,
             break;
         }
         const double hour = (t - static_cast<double>(kWarmup) / kMs) / 3600.0 - shift;
-        if (uni(rng) >= profile(hour)) {
+        if (uni(rng) >= population::profile(hour)) {
             continue;
         }
         const double d = std::min(duration(rng), 6 * 3600.0);
@@ -219,7 +197,7 @@ void generate(std::uint64_t seed, std::uint32_t id, std::vector<Flow>& flows,
         f.inside_port = static_cast<std::uint16_t>(1024 + cursor);
         port_free_at[cursor] = f.stop + 400 * kMs; // past the timeouts and a hold-down
         cursor = (cursor + 1) % span;
-        const std::uint64_t r = splitmix(seed ^ (i * 0x9e3779b97f4a7c15ull));
+        const std::uint64_t r = population::splitmix(seed ^ (i * 0x9e3779b97f4a7c15ull));
         f.remote = Ipv4Addr{198, 19, 0, 0}.value() | static_cast<std::uint32_t>(r & 0xffff);
         static constexpr std::uint16_t kPorts[] = {443, 443, 443, 80, 5228, 993, 8443, 3478};
         f.remote_port = f.tcp ? kPorts[(r >> 16) % 8] : ((r >> 16) % 2 ? 443 : 53);
@@ -373,24 +351,6 @@ Config mode_config(const Mode& m, std::uint32_t subscribers) {
         c.logging.events |= bit(NatEventKind::deterministic_formula);
     }
     return c;
-}
-
-// The record the logging thread writes at start in deterministic mode (logging_thread.cpp).
-NatEvent formula_event(const Config& config, std::uint64_t now_ms) {
-    const DeterministicMap det(config);
-    NatEvent e;
-    e.time_ms = now_ms;
-    e.kind = NatEventKind::deterministic_formula;
-    e.inside = det.prefix().value();
-    e.prefix_len = det.prefix_len();
-    e.external = det.pool().front().value();
-    e.external_last = det.pool().back().value();
-    e.first_port = det.port_range().lo;
-    e.last_port = det.port_range().hi;
-    e.ports =
-        static_cast<std::uint16_t>(std::min<std::uint32_t>(det.ports_per_subscriber(), 65535));
-    e.value = static_cast<std::uint32_t>(det.ratio());
-    return e;
 }
 
 // ---- what the records cost -----------------------------------------------------------------
@@ -625,7 +585,7 @@ ModeVolume run_mode(const Mode& mode, std::uint32_t subscribers, std::vector<Flo
     };
     if (mode.allocation == AllocationMode::deterministic) {
         // The logging thread's record of the formula, at start.
-        const NatEvent f = formula_event(config, kSimStartUnixMs);
+        const NatEvent f = formula_event(DeterministicMap(config), kSimStartUnixMs);
         if (archive) {
             archive->write({&f, 1}, kSimStartUnixMs);
         }

@@ -7,6 +7,7 @@
 #include "logging/transport.hpp"
 
 #include "ephemera/deterministic.hpp"
+#include "ephemera/nat_events.hpp"
 
 #include <rte_ring_elem.h>
 
@@ -87,24 +88,6 @@ NatEvent static_event(const StaticMapping& m, bool added, std::uint64_t now_ms) 
     return e;
 }
 
-// RFC 7422's formula as one record: who maps where follows from it alone.
-NatEvent formula_event(const Config& config, std::uint64_t now_ms) {
-    const DeterministicMap det(config);
-    NatEvent e;
-    e.time_ms = now_ms;
-    e.kind = NatEventKind::deterministic_formula;
-    e.inside = det.prefix().value();
-    e.prefix_len = det.prefix_len();
-    e.external = det.pool().empty() ? 0 : det.pool().front().value();
-    e.external_last = det.pool().empty() ? 0 : det.pool().back().value();
-    e.first_port = det.port_range().lo;
-    e.last_port = det.port_range().hi;
-    e.ports =
-        static_cast<std::uint16_t>(std::min<std::uint32_t>(det.ports_per_subscriber(), 65535));
-    e.value = static_cast<std::uint32_t>(det.ratio());
-    return e;
-}
-
 bool same_formula(const Config& a, const Config& b) {
     return a.allocation == b.allocation && a.pool == b.pool && a.port_range == b.port_range &&
            a.deterministic.prefix == b.deterministic.prefix &&
@@ -154,7 +137,7 @@ std::vector<std::string> LoggingThread::configure(const Config& config, const Co
         logs(log, NatEventKind::deterministic_formula) &&
         (previous == nullptr || !same_formula(config, *previous) ||
          previous->logging != config.logging)) {
-        events.push_back(formula_event(config, now));
+        events.push_back(formula_event(DeterministicMap(config), now));
     }
     // Events and destination are the workers' business (their plans): the sinks, their
     // connections and the archive's open file stay as they are when only those change.

@@ -2,9 +2,27 @@
 // path and the session lifecycle call these, and each returns at once when its kind is off.
 #include "ephemera/nat_events.hpp"
 
+#include "ephemera/deterministic.hpp"
+
 #include <algorithm>
 
 namespace ephemera {
+
+NatEvent formula_event(const DeterministicMap& det, std::uint64_t now_ms) {
+    NatEvent e;
+    e.time_ms = now_ms;
+    e.kind = NatEventKind::deterministic_formula;
+    e.inside = det.prefix().value();
+    e.prefix_len = det.prefix_len();
+    e.external = det.pool().empty() ? 0 : det.pool().front().value();
+    e.external_last = det.pool().empty() ? 0 : det.pool().back().value();
+    e.first_port = det.port_range().lo;
+    e.last_port = det.port_range().hi;
+    e.ports =
+        static_cast<std::uint16_t>(std::min<std::uint32_t>(det.ports_per_subscriber(), 65535));
+    e.value = static_cast<std::uint32_t>(det.ratio());
+    return e;
+}
 
 void NatEventRecorder::mapping(NatEventKind kind, const Mapping& m, Ipv4Addr remote,
                                std::uint16_t remote_port) {

@@ -17,6 +17,12 @@
 
 namespace ephemera {
 
+class DeterministicMap;
+
+// RFC 7422's formula as one record (deterministic_formula): who maps where follows from it
+// alone. The control thread writes it at start and on every change.
+NatEvent formula_event(const DeterministicMap& det, std::uint64_t now_ms);
+
 class NatEventRecorder {
 public:
     NatEventRecorder(const PortAllocator& ports, CounterBlock& counters, WorkerId workers)

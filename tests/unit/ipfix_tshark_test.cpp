@@ -2,6 +2,8 @@
 // and decoded by tshark's IPFIX dissector ("cflow"), an implementation we did not write.
 #include "logging/ipfix_encoder.hpp"
 
+#include "run_command.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -77,21 +79,6 @@ public:
 private:
     Bytes file_;
 };
-
-std::string run(const std::string& command) {
-    std::string out;
-    FILE* p = popen(command.c_str(), "r");
-    if (p == nullptr) {
-        return out;
-    }
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) {
-        out.append(buf, n);
-    }
-    pclose(p);
-    return out;
-}
 
 constexpr std::uint32_t kExport = 1796464800;        // 2026-12-05T10:00:00Z
 constexpr std::uint64_t kEventMs = 1796464800123ULL; // ... .123
@@ -178,8 +165,8 @@ std::string decoded() {
     }
     const std::string path = testing::TempDir() + "ipfix_" + std::to_string(getpid()) + ".pcap";
     pcap.save(path);
-    std::string out = run(std::string(kTshark) + " -r " + path +
-                          " -V -d udp.port==" + std::to_string(kIpfixPort) + ",cflow 2>&1");
+    std::string out = test::run_command(std::string(kTshark) + " -r " + path + " -V -d udp.port==" +
+                                        std::to_string(kIpfixPort) + ",cflow 2>&1");
     std::remove(path.c_str());
     return out;
 }

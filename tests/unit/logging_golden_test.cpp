@@ -9,10 +9,13 @@
 //                   would need a handshake and sequence numbers that say nothing about the log)
 // EPHEMERA_UPDATE_GOLDEN=1 writes the files instead (tests/golden/README.md). tshark, an
 // independent decoder, then reads the committed files back.
+#include "event_ring.hpp"
 #include "nat_harness.hpp"
 
 #include "logging/ipfix_encoder.hpp"
 #include "logging/syslog_format.hpp"
+
+#include "run_command.hpp"
 
 #include <gtest/gtest.h>
 
@@ -44,6 +47,7 @@ namespace ephemera {
 namespace {
 
 using namespace nat_test;
+using test::EventRing;
 using Bytes = std::vector<std::uint8_t>;
 
 const std::string kGoldenDir = EPHEMERA_SOURCE_DIR "/tests/golden/logging/";
@@ -58,32 +62,6 @@ constexpr std::uint32_t kUdpPortsPerSubscriber = 2;
 std::uint32_t bit(NatEventKind k) {
     return 1u << static_cast<unsigned>(k);
 }
-
-// A worker's event ring, as main() makes one per worker.
-class EventRing {
-public:
-    EventRing() {
-        static std::atomic<int> n{0};
-        const std::string name = "golden_events_" + std::to_string(n++);
-        ring_ = rte_ring_create_elem(name.c_str(), sizeof(NatEvent), 1024, -1,
-                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
-    }
-    ~EventRing() { rte_ring_free(ring_); }
-    EventRing(const EventRing&) = delete;
-    EventRing& operator=(const EventRing&) = delete;
-    rte_ring* get() const { return ring_; }
-
-    std::vector<NatEvent> take() {
-        std::vector<NatEvent> out(rte_ring_count(ring_));
-        const unsigned n = rte_ring_sc_dequeue_burst_elem(
-            ring_, out.data(), sizeof(NatEvent), static_cast<unsigned>(out.size()), nullptr);
-        out.resize(n);
-        return out;
-    }
-
-private:
-    rte_ring* ring_ = nullptr;
-};
 
 // What the logging thread drains at one moment: the records, and the time it sends them at.
 struct Batch {
@@ -582,21 +560,6 @@ TEST(LoggingGolden, CapturesMatchTheGoldensByteForByte) {
     }
 }
 
-std::string run(const std::string& command) {
-    std::string out;
-    FILE* p = popen(command.c_str(), "r");
-    if (p == nullptr) {
-        return out;
-    }
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) {
-        out.append(buf, n);
-    }
-    pclose(p);
-    return out;
-}
-
 std::size_t count(const std::string& text, const std::string& what) {
     std::size_t n = 0;
     for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
@@ -607,8 +570,9 @@ std::size_t count(const std::string& text, const std::string& what) {
 
 // tshark -V on a golden, with the IPv4 and UDP checksums verified.
 std::string tshark(const std::string& file, const std::string& decode_as) {
-    return run(std::string(kTshark) + " -r " + kGoldenDir + file + " -V -d " + decode_as +
-               " -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE 2>&1");
+    return test::run_command(std::string(kTshark) + " -r " + kGoldenDir + file + " -V -d " +
+                             decode_as +
+                             " -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE 2>&1");
 }
 
 void expect_checksums_good(const std::string& out, std::size_t packets) {
@@ -753,9 +717,9 @@ TEST(LoggingGolden, TsharkDecodesTheSyslogGolden) {
             << out;
     }
     // -V cuts lines past 240 characters: the full messages, one a line, as text fields.
-    const std::string messages =
-        run(std::string(kTshark) + " -r " + kGoldenDir +
-            "syslog.pcap -d udp.port==514,syslog -T fields -e syslog.msg 2>/dev/null");
+    const std::string messages = test::run_command(
+        std::string(kTshark) + " -r " + kGoldenDir +
+        "syslog.pcap -d udp.port==514,syslog -T fields -e syslog.msg 2>/dev/null");
     EXPECT_EQ(count(messages, "\n"), events.size()) << messages;
     const NatEvent& first = events[0];
     ASSERT_EQ(first.kind, NatEventKind::mapping_created);

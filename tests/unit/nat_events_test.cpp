@@ -2,6 +2,7 @@
 // hands the logging thread when a mapping is made or ends, a block is given, released or still
 // held, and a new flow is refused. RFC 6888 REQ-12 (logging), RFC 8158 (the events), RFC 7422
 // section 2 (why blocks cut log volume).
+#include "event_ring.hpp"
 #include "nat_harness.hpp"
 #include "packet_builder.hpp"
 
@@ -18,38 +19,13 @@ namespace ephemera {
 namespace {
 
 using namespace nat_test;
+using test::EventRing;
 
 constexpr std::uint64_t kWallMs = 1796464800123ULL; // 2026-12-05T10:00:00.123Z
 
 std::uint32_t bit(NatEventKind k) {
     return 1u << static_cast<unsigned>(k);
 }
-
-// A ring of `size` records, as main() makes one per worker; freed with the test.
-class EventRing {
-public:
-    explicit EventRing(unsigned size = 1024) {
-        static std::atomic<int> n{0};
-        const std::string name = "test_events_" + std::to_string(n++);
-        ring_ = rte_ring_create_elem(name.c_str(), sizeof(NatEvent), size, -1,
-                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
-    }
-    ~EventRing() { rte_ring_free(ring_); }
-    EventRing(const EventRing&) = delete;
-    EventRing& operator=(const EventRing&) = delete;
-    rte_ring* get() const { return ring_; }
-
-    std::vector<NatEvent> take() {
-        std::vector<NatEvent> out(rte_ring_count(ring_));
-        const unsigned n = rte_ring_sc_dequeue_burst_elem(
-            ring_, out.data(), sizeof(NatEvent), static_cast<unsigned>(out.size()), nullptr);
-        out.resize(n);
-        return out;
-    }
-
-private:
-    rte_ring* ring_ = nullptr;
-};
 
 Config logged(Config c, std::uint32_t events, bool destination = false) {
     c.logging.archive.path = "/nonexistent"; // a sink is on: the workers record
@@ -266,6 +242,7 @@ namespace ephemera {
 namespace {
 
 using namespace nat_test;
+using test::EventRing;
 
 // RFC 8158 natThresholdEvent 3: a pool address's ports (this worker's share) crossed the
 // watermark. Reported once, and again only after use fell 5 points under it.
