@@ -69,8 +69,12 @@ toml::table logging_table(const LoggingConfig& log) {
     for (const std::string& group : logging_event_groups(log.events)) {
         events.push_back(group);
     }
-    toml::table t{
-        {"events", events}, {"destination", log.destination}, {"ring_size", i64(log.ring_size)}};
+    toml::table t{{"events", events},
+                  {"destination", log.destination},
+                  {"ring_size", i64(log.ring_size)},
+                  {"address_ports_threshold", i64(log.address_ports_threshold)},
+                  {"sessions_threshold", i64(log.sessions_threshold)},
+                  {"subscriber_ports_threshold", i64(log.subscriber_ports_threshold)}};
     if (!log.syslog.empty()) {
         toml::array syslog;
         for (const SyslogCollector& c : log.syslog) {

@@ -209,7 +209,8 @@ void parse_logging(const toml::table& root, Config& cfg) {
     }
     check_known_keys(*logging, "logging",
                      {"events", "destination", "ring_size", "syslog", "ipfix", "archive",
-                      "address_ports_threshold", "sessions_threshold"});
+                      "address_ports_threshold", "sessions_threshold",
+                      "subscriber_ports_threshold"});
     if (const toml::array* events = optional_array(*logging, "events", "logging.events")) {
         log.events = 0;
         for (std::size_t i = 0; i < events->size(); ++i) {
@@ -238,6 +239,10 @@ void parse_logging(const toml::table& root, Config& cfg) {
     }
     if (const auto v = optional_integer(*logging, "logging", "sessions_threshold", 0, 100, " %")) {
         log.sessions_threshold = static_cast<std::uint32_t>(*v);
+    }
+    if (const auto v =
+            optional_integer(*logging, "logging", "subscriber_ports_threshold", 0, 100, " %")) {
+        log.subscriber_ports_threshold = static_cast<std::uint32_t>(*v);
     }
     each_collector(*logging, "syslog", [&](const toml::table& t, const std::string& key) {
         check_known_keys(t, key, {"collector", "transport", "facility"});

@@ -81,32 +81,48 @@ bool NatEventRecorder::crossed(std::uint64_t used, std::uint64_t total, std::uin
     return above;
 }
 
-void NatEventRecorder::threshold(NatThreshold kind, Ipv4Addr external, std::uint8_t proto,
-                                 std::uint8_t percent) {
+void NatEventRecorder::threshold(NatThreshold kind, Ipv4Addr external, Ipv4Addr inside,
+                                 std::uint8_t proto, std::uint8_t percent) {
     NatEvent e;
     e.kind = NatEventKind::threshold_reached;
     e.threshold = kind;
     e.external = external.value();
+    e.inside = inside.value();
     e.proto = proto;
     e.value = percent;
     log_.emit(e, counters_);
 }
 
-void NatEventRecorder::after_mapping(std::uint16_t pool_index, Protocol proto) {
-    const std::uint8_t watermark = plan_->policy.port_threshold;
-    if (watermark == 0 || !log_.wants(NatEventKind::threshold_reached)) {
+void NatEventRecorder::after_mapping(Subscriber& sub, Ipv4Addr inside, Protocol proto) {
+    if (!log_.wants(NatEventKind::threshold_reached)) {
         return;
     }
-    const std::uint32_t usable = ports_.usable_ports();
-    const std::uint32_t used = usable - std::min(usable, ports_.free_ports(pool_index, proto));
-    const std::size_t at =
-        std::size_t{pool_index} * kProtocolCount + static_cast<std::size_t>(proto_index(proto));
-    bool above = port_above_[at];
-    const bool report = crossed(used, usable, watermark, above);
-    port_above_[at] = above;
-    if (report) {
-        threshold(NatThreshold::address_port_high, plan_->pool.address(pool_index),
-                  static_cast<std::uint8_t>(proto), watermark);
+    const Policy& policy = plan_->policy;
+    const auto p = static_cast<std::size_t>(proto_index(proto));
+    if (policy.port_threshold != 0) {
+        const std::uint32_t usable = ports_.usable_ports();
+        const std::uint32_t used =
+            usable - std::min(usable, ports_.free_ports(sub.pool_index, proto));
+        const std::size_t at = std::size_t{sub.pool_index} * kProtocolCount + p;
+        bool above = port_above_[at];
+        const bool report = crossed(used, usable, policy.port_threshold, above);
+        port_above_[at] = above;
+        if (report) {
+            threshold(NatThreshold::address_port_high, plan_->pool.address(sub.pool_index),
+                      Ipv4Addr{}, static_cast<std::uint8_t>(proto), policy.port_threshold);
+        }
+    }
+    if (policy.subscriber_port_threshold != 0) {
+        const auto bit = static_cast<std::uint16_t>(1u << p);
+        bool above = (sub.watermarks & bit) != 0;
+        const bool report = crossed(sub.ports[p], policy.subscriber_ports[p],
+                                    policy.subscriber_port_threshold, above);
+        sub.watermarks =
+            static_cast<std::uint16_t>(above ? sub.watermarks | bit : sub.watermarks & ~bit);
+        if (report) {
+            threshold(NatThreshold::address_port_per_user_high, plan_->pool.address(sub.pool_index),
+                      inside, static_cast<std::uint8_t>(proto), policy.subscriber_port_threshold);
+        }
     }
 }
 
@@ -116,7 +132,7 @@ void NatEventRecorder::after_session(std::uint32_t live_sessions) {
         return;
     }
     if (crossed(live_sessions, plan_->policy.max_sessions, watermark, sessions_above_)) {
-        threshold(NatThreshold::global_mapping_high, Ipv4Addr{}, 0, watermark);
+        threshold(NatThreshold::global_mapping_high, Ipv4Addr{}, Ipv4Addr{}, 0, watermark);
     }
 }
 

@@ -247,7 +247,7 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     ports_.out2in(sub.pool_index, pkt.parsed.proto, *ports_.slice().slot_of(grant->port)) = mapping;
     counters_.add(Counter::mappings_created);
     events_.mapping(NatEventKind::mapping_created, m, pkt.parsed.dst, pkt.parsed.dst_port);
-    events_.after_mapping(sub.pool_index, m.proto);
+    events_.after_mapping(sub, m.inside, m.proto);
     if (grant->preserved) {
         counters_.add(Counter::port_preserved);
     }

@@ -51,6 +51,8 @@ Policy Policy::from(const Config& config, WorkerId workers) {
     p.block_interim = seconds(config.blocks.interim);
     p.port_threshold = static_cast<std::uint8_t>(config.logging.address_ports_threshold);
     p.session_threshold = static_cast<std::uint8_t>(config.logging.sessions_threshold);
+    p.subscriber_port_threshold =
+        static_cast<std::uint8_t>(config.logging.subscriber_ports_threshold);
     return p;
 }
 

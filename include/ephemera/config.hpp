@@ -248,6 +248,8 @@ struct LoggingConfig {
     // reported once when crossed upwards and again only after use fell 5 points below it.
     std::uint32_t address_ports_threshold = 90;
     std::uint32_t sessions_threshold = 90;
+    // ... and a subscriber's ports of one protocol, in percent of limits.subscriber_ports_*.
+    std::uint32_t subscriber_ports_threshold = 90;
 
     static constexpr std::uint32_t kMinRing = 1024;
     static constexpr std::uint32_t kMaxRing = 1u << 22;

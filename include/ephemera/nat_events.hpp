@@ -62,8 +62,9 @@ public:
     }
 
     // Watermarks (RFC 8158 natThresholdEvent), checked as mappings and sessions are made:
-    // ports in use on `pool_index` for `proto` (this worker's share), and the session table.
-    void after_mapping(std::uint16_t pool_index, Protocol proto);
+    // ports in use on the subscriber's pool address for `proto` (this worker's share), the
+    // subscriber's own ports against its limit, and the session table.
+    void after_mapping(Subscriber& sub, Ipv4Addr inside, Protocol proto);
     void after_session(std::uint32_t live_sessions);
 
 private:
@@ -72,7 +73,8 @@ private:
     // Whether `percent` crosses `threshold` upwards now; `above` remembers the last report.
     static bool crossed(std::uint64_t used, std::uint64_t total, std::uint8_t threshold,
                         bool& above);
-    void threshold(NatThreshold kind, Ipv4Addr external, std::uint8_t proto, std::uint8_t percent);
+    void threshold(NatThreshold kind, Ipv4Addr external, Ipv4Addr inside, std::uint8_t proto,
+                   std::uint8_t percent);
 
     // Fills the record of a refusal; nothing when `reason` is not one RFC 8158 names.
     std::optional<EventLog::RefusalSlot> describe_refusal(Counter reason, Ipv4Addr subscriber,

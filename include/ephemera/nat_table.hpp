@@ -68,10 +68,10 @@ inline constexpr std::uint8_t kMappingStatic = 1;
 
 struct Subscriber {
     std::uint16_t pool_index; // paired pooling: every mapping of this subscriber uses it
-    std::uint16_t reserved_;
-    SubscriberBlocks blocks; // pool.mode = "blocks": the blocks it holds
-    std::uint64_t port_key;  // PortAllocator::port_key(inside, pool address): Algorithm 4's seed
-    std::uint32_t mappings;  // all protocols; the record lives while > 0
+    std::uint16_t watermarks; // bit per ProtoIndex: its port watermark was reported (nat_events)
+    SubscriberBlocks blocks;  // pool.mode = "blocks": the blocks it holds
+    std::uint64_t port_key;   // PortAllocator::port_key(inside, pool address): Algorithm 4's seed
+    std::uint32_t mappings;   // all protocols; the record lives while > 0
     std::uint32_t ports[kProtocolCount]; // mappings (= external ports) per protocol
     std::uint32_t sessions;
     TokenBucket new_mappings; // RFC 6888 REQ-4: the subscriber's rate of new mappings

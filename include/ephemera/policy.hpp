@@ -38,9 +38,10 @@ struct Policy {
     // NAT event logging (event_log.hpp): bit per NatEventKind, 0 when no sink is on.
     std::uint32_t log_events = 0;
     bool log_destination = false;
-    Tick block_interim = 0;             // between interim records of a held block; 0: none
-    std::uint8_t port_threshold = 0;    // percent of an address's ports in use; 0: none
-    std::uint8_t session_threshold = 0; // percent of the session table; 0: none
+    Tick block_interim = 0;                     // between interim records of a held block; 0: none
+    std::uint8_t port_threshold = 0;            // percent of an address's ports in use; 0: none
+    std::uint8_t session_threshold = 0;         // percent of the session table; 0: none
+    std::uint8_t subscriber_port_threshold = 0; // percent of a subscriber's port limit
 
     static Policy from(const Config& config, WorkerId workers);
 

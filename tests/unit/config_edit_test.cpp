@@ -166,8 +166,11 @@ TEST(ConfigEdit, FloatsInArraysAreRefusedBeforeTheyAreWrittenOut) {
 
 const char* const kLogging = R"(
 [logging]
-events = ["mapping", "static"]
+events = ["mapping", "static", "threshold"]
 ring_size = 4096
+address_ports_threshold = 95
+sessions_threshold = 70
+subscriber_ports_threshold = 0
 [[logging.syslog]]
 collector = "192.0.2.10"
 transport = "tcp"

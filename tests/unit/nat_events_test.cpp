@@ -277,6 +277,39 @@ TEST(NatEvents, AddressPortWatermarkIsReportedOnceWithHysteresis) {
     EXPECT_TRUE(ring.take().empty());
 }
 
+// natThresholdEvent 4: a subscriber's ports of one protocol reached the watermark of its limit
+// (RFC 6888 REQ-4's per-subscriber limit, seen coming before it refuses).
+TEST(NatEvents, SubscriberPortWatermarkNamesTheSubscriber) {
+    EventRing ring;
+    Config c = logged(make_config(), bit(NatEventKind::threshold_reached));
+    c.limits.subscriber_ports_udp = 10;
+    c.logging.subscriber_ports_threshold = 80;
+    c.logging.address_ports_threshold = 0;
+    Nat nat(c);
+    nat.translator().attach_event_ring(ring.get());
+    for (std::uint16_t i = 0; i < 7; ++i) {
+        ASSERT_TRUE(nat.send_out(udp_from(kC, static_cast<std::uint16_t>(20000 + i), kA1, 53)));
+    }
+    EXPECT_TRUE(ring.take().empty());
+    ASSERT_TRUE(nat.send_out(udp_from(kC, 20007, kA1, 53))); // 8 of 10
+    auto events = ring.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].threshold, NatThreshold::address_port_per_user_high);
+    EXPECT_EQ(Ipv4Addr{events[0].inside}, kC);
+    EXPECT_EQ(Ipv4Addr{events[0].external}, kX);
+    EXPECT_EQ(events[0].proto, 17);
+    EXPECT_EQ(events[0].value, 80u);
+    ASSERT_TRUE(nat.send_out(udp_from(kC, 20008, kA1, 53)));
+    EXPECT_TRUE(ring.take().empty()) << "reported once";
+    // Another subscriber has its own watermark.
+    for (std::uint16_t i = 0; i < 8; ++i) {
+        ASSERT_TRUE(nat.send_out(udp_from(kC2, static_cast<std::uint16_t>(20000 + i), kA1, 53)));
+    }
+    events = ring.take();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(Ipv4Addr{events[0].inside}, kC2);
+}
+
 TEST(NatEvents, SessionTableWatermark) {
     EventRing ring;
     Config c = logged(make_config({kX}, {49152, 65535}, FilteringMode::endpoint_independent, 1024),
