@@ -286,6 +286,7 @@ std::string describe_logging(const Config& cfg) {
         "logging:     events " + (groups.empty() ? std::string{"none"} : groups) +
         ((log.events & group_bits("threshold")) != 0
              ? " (watermarks: address ports " + std::to_string(log.address_ports_threshold) +
+                   " %, subscriber ports " + std::to_string(log.subscriber_ports_threshold) +
                    " %, sessions " + std::to_string(log.sessions_threshold) + " %)"
              : std::string{}) +
         (log.destination ? " with destinations" : "") + ", ring " + std::to_string(log.ring_size) +

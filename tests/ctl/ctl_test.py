@@ -1290,7 +1290,7 @@ class Live(unittest.TestCase):
         config = json.loads(self.ctl("--json", "show", "config").stdout)
         self.assertEqual((config["logging_events"], config["logging_destination"],
                           config["logging_ring_size"], config["logging_archive"]),
-                         ("mapping,static,exhaustion", "off", 65536, "none"))
+                         ("mapping,static,exhaustion,threshold", "off", 65536, "none"))
         for argv, message in [
             (["set", "logging.destination", "true"], "applied logging.destination = true\n"),
             (["set", "logging.events", "mapping,block"],
