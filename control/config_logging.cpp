@@ -113,8 +113,12 @@ LogCollector collector_value(const toml::table& t, const std::string& table_key,
         }
         c.port = static_cast<std::uint16_t>(*port);
     }
-    if (const std::string why = unusable_address_reason(c.address); !why.empty()) {
-        refuse(key, quoted(text) + ": " + why);
+    // A collector may be on this host (127.0.0.1: a local rsyslogd or collector), but never
+    // "this network", multicast, class E or broadcast: nothing answers there over TCP, and a
+    // datagram there is not a collector's.
+    const std::uint32_t first = c.address.value() >> 24;
+    if (first == 0 || first >= 224) {
+        refuse(key, quoted(text) + ": not a unicast address a collector can have");
     }
     return c;
 }

@@ -67,7 +67,7 @@ destination = true
 ring_size = 16384
 sessions_threshold = 0
 [[logging.syslog]]
-collector = "198.18.250.2"
+collector = "127.0.0.1"
 [[logging.syslog]]
 collector = "198.18.250.2:6514"
 transport = "tcp"
@@ -92,6 +92,7 @@ retention = 30
     EXPECT_EQ(log.sessions_threshold, 0u);
     EXPECT_EQ(log.address_ports_threshold, 90u);
     ASSERT_EQ(log.syslog.size(), 2u);
+    EXPECT_EQ(log.syslog[0].address, Ipv4Addr(127, 0, 0, 1)) << "a collector on this host";
     EXPECT_EQ(log.syslog[0].port, 514) << "UDP syslog's port when none is given";
     EXPECT_FALSE(log.syslog[0].tcp);
     EXPECT_EQ(log.syslog[0].facility, 16);
@@ -132,7 +133,9 @@ TEST(LoggingConfig, RefusalsNameTheKey) {
     EXPECT_REFUSED(with("[[logging.syslog]]\ncollector = \"198.18.250.2\"\nfacility = \"kern\"\n"),
                    "logging.syslog[0].facility", "unknown syslog facility \"kern\"");
     EXPECT_REFUSED(with("[[logging.ipfix]]\ncollector = \"224.0.0.1\"\n"),
-                   "logging.ipfix[0].collector", "224.0.0.1");
+                   "logging.ipfix[0].collector", "\"224.0.0.1\": not a unicast address");
+    EXPECT_REFUSED(with("[[logging.syslog]]\ncollector = \"0.0.0.0:514\"\n"),
+                   "logging.syslog[0].collector", "not a unicast address");
     EXPECT_REFUSED(with("[logging.archive]\ncompress = true\n"), "logging.archive.path",
                    "missing required key");
     EXPECT_REFUSED(with("[logging.archive]\npath = \"/tmp/a\"\nhmac_key_file = "
