@@ -2,8 +2,9 @@
 //
 // Templates go first: over UDP before the first data and again every refresh period, since a
 // collector that starts (or restarts) later has no other way to learn them (RFC 7011 section
-// 8.4); over TCP once on each new connection, where they hold for the connection's life and the
-// sequence number starts again (section 3.1: it counts records "in the current stream").
+// 8.4); over TCP as the transport's greeting, written first on every new connection ahead of
+// what waited for the collector. The sequence number runs on across connections: queued
+// messages already carry their numbers (docs/logging.md, "What is not done yet").
 // Records whose send fails are counted as dropped and still take their sequence numbers, so the
 // collector sees the gap.
 #pragma once
