@@ -197,6 +197,10 @@ public:
     std::size_t data_messages(std::span<const NatEvent> events, std::uint32_t export_time_s,
                               std::size_t max_message_bytes, std::vector<IpfixMessage>& out);
 
+    // RFC 7011 section 3.1: the sequence number counts the data records sent "in the current
+    // stream", so an exporter that opens a new transport session may start again at 0. The
+    // sink does not (its TCP backlog carries numbered messages across connections).
+    void reset_sequence() { sequence_ = 0; }
     [[nodiscard]] std::uint32_t sequence() const { return sequence_; }
     [[nodiscard]] std::uint32_t observation_domain() const { return domain_; }
 
