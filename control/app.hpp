@@ -6,6 +6,7 @@
 #include "../dataplane/worker.hpp"
 
 #include "logging_thread.hpp"
+#include "pool_alarms.hpp"
 #include "runtime.hpp"
 
 #include "ephemera/config.hpp"
@@ -29,8 +30,9 @@ struct App {
     std::mutex mailbox_lock; // one telemetry request at a time
     std::mutex pause_lock;   // one pause-window reset at a time
     std::unique_ptr<Runtime> runtime;
-    std::unique_ptr<LoggingThread> logging; // NAT events to collectors and the archive
-    rte_rcu_qsbr* qsbr_memory = nullptr;    // freed at exit, after the workers stopped
+    std::unique_ptr<LoggingThread> logging;  // NAT events to collectors and the archive
+    std::unique_ptr<PoolAlarms> pool_alarms; // pool port use watermarks and forecasts
+    rte_rcu_qsbr* qsbr_memory = nullptr;     // freed at exit, after the workers stopped
 };
 
 // The /ephemera/... telemetry commands, served over `app` until close() (or destruction):

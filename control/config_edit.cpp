@@ -214,6 +214,9 @@ toml::table to_table(const Config& c) {
         root.insert("static", statics_array(c.statics)); // [[static]], in order
     }
     root.insert("logging", logging_table(c.logging));
+    root.insert("alarms", toml::table{{"pool_ports_high", i64(c.alarms.pool_ports_high)},
+                                      {"pool_ports_clear", i64(c.alarms.pool_ports_clear)},
+                                      {"forecast_window", i64(c.alarms.forecast_window)}});
     return root;
 }
 

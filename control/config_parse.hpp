@@ -56,6 +56,9 @@ void parse_statics(const toml::table& root, Config& cfg);
 // [logging] into cfg.logging (config_logging.cpp).
 void parse_logging(const toml::table& root, Config& cfg);
 std::string describe_logging(const Config& cfg);
+// [alarms] into cfg.alarms (config_alarms.cpp).
+void parse_alarms(const toml::table& root, Config& cfg);
+std::string describe_alarms(const Config& cfg);
 
 // The statics' lines of describe_config(), each ending in '\n'.
 std::string describe_statics(const Config& cfg);

@@ -52,6 +52,9 @@ void install_signal_handlers() {
 void run_control_loop(App& app) {
     while (g_signal == 0) {
         learn_next_hop(app);
+        if (app.pool_alarms != nullptr) {
+            app.pool_alarms->tick(app, unix_ms_now());
+        }
         if (g_reload != 0) {
             g_reload = 0;
             // The same validation as at start; a refused file leaves the running config as is.

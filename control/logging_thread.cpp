@@ -11,6 +11,8 @@
 
 #include <rte_ring_elem.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <utility>
@@ -150,6 +152,7 @@ std::vector<std::string> LoggingThread::configure(const Config& config, const Co
     }
     const std::lock_guard lock(handover_lock_);
     control_events_.insert(control_events_.end(), events.begin(), events.end());
+    control_kinds_ = log.any_sink() ? log.events : 0;
     if (new_sinks) {
         pending_sinks_ = std::move(sinks);
         sinks_pending_ = true;
@@ -157,9 +160,18 @@ std::vector<std::string> LoggingThread::configure(const Config& config, const Co
     return warnings;
 }
 
+void LoggingThread::post(const NatEvent& event) {
+    const std::lock_guard lock(handover_lock_);
+    if ((control_kinds_ >> static_cast<unsigned>(event.kind) & 1u) != 0) {
+        control_events_.push_back(event);
+    }
+}
+
 void LoggingThread::start() {
     stop_.store(false, std::memory_order_relaxed);
     thread_ = std::thread([this] { run(); });
+    // Named, so that top -H and perf show which thread the logging costs are on.
+    pthread_setname_np(thread_.native_handle(), "eph-logging");
 }
 
 void LoggingThread::stop() {

@@ -4,8 +4,9 @@
 // own backlog and drop count, so a slow collector costs only its own records.
 //
 // The control thread adds its own events (static mappings added or removed, the deterministic
-// formula in force) and replaces the sinks when [logging] changes; both go through a small
-// mutex-guarded hand-over that the thread takes once a pass, off every packet path.
+// formula in force, the pool alarms' threshold events) and replaces the sinks when [logging]
+// changes; both go through a small mutex-guarded hand-over that the thread takes once a pass, off
+// every packet path.
 #pragma once
 
 #include "logging/sink.hpp"
@@ -48,6 +49,9 @@ public:
     // deterministic formula when it is new or changed. Returns a warning per sink that could
     // not be opened (an archive directory that cannot be created); never refuses.
     std::vector<std::string> configure(const Config& config, const Config* previous);
+    // A control-side event (a pool alarm's threshold event): sent with the next pass when the
+    // config in force logs its kind, else dropped here.
+    void post(const NatEvent& event);
     void start();
     // Drains the rings once more, flushes the sinks (up to a second) and joins.
     void stop();
@@ -70,6 +74,7 @@ private:
 
     mutable std::mutex handover_lock_;
     std::vector<NatEvent> control_events_;                      // guarded
+    std::uint32_t control_kinds_ = 0;                           // guarded: kinds post() takes
     std::vector<std::unique_ptr<logging::Sink>> pending_sinks_; // guarded
     bool sinks_pending_ = false;                                // guarded
     // Owned by the thread; read under report_lock_ by report().

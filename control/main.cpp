@@ -225,6 +225,7 @@ int run(App& app, const Options& opts) {
         std::fprintf(stderr, "ephemera: logging: %s\n", warning.c_str());
     }
     app.logging->start();
+    app.pool_alarms = std::make_unique<PoolAlarms>(app.config.alarms);
     TelemetryRegistration telemetry = register_telemetry(app);
     for (WorkerId w = 0; w < workers; ++w) {
         rte_eal_remote_launch(worker_main, app.workers[w].get(), app.worker_lcores[w]);

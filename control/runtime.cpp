@@ -91,6 +91,9 @@ ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::strin
     if (app_.logging != nullptr) {
         app_.logging->configure(*config, &current_);
     }
+    if (app_.pool_alarms != nullptr) {
+        app_.pool_alarms->configure(config->alarms);
+    }
     current_ = *config;
     return {true, "applied " + what};
 }

@@ -8,6 +8,7 @@
 // command either finishes before the App goes or finds none and answers with an error.
 #include "app.hpp"
 #include "pauses.hpp"
+#include "port_use.hpp"
 
 #include <rte_cycles.h>
 #include <rte_telemetry.h>
@@ -118,18 +119,6 @@ int cmd_worker(App& app, const char* params, rte_tel_data* d) {
     add_pause_gauges(d, w);
     add_counters(d, [&w](Counter c) { return w.counters().get(c); });
     return 0;
-}
-
-// Puts one request in every worker's mailbox and waits until all have served it (see
-// ask_all). The caller holds mailbox_lock.
-bool ask_workers(App& app, Mailbox::Kind kind, const SessionFilter& filter = {},
-                 std::size_t limit = Mailbox::kMaxSessions,
-                 std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
-    std::vector<Mailbox*> boxes;
-    for (auto& w : app.workers) {
-        boxes.push_back(&w->mailbox());
-    }
-    return ask_all(boxes, {kind, filter, limit}, timeout);
 }
 
 // "subscriber=A;external=A:P;address=A;limit=N", any subset, in any order.
@@ -338,30 +327,14 @@ int cmd_ports(App& app, const char*, rte_tel_data* d) {
         rte_tel_data_add_array_string(addresses, first.addresses[a].to_string().c_str());
     }
     rte_tel_data_add_dict_container(d, "address", addresses, 0);
-    for (Protocol p : {Protocol::udp, Protocol::tcp, Protocol::icmp}) {
-        const auto proto = static_cast<std::size_t>(proto_index(p));
+    const alarms::PortUseTable use = port_use_from_mailboxes(app);
+    for (Protocol p : alarms::kWatchedProtocols) {
         const std::string name(protocol_name(p));
-        // Each worker owns its share of an address, except in deterministic mode, where every
-        // worker numbers every port: there the range counts once and the ports in use add up.
-        const bool shared_range = app.shared.ownership.by_subscriber();
         column((name + "_free").c_str(), [&](std::size_t a) {
-            std::uint64_t f = 0;
-            std::uint64_t used = 0;
-            for (auto& w : app.workers) {
-                const std::uint32_t free = w->mailbox().free_ports[a * kProtocolCount + proto];
-                f += free;
-                used += w->mailbox().usable_ports - free;
-            }
-            const std::uint64_t usable = first.usable_ports;
-            return shared_range ? (used < usable ? usable - used : 0) : f;
+            const alarms::PortUse& u = use.at(a, p);
+            return u.used < u.usable ? u.usable - u.used : 0;
         });
-        column((name + "_usable").c_str(), [&](std::size_t) {
-            std::uint64_t u = 0;
-            for (auto& w : app.workers) {
-                u += w->mailbox().usable_ports;
-            }
-            return shared_range ? std::uint64_t{first.usable_ports} : u;
-        });
+        column((name + "_usable").c_str(), [&](std::size_t a) { return use.at(a, p).usable; });
     }
     // Held ports are counted per worker, not per address: their total stands on the first.
     std::uint64_t held_total = 0;
@@ -490,6 +463,58 @@ int cmd_logging(App& app, const char*, rte_tel_data* d) {
     column("messages_sent", &SinkReport::messages_sent);
     column("bytes_sent", &SinkReport::bytes_sent);
     column("errors", &SinkReport::errors);
+    return 0;
+}
+
+// One line per protocol: "1800 of 2000 ports in use (90 %), alarm raised, +5.0 ports/s,
+// exhausted in about 40 s". A flat dict, so that `ephemeractl show alarms` lists it as it
+// lists the config.
+std::string forecast_text(const alarms::Forecast& f) {
+    char text[96];
+    if (!f.ports_per_second) {
+        return "no trend yet";
+    }
+    if (!f.seconds_to_exhaustion) {
+        std::snprintf(text, sizeof text, "%+.1f ports/s, not running out", *f.ports_per_second);
+    } else {
+        std::snprintf(text, sizeof text, "%+.1f ports/s, exhausted in about %.0f s",
+                      *f.ports_per_second, *f.seconds_to_exhaustion);
+    }
+    return text;
+}
+
+int cmd_alarms(App& app, const char*, rte_tel_data* d) {
+    const alarms::WatchState s = app.pool_alarms->state();
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "pool_ports_high", s.config.pool_ports_high);
+    rte_tel_data_add_dict_u64(d, "pool_ports_clear", s.config.pool_ports_clear);
+    rte_tel_data_add_dict_u64(d, "forecast_window_s", s.config.forecast_window);
+    rte_tel_data_add_dict_u64(d, "alarm_changes", app.pool_alarms->changes());
+    for (const alarms::Forecast& f : s.pool) {
+        const std::size_t p = static_cast<std::size_t>(proto_index(f.proto));
+        const std::string line = std::to_string(f.use.used) + " of " +
+                                 std::to_string(f.use.usable) + " ports in use (" +
+                                 std::to_string(f.use.percent()) + " %), " +
+                                 (s.raised[p] ? "ALARM raised, " : "no alarm, ") + forecast_text(f);
+        rte_tel_data_add_dict_string(d, std::string(protocol_name(f.proto)).c_str(), line.c_str());
+    }
+    // Per protocol, the pool address that runs out first: paired pooling ties a subscriber to
+    // one address, so that address's subscribers are refused before the pool is full.
+    for (const Protocol p : alarms::kWatchedProtocols) {
+        const alarms::Forecast* soonest = nullptr;
+        for (const alarms::Forecast& f : s.addresses) {
+            if (f.proto == p && f.seconds_to_exhaustion &&
+                (soonest == nullptr ||
+                 *f.seconds_to_exhaustion < *soonest->seconds_to_exhaustion)) {
+                soonest = &f;
+            }
+        }
+        const std::string key = "soonest_" + std::string(protocol_name(p));
+        const std::string line =
+            soonest == nullptr ? std::string("no address running out")
+                               : soonest->address.to_string() + ": " + forecast_text(*soonest);
+        rte_tel_data_add_dict_string(d, key.c_str(), line.c_str());
+    }
     return 0;
 }
 
@@ -659,6 +684,9 @@ TelemetryRegistration register_telemetry(App& app) {
     rte_telemetry_register_cmd("/ephemera/logging", gated<cmd_logging>,
                                "NAT event logging: records handed over and dropped, per sink "
                                "sent, dropped and errors");
+    rte_telemetry_register_cmd("/ephemera/alarms", gated<cmd_alarms>,
+                               "Pool port use alarms and the forecast time to exhaustion, per "
+                               "protocol");
     rte_telemetry_register_cmd("/ephemera/reload", gated<cmd_reload>,
                                "Reread the config file (as SIGHUP does)");
     // Help texts hold fewer than 128 characters, or the command is not registered.

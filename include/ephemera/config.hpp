@@ -266,6 +266,17 @@ struct LoggingConfig {
 // order ("mapping", "block", "static", "deterministic", "exhaustion").
 std::vector<std::string> logging_event_groups(std::uint32_t events);
 
+// Pool-wide port use alarms and the exhaustion forecast (control/alarms/pool_watch.hpp): the
+// control side samples the workers' port use once a second.
+struct AlarmsConfig {
+    std::uint32_t pool_ports_high = 90;  // percent of a protocol's pool ports in use: raised
+    std::uint32_t pool_ports_clear = 80; // ... cleared at or below this; below high
+    std::uint32_t forecast_window = 900; // s of port use the forecast fits its trend to
+    static constexpr std::uint32_t kMinWindow = 10;
+    static constexpr std::uint32_t kMaxWindow = 7 * 86400;
+    bool operator==(const AlarmsConfig&) const = default;
+};
+
 struct Config {
     std::string source;         // file the config came from, for messages
     std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates
@@ -284,6 +295,7 @@ struct Config {
     FragmentsConfig fragments;
     std::vector<StaticMapping> statics; // [[static]], in file order
     LoggingConfig logging;
+    AlarmsConfig alarms;
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.

@@ -866,8 +866,8 @@ class Ctl(unittest.TestCase):
         self.serve()
         cases = [
             ([], "subcommand"),
-            (["show"], "show: give one of config, stats, ports, blocks, pauses, static, "
-                       "logging, worker N"),
+            (["show"], "show: give one of config, stats, ports, alarms, blocks, pauses, "
+                       "static, logging, worker N"),
             (["show", "logging", "x"], "x"),
             (["whois", "198.18.0.10:51234", "--at", "yesterday"], "or now"),
             (["whois", "198.18.0.10:51234", "--proto", "sctp"], "sctp"),

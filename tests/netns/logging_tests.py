@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from collectors import IpfixCollector, Rsyslog, TsharkCapture
-from nslab import (SERVER, TestFailure, check, ephemera_session, lab_session, log, main,
+from nslab import (POOL, SERVER, TestFailure, check, ephemera_session, lab_session, log, main,
                    make_config, parse_echo, sub_addr, udp_exchange, wait_until)
 
 WORKERS = 2
@@ -108,8 +108,9 @@ def syslog_by_transport(rsyslog, event):
 
 
 @contextlib.contextmanager
-def logging_lab(binary, ctl_binary, subscribers, sections_of, workers=WORKERS):
-    """The lab, the collectors and ephemera logging to them. Yields a dict of the pieces."""
+def logging_lab(binary, ctl_binary, subscribers, sections_of, workers=WORKERS, config_args=None):
+    """The lab, the collectors and ephemera logging to them. Yields a dict of the pieces.
+    `config_args`: more keyword arguments of make_config (port_range, reserved, ...)."""
     archive = tempfile.mkdtemp(prefix="ephemera-archive-")
     pcap_dir = tempfile.mkdtemp(prefix="ephemera-ipfix-")
     try:
@@ -120,7 +121,7 @@ def logging_lab(binary, ctl_binary, subscribers, sections_of, workers=WORKERS):
                 TsharkCapture(ns, dev, "port %d or port %d" % (IPFIX_UDP, IPFIX_TCP),
                               os.path.join(pcap_dir, "ipfix.pcap")) as tshark:
             sections, extra = sections_of(archive)
-            config = make_config(sections=sections) + extra
+            config = make_config(sections=sections, **(config_args or {})) + extra
             with ephemera_session(binary, lab, workers, config) as eph:
                 yield {"lab": lab, "eph": eph, "rsyslog": rsyslog, "ipfix_udp": ipfix_udp,
                        "ipfix_tcp": ipfix_tcp, "tshark": tshark, "archive": archive,
@@ -358,6 +359,95 @@ def test_nat_event_logging_blocks(binary, ctl_binary):
             "syslog tcp %s:%d" % (COLLECTOR, SYSLOG_TCP),
             "ipfix udp %s:%d" % (COLLECTOR, IPFIX_UDP), "ipfix tcp %s:%d" % (COLLECTOR,
                                                                             IPFIX_TCP)])
+        out = ctl(env["ctl"], None, "log", "verify", env["archive"]).stdout
+        check("chain intact" in out, "log verify: %s" % out)
+
+
+def test_pool_alarm(binary, ctl_binary):
+    """The pool-wide port use alarm and the exhaustion forecast, live: flows opened at a steady
+    pace raise a forecast that the ports run out at about that pace, crossing the high
+    watermark raises the alarm once (a log line, telemetry, and RFC 8158 natThresholdEvent 1
+    in the archive and syslog), and flushing the subscribers clears it once (event 2)."""
+    subscribers, per, pace = 2, 16, 4  # flows each; flows a second while the trend is taken
+    port_range, usable_each = "60000-60127", 128
+    usable = usable_each * len(POOL)
+    high, clear = 10, 5
+    sections = {"alarms": {"pool_ports_high": high, "pool_ports_clear": clear,
+                           "forecast_window": 10},
+                "timeouts": {"port_hold_down": 0}}
+    with logging_lab(binary, ctl_binary, subscribers,
+                     lambda archive: logging_sections(archive, sections, ["threshold"]),
+                     workers=1, config_args={"port_range": port_range,
+                                             "reserved": ()}) as env:
+        lab, eph, prefix = env["lab"], env["eph"], env["eph"].prefix
+        srv = lab.agent(lab.ns("srv"))
+        srv.open("echo", SERVER, 7000)
+        srv.serve_echo("echo")
+        # A steady climb: `pace` new flows a second from each subscriber in turn, so that the
+        # forecast has a trend to fit (its window is 10 s; it needs a tenth of it and 5 samples).
+        opened = 0
+        started = time.monotonic()
+        for k in range(per):
+            for i in range(1, subscribers + 1):
+                agent = lab.agent(lab.sub(i))
+                name = "a%d" % k
+                agent.open(name, port=42000 + k)
+                udp_exchange(agent, name, (SERVER, 7000), "sub%d alarm flow %d" % (i, k))
+                opened += 1
+                delay = started + opened / pace - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            if k == per * 3 // 4:  # 6 s in: 6 samples, and the pace has held throughout
+                mid = eph.telemetry.query("/ephemera/alarms")
+                log("three quarters in: %s" % mid)
+        used = subscribers * per
+        # Sampled once a second: the last flows show within two.
+        wait_until(lambda: eph.telemetry.query("/ephemera/alarms")["udp"].startswith(
+            "%d of" % used), 5)
+        a = eph.telemetry.query("/ephemera/alarms")
+        log("telemetry /ephemera/alarms: %s" % a)
+        check(a["udp"].startswith("%d of %d ports in use (%d %%), ALARM raised" % (
+            used, usable, used * 100 // usable)), "udp line: %s" % a["udp"])
+        check(a["tcp"].startswith("0 of %d ports in use (0 %%), no alarm" % usable),
+              "tcp line: %s" % a["tcp"])
+        check(a["alarm_changes"] == 1, "one alarm change so far: %s" % a)
+        # The forecast three quarters in, while flows were opening at `pace` a second: a rising trend
+        # near that pace, and a time to exhaustion of about what was left at that pace.
+        import re
+        m = re.search(r"\+([0-9.]+) ports/s, exhausted in about ([0-9]+) s", mid["udp"])
+        check(m is not None, "a rising trend and a time to exhaustion: %s" % mid)
+        rate, eta = float(m.group(1)), int(m.group(2))
+        check(pace / 2 <= rate <= pace * 2, "trend %.1f ports/s, opened %d/s" % (rate, pace))
+        left = usable - int(mid["udp"].split()[0])
+        check(left / (rate * 2) <= eta <= left * 2 / rate,
+              "exhaustion in %d s with %d ports left at %.1f/s" % (eta, left, rate))
+        for i in range(1, subscribers + 1):
+            ctl(env["ctl"], prefix, "flush", "--subscriber", sub_addr(i))
+        wait_until(lambda: eph.telemetry.query("/ephemera/alarms")["alarm_changes"] == 2, 10)
+        a = eph.telemetry.query("/ephemera/alarms")
+        check(a["udp"].startswith("0 of %d ports in use (0 %%), no alarm" % usable),
+              "after the flush: %s" % a["udp"])
+        out = ctl(env["ctl"], prefix, "show", "alarms").stdout
+        check("pool_ports_high" in out and "no alarm" in out, "show alarms: %s" % out)
+        # The log line, syslog (both transports) and the archive: raised once, cleared once.
+        wait_until(lambda: "pool udp ports cleared" in eph.read_log(), 10)
+        text = eph.read_log()
+        check(text.count("alarm: pool udp ports HIGH") == 1 and
+              text.count("alarm: pool udp ports cleared") == 1,
+              "one HIGH and one cleared line:\n%s" % text)
+        rsyslog = env["rsyslog"]
+        wait_until(lambda: len(syslog_by_transport(rsyslog, "threshold")["tcp"]) >= 2, 10)
+        for transport, got in syslog_by_transport(rsyslog, "threshold").items():
+            kinds = [(m.get("threshold"), m.get("proto"), m.get("percent")) for m in got]
+            check(kinds == [("pool-high", "udp", str(high)), ("pool-low", "udp", str(clear))],
+                  "syslog %s threshold messages: %s" % (transport, got))
+        lines = []
+        for name in sorted(os.listdir(env["archive"])):
+            if name.endswith(".log"):
+                with open(os.path.join(env["archive"], name)) as f:
+                    lines += [ln for ln in f if "event=threshold" in ln]
+        check(len(lines) == 2 and "threshold=pool-high" in lines[0] and
+              "threshold=pool-low" in lines[1], "archive threshold lines: %s" % lines)
         out = ctl(env["ctl"], None, "log", "verify", env["archive"]).stdout
         check("chain intact" in out, "log verify: %s" % out)
 

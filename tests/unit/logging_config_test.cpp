@@ -2,6 +2,7 @@
 // key and reason (docs/logging.md). A collector that does not answer is never a refusal: that
 // is for the logging thread to count.
 #include "ephemera/config.hpp"
+#include "ephemera/config_edit.hpp"
 #include "ephemera/nat_event.hpp"
 
 #include "config_expect.hpp"
@@ -11,6 +12,7 @@
 
 #include <cstdio>
 #include <string>
+#include <variant>
 
 namespace ephemera {
 namespace {
@@ -146,6 +148,46 @@ TEST(LoggingConfig, RefusalsNameTheKey) {
         many += "[[logging.syslog]]\ncollector = \"198.18.250.2\"\n";
     }
     EXPECT_REFUSED(with(many), "logging.syslog", "9 collectors; at most 8");
+}
+
+// [alarms]: the pool-wide port use watermark (natThresholdEvent 1 and 2) and the forecast.
+TEST(AlarmsConfig, DefaultsAndAHighLineAloneBringsTheClearLineWithIt) {
+    const Config plain = config_test::accepted_from(with(""), kSource);
+    EXPECT_EQ(plain.alarms.pool_ports_high, 90u);
+    EXPECT_EQ(plain.alarms.pool_ports_clear, 80u);
+    EXPECT_EQ(plain.alarms.forecast_window, 900u);
+    const Config low =
+        config_test::accepted_from(with("[alarms]\npool_ports_high = 50\n"), kSource);
+    EXPECT_EQ(low.alarms.pool_ports_high, 50u);
+    EXPECT_EQ(low.alarms.pool_ports_clear, 40u);
+    const Config off = config_test::accepted_from(with("[alarms]\npool_ports_high = 0\n"), kSource);
+    EXPECT_EQ(off.alarms.pool_ports_high, 0u);
+    const Config set = config_test::accepted_from(
+        with("[alarms]\npool_ports_high = 95\npool_ports_clear = 70\nforecast_window = 60\n"),
+        kSource);
+    EXPECT_EQ(set.alarms.pool_ports_clear, 70u);
+    EXPECT_EQ(set.alarms.forecast_window, 60u);
+    // Written out and read back (the path every runtime change takes) it is the same.
+    const auto round = edit_config(set, "alarms.pool_ports_high", "96");
+    ASSERT_TRUE(std::holds_alternative<Config>(round));
+    EXPECT_EQ(std::get<Config>(round).alarms.pool_ports_high, 96u);
+    EXPECT_EQ(std::get<Config>(round).alarms.pool_ports_clear, 70u);
+    EXPECT_EQ(std::get<Config>(round).alarms.forecast_window, 60u);
+}
+
+TEST(AlarmsConfig, RefusalsNameTheKey) {
+    EXPECT_REFUSED(with("[alarms]\npool_ports_high = 80\npool_ports_clear = 80\n"),
+                   "alarms.pool_ports_clear",
+                   "must be below alarms.pool_ports_high (80 %), got 80 %");
+    EXPECT_REFUSED(with("[alarms]\npool_ports_high = 101\n"), "alarms.pool_ports_high",
+                   "must be between 0 and 100");
+    EXPECT_REFUSED(with("[alarms]\nforecast_window = 5\n"), "alarms.forecast_window",
+                   "must be between 10 and");
+    EXPECT_REFUSED(with("[alarms]\nport_high = 5\n"), "alarms.port_high", "unknown key");
+    const Config running = config_test::accepted_from(with(""), kSource);
+    const auto refused = edit_config(running, "alarms.pool_ports_high", "70");
+    ASSERT_TRUE(std::holds_alternative<ConfigError>(refused));
+    EXPECT_EQ(std::get<ConfigError>(refused).key, "alarms.pool_ports_clear");
 }
 
 } // namespace

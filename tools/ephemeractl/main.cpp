@@ -110,16 +110,14 @@ Cli::Cli() {
 }
 
 void Cli::add_show() {
-    CLI::App* show = app.add_subcommand(
-        "show",
-        "show config, stats, ports, blocks, pauses, static mappings, logging or one worker");
+    CLI::App* show = app.add_subcommand("show", "show config, stats, ports, alarms, blocks, "
+                                                "pauses, static mappings, logging or one worker");
     // Not require_subcommand(1): CLI11 would then say only "A subcommand is required" for
     // `show nope`; this way it names the stray word, and a bare `show` lists the choices.
     show->callback([this] {
         if (!command) {
-            throw CLI::ValidationError(
-                "show",
-                "give one of config, stats, ports, blocks, pauses, static, logging, worker N");
+            throw CLI::ValidationError("show", "give one of config, stats, ports, alarms, blocks, "
+                                               "pauses, static, logging, worker N");
         }
     });
     show->add_subcommand("config", "the running configuration, ports and next hop")
@@ -129,6 +127,10 @@ void Cli::add_show() {
     CLI::App* stats = show->add_subcommand("stats", "counter totals over all workers");
     stats->add_flag("--all", display.all, "also show counters that are zero");
     stats->callback([this] { command = Command{stats_request(), Shape::counters, {}}; });
+    show->add_subcommand("alarms", "pool port use alarms and the time to exhaustion forecast")
+        ->callback([this] {
+            command = Command{alarms_request(), Shape::settings, {}};
+        });
     show->add_subcommand("ports", "external port use per pool address and protocol")
         ->callback([this] {
             command = Command{ports_request(), Shape::ports, {}};

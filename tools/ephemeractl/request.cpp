@@ -191,6 +191,10 @@ Request reload_request() {
     return {"/ephemera/reload", {}};
 }
 
+Request alarms_request() {
+    return {"/ephemera/alarms", {}};
+}
+
 Request logging_request() {
     return {"/ephemera/logging", {}};
 }

@@ -63,6 +63,7 @@ Request flush_request(const FlushFilter& filter);
 Request reload_request();
 Request pauses_request();
 Request logging_request();
+Request alarms_request();
 Request pauses_reset_request();
 
 } // namespace ephemeractl
