@@ -46,7 +46,7 @@ public:
 
 private:
     std::array<std::string_view, kMaxFields> keys_{};
-    std::array<ValueText, kMaxFields> values_{};
+    std::array<ValueText, kMaxFields> values_;
     std::size_t count_ = 0;
 };
 

@@ -89,9 +89,18 @@ void append_human_text(std::string& out, const NatEvent& e, const FieldList& fie
     }
 }
 
+constexpr bool needs_escape(char c) {
+    return c == '"' || c == '\\' || c == ']';
+}
+
 void append_sd_escaped(std::string& out, std::string_view value) {
+    // Event values never need escaping (event_text.hpp): append them whole.
+    if (std::none_of(value.begin(), value.end(), [](char c) { return needs_escape(c); })) {
+        out += value;
+        return;
+    }
     for (const char c : value) {
-        if (c == '"' || c == '\\' || c == ']') {
+        if (needs_escape(c)) {
             out += '\\';
         }
         out += c;
