@@ -1,6 +1,7 @@
 // The allocation-free formatting path (visit_fields, TimestampText, append_record,
 // SyslogFormatter) against the printf and to_string forms it replaced: the text must not change
 // by a byte, since collectors, the archive's hash chains and the goldens depend on it.
+#include "count_allocations.hpp"
 #include "logging/archive_format.hpp"
 #include "logging/event_text.hpp"
 #include "logging/syslog_format.hpp"
@@ -303,6 +304,40 @@ TEST(EventFormat, ReusedBufferKeepsNoStaleBytes) {
     message.clear();
     syslog.append(message, shorter);
     EXPECT_EQ(message, syslog_message(shorter, SyslogHeader{kSyslogLocal0, "nat1", 4242}));
+}
+
+TEST(EventFormat, SteadyStateAllocatesNothing) {
+    std::mt19937_64 rng(17);
+    std::vector<NatEvent> events;
+    for (int i = 0; i < 4096; ++i) {
+        NatEvent e = random_event(rng);
+        e.time_ms = 1796464800123ULL + static_cast<std::uint64_t>(i) * 3;
+        events.push_back(e);
+    }
+    const SyslogFormatter syslog(SyslogHeader{kSyslogLocal0, "nat1", 4242});
+    std::string lines;
+    std::string message;
+    std::string framed;
+    const auto pass = [&] {
+        lines.clear();
+        for (const NatEvent& e : events) {
+            append_record(lines, e);
+            message.clear();
+            syslog.append(message, e);
+            framed.clear();
+            append_octet_counted(framed, message);
+        }
+    };
+    pass(); // the buffers grow to the batch, the timestamp cache comes to life
+    const std::uint64_t counted = ephemera::testing::allocation_count();
+    {
+        const std::string probe(64, 'x'); // the count does see allocations
+        ASSERT_EQ(probe.size(), 64U);
+    }
+    ASSERT_GE(ephemera::testing::allocation_count() - counted, 1U);
+    const std::uint64_t before = ephemera::testing::allocation_count();
+    pass();
+    EXPECT_EQ(ephemera::testing::allocation_count() - before, 0U);
 }
 
 TEST(EventFormat, SyslogFormatterMatchesOneShotForEveryKind) {
