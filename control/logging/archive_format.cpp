@@ -172,14 +172,21 @@ bool digest_field(const std::vector<Pair>& f, std::string_view key, Digest& out)
 
 } // namespace
 
+void append_record(std::string& out, const NatEvent& e) {
+    append_rfc3339_ms(out, e.time_ms);
+    visit_fields(e, [&](std::string_view key, std::string_view value) {
+        out += ' ';
+        out += key;
+        out += '=';
+        out += value;
+    });
+    out += '\n';
+}
+
 std::string format_record(const NatEvent& e) {
-    std::string line = rfc3339_ms(e.time_ms);
-    for (const EventField& f : event_fields(e)) {
-        line += ' ';
-        line += f.key;
-        line += '=';
-        line += f.value;
-    }
+    std::string line;
+    append_record(line, e);
+    line.pop_back();
     return line;
 }
 

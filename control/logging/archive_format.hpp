@@ -30,6 +30,9 @@ namespace ephemera::logging {
 using Digest = std::array<std::uint8_t, 32>;
 inline constexpr Digest kZeroDigest{};
 
+// The record line of `e` with its '\n', appended to `out`: no allocation once `out` has grown
+// to a batch's size, which is how the archive writer calls it.
+void append_record(std::string& out, const NatEvent& e);
 // The record line of `e`, without '\n'.
 std::string format_record(const NatEvent& e);
 // The reverse, for every kind: exact for every field format_record prints (a protocol other

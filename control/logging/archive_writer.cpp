@@ -100,25 +100,27 @@ void ArchiveSink::write(std::span<const NatEvent> events, std::uint64_t now_ms) 
             stats_.add(stats_.records_dropped, events.size() - i);
             return;
         }
-        std::string out;
+        // The lines go straight into the block, whose capacity outlives each seal, and are
+        // taken back out if the write fails.
+        const std::size_t start = block_.size();
         std::uint64_t n = 0;
         while (i < events.size() && block_records_ + n < options_.block_records) {
-            out += format_record(events[i]);
-            out += '\n';
+            append_record(block_, events[i]);
             ++n;
             ++i;
         }
-        if (!append(out)) {
+        const std::size_t written = block_.size() - start;
+        if (!append(std::string_view(block_).substr(start))) {
+            block_.resize(start);
             stats_.add(stats_.records_dropped, n);
             continue;
         }
         if (block_records_ == 0) {
             block_started_ms_ = now_ms;
         }
-        block_ += out;
         block_records_ += n;
         stats_.add(stats_.records_sent, n);
-        stats_.add(stats_.bytes_sent, out.size());
+        stats_.add(stats_.bytes_sent, written);
         if (block_records_ >= options_.block_records) {
             seal();
         }

@@ -70,7 +70,8 @@ private:
     std::uint64_t last_retention_ms_ = 0;
     Digest chain_{};             // sha256 of the last seal written (or the header's prev)
     std::uint64_t seal_seq_ = 0; // of the file's last seal
-    std::string block_;          // the unsealed records, already in the file
+    std::string block_;          // the unsealed records, already in the file (and, within
+                                 // write, the lines it is about to write)
     std::uint64_t block_records_ = 0;
     std::uint64_t block_started_ms_ = 0;
 };

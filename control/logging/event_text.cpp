@@ -1,6 +1,8 @@
 #include "event_text.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <ctime>
 
 namespace ephemera {
@@ -44,17 +46,6 @@ NatEventCode NatEvent::code() const {
 } // namespace ephemera
 
 namespace ephemera::logging {
-namespace {
-
-std::string address(std::uint32_t a) {
-    return Ipv4Addr{a}.to_string();
-}
-
-std::string endpoint(std::uint32_t a, std::uint16_t port) {
-    return address(a) + ':' + std::to_string(port);
-}
-
-} // namespace
 
 std::string_view protocol_name(std::uint8_t proto) {
     switch (proto) {
@@ -107,94 +98,59 @@ std::string_view threshold_name(NatThreshold t) {
 
 std::vector<EventField> event_fields(const NatEvent& e) {
     std::vector<EventField> f;
-    f.reserve(9);
-    f.push_back({"event", std::string(nat_event_name(e.kind))});
-    f.push_back({"worker", std::to_string(e.worker)});
-    switch (e.kind) {
-    case NatEventKind::mapping_created:
-    case NatEventKind::mapping_deleted:
-        f.push_back({"proto", std::string(protocol_name(e.proto))});
-        f.push_back({"inside", endpoint(e.inside, e.inside_port)});
-        f.push_back({"outside", endpoint(e.external, e.external_port)});
-        if (e.remote != 0) {
-            f.push_back({"remote", endpoint(e.remote, e.remote_port)});
-        }
-        if ((e.flags & NatEvent::kStaticMapping) != 0) {
-            f.push_back({"static", "1"});
-        }
-        break;
-    case NatEventKind::block_allocated:
-    case NatEventKind::block_released:
-    case NatEventKind::block_interim:
-        f.push_back({"inside", address(e.inside)});
-        f.push_back({"outside", address(e.external)});
-        f.push_back({"ports", std::to_string(e.first_port) + '-' + std::to_string(e.last_port)});
-        f.push_back({"step", std::to_string(e.step)});
-        f.push_back({"count", std::to_string(e.ports)});
-        // With several workers the span holds only the ports worker `worker` owns.
-        if (e.value > 1) {
-            f.push_back({"workers", std::to_string(e.value)});
-        }
-        break;
-    case NatEventKind::static_added:
-    case NatEventKind::static_removed:
-        f.push_back({"proto", std::string(protocol_name(e.proto))});
-        if (e.proto == 0) {
-            f.push_back({"inside", address(e.inside)});
-            f.push_back({"outside", address(e.external)});
-        } else {
-            f.push_back({"inside", endpoint(e.inside, e.inside_port)});
-            f.push_back({"outside", endpoint(e.external, e.external_port)});
-        }
-        break;
-    case NatEventKind::deterministic_formula:
-        f.push_back({"prefix", address(e.inside) + '/' + std::to_string(e.prefix_len)});
-        f.push_back({"pool", address(e.external) + '-' + address(e.external_last)});
-        f.push_back({"ports", std::to_string(e.first_port) + '-' + std::to_string(e.last_port)});
-        f.push_back({"per", std::to_string(e.ports)});
-        f.push_back({"ratio", std::to_string(e.value)});
-        break;
-    case NatEventKind::ports_exhausted:
-        f.push_back({"proto", std::string(protocol_name(e.proto))});
-        f.push_back({"inside", address(e.inside)});
-        f.push_back({"outside", address(e.external)});
-        break;
-    case NatEventKind::quota_exceeded:
-        f.push_back({"quota", std::string(quota_name(e.quota))});
-        f.push_back({"proto", std::string(protocol_name(e.proto))});
-        if (e.inside != 0) {
-            f.push_back({"inside", address(e.inside)});
-        }
-        f.push_back({"limit", std::to_string(e.value)});
-        break;
-    case NatEventKind::threshold_reached:
-        f.push_back({"threshold", std::string(threshold_name(e.threshold))});
-        if (e.external != 0) {
-            f.push_back({"outside", address(e.external)});
-        }
-        if (e.inside != 0) {
-            f.push_back({"inside", address(e.inside)});
-        }
-        if (e.proto != 0) {
-            f.push_back({"proto", std::string(protocol_name(e.proto))});
-        }
-        f.push_back({"percent", std::to_string(e.value)});
-        break;
-    case NatEventKind::count_:
-        break;
-    }
+    f.reserve(FieldList::kMaxFields);
+    visit_fields(e, [&](std::string_view key, std::string_view value) {
+        f.push_back({key, std::string(value)});
+    });
     return f;
 }
 
+FieldList::FieldList(const NatEvent& e) {
+    visit_fields(e, [&](std::string_view key, std::string_view value) {
+        keys_[count_] = key;
+        values_[count_].add(value);
+        ++count_;
+    });
+}
+
+std::string_view FieldList::get(std::string_view key) const {
+    for (std::size_t i = 0; i < count_; ++i) {
+        if (keys_[i] == key) {
+            return values_[i].view();
+        }
+    }
+    return {};
+}
+
+void TimestampText::append(std::string& out, std::uint64_t unix_ms) {
+    const std::uint64_t second = unix_ms / 1000;
+    if (!valid_ || second != second_) {
+        const auto seconds = static_cast<std::time_t>(second);
+        std::tm tm{};
+        gmtime_r(&seconds, &tm);
+        const int n = std::snprintf(prefix_.data(), prefix_.size(),
+                                    "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        prefix_len_ = std::min(static_cast<std::size_t>(std::max(n, 0)), prefix_.size() - 1);
+        second_ = second;
+        valid_ = true;
+    }
+    const auto ms = static_cast<unsigned>(unix_ms % 1000);
+    const char tail[4] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                          static_cast<char>('0' + ms % 10), 'Z'};
+    out.append(prefix_.data(), prefix_len_);
+    out.append(tail, 4);
+}
+
+void append_rfc3339_ms(std::string& out, std::uint64_t unix_ms) {
+    thread_local TimestampText text;
+    text.append(out, unix_ms);
+}
+
 std::string rfc3339_ms(std::uint64_t unix_ms) {
-    const auto seconds = static_cast<std::time_t>(unix_ms / 1000);
-    std::tm tm{};
-    gmtime_r(&seconds, &tm);
-    char buf[40];
-    const int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                                tm.tm_sec, static_cast<unsigned>(unix_ms % 1000));
-    return std::string(buf, static_cast<std::size_t>(n));
+    std::string out;
+    append_rfc3339_ms(out, unix_ms);
+    return out;
 }
 
 std::optional<std::uint64_t> parse_rfc3339_ms(std::string_view text) {

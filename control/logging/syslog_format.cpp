@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
-#include <vector>
 
 namespace ephemera::logging {
 namespace {
@@ -25,16 +25,10 @@ std::string header_field(std::string_view text, std::size_t max) {
     return out.empty() ? std::string("-") : out;
 }
 
-std::string_view field(const std::vector<EventField>& fields, std::string_view key) {
-    const auto it =
-        std::find_if(fields.begin(), fields.end(), [&](const auto& f) { return f.key == key; });
-    return it == fields.end() ? std::string_view{} : std::string_view(it->value);
-}
-
 // The short line after the structured data: what a reader of a plain log file needs to tell
 // who had which address:port, with the event name first since such files drop the MSGID.
-std::string human_text(const NatEvent& e, const std::vector<EventField>& fields) {
-    std::string out(nat_event_name(e.kind));
+void append_human_text(std::string& out, const NatEvent& e, const FieldList& fields) {
+    out += nat_event_name(e.kind);
     const auto add = [&](std::string_view word) {
         if (!word.empty()) {
             out += ' ';
@@ -42,9 +36,9 @@ std::string human_text(const NatEvent& e, const std::vector<EventField>& fields)
         }
     };
     const auto add_named = [&](std::string_view name, std::string_view key) {
-        if (!field(fields, key).empty()) {
+        if (!fields.get(key).empty()) {
             add(name);
-            add(field(fields, key));
+            add(fields.get(key));
         }
     };
     switch (e.kind) {
@@ -53,45 +47,70 @@ std::string human_text(const NatEvent& e, const std::vector<EventField>& fields)
     case NatEventKind::static_added:
     case NatEventKind::static_removed:
     case NatEventKind::ports_exhausted:
-        add(field(fields, "inside"));
+        add(fields.get("inside"));
         add("->");
-        add(field(fields, "outside"));
-        add(field(fields, "proto"));
+        add(fields.get("outside"));
+        add(fields.get("proto"));
         add_named("remote", "remote");
-        if (!field(fields, "static").empty()) {
+        if (!fields.get("static").empty()) {
             add("static");
         }
         break;
     case NatEventKind::block_allocated:
     case NatEventKind::block_released:
     case NatEventKind::block_interim:
-        add(field(fields, "inside"));
+        add(fields.get("inside"));
         add("->");
-        add(field(fields, "outside"));
+        add(fields.get("outside"));
         add_named("ports", "ports");
         break;
     case NatEventKind::deterministic_formula:
-        add(field(fields, "prefix"));
+        add(fields.get("prefix"));
         add("->");
-        add(field(fields, "pool"));
+        add(fields.get("pool"));
         add_named("ports", "ports");
         add_named("per", "per");
         break;
     case NatEventKind::quota_exceeded:
-        add(field(fields, "quota"));
-        add(field(fields, "inside"));
+        add(fields.get("quota"));
+        add(fields.get("inside"));
         add_named("limit", "limit");
         break;
     case NatEventKind::threshold_reached:
-        add(field(fields, "threshold"));
-        add(field(fields, "outside"));
-        add(field(fields, "inside"));
-        add(std::string(field(fields, "percent")) + '%');
+        add(fields.get("threshold"));
+        add(fields.get("outside"));
+        add(fields.get("inside"));
+        out += ' ';
+        out += fields.get("percent");
+        out += '%';
         break;
     case NatEventKind::count_:
         break;
     }
-    return out;
+}
+
+constexpr bool needs_escape(char c) {
+    return c == '"' || c == '\\' || c == ']';
+}
+
+void append_sd_escaped(std::string& out, std::string_view value) {
+    // Event values never need escaping (event_text.hpp): append them whole.
+    if (std::none_of(value.begin(), value.end(), [](char c) { return needs_escape(c); })) {
+        out += value;
+        return;
+    }
+    for (const char c : value) {
+        if (needs_escape(c)) {
+            out += '\\';
+        }
+        out += c;
+    }
+}
+
+void append_uint(std::string& out, std::uint64_t v) {
+    char buf[20];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
 }
 
 } // namespace
@@ -110,50 +129,58 @@ int syslog_severity(NatEventKind kind) {
 std::string sd_escape(std::string_view value) {
     std::string out;
     out.reserve(value.size());
-    for (const char c : value) {
-        if (c == '"' || c == '\\' || c == ']') {
-            out += '\\';
-        }
-        out += c;
-    }
+    append_sd_escaped(out, value);
     return out;
 }
 
-std::string syslog_message(const NatEvent& e, const SyslogHeader& header) {
-    const auto fields = event_fields(e);
-    const int facility = std::clamp(header.facility, 0, 23);
-    std::string out;
-    out.reserve(256);
+SyslogFormatter::SyslogFormatter(const SyslogHeader& header)
+    : facility_(std::clamp(header.facility, 0, 23)) {
+    after_time_ += ' ';
+    after_time_ += header_field(header.hostname, kMaxHostname);
+    after_time_ += ' ';
+    after_time_ += kSyslogAppName;
+    after_time_ += ' ';
+    append_uint(after_time_, header.procid);
+    after_time_ += ' ';
+}
+
+void SyslogFormatter::append(std::string& out, const NatEvent& e) const {
+    const FieldList fields(e);
     out += '<';
-    out += std::to_string(facility * 8 + syslog_severity(e.kind));
+    append_uint(out, static_cast<std::uint64_t>(facility_ * 8 + syslog_severity(e.kind)));
     out += ">1 ";
-    out += rfc3339_ms(e.time_ms);
-    out += ' ';
-    out += header_field(header.hostname, kMaxHostname);
-    out += ' ';
-    out += kSyslogAppName;
-    out += ' ';
-    out += std::to_string(header.procid);
-    out += ' ';
+    append_rfc3339_ms(out, e.time_ms);
+    out += after_time_;
     out += nat_event_name(e.kind);
     out += " [";
     out += kSyslogSdId;
-    for (const auto& f : fields) {
+    for (std::size_t i = 0; i < fields.size(); ++i) {
         out += ' ';
-        out += f.key;
+        out += fields.key(i);
         out += "=\"";
-        out += sd_escape(f.value);
+        append_sd_escaped(out, fields.value(i));
         out += '"';
     }
     out += "] ";
-    out += human_text(e, fields);
+    append_human_text(out, e, fields);
+}
+
+std::string syslog_message(const NatEvent& e, const SyslogHeader& header) {
+    std::string out;
+    out.reserve(256);
+    SyslogFormatter(header).append(out, e);
     return out;
 }
 
-std::string octet_counted(std::string_view message) {
-    std::string out = std::to_string(message.size());
+void append_octet_counted(std::string& out, std::string_view message) {
+    append_uint(out, message.size());
     out += ' ';
     out += message;
+}
+
+std::string octet_counted(std::string_view message) {
+    std::string out;
+    append_octet_counted(out, message);
     return out;
 }
 

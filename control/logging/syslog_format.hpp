@@ -29,6 +29,20 @@ struct SyslogHeader {
 // Warning for events that say something ran out or crossed a limit; informational otherwise.
 int syslog_severity(NatEventKind kind);
 
+// Formats messages for one header: the hostname is checked and the fields after the timestamp
+// rendered once, so that a message costs no allocation once the caller's buffer has grown.
+class SyslogFormatter {
+public:
+    explicit SyslogFormatter(const SyslogHeader& header);
+
+    // The message for `e`, one line, without framing, appended to `out`.
+    void append(std::string& out, const NatEvent& e) const;
+
+private:
+    int facility_;
+    std::string after_time_; // " HOSTNAME APP-NAME PROCID "
+};
+
 // The message for `e`, one line, without framing.
 std::string syslog_message(const NatEvent& e, const SyslogHeader& header);
 
@@ -37,6 +51,7 @@ std::string sd_escape(std::string_view value);
 
 // RFC 6587 section 3.4.1 octet counting, for TCP: "LEN SP MSG".
 std::string octet_counted(std::string_view message);
+void append_octet_counted(std::string& out, std::string_view message);
 
 // gethostname(); "-" when it fails.
 std::string local_hostname();

@@ -17,11 +17,10 @@ std::uint64_t unix_now_ms() {
 } // namespace
 
 SyslogSink::SyslogSink(const SyslogOptions& options)
-    : kind_(options.transport),
-      collector_(options.collector), header_{options.facility,
-                                             options.hostname.empty() ? local_hostname()
-                                                                      : options.hostname,
-                                             static_cast<std::uint32_t>(::getpid())},
+    : kind_(options.transport), collector_(options.collector),
+      formatter_(SyslogHeader{options.facility,
+                              options.hostname.empty() ? local_hostname() : options.hostname,
+                              static_cast<std::uint32_t>(::getpid())}),
       transport_(Transport::open(options.transport, options.collector, options.backlog_bytes)) {}
 
 std::string SyslogSink::name() const {
@@ -31,9 +30,13 @@ std::string SyslogSink::name() const {
 void SyslogSink::write(std::span<const NatEvent> events, std::uint64_t now_ms) {
     (void)now_ms; // each message carries its event's own time
     for (const NatEvent& e : events) {
-        std::string bytes = syslog_message(e, header_);
+        message_.clear();
+        formatter_.append(message_, e);
+        std::string_view bytes = message_;
         if (kind_ == TransportKind::tcp) {
-            bytes = octet_counted(bytes);
+            framed_.clear();
+            append_octet_counted(framed_, message_);
+            bytes = framed_;
         }
         const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
         if (transport_->send({data, bytes.size()})) {

@@ -37,7 +37,10 @@ private:
 
     TransportKind kind_;
     CollectorAddress collector_;
-    SyslogHeader header_;
+    SyslogFormatter formatter_;
+    // Reused for every message, so that steady state allocates nothing.
+    std::string message_;
+    std::string framed_; // TCP: message_ octet-counted
     std::unique_ptr<Transport> transport_;
     std::uint64_t errors_seen_ = 0;
     std::uint64_t cut_seen_ = 0;
