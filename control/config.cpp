@@ -1023,7 +1023,7 @@ void parse_fragments(const toml::table& root, Config& cfg) {
 Config check_document(const toml::table& root, std::string source) {
     check_known_keys(root, "",
                      {"pool", "inside", "outside", "timeouts", "filtering", "limits", "icmp",
-                      "fragments", "static", "logging"});
+                      "fragments", "static", "logging", "metrics"});
     Config cfg;
     cfg.source = std::move(source);
     parse_pool(root, cfg);
@@ -1036,6 +1036,7 @@ Config check_document(const toml::table& root, std::string source) {
     parse_fragments(root, cfg);
     parse_statics(root, cfg); // last: it checks against the pool, gateway and next hop
     parse_logging(root, cfg);
+    parse_metrics(root, cfg);
     return cfg;
 }
 
@@ -1557,6 +1558,7 @@ std::string describe_config(const Config& config) {
                               : "unsolicited: dropped silently");
     out += describe_statics(config);
     out += describe_logging(config);
+    out += describe_metrics(config);
     return out;
 }
 

@@ -56,6 +56,9 @@ void parse_statics(const toml::table& root, Config& cfg);
 // [logging] into cfg.logging (config_logging.cpp).
 void parse_logging(const toml::table& root, Config& cfg);
 std::string describe_logging(const Config& cfg);
+// [metrics] into cfg.metrics (config_metrics.cpp).
+void parse_metrics(const toml::table& root, Config& cfg);
+std::string describe_metrics(const Config& cfg);
 
 // The statics' lines of describe_config(), each ending in '\n'.
 std::string describe_statics(const Config& cfg);

@@ -266,6 +266,15 @@ struct LoggingConfig {
 // order ("mapping", "block", "static", "deterministic", "exhaustion").
 std::vector<std::string> logging_event_groups(std::uint32_t events);
 
+// [metrics] (docs/metrics.md): the Prometheus /metrics listener, opened at start on the control
+// side. Off when the table or its listen key is absent.
+struct MetricsConfig {
+    Ipv4Addr address;
+    std::uint16_t port = 0; // 0: off
+    [[nodiscard]] bool enabled() const { return port != 0; }
+    bool operator==(const MetricsConfig&) const = default;
+};
+
 struct Config {
     std::string source;         // file the config came from, for messages
     std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates
@@ -284,6 +293,7 @@ struct Config {
     FragmentsConfig fragments;
     std::vector<StaticMapping> statics; // [[static]], in file order
     LoggingConfig logging;
+    MetricsConfig metrics;
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.
