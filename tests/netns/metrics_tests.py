@@ -10,6 +10,7 @@ own config and TSDB in a temp directory. Without Debian's prometheus package the
 saying so. Every namespace, process and file is removed on every exit path.
 """
 
+import os
 import subprocess
 import sys
 
@@ -20,6 +21,8 @@ from nslab import (POOL, SERVER, TestFailure, check, ephemera_session, lab_sessi
 WORKERS = 2
 LISTEN = "127.0.0.1:9469"  # in the lab's NAT namespace, which nothing else uses
 ECHO_PORT = 7000
+DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                   "docs", "metrics.md")
 
 
 def http_get(lab, path):
@@ -52,6 +55,16 @@ def promtool_check(text):
     check(cp.returncode == 0 and not (cp.stdout + cp.stderr).strip(),
           "promtool check metrics exited %d: %s%s" % (cp.returncode, cp.stdout, cp.stderr))
     log("promtool check metrics: no problems in %d lines" % len(text.splitlines()))
+
+
+def check_documented(text):
+    """Every metric in the exposition has its row in docs/metrics.md."""
+    with open(DOC) as f:
+        doc = f.read()
+    names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    missing = [n for n in names if "`%s`" % n not in doc]
+    check(not missing, "not in docs/metrics.md: %s" % missing)
+    log("all %d metrics are in docs/metrics.md" % len(names))
 
 
 def udp_flows(lab, subscribers, per_subscriber):
@@ -115,6 +128,7 @@ def test_prometheus_scrape(binary):
         status, _, text = http_get(lab, "/metrics")
         check(status == 200, "GET /metrics: %d" % status)
         promtool_check(text)
+        check_documented(text)
 
         # A baseline Prometheus and ephemera agree on, then `burst` more datagrams in2out.
         translated = 'sum(ephemera_translated_packets_total{direction="in2out"})'
