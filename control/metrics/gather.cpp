@@ -44,6 +44,15 @@ bool port_use(App& app, std::vector<PortUse>& out) {
         return false;
     }
     const Mailbox& first = app.workers.front()->mailbox();
+    // A pool change between two workers' answers leaves them listing different addresses:
+    // this scrape then has no port figures rather than mixed ones.
+    for (auto& w : app.workers) {
+        const Mailbox& box = w->mailbox();
+        if (box.addresses != first.addresses ||
+            box.free_ports.size() != first.addresses.size() * kProtocolCount) {
+            return false;
+        }
+    }
     const bool shared_range = app.shared.ownership.by_subscriber();
     for (std::size_t a = 0; a < first.addresses.size(); ++a) {
         PortUse use;
