@@ -34,7 +34,8 @@ packages=(
 # own Prometheus, and a second one scraping nothing only costs CPU: it is stopped and disabled
 # where systemd runs (without systemd the package starts nothing).
 stop_packaged_prometheus() {
-  if [[ -d /run/systemd/system ]] && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+  if [[ -d /run/systemd/system ]] && { systemctl is-enabled --quiet prometheus ||
+      systemctl is-active --quiet prometheus; } 2>/dev/null; then
     echo "install-deps: stopping and disabling the prometheus package's own service"
     systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
