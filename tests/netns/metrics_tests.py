@@ -95,6 +95,8 @@ def test_prometheus_scrape(binary):
             Prometheus(lab.ns("nat"), LISTEN, port=9090) as prom:
         check("ephemera: metrics on http://%s/metrics" % LISTEN in eph.read_log(),
               "ephemera did not say where /metrics is:\n%s" % eph.read_log())
+        listen = eph.telemetry.query("/ephemera/config").get("metrics_listen")
+        check(listen == LISTEN, "/ephemera/config says metrics_listen %r" % listen)
         status, content_type, text = http_get(lab, "/metrics")
         check(status == 200 and content_type.startswith("text/plain; version=0.0.4"),
               "GET /metrics: %d %s" % (status, content_type))
