@@ -1023,7 +1023,7 @@ void parse_fragments(const toml::table& root, Config& cfg) {
 Config check_document(const toml::table& root, std::string source) {
     check_known_keys(root, "",
                      {"pool", "inside", "outside", "timeouts", "filtering", "limits", "icmp",
-                      "fragments", "static", "logging", "alarms"});
+                      "fragments", "static", "logging", "alarms", "metrics"});
     Config cfg;
     cfg.source = std::move(source);
     parse_pool(root, cfg);
@@ -1037,6 +1037,7 @@ Config check_document(const toml::table& root, std::string source) {
     parse_statics(root, cfg); // last: it checks against the pool, gateway and next hop
     parse_logging(root, cfg);
     parse_alarms(root, cfg);
+    parse_metrics(root, cfg);
     return cfg;
 }
 
@@ -1559,6 +1560,7 @@ std::string describe_config(const Config& config) {
     out += describe_statics(config);
     out += describe_logging(config);
     out += describe_alarms(config);
+    out += describe_metrics(config);
     return out;
 }
 

@@ -217,6 +217,10 @@ toml::table to_table(const Config& c) {
     root.insert("alarms", toml::table{{"pool_ports_high", i64(c.alarms.pool_ports_high)},
                                       {"pool_ports_clear", i64(c.alarms.pool_ports_clear)},
                                       {"forecast_window", i64(c.alarms.forecast_window)}});
+    if (c.metrics.enabled()) {
+        root.insert("metrics", toml::table{{"listen", c.metrics.address.to_string() + ":" +
+                                                          std::to_string(c.metrics.port)}});
+    }
     return root;
 }
 
@@ -284,6 +288,12 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
         return ConfigError{what, std::string(key),
                            "collectors and the archive change in the config file: edit it, then "
                            "ephemeractl reload"};
+    }
+    // The listener is opened once, at start, where a port that cannot be bound stops ephemera.
+    if (key.starts_with("metrics.")) {
+        return ConfigError{what, std::string(key),
+                           "cannot change while running: the /metrics listener is opened at "
+                           "start (restart ephemera to change it)"};
     }
     std::string events_value;
     if (key == "logging.events") {
@@ -464,6 +474,11 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
     if (to.logging.ring_size != from.logging.ring_size) {
         return ConfigError{"runtime change", "logging.ring_size",
                            "cannot change while running: each worker's event ring is sized at "
+                           "start (restart ephemera to change it)"};
+    }
+    if (to.metrics != from.metrics) {
+        return ConfigError{"runtime change", "metrics.listen",
+                           "cannot change while running: the /metrics listener is opened at "
                            "start (restart ephemera to change it)"};
     }
     if (to.limits.max_sessions != from.limits.max_sessions) {

@@ -2,6 +2,7 @@
 // ephemera --check-config FILE
 // ephemera --owner --workers N ADDR[:PORT[-HI]]...
 #include "app.hpp"
+#include "metrics/endpoint.hpp"
 #include "owner_query.hpp"
 
 #include "ephemera/mode_checks.hpp"
@@ -227,6 +228,15 @@ int run(App& app, const Options& opts) {
     app.logging->start();
     app.pool_alarms = std::make_unique<PoolAlarms>(app.config.alarms);
     TelemetryRegistration telemetry = register_telemetry(app);
+    // Before the workers start: a listener that cannot be opened stops ephemera here (the
+    // exception is reported by main), before any packet is forwarded.
+    const std::unique_ptr<MetricsEndpoint> metrics =
+        MetricsEndpoint::start(app, app.config.metrics);
+    if (metrics) {
+        std::printf("ephemera: metrics on http://%s:%u/metrics\n",
+                    app.config.metrics.address.to_string().c_str(),
+                    static_cast<unsigned>(app.config.metrics.port));
+    }
     for (WorkerId w = 0; w < workers; ++w) {
         rte_eal_remote_launch(worker_main, app.workers[w].get(), app.worker_lcores[w]);
     }
@@ -235,8 +245,11 @@ int run(App& app, const Options& opts) {
 
     run_control_loop(app);
 
-    // Telemetry stops first: a command in progress may still need the workers' mailboxes,
-    // and none may reach the App once it is going.
+    // Telemetry and metrics stop first: a command or scrape in progress may still need the
+    // workers' mailboxes, and none may reach the App once it is going.
+    if (metrics) {
+        metrics->close();
+    }
     telemetry.close();
     shared.stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();

@@ -649,6 +649,10 @@ int cmd_config(App& app, const char*, rte_tel_data* d) {
         std::string(steering_name(app.ports->inside_steering().mode)).c_str());
     rte_tel_data_add_dict_u64(d, "flow_rules", steering.installed_count);
     add_logging(d, c.logging);
+    const std::string metrics =
+        c.metrics.enabled() ? c.metrics.address.to_string() + ":" + std::to_string(c.metrics.port)
+                            : std::string("off");
+    rte_tel_data_add_dict_string(d, "metrics_listen", metrics.c_str());
     return 0;
 }
 

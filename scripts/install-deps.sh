@@ -13,6 +13,8 @@ packages=(
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   # NAT event logging: the archive's hash chain (OpenSSL) and its compressed files (zstd)
   libssl-dev libzstd-dev
+  # Prometheus /metrics: the embedded HTTP server
+  libcivetweb-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3-scapy
   # fuzzing (tests/fuzz): clang 14, its libFuzzer and sanitizer runtimes, llvm-symbolizer
@@ -24,7 +26,20 @@ packages=(
   # NAT event logging: real collectors (rsyslogd, pmacct's nfacctd, nfdump's nfcapd) and tshark,
   # which decodes the IPFIX exporter's messages
   rsyslog nfdump pmacct tshark
+  # Prometheus exposition: a real Prometheus and promtool (tests/netns/metrics_tests.py)
+  prometheus
 )
+
+# Debian's prometheus package enables and starts its own service on :9090. The tests run their
+# own Prometheus, and a second one scraping nothing only costs CPU: it is stopped and disabled
+# where systemd runs (without systemd the package starts nothing).
+stop_packaged_prometheus() {
+  if [[ -d /run/systemd/system ]] && { systemctl is-enabled --quiet prometheus ||
+      systemctl is-active --quiet prometheus; } 2>/dev/null; then
+    echo "install-deps: stopping and disabling the prometheus package's own service"
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,6 +48,7 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#packages[@]} packages present"
+  [[ $EUID -ne 0 ]] || stop_packaged_prometheus
   exit 0
 fi
 
@@ -46,3 +62,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+stop_packaged_prometheus

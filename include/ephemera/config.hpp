@@ -277,6 +277,15 @@ struct AlarmsConfig {
     bool operator==(const AlarmsConfig&) const = default;
 };
 
+// [metrics] (docs/metrics.md): the Prometheus /metrics listener, opened at start on the control
+// side. Off when the table or its listen key is absent.
+struct MetricsConfig {
+    Ipv4Addr address;
+    std::uint16_t port = 0; // 0: off
+    [[nodiscard]] bool enabled() const { return port != 0; }
+    bool operator==(const MetricsConfig&) const = default;
+};
+
 struct Config {
     std::string source;         // file the config came from, for messages
     std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates
@@ -296,6 +305,7 @@ struct Config {
     std::vector<StaticMapping> statics; // [[static]], in file order
     LoggingConfig logging;
     AlarmsConfig alarms;
+    MetricsConfig metrics;
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.

@@ -21,7 +21,8 @@ std::string config_to_toml(const Config& config);
 // "\"address\"", "[\"1.2.3.4\"]"); a bare word that is not valid TOML is taken as a string, so
 // `filtering.mode address` works. logging.events also takes the groups comma-separated
 // ("mapping,block", or "none"); logging.syslog, logging.ipfix and logging.archive.* are
-// refused: collectors and the archive change in the file (reload).
+// refused: collectors and the archive change in the file (reload). metrics.* is refused: it
+// needs a restart.
 std::variant<Config, ConfigError> edit_config(const Config& current, std::string_view key,
                                               std::string_view value);
 
@@ -37,8 +38,9 @@ std::variant<Config, ConfigError> edit_static(const Config& current, const Stati
 
 // Refuses what cannot change while traffic flows: the ports, addresses and next hop the
 // dataplane was started with, the table sizes (limits.max_sessions, logging.ring_size), the
-// allocation mode, and in deterministic mode everything its formula reads (the subscriber
-// prefix, min_ports, the pool and port_range). Static mappings may change in every mode.
+// /metrics listener (metrics.listen), the allocation mode, and in deterministic mode everything
+// its formula reads (the subscriber prefix, min_ports, the pool and port_range). Static
+// mappings may change in every mode.
 // nullopt: allowed.
 std::optional<ConfigError> check_runtime_change(const Config& from, const Config& to);
 

@@ -20,6 +20,8 @@ Fixtures:
         .framing_errors() -> [str] (tcp only)
     TsharkCapture(ns, iface, filter, path)
         .stop(); TsharkCapture.decode(pcap, decode_as="udp.port==4739,cflow") -> [dict]
+    Prometheus(ns, target, port=9090)
+        .query(promql) -> [{"metric": {...}, "value": float}], .value(promql) -> float or None
 """
 
 import atexit
@@ -45,6 +47,8 @@ PYTHON = "/usr/bin/python3"
 RSYSLOGD = "/usr/sbin/rsyslogd"
 NFACCTD = "/usr/sbin/nfacctd"
 TSHARK = "/usr/bin/tshark"
+PROMETHEUS = "/usr/bin/prometheus"
+PROMTOOL = "/usr/bin/promtool"
 
 SD_ID = "nat@32473"  # the structured data element ephemera's syslog messages carry
 
@@ -631,3 +635,80 @@ if __name__ == "__main__":
         print("usage: %s ipfix-tcp-relay ADDRESS PORT ERRORS_FILE" % sys.argv[0],
               file=sys.stderr)
         sys.exit(2)
+
+
+# ------------------------------------------------------------------------------- prometheus
+
+
+class Prometheus(_Daemon):
+    """A Prometheus server of its own: its config, its TSDB in the fixture's temp directory, and
+    its port on 127.0.0.1 in namespace `ns` (a lab namespace is new, so no other Prometheus,
+    such as the Debian package's service on the host's :9090, holds the port there). It scrapes
+    `target` ("ADDRESS:PORT", job "ephemera") every second. Queries go through curl in the
+    namespace to the HTTP API (/api/v1/query)."""
+
+    name = "prometheus"
+
+    def __init__(self, ns, target, port=9090):
+        super().__init__(ns)
+        self.target = target
+        self.port = port
+        self.conf_path = os.path.join(self.tmp, "prometheus.yml")
+        self.data = os.path.join(self.tmp, "data")
+
+    def config(self):
+        return "\n".join([
+            "global:",
+            "  scrape_interval: 1s",
+            "  scrape_timeout: 1s",
+            "  evaluation_interval: 1s",
+            "scrape_configs:",
+            "  - job_name: ephemera",
+            "    static_configs:",
+            '      - targets: ["%s"]' % self.target,
+            "",
+        ])
+
+    def start(self):
+        if not os.access(PROMETHEUS, os.X_OK):
+            raise TestFailure("%s not found: install Debian's prometheus package "
+                              "(scripts/install-deps.sh installs it)" % PROMETHEUS)
+        with open(self.conf_path, "w") as f:
+            f.write(self.config())
+        self._spawn([PROMETHEUS, "--config.file=" + self.conf_path,
+                     "--storage.tsdb.path=" + self.data,
+                     "--web.listen-address=127.0.0.1:%d" % self.port,
+                     "--log.level=warn"],
+                    lambda: _listening(self.ns, "tcp", "127.0.0.1", self.port) and
+                    self._get("/-/ready")[0] == 0, timeout=30)
+        log("prometheus in %s on 127.0.0.1:%d, scraping %s" % (self.ns, self.port, self.target))
+        return self
+
+    def _get(self, path, params=()):
+        argv = ["ip", "netns", "exec", self.ns, "curl", "-sS", "--max-time", "5", "-G"]
+        for k, v in params:
+            argv += ["--data-urlencode", "%s=%s" % (k, v)]
+        argv.append("http://127.0.0.1:%d%s" % (self.port, path))
+        cp = subprocess.run(argv, capture_output=True, text=True, timeout=15)
+        return cp.returncode, cp.stdout + cp.stderr
+
+    def query(self, promql):
+        """The instant vector `promql` evaluates to now."""
+        rc, out = self._get("/api/v1/query", [("query", promql)])
+        if rc != 0:
+            raise TestFailure("prometheus query %r: curl exited %d: %s" % (promql, rc, out))
+        reply = json.loads(out)
+        if reply.get("status") != "success":
+            raise TestFailure("prometheus query %r: %s" % (promql, reply))
+        data = reply["data"]
+        if data["resultType"] == "scalar":
+            return [{"metric": {}, "value": float(data["result"][1])}]
+        return [{"metric": r["metric"], "value": float(r["value"][1])} for r in data["result"]]
+
+    def value(self, promql):
+        """The one value `promql` evaluates to, or None when the vector is empty."""
+        result = self.query(promql)
+        if len(result) > 1:
+            raise TestFailure("prometheus query %r: %d series, expected one: %s" % (
+                promql, len(result), result))
+        return result[0]["value"] if result else None

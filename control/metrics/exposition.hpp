@@ -1,0 +1,97 @@
+// The Prometheus text exposition format (version 0.0.4) of ephemera's figures. A Snapshot is
+// what the scrape read from the running process (metrics/gather.cpp); turning it into text
+// needs no DPDK, so the format is tested on hand-built snapshots (docs/metrics.md lists the
+// metrics).
+#pragma once
+
+#include "ephemera/counters.hpp"
+#include "ephemera/types.hpp"
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ephemera::metrics {
+
+struct WorkerSnapshot {
+    std::uint32_t id = 0;
+    std::array<std::uint64_t, kCounterCount> counters{};
+    std::uint64_t sessions = 0;
+    std::uint64_t mappings = 0;
+    std::uint64_t subscribers = 0;
+    std::uint64_t ports_in_hold_down = 0;
+    std::uint64_t ports_per_address = 0;
+    std::array<std::uint64_t, kProtocolCount> sessions_by_protocol{}; // by ProtoIndex
+    double longest_iteration_seconds = 0;
+    std::uint64_t plans_taken = 0;
+};
+
+// One pool address's ports, summed over the workers as /ephemera/ports sums them.
+struct PortUse {
+    std::string address;
+    std::array<std::uint64_t, kProtocolCount> used{}; // by ProtoIndex
+    std::array<std::uint64_t, kProtocolCount> usable{};
+    bool draining = false;
+};
+
+struct SinkSnapshot {
+    std::string name;
+    std::uint64_t records_sent = 0;
+    std::uint64_t records_dropped = 0;
+    std::uint64_t messages_sent = 0;
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t errors = 0;
+};
+
+struct Snapshot {
+    std::vector<WorkerSnapshot> workers;
+    // Port use needs every worker's answer; false when one did not come in time, and then
+    // `ports` is empty rather than partial.
+    bool ports_known = false;
+    std::vector<PortUse> ports;
+    std::uint64_t log_records_taken = 0; // by the logging thread, from every worker's ring
+    std::vector<SinkSnapshot> sinks;
+    std::string outside_steering; // steering modes, fixed at start
+    std::string inside_steering;
+    std::uint64_t flow_rules = 0;
+};
+
+enum class Type : std::uint8_t { counter, gauge };
+
+struct Label {
+    std::string name;
+    std::string value;
+};
+
+struct Sample {
+    std::vector<Label> labels;
+    double value = 0; // exact for integers below 2^53, which a scrape's counters stay under
+};
+
+struct Family {
+    std::string name;
+    std::string help;
+    Type type = Type::gauge;
+    std::vector<Sample> samples;
+};
+
+// Every metric of `s`, in a fixed order; families without samples are left out.
+std::vector<Family> families(const Snapshot& s);
+// The families as text: "# HELP", "# TYPE", then the samples, each line ending in '\n'.
+std::string format(const std::vector<Family>& families);
+inline std::string exposition(const Snapshot& s) {
+    return format(families(s));
+}
+
+// Label values escape backslash, double quote and newline; help texts backslash and newline.
+std::string escape_label_value(std::string_view value);
+std::string escape_help(std::string_view help);
+// [a-zA-Z_:][a-zA-Z0-9_:]* and [a-zA-Z_][a-zA-Z0-9_]* (names starting "__" are reserved).
+bool valid_metric_name(std::string_view name);
+bool valid_label_name(std::string_view name);
+
+inline constexpr std::string_view kContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+} // namespace ephemera::metrics
