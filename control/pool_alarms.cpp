@@ -18,19 +18,21 @@ void PoolAlarms::tick(App& app, std::uint64_t now_ms) {
         return;
     }
     last_sample_ms_ = now_ms;
-    alarms::PortUseTable table;
+    std::optional<alarms::PortUseTable> table;
     {
         std::unique_lock mailboxes(app.mailbox_lock, std::try_to_lock);
-        if (!mailboxes.owns_lock() ||
-            !ask_workers(app, Mailbox::Kind::ports, {}, 0, std::chrono::milliseconds(500))) {
+        if (!mailboxes.owns_lock()) {
             return;
         }
-        table = port_use_from_mailboxes(app);
+        table = gather_port_use(app, std::chrono::milliseconds(500));
+    }
+    if (!table) {
+        return;
     }
     std::vector<alarms::AlarmChange> changes;
     {
         const std::lock_guard guard(lock_);
-        changes = watch_.sample(now_ms, table);
+        changes = watch_.sample(now_ms, *table);
     }
     for (const alarms::AlarmChange& c : changes) {
         std::printf("ephemera: alarm: %s\n", alarms::describe(c).c_str());

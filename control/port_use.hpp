@@ -6,6 +6,7 @@
 #include "app.hpp"
 
 #include <chrono>
+#include <optional>
 
 namespace ephemera {
 
@@ -17,7 +18,13 @@ bool ask_workers(App& app, Mailbox::Kind kind, const SessionFilter& filter = {},
 
 // The table the workers' mailboxes hold after they answered a ports request. Each worker owns
 // its share of an address, except in deterministic mode, where every worker numbers every
-// port: there the range counts once and the ports in use add up.
-alarms::PortUseTable port_use_from_mailboxes(const App& app);
+// port: there the range counts once and the ports in use add up. nullopt when the workers
+// listed different addresses (a pool change between their answers): no figures rather than
+// mixed ones.
+std::optional<alarms::PortUseTable> port_use_from_mailboxes(const App& app);
+
+// Asks the workers and sums their answers (the caller holds app.mailbox_lock); nullopt when a
+// worker did not answer within `timeout` or the answers disagree.
+std::optional<alarms::PortUseTable> gather_port_use(App& app, std::chrono::milliseconds timeout);
 
 } // namespace ephemera

@@ -327,7 +327,11 @@ int cmd_ports(App& app, const char*, rte_tel_data* d) {
         rte_tel_data_add_array_string(addresses, first.addresses[a].to_string().c_str());
     }
     rte_tel_data_add_dict_container(d, "address", addresses, 0);
-    const alarms::PortUseTable use = port_use_from_mailboxes(app);
+    const std::optional<alarms::PortUseTable> table = port_use_from_mailboxes(app);
+    if (!table) {
+        return -1; // a pool change between the workers' answers: ask again
+    }
+    const alarms::PortUseTable& use = *table;
     for (Protocol p : alarms::kWatchedProtocols) {
         const std::string name(protocol_name(p));
         column((name + "_free").c_str(), [&](std::size_t a) {

@@ -25,7 +25,8 @@ inline constexpr std::array<Protocol, kProtocolCount> kWatchedProtocols = {
 // Port use per pool address and protocol, from the workers (gather_port_use in app.hpp).
 struct PortUseTable {
     std::vector<Ipv4Addr> addresses;
-    std::vector<PortUse> use; // [address * kProtocolCount + proto_index]
+    std::vector<PortUse> use;   // [address * kProtocolCount + proto_index]
+    std::vector<bool> draining; // per address: being removed, takes no new mappings
 
     [[nodiscard]] const PortUse& at(std::size_t address, Protocol p) const {
         return use[address * kProtocolCount + static_cast<std::size_t>(proto_index(p))];

@@ -1,6 +1,8 @@
 #include "exposition.hpp"
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -267,7 +269,51 @@ void add_steering(Builder& b, const Snapshot& s) {
     }
 }
 
+void add_alarms(Builder& b, const Snapshot& s) {
+    if (!s.alarms_sampled) {
+        return;
+    }
+    b.add("ephemera_pool_port_alarm_changes_total", Type::counter,
+          "Pool port use alarms raised or cleared since start", {},
+          static_cast<double>(s.alarm_changes));
+    for (const PoolForecast& f : s.pool_forecasts) {
+        std::vector<Label> labels{{"protocol", std::string(protocol_name(f.proto))}};
+        b.add("ephemera_pool_port_alarm", Type::gauge,
+              "1 while the pool's port use of the protocol is above its high watermark "
+              "(alarms.pool_ports_high) and not yet back at its clear line",
+              labels, f.alarm ? 1 : 0);
+        if (f.ports_per_second) {
+            b.add("ephemera_pool_ports_trend_per_second", Type::gauge,
+                  "Ports in use per second, the slope of the pool's port use over the forecast "
+                  "window (least squares)",
+                  labels, *f.ports_per_second);
+            // +Inf when not running out: an alert on "< 3600" then needs no special case.
+            b.add("ephemera_pool_exhaustion_seconds", Type::gauge,
+                  "Seconds until the pool's ports of the protocol run out at the current trend "
+                  "(+Inf: not running out)",
+                  std::move(labels),
+                  f.seconds_to_exhaustion ? *f.seconds_to_exhaustion
+                                          : std::numeric_limits<double>::infinity());
+        }
+    }
+    for (const AddressForecast& f : s.address_forecasts) {
+        b.add("ephemera_pool_address_exhaustion_seconds", Type::gauge,
+              "Seconds until one pool address's ports of the protocol run out at its trend; "
+              "only addresses that are running out",
+              {{"pool_address", f.address}, {"protocol", std::string(protocol_name(f.proto))}},
+              f.seconds_to_exhaustion);
+    }
+}
+
 void append_value(std::string& out, double v) {
+    if (std::isinf(v)) {
+        out += v > 0 ? "+Inf" : "-Inf";
+        return;
+    }
+    if (std::isnan(v)) {
+        out += "NaN";
+        return;
+    }
     char buf[32];
     // Integers as integers (counters stay exact up to 2^53), the rest with full precision.
     if (v >= 0 && v < 9007199254740992.0 &&
@@ -289,6 +335,7 @@ std::vector<Family> families(const Snapshot& s) {
     add_ports(b, s);
     add_logging(b, s);
     add_steering(b, s);
+    add_alarms(b, s);
     return b.take();
 }
 

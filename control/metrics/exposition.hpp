@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,22 @@ struct SinkSnapshot {
     std::uint64_t errors = 0;
 };
 
+// The pool alarms' state (control/alarms/pool_watch.hpp): per protocol, pool-wide.
+struct PoolForecast {
+    Protocol proto = Protocol::udp;
+    bool alarm = false;
+    std::optional<double> ports_per_second;      // nullopt: no trend yet
+    std::optional<double> seconds_to_exhaustion; // nullopt: not running out (or no trend)
+};
+
+// A pool address that is running out at its trend (addresses that are not are left out, so
+// that the series stay few on a pool of thousands).
+struct AddressForecast {
+    std::string address;
+    Protocol proto = Protocol::udp;
+    double seconds_to_exhaustion = 0;
+};
+
 struct Snapshot {
     std::vector<WorkerSnapshot> workers;
     // Port use needs every worker's answer; false when one did not come in time, and then
@@ -56,6 +73,10 @@ struct Snapshot {
     std::string outside_steering; // steering modes, fixed at start
     std::string inside_steering;
     std::uint64_t flow_rules = 0;
+    bool alarms_sampled = false; // the pool alarms have taken a sample
+    std::vector<PoolForecast> pool_forecasts;
+    std::vector<AddressForecast> address_forecasts;
+    std::uint64_t alarm_changes = 0;
 };
 
 enum class Type : std::uint8_t { counter, gauge };

@@ -1,6 +1,7 @@
 #include "gather.hpp"
 
 #include "../app.hpp"
+#include "../port_use.hpp"
 
 #include <rte_cycles.h>
 
@@ -31,48 +32,41 @@ WorkerSnapshot worker_snapshot(const Worker& w) {
     return out;
 }
 
-// As /ephemera/ports counts them (telemetry.cpp): each worker owns its share of an address,
-// except in deterministic mode, where every worker numbers every port, so the range counts
-// once and the ports in use add up. The caller holds app.mailbox_lock.
+// As /ephemera/ports counts them (port_use.hpp). The caller holds app.mailbox_lock.
 bool port_use(App& app, std::vector<PortUse>& out) {
-    std::vector<Mailbox*> boxes;
-    for (auto& w : app.workers) {
-        boxes.push_back(&w->mailbox());
-    }
-    if (boxes.empty() ||
-        !ask_all(boxes, {Mailbox::Kind::ports, SessionFilter{}, 0}, kPortUseTimeout)) {
+    const std::optional<alarms::PortUseTable> table = gather_port_use(app, kPortUseTimeout);
+    if (!table) {
         return false;
     }
-    const Mailbox& first = app.workers.front()->mailbox();
-    // A pool change between two workers' answers leaves them listing different addresses:
-    // this scrape then has no port figures rather than mixed ones.
-    for (auto& w : app.workers) {
-        const Mailbox& box = w->mailbox();
-        if (box.addresses != first.addresses ||
-            box.free_ports.size() != first.addresses.size() * kProtocolCount) {
-            return false;
-        }
-    }
-    const bool shared_range = app.shared.ownership.by_subscriber();
-    for (std::size_t a = 0; a < first.addresses.size(); ++a) {
+    for (std::size_t a = 0; a < table->addresses.size(); ++a) {
         PortUse use;
-        use.address = first.addresses[a].to_string();
-        use.draining = first.active[a] == 0;
-        for (std::size_t p = 0; p < kProtocolCount; ++p) {
-            std::uint64_t used = 0;
-            std::uint64_t usable = 0;
-            for (auto& w : app.workers) {
-                const Mailbox& box = w->mailbox();
-                const std::uint32_t free = box.free_ports[a * kProtocolCount + p];
-                used += box.usable_ports - free;
-                usable += box.usable_ports;
-            }
-            use.usable[p] = shared_range ? first.usable_ports : usable;
-            use.used[p] = std::min(used, use.usable[p]);
+        use.address = table->addresses[a].to_string();
+        use.draining = table->draining[a];
+        for (const Protocol p : alarms::kWatchedProtocols) {
+            const auto at = static_cast<std::size_t>(proto_index(p));
+            use.used[at] = table->at(a, p).used;
+            use.usable[at] = table->at(a, p).usable;
         }
         out.push_back(std::move(use));
     }
     return true;
+}
+
+void add_alarms(const PoolAlarms& alarms, Snapshot& s) {
+    const alarms::WatchState state = alarms.state();
+    s.alarms_sampled = state.time_ms != 0;
+    s.alarm_changes = alarms.changes();
+    for (const alarms::Forecast& f : state.pool) {
+        s.pool_forecasts.push_back({f.proto,
+                                    state.raised[static_cast<std::size_t>(proto_index(f.proto))],
+                                    f.ports_per_second, f.seconds_to_exhaustion});
+    }
+    for (const alarms::Forecast& f : state.addresses) {
+        if (f.seconds_to_exhaustion) {
+            s.address_forecasts.push_back(
+                {f.address.to_string(), f.proto, *f.seconds_to_exhaustion});
+        }
+    }
 }
 
 } // namespace
@@ -95,6 +89,9 @@ Snapshot gather(App& app) {
             s.sinks.push_back({r.name, r.records_sent, r.records_dropped, r.messages_sent,
                                r.bytes_sent, r.errors});
         }
+    }
+    if (app.pool_alarms) {
+        add_alarms(*app.pool_alarms, s);
     }
     if (app.steering) {
         s.outside_steering = std::string(steering_name(app.steering->plan().mode));

@@ -120,6 +120,9 @@ def test_prometheus_scrape(binary):
             ("ephemera_port_use_known", 1),
             ("count(count by (worker) (ephemera_sessions))", WORKERS),
             ('sum(ephemera_drops_total{reason="ports_exhausted"})', 0),
+            # The pool alarms, one series per protocol; a handful of flows raises none.
+            ("count(ephemera_pool_port_alarm)", 3),
+            ("sum(ephemera_pool_port_alarm)", 0),
         ]
         for promql, want in expectations:
             got = prom.value(promql)

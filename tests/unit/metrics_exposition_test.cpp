@@ -136,6 +136,33 @@ TEST(MetricsExposition, PortUseUnknownHasNoPortSamples) {
     EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("ephemera_pool_ports_used")));
 }
 
+// The pool alarms: a forecast that is not running out is +Inf (the text format's spelling),
+// one without a trend yet has no sample, and only addresses running out have a series.
+TEST(MetricsExposition, PoolAlarmsAndForecasts) {
+    Snapshot s = two_workers();
+    EXPECT_THAT(exposition(s), ::testing::Not(::testing::HasSubstr("ephemera_pool_port_alarm")));
+    s.alarms_sampled = true;
+    s.alarm_changes = 3;
+    s.pool_forecasts = {{Protocol::udp, true, 2.5, 120.0},
+                        {Protocol::tcp, false, -1.0, std::nullopt},
+                        {Protocol::icmp, false, std::nullopt, std::nullopt}};
+    s.address_forecasts = {{"198.18.0.10", Protocol::udp, 60.5}};
+    const std::string text = exposition(s);
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_pool_port_alarm_changes_total 3\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_pool_port_alarm{protocol=\"udp\"} 1\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_pool_port_alarm{protocol=\"icmp\"} 0\n"));
+    EXPECT_THAT(
+        text, ::testing::HasSubstr("ephemera_pool_ports_trend_per_second{protocol=\"udp\"} 2.5\n"));
+    EXPECT_THAT(text,
+                ::testing::HasSubstr("ephemera_pool_exhaustion_seconds{protocol=\"udp\"} 120\n"));
+    EXPECT_THAT(text,
+                ::testing::HasSubstr("ephemera_pool_exhaustion_seconds{protocol=\"tcp\"} +Inf\n"));
+    EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr(
+                          "ephemera_pool_exhaustion_seconds{protocol=\"icmp\"}")));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_pool_address_exhaustion_seconds{pool_address="
+                                           "\"198.18.0.10\",protocol=\"udp\"} 60.5\n"));
+}
+
 TEST(MetricsExposition, LabelValuesAreEscaped) {
     EXPECT_EQ(escape_label_value("plain"), "plain");
     EXPECT_EQ(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
