@@ -579,6 +579,20 @@ TEST_F(Archive, CompressFileStreamsOneStandardFrame) {
     EXPECT_EQ(by_zstd, text);
 }
 
+TEST_F(Archive, AFileListedPlainAndCompressedSinceIsReadFromItsZst) {
+    write_two_files();
+    const ArchiveFile listed = list_archive_files(dir_.string()).front();
+    ASSERT_FALSE(listed.compressed);
+    std::string error;
+    const auto before = read_archive_text(listed, error);
+    ASSERT_TRUE(before) << error;
+    ASSERT_TRUE(compress_file(listed.path, listed.path + ".zst", error)) << error;
+    fs::remove(listed.path); // as the compressor does, between a reader's listing and its read
+    const auto after = read_archive_text(listed, error);
+    ASSERT_TRUE(after) << error;
+    EXPECT_EQ(*after, *before);
+}
+
 TEST_F(Archive, VerifyPassesAnIntactArchiveWithItsKey) {
     ArchiveOptions o = options();
     o.hmac_key = {'s', 'e', 'c', 'r', 'e', 't'};
