@@ -4,7 +4,9 @@
 //   ephemera-20261205T100000Z-000042.log.zst    closed and compressed
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,8 +34,29 @@ std::vector<ArchiveFile> list_archive_files(const std::string& dir);
 // The whole text of a file, decompressed. nullopt with `error` set when it cannot be read.
 std::optional<std::string> read_archive_text(const ArchiveFile& file, std::string& error);
 
-// Writes `to` as the zstd compression of `from` (through a temporary name, renamed into place,
-// so that `to` is whole or absent). false with `error` set on failure.
+// Writes `to` as the zstd compression of `from` (through a temporary name, synced and renamed
+// into place, so that `to` is whole or absent). false with `error` set on failure, or when
+// `cancel` became true between two reads. Streams the file in 1 MiB reads, so that a 64 MiB
+// file costs neither 64 MiB nor its compression bound in memory; one FileCompressor keeps its
+// zstd context and buffers from one file to the next. Holds an exclusive flock on `from`
+// meanwhile, so that two sinks on one directory (the old and the new one of a reconfiguration)
+// never write the same temporary file: the second waits, then finds `from` unlinked and has
+// nothing to do (true).
+class FileCompressor {
+public:
+    FileCompressor();
+    ~FileCompressor();
+    FileCompressor(const FileCompressor&) = delete;
+    FileCompressor& operator=(const FileCompressor&) = delete;
+
+    bool compress(const std::string& from, const std::string& to, std::string& error,
+                  const std::atomic<bool>* cancel = nullptr);
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
 bool compress_file(const std::string& from, const std::string& to, std::string& error);
 
 } // namespace ephemera::logging

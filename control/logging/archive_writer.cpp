@@ -44,6 +44,9 @@ ArchiveSink::ArchiveSink(ArchiveOptions options, std::uint64_t now_ms)
     if (options_.block_records == 0) {
         options_.block_records = 1;
     }
+    if (options_.compress) {
+        compressor_ = std::make_unique<ArchiveCompressor>();
+    }
     recover(now_ms);
 }
 
@@ -141,6 +144,7 @@ void ArchiveSink::poll(std::uint64_t now_ms) {
     if (now_ms - last_retention_ms_ >= kRetentionIntervalMs) {
         apply_retention(now_ms);
     }
+    count_compress_failures();
 }
 
 void ArchiveSink::flush(std::uint64_t deadline_ms) {
@@ -218,13 +222,37 @@ void ArchiveSink::close_file(std::uint64_t now_ms) {
 }
 
 void ArchiveSink::close_plain(const std::string& plain_path) {
-    std::string error;
-    if (!compress_file(plain_path, plain_path + ".zst", error)) {
-        stats_.add(stats_.errors); // the plain file stays: readable all the same
+    if (compressor_) {
+        compressor_->enqueue(plain_path);
+    }
+}
+
+void ArchiveSink::count_compress_failures() {
+    if (!compressor_) {
         return;
     }
-    std::error_code ec;
-    std::filesystem::remove(plain_path, ec);
+    const std::uint64_t failures = compressor_->failures();
+    stats_.add(stats_.errors, failures - compress_failures_); // the plain file stays: readable
+    compress_failures_ = failures;
+}
+
+void ArchiveSink::wait_compressed() {
+    if (compressor_) {
+        compressor_->wait_idle();
+    }
+    count_compress_failures();
+}
+
+void ArchiveSink::hold_compression(bool on) {
+    if (compressor_) {
+        compressor_->hold(on);
+    }
+}
+
+void ArchiveSink::wait_compression_held() {
+    if (compressor_) {
+        compressor_->wait_held();
+    }
 }
 
 bool ArchiveSink::seal() {
@@ -280,6 +308,11 @@ void ArchiveSink::apply_retention(std::uint64_t now_ms) {
     for (std::size_t i = 0; i + 1 < files.size(); ++i) {
         const std::uint64_t ended = files[i + 1].start_ms;
         if (files[i].path == path_ || ended + options_.retention_ms > now_ms) {
+            continue;
+        }
+        // Deleted on a later pass, once compressed: deleting it now would fail the compression
+        // or let its .zst be renamed back into the directory after retention.
+        if (compressor_ && compressor_->holds(plain_path_of(options_.directory, files[i]))) {
             continue;
         }
         std::error_code ec;

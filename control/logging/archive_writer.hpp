@@ -4,10 +4,12 @@
 // nothing was edited.
 #pragma once
 
+#include "archive_compressor.hpp"
 #include "archive_format.hpp"
 #include "sink.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,12 +28,15 @@ struct ArchiveOptions {
 
 // Writes on the logging thread with plain write(2). A failed write drops the records of that
 // write (records_dropped), cuts the file back to its last whole line and moves to a new file,
-// so a disk error costs records, never the chain. Closing a file (rotation) compresses it on
-// this thread too, the whole file in memory at zstd level 3: the logging thread waits for it.
+// so a disk error costs records, never the chain. Closing a file (rotation) only queues it for
+// the sink's compressor thread (archive_compressor.hpp), which streams it to zstd level 3 at the
+// lowest priority: the logging thread never waits for compression. Until its .zst is renamed
+// into place a closed file is read plain; retention skips a file still queued or under way.
 class ArchiveSink final : public Sink {
 public:
     // Continues the chain of a directory that has files (the newest file's last seal, read
-    // through .zst too), closing and compressing a file a crash left open.
+    // through .zst too), and queues for compression every closed plain file a previous run left:
+    // the one a crash left open, and those its compressor had not reached.
     ArchiveSink(ArchiveOptions options, std::uint64_t now_ms);
     ~ArchiveSink() override;
 
@@ -46,6 +51,12 @@ public:
     // rotation until the next one).
     [[nodiscard]] const std::string& current_file() const { return path_; }
 
+    // For tests: see ArchiveCompressor. wait_compressed returns once every closed file is
+    // compressed (or failed); hold_compression keeps the compressor from finishing a file.
+    void wait_compressed();
+    void hold_compression(bool on);
+    void wait_compression_held();
+
 private:
     void recover(std::uint64_t now_ms);
     bool ensure_file(std::uint64_t now_ms);
@@ -56,6 +67,7 @@ private:
     bool seal();
     bool append(std::string_view bytes);
     void apply_retention(std::uint64_t now_ms);
+    void count_compress_failures();
 
     ArchiveOptions options_;
     int fd_ = -1;
@@ -74,6 +86,10 @@ private:
                                  // write, the lines it is about to write)
     std::uint64_t block_records_ = 0;
     std::uint64_t block_started_ms_ = 0;
+    std::uint64_t compress_failures_ = 0; // already in stats_.errors
+    // Destroyed first, before the members its files come from; it abandons the file under way.
+    // Null when compress is off.
+    std::unique_ptr<ArchiveCompressor> compressor_;
 };
 
 } // namespace ephemera::logging

@@ -323,6 +323,7 @@ TEST_F(Archive, WriterRotatesBySizeAndCompressesClosedFiles) {
         sink.write({&e, 1}, kT0 + i);
     }
     sink.flush(kT0 + 100);
+    sink.wait_compressed();
     const auto files = list_archive_files(dir_.string());
     ASSERT_GE(files.size(), 3U);
     for (std::size_t i = 0; i + 1 < files.size(); ++i) {
@@ -352,12 +353,14 @@ TEST_F(Archive, WriterRotatesByAgeAndDeletesPastRetention) {
     sink.poll(kT0 + 59 * kMinute);
     EXPECT_EQ(names().size(), 1U);
     sink.poll(kT0 + 60 * kMinute); // a quiet file is closed on time too
+    sink.wait_compressed();
     EXPECT_EQ(names(), std::vector<std::string>{"ephemera-20261205T100000Z-000001.log.zst"});
     EXPECT_TRUE(sink.current_file().empty());
     const NatEvent b = created(kT0 + 61 * kMinute, 2);
     sink.write({&b, 1}, b.time_ms);
     const NatEvent c = created(kT0 + 125 * kMinute, 3);
     sink.write({&c, 1}, c.time_ms); // older than an hour: rotated before this record
+    sink.wait_compressed();
     EXPECT_EQ(names(), (std::vector<std::string>{"ephemera-20261205T100000Z-000001.log.zst",
                                                  "ephemera-20261205T110100Z-000002.log.zst",
                                                  "ephemera-20261205T120500Z-000003.log"}));
@@ -365,6 +368,7 @@ TEST_F(Archive, WriterRotatesByAgeAndDeletesPastRetention) {
     sink.poll(kT0 + (24 * 60 + 60) * kMinute);
     EXPECT_EQ(names().size(), 3U);
     sink.poll(kT0 + (24 * 60 + 62) * kMinute);
+    sink.wait_compressed();
     EXPECT_EQ(names(), (std::vector<std::string>{"ephemera-20261205T110100Z-000002.log.zst",
                                                  "ephemera-20261205T120500Z-000003.log.zst"}));
     const VerifyReport r = verify_archive(dir_.string());
@@ -393,6 +397,7 @@ TEST_F(Archive, WriterContinuesTheChainAfterARestart) {
         std::vector<NatEvent> batch(5, created(kT0 + kMinute, 4002));
         sink.write(batch, kT0 + kMinute);
         sink.flush(kT0 + kMinute);
+        sink.wait_compressed();
     }
     EXPECT_EQ(names(), (std::vector<std::string>{"ephemera-20261205T100000Z-000001.log.zst",
                                                  "ephemera-20261205T100100Z-000002.log"}));
@@ -415,8 +420,9 @@ TEST_F(Archive, WriterContinuesFromACompressedNewestFile) {
         ArchiveSink sink(o, kT0);
         std::vector<NatEvent> batch(5, created(kT0, 4100));
         sink.write(batch, kT0);
-        sink.poll(kT0 + kMinute); // sealed, closed, compressed: no file open
+        sink.poll(kT0 + kMinute); // sealed, closed, queued for compression: no file open
         ASSERT_TRUE(sink.current_file().empty());
+        sink.wait_compressed();
     }
     {
         ArchiveSink sink(o, kT0 + 2 * kMinute);
@@ -429,6 +435,162 @@ TEST_F(Archive, WriterContinuesFromACompressedNewestFile) {
     const VerifyReport r = verify_archive(dir_.string());
     EXPECT_TRUE(r.breaks.empty());
     EXPECT_EQ(r.records, 6U);
+}
+
+TEST_F(Archive, WriterKeepsWritingWhileAClosedFileIsCompressed) {
+    ArchiveOptions o = options();
+    o.rotate_bytes = 1000;
+    o.compress = true;
+    ArchiveSink sink(o, kT0);
+    // Compression of the first closed file is taken and then held: a write that waited for it
+    // would never return.
+    sink.hold_compression(true);
+    auto write_range = [&](std::uint16_t from, std::uint16_t to) {
+        for (std::uint16_t i = from; i < to; ++i) {
+            const NatEvent e = created(kT0 + i, static_cast<std::uint16_t>(5000 + i));
+            sink.write({&e, 1}, kT0 + i);
+        }
+    };
+    write_range(0, 40);
+    sink.wait_compression_held();
+    write_range(40, 80); // more rotations while the first file is under way
+    sink.flush(kT0 + 100);
+    EXPECT_EQ(sink.stats().records_sent.load(), 80U);
+    EXPECT_EQ(sink.stats().records_dropped.load(), 0U);
+    auto files = list_archive_files(dir_.string());
+    ASSERT_GE(files.size(), 5U);
+    for (const ArchiveFile& f : files) {
+        EXPECT_FALSE(f.compressed) << f.name;
+    }
+    VerifyReport r = verify_archive(dir_.string()); // plain files read all the same
+    EXPECT_TRUE(r.breaks.empty()) << r.breaks[0].detail;
+    EXPECT_EQ(r.records, 80U);
+
+    sink.hold_compression(false);
+    sink.wait_compressed();
+    files = list_archive_files(dir_.string());
+    for (std::size_t i = 0; i + 1 < files.size(); ++i) {
+        EXPECT_TRUE(files[i].compressed) << files[i].name;
+        EXPECT_FALSE(
+            fs::exists(dir_ / archive_file_name(files[i].start_ms, files[i].file_seq, false)));
+    }
+    EXPECT_FALSE(files.back().compressed);
+    const auto all = records();
+    ASSERT_EQ(all.size(), 80U);
+    for (std::uint16_t i = 0; i < 80; ++i) {
+        EXPECT_EQ(all[i].external_port, 5000 + i);
+    }
+    r = verify_archive(dir_.string());
+    EXPECT_TRUE(r.breaks.empty()) << r.breaks[0].detail;
+    EXPECT_EQ(r.files, files.size());
+    EXPECT_EQ(sink.stats().errors.load(), 0U);
+}
+
+TEST_F(Archive, WriterLeavesQueuedFilesPlainOnStopAndTheNextStartCompressesThem) {
+    ArchiveOptions o = options();
+    o.rotate_bytes = 1000;
+    o.compress = true;
+    {
+        ArchiveSink sink(o, kT0);
+        sink.hold_compression(true);
+        for (std::uint16_t i = 0; i < 40; ++i) {
+            const NatEvent e = created(kT0 + i, static_cast<std::uint16_t>(6000 + i));
+            sink.write({&e, 1}, kT0 + i);
+        }
+        sink.wait_compression_held(); // one file under way, the others queued
+        sink.flush(kT0 + 100);
+    }
+    auto files = list_archive_files(dir_.string());
+    ASSERT_GE(files.size(), 3U);
+    for (const ArchiveFile& f : files) {
+        EXPECT_FALSE(f.compressed) << f.name;
+    }
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+        EXPECT_FALSE(entry.path().string().ends_with(".tmp")) << entry.path();
+    }
+    EXPECT_TRUE(verify_archive(dir_.string()).breaks.empty());
+    {
+        ArchiveSink sink(o, kT0 + kMinute);
+        sink.wait_compressed();
+        EXPECT_EQ(sink.stats().errors.load(), 0U);
+        EXPECT_TRUE(sink.current_file().empty());
+    }
+    const auto after = list_archive_files(dir_.string());
+    ASSERT_EQ(after.size(), files.size());
+    for (const ArchiveFile& f : after) {
+        EXPECT_TRUE(f.compressed) << f.name; // the file left open too: it was closed by the stop
+    }
+    const VerifyReport r = verify_archive(dir_.string());
+    EXPECT_TRUE(r.breaks.empty()) << r.breaks[0].detail;
+    EXPECT_EQ(r.records, 40U);
+}
+
+TEST_F(Archive, RetentionLeavesTheFileUnderCompression) {
+    ArchiveOptions o = options();
+    o.rotate_age_ms = 60 * kMinute;
+    o.retention_ms = 24 * 60 * kMinute;
+    o.compress = true;
+    ArchiveSink sink(o, kT0);
+    sink.hold_compression(true);
+    const NatEvent a = created(kT0, 1);
+    sink.write({&a, 1}, kT0);
+    sink.poll(kT0 + 60 * kMinute);
+    sink.wait_compression_held(); // file 1 under way
+    const NatEvent b = created(kT0 + 61 * kMinute, 2);
+    sink.write({&b, 1}, b.time_ms);
+    // File 1 is past retention here (file 2 opened at 11:01), but still being compressed.
+    sink.poll(kT0 + (24 * 60 + 62) * kMinute);
+    EXPECT_EQ(names(), (std::vector<std::string>{"ephemera-20261205T100000Z-000001.log",
+                                                 "ephemera-20261205T110100Z-000002.log"}));
+    sink.hold_compression(false);
+    sink.wait_compressed();
+    EXPECT_EQ(names(), (std::vector<std::string>{"ephemera-20261205T100000Z-000001.log.zst",
+                                                 "ephemera-20261205T110100Z-000002.log.zst"}));
+    sink.poll(kT0 + (24 * 60 + 63) * kMinute); // the next pass deletes it, compressed
+    EXPECT_EQ(names(), std::vector<std::string>{"ephemera-20261205T110100Z-000002.log.zst"});
+    EXPECT_EQ(sink.stats().errors.load(), 0U);
+}
+
+TEST_F(Archive, CompressFileStreamsOneStandardFrame) {
+    fs::create_directories(dir_);
+    const fs::path plain = dir_ / "ephemera-20261205T100000Z-000001.log";
+    std::string text;
+    for (std::uint32_t i = 0; text.size() < (5U << 20) / 2; ++i) { // several 1 MiB reads
+        text += format_record(created(kT0 + i, static_cast<std::uint16_t>(i))) + '\n';
+    }
+    std::ofstream(plain, std::ios::binary) << text;
+    std::string error;
+    ASSERT_TRUE(compress_file(plain.string(), plain.string() + ".zst", error)) << error;
+    EXPECT_FALSE(fs::exists(plain.string() + ".zst.tmp"));
+    const auto f = parse_archive_file_name(plain.filename().string() + ".zst");
+    ASSERT_TRUE(f);
+    ArchiveFile packed = *f;
+    packed.path = plain.string() + ".zst";
+    const auto back = read_archive_text(packed, error);
+    ASSERT_TRUE(back) << error;
+    EXPECT_EQ(*back, text);
+    if (std::system("zstd --version >/dev/null 2>&1") != 0) {
+        GTEST_SKIP() << "no zstd command to check the frame with";
+    }
+    const fs::path out = dir_ / "by-zstd";
+    ASSERT_EQ(std::system(("zstd -q -d -c " + packed.path + " > " + out.string()).c_str()), 0);
+    std::ifstream in(out, std::ios::binary);
+    const std::string by_zstd{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    EXPECT_EQ(by_zstd, text);
+}
+
+TEST_F(Archive, AFileListedPlainAndCompressedSinceIsReadFromItsZst) {
+    write_two_files();
+    const ArchiveFile listed = list_archive_files(dir_.string()).front();
+    ASSERT_FALSE(listed.compressed);
+    std::string error;
+    const auto before = read_archive_text(listed, error);
+    ASSERT_TRUE(before) << error;
+    ASSERT_TRUE(compress_file(listed.path, listed.path + ".zst", error)) << error;
+    fs::remove(listed.path); // as the compressor does, between a reader's listing and its read
+    const auto after = read_archive_text(listed, error);
+    ASSERT_TRUE(after) << error;
+    EXPECT_EQ(*after, *before);
 }
 
 TEST_F(Archive, VerifyPassesAnIntactArchiveWithItsKey) {
@@ -648,6 +810,7 @@ protected:
         block.time_ms = kT0 + 4 * kMinute;
         at(block);
         sink.flush(kT0 + 10 * kMinute);
+        sink.wait_compressed(); // EphemeractlLogVerifyAndWhois edits a compressed file
     }
 
     WhoisResult ask(std::uint16_t port, std::uint64_t t, std::optional<std::uint8_t> proto) {
