@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <utility>
 
 namespace ephemera {
@@ -36,9 +37,13 @@ logging::TransportKind kind_of(const LogCollector& c) {
     return c.tcp ? logging::TransportKind::tcp : logging::TransportKind::udp;
 }
 
-std::vector<std::unique_ptr<logging::Sink>> build_sinks(const LoggingConfig& log,
-                                                        std::vector<std::string>& warnings) {
-    std::vector<std::unique_ptr<logging::Sink>> sinks;
+// The sinks of `log`, as recipes the logging thread runs once the sinks they replace are gone:
+// an archive opened here, on the control thread, would read its chain end from (and queue for
+// compression) the file the old archive is still writing. What can be checked without opening
+// anything (the HMAC key file) is read here, so that its warning reaches the operator.
+std::vector<SinkFactory> sink_factories(const LoggingConfig& log,
+                                        std::vector<std::string>& warnings) {
+    std::vector<SinkFactory> sinks;
     // The archive first: whois reads it, so it is the one sink that must see every record.
     if (!log.archive.path.empty()) {
         const ArchiveConfig& a = log.archive;
@@ -56,14 +61,18 @@ std::vector<std::unique_ptr<logging::Sink>> build_sinks(const LoggingConfig& log
                                    " cannot be read: the archive is chained without an HMAC");
             }
         }
-        sinks.push_back(std::make_unique<logging::ArchiveSink>(std::move(o), unix_ms_now()));
+        sinks.emplace_back([o = std::move(o)]() -> std::unique_ptr<logging::Sink> {
+            return std::make_unique<logging::ArchiveSink>(o, unix_ms_now());
+        });
     }
     for (const auto& c : log.syslog) {
         logging::SyslogOptions o;
         o.transport = kind_of(c);
         o.collector = collector_of(c);
         o.facility = c.facility;
-        sinks.push_back(std::make_unique<logging::SyslogSink>(o));
+        sinks.emplace_back([o]() -> std::unique_ptr<logging::Sink> {
+            return std::make_unique<logging::SyslogSink>(o);
+        });
     }
     for (const auto& c : log.ipfix) {
         logging::IpfixSinkOptions o;
@@ -72,8 +81,11 @@ std::vector<std::unique_ptr<logging::Sink>> build_sinks(const LoggingConfig& log
             std::string(logging::transport_name(o.transport)) + ' ' + collector_of(c).to_string();
         o.observation_domain = c.observation_domain;
         o.template_refresh_ms = std::uint64_t{c.template_refresh} * 1000;
-        sinks.push_back(std::make_unique<logging::IpfixSink>(
-            o, logging::Transport::open(o.transport, collector_of(c), std::size_t{4} << 20)));
+        const logging::CollectorAddress to = collector_of(c);
+        sinks.emplace_back([o, to]() -> std::unique_ptr<logging::Sink> {
+            return std::make_unique<logging::IpfixSink>(
+                o, logging::Transport::open(o.transport, to, std::size_t{4} << 20));
+        });
     }
     return sinks;
 }
@@ -146,9 +158,9 @@ std::vector<std::string> LoggingThread::configure(const Config& config, const Co
     const bool new_sinks = previous == nullptr || previous->logging.syslog != log.syslog ||
                            previous->logging.ipfix != log.ipfix ||
                            previous->logging.archive != log.archive;
-    std::vector<std::unique_ptr<logging::Sink>> sinks;
+    std::vector<SinkFactory> sinks;
     if (new_sinks) {
-        sinks = build_sinks(log, warnings);
+        sinks = sink_factories(log, warnings);
     }
     const std::lock_guard lock(handover_lock_);
     control_events_.insert(control_events_.end(), events.begin(), events.end());
@@ -183,23 +195,41 @@ void LoggingThread::stop() {
 }
 
 void LoggingThread::take_handover(std::vector<NatEvent>& events) {
-    std::vector<std::unique_ptr<logging::Sink>> retired;
+    std::vector<SinkFactory> next;
+    bool replace = false;
     {
         const std::lock_guard lock(handover_lock_);
         events.insert(events.end(), control_events_.begin(), control_events_.end());
         control_events_.clear();
         if (sinks_pending_) {
-            const std::lock_guard report(report_lock_);
-            retired = std::exchange(sinks_, std::move(pending_sinks_));
+            next = std::move(pending_sinks_);
             pending_sinks_.clear();
             sinks_pending_ = false;
+            replace = true;
         }
     }
-    // What the old sinks still queue goes out before they close (a collector that moved
-    // gets nothing new from them).
+    if (!replace) {
+        return;
+    }
+    // What the old sinks still queue goes out before they close (a collector that moved gets
+    // nothing new from them); they are gone, their archive file sealed and closed, before the
+    // new ones open anything.
+    std::vector<std::unique_ptr<logging::Sink>> retired;
+    {
+        const std::lock_guard report(report_lock_);
+        retired = std::move(sinks_);
+        sinks_.clear();
+    }
     for (auto& s : retired) {
         s->flush(unix_ms_now() + 200);
     }
+    retired.clear();
+    std::vector<std::unique_ptr<logging::Sink>> opened;
+    for (const SinkFactory& make : next) {
+        opened.push_back(make());
+    }
+    const std::lock_guard report(report_lock_);
+    sinks_ = std::move(opened);
 }
 
 std::size_t LoggingThread::drain(std::vector<NatEvent>& batch) {

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +36,9 @@ struct SinkReport {
     std::uint64_t bytes_sent = 0;
     std::uint64_t errors = 0;
 };
+
+// Opens one sink; run on the logging thread (see LoggingThread::take_handover).
+using SinkFactory = std::function<std::unique_ptr<logging::Sink>()>;
 
 class LoggingThread {
 public:
@@ -73,10 +77,10 @@ private:
     std::atomic<std::uint64_t> taken_{0};
 
     mutable std::mutex handover_lock_;
-    std::vector<NatEvent> control_events_;                      // guarded
-    std::uint32_t control_kinds_ = 0;                           // guarded: kinds post() takes
-    std::vector<std::unique_ptr<logging::Sink>> pending_sinks_; // guarded
-    bool sinks_pending_ = false;                                // guarded
+    std::vector<NatEvent> control_events_;   // guarded
+    std::uint32_t control_kinds_ = 0;        // guarded: kinds post() takes
+    std::vector<SinkFactory> pending_sinks_; // guarded
+    bool sinks_pending_ = false;             // guarded
     // Owned by the thread; read under report_lock_ by report().
     mutable std::mutex report_lock_;
     std::vector<std::unique_ptr<logging::Sink>> sinks_;
