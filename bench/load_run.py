@@ -667,6 +667,7 @@ def run_header(command, revision, elapsed, memory=None):
     out = {
         "command": command,
         "revision": revision,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "elapsed_s": elapsed,
         "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
     }

@@ -28,6 +28,13 @@ min_time=${BENCH_MIN_TIME:-0.3}
 huge_mib=${BENCH_HUGE_MIB:-1024}
 nohuge_mib=${BENCH_NOHUGE_MIB:-2048}
 
+# The run's command and revision go into the JSON's context (bench/plot-results.py captions).
+command="bench/run-bench.sh${*:+ $*}"
+revision=$(GIT_OPTIONAL_LOCKS=0 git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ! GIT_OPTIONAL_LOCKS=0 git -C "$root" diff --quiet HEAD -- 2>/dev/null; then
+    revision="$revision+local changes"
+fi
+
 memory=(--tag bench)
 while (($# > 0)); do
     case $1 in
@@ -71,4 +78,13 @@ ninja -C "$build" bench/ephemera-bench
     --benchmark_out="$json" \
     --benchmark_out_format=json \
     "$@"
+/usr/bin/python3 - "$json" "$revision" "$command" <<'PY'
+import json, sys
+path, revision, command = sys.argv[1:4]
+with open(path) as f:
+    d = json.load(f)
+d["context"].update({"revision": revision, "command": command})
+with open(path, "w") as f:
+    json.dump(d, f, indent=2)
+PY
 echo "JSON: $json"

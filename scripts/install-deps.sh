@@ -28,6 +28,8 @@ packages=(
   rsyslog nfdump pmacct tshark
   # Prometheus exposition: a real Prometheus and promtool (tests/netns/metrics_tests.py)
   prometheus
+  # bench/plot-results.py: the pictures of docs/performance.md
+  python3-matplotlib
 )
 
 # Debian's prometheus package enables and starts its own service on :9090. The tests run their
