@@ -52,8 +52,17 @@ void IpfixSink::write(std::span<const NatEvent> events, std::uint64_t now_ms) {
     templates_if_due(now_ms);
     messages_.clear();
     encoder_.data_messages(events, export_time(now_ms), options_.max_message_bytes, messages_);
+    spans_.clear();
     for (const auto& m : messages_) {
-        if (send(m.bytes)) {
+        spans_.emplace_back(m.bytes);
+    }
+    sent_.assign(spans_.size(), 0);
+    transport_->send_batch(spans_, sent_);
+    for (std::size_t i = 0; i < messages_.size(); ++i) {
+        const IpfixMessage& m = messages_[i];
+        if (sent_[i] != 0) {
+            stats_.add(stats_.messages_sent);
+            stats_.add(stats_.bytes_sent, m.bytes.size());
             stats_.add(stats_.records_sent, m.records);
         } else {
             stats_.add(stats_.records_dropped, m.records);

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ private:
     std::unique_ptr<Transport> transport_;
     IpfixEncoder encoder_;
     std::vector<IpfixMessage> messages_; // one batch; kept so its capacity is reused
+    std::vector<std::span<const std::uint8_t>> spans_;
+    std::vector<std::uint8_t> sent_; // 1: sent or queued (Transport::send_batch)
     std::uint64_t errors_seen_ = 0;
     bool templates_sent_ = false;
     std::uint64_t templates_at_ms_ = 0;

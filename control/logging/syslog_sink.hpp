@@ -40,7 +40,10 @@ private:
     SyslogFormatter formatter_;
     // Reused for every message, so that steady state allocates nothing.
     std::string message_;
-    std::string framed_; // TCP: message_ octet-counted
+    std::string batch_;             // a pass's messages, framed for TCP, back to back
+    std::vector<std::size_t> ends_; // where each ends in batch_
+    std::vector<std::span<const std::uint8_t>> spans_;
+    std::vector<std::uint8_t> sent_; // 1: sent or queued (Transport::send_batch)
     std::unique_ptr<Transport> transport_;
     std::uint64_t errors_seen_ = 0;
     std::uint64_t cut_seen_ = 0;

@@ -41,6 +41,20 @@ public:
         return true;
     }
 
+    void send_batch(std::span<const std::span<const std::uint8_t>> messages,
+                    std::span<std::uint8_t> sent) override {
+        for (std::size_t i = 0; i < messages.size(); ++i) {
+            const bool taken = messages[i].empty() || backlog_.push(messages[i]);
+            sent[i] = taken ? 1 : 0;
+            if (taken && !messages[i].empty()) {
+                lengths_.push_back(messages[i].size());
+            }
+        }
+        if (state_ == State::up) {
+            write_backlog();
+        }
+    }
+
     void poll(std::uint64_t now_ms) override {
         now_ms_ = now_ms;
         switch (state_) {

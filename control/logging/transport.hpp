@@ -34,6 +34,16 @@ public:
     // One message: a datagram (UDP) or a run of bytes already framed (TCP). Returns false when
     // it was not sent or queued (send error, backlog full): the caller counts the drop.
     virtual bool send(std::span<const std::uint8_t> message) = 0;
+    // Several messages at once, for a pass's batch: UDP hands them to the kernel with one
+    // sendmmsg, TCP queues them all and writes once; a message costs its bytes, not a system
+    // call. sent[i] is 1 when messages[i] was sent or queued, else 0 (sent.size() ==
+    // messages.size()).
+    virtual void send_batch(std::span<const std::span<const std::uint8_t>> messages,
+                            std::span<std::uint8_t> sent) {
+        for (std::size_t i = 0; i < messages.size(); ++i) {
+            sent[i] = send(messages[i]) ? 1 : 0;
+        }
+    }
     // Flushes the backlog, reconnects when the backoff allows. Called on every pass.
     virtual void poll(std::uint64_t now_ms) = 0;
     // UDP: always true. TCP: a connection is up.

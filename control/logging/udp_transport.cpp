@@ -5,7 +5,10 @@
 #include "socket_fd.hpp"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 
 namespace ephemera::logging {
@@ -29,6 +32,47 @@ public:
             return false;
         }
         return true;
+    }
+
+    void send_batch(std::span<const std::span<const std::uint8_t>> messages,
+                    std::span<std::uint8_t> sent) override {
+        std::size_t at = 0;
+        while (at < messages.size()) {
+            if (!fd_.valid()) {
+                for (; at < messages.size(); ++at) {
+                    sent[at] = 0;
+                    ++errors_;
+                }
+                return;
+            }
+            const std::size_t n = std::min(messages.size() - at, kBatch);
+            for (std::size_t i = 0; i < n; ++i) {
+                iov_[i] = {const_cast<std::uint8_t*>(messages[at + i].data()),
+                           messages[at + i].size()};
+                headers_[i] = {};
+                headers_[i].msg_hdr.msg_iov = &iov_[i];
+                headers_[i].msg_hdr.msg_iovlen = 1;
+            }
+            int done = -1;
+            do {
+                done = ::sendmmsg(fd_.get(), headers_.data(), static_cast<unsigned>(n),
+                                  MSG_NOSIGNAL | MSG_DONTWAIT);
+            } while (done < 0 && errno == EINTR);
+            // The kernel stops at the first datagram it cannot take: that one is lost (as
+            // send() would lose it) and the rest are tried again.
+            const std::size_t ok = done < 0 ? 0 : static_cast<std::size_t>(done);
+            for (std::size_t i = 0; i < ok; ++i) {
+                const bool whole = headers_[i].msg_len == messages[at + i].size();
+                sent[at + i] = whole ? 1 : 0;
+                errors_ += whole ? 0 : 1;
+            }
+            at += ok;
+            if (ok < n) {
+                sent[at] = 0;
+                ++errors_;
+                ++at;
+            }
+        }
     }
 
     void poll(std::uint64_t) override {
@@ -57,8 +101,12 @@ private:
         ++connections_;
     }
 
+    static constexpr std::size_t kBatch = 64; // datagrams per sendmmsg
+
     CollectorAddress to_;
     SocketFd fd_;
+    std::array<mmsghdr, kBatch> headers_{};
+    std::array<iovec, kBatch> iov_{};
     std::uint64_t connections_ = 0;
     std::uint64_t errors_ = 0;
 };
