@@ -72,12 +72,15 @@ bool NatEventRecorder::crossed(std::uint64_t used, std::uint64_t total, std::uin
     if (threshold == 0 || total == 0) {
         return false;
     }
-    const std::uint64_t percent = used * 100 / total;
+    // percent = used * 100 / total, compared without the division: a new mapping checks up to
+    // three watermarks, and three 64-bit divisions were most of what logging cost it.
+    // floor(u * 100 / T) >= t  <=>  u * 100 >= t * T, and likewise with t - kHysteresis.
+    const std::uint64_t scaled = used * 100;
     if (above) {
-        above = percent + kHysteresis >= threshold;
+        above = scaled + kHysteresis * total >= threshold * total;
         return false;
     }
-    above = percent >= threshold;
+    above = scaled >= threshold * total;
     return above;
 }
 
