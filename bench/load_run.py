@@ -56,7 +56,7 @@ import tempfile
 import time
 
 from memif_lab import (CpuShare, Telemetry, describe_revision, ephemera_command,
-                       loadgen_command, log, proc_status, read,
+                       loadgen_command, log, named_thread_cpu_ns, proc_status, read,
                        remove_run_files, start, stop, wait_for_sockets, ROOT, SOCKET_DIR)
 import memif_lab
 import hugepages
@@ -223,6 +223,11 @@ class Runner:
                 result["ephemera_stats"] = telemetry.query("/ephemera/stats")
             except (OSError, ValueError) as e:
                 result["ephemera_stats_error"] = str(e)
+            if logging is not None:
+                # What the NAT event log cost the control side, on whichever CPU it ran:
+                # the logging thread and the archive's compressor.
+                result["logging_thread_cpu_ns"] = named_thread_cpu_ns(dut.pid, "eph-logging")
+                result["compressor_cpu_ns"] = named_thread_cpu_ns(dut.pid, "eph-compress")
         result["loadgen_rc"] = lg.returncode
         with open(out_json) as f:
             result["loadgen"] = json.load(f)
@@ -751,11 +756,16 @@ def logging_cost_main(runner, args, sizes, command, revision, json_path, started
                     st = r.get("ephemera_stats", {})
                     r["logging"] = mode
                     runs.append(r)
-                    by_mode[mode].append((m["sessions_per_s"], st.get("log_records", 0),
-                                          st.get("log_records_dropped", 0), m["mistranslations"]))
-                    log("%s pair %d logging %s: %.0f sessions/s, %d records, %d dropped" % (
-                        label, pair + 1, mode, m["sessions_per_s"], st.get("log_records", 0),
-                        st.get("log_records_dropped", 0)))
+                    records = st.get("log_records", 0)
+                    thread_ns = r.get("logging_thread_cpu_ns", 0)
+                    by_mode[mode].append((m["sessions_per_s"], records,
+                                          st.get("log_records_dropped", 0), m["mistranslations"],
+                                          thread_ns / records if records else 0.0))
+                    log("%s pair %d logging %s: %.0f sessions/s, %d records, %d dropped%s" % (
+                        label, pair + 1, mode, m["sessions_per_s"], records,
+                        st.get("log_records_dropped", 0),
+                        ", logging thread %.0f ns/record" % (thread_ns / records)
+                        if records else ""))
             off = median([x[0] for x in by_mode["off"]])
             on = median([x[0] for x in by_mode["on"]])
             rows.append({"size": label, "sessions": sessions, "pairs": args.reps,
@@ -763,15 +773,16 @@ def logging_cost_main(runner, args, sizes, command, revision, json_path, started
                          "ratio_on_off": on / off if off else 0.0,
                          "records": max(x[1] for x in by_mode["on"]),
                          "dropped": max(x[2] for x in by_mode["on"]),
+                         "logging_thread_ns_per_record": median([x[4] for x in by_mode["on"]]),
                          "mistranslations": sum(x[3] for xs in by_mode.values() for x in xs)})
     finally:
         collector.close()
-    log("%-5s %14s %14s %8s %10s %8s" % ("size", "create/s off", "create/s on", "on/off",
-                                           "records", "dropped"))
+    log("%-5s %14s %14s %8s %10s %8s %12s" % ("size", "create/s off", "create/s on", "on/off",
+                                                "records", "dropped", "ns/record"))
     for r in rows:
-        log("%-5s %14.0f %14.0f %8.3f %10d %8d" % (r["size"], r["create_per_s_off"],
-                                                   r["create_per_s_on"], r["ratio_on_off"],
-                                                   r["records"], r["dropped"]))
+        log("%-5s %14.0f %14.0f %8.3f %10d %8d %12.0f" % (
+            r["size"], r["create_per_s_off"], r["create_per_s_on"], r["ratio_on_off"],
+            r["records"], r["dropped"], r["logging_thread_ns_per_record"]))
     elapsed = time.monotonic() - started
     out = run_header(command, revision, elapsed, runner.memory.describe() if runner.memory
                      else None)

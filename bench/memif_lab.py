@@ -103,6 +103,22 @@ def schedstat(pid, tid):
         return None
 
 
+def named_thread_cpu_ns(pid, name):
+    """Total ns on a CPU of a process's threads called `name` (e.g. "eph-logging"); 0 when it
+    has none."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() != name:
+                    continue
+            st = schedstat(pid, int(tid))
+            total += st[0] if st else 0
+    except OSError:
+        pass
+    return total
+
+
 class CpuShare:
     """How much of a CPU each polling thread got between two samples: on a shared host a busy
     poller gets less than all of its CPU, and that, not the code, can set the rate."""
