@@ -63,6 +63,17 @@ public:
         }
         return static_cast<double>(n) / static_cast<double>(total_);
     }
+    // Every subscriber's demand, bucket by bucket.
+    [[nodiscard]] std::vector<std::uint32_t> everyone() const {
+        std::vector<std::uint32_t> all;
+        all.reserve(total_);
+        std::uint64_t previous = 0;
+        for (std::size_t i = 0; i < demand_.size(); ++i) {
+            all.insert(all.end(), cumulative_[i] - previous, demand_[i]);
+            previous = cumulative_[i];
+        }
+        return all;
+    }
     [[nodiscard]] std::uint32_t max_demand() const {
         return demand_.empty() ? 0 : *std::max_element(demand_.begin(), demand_.end());
     }
@@ -126,12 +137,24 @@ double simulate(const Setup& s, const Population& population, const Simulation& 
         const double rate = static_cast<double>(refused) / static_cast<double>(draws);
         return std::isnan(target) || (rate > target / 2 && rate < target * 2);
     };
+    // The whole population fits a round: it is taken as it is, in a new random order each
+    // round, rather than drawn with replacement, which would vary how many heavy subscribers
+    // there are from round to round (and, for a small population, by a lot).
+    std::vector<std::uint32_t> everyone =
+        n <= sim.min_draws ? population.everyone() : std::vector<std::uint32_t>{};
     while (draws < sim.min_draws ||
            (refused < sim.min_refusals && draws < sim.max_draws && undecided())) {
         std::fill(left.begin(), left.end(), capacity);
         for (std::uint64_t i = 0; i < per_round; ++i) {
+            std::uint32_t demand;
+            if (everyone.empty()) {
+                demand = population.draw(rng);
+            } else {
+                // One step of a Fisher-Yates shuffle: subscriber i of this round's order.
+                std::swap(everyone[i], everyone[i + rng.below(per_round - i)]);
+                demand = everyone[i];
+            }
             const std::uint64_t bin = rng.below(bins);
-            const std::uint32_t demand = population.draw(rng);
             if (demand != 0 && take(s, demand, left[bin])) {
                 ++refused;
             }
@@ -161,6 +184,10 @@ std::optional<std::uint32_t> smallest(std::uint32_t lo, std::uint32_t hi, double
 }
 
 } // namespace
+
+std::uint32_t port_step(const Setup& s) {
+    return std::min(kMaxPortsPerAddress, s.workers * (s.mode == Mode::blocks ? s.block_size : 64));
+}
 
 std::string check(const Setup& s) {
     std::uint64_t total = 0;
@@ -203,10 +230,15 @@ std::optional<std::uint32_t> min_ports_per_address(const Setup& setup, double ta
                                                    const Simulation& sim) {
     const Population population(setup);
     Setup s = setup;
-    return smallest(1, kMaxPortsPerAddress, target, [&](std::uint32_t ports) {
-        s.ports_per_address = ports;
+    const std::uint32_t step = port_step(setup);
+    const auto steps = smallest(1, kMaxPortsPerAddress / step, target, [&](std::uint32_t k) {
+        s.ports_per_address = k * step;
         return simulate(s, population, sim, target);
     });
+    if (!steps) {
+        return std::nullopt;
+    }
+    return *steps * step;
 }
 
 std::optional<std::uint32_t> min_max_blocks(const Setup& setup, double target,

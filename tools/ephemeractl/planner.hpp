@@ -65,9 +65,9 @@ struct Simulation {
     std::uint64_t seed = 0x5eed'ca9a'c17e'0001ull;
     // Subscriber draws per estimate: at least min_draws, then more (up to max_draws) until
     // min_refusals refusals were seen, so that a rate near the target rests on enough events.
-    std::uint64_t min_draws = 2'000'000;
-    std::uint64_t max_draws = 16'000'000;
-    std::uint64_t min_refusals = 4000;
+    std::uint64_t min_draws = 10'000'000;
+    std::uint64_t max_draws = 40'000'000;
+    std::uint64_t min_refusals = 20000;
 };
 
 // Why a setup cannot be planned (empty histogram, zero sizes...), or empty when it can.
@@ -76,7 +76,13 @@ std::string check(const Setup& setup);
 // The estimated share of subscribers refused a port at the peak. setup must pass check().
 double refusal_rate(const Setup& setup, const Simulation& sim = {});
 
-// The smallest pool size (current range), ports per address (current pool), or max_blocks
+// The granularity of the ports per address recommendation: 64 ports per worker (a block per
+// worker in blocks mode). A port or two more changes the rate by far less than the estimate's
+// own error, so a finer answer would be noise.
+std::uint32_t port_step(const Setup& setup);
+
+// The smallest pool size (current range), ports per address (current pool, a multiple of
+// port_step), or max_blocks
 // (current block size) whose refusal rate is at most target; none when even the limit above
 // misses it.
 std::optional<std::uint32_t> min_pool_size(const Setup& setup, double target,
