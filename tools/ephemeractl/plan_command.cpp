@@ -108,6 +108,9 @@ Json plan_json(const Setup& s, const planner::Plan& plan) {
     data["target"] = plan.target;
     data["refusal_rate"] = plan.current;
     data["meets_target"] = plan.current <= plan.target;
+    if (s.mode == Mode::blocks) {
+        data["beyond_max_blocks"] = plan.beyond_max_blocks;
+    }
     data["pool_size_needed"] = or_null(plan.pool_size);
     data["ports_per_address_needed"] = or_null(plan.ports_per_address);
     if (s.mode == Mode::blocks) {
@@ -229,6 +232,11 @@ std::string format_plan(const Setup& s, const planner::Plan& plan, bool json) {
     lines["refused now"] =
         percent(plan.current) +
         (plan.current <= plan.target ? " (meets the target)" : " (over the target)");
+    if (s.mode == Mode::blocks) {
+        lines["beyond max_blocks"] = percent(plan.beyond_max_blocks) + " need more than " +
+                                     std::to_string(s.block_size * s.max_blocks) +
+                                     " ports, refused whatever the pool";
+    }
     lines["pool size"] = plan.pool_size ? std::to_string(*plan.pool_size) + " addresses" +
                                               compared(*plan.pool_size, s.pool_size)
                                         : std::string("none: not even 65535 addresses meet it");

@@ -130,7 +130,12 @@ double simulate(const Setup& s, const Population& population, const Simulation& 
                                                        static_cast<long double>(bins_total))));
     }
     Rng rng(sim.seed);
+    // A bin's free ports (or blocks) count only when stamped with the current round; the
+    // others are full. A round then costs its subscribers, not the bins, which matters when a
+    // search tries tens of thousands of addresses for a few subscribers.
     std::vector<std::uint64_t> left(bins);
+    std::vector<std::uint32_t> stamp(bins, 0);
+    std::uint32_t round = 0;
     std::uint64_t draws = 0;
     std::uint64_t refused = 0;
     const auto undecided = [&] {
@@ -144,7 +149,10 @@ double simulate(const Setup& s, const Population& population, const Simulation& 
         n <= sim.min_draws ? population.everyone() : std::vector<std::uint32_t>{};
     while (draws < sim.min_draws ||
            (refused < sim.min_refusals && draws < sim.max_draws && undecided())) {
-        std::fill(left.begin(), left.end(), capacity);
+        if (++round == 0) {
+            std::fill(stamp.begin(), stamp.end(), 0);
+            round = 1;
+        }
         for (std::uint64_t i = 0; i < per_round; ++i) {
             std::uint32_t demand;
             if (everyone.empty()) {
@@ -155,6 +163,10 @@ double simulate(const Setup& s, const Population& population, const Simulation& 
                 demand = everyone[i];
             }
             const std::uint64_t bin = rng.below(bins);
+            if (stamp[bin] != round) {
+                stamp[bin] = round;
+                left[bin] = capacity;
+            }
             if (demand != 0 && take(s, demand, left[bin])) {
                 ++refused;
             }
@@ -270,6 +282,8 @@ Plan make_plan(const Setup& setup, double target, const Simulation& sim) {
     plan.pool_size = min_pool_size(setup, target, sim);
     plan.ports_per_address = min_ports_per_address(setup, target, sim);
     if (setup.mode == Mode::blocks) {
+        plan.beyond_max_blocks =
+            Population(setup).above(std::uint64_t{setup.block_size} * setup.max_blocks);
         for (const std::uint32_t size : kBlockSizes) {
             Setup s = setup;
             s.block_size = size;

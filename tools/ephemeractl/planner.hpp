@@ -103,6 +103,9 @@ struct Plan {
     double current = 0; // refusal rate of the setup as given
     std::optional<std::uint32_t> pool_size;
     std::optional<std::uint32_t> ports_per_address;
+    // Blocks mode: subscribers whose demand is beyond block_size x max_blocks, refused
+    // whatever the pool; when over the target no pool or range can meet it.
+    double beyond_max_blocks = 0;
     std::vector<BlockOption> blocks; // blocks mode only: one per size of kBlockSizes
 };
 
