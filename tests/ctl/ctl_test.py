@@ -1220,9 +1220,11 @@ class Plan(unittest.TestCase):
         self.assertIsNone(data["ports_per_address_needed"])
         options = {o["block_size"]: o["max_blocks"] for o in data["block_options"]}
         self.assertEqual(options, {64: 16, 128: 8, 256: 4, 512: 2, 1024: 1, 2048: 1, 4096: 1})
+        # With those, one address holds them all.
+        self.assertEqual({o["pool_size_needed"] for o in data["block_options"]}, {1})
         text = self.ctl("plan").stdout
         self.assertIn("beyond max_blocks  33.333% need more than 512 ports", text)
-        self.assertIn("256         4           0.000%  (block_size now)\n", text)
+        self.assertIn("256         4           0.000%         1  (block_size now)\n", text)
 
     def test_plan_offline_from_a_histogram_file(self):
         path = self.histogram(PLAN_TOP)

@@ -118,7 +118,8 @@ Json plan_json(const Setup& s, const planner::Plan& plan) {
         for (const planner::BlockOption& o : plan.blocks) {
             options.push_back({{"block_size", o.block_size},
                                {"max_blocks", or_null(o.max_blocks)},
-                               {"refusal_rate", o.refusal_rate}});
+                               {"refusal_rate", o.refusal_rate},
+                               {"pool_size_needed", or_null(o.pool_size)}});
         }
         data["block_options"] = std::move(options);
     }
@@ -251,12 +252,15 @@ std::string format_plan(const Setup& s, const planner::Plan& plan, bool json) {
     }
     std::string text = format_settings(lines);
     if (s.mode == Mode::blocks) {
-        text += "\nblock_size  max_blocks  refused at it\n";
+        // Per block size: the max_blocks that meets the target with this pool (and the rate
+        // there), and the pool that would meet it otherwise.
+        text += "\nblock_size  max_blocks  refused at it  pool size\n";
         for (const planner::BlockOption& o : plan.blocks) {
-            char row[96];
-            std::snprintf(row, sizeof(row), "%-10u  %-10s  %s%s\n", o.block_size,
+            char row[128];
+            std::snprintf(row, sizeof(row), "%-10u  %-10s  %-13s  %s%s\n", o.block_size,
                           o.max_blocks ? std::to_string(*o.max_blocks).c_str() : "none",
                           percent(o.refusal_rate).c_str(),
+                          o.pool_size ? std::to_string(*o.pool_size).c_str() : "none",
                           o.block_size == s.block_size ? "  (block_size now)" : "");
             text += row;
         }

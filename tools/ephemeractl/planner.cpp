@@ -108,9 +108,10 @@ bool take(const Setup& s, std::uint32_t demand, std::uint64_t& left) {
     return true;
 }
 
-// With a target, draws stop at min_draws once the rate is clearly on one side of it (off by a
-// factor of two): a search only needs the side, and the low rates far under the target would
-// otherwise always run to max_draws.
+// With a target, draws stop early once the rate is clearly on one side of it: after an eighth
+// of min_draws when off by a factor of four, after min_draws when off by two. A search only
+// needs the side, most of its candidates are far from the target, and the low rates far under
+// it would otherwise always run to max_draws.
 double simulate(const Setup& s, const Population& population, const Simulation& sim,
                 double target = std::nan("")) {
     const std::uint64_t bins_total = std::uint64_t{s.pool_size} * s.workers;
@@ -138,17 +139,17 @@ double simulate(const Setup& s, const Population& population, const Simulation& 
     std::uint32_t round = 0;
     std::uint64_t draws = 0;
     std::uint64_t refused = 0;
-    const auto undecided = [&] {
+    const auto within = [&](double factor) {
         const double rate = static_cast<double>(refused) / static_cast<double>(draws);
-        return std::isnan(target) || (rate > target / 2 && rate < target * 2);
+        return std::isnan(target) || (rate > target / factor && rate < target * factor);
     };
     // The whole population fits a round: it is taken as it is, in a new random order each
     // round, rather than drawn with replacement, which would vary how many heavy subscribers
     // there are from round to round (and, for a small population, by a lot).
     std::vector<std::uint32_t> everyone =
         n <= sim.min_draws ? population.everyone() : std::vector<std::uint32_t>{};
-    while (draws < sim.min_draws ||
-           (refused < sim.min_refusals && draws < sim.max_draws && undecided())) {
+    while (draws < sim.min_draws / 8 || (draws < sim.min_draws && within(4)) ||
+           (refused < sim.min_refusals && draws < sim.max_draws && within(2))) {
         if (++round == 0) {
             std::fill(stamp.begin(), stamp.end(), 0);
             round = 1;
@@ -259,17 +260,23 @@ std::optional<std::uint32_t> min_max_blocks(const Setup& setup, double target,
     Setup s = setup;
     // More blocks than the largest demand needs change nothing; fewer than the target allows
     // refuse too many subscribers outright, before any address runs out. More blocks per
-    // subscriber can also run addresses out sooner, so this is a scan, not a bisection.
+    // subscriber can also run addresses out sooner, so this is a scan, not a bisection; it
+    // stops once the refusals left are nearly all addresses running out, which more blocks
+    // per subscriber cannot cure.
     const std::uint32_t enough = std::min<std::uint32_t>(
         kMaxMaxBlocks,
         std::max<std::uint32_t>(1, (population.max_demand() + s.block_size - 1) / s.block_size));
     for (std::uint32_t m = 1; m <= enough; ++m) {
-        if (population.above(std::uint64_t{m} * s.block_size) > target) {
+        const double beyond = population.above(std::uint64_t{m} * s.block_size);
+        if (beyond > target) {
             continue;
         }
         s.max_blocks = m;
         if (simulate(s, population, sim, target) <= target) {
             return m;
+        }
+        if (beyond <= target / 4) {
+            break;
         }
     }
     return std::nullopt;
@@ -284,12 +291,28 @@ Plan make_plan(const Setup& setup, double target, const Simulation& sim) {
     if (setup.mode == Mode::blocks) {
         plan.beyond_max_blocks =
             Population(setup).above(std::uint64_t{setup.block_size} * setup.max_blocks);
+        // The table of alternatives takes seven searches more: it settles for a quarter of the
+        // refusals per estimate (about twice the error) to answer in seconds, not a minute.
+        Simulation coarse = sim;
+        coarse.min_refusals = sim.min_refusals / 4;
+        coarse.max_draws = std::max(sim.min_draws, sim.max_draws / 4);
         for (const std::uint32_t size : kBlockSizes) {
             Setup s = setup;
             s.block_size = size;
-            BlockOption option{size, min_max_blocks(s, target, sim), 0};
+            BlockOption option{size, min_max_blocks(s, target, coarse), 0, std::nullopt};
             s.max_blocks = option.max_blocks.value_or(kMaxMaxBlocks);
-            option.refusal_rate = refusal_rate(s, sim);
+            option.refusal_rate = refusal_rate(s, coarse);
+            std::optional<std::uint32_t> blocks = option.max_blocks;
+            const Population population(s);
+            for (std::uint32_t m = 1; !blocks && m <= kMaxMaxBlocks; ++m) {
+                if (population.above(std::uint64_t{m} * size) <= target) {
+                    blocks = m;
+                }
+            }
+            if (blocks) {
+                s.max_blocks = *blocks;
+                option.pool_size = min_pool_size(s, target, coarse);
+            }
             plan.blocks.push_back(option);
         }
     }

@@ -96,6 +96,9 @@ struct BlockOption {
     std::uint32_t block_size = 0;
     std::optional<std::uint32_t> max_blocks; // the smallest that meets the target, if any
     double refusal_rate = 0;                 // at that max_blocks (or at the largest tried)
+    // The pool that meets the target with this block size and the max_blocks above, or, when
+    // none is given, the fewest blocks that keep subscribers beyond max_blocks under the target.
+    std::optional<std::uint32_t> pool_size;
 };
 
 struct Plan {
