@@ -158,12 +158,15 @@ std::string read_histogram(const Json& data, Setup& setup) {
     for (std::size_t i = 0; i < le->size(); ++i) {
         const Json& bound = (*le)[i];
         const Json& n = (*count)[i];
-        if (!is_count(bound) || bound.get<std::uint64_t>() > UINT32_MAX || !is_count(n)) {
+        if (!is_count(bound) || !is_count(n)) {
             return "ports_le and ports_count must hold non-negative integers (entry " +
                    std::to_string(i) + ")";
         }
-        setup.demand.push_back(
-            {static_cast<std::uint32_t>(bound.get<std::uint64_t>()), n.get<std::uint64_t>()});
+        // No subscriber holds more than an address's ports on one protocol: an open last
+        // bucket (a bound beyond that) is taken at that.
+        setup.demand.push_back({static_cast<std::uint32_t>(std::min<std::uint64_t>(
+                                    bound.get<std::uint64_t>(), planner::kMaxPortsPerAddress)),
+                                n.get<std::uint64_t>()});
         total += n.get<std::uint64_t>();
     }
     // The count and the buckets are read at slightly different times: take the larger.

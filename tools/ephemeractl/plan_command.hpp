@@ -29,7 +29,8 @@ struct PlanCommand {
 };
 
 // The distribution of a /ephemera/top reply or a histogram file: "subscribers", "ports_le"
-// (bucket upper bounds) and "ports_count" (subscribers per bucket, same length). Fills
+// (bucket upper bounds; one beyond 65535, an open last bucket, is taken as 65535) and
+// "ports_count" (subscribers per bucket, same length). Fills
 // setup.demand and setup.subscribers, or says what is wrong.
 std::string read_histogram(const Json& data, planner::Setup& setup);
 
