@@ -254,6 +254,24 @@ TEST(CapacityPlan, CurrentRateMatchesTheSimulation) {
     EXPECT_NEAR(planned, simulated.rate, 3 * simulated.error + 0.05 * simulated.rate);
 }
 
+TEST(CapacityPlan, LargePopulationsAreSimulatedOnASampleOfAddresses) {
+    // 20 million subscribers on 14,000 addresses: the planner simulates a sample of the
+    // addresses with as many subscribers each, drawn from the histogram. The same mix at 100,000
+    // subscribers on 70 addresses, simulated whole here, must give the same rate.
+    const auto demand = geometric(40, 9);
+    PoolSetup small = setup_for(demand, 70, 64512, 2);
+    const Simulated whole = simulate(demand, small, kRounds, 19);
+    PoolSetup large = small;
+    for (auto& b : large.demand) {
+        b.count *= 200;
+    }
+    large.subscribers = small.subscribers * 200;
+    large.pool_size = small.pool_size * 200;
+    const double sampled = ephemeractl::planner::refusal_rate(large);
+    EXPECT_GT(whole.rate, 0.0);
+    EXPECT_NEAR(sampled, whole.rate, 3 * whole.error + 0.1 * whole.rate);
+}
+
 TEST(CapacityPlan, BlocksRefuseSubscribersBeyondMaxBlocks) {
     // Every subscriber needs 3 blocks of 64; at most 2 refuses all of them whatever the pool.
     PoolSetup s;
