@@ -187,7 +187,8 @@ std::string read_pool(const Json& config, const Json& ports, Setup& setup) {
         return "malformed /ephemera/config reply: pool_addresses or workers missing or bad";
     }
     setup.pool_size = static_cast<std::uint32_t>(*pool);
-    setup.workers = static_cast<std::uint32_t>(std::min<std::uint64_t>(*workers, 1024));
+    setup.workers =
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(*workers, planner::kMaxWorkers));
     const auto mode = config.find("pool_mode");
     const std::string mode_name =
         mode != config.end() && mode->is_string() ? mode->get<std::string>() : "dynamic";

@@ -148,7 +148,7 @@ double simulate(const Setup& s, const Population& population, const Simulation& 
     // there are from round to round (and, for a small population, by a lot).
     std::vector<std::uint32_t> everyone =
         n <= sim.min_draws ? population.everyone() : std::vector<std::uint32_t>{};
-    while (draws < sim.min_draws / 8 || (draws < sim.min_draws && within(4)) ||
+    while (draws == 0 || draws < sim.min_draws / 8 || (draws < sim.min_draws && within(4)) ||
            (refused < sim.min_refusals && draws < sim.max_draws && within(2))) {
         if (++round == 0) {
             std::fill(stamp.begin(), stamp.end(), 0);
@@ -213,14 +213,15 @@ std::string check(const Setup& s) {
     if (s.pool_size == 0 || s.pool_size > kMaxPoolSize) {
         return "the pool size must be 1..65535";
     }
-    if (s.workers == 0) {
-        return "there must be at least one worker";
+    if (s.workers == 0 || s.workers > kMaxWorkers) {
+        return "the workers must be 1..1024";
     }
     if (s.ports_per_address == 0 || s.ports_per_address > kMaxPortsPerAddress) {
         return "the ports per address must be 1..65535";
     }
-    if (s.mode == Mode::blocks && (s.block_size == 0 || s.max_blocks == 0)) {
-        return "block size and max blocks must be positive";
+    if (s.mode == Mode::blocks &&
+        (s.block_size == 0 || s.block_size > kMaxPortsPerAddress || s.max_blocks == 0)) {
+        return "the block size must be 1..65535 and max blocks positive";
     }
     return {};
 }

@@ -59,6 +59,7 @@ struct Setup {
 inline constexpr std::uint32_t kMaxPoolSize = 65535;
 inline constexpr std::uint32_t kMaxPortsPerAddress = 65535;
 inline constexpr std::uint32_t kMaxMaxBlocks = 64;
+inline constexpr std::uint32_t kMaxWorkers = 1024;
 inline constexpr std::uint32_t kBlockSizes[] = {64, 128, 256, 512, 1024, 2048, 4096};
 
 struct Simulation {
