@@ -11,6 +11,7 @@ on every connection, records each request and answers from a script, as DPDK 22.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -1135,6 +1136,185 @@ class Det(unittest.TestCase):
         self.assertIn("live table: nobody holds 198.18.0.8:35000 now", r.stderr)
         self.assertEqual(self.server.requests, [
             "/ephemera/config", "/ephemera/sessions,external=198.18.0.8:35000;limit=64"])
+
+
+# /ephemera/top and /ephemera/config for plan: three subscribers, two at 500 ports and one at
+# 1,000, whose answers are exact (no address can be short of ports unless the range or the
+# blocks are): one address holds them all in 2,000 ports, 2,048 in steps of 64.
+PLAN_TOP = {"subscribers": 3, "ports_le": [500, 1000], "ports_count": [2, 1]}
+PLAN_CONFIG = {"file": "/etc/ephemera/ephemera.toml", "pool_addresses": 4,
+               "pool_first": "198.18.0.100", "pool_last": "198.18.0.103",
+               "port_range": "default (1024-65535)", "pool_mode": "dynamic", "workers": 1}
+PLAN_BLOCKS_CONFIG = dict(PLAN_CONFIG, pool_mode="blocks", block_size=256, max_blocks=2,
+                          active_block_timeout=0, interim=0, adaptive="off")
+
+
+class Plan(unittest.TestCase):
+    """ephemeractl plan: from /ephemera/top, /ephemera/config and /ephemera/ports, or offline
+    from --histogram FILE; the report, --json, and what it refuses."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.server = None
+
+    def tearDown(self):
+        if self.server is not None:
+            self.server.close()
+        self.dir.cleanup()
+
+    def ctl(self, *args):
+        argv = [EPHEMERACTL] + (["--socket", self.server.path] if self.server else
+                                ["--socket", os.path.join(self.dir.name, "none")]) + list(args)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    def histogram(self, data):
+        path = os.path.join(self.dir.name, "top.json")
+        with open(path, "w") as f:
+            f.write(data if isinstance(data, str) else json.dumps(data))
+        return path
+
+    def settings(self, text):
+        """The "key  value" lines (keys may hold single spaces; columns are two apart)."""
+        return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in text.splitlines()
+                    if line and not line[0].isdigit() and not line.startswith("block_size"))
+
+    def test_plan_asks_top_config_and_ports_and_prints_the_numbers(self):
+        self.server = FakeTelemetry({"/ephemera/top": PLAN_TOP, "/ephemera/config": PLAN_CONFIG,
+                                     "/ephemera/ports": PORTS})
+        r = self.ctl("plan")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.server.requests,
+                         ["/ephemera/top", "/ephemera/config", "/ephemera/ports"])
+        got = self.settings(r.stdout)
+        # Usable ports per address: the fewest of /ephemera/ports (16384), not the range.
+        self.assertEqual(got["pool"], "4 addresses, 16384 ports each, 1 worker")
+        self.assertEqual(got["mode"], "dynamic")
+        self.assertEqual(got["target"], "0.100% of subscribers refused at the peak")
+        self.assertEqual(got["refused now"], "0.000% (meets the target)")
+        self.assertEqual(got["pool size"], "1 addresses (3 fewer than now)")
+        self.assertTrue(got["ports per address"].startswith(
+            '2048 (14336 fewer than now), e.g. port_range "63488-65535"'), got)
+
+    def test_plan_without_ports_reply_uses_the_range(self):
+        self.server = FakeTelemetry({"/ephemera/top": PLAN_TOP, "/ephemera/config": PLAN_CONFIG})
+        r = self.ctl("--json", "plan", "--target", "0.01")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = json.loads(r.stdout)
+        self.assertEqual((data["ports_per_address"], data["pool_size_needed"],
+                          data["ports_per_address_needed"], data["target"]),
+                         (64512, 1, 2048, 0.01))
+
+    def test_plan_blocks_json_and_table(self):
+        self.server = FakeTelemetry({"/ephemera/top": PLAN_TOP,
+                                     "/ephemera/config": PLAN_BLOCKS_CONFIG,
+                                     "/ephemera/ports": PORTS})
+        r = self.ctl("plan", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = json.loads(r.stdout)
+        # The 1,000-port subscriber needs 4 blocks of 256 and may hold 2: one in three refused,
+        # whatever the pool or the range.
+        self.assertAlmostEqual(data["refusal_rate"], 1 / 3)
+        self.assertAlmostEqual(data["beyond_max_blocks"], 1 / 3)
+        self.assertFalse(data["meets_target"])
+        self.assertIsNone(data["pool_size_needed"])
+        self.assertIsNone(data["ports_per_address_needed"])
+        options = {o["block_size"]: o["max_blocks"] for o in data["block_options"]}
+        self.assertEqual(options, {64: 16, 128: 8, 256: 4, 512: 2, 1024: 1, 2048: 1, 4096: 1})
+        # With those, one address holds them all.
+        self.assertEqual({o["pool_size_needed"] for o in data["block_options"]}, {1})
+        text = self.ctl("plan").stdout
+        self.assertIn("beyond max_blocks  33.333% need more than 512 ports", text)
+        self.assertIn("256         4           0.000%         1  (block_size now)\n", text)
+
+    def test_plan_offline_from_a_histogram_file(self):
+        path = self.histogram(PLAN_TOP)
+        r = self.ctl("plan", "--histogram", path, "--pool-size", "4", "--ports-per-address",
+                     "16384")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = self.settings(r.stdout)
+        self.assertEqual(got["pool size"], "1 addresses (3 fewer than now)")
+        self.assertEqual(got["subscribers"], "3")
+        r = self.ctl("--json", "plan", "--histogram", path, "--pool-size", "4",
+                     "--ports-per-address", "16384", "--workers", "2", "--mode", "blocks",
+                     "--block-size", "1024", "--max-blocks", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = json.loads(r.stdout)
+        self.assertEqual((data["workers"], data["block_size"], data["max_blocks"],
+                          data["refusal_rate"]), (2, 1024, 1, 0.0))
+
+    def test_plan_bad_input_exits_64_saying_why(self):
+        cases = [
+            ({"subscribers": 3, "ports_count": [1]}, "no ports_le and ports_count arrays"),
+            ({"subscribers": 3, "ports_le": [1, 2], "ports_count": [1]},
+             "ports_le has 2 entries and ports_count 1: they must match"),
+            ({"ports_le": [1], "ports_count": [1]}, "no subscribers count"),
+            ({"subscribers": 3, "ports_le": [-1], "ports_count": [1]},
+             "non-negative integers (entry 0)"),
+            ("[1, 2", "not JSON"),
+        ]
+        for data, words in cases:
+            with self.subTest(data=data):
+                path = self.histogram(data)
+                r = self.ctl("plan", "--histogram", path, "--pool-size", "4",
+                             "--ports-per-address", "16384")
+                self.assertEqual(r.returncode, 64, r.stdout)
+                self.assertIn(words, r.stderr)
+                self.assertTrue(r.stderr.startswith("ephemeractl: plan: "), r.stderr)
+                self.assertEqual(r.stdout, "")
+        path = self.histogram(PLAN_TOP)
+        for argv, words in [
+                (["--target", "0"], "--target"),
+                (["--target", "1"], "--target"),
+                (["--target", "-0.5"], "--target"),
+                (["--target", "x"], "--target"),
+                (["--histogram", path], "give --pool-size and --ports-per-address"),
+                (["--histogram", path, "--pool-size", "4"], "give --pool-size"),
+                (["--pool-size", "4"], "--pool-size is only for --histogram"),
+                (["--histogram", path, "--pool-size", "4", "--ports-per-address", "0"],
+                 "--ports-per-address"),
+                (["--histogram", path, "--pool-size", "4", "--ports-per-address", "70000"],
+                 "ports per address must be 1..65535"),
+                (["--histogram", path, "--pool-size", "4", "--ports-per-address", "9",
+                  "--mode", "deterministic"], "--mode"),
+                (["--histogram", os.path.join(self.dir.name, "missing.json"), "--pool-size",
+                  "4", "--ports-per-address", "9"], "cannot read it"),
+        ]:
+            with self.subTest(argv=argv):
+                r = self.ctl("plan", *argv)
+                self.assertEqual(r.returncode, 64, r.stderr)
+                self.assertIn(words, r.stderr)
+                self.assertEqual(r.stdout, "")
+
+    def test_plan_replies_it_cannot_use(self):
+        for replies, status, words in [
+                ({"/ephemera/config": PLAN_CONFIG}, 2,
+                 "/ephemera/top: no data: this ephemera does not give the distribution"),
+                ({"/ephemera/top": {"subscribers": 3, "ports_le": [1, 2], "ports_count": [1]},
+                  "/ephemera/config": PLAN_CONFIG}, 2,
+                 "malformed /ephemera/top reply: ports_le has 2 entries and ports_count 1"),
+                ({"/ephemera/top": PLAN_TOP, "/ephemera/config": {"pool_addresses": 4}}, 2,
+                 "malformed /ephemera/config reply"),
+                ({"/ephemera/top": PLAN_TOP,
+                  "/ephemera/config": dict(PLAN_CONFIG, pool_mode="deterministic")}, 1,
+                 "deterministic mode"),
+        ]:
+            with self.subTest(replies=replies):
+                self.server = FakeTelemetry(replies)
+                r = self.ctl("plan")
+                self.assertEqual(r.returncode, status, r.stderr)
+                self.assertIn(words, r.stderr)
+                self.server.close()
+                self.server = None
+        r = self.ctl("plan")  # no server at all
+        self.assertEqual(r.returncode, 2, r.stderr)
+
+    def test_help_documents_plan(self):
+        r = subprocess.run([EPHEMERACTL, "plan", "--help"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for words in ("--target", "--histogram", "--pool-size", "--ports-per-address",
+                      "--block-size", "--max-blocks", "Monte Carlo", "upper"):
+            self.assertIn(words, r.stdout)
 
 
 class Live(unittest.TestCase):

@@ -4,6 +4,7 @@
 #include "commands.hpp"
 #include "det.hpp"
 #include "log_verify.hpp"
+#include "plan_command.hpp"
 #include "request.hpp"
 #include "telemetry_client.hpp"
 #include "whois_command.hpp"
@@ -63,6 +64,7 @@ private:
     void add_det();
     void add_log();
     void add_whois();
+    void add_plan();
 
     // Storage for subcommand arguments; CLI11 writes into these while parsing.
     std::uint32_t worker_ = 0;
@@ -77,6 +79,9 @@ private:
     std::string det_config_;
     LogVerifyCommand verify_;
     WhoisCommand whois_;
+    PlanCommand plan_;
+    std::uint32_t pool_size_ = 0;
+    std::uint32_t ports_per_address_ = 0;
 };
 
 Cli::Cli() {
@@ -107,6 +112,7 @@ Cli::Cli() {
     add_det();
     add_log();
     add_whois();
+    add_plan();
 }
 
 void Cli::add_show() {
@@ -411,6 +417,88 @@ void Cli::add_whois() {
     w->callback([this] {
         offline = [this] {
             return run_whois(whois_, socket.empty() ? socket_path_for_prefix(prefix) : socket);
+        };
+    });
+}
+
+void Cli::add_plan() {
+    CLI::App* p = app.add_subcommand(
+        "plan", "the share of subscribers refused a port at the peak, and the pool size, ports "
+                "per address or block size that would keep it under --target; from the running "
+                "ephemera's distribution of ports per subscriber, or --histogram FILE");
+    p->add_option("--target", plan_.target,
+                  "the refusal rate to stay under, as a fraction of subscribers: 0.001 is 0.1%")
+        ->capture_default_str()
+        ->check(CLI::Validator(
+            [](std::string& text) {
+                double v = 0;
+                return CLI::detail::lexical_cast(text, v) && v > 0 && v < 1
+                           ? std::string{}
+                           : "'" + text + "': a fraction between 0 and 1, exclusive";
+            },
+            "(0,1)"))
+        ->type_name("RATE");
+    p->add_option("--histogram", plan_.histogram_file,
+                  "plan offline from this JSON file: {\"subscribers\": N, \"ports_le\": [...], "
+                  "\"ports_count\": [...]}, as /ephemera/top gives them")
+        ->type_name("FILE");
+    // Offline only: the pool the histogram is planned against.
+    CLI::Option* pool =
+        p->add_option("--pool-size", pool_size_, "pool addresses (with --histogram)")
+            ->check(checked(check_positive))
+            ->type_name("N");
+    CLI::Option* ports =
+        p->add_option("--ports-per-address", ports_per_address_,
+                      "usable ports per address and protocol: the range less reserved ports "
+                      "(with --histogram)")
+            ->check(checked(check_positive))
+            ->type_name("N");
+    CLI::Option* workers = p->add_option("--workers", plan_.workers,
+                                         "workers (with --histogram); each owns a "
+                                         "share of every address")
+                               ->capture_default_str()
+                               ->check(checked(check_positive))
+                               ->type_name("N");
+    CLI::Option* mode = p->add_option("--mode", plan_.mode, "pool.mode (with --histogram)")
+                            ->capture_default_str()
+                            ->check(CLI::IsMember({"dynamic", "blocks"}))
+                            ->type_name("dynamic|blocks");
+    CLI::Option* size = p->add_option("--block-size", plan_.block_size,
+                                      "ports per block (with --histogram --mode blocks)")
+                            ->capture_default_str()
+                            ->check(checked(check_positive))
+                            ->type_name("N");
+    CLI::Option* max = p->add_option("--max-blocks", plan_.max_blocks,
+                                     "blocks per subscriber (with --histogram --mode blocks)")
+                           ->capture_default_str()
+                           ->check(checked(check_positive))
+                           ->type_name("N");
+    p->footer("Model: subscribers fall on pool addresses (and workers) at random, as the pairing "
+              "hash spreads them; a subscriber in a histogram bucket uses the bucket's upper "
+              "bound; an address (worker share) that runs out refuses the subscriber that does "
+              "not fit and every later one. The rates are a Monte Carlo estimate with a fixed "
+              "seed. Deterministic mode has no shared pool to plan. Exit status: 0 planned; 1 "
+              "the pool cannot be planned (deterministic mode); 2 no connection or no valid "
+              "reply; 64 bad command line or histogram file.");
+    p->callback([this, pool, ports, workers, mode, size, max] {
+        if (plan_.histogram_file.empty()) {
+            for (const CLI::Option* o : {pool, ports, workers, mode, size, max}) {
+                if (o->count() > 0) {
+                    throw CLI::ValidationError("plan", o->get_name() +
+                                                           " is only for --histogram: a running "
+                                                           "ephemera says its own pool");
+                }
+            }
+        }
+        if (pool->count() > 0) {
+            plan_.pool_size = pool_size_;
+        }
+        if (ports->count() > 0) {
+            plan_.ports_per_address = ports_per_address_;
+        }
+        offline = [this] {
+            return run_plan(socket.empty() ? socket_path_for_prefix(prefix) : socket, plan_,
+                            display);
         };
     });
 }
