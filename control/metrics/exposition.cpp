@@ -347,7 +347,7 @@ void add_top(Builder& b, const char* name, const char* help, const std::vector<T
 }
 
 void add_subscribers(Builder& b, const Snapshot& s) {
-    b.add("ephemera_subscriber_summary_known", Type::gauge,
+    b.add("ephemera_subscriber_view_known", Type::gauge,
           "1 when every worker summarised its subscribers for this scrape in time, else 0 (and "
           "no ephemera_subscriber_* or ephemera_top_subscriber_* samples)",
           {}, s.subscribers_known ? 1 : 0);

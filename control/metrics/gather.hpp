@@ -1,7 +1,7 @@
 // What a scrape reads from the running process, on civetweb's thread: counters and gauges are
 // atomics, steering is fixed at start, and port use and the subscriber summary come from a
 // mailbox round trip each to the workers, bounded in time (the scrape then reports
-// ephemera_port_use_known 0 or ephemera_subscriber_summary_known 0).
+// ephemera_port_use_known 0 or ephemera_subscriber_view_known 0).
 #pragma once
 
 #include "exposition.hpp"

@@ -158,14 +158,14 @@ TEST(MetricsExposition, SubscriberHistogramsAndTopN) {
     EXPECT_THAT(text, ::testing::HasSubstr(
                           "ephemera_top_subscriber_refusals{rank=\"1\",subscriber=\"100.64.0.1\","
                           "pool_address=\"198.18.0.10\"} 2\n"));
-    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_subscriber_summary_known 1\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_subscriber_view_known 1\n"));
 }
 
 TEST(MetricsExposition, SubscriberSummaryUnknownHasNoSubscriberSamples) {
     Snapshot s = with_subscribers();
     s.subscribers_known = false;
     const std::string text = exposition(s);
-    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_subscriber_summary_known 0\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_subscriber_view_known 0\n"));
     EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("# TYPE ephemera_subscriber_ports")));
     EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("ephemera_top_subscriber_ports{")));
 }
