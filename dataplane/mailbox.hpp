@@ -31,8 +31,12 @@ public:
     static constexpr std::size_t kMaxMappings = 4096;
     static constexpr std::size_t kMaxSessions = 512;
     static constexpr std::size_t kMaxBlocks = 512;
-    // Sessions, block granules or subscribers looked at per housekeeping.
+    // Sessions or block granules looked at per housekeeping.
     static constexpr std::uint32_t kWalkStep = 4096;
+    // Subscriber records summarised per housekeeping: about 19 ns each
+    // (bench/subscriber_summary_bench.cpp), so a step holds a burst back some 20 us, and a
+    // worker's 500K subscribers take 500 housekeepings.
+    static constexpr std::uint32_t kSubscriberStep = 1024;
 
     struct Request {
         Kind kind = Kind::mappings;

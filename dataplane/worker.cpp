@@ -190,7 +190,7 @@ void Worker::serve_mailbox(Tick now) {
                                     box.blocks, std::min(request->limit, Mailbox::kMaxBlocks));
         break;
     case Mailbox::Kind::subscribers:
-        done = translator_.walk_subscribers(box.cursor, Mailbox::kWalkStep, box.subscribers);
+        done = translator_.walk_subscribers(box.cursor, Mailbox::kSubscriberStep, box.subscribers);
         break;
     case Mailbox::Kind::sessions:
     case Mailbox::Kind::flush:
