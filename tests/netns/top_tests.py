@@ -129,6 +129,61 @@ def test_subscriber_top(binary, ctl_binary):
             promtool_check(text)
 
 
+
+def fill_bucket(in_use, capacity):
+    """/ephemera/top's block fill bucket (upper bounds 10 %, 20 %, ..., 100 %)."""
+    return 0 if in_use == 0 else min(10, max(1, -(-in_use * 10 // capacity))) - 1
+
+
+def test_subscriber_top_blocks(binary, ctl_binary):
+    """Port blocks of 64: subscribers with 2 and 40 flows hold one block each, filled to
+    1/32 and 5/8; the block fill histogram (telemetry, ephemeractl, /metrics) says so."""
+    flows = {1: 2, 2: 40}
+    block = 64
+    config = make_config(sections={"metrics": {"listen": LISTEN}, "pool": {"mode": "blocks"},
+                                   "pool.blocks": {"block_size": block, "max_blocks": 1}})
+    with lab_session(len(flows)) as lab, ephemera_session(binary, lab, 2, config) as eph:
+        srv = lab.agent(lab.ns("srv"))
+        srv.open("echo", SERVER, ECHO_PORT)
+        srv.serve_echo("echo")
+        for i, n in flows.items():
+            agent = lab.agent(lab.sub(i))
+            for k in range(n):
+                agent.open("s%d" % k, port=41000 + k)
+                udp_exchange(agent, "s%d" % k, (SERVER, ECHO_PORT), "sub%d flow %d" % (i, k))
+        top = eph.telemetry.query("/ephemera/top")
+        log("/ephemera/top: %s" % top)
+        ranked = sorted(flows, key=lambda i: -flows[i])
+        check(top["top_ports_subscriber"] == [sub_addr(i) for i in ranked] and
+              top["top_ports_udp"] == [flows[i] for i in ranked] and
+              top["top_ports_blocks"] == [1] * len(flows),
+              "ranked %s %s, blocks %s" % (top["top_ports_subscriber"], top["top_ports_udp"],
+                                            top["top_ports_blocks"]))
+        expected = [0] * 10
+        for n in flows.values():
+            expected[fill_bucket(n, block)] += 1
+        check(top.get("subscribers_with_blocks") == len(flows) and
+              top.get("block_fill_le_percent") == list(range(10, 101, 10)) and
+              top.get("block_fill_count") == expected,
+              "block fill %s, expected %s" % (top.get("block_fill_count"), expected))
+        out = ctl(ctl_binary, eph.prefix, "top", "--once")
+        log("ephemeractl top --once:\n%s" % out)
+        check("block fill (subscribers holding blocks)" in out, "no block fill chart:\n%s" % out)
+        status, _, text = http_get(lab, "/metrics")
+        check(status == 200, "GET /metrics: %d" % status)
+        cumulative = 0
+        for b, n in enumerate(expected):
+            cumulative += n
+            le = "%g" % ((b + 1) / 10)
+            got = sample_sum(text, "ephemera_subscriber_block_fill_bucket", le=le)
+            check(got == cumulative, "block fill le=%s: %s, expected %d" % (le, got, cumulative))
+        check(sample_sum(text, "ephemera_subscriber_block_fill_count") == len(flows),
+              "block fill count")
+        check_documented(text)
+        if os.access(PROMTOOL, os.X_OK):
+            promtool_check(text)
+
+
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items()
          if name.startswith("test_") and callable(fn)}
 
