@@ -9,6 +9,7 @@
 #include "app.hpp"
 #include "pauses.hpp"
 #include "port_use.hpp"
+#include "subscriber_top.hpp"
 
 #include <rte_cycles.h>
 #include <rte_telemetry.h>
@@ -364,6 +365,82 @@ int cmd_ports(App& app, const char*, rte_tel_data* d) {
     return 0;
 }
 
+// One top N list as columns, one array per field, largest first: PREFIX_subscriber,
+// PREFIX_pool_address (strings), PREFIX_udp, _tcp, _icmp (ports in use), _sessions,
+// _refusals, _blocks (integers).
+void add_top_list(rte_tel_data* d, const std::string& prefix,
+                  const TopList<SubscriberSummary::kTop>& top) {
+    const auto strings = [&](const char* field, auto value_of) {
+        rte_tel_data* c = rte_tel_data_alloc();
+        rte_tel_data_start_array(c, RTE_TEL_STRING_VAL);
+        for (const SubscriberSample& s : top) {
+            rte_tel_data_add_array_string(c, value_of(s).to_string().c_str());
+        }
+        rte_tel_data_add_dict_container(d, (prefix + field).c_str(), c, 0);
+    };
+    const auto numbers = [&](const char* field, auto value_of) {
+        rte_tel_data* c = rte_tel_data_alloc();
+        rte_tel_data_start_array(c, RTE_TEL_U64_VAL);
+        for (const SubscriberSample& s : top) {
+            rte_tel_data_add_array_u64(c, value_of(s));
+        }
+        rte_tel_data_add_dict_container(d, (prefix + field).c_str(), c, 0);
+    };
+    strings("subscriber", [](const SubscriberSample& s) { return s.subscriber; });
+    strings("pool_address", [](const SubscriberSample& s) { return s.pool_address; });
+    numbers("udp", [](const SubscriberSample& s) { return s.ports[0]; });
+    numbers("tcp", [](const SubscriberSample& s) { return s.ports[1]; });
+    numbers("icmp", [](const SubscriberSample& s) { return s.ports[2]; });
+    numbers("sessions", [](const SubscriberSample& s) { return s.sessions; });
+    numbers("refusals", [](const SubscriberSample& s) { return s.refusals; });
+    numbers("blocks", [](const SubscriberSample& s) { return s.blocks; });
+}
+
+void add_u64_array(rte_tel_data* d, const char* name, std::size_t n, auto value_of) {
+    rte_tel_data* c = rte_tel_data_alloc();
+    rte_tel_data_start_array(c, RTE_TEL_U64_VAL);
+    for (std::size_t i = 0; i < n; ++i) {
+        rte_tel_data_add_array_u64(c, value_of(i));
+    }
+    rte_tel_data_add_dict_container(d, name, c, 0);
+}
+
+// Subscribers by port use, merged over the workers (`ephemeractl top`):
+// "subscribers" (with state), "ports_sum"; the histogram of each subscriber's ports in its
+// busiest protocol as "ports_le" (upper bounds 0, 1, 2, 4, ..., 65536) and "ports_count"
+// (subscribers per bucket, not cumulative); the top N by ports ("top_ports_*") and by
+// refusals ("top_refusals_*"), columns as add_top_list lists them. In blocks mode also
+// "subscribers_with_blocks" and the block fill histogram "block_fill_le_percent" (10, 20,
+// ..., 100) and "block_fill_count".
+int cmd_top(App& app, const char*, rte_tel_data* d) {
+    std::optional<SubscriberSummary> summary;
+    {
+        std::lock_guard guard(app.mailbox_lock);
+        summary = gather_subscribers(app, std::chrono::milliseconds(2000));
+    }
+    if (!summary) {
+        return -1;
+    }
+    const SubscriberSummary& s = *summary;
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "subscribers", s.subscribers);
+    rte_tel_data_add_dict_u64(d, "ports_sum", s.ports_sum);
+    add_u64_array(d, "ports_le", SubscriberSummary::kPortBuckets,
+                  [](std::size_t i) { return SubscriberSummary::port_bound(i); });
+    add_u64_array(d, "ports_count", SubscriberSummary::kPortBuckets,
+                  [&](std::size_t i) { return s.ports_histogram[i]; });
+    add_top_list(d, "top_ports_", s.by_ports());
+    add_top_list(d, "top_refusals_", s.by_refusals());
+    if (app.config.allocation == AllocationMode::blocks) {
+        rte_tel_data_add_dict_u64(d, "subscribers_with_blocks", s.with_blocks);
+        add_u64_array(d, "block_fill_le_percent", SubscriberSummary::kFillBuckets,
+                      [](std::size_t i) { return (i + 1) * 10; });
+        add_u64_array(d, "block_fill_count", SubscriberSummary::kFillBuckets,
+                      [&](std::size_t i) { return s.fill_histogram[i]; });
+    }
+    return 0;
+}
+
 int cmd_set(App& app, const char* params, rte_tel_data* d) {
     const std::string text = params == nullptr ? "" : params;
     const auto eq = text.find('=');
@@ -678,6 +755,9 @@ TelemetryRegistration register_telemetry(App& app) {
                                "limit=N (any subset)");
     rte_telemetry_register_cmd("/ephemera/blocks", gated<cmd_blocks>,
                                "Port blocks in use. Parameters: subscriber=A;limit=N (any subset)");
+    rte_telemetry_register_cmd("/ephemera/top", gated<cmd_top>,
+                               "Subscribers by ports in use and by refusals: top N and "
+                               "histograms. No parameters");
     rte_telemetry_register_cmd("/ephemera/ports", gated<cmd_ports>,
                                "Free and usable external ports per pool address and protocol");
     rte_telemetry_register_cmd("/ephemera/set", gated<cmd_set>,

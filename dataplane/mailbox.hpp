@@ -27,11 +27,16 @@ namespace ephemera {
 
 class Mailbox {
 public:
-    enum class Kind : std::uint8_t { mappings, ports, sessions, flush, blocks };
+    enum class Kind : std::uint8_t { mappings, ports, sessions, flush, blocks, subscribers };
     static constexpr std::size_t kMaxMappings = 4096;
     static constexpr std::size_t kMaxSessions = 512;
     static constexpr std::size_t kMaxBlocks = 512;
-    static constexpr std::uint32_t kWalkStep = 4096; // sessions looked at per housekeeping
+    // Sessions or block granules looked at per housekeeping.
+    static constexpr std::uint32_t kWalkStep = 4096;
+    // Subscriber records summarised per housekeeping: about 19 ns each
+    // (bench/subscriber_summary_bench.cpp), so a step holds a burst back some 20 us, and a
+    // worker's 500K subscribers take 500 housekeepings.
+    static constexpr std::uint32_t kSubscriberStep = 1024;
 
     struct Request {
         Kind kind = Kind::mappings;
@@ -91,6 +96,7 @@ public:
     std::uint32_t usable_ports = 0;        // per address and protocol
     std::vector<BlockCounts> block_counts; // [pool index], blocks mode
     std::vector<BlockView> blocks;         // Kind::blocks (capacity kMaxBlocks)
+    SubscriberSummary subscribers;         // Kind::subscribers: built a walk step at a time
 
     // ---- the worker's progress through a walk (worker only) ----
     bool walking = false;

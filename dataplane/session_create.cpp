@@ -10,6 +10,14 @@ namespace {
 
 constexpr std::uint64_t kAnchorDomain = 0x616e63686f72; // "anchor": separates this use of the key
 
+// Refusals that the subscriber top N counts: its own limits and rate, and the pool having no
+// port or block for it (not a full session table, which is no one subscriber's doing).
+constexpr bool refused_the_subscriber(Counter c) {
+    return c == Counter::drop_subscriber_sessions || c == Counter::drop_subscriber_ports ||
+           c == Counter::drop_subscriber_rate || c == Counter::drop_subscriber_blocks ||
+           c == Counter::drop_ports_exhausted || c == Counter::drop_blocks_exhausted;
+}
+
 } // namespace
 
 Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionKey& key, Tick now) {
@@ -45,6 +53,9 @@ Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionK
         }
     }
     if (refusal != Counter::count_) {
+        if (refused_the_subscriber(refusal) && subscriber.refusals != UINT32_MAX) {
+            ++subscriber.refusals;
+        }
         life_.release_subscriber_if_unused(sub_index, pkt.parsed.src);
         return {-1, refusal};
     }

@@ -152,6 +152,7 @@ void Worker::serve_mailbox(Tick now) {
         box.cursor = 0;
         box.sessions.clear();
         box.blocks.clear();
+        box.subscribers.clear();
         box.flushed = 0;
     }
     bool done = true;
@@ -187,6 +188,9 @@ void Worker::serve_mailbox(Tick now) {
         done =
             translator_.walk_blocks(request->filter.subscriber, now, box.cursor, Mailbox::kWalkStep,
                                     box.blocks, std::min(request->limit, Mailbox::kMaxBlocks));
+        break;
+    case Mailbox::Kind::subscribers:
+        done = translator_.walk_subscribers(box.cursor, Mailbox::kSubscriberStep, box.subscribers);
         break;
     case Mailbox::Kind::sessions:
     case Mailbox::Kind::flush:

@@ -305,6 +305,72 @@ void add_alarms(Builder& b, const Snapshot& s) {
     }
 }
 
+std::string_view type_name(Type t) {
+    switch (t) {
+    case Type::counter:
+        return "counter";
+    case Type::histogram:
+        return "histogram";
+    case Type::gauge:
+        break;
+    }
+    return "gauge";
+}
+
+// A histogram's samples: cumulative buckets up to +Inf, then _sum and _count.
+void add_histogram(Builder& b, const std::string& name, const std::string& help,
+                   const Histogram& h) {
+    Family& f = b.family(name, Type::histogram, help);
+    std::uint64_t cumulative = 0;
+    char le[32];
+    for (std::size_t i = 0; i < h.bounds.size() && i < h.counts.size(); ++i) {
+        cumulative += h.counts[i];
+        std::snprintf(le, sizeof le, "%.15g", h.bounds[i]); // 0.1, not 0.10000000000000001
+        f.samples.push_back(Sample{{{"le", le}}, static_cast<double>(cumulative), "_bucket"});
+    }
+    f.samples.push_back(Sample{{{"le", "+Inf"}}, static_cast<double>(h.count), "_bucket"});
+    f.samples.push_back(Sample{{}, h.sum, "_sum"});
+    f.samples.push_back(Sample{{}, static_cast<double>(h.count), "_count"});
+}
+
+// The top N as gauges, one series per rank: the subscriber holding the rank is a label, so the
+// series stay N per list however many subscribers there are.
+void add_top(Builder& b, const char* name, const char* help, const std::vector<TopSubscriber>& top,
+             std::uint64_t TopSubscriber::*field) {
+    for (std::size_t i = 0; i < top.size(); ++i) {
+        b.add(name, Type::gauge, help,
+              {{"rank", std::to_string(i + 1)},
+               {"subscriber", top[i].subscriber},
+               {"pool_address", top[i].pool_address}},
+              static_cast<double>(top[i].*field));
+    }
+}
+
+void add_subscribers(Builder& b, const Snapshot& s) {
+    b.add("ephemera_subscriber_view_known", Type::gauge,
+          "1 when every worker summarised its subscribers for this scrape in time, else 0 (and "
+          "no ephemera_subscriber_* or ephemera_top_subscriber_* samples)",
+          {}, s.subscribers_known ? 1 : 0);
+    if (!s.subscribers_known) {
+        return;
+    }
+    add_histogram(b, "ephemera_subscriber_ports",
+                  "Subscribers by the ports they hold in their busiest protocol",
+                  s.subscriber_ports);
+    if (s.block_fill) {
+        add_histogram(b, "ephemera_subscriber_block_fill",
+                      "Subscribers holding port blocks by the fill of their blocks (ports in use "
+                      "in the busiest protocol / ports of the blocks)",
+                      *s.block_fill);
+    }
+    add_top(b, "ephemera_top_subscriber_ports",
+            "Ports held in the busiest protocol by the subscribers holding the most, by rank",
+            s.top_by_ports, &TopSubscriber::ports);
+    add_top(b, "ephemera_top_subscriber_refusals",
+            "New mappings refused to the subscribers refused the most, by rank", s.top_by_refusals,
+            &TopSubscriber::refusals);
+}
+
 void append_value(std::string& out, double v) {
     if (std::isinf(v)) {
         out += v > 0 ? "+Inf" : "-Inf";
@@ -336,6 +402,7 @@ std::vector<Family> families(const Snapshot& s) {
     add_logging(b, s);
     add_steering(b, s);
     add_alarms(b, s);
+    add_subscribers(b, s);
     return b.take();
 }
 
@@ -346,9 +413,9 @@ std::string format(const std::vector<Family>& families) {
             continue;
         }
         out += "# HELP " + f.name + " " + escape_help(f.help) + "\n";
-        out += "# TYPE " + f.name + (f.type == Type::counter ? " counter\n" : " gauge\n");
+        out += "# TYPE " + f.name + " " + std::string(type_name(f.type)) + "\n";
         for (const Sample& sample : f.samples) {
-            out += f.name;
+            out += f.name + sample.suffix;
             if (!sample.labels.empty()) {
                 out += '{';
                 for (std::size_t i = 0; i < sample.labels.size(); ++i) {

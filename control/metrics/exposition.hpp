@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ephemera::metrics {
@@ -62,6 +63,23 @@ struct AddressForecast {
     double seconds_to_exhaustion = 0;
 };
 
+// A histogram as a scrape shows it: non-cumulative counts per upper bound (the exposition adds
+// them up, and +Inf), their sum and how many were counted.
+struct Histogram {
+    std::vector<double> bounds;
+    std::vector<std::uint64_t> counts; // one per bound
+    double sum = 0;
+    std::uint64_t count = 0;
+};
+
+// One place of a subscriber top N (control/subscriber_top.hpp).
+struct TopSubscriber {
+    std::string subscriber;
+    std::string pool_address;
+    std::uint64_t ports = 0; // in its busiest protocol
+    std::uint64_t refusals = 0;
+};
+
 struct Snapshot {
     std::vector<WorkerSnapshot> workers;
     // Port use needs every worker's answer; false when one did not come in time, and then
@@ -77,9 +95,16 @@ struct Snapshot {
     std::vector<PoolForecast> pool_forecasts;
     std::vector<AddressForecast> address_forecasts;
     std::uint64_t alarm_changes = 0;
+    // The subscriber summary needs every worker's walk; false when one did not finish in time,
+    // and then nothing below is shown.
+    bool subscribers_known = false;
+    Histogram subscriber_ports;
+    std::optional<Histogram> block_fill; // blocks mode only
+    std::vector<TopSubscriber> top_by_ports;
+    std::vector<TopSubscriber> top_by_refusals;
 };
 
-enum class Type : std::uint8_t { counter, gauge };
+enum class Type : std::uint8_t { counter, gauge, histogram };
 
 struct Label {
     std::string name;
@@ -87,8 +112,13 @@ struct Label {
 };
 
 struct Sample {
+    // A constructor rather than an aggregate, so that {labels, value} leaves the suffix empty.
+    Sample(std::vector<Label> labels_ = {}, double value_ = 0, std::string suffix_ = {})
+        : labels(std::move(labels_)), value(value_), suffix(std::move(suffix_)) {}
+
     std::vector<Label> labels;
-    double value = 0; // exact for integers below 2^53, which a scrape's counters stay under
+    double value = 0;   // exact for integers below 2^53, which a scrape's counters stay under
+    std::string suffix; // a histogram's "_bucket", "_sum" or "_count"
 };
 
 struct Family {

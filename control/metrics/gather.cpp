@@ -2,6 +2,7 @@
 
 #include "../app.hpp"
 #include "../port_use.hpp"
+#include "../subscriber_top.hpp"
 
 #include <rte_cycles.h>
 
@@ -69,6 +70,43 @@ void add_alarms(const PoolAlarms& alarms, Snapshot& s) {
     }
 }
 
+std::vector<TopSubscriber> top_list(const TopList<SubscriberSummary::kTop>& top) {
+    std::vector<TopSubscriber> out;
+    for (const SubscriberSample& s : top) {
+        out.push_back(
+            {s.subscriber.to_string(), s.pool_address.to_string(), s.most_ports(), s.refusals});
+    }
+    return out;
+}
+
+// The workers' subscriber summaries, merged (the caller holds app.mailbox_lock).
+void add_subscribers(App& app, Snapshot& s) {
+    const std::optional<SubscriberSummary> summary = gather_subscribers(app, kSubscribersTimeout);
+    s.subscribers_known = summary.has_value();
+    if (!summary) {
+        return;
+    }
+    Histogram& ports = s.subscriber_ports;
+    for (std::size_t i = 0; i < SubscriberSummary::kPortBuckets; ++i) {
+        ports.bounds.push_back(SubscriberSummary::port_bound(i));
+        ports.counts.push_back(summary->ports_histogram[i]);
+    }
+    ports.sum = static_cast<double>(summary->ports_sum);
+    ports.count = summary->subscribers;
+    if (app.config.allocation == AllocationMode::blocks) {
+        Histogram fill;
+        for (std::size_t i = 0; i < SubscriberSummary::kFillBuckets; ++i) {
+            fill.bounds.push_back(static_cast<double>(i + 1) / 10);
+            fill.counts.push_back(summary->fill_histogram[i]);
+        }
+        fill.sum = summary->fill_sum;
+        fill.count = summary->with_blocks;
+        s.block_fill = std::move(fill);
+    }
+    s.top_by_ports = top_list(summary->by_ports());
+    s.top_by_refusals = top_list(summary->by_refusals());
+}
+
 } // namespace
 
 Snapshot gather(App& app) {
@@ -82,6 +120,7 @@ Snapshot gather(App& app) {
         if (!s.ports_known) {
             s.ports.clear();
         }
+        add_subscribers(app, s);
     }
     if (app.logging) {
         s.log_records_taken = app.logging->records_taken();

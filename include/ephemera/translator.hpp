@@ -28,6 +28,7 @@
 #include "ephemera/packet.hpp"
 #include "ephemera/policy.hpp"
 #include "ephemera/port_allocator.hpp"
+#include "ephemera/subscriber_summary.hpp"
 #include "ephemera/tx_checksum.hpp"
 #include "ephemera/worker_plan.hpp"
 
@@ -204,6 +205,11 @@ public:
     // views appended while `out` has fewer than `limit`. True when the walk is complete.
     bool walk_blocks(std::optional<Ipv4Addr> subscriber, Tick now, std::uint32_t& cursor,
                      std::uint32_t budget, std::vector<BlockView>& out, std::size_t limit) const;
+    // One bounded step of a walk over this worker's subscriber records into `out`, from
+    // `cursor` (0 starts a walk): at most `budget` records are looked at. True when the walk
+    // is complete.
+    bool walk_subscribers(std::uint32_t& cursor, std::uint32_t budget,
+                          SubscriberSummary& out) const;
     // Blocks of one pool address on this worker (the configured size for "free").
     [[nodiscard]] BlockCounts block_counts(std::uint16_t pool_index, Tick now) const {
         return ports_.block_counts(pool_index, policy().blocks.smallest(), now);

@@ -161,6 +161,31 @@ def pauses_reply(request):
     return RESET if request == "/ephemera/pauses,reset" else PAUSES
 
 
+def top_list(rows):
+    """A /ephemera/top list's columns from (subscriber, udp, tcp, refusals) rows."""
+    return {"subscriber": [r[0] for r in rows], "pool_address": ["198.18.0.1"] * len(rows),
+            "udp": [r[1] for r in rows], "tcp": [r[2] for r in rows], "icmp": [0] * len(rows),
+            "sessions": [r[1] + r[2] for r in rows], "refusals": [r[3] for r in rows],
+            "blocks": [0] * len(rows)}
+
+
+def top_reply(by_ports, by_refusals, counts, blocks=None):
+    reply = {"subscribers": sum(counts), "ports_sum": sum(max(r[1], r[2]) for r in by_ports),
+             "ports_le": [0] + [1 << i for i in range(17)], "ports_count": counts}
+    for prefix, rows in (("top_ports_", by_ports), ("top_refusals_", by_refusals)):
+        reply.update({prefix + k: v for k, v in top_list(rows).items()})
+    if blocks is not None:
+        reply["subscribers_with_blocks"] = sum(blocks)
+        reply["block_fill_le_percent"] = list(range(10, 101, 10))
+        reply["block_fill_count"] = blocks
+    return reply
+
+
+TOP = top_reply([("100.64.0.3", 40, 2, 0), ("100.64.0.1", 9, 0, 5), ("100.64.0.2", 1, 0, 0)],
+                [("100.64.0.1", 9, 0, 5)],
+                [0, 1, 0, 0, 0, 1, 0, 1] + [0] * 10)
+
+
 class Ctl(unittest.TestCase):
     def setUp(self):
         self.server = None
@@ -937,6 +962,83 @@ class Ctl(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("--external ADDR:PORT", r.stdout)
 
+
+    # ------------------------------------------------------------------------- top
+
+    def test_requests_top(self):
+        self.assert_requests([(["top", "--once"], "/ephemera/top")], {"/ephemera/top": TOP})
+
+    def test_top_once_ranks_and_draws_the_histogram(self):
+        self.serve({"/ephemera/top": TOP})
+        r = self.ctl("top", "--once")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "subscribers 3  ports held 50 (busiest protocol of each)")
+        self.assertEqual(lines[2], "top 3 by ports")
+        self.assertEqual(lines[3].split(), ["rank", "subscriber", "pool", "address", "udp", "tcp",
+                                            "icmp", "sessions", "refusals", "blocks"])
+        self.assertEqual([l.split()[1] for l in lines[4:7]],
+                         ["100.64.0.3", "100.64.0.1", "100.64.0.2"])
+        self.assertEqual(lines[4].split()[3:], ["40", "2", "0", "42", "0", "0"])
+        hist = lines[lines.index("ports per subscriber (busiest protocol)") + 1:]
+        # From the first bucket with a count to the last, bars scaled to the largest.
+        self.assertEqual([l.split()[:3] for l in hist],
+                         [["<=", "1", "1"], ["<=", "2", "0"], ["<=", "4", "0"], ["<=", "8", "0"],
+                          ["<=", "16", "1"], ["<=", "32", "0"], ["<=", "64", "1"]])
+        self.assertTrue(hist[0].endswith(" " + "#" * 40), hist[0])
+        self.assertNotIn("block fill", r.stdout)
+
+    def test_top_by_refusals_rows_and_block_fill(self):
+        self.serve({"/ephemera/top": dict(TOP, **top_reply(
+            [("100.64.0.3", 40, 2, 0)], [("100.64.0.1", 9, 0, 5), ("100.64.0.2", 1, 0, 3)],
+            [0, 0, 0, 0, 0, 0, 0, 2] + [0] * 10, blocks=[0] * 4 + [1, 0, 0, 0, 0, 1]))})
+        r = self.ctl("top", "--once", "--by", "refusals", "-n", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[2], "top 1 by refusals")
+        self.assertEqual(lines[4].split()[:2], ["1", "100.64.0.1"])
+        self.assertEqual(lines[4].split()[-2:], ["5", "0"])
+        fill = lines[lines.index("block fill (subscribers holding blocks)") + 1:]
+        self.assertEqual(fill[0].split()[:3], ["<=", "50%", "1"])
+        self.assertEqual(fill[-1].split()[:3], ["<=", "100%", "1"])
+        r = self.ctl("top", "--once", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["block_fill_count"][4], 1)
+
+    def test_top_empty_and_malformed_replies(self):
+        self.serve({"/ephemera/top": top_reply([], [], [0] * 18)})
+        r = self.ctl("top", "--once")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("no subscriber holds a port", r.stdout)
+        self.assertIn("(none)", r.stdout)
+        self.server.close()
+        for bad in (dict(TOP, ports_count=[1, 2]), dict(TOP, top_ports_udp=[1]),
+                    dict(TOP, top_refusals_subscriber=[7]), {"subscribers": 1}, None):
+            with self.subTest(bad=bad):
+                self.serve({"/ephemera/top": bad})
+                r = self.ctl("top", "--once")
+                self.assertEqual(r.returncode, 2, r.stdout)
+                self.assertIn("/ephemera/top", r.stderr)
+                self.server.close()
+        self.server = None
+        for argv in (["top", "-n", "0"], ["top", "-n", "21"], ["top", "--by", "sessions"]):
+            with self.subTest(argv=argv):
+                self.assertEqual(self.ctl(*argv, socket_path="/nonexistent").returncode, 64)
+
+    def test_top_refreshes_until_interrupted(self):
+        server = self.serve({"/ephemera/top": TOP})
+        argv = [EPHEMERACTL, "--socket", server.path, "top"]
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 10
+        while len(server.requests) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertGreaterEqual(len(server.requests), 2)
+        self.assertTrue(all(r == "/ephemera/top" for r in server.requests))
+        self.assertGreaterEqual(out.count("\x1b[H\x1b[2J"), 2)
+        self.assertIn("top 3 by ports", out)
 
 LIVE_CONFIG = """
 [pool]

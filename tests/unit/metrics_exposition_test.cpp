@@ -127,6 +127,49 @@ TEST(MetricsExposition, SnapshotText) {
                 ::testing::HasSubstr("ephemera_steering_info{port=\"outside\",mode=\"rss\"} 1\n"));
 }
 
+// Subscribers by port use: histograms with cumulative buckets and +Inf, and the top N as
+// one gauge per rank.
+Snapshot with_subscribers() {
+    Snapshot s = two_workers();
+    s.subscribers_known = true;
+    s.subscriber_ports = Histogram{{0, 1, 2, 4}, {1, 2, 0, 3}, 17, 6};
+    s.block_fill = Histogram{{0.1, 0.2}, {4, 1}, 0.35, 5};
+    s.top_by_ports = {{"100.64.0.3", "198.18.0.10", 4, 0}, {"100.64.0.1", "198.18.0.10", 4, 2}};
+    s.top_by_refusals = {{"100.64.0.1", "198.18.0.10", 4, 2}};
+    return s;
+}
+
+TEST(MetricsExposition, SubscriberHistogramsAndTopN) {
+    const std::string text = exposition(with_subscribers());
+    EXPECT_THAT(text, ::testing::HasSubstr("# TYPE ephemera_subscriber_ports histogram\n"
+                                           "ephemera_subscriber_ports_bucket{le=\"0\"} 1\n"
+                                           "ephemera_subscriber_ports_bucket{le=\"1\"} 3\n"
+                                           "ephemera_subscriber_ports_bucket{le=\"2\"} 3\n"
+                                           "ephemera_subscriber_ports_bucket{le=\"4\"} 6\n"
+                                           "ephemera_subscriber_ports_bucket{le=\"+Inf\"} 6\n"
+                                           "ephemera_subscriber_ports_sum 17\n"
+                                           "ephemera_subscriber_ports_count 6\n"));
+    EXPECT_THAT(text,
+                ::testing::HasSubstr("ephemera_subscriber_block_fill_bucket{le=\"0.1\"} 4\n"
+                                     "ephemera_subscriber_block_fill_bucket{le=\"0.2\"} 5\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr(
+                          "ephemera_top_subscriber_ports{rank=\"2\",subscriber=\"100.64.0.1\","
+                          "pool_address=\"198.18.0.10\"} 4\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr(
+                          "ephemera_top_subscriber_refusals{rank=\"1\",subscriber=\"100.64.0.1\","
+                          "pool_address=\"198.18.0.10\"} 2\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_subscriber_view_known 1\n"));
+}
+
+TEST(MetricsExposition, SubscriberSummaryUnknownHasNoSubscriberSamples) {
+    Snapshot s = with_subscribers();
+    s.subscribers_known = false;
+    const std::string text = exposition(s);
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_subscriber_view_known 0\n"));
+    EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("# TYPE ephemera_subscriber_ports")));
+    EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("ephemera_top_subscriber_ports{")));
+}
+
 TEST(MetricsExposition, PortUseUnknownHasNoPortSamples) {
     Snapshot s = two_workers();
     s.ports_known = false;
@@ -189,7 +232,7 @@ TEST(MetricsExposition, NameChecks) {
 // Every family and label named validly, counters ending in _total, one HELP and TYPE per
 // family, no series twice, and every counter of every worker exactly once.
 TEST(MetricsExposition, NamesValidAndSeriesUnique) {
-    const Snapshot s = two_workers();
+    const Snapshot s = with_subscribers();
     const std::vector<Family> all = families(s);
     std::set<std::string> names;
     std::set<std::string> series;
@@ -201,7 +244,7 @@ TEST(MetricsExposition, NamesValidAndSeriesUnique) {
         EXPECT_TRUE(names.insert(f.name).second) << "family twice: " << f.name;
         EXPECT_FALSE(f.help.empty()) << f.name;
         for (const Sample& sample : f.samples) {
-            std::string key = f.name;
+            std::string key = f.name + sample.suffix;
             std::set<std::string> label_names;
             for (const Label& l : sample.labels) {
                 EXPECT_TRUE(valid_label_name(l.name)) << f.name << " " << l.name;

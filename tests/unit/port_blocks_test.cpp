@@ -324,3 +324,46 @@ TEST(PortBlocks, SuccessiveBlocksAreNotSideBySide) {
 
 } // namespace
 } // namespace ephemera
+
+namespace ephemera {
+namespace {
+
+using namespace nat_test;
+
+// The subscriber summary a worker builds for `ephemeractl top`: a walk in bounded steps over
+// its subscriber records, ranking by ports and by refusals, with each one's block fill.
+TEST(PortBlocks, SubscriberWalkSummarisesPortsRefusalsAndBlockFill) {
+    Nat nat(blocks_config({1024, 65535}, 64, 2));
+    ASSERT_EQ(open_flows(nat, kC, 20000, 100).size(), 100u);
+    ASSERT_EQ(open_flows(nat, kC2, 20000, 3).size(), 3u);
+    // C's two blocks hold 128 ports: 30 more flows, 2 of them refused.
+    for (std::uint16_t i = 0; i < 30; ++i) {
+        nat.send_out(udp_from(kC, static_cast<std::uint16_t>(21000 + i), kA1, 53));
+    }
+    SubscriberSummary sum;
+    std::uint32_t cursor = 0;
+    std::uint32_t steps = 0;
+    while (!nat.translator().walk_subscribers(cursor, 64, sum)) {
+        ++steps;
+    }
+    EXPECT_GT(steps, 1u); // a table of more than 64 records takes several steps
+    EXPECT_EQ(sum.subscribers, 2u);
+    ASSERT_EQ(sum.by_ports().size(), 2u);
+    EXPECT_EQ(sum.by_ports()[0].subscriber, kC);
+    EXPECT_EQ(sum.by_ports()[0].pool_address, kX);
+    EXPECT_EQ(sum.by_ports()[0].ports[0], 128u);
+    EXPECT_EQ(sum.by_ports()[0].blocks, 2u);
+    EXPECT_EQ(sum.by_ports()[0].block_ports, 128u);
+    EXPECT_EQ(sum.by_ports()[1].subscriber, kC2);
+    ASSERT_EQ(sum.by_refusals().size(), 1u);
+    EXPECT_EQ(sum.by_refusals()[0].subscriber, kC);
+    EXPECT_EQ(sum.by_refusals()[0].refusals, 2u);
+    EXPECT_EQ(sum.ports_histogram[SubscriberSummary::port_bucket(128)], 1u);
+    EXPECT_EQ(sum.ports_histogram[SubscriberSummary::port_bucket(3)], 1u);
+    EXPECT_EQ(sum.with_blocks, 2u);
+    EXPECT_EQ(sum.fill_histogram[9], 1u); // C: 128 of 128
+    EXPECT_EQ(sum.fill_histogram[0], 1u); // C2: 3 of 64
+}
+
+} // namespace
+} // namespace ephemera

@@ -10,18 +10,6 @@
 
 namespace ephemeractl {
 
-namespace {
-
-enum class Align { left, right };
-
-struct Column {
-    std::string header; // empty for every column: no header line
-    Align align;
-};
-
-using Row = std::vector<std::string>;
-
-// Columns two spaces apart, each as wide as its widest cell; no trailing spaces.
 std::string render_table(const std::vector<Column>& columns, const std::vector<Row>& rows) {
     std::vector<std::size_t> width(columns.size(), 0);
     const bool has_header = std::any_of(columns.begin(), columns.end(),
@@ -58,6 +46,8 @@ std::string render_table(const std::vector<Column>& columns, const std::vector<R
     }
     return out;
 }
+
+namespace {
 
 // Strings without their JSON quotes; everything else as JSON.
 std::string scalar_text(const Json& value) {

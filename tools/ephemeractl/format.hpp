@@ -5,8 +5,21 @@
 #include "telemetry_client.hpp"
 
 #include <string>
+#include <vector>
 
 namespace ephemeractl {
+
+enum class Align { left, right };
+
+struct Column {
+    std::string header; // empty for every column: no header line
+    Align align;
+};
+
+using Row = std::vector<std::string>;
+
+// Columns two spaces apart, each as wide as its widest cell; no trailing spaces.
+std::string render_table(const std::vector<Column>& columns, const std::vector<Row>& rows);
 
 // The keys of the per-protocol port counts in each /ephemera/ports entry.
 inline constexpr const char* kPortProtocols[] = {"udp", "tcp", "icmp"};

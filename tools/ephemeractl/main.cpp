@@ -7,6 +7,7 @@
 #include "plan_command.hpp"
 #include "request.hpp"
 #include "telemetry_client.hpp"
+#include "top_view.hpp"
 #include "whois_command.hpp"
 
 #include "ephemera/config.hpp"
@@ -53,6 +54,7 @@ struct Cli {
     std::function<Outcome()> offline; // or this: log verify, whois (no running ephemera
                                       // needed)
     bool show_logging = false;        // or this: several requests
+    std::optional<TopOptions> top;    // or this: top, once or refreshing
 
     Cli();
 
@@ -65,6 +67,7 @@ private:
     void add_log();
     void add_whois();
     void add_plan();
+    void add_top();
 
     // Storage for subcommand arguments; CLI11 writes into these while parsing.
     std::uint32_t worker_ = 0;
@@ -78,6 +81,7 @@ private:
     std::vector<std::string> spec_; // static add|remove, word by word
     std::string det_config_;
     LogVerifyCommand verify_;
+    TopOptions top_;
     WhoisCommand whois_;
     PlanCommand plan_;
     std::uint32_t pool_size_ = 0;
@@ -113,6 +117,7 @@ Cli::Cli() {
     add_log();
     add_whois();
     add_plan();
+    add_top();
 }
 
 void Cli::add_show() {
@@ -503,6 +508,25 @@ void Cli::add_plan() {
     });
 }
 
+void Cli::add_top() {
+    CLI::App* t = app.add_subcommand(
+        "top", "subscribers by ports in use or by refusals, and how many hold how many ports, "
+               "redrawn every second until Ctrl-C");
+    t->add_flag("--once", top_.once, "print the view once and exit (for scripts)");
+    t->add_option("-n", top_.rows, "rows of the top list (at most 20)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 20))
+        ->type_name("N");
+    t->add_option("--by", top_.by, "rank by ports in use (busiest protocol) or by refusals")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"ports", "refusals"}))
+        ->type_name("ports|refusals");
+    t->callback([this] {
+        top = top_;
+        command = Command{{"/ephemera/top", {}}, Shape::settings, {}};
+    });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -525,6 +549,9 @@ int main(int argc, char** argv) {
     }
     if (!cli.command) {
         return kExitUsage; // unreachable: every leaf subcommand sets one
+    }
+    if (cli.top) {
+        return run_top(path, *cli.top, cli.display);
     }
     if (cli.show_logging) {
         return run_show_logging(path, cli.display);
