@@ -86,6 +86,16 @@ def dut_mem_mib(sessions, workers):
     return max_sessions, memif_lab.ephemera_mem_mib(max_sessions, workers)
 
 
+# --logging-idle: a ring that holds every record of the largest populate phase while the
+# logging thread waits for a CPU (a power of two above 1M sessions and their few extra records).
+LOGGING_IDLE_RING = 1 << 21
+
+
+def logging_ring_mib(ring, workers):
+    """EAL memory of `workers` NAT event rings of `ring` 56-byte records, with room to spare."""
+    return (ring * 56 * workers >> 20) + 16
+
+
 def memory_budget_mib(sizes, scaling, teardown_run):
     """The most EAL memory two processes of one run (generator and NAT or floor) take: what the
     hugepage reservation has to hold."""
@@ -105,7 +115,9 @@ def ephemera_config(max_sessions, udp_timeout=None, logging=None):
         timeouts=None if udp_timeout is None else {"udp": udp_timeout},
         comment="written by bench/load_run.py")
     if logging is not None:
-        archive, ipfix_port = logging
+        archive, ipfix_port, ring = logging[:3]
+        if ring:
+            text += "\n".join(["", "[logging]", "ring_size = %d" % ring])
         text += "\n".join(["", "[[logging.ipfix]]",
                            'collector = "127.0.0.1:%d"' % ipfix_port,
                            "[logging.archive]", 'path = "%s"' % archive, ""])
@@ -175,6 +187,8 @@ class Runner:
         else:
             cfg_path = os.path.join(self.tmp, name + ".toml")
             max_sessions, mem = dut_mem_mib(sessions, workers)
+            if logging is not None and logging[2]:
+                mem += logging_ring_mib(logging[2], workers)
             with open(cfg_path, "w") as f:
                 f.write(ephemera_config(max_sessions, udp_timeout, logging))
             dut_cmd = ephemera_command(self.ephemera, name, cfg_path, workers, mem,
@@ -193,7 +207,12 @@ class Runner:
         telemetry = Telemetry(prefix)
         share = CpuShare()
         changes_done = not live
+        # --logging-idle: the logging thread runs only on a CPU nothing else wants (SCHED_IDLE),
+        # as if it had a core of its own: the NAT's rate then shows only the workers' cost.
+        idle_logging = logging is not None and len(logging) > 3 and logging[3]
         while lg.poll() is None:
+            if idle_logging and not result.get("logging_thread_idle"):
+                result["logging_thread_idle"] = set_thread_idle(dut.pid, "eph-logging")
             if not changes_done and loadgen_phase(jsonl) == "measure":
                 changes_done = True
                 result["live_changes"] = live_changes(self.ephemeractl, prefix, telemetry,
@@ -284,6 +303,20 @@ def metrics(r):
         "ns_rt_loadgen": m.get("cpu", {}).get("loadgen_ns_per_round_trip", 0.0),
         "ns_rt_dut": m.get("cpu", {}).get("peer_ns_per_round_trip", 0.0),
     }
+
+
+def set_thread_idle(pid, name):
+    """SCHED_IDLE for the threads of `pid` called `name`; whether one was found."""
+    found = False
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() == name:
+                    os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
+                    found = True
+    except OSError:
+        pass
+    return found
 
 
 def median(xs):
@@ -743,13 +776,15 @@ def logging_cost_main(runner, args, sizes, command, revision, json_path, started
     runs, rows = [], []
     try:
         for label, sessions in sizes:
-            by_mode = {"off": [], "on": []}
+            modes = ("off", "on", "idle") if args.logging_idle else ("off", "on")
+            by_mode = {m: [] for m in modes}
             for pair in range(args.reps):
-                for mode in ("off", "on"):
+                for mode in modes:
                     archive = tempfile.mkdtemp(prefix="ephemera-load-archive-")
+                    logging = {"off": None, "on": (archive, ipfix_port, 0, False),
+                               "idle": (archive, ipfix_port, LOGGING_IDLE_RING, True)}[mode]
                     try:
-                        r = runner.run_one("ephemera", sessions,
-                                           logging=(archive, ipfix_port) if mode == "on" else None)
+                        r = runner.run_one("ephemera", sessions, logging=logging)
                     finally:
                         shutil.rmtree(archive, ignore_errors=True)
                     m = metrics(r)
@@ -775,6 +810,11 @@ def logging_cost_main(runner, args, sizes, command, revision, json_path, started
                          "dropped": max(x[2] for x in by_mode["on"]),
                          "logging_thread_ns_per_record": median([x[4] for x in by_mode["on"]]),
                          "mistranslations": sum(x[3] for xs in by_mode.values() for x in xs)})
+            if "idle" in by_mode:
+                idle = median([x[0] for x in by_mode["idle"]])
+                rows[-1].update({"create_per_s_idle": idle,
+                                 "ratio_idle_off": idle / off if off else 0.0,
+                                 "dropped_idle": max(x[2] for x in by_mode["idle"])})
     finally:
         collector.close()
     log("%-5s %14s %14s %8s %10s %8s %12s" % ("size", "create/s off", "create/s on", "on/off",
@@ -783,6 +823,12 @@ def logging_cost_main(runner, args, sizes, command, revision, json_path, started
         log("%-5s %14.0f %14.0f %8.3f %10d %8d %12.0f" % (
             r["size"], r["create_per_s_off"], r["create_per_s_on"], r["ratio_on_off"],
             r["records"], r["dropped"], r["logging_thread_ns_per_record"]))
+    for r in rows:
+        if "ratio_idle_off" in r:
+            log("%-5s logging thread on an idle CPU only (SCHED_IDLE, a %d-record ring): %.0f "
+                "sessions/s, %.3f of off, %d dropped" % (
+                    r["size"], LOGGING_IDLE_RING, r["create_per_s_idle"], r["ratio_idle_off"],
+                    r["dropped_idle"]))
     elapsed = time.monotonic() - started
     out = run_header(command, revision, elapsed, runner.memory.describe() if runner.memory
                      else None)
@@ -830,6 +876,10 @@ def main():
     ap.add_argument("--logging-cost", action="store_true",
                     help="instead of the throughput runs: session create with NAT event logging "
                          "off and on, interleaved, at --sizes (default 64K,1M)")
+    ap.add_argument("--logging-idle", action="store_true",
+                    help="--logging-cost: also a run with the logging thread at SCHED_IDLE and a "
+                         "ring that holds the whole populate phase, so that its CPU is not taken "
+                         "from the generator: the workers' own cost of logging")
     ap.add_argument("--proto", default="mix", choices=["udp", "tcp", "mix"])
     ap.add_argument("--frame-size", type=int, default=64)
     ap.add_argument("--no-huge", action="store_true",
@@ -906,8 +956,10 @@ def main():
         log("load run of ephemera %s: sizes %s, %d pair(s) each, %.0f s windows" % (
             revision, ",".join(names), args.reps, args.duration))
     if args.logging_cost:
-        with hugepages.Reservation(memory_budget_mib(sizes, False, False), tag="load",
-                                   want_huge=not args.no_huge) as memory:
+        budget = memory_budget_mib(sizes, False, False)
+        if args.logging_idle:
+            budget += logging_ring_mib(LOGGING_IDLE_RING, 1)
+        with hugepages.Reservation(budget, tag="load", want_huge=not args.no_huge) as memory:
             runner.memory = memory
             log("memory: %s" % memory.label)
             status = logging_cost_main(runner, args, sizes, command, revision, json_path,
