@@ -6,7 +6,7 @@
 # Usage: bench/load-run.sh [--quick] [--sizes 64K,1M,4M,16M] [--reps N] [--duration S]
 #                          [--teardown] [--no-scaling] [--proto udp|tcp|mix] [--frame-size N]
 #                          [--no-huge] [--json FILE] [--summarise A.json B.json ...]
-#        bench/load-run.sh --logging-cost [--sizes 64K,1M] [--reps N]
+#        bench/load-run.sh --logging-cost [--logging-idle] [--sizes 64K,1M] [--reps N]
 #        bench/load-run.sh --live-changes [--sizes 1M] [--live-workers 1,2] [--live-rounds N]
 #                          [--live-duration S]
 # Memory: 2 MB hugepages for every DPDK process when they can be had (bench/hugepages.py reserves

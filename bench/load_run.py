@@ -24,7 +24,10 @@ interleaved: NAT event logging off, then on (the mode's default events into the 
 temporary directory, and IPFIX over UDP to a socket this script holds), and reports the
 session-create rate of each, their ratio (target: on within 10 % of off, issue 13 point 4), and
 the records handed over and dropped at the workers' rings (target: 0 at the default ring size).
-The logging thread shares CPU 0 with the generator, as the control lcore does.
+The logging thread shares CPU 0 with the generator, as the control lcore does; its CPU time per
+record (schedstat of the thread named eph-logging) is reported. --logging-idle adds a third run
+per pair with that thread at SCHED_IDLE and a ring holding the whole populate phase, as if it
+had a core of its own: the rate then shows the workers' own cost of logging.
 
 Each run reports how much of its CPU each polling thread had while measuring (schedstat); a
 pair counts as clean when all had at least --min-cpu-share, and ratios come from clean pairs
