@@ -10,8 +10,10 @@ shift $(($# < 5 ? $# : 5))
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$findings"
+# libFuzzer's own exit status for a finding is 77, which meson reads as a skipped test: 1 makes
+# a finding a failure.
 args=(-max_total_time="$seconds" -timeout=60 -rss_limit_mb=8192 -print_final_stats=1
-      -artifact_prefix="$findings/")
+      -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$findings/")
 if [[ -n "$dict" && -f "$dict" ]]; then
   args+=(-dict="$dict")
 fi

@@ -784,7 +784,7 @@ void World::telemetry(std::uint8_t kind, std::uint8_t filter, std::uint8_t worke
     default:
         break;
     }
-    const Mailbox::Request request{static_cast<Mailbox::Kind>(kind % 5), f,
+    const Mailbox::Request request{static_cast<Mailbox::Kind>(kind % 6), f,
                                    1 + std::size_t{filter} * 3};
     if (!box.idle()) {
         violated("worker " + std::to_string(id) + "'s mailbox is busy between requests");
@@ -847,6 +847,32 @@ void World::telemetry(std::uint8_t kind, std::uint8_t filter, std::uint8_t worke
                          std::to_string(b.first_port) + "-" + std::to_string(b.last_port) + ", " +
                          std::to_string(b.in_use) + " of " + std::to_string(b.ports) +
                          " in use) that is wrong or not asked for");
+            }
+        }
+        break;
+    }
+    case Mailbox::Kind::subscribers: {
+        // What `ephemeractl top` shows: every subscriber counted once in the histogram, the
+        // top lists bounded and in order.
+        const SubscriberSummary& sum = box.subscribers;
+        std::uint64_t counted = 0;
+        for (std::uint64_t n : sum.ports_histogram) {
+            counted += n;
+        }
+        if (sum.subscribers != t.live_subscribers() || counted != sum.subscribers) {
+            violated("the subscriber summary counts " + std::to_string(sum.subscribers) +
+                     " (histogram " + std::to_string(counted) + "), the worker has " +
+                     std::to_string(t.live_subscribers()));
+        }
+        // Subscribers holding no port (only static mappings) are never listed.
+        const auto& top = sum.by_ports();
+        const std::uint64_t with_ports = sum.subscribers - sum.ports_histogram[0];
+        if (top.size() != std::min<std::uint64_t>(with_ports, SubscriberSummary::kTop)) {
+            violated("the top list by ports has " + std::to_string(top.size()) + " entries");
+        }
+        for (std::size_t i = 1; i < top.size(); ++i) {
+            if (top[i].most_ports() > top[i - 1].most_ports()) {
+                violated("the top list by ports is out of order");
             }
         }
         break;
