@@ -45,17 +45,20 @@ void ExhaustionForecast::add(std::uint64_t time_ms, PortUse use) {
     samples_.erase(samples_.begin(), first_kept);
 }
 
-std::optional<double> ExhaustionForecast::ports_per_second() const {
+std::optional<ExhaustionForecast::Line> ExhaustionForecast::fit() const {
     if (samples_.size() < kMinSamples ||
         (samples_.back().time_ms - samples_.front().time_ms) * 10 < window_ms_) {
         return std::nullopt;
     }
     // Times relative to the first sample, in seconds: small sums, no loss of precision.
     const double t0 = static_cast<double>(samples_.front().time_ms);
+    const auto seconds = [&](const Sample& s) {
+        return (static_cast<double>(s.time_ms) - t0) / 1000.0;
+    };
     double st = 0;
     double su = 0;
     for (const Sample& s : samples_) {
-        st += (static_cast<double>(s.time_ms) - t0) / 1000.0;
+        st += seconds(s);
         su += s.used;
     }
     const double n = static_cast<double>(samples_.size());
@@ -64,37 +67,30 @@ std::optional<double> ExhaustionForecast::ports_per_second() const {
     double stt = 0;
     double stu = 0;
     for (const Sample& s : samples_) {
-        const double dt = (static_cast<double>(s.time_ms) - t0) / 1000.0 - mt;
+        const double dt = seconds(s) - mt;
         stt += dt * dt;
         stu += dt * (s.used - mu);
     }
-    return stt == 0 ? 0.0 : stu / stt;
+    const double slope = stt == 0 ? 0.0 : stu / stt;
+    return Line{slope, mu + slope * (seconds(samples_.back()) - mt)};
 }
 
-double ExhaustionForecast::line_at_newest(double slope) const {
-    const double t0 = static_cast<double>(samples_.front().time_ms);
-    double st = 0;
-    double su = 0;
-    for (const Sample& s : samples_) {
-        st += (static_cast<double>(s.time_ms) - t0) / 1000.0;
-        su += s.used;
-    }
-    const double n = static_cast<double>(samples_.size());
-    const double newest = (static_cast<double>(samples_.back().time_ms) - t0) / 1000.0;
-    return su / n + slope * (newest - st / n);
+std::optional<double> ExhaustionForecast::ports_per_second() const {
+    const auto line = fit();
+    return line ? std::optional<double>(line->slope) : std::nullopt;
 }
 
 std::optional<double> ExhaustionForecast::seconds_to_exhaustion() const {
     if (usable_ != 0 && newest_used_ >= static_cast<double>(usable_)) {
         return 0.0;
     }
-    const auto slope = ports_per_second();
-    if (!slope || *slope <= 0) {
+    const auto line = fit();
+    if (!line || line->slope <= 0) {
         return std::nullopt;
     }
     // From the line, not from the newest sample: one noisy sample does not move the forecast.
-    const double left = static_cast<double>(usable_) - line_at_newest(*slope);
-    return std::max(0.0, left / *slope);
+    const double left = static_cast<double>(usable_) - line->at_newest;
+    return std::max(0.0, left / line->slope);
 }
 
 } // namespace ephemera::alarms

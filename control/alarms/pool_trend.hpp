@@ -81,7 +81,11 @@ private:
         std::uint64_t time_ms;
         double used;
     };
-    [[nodiscard]] double line_at_newest(double slope) const;
+    struct Line {
+        double slope;     // ports per second
+        double at_newest; // the line's value at the newest kept sample
+    };
+    [[nodiscard]] std::optional<Line> fit() const;
 
     std::uint64_t window_ms_;
     std::vector<Sample> samples_; // oldest first, at most one window
