@@ -27,15 +27,7 @@
 
 namespace ephemera {
 
-// One sink's figures, for telemetry.
-struct SinkReport {
-    std::string name;
-    std::uint64_t records_sent = 0;
-    std::uint64_t records_dropped = 0;
-    std::uint64_t messages_sent = 0;
-    std::uint64_t bytes_sent = 0;
-    std::uint64_t errors = 0;
-};
+using logging::SinkReport;
 
 // Opens one sink; run on the logging thread (see LoggingThread::take_handover).
 using SinkFactory = std::function<std::unique_ptr<logging::Sink>()>;

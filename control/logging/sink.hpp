@@ -14,6 +14,16 @@
 
 namespace ephemera::logging {
 
+// One sink's figures at one moment, as telemetry and the metrics show them.
+struct SinkReport {
+    std::string name;
+    std::uint64_t records_sent = 0;
+    std::uint64_t records_dropped = 0;
+    std::uint64_t messages_sent = 0;
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t errors = 0;
+};
+
 // Read by telemetry from another thread; written by the logging thread only.
 struct SinkStats {
     std::atomic<std::uint64_t> records_sent{0};    // handed to the transport (or written)

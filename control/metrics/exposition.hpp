@@ -4,6 +4,8 @@
 // metrics).
 #pragma once
 
+#include "../logging/sink.hpp"
+
 #include "ephemera/counters.hpp"
 #include "ephemera/types.hpp"
 
@@ -38,14 +40,7 @@ struct PortUse {
     bool draining = false;
 };
 
-struct SinkSnapshot {
-    std::string name;
-    std::uint64_t records_sent = 0;
-    std::uint64_t records_dropped = 0;
-    std::uint64_t messages_sent = 0;
-    std::uint64_t bytes_sent = 0;
-    std::uint64_t errors = 0;
-};
+using SinkSnapshot = logging::SinkReport;
 
 // The pool alarms' state (control/alarms/pool_watch.hpp): per protocol, pool-wide.
 struct PoolForecast {

@@ -124,10 +124,7 @@ Snapshot gather(App& app) {
     }
     if (app.logging) {
         s.log_records_taken = app.logging->records_taken();
-        for (const SinkReport& r : app.logging->report()) {
-            s.sinks.push_back({r.name, r.records_sent, r.records_dropped, r.messages_sent,
-                               r.bytes_sent, r.errors});
-        }
+        s.sinks = app.logging->report();
     }
     if (app.pool_alarms) {
         add_alarms(*app.pool_alarms, s);
