@@ -10,8 +10,7 @@
 //
 // Ports per subscriber follow a skewed draw (most hold a few, a tail holds thousands), so the
 // top N keeps changing early in a walk, as on a real table.
-#include "ephemera/nat_table.hpp"
-#include "ephemera/subscriber_summary.hpp"
+#include "ephemera/subscriber_sample.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -43,18 +42,14 @@ std::vector<Subscriber> population(std::uint32_t n) {
 // Translator::walk_subscribers' loop body, over a plain array.
 void walk(const std::vector<Subscriber>& records, SubscriberSummary& out) {
     for (std::uint32_t i = 0; i < records.size(); ++i) {
-        const Subscriber& sub = records[i];
-        if (sub.mappings == 0 && sub.sessions == 0) {
+        std::optional<SubscriberSample> s = sample_of(records[i]);
+        if (!s) {
             continue;
         }
-        SubscriberSample s;
-        s.ports = {sub.ports[0], sub.ports[1], sub.ports[2]};
-        s.sessions = sub.sessions;
-        s.refusals = sub.refusals;
-        if (out.admits(s.most_ports(), s.refusals)) {
-            s.subscriber = Ipv4Addr{0x64400000u + i};
+        if (out.admits(s->most_ports(), s->refusals)) {
+            s->subscriber = Ipv4Addr{0x64400000u + i};
         }
-        out.add(s);
+        out.add(*s);
     }
 }
 

@@ -1,6 +1,7 @@
 // The operator's view of subscribers at scale: a bounded walk over a worker's subscriber
 // records into a summary (subscriber_summary.hpp) for `ephemeractl top` and the metrics; the
 // control thread asks through the worker's mailbox and merges the workers' summaries.
+#include "ephemera/subscriber_sample.hpp"
 #include "ephemera/translator.hpp"
 
 #include <rte_hash.h>
@@ -30,14 +31,11 @@ bool Translator::walk_subscribers(std::uint32_t& cursor, std::uint32_t budget,
     const bool blocks = policy().allocation == AllocationMode::blocks;
     for (std::uint32_t seen = 0; cursor < end && seen < budget; ++cursor, ++seen) {
         const Subscriber& sub = tables_.subscriber_records[cursor];
-        // A released record keeps its place with nothing in it.
-        if (sub.mappings == 0 && sub.sessions == 0) {
+        std::optional<SubscriberSample> sample = sample_of(sub);
+        if (!sample) {
             continue;
         }
-        SubscriberSample s;
-        s.ports = {sub.ports[0], sub.ports[1], sub.ports[2]};
-        s.sessions = sub.sessions;
-        s.refusals = sub.refusals;
+        SubscriberSample& s = *sample;
         if (blocks) {
             s.blocks = sub.blocks.count;
             s.block_ports = block_ports(ports_, sub.blocks);
