@@ -1023,7 +1023,7 @@ void parse_fragments(const toml::table& root, Config& cfg) {
 Config check_document(const toml::table& root, std::string source) {
     check_known_keys(root, "",
                      {"pool", "inside", "outside", "timeouts", "filtering", "limits", "icmp",
-                      "fragments", "static", "logging", "alarms", "metrics"});
+                      "fragments", "static", "logging", "alarms", "metrics", "ha"});
     Config cfg;
     cfg.source = std::move(source);
     parse_pool(root, cfg);
@@ -1038,6 +1038,7 @@ Config check_document(const toml::table& root, std::string source) {
     parse_logging(root, cfg);
     parse_alarms(root, cfg);
     parse_metrics(root, cfg);
+    parse_ha(root, cfg);
     return cfg;
 }
 
@@ -1561,6 +1562,7 @@ std::string describe_config(const Config& config) {
     out += describe_logging(config);
     out += describe_alarms(config);
     out += describe_metrics(config);
+    out += describe_ha(config);
     return out;
 }
 

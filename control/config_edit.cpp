@@ -221,6 +221,9 @@ toml::table to_table(const Config& c) {
         root.insert("metrics", toml::table{{"listen", c.metrics.address.to_string() + ":" +
                                                           std::to_string(c.metrics.port)}});
     }
+    if (!c.ha.state_file.empty()) {
+        root.insert("ha", toml::table{{"state_file", c.ha.state_file}});
+    }
     return root;
 }
 

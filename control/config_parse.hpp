@@ -59,6 +59,9 @@ std::string describe_logging(const Config& cfg);
 // [alarms] into cfg.alarms (config_alarms.cpp).
 void parse_alarms(const toml::table& root, Config& cfg);
 std::string describe_alarms(const Config& cfg);
+// [ha] into cfg.ha (config_ha.cpp).
+void parse_ha(const toml::table& root, Config& cfg);
+std::string describe_ha(const Config& cfg);
 // [metrics] into cfg.metrics (config_metrics.cpp).
 void parse_metrics(const toml::table& root, Config& cfg);
 std::string describe_metrics(const Config& cfg);

@@ -4,6 +4,7 @@
 #include "app.hpp"
 #include "metrics/endpoint.hpp"
 #include "owner_query.hpp"
+#include "session_keeper.hpp"
 
 #include "ephemera/mode_checks.hpp"
 
@@ -237,6 +238,12 @@ int run(App& app, const Options& opts) {
                     app.config.metrics.address.to_string().c_str(),
                     static_cast<unsigned>(app.config.metrics.port));
     }
+    // Before any worker runs: the sessions of the last clean stop come back first, so that
+    // their ports are taken before a new flow could be given one of them.
+    if (!app.config.ha.state_file.empty()) {
+        const RestoreReport restored = restore_sessions(app, app.config.ha.state_file);
+        std::printf("ephemera: %s\n", restored.describe(app.config.ha.state_file).c_str());
+    }
     for (WorkerId w = 0; w < workers; ++w) {
         rte_eal_remote_launch(worker_main, app.workers[w].get(), app.worker_lcores[w]);
     }
@@ -253,6 +260,18 @@ int run(App& app, const Options& opts) {
     telemetry.close();
     shared.stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
+    // The running config's file (a reload may have set it): the workers are out of their
+    // loops, so their tables are read as they stood.
+    if (const std::string state_file = app.runtime->current().ha.state_file; !state_file.empty()) {
+        const SaveReport saved = save_sessions(app, state_file);
+        if (saved.saved) {
+            std::printf("ephemera: saved %llu sessions to %s (%llu bytes)\n",
+                        static_cast<unsigned long long>(saved.sessions), state_file.c_str(),
+                        static_cast<unsigned long long>(saved.bytes));
+        } else {
+            std::fprintf(stderr, "ephemera: sessions not saved: %s\n", saved.error.c_str());
+        }
+    }
     app.logging->stop(); // after the workers: their last records go out too
     rte_free(app.qsbr_memory);
     app.qsbr_memory = nullptr;

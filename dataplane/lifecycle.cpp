@@ -77,7 +77,8 @@ void SessionLifecycle::apply(const WorkerPlan& plan) {
     }
 }
 
-void SessionLifecycle::started(std::uint32_t session, Protocol proto, std::uint32_t remote_addr) {
+void SessionLifecycle::track_live(std::uint32_t session, Protocol proto,
+                                  std::uint32_t remote_addr) {
     Session& s = tables_.sessions.value(session);
     if (permissions_live_) {
         count_permission(s, s.mapping, remote_addr);
@@ -85,6 +86,17 @@ void SessionLifecycle::started(std::uint32_t session, Protocol proto, std::uint3
     ++live_sessions_;
     ++live_by_proto_[static_cast<std::size_t>(proto_index(proto))];
     wheel_.schedule(session, s.last_seen + timeout(s, proto)); // TCP starts transitory
+}
+
+void SessionLifecycle::adopted(std::uint32_t session, Protocol proto, std::uint32_t remote_addr) {
+    track_live(session, proto, remote_addr);
+    if (events_ != nullptr) {
+        events_->after_session(live_sessions_);
+    }
+}
+
+void SessionLifecycle::started(std::uint32_t session, Protocol proto, std::uint32_t remote_addr) {
+    track_live(session, proto, remote_addr);
     counters_.add(Counter::sessions_created);
     if (events_ != nullptr) {
         events_->after_session(live_sessions_);

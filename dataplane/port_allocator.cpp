@@ -399,6 +399,16 @@ void PortAllocator::release(std::uint16_t pool_index, Protocol proto, std::uint1
     }
 }
 
+bool PortAllocator::claim(std::uint16_t pool_index, Protocol proto, std::uint16_t port) {
+    const auto slot = slice_.slot_of(port);
+    PortBitmap& bits = bitmap(pool_index, proto);
+    if (!slot || !bits.is_free(*slot, mask_)) {
+        return false;
+    }
+    bits.take(*slot, mask_);
+    return true;
+}
+
 void PortAllocator::hold(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
                          Tick release_at) {
     hold_.push(HeldPort{*slice_.slot_of(port) << 2 | static_cast<std::uint32_t>(proto_index(proto)),

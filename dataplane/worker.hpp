@@ -135,6 +135,7 @@ public:
     // Only while the worker does not run (before launch, after stop): the translator is the
     // lcore's own. Other threads read gauges(), counters() and the mailbox.
     [[nodiscard]] const Translator& translator() const { return translator_; }
+    Translator& translator() { return translator_; } // the same rule: restoring sessions
     Mailbox& mailbox() { return mailbox_; }
     // Other threads ask for a new pause window through it (the worker writes the rest).
     PauseMeter& pause_meter() { return gauges_.pauses; }

@@ -286,6 +286,13 @@ struct MetricsConfig {
     bool operator==(const MetricsConfig&) const = default;
 };
 
+// [ha] (docs/ha.md): sessions kept across a restart. The file is written when ephemera stops
+// and read (then set aside) when it starts; empty: off.
+struct HaConfig {
+    std::string state_file;
+    bool operator==(const HaConfig&) const = default;
+};
+
 struct Config {
     std::string source;         // file the config came from, for messages
     std::vector<Ipv4Addr> pool; // public addresses, in file order, no duplicates
@@ -306,6 +313,7 @@ struct Config {
     LoggingConfig logging;
     AlarmsConfig alarms;
     MetricsConfig metrics;
+    HaConfig ha;
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.

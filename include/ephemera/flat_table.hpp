@@ -185,6 +185,7 @@ public:
     [[nodiscard]] Entry& entry(std::uint32_t pos) { return entries_[pos]; }
     [[nodiscard]] const Entry& entry(std::uint32_t pos) const { return entries_[pos]; }
     [[nodiscard]] Value& value(std::uint32_t pos) { return entries_[pos].value; }
+    [[nodiscard]] const Value& value(std::uint32_t pos) const { return entries_[pos].value; }
     [[nodiscard]] const Key& key(std::uint32_t pos) const { return entries_[pos].key; }
     [[nodiscard]] bool live(std::uint32_t pos) const { return !same(entries_[pos].key, Key{}); }
 

@@ -61,6 +61,9 @@ public:
 
     // A new session (its record filled in): scheduled, counted, its permission noted.
     void started(std::uint32_t session, Protocol proto, std::uint32_t remote_addr);
+    // A session brought from another process (a restart or the HA peer): scheduled and
+    // counted live like a new one, but not counted as created here.
+    void adopted(std::uint32_t session, Protocol proto, std::uint32_t remote_addr);
     // RFC 7857 section 2: SYN, FIN and RST move a TCP session's state; a session that leaves
     // the established state is due a transitory timeout after its last outbound packet.
     void track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound);
@@ -96,6 +99,7 @@ public:
 
 private:
     void on_due(std::uint32_t session, Tick now);
+    void track_live(std::uint32_t session, Protocol proto, std::uint32_t remote_addr);
     void delete_session(std::uint32_t session, const SessionKey& key, Tick now);
     void release_mapping(std::uint32_t mapping, Tick now);
     // A dynamic or block mapping's external port: back to the bitmap, its block or hold-down.

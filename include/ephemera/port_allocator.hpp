@@ -231,6 +231,9 @@ public:
                                                PortRange range);
     [[nodiscard]] std::uint64_t port_key(Ipv4Addr inside, Ipv4Addr pool_address) const;
     void release(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
+    // Takes exactly `port` (a restored mapping keeps its external port): false when this
+    // worker does not own it, the range or a reservation excludes it, or it is in use.
+    bool claim(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
 
     // ---- port blocks (port_blocks.cpp; pool.mode = "blocks") ----
     // A port for `request` from the subscriber's blocks on request.pool_index (largest first,

@@ -28,6 +28,7 @@
 #include "ephemera/packet.hpp"
 #include "ephemera/policy.hpp"
 #include "ephemera/port_allocator.hpp"
+#include "ephemera/session_state.hpp"
 #include "ephemera/subscriber_summary.hpp"
 #include "ephemera/tx_checksum.hpp"
 #include "ephemera/worker_plan.hpp"
@@ -214,6 +215,16 @@ public:
     [[nodiscard]] BlockCounts block_counts(std::uint16_t pool_index, Tick now) const {
         return ports_.block_counts(pool_index, policy().blocks.smallest(), now);
     }
+
+    // ---- session_transfer.cpp: sessions leaving and entering this worker (docs/ha.md) ----
+    // One bounded step of a walk over the live sessions, from `cursor` (0 starts a walk): at
+    // most `budget` are looked at, each appended to `out`. True when the walk is complete.
+    bool export_sessions(std::uint32_t& cursor, std::uint32_t budget, Tick now,
+                         std::vector<SessionState>& out) const;
+    // Rebuilds a session with its mapping (the same external address:port) and its subscriber,
+    // or says why not. Nothing is logged or counted as created: the session is not new, it
+    // moved. A refused record leaves nothing behind.
+    RestoreResult restore(const SessionState& state, Tick now);
 
     // Copies up to out.size() live mappings; returns how many. Call on the owning worker only.
     std::size_t snapshot_mappings(std::span<MappingView> out) const;

@@ -1,0 +1,202 @@
+// The session record and the state file, to and from bytes (session_state.hpp).
+#include "ephemera/session_state.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace ephemera {
+
+namespace {
+
+class Writer {
+public:
+    explicit Writer(std::span<std::uint8_t> out) : out_(out) {}
+    void u8(std::uint8_t v) { out_[at_++] = v; }
+    void u16(std::uint16_t v) {
+        u8(static_cast<std::uint8_t>(v >> 8));
+        u8(static_cast<std::uint8_t>(v));
+    }
+    void u32(std::uint32_t v) {
+        u16(static_cast<std::uint16_t>(v >> 16));
+        u16(static_cast<std::uint16_t>(v));
+    }
+    void u64(std::uint64_t v) {
+        u32(static_cast<std::uint32_t>(v >> 32));
+        u32(static_cast<std::uint32_t>(v));
+    }
+    void bytes(std::span<const std::uint8_t> b) {
+        std::copy(b.begin(), b.end(), out_.begin() + static_cast<std::ptrdiff_t>(at_));
+        at_ += b.size();
+    }
+
+private:
+    std::span<std::uint8_t> out_;
+    std::size_t at_ = 0;
+};
+
+class Reader {
+public:
+    explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
+    std::uint8_t u8() { return in_[at_++]; }
+    std::uint16_t u16() {
+        const std::uint16_t hi = u8();
+        return static_cast<std::uint16_t>(hi << 8 | u8());
+    }
+    std::uint32_t u32() {
+        const std::uint32_t hi = u16();
+        return hi << 16 | u16();
+    }
+    std::uint64_t u64() {
+        const std::uint64_t hi = u32();
+        return hi << 32 | u32();
+    }
+    void bytes(std::span<std::uint8_t> out) {
+        std::copy_n(in_.begin() + static_cast<std::ptrdiff_t>(at_), out.size(), out.begin());
+        at_ += out.size();
+    }
+
+private:
+    std::span<const std::uint8_t> in_;
+    std::size_t at_ = 0;
+};
+
+constexpr bool known_protocol(std::uint8_t p) {
+    return p == static_cast<std::uint8_t>(Protocol::tcp) ||
+           p == static_cast<std::uint8_t>(Protocol::udp) ||
+           p == static_cast<std::uint8_t>(Protocol::icmp);
+}
+
+} // namespace
+
+RecordBytes encode(const SessionState& s) {
+    RecordBytes out{};
+    Writer w(out);
+    w.u8(static_cast<std::uint8_t>(RecordType::session));
+    w.u8(static_cast<std::uint8_t>(s.proto));
+    w.u8(s.tcp_flags);
+    w.u8(s.mapping_flags);
+    w.u32(s.inside.value());
+    w.u16(s.inside_port);
+    w.u16(s.external_port);
+    w.u32(s.external.value());
+    w.u32(s.remote.value());
+    w.u16(s.remote_port);
+    w.bytes(s.inside_mac.bytes);
+    w.u32(s.idle_ms);
+    w.u32(s.mapping_ms);
+    return out;
+}
+
+std::string_view record_error_name(RecordError e) {
+    switch (e) {
+    case RecordError::unknown_type:
+        return "unknown record type";
+    case RecordError::bad_protocol:
+        return "protocol not TCP, UDP or ICMP";
+    case RecordError::bad_endpoint:
+        return "an address or port that no session has";
+    }
+    return "?";
+}
+
+std::variant<SessionState, RecordError>
+decode_session(std::span<const std::uint8_t, kRecordSize> bytes) {
+    Reader r(bytes);
+    if (r.u8() != static_cast<std::uint8_t>(RecordType::session)) {
+        return RecordError::unknown_type;
+    }
+    const std::uint8_t proto = r.u8();
+    if (!known_protocol(proto)) {
+        return RecordError::bad_protocol;
+    }
+    SessionState s;
+    s.proto = static_cast<Protocol>(proto);
+    s.tcp_flags = r.u8();
+    s.mapping_flags = r.u8();
+    s.inside = Ipv4Addr{r.u32()};
+    s.inside_port = r.u16();
+    s.external_port = r.u16();
+    s.external = Ipv4Addr{r.u32()};
+    s.remote = Ipv4Addr{r.u32()};
+    s.remote_port = r.u16();
+    r.bytes(s.inside_mac.bytes);
+    s.idle_ms = r.u32();
+    s.mapping_ms = r.u32();
+    // An ICMP echo session has no remote port; every other endpoint has an address and a port.
+    const bool ports_ok = s.proto == Protocol::icmp
+                              ? s.remote_port == 0
+                              : s.inside_port != 0 && s.remote_port != 0 && s.external_port != 0;
+    if (!ports_ok || s.inside.value() == 0 || s.external.value() == 0 || s.remote.value() == 0) {
+        return RecordError::bad_endpoint;
+    }
+    return s;
+}
+
+std::uint64_t fnv1a64(std::span<const std::uint8_t> bytes) {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const std::uint8_t b : bytes) {
+        h = (h ^ b) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+std::vector<std::uint8_t> encode_state_file(const StateFile& file) {
+    std::vector<std::uint8_t> out(StateFile::kHeaderSize + file.records.size() * kRecordSize +
+                                  StateFile::kTrailerSize);
+    Writer w(out);
+    for (const char c : StateFile::kMagic) {
+        w.u8(static_cast<std::uint8_t>(c));
+    }
+    w.u16(StateFile::kVersion);
+    w.u16(file.workers);
+    w.u64(file.written_unix_ms);
+    w.u32(static_cast<std::uint32_t>(file.records.size()));
+    w.u32(0);
+    for (const RecordBytes& r : file.records) {
+        w.bytes(r);
+    }
+    w.u64(fnv1a64(std::span(out).first(out.size() - StateFile::kTrailerSize)));
+    return out;
+}
+
+std::variant<StateFile, std::string> decode_state_file(std::span<const std::uint8_t> bytes) {
+    if (bytes.size() < StateFile::kMagic.size() ||
+        !std::equal(StateFile::kMagic.begin(), StateFile::kMagic.end(), bytes.begin(),
+                    [](char c, std::uint8_t b) { return static_cast<std::uint8_t>(c) == b; })) {
+        return std::string("not an ephemera state file (no EPHSTATE magic)");
+    }
+    if (bytes.size() < StateFile::kHeaderSize + StateFile::kTrailerSize) {
+        return "truncated: " + std::to_string(bytes.size()) + " bytes, shorter than a header";
+    }
+    Reader r(bytes);
+    std::array<std::uint8_t, StateFile::kMagic.size()> magic{};
+    r.bytes(magic);
+    const std::uint16_t version = r.u16();
+    if (version != StateFile::kVersion) {
+        return "version " + std::to_string(version) + ", this ephemera reads version " +
+               std::to_string(StateFile::kVersion);
+    }
+    StateFile file;
+    file.workers = r.u16();
+    file.written_unix_ms = r.u64();
+    const std::uint32_t count = r.u32();
+    (void)r.u32();
+    const std::size_t expected =
+        StateFile::kHeaderSize + std::size_t{count} * kRecordSize + StateFile::kTrailerSize;
+    if (bytes.size() != expected) {
+        return "truncated: the header promises " + std::to_string(count) + " records (" +
+               std::to_string(expected) + " bytes), the file has " + std::to_string(bytes.size());
+    }
+    const auto body = bytes.first(bytes.size() - StateFile::kTrailerSize);
+    Reader trailer(bytes.subspan(body.size()));
+    if (trailer.u64() != fnv1a64(body)) {
+        return std::string("checksum mismatch: the file was altered or not completely written");
+    }
+    file.records.resize(count);
+    for (RecordBytes& record : file.records) {
+        r.bytes(record);
+    }
+    return file;
+}
+
+} // namespace ephemera

@@ -1,0 +1,82 @@
+// [ha]: the state file kept across a restart, as the parser takes it or refuses it (file, key,
+// reason), and its round trip through a runtime edit.
+#include "ephemera/config.hpp"
+#include "ephemera/config_edit.hpp"
+
+#include "config_expect.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+namespace ephemera {
+namespace {
+
+constexpr const char* kSource = "ha.toml";
+
+std::string with(const std::string& rest) {
+    return R"([pool]
+addresses = ["198.18.0.10"]
+[inside]
+port = "net_af_packet0"
+gateway = "100.64.0.1"
+[outside]
+port = "net_af_packet1"
+next_hop = "198.18.0.2"
+)" + rest;
+}
+
+std::string state_file_in(const std::string& path) {
+    return with("[ha]\nstate_file = \"" + path + "\"\n");
+}
+
+std::string temp_dir() {
+    return std::filesystem::temp_directory_path().string();
+}
+
+TEST(HaConfig, OffWhenAbsent) {
+    const Config c = config_test::accepted_from(with(""), kSource);
+    EXPECT_TRUE(c.ha.state_file.empty());
+    EXPECT_THAT(describe_config(c), ::testing::HasSubstr("sessions:    lost at restart"));
+    EXPECT_TRUE(config_test::accepted_from(with("[ha]\n"), kSource).ha.state_file.empty());
+}
+
+TEST(HaConfig, StateFileInAnExistingDirectory) {
+    const std::string path = temp_dir() + "/ephemera-ha-test.state";
+    const Config c = config_test::accepted_from(state_file_in(path), kSource);
+    EXPECT_EQ(c.ha.state_file, path);
+    EXPECT_THAT(describe_config(c), ::testing::HasSubstr("kept across a restart in " + path));
+    // A bare name is a file in the directory ephemera starts in.
+    EXPECT_EQ(config_test::accepted_from(state_file_in("sessions.state"), kSource).ha.state_file,
+              "sessions.state");
+}
+
+TEST(HaConfig, WhatCannotBeWrittenIsRefused) {
+    EXPECT_REFUSED(state_file_in("/nonexistent-dir/sessions.state"), "ha.state_file",
+                   "the directory \"/nonexistent-dir\" does not exist");
+    EXPECT_REFUSED(state_file_in(temp_dir()), "ha.state_file", "is a directory");
+    EXPECT_REFUSED(state_file_in(temp_dir() + "/"), "ha.state_file", "must name a file");
+    EXPECT_REFUSED(state_file_in(""), "ha.state_file", "must name a file");
+    EXPECT_REFUSED(with("[ha]\nstate_file = 3\n"), "ha.state_file", "string");
+    EXPECT_REFUSED(with("[ha]\npeer = \"198.18.0.9\"\n"), "ha.peer", "unknown key");
+}
+
+TEST(HaConfig, RoundTripsThroughEdits) {
+    const std::string path = temp_dir() + "/ephemera-ha-test.state";
+    const Config c = config_test::accepted_from(state_file_in(path), kSource);
+    EXPECT_EQ(config_test::edit_applied(c, "timeouts.udp", "900").ha, c.ha);
+    // Read when ephemera stops, so it may change while it runs.
+    const std::string other = temp_dir() + "/other.state";
+    EXPECT_EQ(config_test::edit_applied(c, "ha.state_file", "\"" + other + "\"").ha.state_file,
+              other);
+    EXPECT_FALSE(check_runtime_change(c, config_test::accepted_from(state_file_in(other), kSource))
+                     .has_value());
+    const ConfigError e =
+        config_test::edit_refused(c, "ha.state_file", "\"/nonexistent-dir/x.state\"");
+    EXPECT_EQ(e.key, "ha.state_file");
+}
+
+} // namespace
+} // namespace ephemera
