@@ -5,6 +5,7 @@
 #include "../dataplane/ports.hpp"
 #include "../dataplane/worker.hpp"
 
+#include "ha/sync_thread.hpp"
 #include "logging_thread.hpp"
 #include "pool_alarms.hpp"
 #include "runtime.hpp"
@@ -32,6 +33,7 @@ struct App {
     std::unique_ptr<Runtime> runtime;
     std::unique_ptr<LoggingThread> logging;  // NAT events to collectors and the archive
     std::unique_ptr<PoolAlarms> pool_alarms; // pool port use watermarks and forecasts
+    std::unique_ptr<ha::SyncThread> sync;    // the HA pair's sync link (ha.role set)
     rte_rcu_qsbr* qsbr_memory = nullptr;     // freed at exit, after the workers stopped
 };
 

@@ -221,8 +221,20 @@ toml::table to_table(const Config& c) {
         root.insert("metrics", toml::table{{"listen", c.metrics.address.to_string() + ":" +
                                                           std::to_string(c.metrics.port)}});
     }
-    if (!c.ha.state_file.empty()) {
-        root.insert("ha", toml::table{{"state_file", c.ha.state_file}});
+    if (!c.ha.state_file.empty() || c.ha.paired()) {
+        toml::table ha;
+        if (!c.ha.state_file.empty()) {
+            ha.insert("state_file", c.ha.state_file);
+        }
+        if (c.ha.paired()) {
+            ha.insert("role", c.ha.role == HaRole::active ? "active" : "standby");
+            ha.insert("listen",
+                      c.ha.listen_address.to_string() + ":" + std::to_string(c.ha.listen_port));
+            ha.insert("peer", c.ha.peer_address.to_string() + ":" + std::to_string(c.ha.peer_port));
+            ha.insert("dead_interval", i64(c.ha.dead_interval_ms));
+            ha.insert("refresh_interval", i64(c.ha.refresh_interval));
+        }
+        root.insert("ha", std::move(ha));
     }
     return root;
 }
@@ -291,6 +303,11 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
         return ConfigError{what, std::string(key),
                            "collectors and the archive change in the config file: edit it, then "
                            "ephemeractl reload"};
+    }
+    if (key.starts_with("ha.") && key != "ha.state_file") {
+        return ConfigError{what, std::string(key),
+                           "cannot change while running: the HA pair is set up at start "
+                           "(restart the standby first, then the active)"};
     }
     // The listener is opened once, at start, where a port that cannot be bound stops ephemera.
     if (key.starts_with("metrics.")) {
@@ -478,6 +495,15 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
         return ConfigError{"runtime change", "logging.ring_size",
                            "cannot change while running: each worker's event ring is sized at "
                            "start (restart ephemera to change it)"};
+    }
+    {
+        HaConfig to_pair = to.ha;
+        to_pair.state_file = from.ha.state_file; // read at stop: it may change
+        if (to_pair != from.ha) {
+            return ConfigError{"runtime change", "ha",
+                               "cannot change while running: the HA pair is set up at start "
+                               "(restart the standby first, then the active)"};
+        }
     }
     if (to.metrics != from.metrics) {
         return ConfigError{"runtime change", "metrics.listen",

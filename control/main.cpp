@@ -33,6 +33,8 @@ constexpr int kExitConfig = 2;
 constexpr int kExitStartup = 3;
 constexpr unsigned kHandoffRingSize = 2048;
 constexpr unsigned kArpRingSize = 64;
+// Per worker, each way: a bulk round waits for room, so this bounds only live bursts.
+constexpr unsigned kSyncRingSize = 65536;
 
 struct Options {
     std::string config;
@@ -175,6 +177,27 @@ int run(App& app, const Options& opts) {
                                                app.config.logging.ring_size, sizeof(NatEvent),
                                                RING_F_SP_ENQ | RING_F_SC_DEQ));
     }
+    if (app.config.ha.paired()) {
+        for (WorkerId w = 0; w < workers; ++w) {
+            shared.sync_rings.push_back(make_ring("eph_sync_" + std::to_string(w), kSyncRingSize,
+                                                  sizeof(SyncRecord), RING_F_SP_ENQ | RING_F_SC_DEQ));
+            shared.apply_rings.push_back(make_ring("eph_apply_" + std::to_string(w),
+                                                   kSyncRingSize, sizeof(SyncRecord),
+                                                   RING_F_SP_ENQ | RING_F_SC_DEQ));
+        }
+        shared.ha_refresh_interval = app.config.ha.refresh_interval * kTicksPerSecond;
+        // The role is settled before any worker exists: a standby's workers never forward.
+        app.sync = std::make_unique<ha::SyncThread>(app.config.ha, shared, shared.sync_rings,
+                                                    shared.apply_rings,
+                                                    ha::pairing_terms(app.config, workers));
+        const HaRole role = app.sync->prepare();
+        std::printf("ephemera: ha: %s, sync link %s:%u, peer %s:%u\n",
+                    role == HaRole::active ? "active" : "standby",
+                    app.config.ha.listen_address.to_string().c_str(),
+                    static_cast<unsigned>(app.config.ha.listen_port),
+                    app.config.ha.peer_address.to_string().c_str(),
+                    static_cast<unsigned>(app.config.ha.peer_port));
+    }
     // Each worker's first plan, compiled here as every later one is on the control thread.
     shared.plans.resize(workers);
     {
@@ -244,6 +267,9 @@ int run(App& app, const Options& opts) {
         const RestoreReport restored = restore_sessions(app, app.config.ha.state_file);
         std::printf("ephemera: %s\n", restored.describe(app.config.ha.state_file).c_str());
     }
+    if (app.sync) {
+        app.sync->start();
+    }
     for (WorkerId w = 0; w < workers; ++w) {
         rte_eal_remote_launch(worker_main, app.workers[w].get(), app.worker_lcores[w]);
     }
@@ -260,6 +286,9 @@ int run(App& app, const Options& opts) {
     telemetry.close();
     shared.stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
+    if (app.sync) {
+        app.sync->stop(); // after the workers: their last records go to the standby first
+    }
     // The running config's file (a reload may have set it): the workers are out of their
     // loops, so their tables are read as they stood.
     if (const std::string state_file = app.runtime->current().ha.state_file; !state_file.empty()) {

@@ -564,6 +564,44 @@ std::string forecast_text(const alarms::Forecast& f) {
     return text;
 }
 
+// The HA pair (docs/ha.md): this box's role, the sync link, the stream's counts, failovers.
+int cmd_ha(App& app, const char*, rte_tel_data* d) {
+    rte_tel_data_start_dict(d);
+    if (app.sync == nullptr) {
+        rte_tel_data_add_dict_string(d, "role", "none");
+        rte_tel_data_add_dict_string(d, "message", "no ha.role in the config: not a pair");
+        return 0;
+    }
+    const ha::HaReport r = app.sync->report();
+    // Telemetry strings hold 127 characters.
+    const auto text = [d](const char* key, const std::string& value) {
+        rte_tel_data_add_dict_string(d, key, value.substr(0, 127).c_str());
+    };
+    text("role", r.role);
+    text("peer", r.peer);
+    rte_tel_data_add_dict_u64(d, "peer_connected", r.peer_connected ? 1 : 0);
+    rte_tel_data_add_dict_u64(d, "in_sync", r.in_sync ? 1 : 0);
+    text("refused", r.refused);
+    text("last_error", r.last_error);
+    rte_tel_data_add_dict_u64(d, "records_sent", r.records_sent);
+    rte_tel_data_add_dict_u64(d, "records_received", r.records_received);
+    rte_tel_data_add_dict_u64(d, "records_applied", counter_total(app, Counter::ha_records_applied));
+    rte_tel_data_add_dict_u64(d, "records_refused", counter_total(app, Counter::ha_records_refused));
+    rte_tel_data_add_dict_u64(d, "records_dropped", counter_total(app, Counter::ha_records_dropped));
+    rte_tel_data_add_dict_u64(d, "records_discarded", r.records_discarded);
+    rte_tel_data_add_dict_u64(d, "sequence_gaps", r.sequence_gaps);
+    rte_tel_data_add_dict_u64(d, "lag_records", r.lag_records);
+    rte_tel_data_add_dict_u64(d, "last_heard_ms_ago", r.last_heard_ms_ago);
+    rte_tel_data_add_dict_u64(d, "sync_bytes_sent", r.sync_bytes_sent);
+    rte_tel_data_add_dict_u64(d, "sync_bytes_received", r.sync_bytes_received);
+    rte_tel_data_add_dict_u64(d, "pairings", r.pairings);
+    rte_tel_data_add_dict_u64(d, "bulk_rounds", r.bulk_rounds);
+    rte_tel_data_add_dict_u64(d, "failovers", r.failovers);
+    rte_tel_data_add_dict_u64(d, "last_failover_unix_ms", r.last_failover_unix_ms);
+    text("last_failover_reason", r.last_failover_reason);
+    return 0;
+}
+
 int cmd_alarms(App& app, const char*, rte_tel_data* d) {
     const alarms::WatchState s = app.pool_alarms->state();
     rte_tel_data_start_dict(d);
@@ -775,6 +813,9 @@ TelemetryRegistration register_telemetry(App& app) {
     rte_telemetry_register_cmd("/ephemera/alarms", gated<cmd_alarms>,
                                "Pool port use alarms and the forecast time to exhaustion, per "
                                "protocol");
+    rte_telemetry_register_cmd("/ephemera/ha", gated<cmd_ha>,
+                               "The HA pair: role, sync link, records streamed and applied, "
+                               "failovers");
     rte_telemetry_register_cmd("/ephemera/reload", gated<cmd_reload>,
                                "Reread the config file (as SIGHUP does)");
     // Help texts hold fewer than 128 characters, or the command is not registered.

@@ -95,11 +95,47 @@ void SessionLifecycle::adopted(std::uint32_t session, Protocol proto, std::uint3
     }
 }
 
+SessionState SessionLifecycle::state_of(std::uint32_t session, Tick now) const {
+    const SessionKey key = tables_.sessions.key(session);
+    const Session& s = tables_.sessions.value(session);
+    const Mapping& m = tables_.mapping_records[s.mapping];
+    SessionState st;
+    st.proto = static_cast<Protocol>(key.proto);
+    st.tcp_flags = s.flags;
+    st.mapping_flags = m.flags;
+    st.inside = Ipv4Addr{key.inside_addr};
+    st.inside_port = key.inside_port;
+    st.external = plan_->pool.address(s.pool_index);
+    st.external_port = s.external_port;
+    st.remote = Ipv4Addr{key.remote_addr};
+    st.remote_port = key.remote_port;
+    st.inside_mac = m.inside_mac;
+    st.idle_ms = ms_of_ticks(now - s.last_seen);
+    st.mapping_ms = ms_of_ticks(now - m.created);
+    return st;
+}
+
 void SessionLifecycle::started(std::uint32_t session, Protocol proto, std::uint32_t remote_addr) {
     track_live(session, proto, remote_addr);
+    if (sync_ != nullptr && sync_->streaming()) {
+        sync_->upsert(state_of(session, tables_.sessions.value(session).last_seen));
+    }
     counters_.add(Counter::sessions_created);
     if (events_ != nullptr) {
         events_->after_session(live_sessions_);
+    }
+}
+
+void SessionLifecycle::take_state(std::uint32_t session, Tick last_seen, std::uint8_t tcp_flags) {
+    Session& s = tables_.sessions.value(session);
+    const bool was_established = tcp_established(s.flags);
+    s.flags = tcp_flags;
+    // Never back in time: a record may be older than a packet this box saw meanwhile.
+    if (static_cast<std::int32_t>(last_seen - s.last_seen) > 0) {
+        s.last_seen = last_seen;
+    }
+    if (was_established && !tcp_established(s.flags)) {
+        wheel_.reschedule(session, s.last_seen + plan_->policy.tcp_transitory);
     }
 }
 
@@ -109,8 +145,13 @@ void SessionLifecycle::track_tcp(std::uint32_t session, Session& s, std::uint8_t
                                  bool outbound) {
     const bool was_established = tcp_established(s.flags);
     s.flags = tcp_track(s.flags, flags, outbound);
-    if (was_established && !tcp_established(s.flags)) {
+    const bool established = tcp_established(s.flags);
+    if (was_established && !established) {
         wheel_.reschedule(session, s.last_seen + plan_->policy.tcp_transitory);
+    }
+    // The standby's copy must time out as this one does: it hears of each change of state.
+    if (was_established != established && sync_ != nullptr && sync_->streaming()) {
+        sync_->upsert(state_of(session, s.last_seen));
     }
 }
 
@@ -259,6 +300,9 @@ void SessionLifecycle::end_session(std::uint32_t session, const SessionKey& key,
 }
 
 void SessionLifecycle::delete_session(std::uint32_t session, const SessionKey& key, Tick now) {
+    if (sync_ != nullptr && sync_->streaming()) {
+        sync_->remove(state_of(session, now));
+    }
     Session& s = tables_.sessions.value(session);
     const std::uint32_t mapping = s.mapping;
     tables_.sessions.remove_at(session);

@@ -68,10 +68,10 @@ constexpr bool known_protocol(std::uint8_t p) {
 
 } // namespace
 
-RecordBytes encode(const SessionState& s) {
+RecordBytes encode(const SessionState& s, RecordType type) {
     RecordBytes out{};
     Writer w(out);
-    w.u8(static_cast<std::uint8_t>(RecordType::session));
+    w.u8(static_cast<std::uint8_t>(type));
     w.u8(static_cast<std::uint8_t>(s.proto));
     w.u8(s.tcp_flags);
     w.u8(s.mapping_flags);
@@ -102,7 +102,9 @@ std::string_view record_error_name(RecordError e) {
 std::variant<SessionState, RecordError>
 decode_session(std::span<const std::uint8_t, kRecordSize> bytes) {
     Reader r(bytes);
-    if (r.u8() != static_cast<std::uint8_t>(RecordType::session)) {
+    const std::uint8_t type = r.u8();
+    if (type != static_cast<std::uint8_t>(RecordType::session) &&
+        type != static_cast<std::uint8_t>(RecordType::session_removed)) {
         return RecordError::unknown_type;
     }
     const std::uint8_t proto = r.u8();

@@ -15,23 +15,7 @@ bool Translator::export_sessions(std::uint32_t& cursor, std::uint32_t budget, Ti
         if (pos < 0) {
             return true;
         }
-        const SessionKey key = tables_.sessions.key(static_cast<std::uint32_t>(pos));
-        const Session& s = tables_.sessions.value(static_cast<std::uint32_t>(pos));
-        const Mapping& m = tables_.mapping_records[s.mapping];
-        SessionState st;
-        st.proto = static_cast<Protocol>(key.proto);
-        st.tcp_flags = s.flags;
-        st.mapping_flags = m.flags;
-        st.inside = Ipv4Addr{key.inside_addr};
-        st.inside_port = key.inside_port;
-        st.external = pool().address(s.pool_index);
-        st.external_port = s.external_port;
-        st.remote = Ipv4Addr{key.remote_addr};
-        st.remote_port = key.remote_port;
-        st.inside_mac = m.inside_mac;
-        st.idle_ms = ms_of_ticks(now - s.last_seen);
-        st.mapping_ms = ms_of_ticks(now - m.created);
-        out.push_back(st);
+        out.push_back(life_.state_of(static_cast<std::uint32_t>(pos), now));
     }
     return false;
 }

@@ -26,12 +26,13 @@ Translator::Translator(const WorkerPlan& plan, const Ownership& ownership, Worke
     : plan_(&plan), sized_for_(plan.policy), ownership_(ownership), worker_(worker),
       secret_(port_secret), counters_(counters),
       ports_(ownership, worker, plan.config->port_range, plan.config->reserved, 0, port_secret),
-      events_(ports_, counters, ownership.workers()),
+      events_(ports_, counters, ownership.workers()), sync_(counters),
       tables_(unique_table_name(worker), plan.policy.max_sessions, plan.policy.max_subscribers,
               socket),
       life_(tables_, ports_, counters_, start) {
     icmp_bucket_ = TokenBucket{plan.policy.icmp_burst, start};
     life_.set_events(&events_);
+    life_.set_sync(&sync_);
     apply(plan);
 }
 
@@ -59,6 +60,7 @@ void Translator::in2out(std::span<PacketRef> packets, Tick now, const L2Context&
             events_.flush();
         }
     }
+    sync_.flush(); // sessions made, TCP states changed (a test of a count when HA is off)
 }
 
 void Translator::out2in(std::span<PacketRef> packets, Tick now, const L2Context& l2,
@@ -75,6 +77,7 @@ void Translator::out2in(std::span<PacketRef> packets, Tick now, const L2Context&
             events_.flush();
         }
     }
+    sync_.flush();
 }
 
 static_assert(Translator::kMaxBurst <= 64, "the stages mark packets in 64-bit masks");

@@ -51,6 +51,11 @@ Worker::Worker(WorkerShared& shared, WorkerId id)
     if (id < shared.event_rings.size()) {
         translator_.attach_event_ring(shared.event_rings[id]);
     }
+    if (id < shared.sync_rings.size()) {
+        translator_.attach_sync_ring(shared.sync_rings[id]);
+    }
+    standby_ = shared.ha_standby.load(std::memory_order_acquire);
+    translator_.set_standby(standby_);
     refresh_gauges();
 }
 
@@ -79,6 +84,14 @@ void Worker::run() {
 
 void Worker::poll_once(Tick now) {
     now_ = now;
+    if (standby_) {
+        poll_standby();
+        translator_.expire(now_); // the active's timeouts, on the active's last_seen
+        if (++iterations_ % kHousekeepingEvery == 0) {
+            housekeeping(now_);
+        }
+        return;
+    }
     // Inside first: a subscriber's packet and the reply to it that arrive in the same
     // iteration are then handled in that order.
     poll_port(Direction::in2out);
@@ -123,6 +136,10 @@ void Worker::housekeeping(Tick now) {
     }
 
     serve_mailbox(now);
+    follow_ha(now);
+    if (standby_) {
+        return; // a standby sends nothing: an ARP from it would draw the pool's traffic
+    }
     translator_.log_interim(now, kInterimBudget);
 
     while (const auto host = translator_.take_wanted_neighbor()) {

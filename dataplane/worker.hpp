@@ -90,6 +90,15 @@ struct WorkerShared {
     std::vector<rte_ring*> handoff;
     std::vector<rte_ring*> arp_events;
     std::vector<rte_ring*> event_rings; // per worker: NAT events to the logging thread
+    // HA (docs/ha.md), empty when ha.role is not set. sync_rings[w]: worker w's records for the
+    // sync thread; apply_rings[w]: the active peer's records for worker w (standby).
+    std::vector<rte_ring*> sync_rings;
+    std::vector<rte_ring*> apply_rings;
+    // Written by the sync thread, read by the workers between bursts.
+    std::atomic<bool> ha_standby{false};   // forward nothing, answer nothing, apply the stream
+    std::atomic<bool> ha_streaming{false}; // a standby is paired: make sync records
+    std::atomic<std::uint32_t> ha_bulk_generation{0}; // changed: send every session again
+    Tick ha_refresh_interval = 10 * kTicksPerSecond;
     rte_mempool* mbufs = nullptr;
 };
 
@@ -198,6 +207,15 @@ private:
     void housekeeping(Tick now);
     void refresh_gauges();
     void serve_mailbox(Tick now);
+    // ---- worker_ha.cpp ----
+    // Between bursts: the role the sync thread set, the stream's state, a refresh round's step.
+    void follow_ha(Tick now);
+    // The standby's loop body: every received frame dropped, the active's records applied.
+    void poll_standby();
+    void apply_sync_records();
+    // Gratuitous ARP for every address this box answers for: the gateway inside, the pool
+    // outside. Sent at takeover and twice more, a second apart.
+    void announce_addresses();
 
     [[nodiscard]] std::uint16_t port_of(Direction arriving) const {
         return arriving == Direction::in2out ? shared_.inside_port : shared_.outside_port;
@@ -212,6 +230,9 @@ private:
     Tick now_ = 0;
     Tick last_arp_request_ = 0;
     bool arp_requested_once_ = false;
+    bool standby_ = false;
+    std::uint8_t announcements_left_ = 0;
+    Tick next_announcement_ = 0;
     std::uint64_t iterations_ = 0;
     std::uint64_t iteration_start_ = 0; // TSC
     std::uint64_t take_up_cycles_ = 0;  // taking up a plan, in this iteration (pause meter)

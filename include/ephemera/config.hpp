@@ -288,8 +288,26 @@ struct MetricsConfig {
 
 // [ha] (docs/ha.md): sessions kept across a restart. The file is written when ephemera stops
 // and read (then set aside) when it starts; empty: off.
+enum class HaRole : std::uint8_t { none, active, standby };
+
 struct HaConfig {
     std::string state_file;
+    // An active/standby pair (off while role is none): the sync link's two ends, and when the
+    // standby takes over.
+    HaRole role = HaRole::none; // the role at start; a box may change it by failover
+    Ipv4Addr listen_address;    // this box's end of the sync link
+    std::uint16_t listen_port = 0;
+    Ipv4Addr peer_address; // the other box's listen address
+    std::uint16_t peer_port = 0;
+    std::uint32_t dead_interval_ms = 1000; // the active silent this long: the standby takes over
+    std::uint32_t refresh_interval = 10;   // s between refresh rounds of used sessions
+    [[nodiscard]] bool paired() const { return role != HaRole::none; }
+
+    static constexpr std::uint32_t kMinDeadInterval = 100;
+    static constexpr std::uint32_t kMaxDeadInterval = 60000;
+    // At most half the shortest timeout a config may set (ICMP's 60 s), so the standby hears
+    // of a session in use before its copy could time out.
+    static constexpr std::uint32_t kMaxRefreshInterval = 30;
     bool operator==(const HaConfig&) const = default;
 };
 

@@ -50,6 +50,10 @@ enum class Counter : std::uint16_t {
     static_arp_requests_sent, // ARP requests for a static mapping's inside host
     log_records,              // NAT event records handed to the logging thread
     log_records_dropped,      // ... not handed over: the worker's event ring was full
+    ha_records_sent,          // HA sync records handed to the sync thread (docs/ha.md)
+    ha_records_dropped,       // ... not handed over: the worker's sync ring was full
+    ha_records_applied,       // records from the active peer applied here (standby)
+    ha_records_refused,       // ... that could not be applied (see the sync thread's report)
     // fragments (RFC 4787 REQ-14) and MTU (REQ-13)
     fragments_translated, // later pieces (offset > 0) translated as their first piece was
     fragments_held,       // later pieces kept until their first piece came
@@ -96,6 +100,7 @@ enum class Counter : std::uint16_t {
     drop_not_for_us,  // not addressed to us: another MAC, or outside packet not to the pool
     drop_martian,     // broadcast, multicast, loopback or this-network address: never routed
     drop_arp_ignored, // ARP not for one of our addresses
+    drop_standby,     // received while this box is the HA standby, which forwards nothing
     // ICMP errors (RFC 5508): translated, originated, or dropped by reason
     icmp_errors_in2out,                 // errors from subscribers translated (RFC 5508 REQ-5)
     icmp_errors_out2in,                 // errors from outside translated (RFC 5508 REQ-4)
@@ -149,6 +154,10 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "static_arp_requests_sent",
     "log_records",
     "log_records_dropped",
+    "ha_records_sent",
+    "ha_records_dropped",
+    "ha_records_applied",
+    "ha_records_refused",
     "fragments_translated",
     "fragments_held",
     "fragments_timed_out",
@@ -190,6 +199,7 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_not_for_us",
     "drop_martian",
     "drop_arp_ignored",
+    "drop_standby",
     "icmp_errors_in2out",
     "icmp_errors_out2in",
     "icmp_time_exceeded_sent",

@@ -10,6 +10,7 @@
 #include "ephemera/nat_table.hpp"
 #include "ephemera/policy.hpp"
 #include "ephemera/port_allocator.hpp"
+#include "ephemera/session_sync.hpp"
 #include "ephemera/timer_wheel.hpp"
 
 #include <cstdint>
@@ -53,6 +54,10 @@ public:
     // Where mappings and blocks that end are recorded (NAT event logging); none in tests
     // that do not ask.
     void set_events(NatEventRecorder* events) { events_ = events; }
+    // Where sessions made, changed and ended are recorded for the HA standby (session_sync.hpp).
+    void set_sync(SessionSync* sync) { sync_ = sync; }
+    // A live session as it would move to another process: at `now`, its idle time.
+    [[nodiscard]] SessionState state_of(std::uint32_t session, Tick now) const;
     // The filtering mode packets are judged by: the configured one, except while a switch to
     // address-dependent filtering waits for its walk (then the mode before it).
     [[nodiscard]] FilteringMode filtering() const { return filtering_; }
@@ -64,6 +69,8 @@ public:
     // A session brought from another process (a restart or the HA peer): scheduled and
     // counted live like a new one, but not counted as created here.
     void adopted(std::uint32_t session, Protocol proto, std::uint32_t remote_addr);
+    // The active peer's view of a session this standby holds: its last packet and TCP state.
+    void take_state(std::uint32_t session, Tick last_seen, std::uint8_t tcp_flags);
     // RFC 7857 section 2: SYN, FIN and RST move a TCP session's state; a session that leaves
     // the established state is due a transitory timeout after its last outbound packet.
     void track_tcp(std::uint32_t session, Session& s, std::uint8_t flags, bool outbound);
@@ -112,6 +119,7 @@ private:
     PortAllocator& ports_;
     CounterBlock& counters_;
     NatEventRecorder* events_ = nullptr;
+    SessionSync* sync_ = nullptr;
     const WorkerPlan* plan_ = nullptr;
     TimerWheel wheel_;
     std::uint32_t live_sessions_ = 0;

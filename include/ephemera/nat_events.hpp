@@ -32,7 +32,14 @@ public:
     void attach(rte_ring* ring, WorkerId worker) { log_.attach(ring, worker); }
     void apply(const WorkerPlan& plan) {
         plan_ = &plan;
-        log_.set_events(plan.policy.log_events, plan.policy.log_destination);
+        log_.set_events(silenced_ ? 0 : plan.policy.log_events, plan.policy.log_destination);
+    }
+    // An HA standby logs nothing: what it holds is the active's, and the active logs it.
+    void silence(bool on) {
+        silenced_ = on;
+        if (plan_ != nullptr) {
+            apply(*plan_);
+        }
     }
     void set_time_ms(std::uint64_t unix_ms) { log_.set_time_ms(unix_ms); }
     [[nodiscard]] bool wants(NatEventKind kind) const { return log_.wants(kind); }
@@ -89,6 +96,7 @@ private:
     // here, never on the packet path.
     std::vector<bool> port_above_;
     bool sessions_above_ = false;
+    bool silenced_ = false;
 };
 
 } // namespace ephemera

@@ -41,12 +41,17 @@ struct SessionState {
     bool operator==(const SessionState&) const = default;
 };
 
-enum class RecordType : std::uint8_t { session = 1 };
+// `session`: the session as it stands (a restart's state file holds only these); the HA
+// stream also sends `session_removed` when one ends.
+enum class RecordType : std::uint8_t { session = 1, session_removed = 2 };
 
 inline constexpr std::size_t kRecordSize = 36;
 using RecordBytes = std::array<std::uint8_t, kRecordSize>;
 
-RecordBytes encode(const SessionState& s);
+RecordBytes encode(const SessionState& s, RecordType type = RecordType::session);
+inline RecordType record_type(std::span<const std::uint8_t, kRecordSize> bytes) {
+    return static_cast<RecordType>(bytes[0]);
+}
 // Why a record was not taken.
 enum class RecordError : std::uint8_t { unknown_type, bad_protocol, bad_endpoint };
 std::string_view record_error_name(RecordError e);

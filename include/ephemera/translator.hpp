@@ -127,6 +127,7 @@ public:
     std::uint32_t expire(Tick now, std::uint32_t budget = SessionLifecycle::kBudget) {
         const std::uint32_t done = life_.expire(now, budget);
         events_.flush();
+        sync_.flush();
         return done;
     }
 
@@ -198,6 +199,7 @@ public:
         const bool complete =
             life_.walk_sessions(filter, flush, now, cursor, budget, out, limit, flushed);
         events_.flush();
+        sync_.flush();
         return complete;
     }
 
@@ -225,6 +227,27 @@ public:
     // or says why not. Nothing is logged or counted as created: the session is not new, it
     // moved. A refused record leaves nothing behind.
     RestoreResult restore(const SessionState& state, Tick now);
+
+    // ---- session_sync.cpp: the HA stream (docs/ha.md) ----
+    void attach_sync_ring(rte_ring* ring) { sync_.attach(ring); }
+    // Whether a standby listens (the active's records are made only then).
+    void set_sync_streaming(bool on) { sync_.set_streaming(on); }
+    // This box is the standby: nothing is logged (the active logs), nothing is streamed.
+    void set_standby(bool standby) {
+        events_.silence(standby);
+        if (standby) {
+            sync_.set_streaming(false);
+        }
+    }
+    // One bounded step of the refresh rounds. Every `interval` a round walks the sessions and
+    // sends those used since the round before; when `generation` changes (a standby arrived)
+    // a bulk round sends every session, then a bulk_done marker. At most `budget` sessions are
+    // looked at a step, and none while the ring has no room for them.
+    void sync_step(Tick now, Tick interval, std::uint32_t generation, std::uint32_t budget);
+    // A record from the active peer (standby): the session made, refreshed, or ended here
+    // as it was there. `restored` when applied; for a remove of a session that is not here,
+    // `duplicate`.
+    RestoreResult apply_sync(const SyncRecord& record, Tick now);
 
     // Copies up to out.size() live mappings; returns how many. Call on the owning worker only.
     std::size_t snapshot_mappings(std::span<MappingView> out) const;
@@ -341,8 +364,18 @@ private:
     CounterBlock& counters_;
     PortAllocator ports_;
     NatEventRecorder events_;
+    SessionSync sync_;
     NatTables tables_;
     SessionLifecycle life_;
+    // The refresh round in progress (sync_step).
+    struct SyncRound {
+        bool walking = false;
+        bool bulk = false;
+        std::uint32_t cursor = 0;
+        Tick started = 0;
+        Tick previous_start = 0;
+        std::uint32_t generation = 0;
+    } round_;
     HeldSyns held_syns_{kHeldSynCapacity};
     InsideNeighbors neighbors_;
     TokenBucket icmp_bucket_;

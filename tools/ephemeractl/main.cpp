@@ -121,13 +121,13 @@ Cli::Cli() {
 }
 
 void Cli::add_show() {
-    CLI::App* show = app.add_subcommand("show", "show config, stats, ports, alarms, blocks, "
+    CLI::App* show = app.add_subcommand("show", "show config, stats, ports, alarms, ha, blocks, "
                                                 "pauses, static mappings, logging or one worker");
     // Not require_subcommand(1): CLI11 would then say only "A subcommand is required" for
     // `show nope`; this way it names the stray word, and a bare `show` lists the choices.
     show->callback([this] {
         if (!command) {
-            throw CLI::ValidationError("show", "give one of config, stats, ports, alarms, blocks, "
+            throw CLI::ValidationError("show", "give one of config, stats, ports, alarms, ha, blocks, "
                                                "pauses, static, logging, worker N");
         }
     });
@@ -142,6 +142,8 @@ void Cli::add_show() {
         ->callback([this] {
             command = Command{alarms_request(), Shape::settings, {}};
         });
+    show->add_subcommand("ha", "the HA pair: role, sync link, records streamed, failovers")
+        ->callback([this] { command = Command{Request{"/ephemera/ha", {}}, Shape::settings, {}}; });
     show->add_subcommand("ports", "external port use per pool address and protocol")
         ->callback([this] {
             command = Command{ports_request(), Shape::ports, {}};

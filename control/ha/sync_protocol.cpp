@@ -1,0 +1,274 @@
+// The HA sync link's frames (sync_protocol.hpp).
+#include "sync_protocol.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+namespace ephemera::ha {
+
+namespace {
+
+void put8(std::vector<std::uint8_t>& out, std::uint8_t v) { out.push_back(v); }
+void put16(std::vector<std::uint8_t>& out, std::uint16_t v) {
+    put8(out, static_cast<std::uint8_t>(v >> 8));
+    put8(out, static_cast<std::uint8_t>(v));
+}
+void put32(std::vector<std::uint8_t>& out, std::uint32_t v) {
+    put16(out, static_cast<std::uint16_t>(v >> 16));
+    put16(out, static_cast<std::uint16_t>(v));
+}
+void put64(std::vector<std::uint8_t>& out, std::uint64_t v) {
+    put32(out, static_cast<std::uint32_t>(v >> 32));
+    put32(out, static_cast<std::uint32_t>(v));
+}
+void put_text(std::vector<std::uint8_t>& out, const std::string& text) {
+    const std::size_t n = std::min<std::size_t>(text.size(), 0xffff);
+    put16(out, static_cast<std::uint16_t>(n));
+    out.insert(out.end(), text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+// Reads a body; every read past the end marks it bad instead.
+class Body {
+public:
+    explicit Body(std::span<const std::uint8_t> b) : b_(b) {}
+    std::uint8_t u8() {
+        if (at_ + 1 > b_.size()) {
+            bad_ = true;
+            return 0;
+        }
+        return b_[at_++];
+    }
+    std::uint16_t u16() {
+        const std::uint16_t hi = u8();
+        return static_cast<std::uint16_t>(hi << 8 | u8());
+    }
+    std::uint32_t u32() {
+        const std::uint32_t hi = u16();
+        return hi << 16 | u16();
+    }
+    std::uint64_t u64() {
+        const std::uint64_t hi = u32();
+        return hi << 32 | u32();
+    }
+    std::string text() {
+        const std::size_t n = u16();
+        if (at_ + n > b_.size()) {
+            bad_ = true;
+            return {};
+        }
+        std::string s(b_.begin() + static_cast<std::ptrdiff_t>(at_),
+                      b_.begin() + static_cast<std::ptrdiff_t>(at_ + n));
+        at_ += n;
+        return s;
+    }
+    bool take(std::span<std::uint8_t> out) {
+        if (at_ + out.size() > b_.size()) {
+            bad_ = true;
+            return false;
+        }
+        std::copy_n(b_.begin() + static_cast<std::ptrdiff_t>(at_), out.size(), out.begin());
+        at_ += out.size();
+        return true;
+    }
+    [[nodiscard]] bool whole() const { return !bad_ && at_ == b_.size(); }
+
+private:
+    std::span<const std::uint8_t> b_;
+    std::size_t at_ = 0;
+    bool bad_ = false;
+};
+
+struct Encoder {
+    std::vector<std::uint8_t>& out;
+    void operator()(const Hello& h) const {
+        put8(out, static_cast<std::uint8_t>(MessageType::hello));
+        put32(out, kMagic);
+        put16(out, kVersion);
+        put8(out, static_cast<std::uint8_t>(h.role));
+        put16(out, h.workers);
+        put_text(out, h.terms);
+    }
+    void operator()(const Refuse& r) const {
+        put8(out, static_cast<std::uint8_t>(MessageType::refuse));
+        put_text(out, r.reason);
+    }
+    void operator()(const Records& r) const {
+        put8(out, static_cast<std::uint8_t>(MessageType::records));
+        put64(out, r.first_sequence);
+        put16(out, static_cast<std::uint16_t>(r.records.size()));
+        for (const RecordBytes& rec : r.records) {
+            out.insert(out.end(), rec.begin(), rec.end());
+        }
+    }
+    void operator()(const Ack& a) const {
+        put8(out, static_cast<std::uint8_t>(MessageType::ack));
+        put64(out, a.next_sequence);
+    }
+    void operator()(const BulkDone& b) const {
+        put8(out, static_cast<std::uint8_t>(MessageType::bulk_done));
+        put32(out, b.generation);
+    }
+    void operator()(const Heartbeat& h) const {
+        put8(out, static_cast<std::uint8_t>(MessageType::heartbeat));
+        put64(out, h.unix_ms);
+    }
+};
+
+std::optional<Message> decode_body(std::span<const std::uint8_t> frame, std::string& error) {
+    Body b(frame);
+    const auto type = static_cast<MessageType>(b.u8());
+    Message m;
+    switch (type) {
+    case MessageType::hello: {
+        Hello h;
+        if (b.u32() != kMagic) {
+            error = "not an ephemera sync peer (bad magic)";
+            return std::nullopt;
+        }
+        if (const std::uint16_t v = b.u16(); v != kVersion) {
+            error = "sync protocol version " + std::to_string(v) + ", this ephemera speaks " +
+                    std::to_string(kVersion);
+            return std::nullopt;
+        }
+        const std::uint8_t role = b.u8();
+        h.role = role == 1 ? HaRole::active : role == 2 ? HaRole::standby : HaRole::none;
+        h.workers = b.u16();
+        h.terms = b.text();
+        m = std::move(h);
+        break;
+    }
+    case MessageType::refuse:
+        m = Refuse{b.text()};
+        break;
+    case MessageType::records: {
+        Records r;
+        r.first_sequence = b.u64();
+        const std::uint16_t n = b.u16();
+        if (n > kMaxRecordsPerFrame) {
+            error = "a records frame of " + std::to_string(n) + " records";
+            return std::nullopt;
+        }
+        r.records.resize(n);
+        for (RecordBytes& rec : r.records) {
+            b.take(rec);
+        }
+        m = std::move(r);
+        break;
+    }
+    case MessageType::ack:
+        m = Ack{b.u64()};
+        break;
+    case MessageType::bulk_done:
+        m = BulkDone{b.u32()};
+        break;
+    case MessageType::heartbeat:
+        m = Heartbeat{b.u64()};
+        break;
+    default:
+        error = "unknown message type " + std::to_string(static_cast<unsigned>(type));
+        return std::nullopt;
+    }
+    if (!b.whole()) {
+        error = "a malformed frame of type " + std::to_string(static_cast<unsigned>(type));
+        return std::nullopt;
+    }
+    return m;
+}
+
+} // namespace
+
+void append_frame(const Message& m, std::vector<std::uint8_t>& out) {
+    const std::size_t at = out.size();
+    put32(out, 0);
+    std::visit(Encoder{out}, m);
+    const auto length = static_cast<std::uint32_t>(out.size() - at - 4);
+    out[at] = static_cast<std::uint8_t>(length >> 24);
+    out[at + 1] = static_cast<std::uint8_t>(length >> 16);
+    out[at + 2] = static_cast<std::uint8_t>(length >> 8);
+    out[at + 3] = static_cast<std::uint8_t>(length);
+}
+
+void FrameReader::feed(std::span<const std::uint8_t> bytes) {
+    if (read_ > 0 && read_ == buffer_.size()) {
+        buffer_.clear();
+        read_ = 0;
+    } else if (read_ > (1u << 16)) {
+        buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(read_));
+        read_ = 0;
+    }
+    buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+}
+
+std::optional<Message> FrameReader::next() {
+    if (!error_.empty() || buffer_.size() - read_ < 4) {
+        return std::nullopt;
+    }
+    const std::uint8_t* p = buffer_.data() + read_;
+    const std::uint32_t length = std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 |
+                                 std::uint32_t{p[2]} << 8 | p[3];
+    if (length == 0 || length > kMaxFrame) {
+        error_ = "a frame of " + std::to_string(length) + " bytes";
+        return std::nullopt;
+    }
+    if (buffer_.size() - read_ - 4 < length) {
+        return std::nullopt;
+    }
+    auto m = decode_body(std::span(buffer_).subspan(read_ + 4, length), error_);
+    read_ += 4 + length;
+    return m;
+}
+
+std::string pairing_terms(const Config& c, std::uint16_t workers) {
+    std::ostringstream out;
+    std::vector<Ipv4Addr> pool = c.pool;
+    std::sort(pool.begin(), pool.end());
+    out << "pool.addresses=";
+    for (std::size_t i = 0; i < pool.size(); ++i) {
+        out << (i ? "," : "") << pool[i].to_string();
+    }
+    out << "\npool.port_range=" << c.port_range.lo << "-" << c.port_range.hi;
+    out << "\npool.reserved=";
+    for (std::size_t i = 0; i < c.reserved.size(); ++i) {
+        out << (i ? "," : "") << c.reserved[i].lo << "-" << c.reserved[i].hi;
+    }
+    out << "\npool.mode=" << allocation_mode_name(c.allocation);
+    if (c.allocation == AllocationMode::deterministic) {
+        out << "\npool.deterministic=" << c.deterministic.prefix.to_string() << "/"
+            << static_cast<unsigned>(c.deterministic.prefix_len);
+    }
+    std::vector<std::string> statics;
+    for (const StaticMapping& m : c.statics) {
+        statics.push_back(static_mapping_text(m));
+    }
+    std::sort(statics.begin(), statics.end());
+    out << "\nstatic=";
+    for (std::size_t i = 0; i < statics.size(); ++i) {
+        out << (i ? "," : "") << statics[i];
+    }
+    out << "\nworkers=" << workers;
+    return out.str();
+}
+
+std::string first_difference(const std::string& ours, const std::string& theirs) {
+    std::istringstream a(ours);
+    std::istringstream b(theirs);
+    std::string la;
+    std::string lb;
+    while (true) {
+        const bool more_a = static_cast<bool>(std::getline(a, la));
+        const bool more_b = static_cast<bool>(std::getline(b, lb));
+        if (!more_a && !more_b) {
+            return {};
+        }
+        if (la != lb || more_a != more_b) {
+            const std::string line = more_a ? la : lb;
+            const std::string key = line.substr(0, line.find('='));
+            const auto value = [](const std::string& l, bool present) {
+                return present ? l.substr(l.find('=') + 1) : std::string("(nothing)");
+            };
+            return key + ": here " + value(la, more_a) + ", peer " + value(lb, more_b);
+        }
+    }
+}
+
+} // namespace ephemera::ha

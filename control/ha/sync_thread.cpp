@@ -1,0 +1,505 @@
+// The HA sync thread (sync_thread.hpp).
+#include "sync_thread.hpp"
+
+#include "../logging_thread.hpp"
+
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include <poll.h>
+#include <pthread.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+namespace ephemera::ha {
+
+namespace {
+
+constexpr std::chrono::milliseconds kPass{5};             // the loop's longest sleep
+constexpr std::chrono::milliseconds kConnectTimeout{200}; // one attempt to reach the peer
+constexpr std::chrono::milliseconds kAckEvery{50};
+constexpr std::size_t kMaxQueuedBytes = 8u << 20; // the standby reads slower: stop draining
+constexpr std::size_t kMaxPending = 1u << 20;     // records waiting: stop reading the link
+constexpr unsigned kDrainBurst = 1024;
+
+const char* role_name(HaRole r) { return r == HaRole::active ? "active" : "standby"; }
+
+std::uint64_t ms_between(std::chrono::steady_clock::time_point a,
+                         std::chrono::steady_clock::time_point b) {
+    return b > a ? static_cast<std::uint64_t>(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count())
+                 : 0;
+}
+
+} // namespace
+
+SyncThread::SyncThread(const HaConfig& config, WorkerShared& shared, std::vector<rte_ring*> out,
+                       std::vector<rte_ring*> in, std::string terms)
+    : config_(config), shared_(shared), out_(std::move(out)), in_(std::move(in)),
+      terms_(std::move(terms)), dead_(config.dead_interval_ms),
+      heartbeat_every_(std::max<std::uint32_t>(config.dead_interval_ms / 5, 20)),
+      bulk_done_(out_.size()), pending_(in_.size()), scratch_(kDrainBurst) {
+    report_.peer = config.peer_address.to_string() + ":" + std::to_string(config.peer_port);
+}
+
+SyncThread::~SyncThread() { stop(); }
+
+HaRole SyncThread::prepare() {
+    std::string error;
+    listener_ = listen_on(config_.listen_address, config_.listen_port, error);
+    if (!listener_) {
+        throw std::runtime_error("ha.listen " + config_.listen_address.to_string() + ":" +
+                                 std::to_string(config_.listen_port) + ": " + error);
+    }
+    HaRole role = config_.role;
+    if (role == HaRole::active) {
+        // A peer that took over while this box was away stays active: this box pairs with it.
+        if (auto probe = SyncLink::connect(config_.peer_address, config_.peer_port, dead_, error)) {
+            probe->send(Hello{HaRole::active, static_cast<std::uint16_t>(out_.size()), terms_});
+            probe->flush();
+            const auto deadline = Clock::now() + dead_;
+            while (Clock::now() < deadline) {
+                pollfd p{probe->fd(), POLLIN, 0};
+                ::poll(&p, 1, 20);
+                const bool open = probe->receive();
+                if (auto m = probe->next()) {
+                    if (const auto* h = std::get_if<Hello>(&*m); h && h->role == HaRole::active) {
+                        role = HaRole::standby;
+                        std::printf("ephemera: ha: %s is active already: starting as its "
+                                    "standby\n",
+                                    probe->peer().c_str());
+                    }
+                    break;
+                }
+                if (!open) {
+                    break;
+                }
+            }
+        }
+    }
+    set_role(role);
+    waiting_since_ = Clock::now();
+    return role;
+}
+
+void SyncThread::set_role(HaRole role) {
+    role_ = role;
+    shared_.ha_streaming.store(false, std::memory_order_release);
+    shared_.ha_standby.store(role == HaRole::standby, std::memory_order_release);
+    const std::lock_guard lock(report_lock_);
+    report_.role = role_name(role);
+}
+
+void SyncThread::start() {
+    stop_.store(false, std::memory_order_relaxed);
+    thread_ = std::thread([this] { run(); });
+    pthread_setname_np(thread_.native_handle(), "eph-sync");
+}
+
+void SyncThread::stop() {
+    if (!thread_.joinable()) {
+        return;
+    }
+    stop_.store(true, std::memory_order_relaxed);
+    thread_.join();
+    if (link_) {
+        link_->flush();
+        link_.reset();
+    }
+}
+
+void SyncThread::run() {
+    while (!stop_.load(std::memory_order_relaxed)) {
+        const Clock::time_point now = Clock::now();
+        accept_incoming();
+        if (role_ == HaRole::active) {
+            active_pass(now);
+        } else {
+            standby_pass(now);
+        }
+        std::vector<pollfd> fds{{listener_->get(), POLLIN, 0}};
+        if (link_) {
+            fds.push_back({link_->fd(),
+                           static_cast<short>(POLLIN | (link_->queued() ? POLLOUT : 0)), 0});
+        }
+        // A short sleep while the workers' rings may be filling (the active) or records wait
+        // for room (the standby); otherwise until the sockets or the next heartbeat need us.
+        ::poll(fds.data(), fds.size(), static_cast<int>(kPass.count()));
+    }
+}
+
+// A box that is not the one pairing answers every caller with its role and hangs up: an active
+// probing at start learns who is active, and a second standby learns it is not wanted.
+void SyncThread::accept_incoming() {
+    while (auto incoming = accept_from(*listener_)) {
+        if (role_ == HaRole::active) {
+            if (link_) {
+                drop_link("a newer connection from " + incoming->peer());
+            }
+            link_ = std::move(*incoming);
+            paired_ = false;
+            last_heard_ = Clock::now();
+            continue;
+        }
+        incoming->send(Hello{role_, static_cast<std::uint16_t>(out_.size()), terms_});
+        incoming->flush();
+    }
+}
+
+void SyncThread::active_pass(Clock::time_point now) {
+    if (link_) {
+        const bool open = link_->receive();
+        while (link_) {
+            auto m = link_->next();
+            if (!m) {
+                break;
+            }
+            last_heard_ = now;
+            on_active_message(*m, now);
+        }
+        if (link_ && (!open || !link_->error().empty())) {
+            drop_link(link_->error());
+        } else if (link_ && ms_between(last_heard_, now) > 3 * static_cast<std::uint64_t>(dead_.count())) {
+            drop_link("the standby fell silent");
+        }
+    }
+    drain_workers();
+    if (link_ && paired_ && now - last_heartbeat_ >= heartbeat_every_) {
+        link_->send(Heartbeat{unix_ms_now()});
+        last_heartbeat_ = now;
+    }
+    if (link_ && !link_->flush()) {
+        drop_link(link_->error());
+    }
+    const std::lock_guard lock(report_lock_);
+    report_.peer_connected = paired_;
+    report_.lag_records = paired_ ? next_sequence_ - acked_ : 0;
+    report_.last_heard_ms_ago = link_ ? ms_between(last_heard_, now) : 0;
+    report_.sync_bytes_sent = bytes_sent_before_ + (link_ ? link_->bytes_sent() : 0);
+    report_.sync_bytes_received = bytes_received_before_ + (link_ ? link_->bytes_received() : 0);
+}
+
+void SyncThread::on_active_message(const Message& m, Clock::time_point now) {
+    if (const auto* h = std::get_if<Hello>(&m)) {
+        if (h->role == HaRole::active) {
+            // A box configured active, asking at its start: it becomes our standby.
+            link_->send(Hello{HaRole::active, static_cast<std::uint16_t>(out_.size()), terms_});
+            link_->flush();
+            link_.reset();
+            return;
+        }
+        if (const std::string diff = first_difference(terms_, h->terms); !diff.empty()) {
+            const std::string why = "peer " + link_->peer() + " disagrees on " + diff;
+            link_->send(Refuse{why});
+            link_->flush();
+            {
+                const std::lock_guard lock(report_lock_);
+                report_.refused = why;
+            }
+            std::fprintf(stderr, "ephemera: ha: pairing refused: %s\n", why.c_str());
+            drop_link(why);
+            return;
+        }
+        link_->send(Hello{HaRole::active, static_cast<std::uint16_t>(out_.size()), terms_});
+        pair_standby();
+        last_ack_ = now;
+        return;
+    }
+    if (const auto* a = std::get_if<Ack>(&m)) {
+        acked_ = a->next_sequence;
+        last_ack_ = now;
+        return;
+    }
+    if (const auto* r = std::get_if<Refuse>(&m)) {
+        {
+            const std::lock_guard lock(report_lock_);
+            report_.refused = r->reason;
+        }
+        drop_link("refused by the peer: " + r->reason);
+    }
+    // Heartbeats only keep last_heard_ fresh.
+}
+
+// A standby paired: the workers stream from now on, and a bulk round brings it what they held
+// before. Each worker marks the end of its round in its ring, behind its records.
+void SyncThread::pair_standby() {
+    paired_ = true;
+    next_sequence_ = 0;
+    acked_ = 0;
+    ++generation_;
+    std::fill(bulk_done_.begin(), bulk_done_.end(), false);
+    shared_.ha_streaming.store(true, std::memory_order_release);
+    shared_.ha_bulk_generation.store(generation_, std::memory_order_release);
+    const std::lock_guard lock(report_lock_);
+    ++report_.pairings;
+    report_.refused.clear();
+    report_.in_sync = false;
+    std::printf("ephemera: ha: standby %s paired, bulk round %u\n", link_->peer().c_str(),
+                generation_);
+    std::fflush(stdout);
+}
+
+void SyncThread::drain_workers() {
+    if (link_ && link_->queued() > kMaxQueuedBytes) {
+        return; // the standby is behind: the workers' rings hold the rest (or count drops)
+    }
+    Records frame;
+    const std::uint64_t first = next_sequence_;
+    std::uint64_t discarded = 0;
+    bool bulk_complete = false;
+    for (std::size_t w = 0; w < out_.size(); ++w) {
+        const unsigned n = rte_ring_sc_dequeue_burst_elem(out_[w], scratch_.data(),
+                                                          sizeof(SyncRecord), kDrainBurst, nullptr);
+        for (unsigned i = 0; i < n; ++i) {
+            const SyncRecord& r = scratch_[i];
+            if (r.kind == SyncKind::bulk_done) {
+                if (paired_ && r.generation == generation_ && !bulk_done_[w]) {
+                    bulk_done_[w] = true;
+                    bulk_complete = std::all_of(bulk_done_.begin(), bulk_done_.end(),
+                                                [](bool b) { return b; });
+                }
+                continue;
+            }
+            if (!paired_) {
+                ++discarded;
+                continue;
+            }
+            frame.records.push_back(encode(r.state, r.kind == SyncKind::remove
+                                                        ? RecordType::session_removed
+                                                        : RecordType::session));
+            if (frame.records.size() == kMaxRecordsPerFrame) {
+                frame.first_sequence = next_sequence_;
+                next_sequence_ += frame.records.size();
+                link_->send(frame);
+                frame.records.clear();
+            }
+        }
+    }
+    if (!frame.records.empty()) {
+        frame.first_sequence = next_sequence_;
+        next_sequence_ += frame.records.size();
+        link_->send(frame);
+    }
+    if (bulk_complete) {
+        link_->send(BulkDone{generation_});
+        std::printf("ephemera: ha: bulk round %u sent: standby %s in sync\n", generation_,
+                    link_->peer().c_str());
+        std::fflush(stdout);
+    }
+    const std::lock_guard lock(report_lock_);
+    report_.records_discarded += discarded;
+    report_.records_sent += next_sequence_ - first;
+    if (bulk_complete) {
+        report_.in_sync = true;
+        ++report_.bulk_rounds;
+    }
+}
+
+void SyncThread::standby_pass(Clock::time_point now) {
+    if (!link_) {
+        if (now >= next_connect_) {
+            std::string error;
+            link_ = SyncLink::connect(config_.peer_address, config_.peer_port, kConnectTimeout,
+                                      error);
+            next_connect_ = now + kConnectTimeout;
+            if (link_) {
+                link_->send(Hello{HaRole::standby, static_cast<std::uint16_t>(in_.size()), terms_});
+                paired_ = false;
+                expected_ = 0;
+                last_acked_sent_ = 0;
+                last_heard_ = now;
+            }
+        }
+        // No active has answered since the start (or since the last one was lost).
+        const auto limit = ever_paired_ ? dead_ : 3 * dead_;
+        if (!link_ && now - waiting_since_ > limit) {
+            take_over("no active peer answered for " +
+                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(limit)
+                                         .count()) +
+                      " ms");
+            return;
+        }
+    }
+    if (link_ && pending_total_ < kMaxPending) {
+        const bool open = link_->receive();
+        while (link_) {
+            auto m = link_->next();
+            if (!m) {
+                break;
+            }
+            last_heard_ = now;
+            on_standby_message(*m, now);
+        }
+        if (link_ && (!open || !link_->error().empty())) {
+            const std::string why = link_->error();
+            const bool was_paired = paired_;
+            drop_link(why);
+            if (was_paired) {
+                // The active's kernel closed its end: the process is gone (or stopped).
+                deliver_pending();
+                take_over("the active closed the sync link (" + why + ")");
+                return;
+            }
+        }
+    }
+    deliver_pending();
+    if (link_ && paired_) {
+        if (now - last_ack_ >= kAckEvery && expected_ != last_acked_sent_) {
+            link_->send(Ack{expected_});
+            last_acked_sent_ = expected_;
+            last_ack_ = now;
+        }
+        if (now - last_heartbeat_ >= heartbeat_every_) {
+            link_->send(Heartbeat{unix_ms_now()});
+            last_heartbeat_ = now;
+        }
+        if (now - last_heard_ > dead_ && pending_total_ < kMaxPending) {
+            drop_link("no heartbeat");
+            deliver_pending();
+            take_over("no word from the active for " + std::to_string(dead_.count()) + " ms");
+            return;
+        }
+    }
+    if (link_ && !link_->flush()) {
+        drop_link(link_->error());
+    }
+    if (!link_ && paired_) {
+        paired_ = false;
+    }
+    const std::lock_guard lock(report_lock_);
+    report_.peer_connected = paired_;
+    report_.last_heard_ms_ago = ms_between(last_heard_, now);
+    report_.sync_bytes_sent = bytes_sent_before_ + (link_ ? link_->bytes_sent() : 0);
+    report_.sync_bytes_received = bytes_received_before_ + (link_ ? link_->bytes_received() : 0);
+}
+
+void SyncThread::on_standby_message(const Message& m, Clock::time_point now) {
+    if (const auto* h = std::get_if<Hello>(&m)) {
+        if (h->role != HaRole::active) {
+            drop_link("the peer is a standby too");
+            return;
+        }
+        if (const std::string diff = first_difference(terms_, h->terms); !diff.empty()) {
+            const std::string why = "peer " + link_->peer() + " disagrees on " + diff;
+            {
+                const std::lock_guard lock(report_lock_);
+                report_.refused = why;
+            }
+            std::fprintf(stderr, "ephemera: ha: pairing refused: %s\n", why.c_str());
+            drop_link(why);
+            return;
+        }
+        paired_ = true;
+        ever_paired_ = true;
+        last_ack_ = now;
+        const std::lock_guard lock(report_lock_);
+        report_.refused.clear();
+        ++report_.pairings;
+        report_.in_sync = false;
+        return;
+    }
+    if (const auto* r = std::get_if<Records>(&m)) {
+        if (!paired_ || r->first_sequence != expected_) {
+            {
+                const std::lock_guard lock(report_lock_);
+                ++report_.sequence_gaps;
+            }
+            // A gap cannot be mended record by record: the next connection starts with a
+            // bulk round.
+            drop_link("sequence gap: expected " + std::to_string(expected_) + ", got " +
+                      std::to_string(r->first_sequence));
+            return;
+        }
+        for (const RecordBytes& bytes : r->records) {
+            auto decoded = decode_session(bytes);
+            if (const auto* s = std::get_if<SessionState>(&decoded)) {
+                SyncRecord rec;
+                rec.state = *s;
+                rec.kind = record_type(bytes) == RecordType::session_removed ? SyncKind::remove
+                                                                             : SyncKind::upsert;
+                const WorkerId owner = shared_.ownership.subscriber_owner(s->inside);
+                pending_[owner].push_back(rec);
+                ++pending_total_;
+            }
+        }
+        expected_ += r->records.size();
+        const std::lock_guard lock(report_lock_);
+        report_.records_received += r->records.size();
+        return;
+    }
+    if (std::holds_alternative<BulkDone>(m)) {
+        const std::lock_guard lock(report_lock_);
+        report_.in_sync = true;
+        ++report_.bulk_rounds;
+        return;
+    }
+    if (const auto* r = std::get_if<Refuse>(&m)) {
+        {
+            const std::lock_guard lock(report_lock_);
+            report_.refused = r->reason;
+        }
+        std::fprintf(stderr, "ephemera: ha: pairing refused by the active: %s\n",
+                     r->reason.c_str());
+        drop_link("refused: " + r->reason);
+    }
+}
+
+void SyncThread::deliver_pending() {
+    for (std::size_t w = 0; w < pending_.size(); ++w) {
+        auto& q = pending_[w];
+        while (!q.empty()) {
+            if (rte_ring_sp_enqueue_elem(in_[w], &q.front(), sizeof(SyncRecord)) != 0) {
+                break; // the worker is behind: the rest waits for the next pass
+            }
+            q.pop_front();
+            --pending_total_;
+        }
+    }
+}
+
+void SyncThread::drop_link(const std::string& why) {
+    if (!link_) {
+        return;
+    }
+    bytes_sent_before_ += link_->bytes_sent();
+    bytes_received_before_ += link_->bytes_received();
+    {
+        const std::lock_guard lock(report_lock_);
+        report_.last_error = why;
+        report_.in_sync = false;
+        report_.peer_connected = false;
+    }
+    if (paired_) {
+        std::printf("ephemera: ha: sync link to %s down: %s\n", link_->peer().c_str(),
+                    why.c_str());
+        std::fflush(stdout);
+    }
+    link_.reset();
+    paired_ = false;
+    if (role_ == HaRole::active) {
+        shared_.ha_streaming.store(false, std::memory_order_release);
+    } else {
+        waiting_since_ = Clock::now();
+    }
+}
+
+void SyncThread::take_over(const std::string& why) {
+    set_role(HaRole::active);
+    std::printf("ephemera: ha: taking over from %s (%s)\n", report_.peer.c_str(), why.c_str());
+    std::fflush(stdout);
+    const std::lock_guard lock(report_lock_);
+    ++report_.failovers;
+    report_.last_failover_unix_ms = unix_ms_now();
+    report_.last_failover_reason = why;
+    report_.in_sync = false;
+    report_.peer_connected = false;
+}
+
+HaReport SyncThread::report() const {
+    const std::lock_guard lock(report_lock_);
+    HaReport r = report_;
+    return r;
+}
+
+} // namespace ephemera::ha

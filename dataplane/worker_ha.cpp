@@ -1,0 +1,108 @@
+// A worker's part in the HA pair (docs/ha.md): following the role the sync thread sets, the
+// standby's loop (drop every frame, apply the active's records), the active's refresh rounds,
+// and the gratuitous ARP that moves the traffic at takeover.
+#include "ephemera/l2.hpp"
+#include "worker.hpp"
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+namespace ephemera {
+
+namespace {
+
+constexpr unsigned kApplyBurst = 256;           // records applied per loop iteration
+constexpr std::uint32_t kRefreshStep = 1024;    // sessions a refresh round looks at per step
+constexpr std::uint8_t kAnnouncements = 3;      // gratuitous ARPs per address at takeover
+constexpr Tick kAnnounceEvery = kTicksPerSecond;
+
+} // namespace
+
+void Worker::follow_ha(Tick now) {
+    if (shared_.sync_rings.empty()) {
+        return;
+    }
+    const bool standby = shared_.ha_standby.load(std::memory_order_acquire);
+    if (standby_ && !standby) {
+        // Takeover: forward from now on, and tell both segments where the addresses are.
+        standby_ = false;
+        translator_.set_standby(false);
+        arp_requested_once_ = false; // the next hop's MAC is asked for at once
+        if (id_ == 0) {
+            announcements_left_ = kAnnouncements;
+            next_announcement_ = now;
+        }
+    } else if (!standby_ && standby) {
+        standby_ = true;
+        translator_.set_standby(true);
+    }
+    if (announcements_left_ > 0 && static_cast<std::int32_t>(now - next_announcement_) >= 0) {
+        announce_addresses();
+        --announcements_left_;
+        next_announcement_ = now + kAnnounceEvery;
+    }
+    if (!standby_) {
+        // The generation first: a new one is published after streaming is switched on.
+        const std::uint32_t generation = shared_.ha_bulk_generation.load(std::memory_order_acquire);
+        translator_.set_sync_streaming(shared_.ha_streaming.load(std::memory_order_acquire));
+        translator_.sync_step(now, shared_.ha_refresh_interval, generation, kRefreshStep);
+        apply_sync_records(); // what arrived just before the takeover
+    }
+}
+
+void Worker::poll_standby() {
+    for (const Direction d : {Direction::in2out, Direction::out2in}) {
+        rte_mbuf* pkts[kBurst];
+        const std::uint16_t n = rte_eth_rx_burst(port_of(d), id_, pkts, kBurst);
+        if (n != 0) {
+            counters_.add(d == Direction::in2out ? Counter::in2out_rx : Counter::out2in_rx, n);
+            counters_.add(Counter::drop_standby, n);
+            rte_pktmbuf_free_bulk(pkts, n);
+        }
+    }
+    apply_sync_records();
+}
+
+void Worker::apply_sync_records() {
+    if (id_ >= shared_.apply_rings.size()) {
+        return;
+    }
+    SyncRecord records[kApplyBurst];
+    const unsigned n = rte_ring_sc_dequeue_burst_elem(shared_.apply_rings[id_], records,
+                                                      sizeof(SyncRecord), kApplyBurst, nullptr);
+    for (unsigned i = 0; i < n; ++i) {
+        const RestoreResult r = translator_.apply_sync(records[i], now_);
+        // A remove of a session already gone (its timeout came first here) is no refusal.
+        const bool applied = r == RestoreResult::restored || r == RestoreResult::duplicate;
+        counters_.add(applied ? Counter::ha_records_applied : Counter::ha_records_refused);
+    }
+}
+
+void Worker::announce_addresses() {
+    const auto garp = [this](Direction out, const MacAddr& mac, Ipv4Addr address) {
+        rte_mbuf* m = rte_pktmbuf_alloc(shared_.mbufs);
+        if (m == nullptr) {
+            return;
+        }
+        auto* frame = rte_pktmbuf_mtod(m, std::uint8_t*);
+        // Sender and target both the address: every neighbour that knows it updates its
+        // entry (RFC 5227 section 3, "ARP Announcement").
+        const std::size_t len = write_arp_request({frame, kMinFrameLen}, mac, address, address);
+        m->data_len = static_cast<std::uint16_t>(len);
+        m->pkt_len = static_cast<std::uint32_t>(len);
+        counters_.add(Counter::arp_requests_sent);
+        send(out, m);
+    };
+    garp(Direction::out2in, shared_.inside_mac, config().inside.gateway);
+    const PoolIndex& pool = translator_.pool();
+    for (std::uint16_t a = 0; a < pool.size(); ++a) {
+        if (translator_.is_active(a) || translator_.is_static_address(a)) {
+            garp(Direction::in2out, shared_.outside_mac, pool.address(a));
+        }
+    }
+    flush_tx();
+}
+
+} // namespace ephemera
