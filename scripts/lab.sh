@@ -16,17 +16,32 @@
 #                           <lab>-rtr srv0 198.18.0.1/24  <->  <lab>-srv eth0 (as above, with a
 #                                                           route to the pool via 198.18.0.1)
 #
+# With the HA pair (`up LAB N ha`), two NAT boxes, active and standby, share both sides:
+#   <lab>-sub1 .. <lab>-subN   as above, on br0 in <lab>-lan
+#   <lab>-lan    br0           ports sub<i>, nat (box A's in0) and nat2 (box B's in0)
+#        |             |
+#   <lab>-nat    in0 / out0   box A          <lab>-nat2   in0 / out0   box B
+#        |   sync0 198.19.255.1/30  <---->  sync0 198.19.255.2/30   |   (kernel-addressed: the
+#        |                                                          |    boxes' session sync)
+#   <lab>-wan    br0           ports nat (box A's out0), nat2 (box B's out0) and srv
+#        |
+#   <lab>-srv    eth0          the server, as above
+# Whichever box answers ARP (for the gateway inside, for the pool outside) gets the traffic; a
+# box taking over announces itself by gratuitous ARP. Subscribers and server accept a new
+# link-layer address at once (neigh locktime 0), and the bridges age their entries in 3 s, so
+# frames follow the box that sends.
+#
 # The pool (198.18.0.100-101) lies in the server's /24, so the server reaches the pool
 # addresses by ARP, which ephemera answers. Every interface lives inside the lab's namespaces
 # (none in the caller's), so interface names never collide between labs, and deleting the
 # namespaces removes every veth. IPv6 is off everywhere so that only the test's traffic flows.
 #
-# As a command:   scripts/lab.sh up LAB [SUBSCRIBERS] [router]   (default 1 subscriber)
+# As a command:   scripts/lab.sh up LAB [SUBSCRIBERS] [router|ha]   (default 1 subscriber)
 #                 scripts/lab.sh down LAB
 #                 scripts/lab.sh list LAB                 (the lab's namespaces)
-# As a library:   source scripts/lab.sh; lab_up LAB 3 [router]; ...; lab_down LAB
-#                 lab_exec LAB NODE CMD...  runs CMD in <LAB>-<NODE> (NODE: nat, lan, srv, rtr,
-#                 sub1..)
+# As a library:   source scripts/lab.sh; lab_up LAB 3 [router|ha]; ...; lab_down LAB
+#                 lab_exec LAB NODE CMD...  runs CMD in <LAB>-<NODE> (NODE: nat, nat2, lan, wan,
+#                 srv, rtr, sub1..)
 #
 # Addresses: only 100.64.0.0/10 (subscriber side) and 198.18.0.0/15 (public side).
 
@@ -45,6 +60,13 @@ LAB_MAX_SUBSCRIBERS=200
 LAB_ROUTER_NAT_SIDE=198.18.1.1
 LAB_ROUTER_SRV_SIDE=198.18.0.1
 LAB_ROUTER_POOL_ROUTE=198.18.0.96/27
+# HA mode only: the sync link between box A (<lab>-nat) and box B (<lab>-nat2), and the bridge
+# ageing time (centiseconds) on both sides.
+LAB_SYNC_IF=sync0
+LAB_SYNC_A=198.19.255.1
+LAB_SYNC_B=198.19.255.2
+LAB_SYNC_PREFIX=30
+LAB_HA_BRIDGE_AGEING=300
 
 lab_sub_addr() { # INDEX -> the subscriber's address
   echo "100.64.0.$((10 + $1))"
@@ -81,7 +103,7 @@ _lab_quiet_ns() { # NS: no IPv6 (router solicitations, MLD), loopback up
 lab_namespaces() { # LAB -> the lab's namespaces that exist
   local lab=$1
   ip netns list 2>/dev/null | awk '{print $1}' |
-    grep -E "^${lab//./\\.}-(nat|lan|srv|rtr|sub[0-9]+)$" || true
+    grep -E "^${lab//./\\.}-(nat|nat2|lan|wan|srv|rtr|sub[0-9]+)$" || true
 }
 
 lab_down() { # LAB
@@ -107,11 +129,39 @@ lab_down() { # LAB
   return 0
 }
 
-lab_up() { # LAB [SUBSCRIBERS] [router]
-  local lab=$1 subs=${2:-1} router=${3:-} i
+# The NAT box in namespace NS: in0 (its inside, port PORT of the lan bridge) and out0 (its
+# outside, whose peer the caller makes), both up, offloads off.
+_lab_nat_inside() { # NS LAN PORT
+  ip -n "$1" link add "$LAB_INSIDE_IF" type veth peer name "$3" netns "$2"
+  _lab_no_offload "$2" "$3"
+  ip -n "$2" link set "$3" master br0 up
+}
+
+_lab_nat_up() { # NS
+  local dev
+  for dev in "$LAB_INSIDE_IF" "$LAB_OUTSIDE_IF"; do
+    _lab_no_offload "$1" "$dev"
+    ip -n "$1" link set "$dev" up
+  done
+}
+
+_lab_bridge() { # NS [AGEING_CS]: bridge br0 in NS, not handed to iptables (br_netfilter)
+  ip -n "$1" link add br0 type bridge ${2:+ageing_time "$2"}
+  ip netns exec "$1" sysctl -qw net.bridge.bridge-nf-call-iptables=0 >/dev/null 2>&1 || true
+  ip -n "$1" link set br0 up
+}
+
+# A host that must follow a NAT box's gratuitous ARP: a new link-layer address for a known
+# neighbour is taken at once, not after the default locktime of 1 s.
+_lab_follow_garp() { # NS DEV
+  ip netns exec "$1" sysctl -qw "net.ipv4.neigh.$2.locktime=0" >/dev/null
+}
+
+lab_up() { # LAB [SUBSCRIBERS] [router|ha]
+  local lab=$1 subs=${2:-1} mode=${3:-} i
   _lab_check_name "$lab" || return 1
-  if [[ -n $router && $router != router ]]; then
-    echo "lab.sh: third argument must be 'router' or absent, not '$router'" >&2
+  if [[ -n $mode && $mode != router && $mode != ha ]]; then
+    echo "lab.sh: third argument must be 'router', 'ha' or absent, not '$mode'" >&2
     return 1
   fi
   if [[ ! $subs =~ ^[0-9]+$ ]] || ((subs < 1 || subs > LAB_MAX_SUBSCRIBERS)); then
@@ -132,18 +182,19 @@ lab_up() { # LAB [SUBSCRIBERS] [router]
       _lab_quiet_ns "$ns"
     done
 
-    # The bridge joining subscribers and the NAT's inside port. Bridged frames must not be
-    # handed to iptables (br_netfilter) in case the host has it loaded.
-    ip -n "$lan" link add br0 type bridge
-    ip netns exec "$lan" sysctl -qw net.bridge.bridge-nf-call-iptables=0 >/dev/null 2>&1 || true
-    ip -n "$lan" link set br0 up
+    # The bridge joining subscribers and the NAT's inside port (in HA mode both boxes').
+    if [[ $mode == ha ]]; then
+      _lab_bridge "$lan" "$LAB_HA_BRIDGE_AGEING"
+    else
+      _lab_bridge "$lan"
+    fi
 
     # NAT inside: in0 (ephemera) <-> nat (bridge port).
-    ip -n "$nat" link add "$LAB_INSIDE_IF" type veth peer name nat netns "$lan"
-    if [[ -z $router ]]; then
+    _lab_nat_inside "$nat" "$lan" nat
+    if [[ -z $mode ]]; then
       # NAT outside: out0 (ephemera) <-> eth0 (server).
       ip -n "$nat" link add "$LAB_OUTSIDE_IF" type veth peer name eth0 netns "$srv"
-    else
+    elif [[ $mode == router ]]; then
       # NAT outside: out0 (ephemera) <-> nat0 (router); router srv0 <-> eth0 (server).
       local rtr="$lab-rtr"
       ip netns add "$rtr"
@@ -162,13 +213,32 @@ lab_up() { # LAB [SUBSCRIBERS] [router]
       ip -n "$rtr" addr add "$LAB_ROUTER_NAT_SIDE/24" dev nat0
       ip -n "$rtr" addr add "$LAB_ROUTER_SRV_SIDE/24" dev srv0
       ip -n "$rtr" route add "$LAB_ROUTER_POOL_ROUTE" dev nat0
+    else
+      # HA pair: box B beside box A on the lan bridge; both outsides and the server on the wan
+      # bridge; the sync link between the two boxes.
+      local nat2="$lab-nat2" wan="$lab-wan"
+      for ns in "$nat2" "$wan"; do
+        ip netns add "$ns"
+        _lab_quiet_ns "$ns"
+      done
+      _lab_bridge "$wan" "$LAB_HA_BRIDGE_AGEING"
+      _lab_nat_inside "$nat2" "$lan" nat2
+      ip -n "$nat" link add "$LAB_OUTSIDE_IF" type veth peer name nat netns "$wan"
+      ip -n "$nat2" link add "$LAB_OUTSIDE_IF" type veth peer name nat2 netns "$wan"
+      ip -n "$srv" link add eth0 type veth peer name srv netns "$wan"
+      for dev in nat nat2 srv; do
+        _lab_no_offload "$wan" "$dev"
+        ip -n "$wan" link set "$dev" master br0 up
+      done
+      _lab_nat_up "$nat2"
+      ip -n "$nat" link add "$LAB_SYNC_IF" type veth peer name "$LAB_SYNC_IF" netns "$nat2"
+      ip -n "$nat" addr add "$LAB_SYNC_A/$LAB_SYNC_PREFIX" dev "$LAB_SYNC_IF"
+      ip -n "$nat2" addr add "$LAB_SYNC_B/$LAB_SYNC_PREFIX" dev "$LAB_SYNC_IF"
+      ip -n "$nat" link set "$LAB_SYNC_IF" up
+      ip -n "$nat2" link set "$LAB_SYNC_IF" up
+      _lab_follow_garp "$srv" eth0
     fi
-    for dev in "$LAB_INSIDE_IF" "$LAB_OUTSIDE_IF"; do
-      _lab_no_offload "$nat" "$dev"
-      ip -n "$nat" link set "$dev" up
-    done
-    _lab_no_offload "$lan" nat
-    ip -n "$lan" link set nat master br0 up
+    _lab_nat_up "$nat"
 
     # Server: the next hop and a second address for mapping/filtering tests. Its ICMP errors
     # (port unreachable, Time Exceeded) are not rate limited, so that every probe of a test
@@ -179,7 +249,7 @@ lab_up() { # LAB [SUBSCRIBERS] [router]
     ip -n "$srv" addr add "$LAB_SERVER/24" dev eth0
     ip -n "$srv" addr add "$LAB_SERVER2/24" dev eth0
     ip -n "$srv" link set eth0 up
-    if [[ -n $router ]]; then
+    if [[ $mode == router ]]; then
       ip -n "$srv" route add "$LAB_ROUTER_POOL_ROUTE" via "$LAB_ROUTER_SRV_SIDE"
       ip -n "$srv" route add "${LAB_ROUTER_NAT_SIDE%.*}.0/24" via "$LAB_ROUTER_SRV_SIDE"
     fi
@@ -191,6 +261,7 @@ lab_up() { # LAB [SUBSCRIBERS] [router]
       ip -n "$sub" link add eth0 type veth peer name "sub$i" netns "$lan"
       _lab_no_offload "$sub" eth0
       _lab_no_offload "$lan" "sub$i"
+      [[ $mode != ha ]] || _lab_follow_garp "$sub" eth0
       ip -n "$sub" addr add "$(lab_sub_addr "$i")/24" dev eth0
       ip -n "$sub" link set eth0 up
       ip -n "$sub" route add default via "$LAB_GATEWAY"
@@ -209,9 +280,10 @@ lab_up() { # LAB [SUBSCRIBERS] [router]
 
 _lab_usage() {
   cat >&2 <<EOF
-usage: $0 up LAB [SUBSCRIBERS] [router]
+usage: $0 up LAB [SUBSCRIBERS] [router|ha]
                                  create lab LAB (namespaces LAB-nat, LAB-lan, LAB-srv, LAB-sub<i>;
-                                 with router also LAB-rtr between the NAT and the server)
+                                 with router also LAB-rtr between the NAT and the server; with ha
+                                 also LAB-nat2, a second NAT box, and LAB-wan, the outside bridge)
        $0 down LAB               delete every namespace of lab LAB
        $0 list LAB               list lab LAB's namespaces
 EOF

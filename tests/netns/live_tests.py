@@ -200,6 +200,25 @@ def tcp_retransmits(lab, node_ns):
     return int(lines[1][lines[0].index("RetransSegs")])
 
 
+def check_tcp_stream(what, client, server, external):
+    """A tcp-stream-client/tcp-stream-server pair (their final lines) kept every byte both ways
+    and reached the server from the public endpoint `external` throughout."""
+    check("error" not in client and "error" not in server,
+          "%s broke: client %s, server %s" % (what, client.get("error"), server.get("error")))
+    check((client["received"], client["received_sha256"]) == (server["sent"],
+                                                              server["sent_sha256"]),
+          "%s download: server sent %d B sha256 %s, client got %d B sha256 %s" % (
+              what, server["sent"], server["sent_sha256"], client["received"],
+              client["received_sha256"]))
+    check((server["received"], server["received_sha256"]) == (client["sent"],
+                                                              client["sent_sha256"]),
+          "%s upload: client sent %d B sha256 %s, server got %d B sha256 %s" % (
+              what, client["sent"], client["sent_sha256"], server["received"],
+              server["received_sha256"]))
+    check(tuple(server["peer"]) == tuple(external), "%s: the server saw %s, the session was "
+          "on %s" % (what, ep_text(server["peer"]), ep_text(external)))
+
+
 def wait_progress(streams, before, timeout=5.0):
     """Waits until every stream moved past its count in `before`; returns the new counts."""
     deadline = time.monotonic() + timeout

@@ -164,11 +164,14 @@ def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
 
 
 class Lab:
-    def __init__(self, subscribers=1, router=False):
+    def __init__(self, subscribers=1, router=False, ha=False):
+        check(not (router and ha), "a lab has either the router or the HA pair, not both")
         # Short and unique: namespace names <lab>-sub<i>, and no interface carries the lab name.
         self.name = "n%d" % os.getpid()
         self.subscribers = subscribers
         self.router = router  # a Linux router namespace <lab>-rtr between the NAT and the server
+        # Two NAT boxes, <lab>-nat (A) and <lab>-nat2 (B), sharing both sides (scripts/lab.sh)
+        self.ha = ha
         self.next_hop = ROUTER_NAT_SIDE if router else SERVER
         self.up_done = False
         self.agents = []
@@ -180,11 +183,12 @@ class Lab:
         return self.ns("sub%d" % i)
 
     def up(self):
-        subprocess.run(["bash", LAB_SH, "up", self.name, str(self.subscribers)] +
-                       (["router"] if self.router else []), check=True)
+        mode = ["router"] if self.router else ["ha"] if self.ha else []
+        subprocess.run(["bash", LAB_SH, "up", self.name, str(self.subscribers)] + mode,
+                       check=True)
         self.up_done = True
         log("lab %s up: %d subscriber(s)%s" % (self.name, self.subscribers,
-                                              ", router" if self.router else ""))
+                                              "".join(", " + m for m in mode)))
 
     def agent(self, node_ns):
         a = Agent(self, node_ns)
@@ -244,10 +248,17 @@ class Telemetry:
             raise TestFailure("telemetry %s: no reply under %s" % (cmd, e)) from None
 
 
+# The namespaces ephemera can run in (the lab's NAT boxes) and the suffix of the EAL file
+# prefix each gets, so that box A and box B of an HA lab run at once, each with its telemetry.
+NODES = {"nat": "", "nat2": "-b"}
+
+
 class Ephemera:
     def __init__(self, binary, lab, workers=1, config_text=None, extra_args=(),
-                 driver="af_packet"):
+                 driver="af_packet", node="nat"):
         check(driver in DRIVERS, "unknown driver %r (one of %s)" % (driver, sorted(DRIVERS)))
+        check(node in NODES, "unknown node %r (one of %s)" % (node, sorted(NODES)))
+        check(node == "nat" or lab.ha, "node %s exists only in an HA lab" % node)
         check(driver != "pcap" or workers == 1,
               "net_pcap has one queue pair: %d workers cannot run on it" % workers)
         config_text = config_text or make_config(driver=driver)
@@ -258,7 +269,9 @@ class Ephemera:
         self.lab = lab
         self.workers = workers
         self.driver = driver
-        self.prefix = "eph-%s" % lab.name
+        self.node = node
+        self.ns = lab.ns(node)
+        self.prefix = "eph-%s%s" % (lab.name, NODES[node])
         self.tmp = tempfile.mkdtemp(prefix="ephemera-netns-")
         self.config_path = os.path.join(self.tmp, "ephemera.toml")
         with open(self.config_path, "w") as f:
@@ -294,11 +307,14 @@ class Ephemera:
             "--", "--config", self.config_path, "--stats-json", self.stats_json,
         ] + self.extra_args
 
-    def start(self, ready_timeout=30.0):
+    def start(self, ready_timeout=30.0, next_hop=True):
+        """Starts ephemera and waits until it answers telemetry and (with `next_hop`) has
+        resolved its next hop; returns its /ephemera/config. A box that must not send on the
+        outside (an HA standby) is started with next_hop=False."""
         self.logf = open(self.log_path, "w")
         log("starting ephemera, %d worker(s) on %s: ip netns exec %s %s" % (
-            self.workers, self.driver, self.lab.ns("nat"), " ".join(self.argv())))
-        self.proc = self.lab.popen(self.lab.ns("nat"), self.argv(), stdout=self.logf,
+            self.workers, self.driver, self.ns, " ".join(self.argv())))
+        self.proc = self.lab.popen(self.ns, self.argv(), stdout=self.logf,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + ready_timeout
         last_error = None
@@ -313,6 +329,9 @@ class Ephemera:
             try:
                 cfg = self.telemetry.query("/ephemera/config", timeout=1.0)
                 # null until main() has registered the commands, after the EAL is up
+                if isinstance(cfg, dict) and not next_hop:
+                    log("ephemera in %s answers telemetry (next hop not awaited)" % self.ns)
+                    return cfg
                 if isinstance(cfg, dict) and cfg.get("next_hop_mac",
                                                      "unresolved") != "unresolved":
                     log("ephemera ready: next hop %s at %s, %d worker(s)" % (
@@ -328,7 +347,7 @@ class Ephemera:
         """Bridges net_tap's interfaces to in0 and out0 once ephemera has started its ports
         (starting a port sets its interface's MAC again); False until then. The bridges go with
         the lab's namespace."""
-        nat = self.lab.ns("nat")
+        nat = self.ns
         if "ephemera: running" not in self.read_log():
             return False
         for i, (tap, veth) in enumerate(zip(TAP_IFACES, ("in0", "out0"))):
@@ -399,6 +418,19 @@ class Ephemera:
             with open(self.stats_json) as f:
                 stats = json.load(f)
         return stats
+
+    def kill(self):
+        """SIGKILL, as a crash or a power cut: no exit report, no state written. Returns the
+        exit status."""
+        check(self.proc is not None, "ephemera in %s is not running" % self.ns)
+        self.proc.kill()
+        self.proc.wait()
+        self.logf.close()
+        self.output = self.read_log()
+        rc = self.proc.returncode
+        self.proc = None
+        log("ephemera in %s killed (exit status %d)" % (self.ns, rc))
+        return rc
 
     def cleanup(self):
         if self.proc is not None:
@@ -507,8 +539,8 @@ def parse_echo(text):
 
 
 @contextlib.contextmanager
-def lab_session(subscribers=1, router=False):
-    lab = Lab(subscribers, router)
+def lab_session(subscribers=1, router=False, ha=False):
+    lab = Lab(subscribers, router, ha)
     try:
         lab.up()
         yield lab
@@ -517,8 +549,8 @@ def lab_session(subscribers=1, router=False):
 
 
 @contextlib.contextmanager
-def ephemera_session(binary, lab, workers=1, config_text=None, driver="af_packet"):
-    eph = Ephemera(binary, lab, workers, config_text, driver=driver)
+def ephemera_session(binary, lab, workers=1, config_text=None, driver="af_packet", node="nat"):
+    eph = Ephemera(binary, lab, workers, config_text, driver=driver, node=node)
     try:
         eph.start()
         yield eph

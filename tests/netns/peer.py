@@ -28,7 +28,8 @@
 
   peer.py udp-stream --to A --port P --rate R [--bind-port X] [--drain T]
       Sends "seq N" datagrams at R per second; counts the "echo <ext> seq N" replies. Final:
-      sent, echoed, duplicates, foreign, missing (seq and send time, first 100), externals
+      sent, echoed, duplicates, foreign, missing (seq and send time, first 100), missing_first
+      and missing_last (send times of the first and last datagram lost, null if none), externals
       (the endpoints the server reported), max_rtt_ms, max_late_ms (sender schedule slip).
 
   peer.py udp-echo-counter --bind A --port P
@@ -355,7 +356,10 @@ def udp_stream(args):
         emit_locked({"final": True, "sent": len(sent_at), "echoed": len(echoed),
                      "duplicates": st["duplicates"], "foreign": st["foreign"],
                      "send_errors": st["send_errors"], "missing_count": len(missing),
-                     "missing": missing[:100], "externals": dict(externals),
+                     "missing": missing[:100],
+                     "missing_first": missing[0][1] if missing else None,
+                     "missing_last": missing[-1][1] if missing else None,
+                     "externals": dict(externals),
                      "first_sent": round(sent_at[0], 3) if sent_at else None,
                      "max_rtt_ms": round(st["max_rtt"] * 1000, 1),
                      "max_late_ms": round(st["max_late"] * 1000, 1)})

@@ -17,8 +17,8 @@ import time
 
 from nslab import (SERVER, Ephemera, check, lab_session, log, main, sub_addr, udp_exchange,
                    wait_until)
-from live_tests import (Ctl, Stream, Timeline, ep_text, ep_tuple, live_config, parse_session,
-                        tcp_retransmits, wait_progress)
+from live_tests import (Ctl, Stream, Timeline, check_tcp_stream, ep_text, ep_tuple, live_config,
+                        parse_session, tcp_retransmits, wait_progress)
 
 WORKERS = 2
 UDP_RATE = 200           # datagrams per second, sub2 -> server
@@ -181,16 +181,7 @@ def test_restart_keeps_sessions(binary, ctl_binary):
             (min(lost) - t_down) if lost else 0, (max(lost) - t_down) if lost else 0,
             t_up - t_down, udp_c["externals"]))
 
-    check("error" not in tcp_c and "error" not in tcp_s,
-          "the TCP stream broke: client %s, server %s" % (tcp_c.get("error"), tcp_s.get("error")))
-    check((tcp_c["received"], tcp_c["received_sha256"]) == (tcp_s["sent"], tcp_s["sent_sha256"]),
-          "TCP download: server sent %d B sha256 %s, client got %d B sha256 %s" % (
-              tcp_s["sent"], tcp_s["sent_sha256"], tcp_c["received"], tcp_c["received_sha256"]))
-    check((tcp_s["received"], tcp_s["received_sha256"]) == (tcp_c["sent"], tcp_c["sent_sha256"]),
-          "TCP upload: client sent %d B sha256 %s, server got %d B sha256 %s" % (
-              tcp_c["sent"], tcp_c["sent_sha256"], tcp_s["received"], tcp_s["received_sha256"]))
-    check(tuple(tcp_s["peer"]) == tcp_ext, "the TCP server saw %s, the session was on %s" % (
-        tcp_s["peer"], ep_text(tcp_ext)))
+    check_tcp_stream("the TCP stream", tcp_c, tcp_s, tcp_ext)
     check(list(udp_s["sources"]) == [ep_text(udp_ext)],
           "the UDP stream reached the server from %s; before the restart from %s" % (
               list(udp_s["sources"]), ep_text(udp_ext)))
