@@ -180,9 +180,10 @@ int run(App& app, const Options& opts) {
     if (app.config.ha.paired()) {
         for (WorkerId w = 0; w < workers; ++w) {
             shared.sync_rings.push_back(make_ring("eph_sync_" + std::to_string(w), kSyncRingSize,
-                                                  sizeof(SyncRecord), RING_F_SP_ENQ | RING_F_SC_DEQ));
-            shared.apply_rings.push_back(make_ring("eph_apply_" + std::to_string(w),
-                                                   kSyncRingSize, sizeof(SyncRecord),
+                                                  sizeof(SyncRecord),
+                                                  RING_F_SP_ENQ | RING_F_SC_DEQ));
+            shared.apply_rings.push_back(make_ring("eph_apply_" + std::to_string(w), kSyncRingSize,
+                                                   sizeof(SyncRecord),
                                                    RING_F_SP_ENQ | RING_F_SC_DEQ));
         }
         shared.ha_refresh_interval = app.config.ha.refresh_interval * kTicksPerSecond;

@@ -585,9 +585,12 @@ int cmd_ha(App& app, const char*, rte_tel_data* d) {
     text("last_error", r.last_error);
     rte_tel_data_add_dict_u64(d, "records_sent", r.records_sent);
     rte_tel_data_add_dict_u64(d, "records_received", r.records_received);
-    rte_tel_data_add_dict_u64(d, "records_applied", counter_total(app, Counter::ha_records_applied));
-    rte_tel_data_add_dict_u64(d, "records_refused", counter_total(app, Counter::ha_records_refused));
-    rte_tel_data_add_dict_u64(d, "records_dropped", counter_total(app, Counter::ha_records_dropped));
+    rte_tel_data_add_dict_u64(d, "records_applied",
+                              counter_total(app, Counter::ha_records_applied));
+    rte_tel_data_add_dict_u64(d, "records_refused",
+                              counter_total(app, Counter::ha_records_refused));
+    rte_tel_data_add_dict_u64(d, "records_dropped",
+                              counter_total(app, Counter::ha_records_dropped));
     rte_tel_data_add_dict_u64(d, "records_discarded", r.records_discarded);
     rte_tel_data_add_dict_u64(d, "sequence_gaps", r.sequence_gaps);
     rte_tel_data_add_dict_u64(d, "lag_records", r.lag_records);

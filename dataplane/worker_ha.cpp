@@ -13,9 +13,9 @@ namespace ephemera {
 
 namespace {
 
-constexpr unsigned kApplyBurst = 256;           // records applied per loop iteration
-constexpr std::uint32_t kRefreshStep = 1024;    // sessions a refresh round looks at per step
-constexpr std::uint8_t kAnnouncements = 3;      // gratuitous ARPs per address at takeover
+constexpr unsigned kApplyBurst = 256;        // records applied per loop iteration
+constexpr std::uint32_t kRefreshStep = 1024; // sessions a refresh round looks at per step
+constexpr std::uint8_t kAnnouncements = 3;   // gratuitous ARPs per address at takeover
 constexpr Tick kAnnounceEvery = kTicksPerSecond;
 
 } // namespace

@@ -62,8 +62,8 @@ SyncLink::SyncLink(logging::SocketFd fd, std::string peer)
 
 bool SyncLink::flush() {
     while (written_ < out_.size()) {
-        const ssize_t n = ::send(fd_.get(), out_.data() + written_, out_.size() - written_,
-                                 MSG_NOSIGNAL);
+        const ssize_t n =
+            ::send(fd_.get(), out_.data() + written_, out_.size() - written_, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) {
             continue;
         }

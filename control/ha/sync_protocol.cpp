@@ -8,7 +8,9 @@ namespace ephemera::ha {
 
 namespace {
 
-void put8(std::vector<std::uint8_t>& out, std::uint8_t v) { out.push_back(v); }
+void put8(std::vector<std::uint8_t>& out, std::uint8_t v) {
+    out.push_back(v);
+}
 void put16(std::vector<std::uint8_t>& out, std::uint16_t v) {
     put8(out, static_cast<std::uint8_t>(v >> 8));
     put8(out, static_cast<std::uint8_t>(v));
@@ -204,8 +206,8 @@ std::optional<Message> FrameReader::next() {
         return std::nullopt;
     }
     const std::uint8_t* p = buffer_.data() + read_;
-    const std::uint32_t length = std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 |
-                                 std::uint32_t{p[2]} << 8 | p[3];
+    const std::uint32_t length =
+        std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
     if (length == 0 || length > kMaxFrame) {
         error_ = "a frame of " + std::to_string(length) + " bytes";
         return std::nullopt;

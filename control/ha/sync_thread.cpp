@@ -1,8 +1,6 @@
 // The HA sync thread (sync_thread.hpp).
 #include "sync_thread.hpp"
 
-#include "../logging_thread.hpp"
-
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
@@ -23,7 +21,15 @@ constexpr std::size_t kMaxQueuedBytes = 8u << 20; // the standby reads slower: s
 constexpr std::size_t kMaxPending = 1u << 20;     // records waiting: stop reading the link
 constexpr unsigned kDrainBurst = 1024;
 
-const char* role_name(HaRole r) { return r == HaRole::active ? "active" : "standby"; }
+std::uint64_t unix_ms_now() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+const char* role_name(HaRole r) {
+    return r == HaRole::active ? "active" : "standby";
+}
 
 std::uint64_t ms_between(std::chrono::steady_clock::time_point a,
                          std::chrono::steady_clock::time_point b) {
@@ -43,7 +49,9 @@ SyncThread::SyncThread(const HaConfig& config, WorkerShared& shared, std::vector
     report_.peer = config.peer_address.to_string() + ":" + std::to_string(config.peer_port);
 }
 
-SyncThread::~SyncThread() { stop(); }
+SyncThread::~SyncThread() {
+    stop();
+}
 
 HaRole SyncThread::prepare() {
     std::string error;
@@ -120,8 +128,8 @@ void SyncThread::run() {
         }
         std::vector<pollfd> fds{{listener_->get(), POLLIN, 0}};
         if (link_) {
-            fds.push_back({link_->fd(),
-                           static_cast<short>(POLLIN | (link_->queued() ? POLLOUT : 0)), 0});
+            fds.push_back(
+                {link_->fd(), static_cast<short>(POLLIN | (link_->queued() ? POLLOUT : 0)), 0});
         }
         // A short sleep while the workers' rings may be filling (the active) or records wait
         // for room (the standby); otherwise until the sockets or the next heartbeat need us.
@@ -160,7 +168,8 @@ void SyncThread::active_pass(Clock::time_point now) {
         }
         if (link_ && (!open || !link_->error().empty())) {
             drop_link(link_->error());
-        } else if (link_ && ms_between(last_heard_, now) > 3 * static_cast<std::uint64_t>(dead_.count())) {
+        } else if (link_ &&
+                   ms_between(last_heard_, now) > 3 * static_cast<std::uint64_t>(dead_.count())) {
             drop_link("the standby fell silent");
         }
     }
@@ -256,8 +265,8 @@ void SyncThread::drain_workers() {
             if (r.kind == SyncKind::bulk_done) {
                 if (paired_ && r.generation == generation_ && !bulk_done_[w]) {
                     bulk_done_[w] = true;
-                    bulk_complete = std::all_of(bulk_done_.begin(), bulk_done_.end(),
-                                                [](bool b) { return b; });
+                    bulk_complete =
+                        std::all_of(bulk_done_.begin(), bulk_done_.end(), [](bool b) { return b; });
                 }
                 continue;
             }
@@ -300,8 +309,8 @@ void SyncThread::standby_pass(Clock::time_point now) {
     if (!link_) {
         if (now >= next_connect_) {
             std::string error;
-            link_ = SyncLink::connect(config_.peer_address, config_.peer_port, kConnectTimeout,
-                                      error);
+            link_ =
+                SyncLink::connect(config_.peer_address, config_.peer_port, kConnectTimeout, error);
             next_connect_ = now + kConnectTimeout;
             if (link_) {
                 link_->send(Hello{HaRole::standby, static_cast<std::uint16_t>(in_.size()), terms_});
@@ -315,8 +324,8 @@ void SyncThread::standby_pass(Clock::time_point now) {
         const auto limit = ever_paired_ ? dead_ : 3 * dead_;
         if (!link_ && now - waiting_since_ > limit) {
             take_over("no active peer answered for " +
-                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(limit)
-                                         .count()) +
+                      std::to_string(
+                          std::chrono::duration_cast<std::chrono::milliseconds>(limit).count()) +
                       " ms");
             return;
         }
@@ -471,8 +480,7 @@ void SyncThread::drop_link(const std::string& why) {
         report_.peer_connected = false;
     }
     if (paired_) {
-        std::printf("ephemera: ha: sync link to %s down: %s\n", link_->peer().c_str(),
-                    why.c_str());
+        std::printf("ephemera: ha: sync link to %s down: %s\n", link_->peer().c_str(), why.c_str());
         std::fflush(stdout);
     }
     link_.reset();

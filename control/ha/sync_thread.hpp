@@ -45,7 +45,7 @@ struct HaReport {
     std::uint64_t records_received = 0;
     std::uint64_t records_discarded = 0; // drained with no standby to send them to
     std::uint64_t sequence_gaps = 0;
-    std::uint64_t lag_records = 0;       // sent and not yet acknowledged (active)
+    std::uint64_t lag_records = 0; // sent and not yet acknowledged (active)
     std::uint64_t sync_bytes_sent = 0;
     std::uint64_t sync_bytes_received = 0;
     std::uint64_t pairings = 0;

@@ -231,9 +231,10 @@ public:
     // ---- session_sync.cpp: the HA stream (docs/ha.md) ----
     void attach_sync_ring(rte_ring* ring) { sync_.attach(ring); }
     // Whether a standby listens (the active's records are made only then).
-    void set_sync_streaming(bool on) { sync_.set_streaming(on); }
+    void set_sync_streaming(bool on) { sync_.set_streaming(on && !standby_); }
     // This box is the standby: nothing is logged (the active logs), nothing is streamed.
     void set_standby(bool standby) {
+        standby_ = standby;
         events_.silence(standby);
         if (standby) {
             sync_.set_streaming(false);
@@ -376,6 +377,7 @@ private:
         Tick previous_start = 0;
         std::uint32_t generation = 0;
     } round_;
+    bool standby_ = false;
     HeldSyns held_syns_{kHeldSynCapacity};
     InsideNeighbors neighbors_;
     TokenBucket icmp_bucket_;

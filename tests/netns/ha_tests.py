@@ -321,7 +321,7 @@ def test_ha_failover_sigkill(binary, ctl_binary):
 # ------------------------------------------------------------- 2. what the sync link carries
 
 SESSIONS = 1000
-SYNC_SUBSCRIBERS = 4   # SESSIONS / SYNC_SUBSCRIBERS flows each, so each box lists them all
+SYNC_SUBSCRIBERS = 8   # SESSIONS / SYNC_SUBSCRIBERS flows each: one telemetry reply (16 KiB) lists them all
 FIRST_PORT = 20000
 
 # One datagram from each of N source ports to the echo server, then the echoes: N new UDP

@@ -60,7 +60,7 @@ TEST(HaConfig, WhatCannotBeWrittenIsRefused) {
     EXPECT_REFUSED(state_file_in(temp_dir() + "/"), "ha.state_file", "must name a file");
     EXPECT_REFUSED(state_file_in(""), "ha.state_file", "must name a file");
     EXPECT_REFUSED(with("[ha]\nstate_file = 3\n"), "ha.state_file", "string");
-    EXPECT_REFUSED(with("[ha]\npeer = \"198.18.0.9\"\n"), "ha.peer", "unknown key");
+    EXPECT_REFUSED(with("[ha]\npeers = \"198.18.0.9\"\n"), "ha.peers", "unknown key");
 }
 
 TEST(HaConfig, RoundTripsThroughEdits) {
@@ -76,6 +76,67 @@ TEST(HaConfig, RoundTripsThroughEdits) {
     const ConfigError e =
         config_test::edit_refused(c, "ha.state_file", "\"/nonexistent-dir/x.state\"");
     EXPECT_EQ(e.key, "ha.state_file");
+}
+
+std::string pair(const std::string& extra = "") {
+    return with("[ha]\nrole = \"standby\"\nlisten = \"198.19.255.2:5880\"\n"
+                "peer = \"198.19.255.1:5880\"\n" +
+                extra);
+}
+
+TEST(HaConfig, APairsEndsAndTimes) {
+    const Config c = config_test::accepted_from(pair(), kSource);
+    EXPECT_TRUE(c.ha.paired());
+    EXPECT_EQ(c.ha.role, HaRole::standby);
+    EXPECT_EQ(c.ha.listen_address.to_string(), "198.19.255.2");
+    EXPECT_EQ(c.ha.listen_port, 5880);
+    EXPECT_EQ(c.ha.peer_address.to_string(), "198.19.255.1");
+    EXPECT_EQ(c.ha.dead_interval_ms, 1000u);
+    EXPECT_EQ(c.ha.refresh_interval, 10u);
+    EXPECT_THAT(describe_config(c),
+                ::testing::HasSubstr("ha:          standby at start, sync on 198.19.255.2:5880, "
+                                     "peer 198.19.255.1:5880, takeover after 1000 ms"));
+    const Config t =
+        config_test::accepted_from(pair("dead_interval = 300\nrefresh_interval = 2\n"), kSource);
+    EXPECT_EQ(t.ha.dead_interval_ms, 300u);
+    EXPECT_EQ(t.ha.refresh_interval, 2u);
+    EXPECT_FALSE(config_test::accepted_from(with(""), kSource).ha.paired());
+}
+
+TEST(HaConfig, APairThatCannotWorkIsRefused) {
+    EXPECT_REFUSED(with("[ha]\nrole = \"primary\"\n"), "ha.role", "is not a role");
+    EXPECT_REFUSED(with("[ha]\nrole = \"active\"\npeer = \"198.19.255.1:5880\"\n"), "ha.listen",
+                   "missing required key");
+    EXPECT_REFUSED(with("[ha]\nrole = \"active\"\nlisten = \"198.19.255.1:5880\"\n"), "ha.peer",
+                   "missing required key");
+    EXPECT_REFUSED(with("[ha]\nrole = \"active\"\nlisten = \"198.19.255.1:5880\"\n"
+                        "peer = \"198.19.255.1:5880\"\n"),
+                   "ha.peer", "is ha.listen itself");
+    EXPECT_REFUSED(with("[ha]\nrole = \"active\"\nlisten = \"198.19.255.1\"\n"
+                        "peer = \"198.19.255.2:5880\"\n"),
+                   "ha.listen", "is not ADDRESS:PORT");
+    EXPECT_REFUSED(with("[ha]\nrole = \"active\"\nlisten = \"0.0.0.0:5880\"\n"
+                        "peer = \"198.19.255.2:5880\"\n"),
+                   "ha.listen", "not a unicast address");
+    EXPECT_REFUSED(pair("dead_interval = 50\n"), "ha.dead_interval", "100");
+    EXPECT_REFUSED(pair("refresh_interval = 31\n"), "ha.refresh_interval", "30");
+    EXPECT_REFUSED(with("[ha]\nlisten = \"198.19.255.1:5880\"\n"), "ha.listen", "needs ha.role");
+}
+
+TEST(HaConfig, APairIsSetUpAtStartOnly) {
+    const Config c = config_test::accepted_from(pair(), kSource);
+    // It survives edits of other keys.
+    EXPECT_EQ(config_test::edit_applied(c, "timeouts.udp", "900").ha, c.ha);
+    const ConfigError e = config_test::edit_refused(c, "ha.role", "\"active\"");
+    EXPECT_EQ(e.key, "ha.role");
+    EXPECT_THAT(e.reason, ::testing::HasSubstr("set up at start"));
+    const Config moved =
+        config_test::accepted_from(with("[ha]\nrole = \"standby\"\nlisten = \"198.19.255.2:5880\"\n"
+                                        "peer = \"198.19.255.9:5880\"\n"),
+                                   kSource);
+    const auto refusal = check_runtime_change(c, moved);
+    ASSERT_TRUE(refusal.has_value());
+    EXPECT_EQ(refusal->key, "ha");
 }
 
 } // namespace

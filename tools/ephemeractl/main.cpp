@@ -127,8 +127,9 @@ void Cli::add_show() {
     // `show nope`; this way it names the stray word, and a bare `show` lists the choices.
     show->callback([this] {
         if (!command) {
-            throw CLI::ValidationError("show", "give one of config, stats, ports, alarms, ha, blocks, "
-                                               "pauses, static, logging, worker N");
+            throw CLI::ValidationError("show",
+                                       "give one of config, stats, ports, alarms, ha, blocks, "
+                                       "pauses, static, logging, worker N");
         }
     });
     show->add_subcommand("config", "the running configuration, ports and next hop")
@@ -143,7 +144,9 @@ void Cli::add_show() {
             command = Command{alarms_request(), Shape::settings, {}};
         });
     show->add_subcommand("ha", "the HA pair: role, sync link, records streamed, failovers")
-        ->callback([this] { command = Command{Request{"/ephemera/ha", {}}, Shape::settings, {}}; });
+        ->callback([this] {
+            command = Command{Request{"/ephemera/ha", {}}, Shape::settings, {}};
+        });
     show->add_subcommand("ports", "external port use per pool address and protocol")
         ->callback([this] {
             command = Command{ports_request(), Shape::ports, {}};

@@ -1,0 +1,390 @@
+// The HA sync thread against a scripted peer on loopback (control/ha/sync_thread.hpp): the
+// standby applies records in order to the owning worker's ring, acknowledges, drops a
+// connection with a sequence gap and comes back for a bulk round, and takes over when the
+// active goes; the active streams what its workers write, numbered, says when the bulk round
+// is complete, refuses a peer that disagrees, and yields at start to a peer already active.
+#include "../../control/ha/sync_thread.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <thread>
+
+namespace ephemera::ha {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr WorkerId kWorkers = 2;
+const Ipv4Addr kLoopback{127, 0, 0, 1};
+
+// A port nobody listens on now (bound to 0 and released).
+std::uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(kLoopback.value());
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 3s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (pred()) {
+            return true;
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+    return pred();
+}
+
+// The next message from `link` within `timeout`.
+std::optional<Message> next_message(SyncLink& link, std::chrono::milliseconds timeout = 3s) {
+    std::optional<Message> m;
+    eventually(
+        [&] {
+            link.receive();
+            m = link.next();
+            return m.has_value();
+        },
+        timeout);
+    return m;
+}
+
+template <typename T>
+std::optional<T> next_of(SyncLink& link, std::chrono::milliseconds timeout = 3s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto m = next_message(link, 100ms);
+        if (m && std::holds_alternative<T>(*m)) {
+            return std::get<T>(*m);
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<SyncLink> accept_within(const logging::SocketFd& listener,
+                                      std::chrono::milliseconds timeout = 3s) {
+    std::optional<SyncLink> got;
+    eventually(
+        [&] {
+            got = accept_from(listener);
+            return got.has_value();
+        },
+        timeout);
+    return got;
+}
+
+SessionState session(std::uint32_t subscriber, std::uint16_t port) {
+    SessionState s;
+    s.proto = Protocol::udp;
+    s.inside = Ipv4Addr{100, 64, 0, static_cast<std::uint8_t>(subscriber)};
+    s.inside_port = port;
+    s.external = Ipv4Addr{198, 18, 0, 100};
+    s.external_port = static_cast<std::uint16_t>(port + 1000);
+    s.remote = Ipv4Addr{198, 18, 0, 2};
+    s.remote_port = 53;
+    return s;
+}
+
+class SyncThreadTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        static std::atomic<unsigned> instance{0};
+        const unsigned n = instance.fetch_add(1);
+        shared_.workers = kWorkers;
+        shared_.ownership = Ownership(kWorkers);
+        for (WorkerId w = 0; w < kWorkers; ++w) {
+            for (auto* rings : {&out_, &in_}) {
+                const std::string name =
+                    "synct" + std::to_string(n) + (rings == &out_ ? "o" : "i") + std::to_string(w);
+                rings->push_back(rte_ring_create_elem(name.c_str(), sizeof(SyncRecord), 1024,
+                                                      SOCKET_ID_ANY,
+                                                      RING_F_SP_ENQ | RING_F_SC_DEQ));
+                ASSERT_NE(rings->back(), nullptr);
+            }
+        }
+        config_.listen_address = kLoopback;
+        config_.listen_port = free_port();
+        config_.peer_address = kLoopback;
+        config_.peer_port = free_port();
+        config_.dead_interval_ms = 300;
+        Config c;
+        c.pool = {Ipv4Addr{198, 18, 0, 100}};
+        terms_ = pairing_terms(c, kWorkers);
+    }
+    void TearDown() override {
+        if (thread_) {
+            thread_->stop();
+        }
+        for (auto* r : out_) {
+            rte_ring_free(r);
+        }
+        for (auto* r : in_) {
+            rte_ring_free(r);
+        }
+    }
+
+    HaRole start(HaRole role) {
+        config_.role = role;
+        thread_ = std::make_unique<SyncThread>(config_, shared_, out_, in_, terms_);
+        const HaRole got = thread_->prepare();
+        thread_->start();
+        return got;
+    }
+    std::vector<SyncRecord> applied(WorkerId w) {
+        std::vector<SyncRecord> out(1024);
+        out.resize(
+            rte_ring_sc_dequeue_burst_elem(in_[w], out.data(), sizeof(SyncRecord), 1024, nullptr));
+        return out;
+    }
+    HaReport report() { return thread_->report(); }
+
+    WorkerShared shared_{kWorkers};
+    std::vector<rte_ring*> out_;
+    std::vector<rte_ring*> in_;
+    HaConfig config_;
+    std::string terms_;
+    std::unique_ptr<SyncThread> thread_;
+};
+
+TEST_F(SyncThreadTest, StandbyAppliesInOrderAcksAndTakesOverWhenTheActiveGoes) {
+    std::string error;
+    auto listener = listen_on(kLoopback, config_.peer_port, error);
+    ASSERT_TRUE(listener) << error;
+    ASSERT_EQ(start(HaRole::standby), HaRole::standby);
+    EXPECT_TRUE(shared_.ha_standby.load());
+
+    auto link = accept_within(*listener);
+    ASSERT_TRUE(link);
+    const auto hello = next_of<Hello>(*link);
+    ASSERT_TRUE(hello);
+    EXPECT_EQ(hello->role, HaRole::standby);
+    EXPECT_EQ(hello->terms, terms_);
+    link->send(Hello{HaRole::active, kWorkers, terms_});
+
+    // Sessions of several subscribers, in order; the last ends the first.
+    Records batch;
+    std::vector<SessionState> sent;
+    for (std::uint32_t sub = 10; sub < 16; ++sub) {
+        sent.push_back(session(sub, 40000));
+        batch.records.push_back(encode(sent.back()));
+    }
+    batch.records.push_back(encode(sent.front(), RecordType::session_removed));
+    link->send(batch);
+    ASSERT_TRUE(link->flush());
+
+    std::vector<std::vector<SyncRecord>> got(kWorkers);
+    ASSERT_TRUE(eventually([&] {
+        for (WorkerId w = 0; w < kWorkers; ++w) {
+            for (const SyncRecord& r : applied(w)) {
+                got[w].push_back(r);
+            }
+        }
+        return got[0].size() + got[1].size() == batch.records.size();
+    }));
+    // Each on the ring of the worker that owns its subscriber, in the order sent.
+    for (WorkerId w = 0; w < kWorkers; ++w) {
+        std::vector<SessionState> expected;
+        for (const SessionState& s : sent) {
+            if (shared_.ownership.subscriber_owner(s.inside) == w) {
+                expected.push_back(s);
+            }
+        }
+        std::vector<SessionState> upserts;
+        for (const SyncRecord& r : got[w]) {
+            if (r.kind == SyncKind::upsert) {
+                upserts.push_back(r.state);
+            }
+        }
+        EXPECT_EQ(upserts, expected) << "worker " << w;
+    }
+    const WorkerId first_owner = shared_.ownership.subscriber_owner(sent.front().inside);
+    EXPECT_EQ(got[first_owner].back().kind, SyncKind::remove);
+    EXPECT_EQ(got[first_owner].back().state, sent.front());
+
+    const auto ack = next_of<Ack>(*link);
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->next_sequence, batch.records.size());
+    EXPECT_TRUE(report().peer_connected);
+    EXPECT_FALSE(report().in_sync); // until the bulk round is said to be complete
+    link->send(BulkDone{1});
+    ASSERT_TRUE(link->flush());
+    EXPECT_TRUE(eventually([&] { return report().in_sync; }));
+
+    // The active goes (its kernel closes the connection): the standby takes over.
+    link.reset();
+    ASSERT_TRUE(eventually([&] { return report().role == "active"; }));
+    EXPECT_FALSE(shared_.ha_standby.load());
+    EXPECT_EQ(report().failovers, 1u);
+    EXPECT_THAT(report().last_failover_reason, ::testing::HasSubstr("closed the sync link"));
+}
+
+TEST_F(SyncThreadTest, StandbyDropsAStreamWithAGapAndPairsAgain) {
+    std::string error;
+    auto listener = listen_on(kLoopback, config_.peer_port, error);
+    ASSERT_TRUE(listener) << error;
+    start(HaRole::standby);
+    auto link = accept_within(*listener);
+    ASSERT_TRUE(link && next_of<Hello>(*link));
+    link->send(Hello{HaRole::active, kWorkers, terms_});
+    link->send(Records{0, {encode(session(10, 1)), encode(session(10, 2))}});
+    link->send(Records{5, {encode(session(10, 3))}}); // 2, 3 and 4 never came
+    ASSERT_TRUE(link->flush());
+
+    // The standby hangs up rather than apply past the gap, and does not take over: the active
+    // is there. Its next connection starts the sequence again (with a bulk round).
+    auto again = accept_within(*listener);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(report().sequence_gaps, 1u);
+    EXPECT_EQ(report().role, "standby");
+    EXPECT_EQ(report().failovers, 0u);
+    ASSERT_TRUE(next_of<Hello>(*again));
+    again->send(Hello{HaRole::active, kWorkers, terms_});
+    // The first record again: the same session twice is one upsert more, not a new session.
+    again->send(Records{0, {encode(session(10, 1))}});
+    ASSERT_TRUE(again->flush());
+    const auto ack = next_of<Ack>(*again);
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->next_sequence, 1u);
+    std::size_t records = 0;
+    for (WorkerId w = 0; w < kWorkers; ++w) {
+        records += applied(w).size();
+    }
+    EXPECT_EQ(records, 3u); // two before the gap, one after; none past the gap
+    EXPECT_EQ(report().records_received, 3u);
+}
+
+TEST_F(SyncThreadTest, StandbyTakesOverWhenTheActiveFallsSilent) {
+    std::string error;
+    auto listener = listen_on(kLoopback, config_.peer_port, error);
+    ASSERT_TRUE(listener) << error;
+    start(HaRole::standby);
+    auto link = accept_within(*listener);
+    ASSERT_TRUE(link && next_of<Hello>(*link));
+    link->send(Hello{HaRole::active, kWorkers, terms_});
+    ASSERT_TRUE(link->flush());
+    ASSERT_TRUE(eventually([&] { return report().peer_connected; }));
+    // No heartbeat, connection left open (a frozen or unplugged active).
+    const auto silent_from = std::chrono::steady_clock::now();
+    ASSERT_TRUE(eventually([&] { return report().role == "active"; }, 2s));
+    const auto took = std::chrono::steady_clock::now() - silent_from;
+    EXPECT_GE(took, 250ms);
+    EXPECT_THAT(report().last_failover_reason, ::testing::HasSubstr("no word from the active"));
+}
+
+TEST_F(SyncThreadTest, ActiveStreamsWhatWorkersWriteAndSaysWhenTheBulkRoundIsDone) {
+    ASSERT_EQ(start(HaRole::active), HaRole::active); // nobody at the peer's address
+    EXPECT_FALSE(shared_.ha_standby.load());
+    EXPECT_FALSE(shared_.ha_streaming.load());
+
+    std::string error;
+    auto link = SyncLink::connect(kLoopback, config_.listen_port, 1000ms, error);
+    ASSERT_TRUE(link) << error;
+    link->send(Hello{HaRole::standby, kWorkers, terms_});
+    ASSERT_TRUE(link->flush());
+    const auto hello = next_of<Hello>(*link);
+    ASSERT_TRUE(hello);
+    EXPECT_EQ(hello->role, HaRole::active);
+    ASSERT_TRUE(eventually([&] { return shared_.ha_streaming.load(); }));
+    const std::uint32_t generation = shared_.ha_bulk_generation.load();
+    EXPECT_EQ(generation, 1u);
+
+    // What the workers' bulk rounds write: sessions, then each worker's marker.
+    for (WorkerId w = 0; w < kWorkers; ++w) {
+        SyncRecord r;
+        r.state = session(20 + w, 7);
+        ASSERT_EQ(rte_ring_sp_enqueue_elem(out_[w], &r, sizeof r), 0);
+        r.kind = SyncKind::remove;
+        ASSERT_EQ(rte_ring_sp_enqueue_elem(out_[w], &r, sizeof r), 0);
+        SyncRecord done;
+        done.kind = SyncKind::bulk_done;
+        done.generation = generation;
+        ASSERT_EQ(rte_ring_sp_enqueue_elem(out_[w], &done, sizeof done), 0);
+    }
+    std::uint64_t next = 0;
+    std::size_t removes = 0;
+    std::optional<BulkDone> bulk;
+    eventually([&] {
+        link->receive();
+        while (auto m = link->next()) {
+            if (const auto* r = std::get_if<Records>(&*m)) {
+                EXPECT_EQ(r->first_sequence, next);
+                next += r->records.size();
+                for (const RecordBytes& b : r->records) {
+                    removes += record_type(b) == RecordType::session_removed;
+                }
+            } else if (const auto* b = std::get_if<BulkDone>(&*m)) {
+                bulk = *b;
+            }
+        }
+        return bulk.has_value();
+    });
+    ASSERT_TRUE(bulk);
+    EXPECT_EQ(bulk->generation, generation);
+    EXPECT_EQ(next, 4u);
+    EXPECT_EQ(removes, 2u);
+    EXPECT_TRUE(report().in_sync);
+    EXPECT_EQ(report().records_sent, 4u);
+    EXPECT_EQ(report().lag_records, 4u);
+    link->send(Ack{4});
+    ASSERT_TRUE(link->flush());
+    EXPECT_TRUE(eventually([&] { return report().lag_records == 0; }));
+
+    // The standby goes: the workers stop making records.
+    link.reset();
+    EXPECT_TRUE(eventually([&] { return !shared_.ha_streaming.load(); }));
+    EXPECT_EQ(report().role, "active");
+    EXPECT_EQ(report().failovers, 0u);
+}
+
+TEST_F(SyncThreadTest, ActiveRefusesAStandbyThatDisagrees) {
+    start(HaRole::active);
+    std::string error;
+    auto link = SyncLink::connect(kLoopback, config_.listen_port, 1000ms, error);
+    ASSERT_TRUE(link) << error;
+    Config other;
+    other.pool = {Ipv4Addr{198, 18, 0, 100}, Ipv4Addr{198, 18, 0, 101}};
+    link->send(Hello{HaRole::standby, kWorkers, pairing_terms(other, kWorkers)});
+    ASSERT_TRUE(link->flush());
+    const auto refused = next_of<Refuse>(*link);
+    ASSERT_TRUE(refused);
+    EXPECT_THAT(refused->reason, ::testing::HasSubstr("disagrees on pool.addresses"));
+    EXPECT_THAT(report().refused, ::testing::HasSubstr("pool.addresses"));
+    EXPECT_FALSE(shared_.ha_streaming.load());
+    EXPECT_EQ(report().pairings, 0u);
+}
+
+TEST_F(SyncThreadTest, ABoxConfiguredActiveYieldsToAPeerThatIsActive) {
+    std::string error;
+    auto listener = listen_on(kLoopback, config_.peer_port, error);
+    ASSERT_TRUE(listener) << error;
+    // The peer, active since it took over, answers the probe with its role.
+    std::thread peer([&] {
+        auto link = accept_within(*listener);
+        if (link && next_of<Hello>(*link)) {
+            link->send(Hello{HaRole::active, kWorkers, terms_});
+            link->flush();
+            std::this_thread::sleep_for(100ms);
+        }
+    });
+    const HaRole role = start(HaRole::active);
+    peer.join();
+    EXPECT_EQ(role, HaRole::standby);
+    EXPECT_TRUE(shared_.ha_standby.load());
+    EXPECT_EQ(report().role, "standby");
+}
+
+} // namespace
+} // namespace ephemera::ha
