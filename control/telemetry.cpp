@@ -600,6 +600,7 @@ int cmd_ha(App& app, const char*, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "pairings", r.pairings);
     rte_tel_data_add_dict_u64(d, "bulk_rounds", r.bulk_rounds);
     rte_tel_data_add_dict_u64(d, "failovers", r.failovers);
+    rte_tel_data_add_dict_u64(d, "split_brains", r.split_brains);
     rte_tel_data_add_dict_u64(d, "last_failover_unix_ms", r.last_failover_unix_ms);
     text("last_failover_reason", r.last_failover_reason);
     return 0;

@@ -365,7 +365,7 @@ void SessionLifecycle::release_port(const Mapping& m, Subscriber& sub, Tick now)
                 events_->block(NatEventKind::block_released, freed, m.inside);
             }
         }
-    } else if (plan_->policy.hold_down == 0 ||
+    } else if (plan_->policy.hold_down == 0 || standby_ ||
                plan_->policy.allocation == AllocationMode::deterministic) {
         // Deterministic mode: the port can only ever go back to this subscriber.
         ports_.release(m.pool_index, m.proto, m.external_port);

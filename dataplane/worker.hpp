@@ -98,6 +98,9 @@ struct WorkerShared {
     std::atomic<bool> ha_standby{false};   // forward nothing, answer nothing, apply the stream
     std::atomic<bool> ha_streaming{false}; // a standby is paired: make sync records
     std::atomic<std::uint32_t> ha_bulk_generation{0}; // changed: send every session again
+    // Changed: this box stepped down; each worker ends every session, then adds 1 to done.
+    std::atomic<std::uint32_t> ha_reset_generation{0};
+    std::atomic<std::uint64_t> ha_resets_done{0};
     Tick ha_refresh_interval = 10 * kTicksPerSecond;
     rte_mempool* mbufs = nullptr;
 };
@@ -231,6 +234,9 @@ private:
     Tick last_arp_request_ = 0;
     bool arp_requested_once_ = false;
     bool standby_ = false;
+    std::uint32_t reset_seen_ = 0; // ha_reset_generation taken up
+    bool clearing_ = false;
+    std::uint32_t clear_cursor_ = 0;
     std::uint8_t announcements_left_ = 0;
     Tick next_announcement_ = 0;
     std::uint64_t iterations_ = 0;

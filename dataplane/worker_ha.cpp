@@ -17,6 +17,7 @@ constexpr unsigned kApplyBurst = 256;        // records applied per loop iterati
 constexpr std::uint32_t kRefreshStep = 1024; // sessions a refresh round looks at per step
 constexpr std::uint8_t kAnnouncements = 3;   // gratuitous ARPs per address at takeover
 constexpr Tick kAnnounceEvery = kTicksPerSecond;
+constexpr std::uint32_t kClearStep = 4096; // sessions ended per step of a reset
 
 } // namespace
 
@@ -37,6 +38,16 @@ void Worker::follow_ha(Tick now) {
     } else if (!standby_ && standby) {
         standby_ = true;
         translator_.set_standby(true);
+    }
+    if (const std::uint32_t reset = shared_.ha_reset_generation.load(std::memory_order_acquire);
+        reset != reset_seen_) {
+        reset_seen_ = reset;
+        clearing_ = true;
+        clear_cursor_ = 0;
+    }
+    if (clearing_ && translator_.clear_step(now, clear_cursor_, kClearStep)) {
+        clearing_ = false;
+        shared_.ha_resets_done.fetch_add(1, std::memory_order_release);
     }
     if (announcements_left_ > 0 && static_cast<std::int32_t>(now - next_announcement_) >= 0) {
         announce_addresses();

@@ -88,6 +88,7 @@ struct Encoder {
         put16(out, kVersion);
         put8(out, static_cast<std::uint8_t>(h.role));
         put16(out, h.workers);
+        put64(out, h.active_since_ms);
         put_text(out, h.terms);
     }
     void operator()(const Refuse& r) const {
@@ -135,6 +136,7 @@ std::optional<Message> decode_body(std::span<const std::uint8_t> frame, std::str
         const std::uint8_t role = b.u8();
         h.role = role == 1 ? HaRole::active : role == 2 ? HaRole::standby : HaRole::none;
         h.workers = b.u16();
+        h.active_since_ms = b.u64();
         h.terms = b.text();
         m = std::move(h);
         break;

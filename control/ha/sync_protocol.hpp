@@ -1,7 +1,8 @@
 // The HA sync link's messages (docs/ha.md, "The sync protocol"). One TCP connection from the
 // standby to the active carries length-prefixed frames, big-endian:
 //   u32 length of what follows, u8 type, body
-//   hello      magic "EPHA", u16 version, u8 role, u16 workers, u16 n, n bytes of pairing terms
+//   hello      magic "EPHA", u16 version, u8 role, u16 workers, u64 active since (Unix ms, 0 for
+//              a standby), u16 n, n bytes of pairing terms
 //   refuse     u16 n, n bytes: why the pairing is refused (the connection closes after it)
 //   records    u64 sequence of the first record, u16 count, count x 36-byte session records
 //   ack        u64 the next sequence the standby expects (every record before it is applied)
@@ -41,6 +42,10 @@ struct Hello {
     HaRole role = HaRole::none;
     std::uint16_t workers = 0;
     std::string terms; // pairing_terms(): what both boxes must agree on
+    // When an active box became active: if two boxes find each other active (the sync link
+    // was cut, or one was frozen), the one active since earlier steps down, since the other
+    // announced the addresses last and has the traffic.
+    std::uint64_t active_since_ms = 0;
 };
 struct Refuse {
     std::string reason;

@@ -17,6 +17,8 @@ namespace {
 constexpr std::chrono::milliseconds kPass{5};             // the loop's longest sleep
 constexpr std::chrono::milliseconds kConnectTimeout{200}; // one attempt to reach the peer
 constexpr std::chrono::milliseconds kAckEvery{50};
+constexpr std::chrono::milliseconds kProbeEvery{1000}; // an active with no standby asks
+constexpr std::chrono::milliseconds kProbeTimeout{100};
 constexpr std::size_t kMaxQueuedBytes = 8u << 20; // the standby reads slower: stop draining
 constexpr std::size_t kMaxPending = 1u << 20;     // records waiting: stop reading the link
 constexpr unsigned kDrainBurst = 1024;
@@ -64,7 +66,7 @@ HaRole SyncThread::prepare() {
     if (role == HaRole::active) {
         // A peer that took over while this box was away stays active: this box pairs with it.
         if (auto probe = SyncLink::connect(config_.peer_address, config_.peer_port, dead_, error)) {
-            probe->send(Hello{HaRole::active, static_cast<std::uint16_t>(out_.size()), terms_});
+            probe->send(Hello{HaRole::active, static_cast<std::uint16_t>(out_.size()), terms_, 0});
             probe->flush();
             const auto deadline = Clock::now() + dead_;
             while (Clock::now() < deadline) {
@@ -92,6 +94,9 @@ HaRole SyncThread::prepare() {
 }
 
 void SyncThread::set_role(HaRole role) {
+    if (role == HaRole::active && role_ != HaRole::active) {
+        active_since_ms_ = unix_ms_now();
+    }
     role_ = role;
     shared_.ha_streaming.store(false, std::memory_order_release);
     shared_.ha_standby.store(role == HaRole::standby, std::memory_order_release);
@@ -150,7 +155,7 @@ void SyncThread::accept_incoming() {
             last_heard_ = Clock::now();
             continue;
         }
-        incoming->send(Hello{role_, static_cast<std::uint16_t>(out_.size()), terms_});
+        incoming->send(hello());
         incoming->flush();
     }
 }
@@ -173,6 +178,12 @@ void SyncThread::active_pass(Clock::time_point now) {
             drop_link("the standby fell silent");
         }
     }
+    if (!paired_) {
+        probe_peer(now);
+    }
+    if (role_ != HaRole::active) {
+        return; // stepped down
+    }
     drain_workers();
     if (link_ && paired_ && now - last_heartbeat_ >= heartbeat_every_) {
         link_->send(Heartbeat{unix_ms_now()});
@@ -192,10 +203,15 @@ void SyncThread::active_pass(Clock::time_point now) {
 void SyncThread::on_active_message(const Message& m, Clock::time_point now) {
     if (const auto* h = std::get_if<Hello>(&m)) {
         if (h->role == HaRole::active) {
-            // A box configured active, asking at its start: it becomes our standby.
-            link_->send(Hello{HaRole::active, static_cast<std::uint16_t>(out_.size()), terms_});
+            // A box asking who is active: at its start (it becomes our standby), or an active
+            // that lost its standby (two actives: one steps down).
+            link_->send(hello());
             link_->flush();
             link_.reset();
+            paired_ = false;
+            if (h->active_since_ms != 0) {
+                resolve_two_actives(*h);
+            }
             return;
         }
         if (const std::string diff = first_difference(terms_, h->terms); !diff.empty()) {
@@ -210,7 +226,7 @@ void SyncThread::on_active_message(const Message& m, Clock::time_point now) {
             drop_link(why);
             return;
         }
-        link_->send(Hello{HaRole::active, static_cast<std::uint16_t>(out_.size()), terms_});
+        link_->send(hello());
         pair_standby();
         last_ack_ = now;
         return;
@@ -306,6 +322,14 @@ void SyncThread::drain_workers() {
 }
 
 void SyncThread::standby_pass(Clock::time_point now) {
+    if (resetting_) {
+        // Stepped down: the workers empty their tables before the active's bulk round.
+        if (shared_.ha_resets_done.load(std::memory_order_acquire) < reset_until_) {
+            return;
+        }
+        resetting_ = false;
+        waiting_since_ = now;
+    }
     if (!link_) {
         if (now >= next_connect_) {
             std::string error;
@@ -313,7 +337,7 @@ void SyncThread::standby_pass(Clock::time_point now) {
                 SyncLink::connect(config_.peer_address, config_.peer_port, kConnectTimeout, error);
             next_connect_ = now + kConnectTimeout;
             if (link_) {
-                link_->send(Hello{HaRole::standby, static_cast<std::uint16_t>(in_.size()), terms_});
+                link_->send(hello());
                 paired_ = false;
                 expected_ = 0;
                 last_acked_sent_ = 0;
@@ -490,6 +514,67 @@ void SyncThread::drop_link(const std::string& why) {
     } else {
         waiting_since_ = Clock::now();
     }
+}
+
+Hello SyncThread::hello() const {
+    return Hello{role_, static_cast<std::uint16_t>(out_.size()), terms_,
+                 role_ == HaRole::active ? active_since_ms_ : 0};
+}
+
+// An active with no standby asks its peer, once a second, whether it is active too: after a
+// cut sync link or a frozen box both may be, each with a share of the traffic.
+void SyncThread::probe_peer(Clock::time_point now) {
+    if (!probe_ && now >= next_probe_) {
+        next_probe_ = now + kProbeEvery;
+        std::string error;
+        probe_ = SyncLink::connect(config_.peer_address, config_.peer_port, kProbeTimeout, error);
+        if (probe_) {
+            probe_->send(hello());
+            probe_->flush();
+            probe_deadline_ = now + 5 * kProbeTimeout;
+        }
+    }
+    if (!probe_) {
+        return;
+    }
+    const bool open = probe_->receive();
+    if (auto m = probe_->next()) {
+        probe_.reset();
+        if (const auto* h = std::get_if<Hello>(&*m); h && h->role == HaRole::active) {
+            resolve_two_actives(*h);
+        }
+    } else if (!open || now > probe_deadline_) {
+        probe_.reset();
+    }
+}
+
+// Both boxes decide alike: the one active since earlier steps down (the other announced the
+// addresses last, so the traffic follows it); on a tie, the one with the lower sync address.
+void SyncThread::resolve_two_actives(const Hello& peer) {
+    const bool ours_lower = std::pair(config_.listen_address, config_.listen_port) <
+                            std::pair(config_.peer_address, config_.peer_port);
+    const bool step_down = peer.active_since_ms > active_since_ms_ ||
+                           (peer.active_since_ms == active_since_ms_ && ours_lower);
+    {
+        const std::lock_guard lock(report_lock_);
+        ++report_.split_brains;
+    }
+    if (!step_down) {
+        std::printf("ephemera: ha: %s is active too, since earlier: it steps down\n",
+                    report_.peer.c_str());
+        std::fflush(stdout);
+        return;
+    }
+    std::printf("ephemera: ha: %s is active too, since later: stepping down to standby\n",
+                report_.peer.c_str());
+    std::fflush(stdout);
+    drop_link("stepped down");
+    probe_.reset();
+    reset_until_ = shared_.ha_resets_done.load(std::memory_order_acquire) + out_.size();
+    set_role(HaRole::standby);
+    shared_.ha_reset_generation.fetch_add(1, std::memory_order_release);
+    resetting_ = true;
+    ever_paired_ = false;
 }
 
 void SyncThread::take_over(const std::string& why) {

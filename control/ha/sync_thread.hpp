@@ -51,6 +51,7 @@ struct HaReport {
     std::uint64_t pairings = 0;
     std::uint64_t bulk_rounds = 0;
     std::uint64_t failovers = 0;
+    std::uint64_t split_brains = 0; // times both boxes were found active
     std::uint64_t last_failover_unix_ms = 0;
     std::string last_failover_reason;
     std::uint64_t last_heard_ms_ago = 0;
@@ -89,6 +90,9 @@ private:
     void drop_link(const std::string& why);
     void take_over(const std::string& why);
     void set_role(HaRole role);
+    [[nodiscard]] Hello hello() const;
+    void probe_peer(Clock::time_point now);
+    void resolve_two_actives(const Hello& peer);
 
     HaConfig config_;
     WorkerShared& shared_;
@@ -103,7 +107,13 @@ private:
     std::optional<logging::SocketFd> listener_;
     std::optional<SyncLink> link_;
     bool paired_ = false;
-    HaRole role_ = HaRole::standby;
+    HaRole role_ = HaRole::none;
+    std::uint64_t active_since_ms_ = 0;
+    std::optional<SyncLink> probe_; // an active asking whether its peer is active too
+    Clock::time_point next_probe_{};
+    Clock::time_point probe_deadline_{};
+    bool resetting_ = false;        // stepped down: waiting for the workers to empty
+    std::uint64_t reset_until_ = 0; // ... until ha_resets_done reaches this
     Clock::time_point last_heard_{};
     Clock::time_point last_heartbeat_{};
     Clock::time_point last_ack_{};

@@ -56,6 +56,9 @@ public:
     void set_events(NatEventRecorder* events) { events_ = events; }
     // Where sessions made, changed and ended are recorded for the HA standby (session_sync.hpp).
     void set_sync(SessionSync* sync) { sync_ = sync; }
+    // An HA standby holds no port down: it claims ports only as the active's records say, and
+    // the active holds them down itself. So a port the standby frees is free at once.
+    void set_standby(bool standby) { standby_ = standby; }
     // A live session as it would move to another process: at `now`, its idle time.
     [[nodiscard]] SessionState state_of(std::uint32_t session, Tick now) const;
     // The filtering mode packets are judged by: the configured one, except while a switch to
@@ -120,6 +123,7 @@ private:
     CounterBlock& counters_;
     NatEventRecorder* events_ = nullptr;
     SessionSync* sync_ = nullptr;
+    bool standby_ = false;
     const WorkerPlan* plan_ = nullptr;
     TimerWheel wheel_;
     std::uint32_t live_sessions_ = 0;

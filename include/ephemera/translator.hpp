@@ -236,6 +236,7 @@ public:
     void set_standby(bool standby) {
         standby_ = standby;
         events_.silence(standby);
+        life_.set_standby(standby);
         if (standby) {
             sync_.set_streaming(false);
         }
@@ -249,6 +250,14 @@ public:
     // as it was there. `restored` when applied; for a remove of a session that is not here,
     // `duplicate`.
     RestoreResult apply_sync(const SyncRecord& record, Tick now);
+
+    // One bounded step of ending every session (a box that stepped down to standby starts
+    // clean, to be filled by the active's bulk round). True when none is left.
+    bool clear_step(Tick now, std::uint32_t& cursor, std::uint32_t budget) {
+        std::vector<SessionView> none;
+        std::uint64_t flushed = 0;
+        return walk_sessions(SessionFilter{}, true, now, cursor, budget, none, 0, flushed);
+    }
 
     // Copies up to out.size() live mappings; returns how many. Call on the owning worker only.
     std::size_t snapshot_mappings(std::span<MappingView> out) const;

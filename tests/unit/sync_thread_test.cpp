@@ -386,5 +386,55 @@ TEST_F(SyncThreadTest, ABoxConfiguredActiveYieldsToAPeerThatIsActive) {
     EXPECT_EQ(report().role, "standby");
 }
 
+// After a cut sync link or a frozen box, both boxes may be active. The one with no standby
+// asks its peer once a second; the one active since earlier steps down, empties its tables
+// and pairs as the other's standby.
+TEST_F(SyncThreadTest, OfTwoActivesTheEarlierStepsDownAndPairsAsStandby) {
+    ASSERT_EQ(start(HaRole::active), HaRole::active);
+    std::string error;
+    auto listener = listen_on(kLoopback, config_.peer_port, error);
+    ASSERT_TRUE(listener) << error;
+    auto probe = accept_within(*listener, 3s);
+    ASSERT_TRUE(probe);
+    const auto asked = next_of<Hello>(*probe);
+    ASSERT_TRUE(asked);
+    EXPECT_EQ(asked->role, HaRole::active);
+    ASSERT_GT(asked->active_since_ms, 0u);
+    probe->send(Hello{HaRole::active, kWorkers, terms_, asked->active_since_ms + 1000});
+    ASSERT_TRUE(probe->flush());
+
+    ASSERT_TRUE(eventually([&] { return report().role == "standby"; }));
+    EXPECT_TRUE(shared_.ha_standby.load());
+    EXPECT_EQ(report().split_brains, 1u);
+    EXPECT_EQ(shared_.ha_reset_generation.load(), 1u);
+    // It waits for its workers to empty their tables before it pairs ...
+    EXPECT_FALSE(accept_within(*listener, 300ms).has_value());
+    shared_.ha_resets_done.fetch_add(kWorkers);
+    // ... then comes as a standby.
+    auto link = accept_within(*listener);
+    ASSERT_TRUE(link);
+    const auto hello = next_of<Hello>(*link);
+    ASSERT_TRUE(hello);
+    EXPECT_EQ(hello->role, HaRole::standby);
+    EXPECT_EQ(report().failovers, 0u);
+}
+
+TEST_F(SyncThreadTest, OfTwoActivesTheLaterStaysActive) {
+    ASSERT_EQ(start(HaRole::active), HaRole::active);
+    std::string error;
+    auto listener = listen_on(kLoopback, config_.peer_port, error);
+    ASSERT_TRUE(listener) << error;
+    auto probe = accept_within(*listener, 3s);
+    ASSERT_TRUE(probe);
+    const auto asked = next_of<Hello>(*probe);
+    ASSERT_TRUE(asked);
+    probe->send(Hello{HaRole::active, kWorkers, terms_, asked->active_since_ms - 1000});
+    ASSERT_TRUE(probe->flush());
+    ASSERT_TRUE(eventually([&] { return report().split_brains == 1; }));
+    EXPECT_EQ(report().role, "active");
+    EXPECT_FALSE(shared_.ha_standby.load());
+    EXPECT_EQ(shared_.ha_reset_generation.load(), 0u);
+}
+
 } // namespace
 } // namespace ephemera::ha
