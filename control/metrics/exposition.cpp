@@ -258,6 +258,43 @@ void add_logging(Builder& b, const Snapshot& s) {
              &SinkSnapshot::errors);
 }
 
+void add_ha(Builder& b, const HaSnapshot& h) {
+    const auto gauge = [&](const char* name, const char* help, double v) {
+        b.add(name, Type::gauge, help, {}, v);
+    };
+    const auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+        b.add(name, Type::counter, help, {}, static_cast<double>(v));
+    };
+    gauge("ephemera_ha_active", "1 while this box of the HA pair is the active one", h.active);
+    gauge("ephemera_ha_peer_connected", "1 while the pair's sync link is up and paired",
+          h.peer_connected);
+    gauge("ephemera_ha_in_sync", "1 once the bulk round since pairing is complete",
+          h.in_sync);
+    gauge("ephemera_ha_lag_records", "Records sent to the standby and not yet acknowledged",
+          static_cast<double>(h.lag_records));
+    gauge("ephemera_ha_last_heard_seconds", "Time since the peer was last heard on the link",
+          static_cast<double>(h.last_heard_ms_ago) / 1000.0);
+    gauge("ephemera_ha_last_failover_timestamp_seconds",
+          "Unix time of this box's last takeover (0: never)",
+          static_cast<double>(h.last_failover_unix_ms) / 1000.0);
+    counter("ephemera_ha_link_records_sent_total", "Session records streamed to the standby",
+            h.records_sent);
+    counter("ephemera_ha_link_records_received_total", "Session records received from the active",
+            h.records_received);
+    counter("ephemera_ha_link_records_discarded_total",
+            "Session records drained while no standby was paired", h.records_discarded);
+    counter("ephemera_ha_sequence_gaps_total", "Broken sync streams (a gap in the numbers)",
+            h.sequence_gaps);
+    counter("ephemera_ha_link_sent_bytes_total", "Bytes sent on the sync link", h.bytes_sent);
+    counter("ephemera_ha_link_received_bytes_total", "Bytes received on the sync link",
+            h.bytes_received);
+    counter("ephemera_ha_pairings_total", "Times the pair was formed", h.pairings);
+    counter("ephemera_ha_bulk_rounds_total", "Bulk rounds completed", h.bulk_rounds);
+    counter("ephemera_ha_failovers_total", "Takeovers by this box", h.failovers);
+    counter("ephemera_ha_split_brains_total", "Times both boxes were found active",
+            h.split_brains);
+}
+
 void add_steering(Builder& b, const Snapshot& s) {
     b.add("ephemera_flow_rules", Type::gauge,
           "rte_flow rules installed on the outside port for steering", {},
@@ -404,6 +441,9 @@ std::vector<Family> families(const Snapshot& s) {
     add_worker_gauges(b, s);
     add_ports(b, s);
     add_logging(b, s);
+    if (s.ha) {
+        add_ha(b, *s.ha);
+    }
     add_steering(b, s);
     add_alarms(b, s);
     add_subscribers(b, s);

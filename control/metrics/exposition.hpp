@@ -75,6 +75,26 @@ struct TopSubscriber {
     std::uint64_t refusals = 0;
 };
 
+// The HA pair's sync link (control/ha/sync_thread.hpp), when ha.role is set.
+struct HaSnapshot {
+    bool active = false;
+    bool peer_connected = false;
+    bool in_sync = false;
+    std::uint64_t records_sent = 0;
+    std::uint64_t records_received = 0;
+    std::uint64_t records_discarded = 0;
+    std::uint64_t sequence_gaps = 0;
+    std::uint64_t lag_records = 0;
+    std::uint64_t last_heard_ms_ago = 0;
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    std::uint64_t pairings = 0;
+    std::uint64_t bulk_rounds = 0;
+    std::uint64_t failovers = 0;
+    std::uint64_t split_brains = 0;
+    std::uint64_t last_failover_unix_ms = 0;
+};
+
 struct Snapshot {
     std::vector<WorkerSnapshot> workers;
     // Port use needs every worker's answer; false when one did not come in time, and then
@@ -97,6 +117,7 @@ struct Snapshot {
     std::optional<Histogram> block_fill; // blocks mode only
     std::vector<TopSubscriber> top_by_ports;
     std::vector<TopSubscriber> top_by_refusals;
+    std::optional<HaSnapshot> ha;
 };
 
 enum class Type : std::uint8_t { counter, gauge, histogram };

@@ -231,8 +231,33 @@ TEST(MetricsExposition, NameChecks) {
 
 // Every family and label named validly, counters ending in _total, one HELP and TYPE per
 // family, no series twice, and every counter of every worker exactly once.
+TEST(MetricsExposition, HaPairOnlyWhenPaired) {
+    Snapshot s = two_workers();
+    EXPECT_THAT(exposition(s), ::testing::Not(::testing::HasSubstr("ephemera_ha_active")));
+    HaSnapshot h;
+    h.active = false;
+    h.peer_connected = true;
+    h.in_sync = true;
+    h.records_received = 1000;
+    h.bytes_received = 36500;
+    h.last_heard_ms_ago = 250;
+    h.failovers = 2;
+    h.last_failover_unix_ms = 1'800'000'000'500ull;
+    s.ha = h;
+    const std::string text = exposition(s);
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_ha_active 0\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_ha_in_sync 1\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_ha_link_records_received_total 1000\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_ha_link_received_bytes_total 36500\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_ha_last_heard_seconds 0.25\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("ephemera_ha_failovers_total 2\n"));
+    EXPECT_THAT(text,
+                ::testing::HasSubstr("ephemera_ha_last_failover_timestamp_seconds 1800000000.5\n"));
+}
+
 TEST(MetricsExposition, NamesValidAndSeriesUnique) {
-    const Snapshot s = with_subscribers();
+    Snapshot s = with_subscribers();
+    s.ha = HaSnapshot{}; // its families beside the workers' ha_records_* counters
     const std::vector<Family> all = families(s);
     std::set<std::string> names;
     std::set<std::string> series;
