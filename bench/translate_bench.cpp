@@ -18,7 +18,8 @@
 //                       then on their held ports: cycles per expired session
 //   session_create/M/S  session_create by allocation mode M (dynamic, blocks64, adaptive,
 //                       deterministic; dynamic_logged and blocks64_logged with NAT event
-//                       logging on), all on one config that gives blocks room
+//                       logging on; dynamic_synced with an HA standby paired), all on one
+//                       config that gives blocks room
 //                       (kModePoolAddresses, ports 1024-65535, subscribers from kModePrefix that
 //                       worker 0 owns): the summary sets each against dynamic (docs/allocation.md)
 // for S = 64K and 1M sessions, and, independent of the table size (the summary sets them
@@ -189,14 +190,19 @@ struct Allocation {
     // logging thread would on another core. Set against the same mode without: the worker's
     // cost of logging per new session.
     bool logged = false;
+    // HA sync on (docs/ha.md): a standby is paired, so each new session's record goes into the
+    // worker's sync ring, drained between bursts as the sync thread would. Set against dynamic:
+    // the worker's cost of keeping a standby in step per new session.
+    bool synced = false;
 };
-constexpr std::array<Allocation, 6> kAllocations = {{
+constexpr std::array<Allocation, 7> kAllocations = {{
     {"dynamic", "dynamic", AllocationMode::dynamic, false},
     {"blocks64", "blocks 64", AllocationMode::blocks, false},
     {"adaptive", "blocks adaptive", AllocationMode::blocks, true},
     {"deterministic", "deterministic", AllocationMode::deterministic, false},
     {"dynamic_logged", "dynamic, logged", AllocationMode::dynamic, false, true},
     {"blocks64_logged", "blocks 64, logged", AllocationMode::blocks, false, true},
+    {"dynamic_synced", "dynamic, HA synced", AllocationMode::dynamic, false, false, true},
 }};
 
 constexpr MacAddr kInsidePortMac{{0x02, 0, 0, 0, 0, 0x01}};
@@ -439,6 +445,11 @@ public:
             translator_->attach_event_ring(events_);
             translator_->set_time_ms(1);
         }
+        if (allocation != nullptr && allocation->synced) {
+            sync_ = make_warm_ring("bench_sync_", sizeof(SyncRecord));
+            translator_->attach_sync_ring(sync_);
+            translator_->set_sync_streaming(true);
+        }
         populate(size.sessions);
         if (streams) {
             build_streams(size.sessions);
@@ -449,9 +460,8 @@ public:
     }
 
     ~World() {
-        if (events_ != nullptr) {
-            rte_ring_free(events_);
-        }
+        rte_ring_free(events_);
+        rte_ring_free(sync_);
     }
     World(const World&) = delete;
     World& operator=(const World&) = delete;
@@ -483,32 +493,41 @@ private:
         config.logging.events |= bit(NatEventKind::threshold_reached) |
                                  bit(NatEventKind::ports_exhausted) |
                                  bit(NatEventKind::quota_exceeded);
+        events_ = make_warm_ring("bench_events_", sizeof(NatEvent));
+    }
+    // A ring of 64K records of `size` bytes. A running NAT's ring has gone round many times:
+    // its memory is mapped and cached as far as the consumer's pace allows. One full turn
+    // first, so that the measurement is not of first-touch page faults and misses a
+    // long-running worker never sees.
+    static rte_ring* make_warm_ring(const char* prefix, unsigned size) {
         static int rings = 0;
-        const std::string name = "bench_events_" + std::to_string(rings++);
-        events_ =
-            rte_ring_create_elem(name.c_str(), sizeof(NatEvent), 1u << 16,
+        const std::string name = prefix + std::to_string(rings++);
+        rte_ring* ring =
+            rte_ring_create_elem(name.c_str(), size, kRingRecords,
                                  static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
-        if (events_ == nullptr) {
+        if (ring == nullptr) {
             throw std::runtime_error("cannot create " + name);
         }
-        // A running NAT's ring has gone round many times: its memory is mapped and cached as
-        // far as the consumer's pace allows. One full turn first, so that the measurement is
-        // not of first-touch page faults and misses a long-running worker never sees.
-        NatEvent batch[kBurst * 2]{};
-        for (unsigned done = 0; done < (1u << 16); done += kBurst * 2) {
-            rte_ring_sp_enqueue_burst_elem(events_, batch, sizeof(NatEvent), kBurst * 2, nullptr);
-            drain_events();
+        std::vector<std::uint8_t> batch(std::size_t{size} * kBurst * 2);
+        for (unsigned done = 0; done < kRingRecords; done += kBurst * 2) {
+            rte_ring_sp_enqueue_burst_elem(ring, batch.data(), size, kBurst * 2, nullptr);
+            drain(ring, size);
         }
+        return ring;
     }
-    // What the logging thread does on its own core: take every record out (untimed).
-    void drain_events() {
-        if (events_ == nullptr) {
+    // What the logging thread (and the sync thread) do on their own core: take every record
+    // out (untimed).
+    static void drain(rte_ring* ring, unsigned size) {
+        if (ring == nullptr) {
             return;
         }
-        NatEvent batch[kBurst * 2];
-        while (rte_ring_sc_dequeue_burst_elem(events_, batch, sizeof(NatEvent), kBurst * 2,
-                                              nullptr) != 0) {
+        std::uint8_t batch[std::max(sizeof(SyncRecord), sizeof(NatEvent)) * kBurst * 2];
+        while (rte_ring_sc_dequeue_burst_elem(ring, batch, size, kBurst * 2, nullptr) != 0) {
         }
+    }
+    void drain_events() {
+        drain(events_, sizeof(NatEvent));
+        drain(sync_, sizeof(SyncRecord));
     }
 
     void populate(std::uint32_t sessions) {
@@ -602,7 +621,9 @@ private:
     }
 
     Flow (*flow_of_)(std::uint32_t) = flow_of;
-    rte_ring* events_ = nullptr; // NAT event records, when the allocation logs
+    rte_ring* events_ = nullptr;
+    rte_ring* sync_ = nullptr;
+    static constexpr unsigned kRingRecords = 1u << 16; // NAT event records, when the allocation logs
     std::unique_ptr<PlanCompiler> compiler_;
     std::unique_ptr<WorkerPlan> plan_;
     std::unique_ptr<Translator> translator_;
@@ -914,6 +935,13 @@ void bm_session_create_by_mode(benchmark::State& state, std::size_t size, std::s
             static_cast<double>(last->counters.get(Counter::blocks_opened)) / subscribers;
         state.counters["preserved"] =
             static_cast<double>(last->counters.get(Counter::port_preserved)) / mappings;
+        if (kAllocations[alloc].synced) {
+            state.counters["sync_records_per_session"] =
+                static_cast<double>(last->counters.get(Counter::ha_records_sent)) /
+                (subscribers * kFlowsPerSubscriber);
+            state.counters["sync_records_dropped"] =
+                static_cast<double>(last->counters.get(Counter::ha_records_dropped));
+        }
         if (kAllocations[alloc].logged) {
             state.counters["records_per_session"] =
                 static_cast<double>(last->counters.get(Counter::log_records)) /

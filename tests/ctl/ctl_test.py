@@ -892,7 +892,7 @@ class Ctl(unittest.TestCase):
         self.serve()
         cases = [
             ([], "subcommand"),
-            (["show"], "show: give one of config, stats, ports, alarms, blocks, pauses, "
+            (["show"], "show: give one of config, stats, ports, alarms, ha, blocks, pauses, "
                        "static, logging, worker N"),
             (["show", "logging", "x"], "x"),
             (["whois", "198.18.0.10:51234", "--at", "yesterday"], "or now"),
