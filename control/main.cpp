@@ -187,6 +187,7 @@ int run(App& app, const Options& opts) {
                                                    RING_F_SP_ENQ | RING_F_SC_DEQ));
         }
         shared.ha_refresh_interval = app.config.ha.refresh_interval * kTicksPerSecond;
+        shared.ha_freeze_cycles = std::uint64_t{app.config.ha.dead_interval_ms} * shared.tsc_per_ms;
         // The role is settled before any worker exists: a standby's workers never forward.
         app.sync = std::make_unique<ha::SyncThread>(app.config.ha, shared, shared.sync_rings,
                                                     shared.apply_rings,

@@ -68,6 +68,7 @@ void Worker::run() {
     gauges_.pauses.start(iteration_start_);
     while (!shared_.stop.load(std::memory_order_relaxed)) {
         const std::uint64_t tsc = rte_rdtsc();
+        check_freeze(tsc - iteration_start_);
         translator_.set_time_ms(shared_.start_unix_ms +
                                 (tsc - shared_.start_tsc) / shared_.tsc_per_ms);
         poll_once(static_cast<Tick>((tsc - shared_.start_tsc) / shared_.tsc_per_tick));
@@ -84,7 +85,7 @@ void Worker::run() {
 
 void Worker::poll_once(Tick now) {
     now_ = now;
-    if (standby_) {
+    if (standby_ || frozen_hold_) {
         poll_standby();
         translator_.expire(now_); // the active's timeouts, on the active's last_seen
         if (++iterations_ % kHousekeepingEvery == 0) {
@@ -137,7 +138,7 @@ void Worker::housekeeping(Tick now) {
 
     serve_mailbox(now);
     follow_ha(now);
-    if (standby_) {
+    if (standby_ || frozen_hold_) {
         return; // a standby sends nothing: an ARP from it would draw the pool's traffic
     }
     translator_.log_interim(now, kInterimBudget);

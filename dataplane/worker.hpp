@@ -101,6 +101,12 @@ struct WorkerShared {
     // Changed: this box stepped down; each worker ends every session, then adds 1 to done.
     std::atomic<std::uint32_t> ha_reset_generation{0};
     std::atomic<std::uint64_t> ha_resets_done{0};
+    // A worker whose loop stood still longer than this (the process was frozen: SIGSTOP, a
+    // hypervisor pause) may be an active the standby has replaced: it forwards nothing until
+    // the sync thread has asked the peer (confirmations catch up with requests). 0: off.
+    std::uint64_t ha_freeze_cycles = 0;
+    std::atomic<std::uint32_t> ha_confirm_requests{0};
+    std::atomic<std::uint32_t> ha_confirmed{0};
     Tick ha_refresh_interval = 10 * kTicksPerSecond;
     rte_mempool* mbufs = nullptr;
 };
@@ -215,6 +221,10 @@ private:
     void follow_ha(Tick now);
     // The standby's loop body: every received frame dropped, the active's records applied.
     void poll_standby();
+    void learn_next_hop(rte_mbuf* m);
+    // Called with the time the loop stood still; holds when it was a freeze (see
+    // WorkerShared::ha_freeze_cycles).
+    void check_freeze(std::uint64_t stood_cycles);
     void apply_sync_records();
     // Gratuitous ARP for every address this box answers for: the gateway inside, the pool
     // outside. Sent at takeover and twice more, a second apart.
@@ -234,7 +244,9 @@ private:
     Tick last_arp_request_ = 0;
     bool arp_requested_once_ = false;
     bool standby_ = false;
-    std::uint32_t reset_seen_ = 0; // ha_reset_generation taken up
+    bool frozen_hold_ = false;      // froze while active: waits for the sync thread's word
+    std::uint32_t hold_ticket_ = 0; // ... the ha_confirm_requests it made
+    std::uint32_t reset_seen_ = 0;  // ha_reset_generation taken up
     bool clearing_ = false;
     std::uint32_t clear_cursor_ = 0;
     std::uint8_t announcements_left_ = 0;

@@ -9,6 +9,8 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include <cstring>
+
 namespace ephemera {
 
 namespace {
@@ -26,17 +28,25 @@ void Worker::follow_ha(Tick now) {
         return;
     }
     const bool standby = shared_.ha_standby.load(std::memory_order_acquire);
+    if (frozen_hold_ &&
+        static_cast<std::int32_t>(shared_.ha_confirmed.load(std::memory_order_acquire) -
+                                  hold_ticket_) >= 0) {
+        frozen_hold_ = false; // the sync thread asked the peer: this box is still the active one
+    }
     if (standby_ && !standby) {
         // Takeover: forward from now on, and tell both segments where the addresses are.
         standby_ = false;
         translator_.set_standby(false);
-        arp_requested_once_ = false; // the next hop's MAC is asked for at once
+        // The next hop's MAC is asked for at once; what the standby learnt meanwhile
+        // (learn_next_hop) is used until the answer comes.
+        arp_requested_once_ = false;
         if (id_ == 0) {
             announcements_left_ = kAnnouncements;
             next_announcement_ = now;
         }
     } else if (!standby_ && standby) {
         standby_ = true;
+        frozen_hold_ = false;
         translator_.set_standby(true);
     }
     if (const std::uint32_t reset = shared_.ha_reset_generation.load(std::memory_order_acquire);
@@ -63,17 +73,50 @@ void Worker::follow_ha(Tick now) {
     }
 }
 
+void Worker::check_freeze(std::uint64_t stood_cycles) {
+    if (shared_.ha_freeze_cycles == 0 || standby_ || frozen_hold_ ||
+        stood_cycles < shared_.ha_freeze_cycles) {
+        return;
+    }
+    // What the rings held through the freeze is stale, and the standby may have taken over:
+    // forwarding it, or answering an ARP, would pull the traffic back to a box that is about to
+    // step down.
+    frozen_hold_ = true;
+    hold_ticket_ = shared_.ha_confirm_requests.fetch_add(1, std::memory_order_acq_rel) + 1;
+}
+
 void Worker::poll_standby() {
     for (const Direction d : {Direction::in2out, Direction::out2in}) {
         rte_mbuf* pkts[kBurst];
         const std::uint16_t n = rte_eth_rx_burst(port_of(d), id_, pkts, kBurst);
-        if (n != 0) {
-            counters_.add(d == Direction::in2out ? Counter::in2out_rx : Counter::out2in_rx, n);
-            counters_.add(Counter::drop_standby, n);
-            rte_pktmbuf_free_bulk(pkts, n);
+        if (n == 0) {
+            continue;
         }
+        counters_.add(d == Direction::in2out ? Counter::in2out_rx : Counter::out2in_rx, n);
+        counters_.add(Counter::drop_standby, n);
+        if (d == Direction::out2in) {
+            for (std::uint16_t i = 0; i < n; ++i) {
+                learn_next_hop(pkts[i]);
+            }
+        }
+        rte_pktmbuf_free_bulk(pkts, n);
     }
     apply_sync_records();
+}
+
+// What the next hop says in its own ARP (its requests for the pool addresses reach both boxes)
+// names its MAC: learnt here without a word, the takeover needs no ARP round trip first.
+void Worker::learn_next_hop(rte_mbuf* m) {
+    const Config& cfg = config();
+    if (cfg.outside.next_hop_mac) {
+        return;
+    }
+    const auto msg = parse_arp({rte_pktmbuf_mtod(m, std::uint8_t*), rte_pktmbuf_data_len(m)});
+    if (msg && msg->sender_ip == cfg.outside.next_hop) {
+        ArpEvent ev{msg->sender_ip.value(), {}, 0};
+        std::memcpy(ev.mac, msg->sender_mac.bytes, 6);
+        rte_ring_sp_enqueue_elem(shared_.arp_events[id_], &ev, sizeof ev);
+    }
 }
 
 void Worker::apply_sync_records() {

@@ -32,7 +32,7 @@ if [[ ! -f build-asan/build.ninja ]]; then
 fi
 if ninja -C build-asan tests/config-tests tests/core-tests tests/block-sizing-tests tests/alarms-tests \
   tests/metrics-tests tests/capacity-plan-tests tests/subscriber-summary-tests \
-  tests/logging-tests tools/ephemeractl/ephemeractl >/dev/null; then
+  tests/logging-tests tests/ha-tests tools/ephemeractl/ephemeractl >/dev/null; then
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan --no-rebuild --print-errorlogs --suite unit --num-processes 1 \
       --timeout-multiplier 4 || status=1

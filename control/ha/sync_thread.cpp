@@ -19,8 +19,9 @@ constexpr std::chrono::milliseconds kConnectTimeout{200}; // one attempt to reac
 constexpr std::chrono::milliseconds kAckEvery{50};
 constexpr std::chrono::milliseconds kProbeEvery{1000}; // an active with no standby asks
 constexpr std::chrono::milliseconds kProbeTimeout{100};
-constexpr std::size_t kMaxQueuedBytes = 8u << 20; // the standby reads slower: stop draining
-constexpr std::size_t kMaxPending = 1u << 20;     // records waiting: stop reading the link
+constexpr std::chrono::milliseconds kHelloTimeout{2000}; // a caller that says nothing goes
+constexpr std::size_t kMaxQueuedBytes = 8u << 20;        // the standby reads slower: stop draining
+constexpr std::size_t kMaxPending = 1u << 20;            // records waiting: stop reading the link
 constexpr unsigned kDrainBurst = 1024;
 
 std::uint64_t unix_ms_now() {
@@ -98,6 +99,8 @@ void SyncThread::set_role(HaRole role) {
         active_since_ms_ = unix_ms_now();
     }
     role_ = role;
+    probe_.reset(); // its answer was to the role before
+    incoming_.clear();
     shared_.ha_streaming.store(false, std::memory_order_release);
     shared_.ha_standby.store(role == HaRole::standby, std::memory_order_release);
     const std::lock_guard lock(report_lock_);
@@ -124,6 +127,11 @@ void SyncThread::stop() {
 
 void SyncThread::run() {
     while (!stop_.load(std::memory_order_relaxed)) {
+        if (const std::uint32_t asked = shared_.ha_confirm_requests.load(std::memory_order_acquire);
+            asked != shared_.ha_confirmed.load(std::memory_order_relaxed)) {
+            confirm_role();
+            shared_.ha_confirmed.store(asked, std::memory_order_release);
+        }
         const Clock::time_point now = Clock::now();
         accept_incoming();
         if (role_ == HaRole::active) {
@@ -142,17 +150,13 @@ void SyncThread::run() {
     }
 }
 
-// A box that is not the one pairing answers every caller with its role and hangs up: an active
-// probing at start learns who is active, and a second standby learns it is not wanted.
+// Every caller says who it is first. An active keeps it until its hello has come (a box asking
+// who is active must not cost the pair its link); a standby answers every caller with its role
+// and hangs up, so an active probing at start learns who is active.
 void SyncThread::accept_incoming() {
     while (auto incoming = accept_from(*listener_)) {
         if (role_ == HaRole::active) {
-            if (link_) {
-                drop_link("a newer connection from " + incoming->peer());
-            }
-            link_ = std::move(*incoming);
-            paired_ = false;
-            last_heard_ = Clock::now();
+            incoming_.push_back({std::move(*incoming), Clock::now() + kHelloTimeout});
             continue;
         }
         incoming->send(hello());
@@ -160,7 +164,61 @@ void SyncThread::accept_incoming() {
     }
 }
 
+// Callers' hellos: a standby to pair (it replaces the link, which a returning standby's old
+// connection may still hold), or an active asking (answered; two actives settle who stays).
+void SyncThread::answer_callers(Clock::time_point now) {
+    for (std::size_t i = 0; i < incoming_.size();) {
+        Caller& c = incoming_[i];
+        const bool open = c.link.receive();
+        auto m = c.link.next();
+        const auto* h = m ? std::get_if<Hello>(&*m) : nullptr;
+        if (h == nullptr) {
+            if (!open || now > c.deadline || m) {
+                incoming_.erase(incoming_.begin() + static_cast<std::ptrdiff_t>(i));
+            } else {
+                ++i;
+            }
+            continue;
+        }
+        const Hello said = *h;
+        SyncLink caller = std::move(c.link);
+        incoming_.erase(incoming_.begin() + static_cast<std::ptrdiff_t>(i));
+        if (said.role == HaRole::active) {
+            caller.send(hello());
+            caller.flush();
+            if (said.active_since_ms != 0 && resolve_two_actives(said)) {
+                return; // stepped down: the callers are a standby's no more
+            }
+            continue;
+        }
+        if (const std::string diff = first_difference(terms_, said.terms); !diff.empty()) {
+            const std::string why = "peer " + caller.peer() + " disagrees on " + diff;
+            caller.send(Refuse{why});
+            caller.flush();
+            {
+                const std::lock_guard lock(report_lock_);
+                report_.refused = why;
+                report_.last_error = why;
+            }
+            std::fprintf(stderr, "ephemera: ha: pairing refused: %s\n", why.c_str());
+            continue;
+        }
+        if (link_) {
+            drop_link("a newer connection from " + caller.peer());
+        }
+        link_ = std::move(caller);
+        link_->send(hello());
+        last_heard_ = now;
+        last_ack_ = now;
+        pair_standby();
+    }
+}
+
 void SyncThread::active_pass(Clock::time_point now) {
+    answer_callers(now);
+    if (role_ != HaRole::active) {
+        return; // stepped down
+    }
     if (link_) {
         const bool open = link_->receive();
         while (link_) {
@@ -178,10 +236,7 @@ void SyncThread::active_pass(Clock::time_point now) {
             drop_link("the standby fell silent");
         }
     }
-    if (!paired_) {
-        probe_peer(now);
-    }
-    if (role_ != HaRole::active) {
+    if (!paired_ && probe_peer(now)) {
         return; // stepped down
     }
     drain_workers();
@@ -201,36 +256,6 @@ void SyncThread::active_pass(Clock::time_point now) {
 }
 
 void SyncThread::on_active_message(const Message& m, Clock::time_point now) {
-    if (const auto* h = std::get_if<Hello>(&m)) {
-        if (h->role == HaRole::active) {
-            // A box asking who is active: at its start (it becomes our standby), or an active
-            // that lost its standby (two actives: one steps down).
-            link_->send(hello());
-            link_->flush();
-            link_.reset();
-            paired_ = false;
-            if (h->active_since_ms != 0) {
-                resolve_two_actives(*h);
-            }
-            return;
-        }
-        if (const std::string diff = first_difference(terms_, h->terms); !diff.empty()) {
-            const std::string why = "peer " + link_->peer() + " disagrees on " + diff;
-            link_->send(Refuse{why});
-            link_->flush();
-            {
-                const std::lock_guard lock(report_lock_);
-                report_.refused = why;
-            }
-            std::fprintf(stderr, "ephemera: ha: pairing refused: %s\n", why.c_str());
-            drop_link(why);
-            return;
-        }
-        link_->send(hello());
-        pair_standby();
-        last_ack_ = now;
-        return;
-    }
     if (const auto* a = std::get_if<Ack>(&m)) {
         acked_ = a->next_sequence;
         last_ack_ = now;
@@ -250,6 +275,7 @@ void SyncThread::on_active_message(const Message& m, Clock::time_point now) {
 // before. Each worker marks the end of its round in its ring, behind its records.
 void SyncThread::pair_standby() {
     paired_ = true;
+    probe_.reset();
     next_sequence_ = 0;
     acked_ = 0;
     ++generation_;
@@ -516,6 +542,40 @@ void SyncThread::drop_link(const std::string& why) {
     }
 }
 
+// A worker found its loop stood still for longer than the dead interval (the process was
+// frozen). If this box is active, the standby may have taken over meanwhile: ask the peer now,
+// before the workers forward again.
+void SyncThread::confirm_role() {
+    if (role_ != HaRole::active) {
+        return;
+    }
+    std::printf("ephemera: ha: a worker stood still for over %lld ms: asking %s who is active\n",
+                static_cast<long long>(dead_.count()), report_.peer.c_str());
+    std::fflush(stdout);
+    std::string error;
+    auto probe = SyncLink::connect(config_.peer_address, config_.peer_port, kProbeTimeout, error);
+    if (!probe) {
+        return; // nobody there: this box stays active
+    }
+    probe->send(hello());
+    probe->flush();
+    const auto deadline = Clock::now() + 3 * kProbeTimeout;
+    while (Clock::now() < deadline) {
+        pollfd p{probe->fd(), POLLIN, 0};
+        ::poll(&p, 1, 10);
+        const bool open = probe->receive();
+        if (auto m = probe->next()) {
+            if (const auto* h = std::get_if<Hello>(&*m); h && h->role == HaRole::active) {
+                resolve_two_actives(*h);
+            }
+            return;
+        }
+        if (!open) {
+            return;
+        }
+    }
+}
+
 Hello SyncThread::hello() const {
     return Hello{role_, static_cast<std::uint16_t>(out_.size()), terms_,
                  role_ == HaRole::active ? active_since_ms_ : 0};
@@ -523,7 +583,7 @@ Hello SyncThread::hello() const {
 
 // An active with no standby asks its peer, once a second, whether it is active too: after a
 // cut sync link or a frozen box both may be, each with a share of the traffic.
-void SyncThread::probe_peer(Clock::time_point now) {
+bool SyncThread::probe_peer(Clock::time_point now) {
     if (!probe_ && now >= next_probe_) {
         next_probe_ = now + kProbeEvery;
         std::string error;
@@ -535,22 +595,23 @@ void SyncThread::probe_peer(Clock::time_point now) {
         }
     }
     if (!probe_) {
-        return;
+        return false;
     }
     const bool open = probe_->receive();
     if (auto m = probe_->next()) {
         probe_.reset();
         if (const auto* h = std::get_if<Hello>(&*m); h && h->role == HaRole::active) {
-            resolve_two_actives(*h);
+            return resolve_two_actives(*h);
         }
     } else if (!open || now > probe_deadline_) {
         probe_.reset();
     }
+    return false;
 }
 
 // Both boxes decide alike: the one active since earlier steps down (the other announced the
 // addresses last, so the traffic follows it); on a tie, the one with the lower sync address.
-void SyncThread::resolve_two_actives(const Hello& peer) {
+bool SyncThread::resolve_two_actives(const Hello& peer) {
     const bool ours_lower = std::pair(config_.listen_address, config_.listen_port) <
                             std::pair(config_.peer_address, config_.peer_port);
     const bool step_down = peer.active_since_ms > active_since_ms_ ||
@@ -563,7 +624,7 @@ void SyncThread::resolve_two_actives(const Hello& peer) {
         std::printf("ephemera: ha: %s is active too, since earlier: it steps down\n",
                     report_.peer.c_str());
         std::fflush(stdout);
-        return;
+        return false;
     }
     std::printf("ephemera: ha: %s is active too, since later: stepping down to standby\n",
                 report_.peer.c_str());
@@ -575,6 +636,7 @@ void SyncThread::resolve_two_actives(const Hello& peer) {
     shared_.ha_reset_generation.fetch_add(1, std::memory_order_release);
     resetting_ = true;
     ever_paired_ = false;
+    return true;
 }
 
 void SyncThread::take_over(const std::string& why) {

@@ -91,8 +91,11 @@ private:
     void take_over(const std::string& why);
     void set_role(HaRole role);
     [[nodiscard]] Hello hello() const;
-    void probe_peer(Clock::time_point now);
-    void resolve_two_actives(const Hello& peer);
+    // Each true when this box stepped down to standby.
+    bool probe_peer(Clock::time_point now);
+    bool resolve_two_actives(const Hello& peer);
+    void answer_callers(Clock::time_point now);
+    void confirm_role();
 
     HaConfig config_;
     WorkerShared& shared_;
@@ -110,6 +113,11 @@ private:
     HaRole role_ = HaRole::none;
     std::uint64_t active_since_ms_ = 0;
     std::optional<SyncLink> probe_; // an active asking whether its peer is active too
+    struct Caller {
+        SyncLink link;
+        Clock::time_point deadline;
+    };
+    std::vector<Caller> incoming_; // connections to an active whose hello has not come yet
     Clock::time_point next_probe_{};
     Clock::time_point probe_deadline_{};
     bool resetting_ = false;        // stepped down: waiting for the workers to empty

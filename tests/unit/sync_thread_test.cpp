@@ -436,5 +436,45 @@ TEST_F(SyncThreadTest, OfTwoActivesTheLaterStaysActive) {
     EXPECT_EQ(shared_.ha_reset_generation.load(), 0u);
 }
 
+// A worker that stood still past the dead interval (a frozen process) holds its traffic and
+// asks; the sync thread asks the peer at once and answers: still active, or stepped down.
+TEST_F(SyncThreadTest, AFrozenActiveAsksThePeerBeforeForwardingAgain) {
+    ASSERT_EQ(start(HaRole::active), HaRole::active);
+    std::string error;
+    auto listener = listen_on(kLoopback, config_.peer_port, error);
+    ASSERT_TRUE(listener) << error;
+    // Nobody answers yet (the listener accepts, says nothing): the probe gives up and the
+    // box stays active.
+    shared_.ha_confirm_requests.fetch_add(1);
+    ASSERT_TRUE(eventually([&] { return shared_.ha_confirmed.load() == 1; }));
+    EXPECT_EQ(report().role, "active");
+    // The standby took over during the freeze: it is active since later.
+    // Every caller is answered (the once-a-second probe and connections the first request
+    // left in the backlog come too), until the box has stepped down.
+    std::atomic<bool> done{false};
+    std::thread peer([&] {
+        while (!done.load()) {
+            auto link = accept_within(*listener, 100ms);
+            if (!link) {
+                continue;
+            }
+            const auto asked = next_of<Hello>(*link, 500ms);
+            if (asked && asked->role == HaRole::active) {
+                link->send(Hello{HaRole::active, kWorkers, terms_, asked->active_since_ms + 5000});
+                link->flush();
+            }
+        }
+    });
+    shared_.ha_confirm_requests.fetch_add(1);
+    const bool confirmed = eventually([&] { return shared_.ha_confirmed.load() == 2; });
+    const bool stepped_down = eventually([&] { return report().role == "standby"; });
+    done.store(true);
+    peer.join();
+    EXPECT_TRUE(confirmed);
+    EXPECT_TRUE(stepped_down);
+    EXPECT_TRUE(shared_.ha_standby.load());
+    EXPECT_EQ(report().split_brains, 1u);
+}
+
 } // namespace
 } // namespace ephemera::ha
