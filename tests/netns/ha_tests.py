@@ -12,6 +12,7 @@ Each test builds its own lab (namespaces n<pid>-*) and removes it on every exit 
 """
 
 import json
+import os
 import sys
 import time
 
@@ -115,6 +116,17 @@ class Box:
 
     def stats(self):
         return self.ctl.stats()
+
+    def restart(self):
+        """Starts ephemera again, with the same config, after it was killed; its earlier log
+        is kept beside the new one."""
+        check(self.eph.proc is None, "%s is still running" % self.name)
+        os.replace(self.eph.log_path, self.eph.log_path + ".1")
+        # It may come back as the standby, which resolves no next hop: the caller reads the
+        # role it took.
+        self.eph.start(next_hop=False)
+        log("%s restarted with role %s configured" % (self.name, self.role))
+        return self
 
     def stop(self):
         if self.eph.proc is not None:
@@ -661,6 +673,79 @@ def test_ha_peers_disagree_on_pool(binary, ctl_binary):
     check(stats_b["in2out_translated"] == 0 and stats_b["out2in_translated"] == 0,
           "box B forwarded while refusing its peer: in2out %d, out2in %d" % (
               stats_b["in2out_translated"], stats_b["out2in_translated"]))
+
+
+# ------------------------------------------------------------ 5. the returning box fails back
+
+
+def test_ha_failback_returning_box(binary, ctl_binary):
+    boxes, flows = [], None
+    try:
+        with lab_session(3, ha=True) as lab:
+            a, b, boxes = pair(binary, ctl_binary, lab)
+            b.wait_in_sync()
+            flows = LongFlows(lab)
+            flows.start()
+            flows.record_externals(a)
+            wait_synced_sessions(a, b, flows.subscribers(), timeout=3 * REFRESH_INTERVAL_S)
+
+            first = fail_over(flows, a, b, "SIGKILL")
+
+            # Box A comes back with its own config (role "active"), finds box B active and
+            # pairs with it as its standby instead of taking the traffic back.
+            flows.mark("box A restarting")
+            t_restart = time.monotonic()
+            a.restart()
+            ha_a = a.ha()
+            check(ha_a["role"] == "standby",
+                  "box A came back as %s, expected B's standby: %s\n%s" % (
+                      ha_a["role"], ha_a, a.eph.read_log()))
+            check("is active already: starting as its standby" in a.eph.read_log(),
+                  "box A did not say it starts as B's standby:\n%s" % a.eph.read_log())
+            a.wait_in_sync()
+            in_sync_s = time.monotonic() - t_restart
+            flows.mark("box A in sync")
+            want = wait_synced_sessions(b, a, flows.subscribers(),
+                                        timeout=3 * REFRESH_INTERVAL_S)
+            flows.check_listed(a)
+            log("box A, restarted, in sync as B's standby %.2f s after its start and lists the "
+                "flows' sessions as B does (%s)" % (in_sync_s, {s: len(v)
+                                                                for s, v in want.items()}))
+            flows.moving()
+            stats_a_standby = a.stats()
+            ha_b_paired = b.ha()
+
+            second = fail_over(flows, b, a, "SIGKILL")
+
+            flows.stop()
+            ha_a = a.ha()
+            stats_a = a.stats()
+            a.stop()
+    finally:
+        if flows is not None:
+            flows.kill()
+        cleanup_boxes(boxes)
+
+    outages = flows.report([first, second])
+    log("box A in sync %.2f s after its restart; outages %.0f ms and %.0f ms" % (
+        in_sync_s, outages[0], outages[1]))
+    log("box B with A as its standby: %s" % ha_b_paired)
+    log("box A at the end: %s; translated in2out %d, out2in %d (as B's standby: %d, %d)" % (
+        ha_a, stats_a.get("in2out_translated", -1), stats_a.get("out2in_translated", -1),
+        stats_a_standby.get("in2out_translated", -1),
+        stats_a_standby.get("out2in_translated", -1)))
+    flows.check([first, second])
+    check(stats_a_standby["in2out_translated"] == 0 and
+          stats_a_standby["out2in_translated"] == 0,
+          "box A forwarded as B's standby: in2out_translated %d, out2in_translated %d" % (
+              stats_a_standby["in2out_translated"], stats_a_standby["out2in_translated"]))
+    check(ha_a["role"] == "active" and ha_a["failovers"] == 1,
+          "box A at the end: role %s, %d failovers; expected active and 1: %s" % (
+              ha_a["role"], ha_a["failovers"], ha_a))
+    ha_b = second.old_ha
+    check(ha_b["role"] == "active" and ha_b["failovers"] == 1,
+          "box B before its kill: role %s, %d failovers; expected active and 1: %s" % (
+              ha_b["role"], ha_b["failovers"], ha_b))
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items()
