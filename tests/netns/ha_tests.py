@@ -13,6 +13,8 @@ Each test builds its own lab (namespaces n<pid>-*) and removes it on every exit 
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -66,6 +68,7 @@ class Box:
         self.role = role
         self.eph = Ephemera(binary, lab, WORKERS, ha_config(node, role, **config_kw), node=node)
         self.ctl = Ctl(ctl_binary, self.eph.prefix)
+        self.frozen = None
 
     def start(self):
         # A standby sends nothing outside, so it cannot have resolved the next hop.
@@ -117,6 +120,36 @@ class Box:
     def stats(self):
         return self.ctl.stats()
 
+    def pid(self):
+        """The ephemera process itself (`ip netns exec` execs it: the Popen pid, unless that
+        is not the process with this box's file prefix)."""
+        check(self.eph.proc is not None, "%s is not running" % self.name)
+        pid = self.eph.proc.pid
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            argv = []
+        if "--file-prefix" in argv and argv[argv.index("--file-prefix") + 1] == self.eph.prefix:
+            return pid
+        cp = subprocess.run(["pgrep", "-f", "--", "--file-prefix %s --" % self.eph.prefix],
+                            capture_output=True, text=True)
+        pids = [int(p) for p in cp.stdout.split()]
+        check(len(pids) == 1, "%s: pgrep finds %s for file prefix %s" % (
+            self.name, pids, self.eph.prefix))
+        return pids[0]
+
+    def freeze(self):
+        """SIGSTOP: the process stops where it is, its sockets open, its rings filling."""
+        self.frozen = self.pid()
+        os.kill(self.frozen, signal.SIGSTOP)
+        log("%s frozen (SIGSTOP to pid %d)" % (self.name, self.frozen))
+
+    def thaw(self):
+        os.kill(self.frozen, signal.SIGCONT)
+        log("%s thawed (SIGCONT to pid %d)" % (self.name, self.frozen))
+        self.frozen = None
+
     def restart(self):
         """Starts ephemera again, with the same config, after it was killed; its earlier log
         is kept beside the new one."""
@@ -133,6 +166,11 @@ class Box:
             self.eph.stop(expect_clean=False)
 
     def cleanup(self):
+        if self.frozen:
+            try:
+                self.thaw()
+            except OSError:
+                pass
         self.eph.cleanup()
 
 
@@ -179,6 +217,13 @@ def neigh_mac(lab, ns, addr):
     out = lab.run(ns, ["ip", "-j", "neigh", "show", addr], check_rc=True).stdout
     entries = [e for e in json.loads(out or "[]") if "lladdr" in e]
     return entries[0]["lladdr"] if entries else None
+
+
+def sync_connections(lab, node):
+    """The TCP connections box `node` holds on the sync link: "state local peer" each."""
+    out = lab.run(lab.ns(node), ["ss", "-Htn", "state", "all"], check_rc=True).stdout
+    return [" ".join(l.split()[i] for i in (0, 3, 4)) for l in out.splitlines()
+            if ":%d" % SYNC_PORT in l]
 
 
 def link_tx_bytes(lab, ns, dev):
@@ -746,6 +791,108 @@ def test_ha_failback_returning_box(binary, ctl_binary):
     check(ha_b["role"] == "active" and ha_b["failovers"] == 1,
           "box B before its kill: role %s, %d failovers; expected active and 1: %s" % (
               ha_b["role"], ha_b["failovers"], ha_b))
+
+
+# ------------------------------------------------- 6. a frozen active comes back and yields
+
+
+STEP_DOWN_TIMEOUT = 5.0   # from SIGCONT until the thawed box is a standby (it probes each second)
+
+
+def test_ha_frozen_active_steps_down(binary, ctl_binary):
+    boxes, flows = [], None
+    try:
+        with lab_session(3, ha=True) as lab:
+            a, b, boxes = pair(binary, ctl_binary, lab)
+            b.wait_in_sync()
+            mac_a = {dev: lab.mac(lab.ns("nat"), dev) for dev in ("in0", "out0")}
+            mac_b = {dev: lab.mac(lab.ns("nat2"), dev) for dev in ("in0", "out0")}
+            log("box A in0 %s out0 %s; box B in0 %s out0 %s" % (
+                mac_a["in0"], mac_a["out0"], mac_b["in0"], mac_b["out0"]))
+            flows = LongFlows(lab)
+            flows.start()
+            flows.record_externals(a)
+            wait_synced_sessions(a, b, flows.subscribers(), timeout=3 * REFRESH_INTERVAL_S)
+            stats_a_frozen = a.stats()
+
+            # SIGSTOP: box A's sync link stays open but silent, so box B must go by the
+            # heartbeats (ha.dead_interval), not by a closed socket.
+            freeze = fail_over(flows, a, b, "SIGSTOP")
+
+            flows.mark("box A thawed")
+            t_cont = time.monotonic()
+            a.thaw()
+            ha_a = a.wait_ha("role standby", lambda h: h["role"] == "standby",
+                             STEP_DOWN_TIMEOUT)
+            step_down_s = time.monotonic() - t_cont
+            flows.mark("box A standby")
+            stats_a_down = a.stats()
+            a.wait_in_sync()
+            in_sync_s = time.monotonic() - t_cont
+            flows.mark("box A in sync")
+            wait_synced_sessions(b, a, flows.subscribers(), timeout=3 * REFRESH_INTERVAL_S)
+            flows.moving()
+            time.sleep(3)
+            flows.moving()
+            ha_b = b.ha()
+            gw = {i: neigh_mac(lab, lab.sub(i), GATEWAY) for i in flows.SUBS}
+            pool = {addr: neigh_mac(lab, lab.ns("srv"), addr) for addr in POOL}
+            sync_sockets = {box.name: sync_connections(lab, box.node) for box in (a, b)}
+
+            flows.stop()
+            ha_a = a.ha()
+            stats_a = a.stats()
+            log_a = a.eph.read_log()
+            log_b = b.eph.read_log()
+    finally:
+        if flows is not None:
+            flows.kill()
+        cleanup_boxes(boxes)
+
+    ha_b_taken = freeze.ha
+    outages = flows.report([freeze])
+    log("box B took over %.0f ms after the SIGSTOP (%s); box A standby %.2f s and in sync "
+        "%.2f s after the SIGCONT; outage %.0f ms" % (
+            freeze.detection_ms, ha_b_taken["last_failover_reason"], step_down_s, in_sync_s,
+            outages[0]))
+    forwarded = {k: stats_a_down[k] - stats_a_frozen[k]
+                 for k in ("in2out_translated", "out2in_translated")}
+    log("box A forwarded %s between the SIGSTOP and its step-down (frames its rings held)" %
+        forwarded)
+    log("subscribers' gateway entries %s; server's pool entries %s" % (gw, pool))
+    log("TCP connections on the sync link: %s" % sync_sockets)
+    log("box A at the end: %s; box B: %s" % (ha_a, ha_b))
+    lines = [l for l in (log_a + log_b).splitlines() if "ha: " in l]
+    log("ha log lines (A then B):\n  %s" % "\n  ".join(lines))
+
+    check(400 <= freeze.detection_ms < 2000,
+          "box B took over %.0f ms after box A froze; expected dead_interval (%d ms) plus a "
+          "margin, as heartbeat silence and not a closed socket: %s" % (
+              freeze.detection_ms, DEAD_INTERVAL_MS, ha_b_taken))
+    check("no word from the active" in ha_b_taken["last_failover_reason"],
+          "box B's last_failover_reason %r; expected the heartbeat silence" %
+          ha_b_taken["last_failover_reason"])
+    check("is active too, since later: stepping down to standby" in log_a,
+          "box A did not say it steps down:\n%s" % log_a)
+    check(ha_a["role"] == "standby" and ha_a["split_brains"] >= 1,
+          "box A at the end: role %s, split_brains %d; expected standby and at least 1: %s" % (
+              ha_a["role"], ha_a["split_brains"], ha_a))
+    check(ha_b["role"] == "active" and ha_b["failovers"] == 1 and ha_b["in_sync"],
+          "box B: role %s, %d failovers, in_sync %s; expected active, 1, true: %s" % (
+              ha_b["role"], ha_b["failovers"], ha_b["in_sync"], ha_b))
+    flows.check([freeze])
+    for key in ("in2out_translated", "out2in_translated"):
+        check(stats_a[key] == stats_a_down[key],
+              "box A forwarded as a standby: %s %d after its step-down, %d at the end" % (
+                  key, stats_a_down[key], stats_a[key]))
+    for i, mac in gw.items():
+        check(mac == mac_b["in0"], "sub%d holds %s for the gateway %s; box B's in0 is %s "
+              "(box A's %s)" % (i, mac, GATEWAY, mac_b["in0"], mac_a["in0"]))
+    in_use = {flows.udp_ext[0]} | {ext[0] for ext in flows.tcp_ext.values()}
+    for addr in sorted(in_use):
+        check(pool.get(addr) == mac_b["out0"], "the server holds %s for pool address %s, "
+              "which the flows use; box B's out0 is %s (box A's %s)" % (
+                  pool.get(addr), addr, mac_b["out0"], mac_a["out0"]))
 
 
 TESTS = {name[len("test_"):]: fn for name, fn in globals().items()
