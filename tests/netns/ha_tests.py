@@ -288,6 +288,20 @@ class LongFlows:
         self.retrans_before = {n: tcp_retransmits(lab, n) for n in self.retrans_namespaces()}
         return self
 
+    def start_through(self, active, standby):
+        """Waits until `standby` is in sync with `active`, starts the flows through `active`,
+        records their public endpoints as it lists them and waits until `standby` lists the
+        same sessions."""
+        standby.wait_in_sync()
+        self.start()
+        self.record_externals(active)
+        t0 = time.monotonic()
+        wait_synced_sessions(active, standby, self.subscribers(),
+                             timeout=3 * REFRESH_INTERVAL_S)
+        log("%s lists the flows' sessions %.2f s later: %s" % (
+            standby.name, time.monotonic() - t0, standby.ha()))
+        return self
+
     def retrans_namespaces(self):
         return [self.lab.ns("srv")] + [self.lab.sub(i) for i, _, _ in self.TCP]
 
@@ -443,7 +457,9 @@ def fail_over(flows, old, new, how="SIGKILL"):
     flows.mark(fo.what)
     fo.t_stop, fo.wall_stop = time.monotonic(), time.time()
     if how == "SIGKILL":
-        old.eph.kill()
+        # Reaped once the takeover is measured: a killed process may take long to be gone
+        # (its sockets and rings released) on a loaded machine, while its traffic stops at once.
+        os.kill(old.pid(), signal.SIGKILL)
     else:
         old.freeze()
     fo.ha = new.wait_ha('role "active"', lambda h: h["role"] == "active", TAKEOVER_TIMEOUT)
@@ -461,6 +477,9 @@ def fail_over(flows, old, new, how="SIGKILL"):
     flows.moving(timeout=max(0.5, FLOWS_BACK_TIMEOUT - (time.monotonic() - fo.t_stop)))
     fo.t_back = time.monotonic()
     flows.mark("flows moving again")
+    if how == "SIGKILL":
+        old.eph.kill()
+        flows.mark("%s reaped" % old.name)
     time.sleep(3)
     flows.moving()
     return fo
@@ -474,14 +493,8 @@ def test_ha_failover_sigkill(binary, ctl_binary):
     try:
         with lab_session(3, ha=True) as lab:
             a, b, boxes = pair(binary, ctl_binary, lab)
-            b.wait_in_sync()
             flows = LongFlows(lab)
-            flows.start()
-            flows.record_externals(a)
-            t0 = time.monotonic()
-            wait_synced_sessions(a, b, flows.subscribers(), timeout=3 * REFRESH_INTERVAL_S)
-            log("box B lists the flows' sessions %.2f s later; B: %s" % (
-                time.monotonic() - t0, b.ha()))
+            flows.start_through(a, b)
 
             failover = fail_over(flows, a, b, "SIGKILL")
 
@@ -728,11 +741,8 @@ def test_ha_failback_returning_box(binary, ctl_binary):
     try:
         with lab_session(3, ha=True) as lab:
             a, b, boxes = pair(binary, ctl_binary, lab)
-            b.wait_in_sync()
             flows = LongFlows(lab)
-            flows.start()
-            flows.record_externals(a)
-            wait_synced_sessions(a, b, flows.subscribers(), timeout=3 * REFRESH_INTERVAL_S)
+            flows.start_through(a, b)
 
             first = fail_over(flows, a, b, "SIGKILL")
 
@@ -804,15 +814,12 @@ def test_ha_frozen_active_steps_down(binary, ctl_binary):
     try:
         with lab_session(3, ha=True) as lab:
             a, b, boxes = pair(binary, ctl_binary, lab)
-            b.wait_in_sync()
             mac_a = {dev: lab.mac(lab.ns("nat"), dev) for dev in ("in0", "out0")}
             mac_b = {dev: lab.mac(lab.ns("nat2"), dev) for dev in ("in0", "out0")}
             log("box A in0 %s out0 %s; box B in0 %s out0 %s" % (
                 mac_a["in0"], mac_a["out0"], mac_b["in0"], mac_b["out0"]))
             flows = LongFlows(lab)
-            flows.start()
-            flows.record_externals(a)
-            wait_synced_sessions(a, b, flows.subscribers(), timeout=3 * REFRESH_INTERVAL_S)
+            flows.start_through(a, b)
             stats_a_frozen = a.stats()
 
             # SIGSTOP: box A's sync link stays open but silent, so box B must go by the
@@ -831,6 +838,7 @@ def test_ha_frozen_active_steps_down(binary, ctl_binary):
             in_sync_s = time.monotonic() - t_cont
             flows.mark("box A in sync")
             wait_synced_sessions(b, a, flows.subscribers(), timeout=3 * REFRESH_INTERVAL_S)
+            flows.check_listed(a)
             flows.moving()
             time.sleep(3)
             flows.moving()
