@@ -179,15 +179,16 @@ def session_key(s):
     return (s["proto"], s["inside"], s["external"], s["remote"])
 
 
-def pair(binary, ctl_binary, lab, a_kw=None, b_kw=None):
-    """Box A active and box B standby, started in that order; both in `boxes` for cleanup."""
+def pair(binary, ctl_binary, lab, boxes, a_kw=None, b_kw=None):
+    """Box A active and box B standby, started in that order; each appended to `boxes`, the
+    caller's list for cleanup, before it starts (a start that fails leaves nothing behind)."""
     a = Box(binary, ctl_binary, lab, "nat", "active", **(a_kw or {}))
-    boxes = [a]
+    boxes.append(a)
     a.start()
     b = Box(binary, ctl_binary, lab, "nat2", "standby", **(b_kw or {}))
     boxes.append(b)
     b.start()
-    return a, b, boxes
+    return a, b
 
 
 def cleanup_boxes(boxes):
@@ -492,7 +493,7 @@ def test_ha_failover_sigkill(binary, ctl_binary):
     boxes, flows = [], None
     try:
         with lab_session(3, ha=True) as lab:
-            a, b, boxes = pair(binary, ctl_binary, lab)
+            a, b = pair(binary, ctl_binary, lab, boxes)
             flows = LongFlows(lab)
             flows.start_through(a, b)
 
@@ -566,7 +567,7 @@ def test_ha_sync_traffic_per_1000_sessions(binary, ctl_binary):
     subs = [sub_addr(i) for i in range(1, SYNC_SUBSCRIBERS + 1)]
     try:
         with lab_session(SYNC_SUBSCRIBERS, ha=True) as lab:
-            a, b, boxes = pair(binary, ctl_binary, lab)
+            a, b = pair(binary, ctl_binary, lab, boxes)
             b.wait_in_sync()
             srv = lab.agent(lab.ns("srv"))
             srv.open("s", SERVER, 5000)
@@ -628,7 +629,7 @@ def test_ha_standby_is_silent(binary, ctl_binary):
     subs = (1, 2)
     try:
         with lab_session(len(subs), ha=True) as lab:
-            a, b, boxes = pair(binary, ctl_binary, lab)
+            a, b = pair(binary, ctl_binary, lab, boxes)
             b.wait_in_sync()
             mac_a = {dev: lab.mac(lab.ns("nat"), dev) for dev in ("in0", "out0")}
             mac_b = {dev: lab.mac(lab.ns("nat2"), dev) for dev in ("in0", "out0")}
@@ -699,7 +700,7 @@ def test_ha_peers_disagree_on_pool(binary, ctl_binary):
     boxes = []
     try:
         with lab_session(1, ha=True) as lab:
-            a, b, boxes = pair(binary, ctl_binary, lab, b_kw={"pool": POOL[:1]})
+            a, b = pair(binary, ctl_binary, lab, boxes, b_kw={"pool": POOL[:1]})
             srv = lab.agent(lab.ns("srv"))
             srv.open("s", SERVER, 5000)
             srv.serve_echo("s")
@@ -740,7 +741,7 @@ def test_ha_failback_returning_box(binary, ctl_binary):
     boxes, flows = [], None
     try:
         with lab_session(3, ha=True) as lab:
-            a, b, boxes = pair(binary, ctl_binary, lab)
+            a, b = pair(binary, ctl_binary, lab, boxes)
             flows = LongFlows(lab)
             flows.start_through(a, b)
 
@@ -813,7 +814,7 @@ def test_ha_frozen_active_steps_down(binary, ctl_binary):
     boxes, flows = [], None
     try:
         with lab_session(3, ha=True) as lab:
-            a, b, boxes = pair(binary, ctl_binary, lab)
+            a, b = pair(binary, ctl_binary, lab, boxes)
             mac_a = {dev: lab.mac(lab.ns("nat"), dev) for dev in ("in0", "out0")}
             mac_b = {dev: lab.mac(lab.ns("nat2"), dev) for dev in ("in0", "out0")}
             log("box A in0 %s out0 %s; box B in0 %s out0 %s" % (
