@@ -29,8 +29,10 @@
   peer.py udp-stream --to A --port P --rate R [--bind-port X] [--drain T]
       Sends "seq N" datagrams at R per second; counts the "echo <ext> seq N" replies. Final:
       sent, echoed, duplicates, foreign, missing (seq and send time, first 100), missing_first
-      and missing_last (send times of the first and last datagram lost, null if none), externals
-      (the endpoints the server reported), max_rtt_ms, max_late_ms (sender schedule slip).
+      and missing_last (send times of the first and last datagram lost, null if none),
+      missing_runs (each run of consecutive lost datagrams: first seq, its send time, last seq,
+      its send time, count; first 200 runs), externals (the endpoints the server reported),
+      max_rtt_ms, max_late_ms (sender schedule slip).
 
   peer.py udp-echo-counter --bind A --port P
       Echoes every datagram with "echo <from> <data>". Final: received, unique, duplicates,
@@ -353,12 +355,19 @@ def udp_stream(args):
     rx.join(1.0)
     with lock:
         missing = [[n, round(sent_at[n], 3)] for n in range(len(sent_at)) if n not in echoed]
+        runs = []
+        for n, t in missing:
+            if runs and runs[-1][2] == n - 1:
+                runs[-1][2:5] = [n, t, runs[-1][4] + 1]
+            else:
+                runs.append([n, t, n, t, 1])
         emit_locked({"final": True, "sent": len(sent_at), "echoed": len(echoed),
                      "duplicates": st["duplicates"], "foreign": st["foreign"],
                      "send_errors": st["send_errors"], "missing_count": len(missing),
                      "missing": missing[:100],
                      "missing_first": missing[0][1] if missing else None,
                      "missing_last": missing[-1][1] if missing else None,
+                     "missing_runs": runs[:200],
                      "externals": dict(externals),
                      "first_sent": round(sent_at[0], 3) if sent_at else None,
                      "max_rtt_ms": round(st["max_rtt"] * 1000, 1),
