@@ -65,10 +65,14 @@ void Worker::run() {
         rte_rcu_qsbr_thread_online(shared_.qsbr, id_);
     }
     iteration_start_ = rte_rdtsc();
+    last_top_ = iteration_start_;
     gauges_.pauses.start(iteration_start_);
     while (!shared_.stop.load(std::memory_order_relaxed)) {
         const std::uint64_t tsc = rte_rdtsc();
-        check_freeze(tsc - iteration_start_);
+        // From the top of the last iteration: a freeze lands inside an iteration, which then
+        // ends after it.
+        check_freeze(tsc - last_top_);
+        last_top_ = tsc;
         translator_.set_time_ms(shared_.start_unix_ms +
                                 (tsc - shared_.start_tsc) / shared_.tsc_per_ms);
         poll_once(static_cast<Tick>((tsc - shared_.start_tsc) / shared_.tsc_per_tick));

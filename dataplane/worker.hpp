@@ -253,6 +253,7 @@ private:
     Tick next_announcement_ = 0;
     std::uint64_t iterations_ = 0;
     std::uint64_t iteration_start_ = 0; // TSC
+    std::uint64_t last_top_ = 0;        // TSC at the top of the last iteration (freezes)
     std::uint64_t take_up_cycles_ = 0;  // taking up a plan, in this iteration (pause meter)
     Gauges gauges_;
     Mailbox mailbox_;
