@@ -40,8 +40,13 @@ TAKEOVER_TIMEOUT = 10.0     # from the kill until the standby says it is active
 FLOWS_BACK_TIMEOUT = 15.0   # from the kill until every flow moves again
 
 UDP_RATE = 200              # datagrams per second, sub2 -> server
-TCP_RATE = 2 << 20          # bytes per second, server -> sub1
-TCP3_RATE = 1 << 20         # bytes per second, server -> sub3
+# The flows' rates and how long they run around each failover. The test command keeps them
+# short; scripts/ha-failover.sh runs the same tests with transfers of a few hundred MB
+# (EPHEMERA_HA_TCP_MBPS, EPHEMERA_HA_RUN_S).
+TCP_RATE = int(float(os.environ.get("EPHEMERA_HA_TCP_MBPS", "2")) * (1 << 20))  # server -> sub1
+TCP3_RATE = TCP_RATE // 2                                                        # server -> sub3
+RUN_S = float(os.environ.get("EPHEMERA_HA_RUN_S", "3"))  # flows run before and after each failover
+STREAM_TIMEOUT_S = str(int(90 + 4 * RUN_S))
 TCP_UPLOAD_RATE = 256 << 10
 
 
@@ -267,10 +272,11 @@ class LongFlows:
         for i, port, rate in self.TCP:
             self.tcp_srv[i] = self._stream(lab.ns("srv"), [
                 "tcp-stream-server", "--bind", SERVER, "--port", str(port), "--rate", str(rate),
-                "--timeout", "90"], "TCP stream server :%d" % port)
+                "--timeout", STREAM_TIMEOUT_S], "TCP stream server :%d" % port)
             self.tcp_cli[i] = self._stream(lab.sub(i), [
                 "tcp-stream-client", "--to", SERVER, "--port", str(port), "--bind-port",
-                str(60000 + i), "--upload-rate", str(TCP_UPLOAD_RATE), "--timeout", "90"],
+                str(60000 + i), "--upload-rate", str(TCP_UPLOAD_RATE), "--timeout",
+                STREAM_TIMEOUT_S],
                 "TCP stream client (sub%d)" % i)
         self.udp_cli = self._stream(lab.sub(self.UDP_SUB), [
             "udp-stream", "--to", SERVER, "--port", "5000", "--rate", str(UDP_RATE),
@@ -284,7 +290,7 @@ class LongFlows:
             self.flows["tcp%d up" % i] = lambda i=i: self.tcp_srv[i].status()["received"]
         self.counts = {k: 0 for k in self.flows}
         self.moving(timeout=10)
-        time.sleep(2)
+        time.sleep(RUN_S)
         self.moving()
         self.retrans_before = {n: tcp_retransmits(lab, n) for n in self.retrans_namespaces()}
         return self
@@ -481,7 +487,7 @@ def fail_over(flows, old, new, how="SIGKILL"):
     if how == "SIGKILL":
         old.eph.kill()
         flows.mark("%s reaped" % old.name)
-    time.sleep(3)
+    time.sleep(RUN_S)
     flows.moving()
     return fo
 
