@@ -316,6 +316,14 @@ def test_scale_out_two_boxes_bgp_ecmp(binary, ctl_binary):
                   "inside router's default route: %r" % rin_route)
             for i in subs:
                 check(ecmp_choice(lab, i) == "nat", "sub%d still routed to box B" % i)
+            # B's pool lies in the router's connected 198.18.0.0/24 (which is how the BGP next
+            # hops resolve), so the router still reaches B's addresses by ARP once the /31 is
+            # withdrawn: the withdrawal alone does not take inbound traffic off box B.
+            sent, got, _ = lab.ping(lab.ns("srv"), POOL["nat2"][0], count=2)
+            pool_b_reach = "answers %d of %d pings" % (got, sent)
+            log("after the withdrawal, box B's %s, from the server: %s (router: %s)" % (
+                POOL["nat2"][0], pool_b_reach, lab.run(lab.ns("rout"), [
+                    "ip", "-4", "route", "get", POOL["nat2"][0]]).stdout.strip()))
 
             # After the drain: every subscriber's old UDP socket and a new one.
             after_old, after_new = {}, {}
@@ -412,6 +420,8 @@ def test_scale_out_two_boxes_bgp_ecmp(binary, ctl_binary):
                     log("    box %s: %s %s:%d as %s:%d <-> %s:%d %s" % (
                         box, x["proto"], x["inside"][0], x["inside"][1], x["external"][0],
                         x["external"][1], x["remote"][0], x["remote"][1], x["tcp_state"] or ""))
+    log("box B's %s after the withdrawal (the router's connected /24 still reaches it): %s" % (
+        POOL["nat2"][0], pool_b_reach))
     log("box B's sessions are lost to their subscribers until sessions are handed over on a "
         "drain (docs/ha.md): the expected limit of a drain by routing only")
     for name, stats in (("A", stats_a), ("B", stats_b)):
