@@ -23,6 +23,10 @@ packages=(
   stun-client stun-server traceroute tcpdump
   # namespace lab
   iproute2 ethtool socat iputils-ping procps coreutils python3 curl traceroute netcat-openbsd
+  # scale-out lab (scripts/lab.sh ... scale): BIRD 2 speaks BGP for each box and the outside
+  # router; the lab runs its own instances (own configs and sockets) and leaves the package's
+  # service alone
+  bird2
   # NAT event logging: real collectors (rsyslogd, pmacct's nfacctd, nfdump's nfcapd) and tshark,
   # which decodes the IPFIX exporter's messages
   rsyslog nfdump pmacct tshark

@@ -164,14 +164,18 @@ def make_config(filtering="endpoint-independent", pool=None, port_range="iana",
 
 
 class Lab:
-    def __init__(self, subscribers=1, router=False, ha=False):
-        check(not (router and ha), "a lab has either the router or the HA pair, not both")
+    def __init__(self, subscribers=1, router=False, ha=False, scale=False):
+        check(router + ha + scale <= 1,
+              "a lab has at most one of the router, the HA pair and the scale-out boxes")
         # Short and unique: namespace names <lab>-sub<i>, and no interface carries the lab name.
         self.name = "n%d" % os.getpid()
         self.subscribers = subscribers
         self.router = router  # a Linux router namespace <lab>-rtr between the NAT and the server
         # Two NAT boxes, <lab>-nat (A) and <lab>-nat2 (B), sharing both sides (scripts/lab.sh)
         self.ha = ha
+        # Scale-out: two boxes with their own pools between an ECMP inside router <lab>-rin and
+        # an outside router <lab>-rout fed by BGP (BIRD 2), the server behind it (scripts/lab.sh)
+        self.scale = scale
         self.next_hop = ROUTER_NAT_SIDE if router else SERVER
         self.up_done = False
         self.agents = []
@@ -183,7 +187,8 @@ class Lab:
         return self.ns("sub%d" % i)
 
     def up(self):
-        mode = ["router"] if self.router else ["ha"] if self.ha else []
+        mode = (["router"] if self.router else ["ha"] if self.ha else
+                ["scale"] if self.scale else [])
         subprocess.run(["bash", LAB_SH, "up", self.name, str(self.subscribers)] + mode,
                        check=True)
         self.up_done = True
@@ -258,7 +263,8 @@ class Ephemera:
                  driver="af_packet", node="nat"):
         check(driver in DRIVERS, "unknown driver %r (one of %s)" % (driver, sorted(DRIVERS)))
         check(node in NODES, "unknown node %r (one of %s)" % (node, sorted(NODES)))
-        check(node == "nat" or lab.ha, "node %s exists only in an HA lab" % node)
+        check(node == "nat" or lab.ha or lab.scale,
+              "node %s exists only in an HA or a scale-out lab" % node)
         check(driver != "pcap" or workers == 1,
               "net_pcap has one queue pair: %d workers cannot run on it" % workers)
         config_text = config_text or make_config(driver=driver)
@@ -539,8 +545,8 @@ def parse_echo(text):
 
 
 @contextlib.contextmanager
-def lab_session(subscribers=1, router=False, ha=False):
-    lab = Lab(subscribers, router, ha)
+def lab_session(subscribers=1, router=False, ha=False, scale=False):
+    lab = Lab(subscribers, router, ha, scale)
     try:
         lab.up()
         yield lab
