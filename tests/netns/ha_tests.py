@@ -880,9 +880,12 @@ def test_ha_frozen_active_steps_down(binary, ctl_binary):
     lines = [l for l in (log_a + log_b).splitlines() if "ha: " in l]
     log("ha log lines (A then B):\n  %s" % "\n  ".join(lines))
 
-    check(400 <= freeze.detection_ms < 2000,
-          "box B took over %.0f ms after box A froze; expected dead_interval (%d ms) plus a "
-          "margin, as heartbeat silence and not a closed socket: %s" % (
+    # The last heartbeat may have left up to a heartbeat interval (dead_interval / 5) before
+    # the stop, later than that on a loaded host: half the dead interval is still far from the
+    # few ms a closed socket takes, and the reason below names the silence.
+    check(DEAD_INTERVAL_MS / 2 <= freeze.detection_ms < 2000,
+          "box B took over %.0f ms after box A froze; expected about dead_interval (%d ms), as "
+          "heartbeat silence and not a closed socket: %s" % (
               freeze.detection_ms, DEAD_INTERVAL_MS, ha_b_taken))
     check("no word from the active" in ha_b_taken["last_failover_reason"],
           "box B's last_failover_reason %r; expected the heartbeat silence" %
