@@ -1,64 +1,14 @@
 // The session record and the state file, to and from bytes (session_state.hpp).
 #include "ephemera/session_state.hpp"
 
+#include "ephemera/big_endian.hpp"
+
 #include <algorithm>
 #include <cstring>
 
 namespace ephemera {
 
 namespace {
-
-class Writer {
-public:
-    explicit Writer(std::span<std::uint8_t> out) : out_(out) {}
-    void u8(std::uint8_t v) { out_[at_++] = v; }
-    void u16(std::uint16_t v) {
-        u8(static_cast<std::uint8_t>(v >> 8));
-        u8(static_cast<std::uint8_t>(v));
-    }
-    void u32(std::uint32_t v) {
-        u16(static_cast<std::uint16_t>(v >> 16));
-        u16(static_cast<std::uint16_t>(v));
-    }
-    void u64(std::uint64_t v) {
-        u32(static_cast<std::uint32_t>(v >> 32));
-        u32(static_cast<std::uint32_t>(v));
-    }
-    void bytes(std::span<const std::uint8_t> b) {
-        std::copy(b.begin(), b.end(), out_.begin() + static_cast<std::ptrdiff_t>(at_));
-        at_ += b.size();
-    }
-
-private:
-    std::span<std::uint8_t> out_;
-    std::size_t at_ = 0;
-};
-
-class Reader {
-public:
-    explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
-    std::uint8_t u8() { return in_[at_++]; }
-    std::uint16_t u16() {
-        const std::uint16_t hi = u8();
-        return static_cast<std::uint16_t>(hi << 8 | u8());
-    }
-    std::uint32_t u32() {
-        const std::uint32_t hi = u16();
-        return hi << 16 | u16();
-    }
-    std::uint64_t u64() {
-        const std::uint64_t hi = u32();
-        return hi << 32 | u32();
-    }
-    void bytes(std::span<std::uint8_t> out) {
-        std::copy_n(in_.begin() + static_cast<std::ptrdiff_t>(at_), out.size(), out.begin());
-        at_ += out.size();
-    }
-
-private:
-    std::span<const std::uint8_t> in_;
-    std::size_t at_ = 0;
-};
 
 constexpr bool known_protocol(std::uint8_t p) {
     return p == static_cast<std::uint8_t>(Protocol::tcp) ||
@@ -69,8 +19,9 @@ constexpr bool known_protocol(std::uint8_t p) {
 } // namespace
 
 RecordBytes encode(const SessionState& s, RecordType type) {
-    RecordBytes out{};
-    Writer w(out);
+    std::vector<std::uint8_t> bytes;
+    bytes.reserve(kRecordSize);
+    ByteWriter w(bytes);
     w.u8(static_cast<std::uint8_t>(type));
     w.u8(static_cast<std::uint8_t>(s.proto));
     w.u8(s.tcp_flags);
@@ -84,6 +35,8 @@ RecordBytes encode(const SessionState& s, RecordType type) {
     w.bytes(s.inside_mac.bytes);
     w.u32(s.idle_ms);
     w.u32(s.mapping_ms);
+    RecordBytes out{};
+    std::copy_n(bytes.begin(), kRecordSize, out.begin());
     return out;
 }
 
@@ -101,7 +54,7 @@ std::string_view record_error_name(RecordError e) {
 
 std::variant<SessionState, RecordError>
 decode_session(std::span<const std::uint8_t, kRecordSize> bytes) {
-    Reader r(bytes);
+    ByteReader r(bytes);
     const std::uint8_t type = r.u8();
     if (type != static_cast<std::uint8_t>(RecordType::session) &&
         type != static_cast<std::uint8_t>(RecordType::session_removed)) {
@@ -143,9 +96,10 @@ std::uint64_t fnv1a64(std::span<const std::uint8_t> bytes) {
 }
 
 std::vector<std::uint8_t> encode_state_file(const StateFile& file) {
-    std::vector<std::uint8_t> out(StateFile::kHeaderSize + file.records.size() * kRecordSize +
-                                  StateFile::kTrailerSize);
-    Writer w(out);
+    std::vector<std::uint8_t> out;
+    out.reserve(StateFile::kHeaderSize + file.records.size() * kRecordSize +
+                StateFile::kTrailerSize);
+    ByteWriter w(out);
     for (const char c : StateFile::kMagic) {
         w.u8(static_cast<std::uint8_t>(c));
     }
@@ -157,7 +111,7 @@ std::vector<std::uint8_t> encode_state_file(const StateFile& file) {
     for (const RecordBytes& r : file.records) {
         w.bytes(r);
     }
-    w.u64(fnv1a64(std::span(out).first(out.size() - StateFile::kTrailerSize)));
+    w.u64(fnv1a64(out));
     return out;
 }
 
@@ -170,7 +124,7 @@ std::variant<StateFile, std::string> decode_state_file(std::span<const std::uint
     if (bytes.size() < StateFile::kHeaderSize + StateFile::kTrailerSize) {
         return "truncated: " + std::to_string(bytes.size()) + " bytes, shorter than a header";
     }
-    Reader r(bytes);
+    ByteReader r(bytes);
     std::array<std::uint8_t, StateFile::kMagic.size()> magic{};
     r.bytes(magic);
     const std::uint16_t version = r.u16();
@@ -190,7 +144,7 @@ std::variant<StateFile, std::string> decode_state_file(std::span<const std::uint
                std::to_string(expected) + " bytes), the file has " + std::to_string(bytes.size());
     }
     const auto body = bytes.first(bytes.size() - StateFile::kTrailerSize);
-    Reader trailer(bytes.subspan(body.size()));
+    ByteReader trailer(bytes.subspan(body.size()));
     if (trailer.u64() != fnv1a64(body)) {
         return std::string("checksum mismatch: the file was altered or not completely written");
     }

@@ -1,6 +1,8 @@
 // The HA sync link's frames (sync_protocol.hpp).
 #include "sync_protocol.hpp"
 
+#include "ephemera/big_endian.hpp"
+
 #include <algorithm>
 #include <sstream>
 
@@ -8,117 +10,45 @@ namespace ephemera::ha {
 
 namespace {
 
-void put8(std::vector<std::uint8_t>& out, std::uint8_t v) {
-    out.push_back(v);
-}
-void put16(std::vector<std::uint8_t>& out, std::uint16_t v) {
-    put8(out, static_cast<std::uint8_t>(v >> 8));
-    put8(out, static_cast<std::uint8_t>(v));
-}
-void put32(std::vector<std::uint8_t>& out, std::uint32_t v) {
-    put16(out, static_cast<std::uint16_t>(v >> 16));
-    put16(out, static_cast<std::uint16_t>(v));
-}
-void put64(std::vector<std::uint8_t>& out, std::uint64_t v) {
-    put32(out, static_cast<std::uint32_t>(v >> 32));
-    put32(out, static_cast<std::uint32_t>(v));
-}
-void put_text(std::vector<std::uint8_t>& out, const std::string& text) {
-    const std::size_t n = std::min<std::size_t>(text.size(), 0xffff);
-    put16(out, static_cast<std::uint16_t>(n));
-    out.insert(out.end(), text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n));
-}
-
-// Reads a body; every read past the end marks it bad instead.
-class Body {
-public:
-    explicit Body(std::span<const std::uint8_t> b) : b_(b) {}
-    std::uint8_t u8() {
-        if (at_ + 1 > b_.size()) {
-            bad_ = true;
-            return 0;
-        }
-        return b_[at_++];
-    }
-    std::uint16_t u16() {
-        const std::uint16_t hi = u8();
-        return static_cast<std::uint16_t>(hi << 8 | u8());
-    }
-    std::uint32_t u32() {
-        const std::uint32_t hi = u16();
-        return hi << 16 | u16();
-    }
-    std::uint64_t u64() {
-        const std::uint64_t hi = u32();
-        return hi << 32 | u32();
-    }
-    std::string text() {
-        const std::size_t n = u16();
-        if (at_ + n > b_.size()) {
-            bad_ = true;
-            return {};
-        }
-        std::string s(b_.begin() + static_cast<std::ptrdiff_t>(at_),
-                      b_.begin() + static_cast<std::ptrdiff_t>(at_ + n));
-        at_ += n;
-        return s;
-    }
-    bool take(std::span<std::uint8_t> out) {
-        if (at_ + out.size() > b_.size()) {
-            bad_ = true;
-            return false;
-        }
-        std::copy_n(b_.begin() + static_cast<std::ptrdiff_t>(at_), out.size(), out.begin());
-        at_ += out.size();
-        return true;
-    }
-    [[nodiscard]] bool whole() const { return !bad_ && at_ == b_.size(); }
-
-private:
-    std::span<const std::uint8_t> b_;
-    std::size_t at_ = 0;
-    bool bad_ = false;
-};
-
 struct Encoder {
-    std::vector<std::uint8_t>& out;
+    ByteWriter& w;
     void operator()(const Hello& h) const {
-        put8(out, static_cast<std::uint8_t>(MessageType::hello));
-        put32(out, kMagic);
-        put16(out, kVersion);
-        put8(out, static_cast<std::uint8_t>(h.role));
-        put16(out, h.workers);
-        put64(out, h.active_since_ms);
-        put_text(out, h.terms);
+        w.u8(static_cast<std::uint8_t>(MessageType::hello));
+        w.u32(kMagic);
+        w.u16(kVersion);
+        w.u8(static_cast<std::uint8_t>(h.role));
+        w.u16(h.workers);
+        w.u64(h.active_since_ms);
+        w.text(h.terms);
     }
     void operator()(const Refuse& r) const {
-        put8(out, static_cast<std::uint8_t>(MessageType::refuse));
-        put_text(out, r.reason);
+        w.u8(static_cast<std::uint8_t>(MessageType::refuse));
+        w.text(r.reason);
     }
     void operator()(const Records& r) const {
-        put8(out, static_cast<std::uint8_t>(MessageType::records));
-        put64(out, r.first_sequence);
-        put16(out, static_cast<std::uint16_t>(r.records.size()));
+        w.u8(static_cast<std::uint8_t>(MessageType::records));
+        w.u64(r.first_sequence);
+        w.u16(static_cast<std::uint16_t>(r.records.size()));
         for (const RecordBytes& rec : r.records) {
-            out.insert(out.end(), rec.begin(), rec.end());
+            w.bytes(rec);
         }
     }
     void operator()(const Ack& a) const {
-        put8(out, static_cast<std::uint8_t>(MessageType::ack));
-        put64(out, a.next_sequence);
+        w.u8(static_cast<std::uint8_t>(MessageType::ack));
+        w.u64(a.next_sequence);
     }
     void operator()(const BulkDone& b) const {
-        put8(out, static_cast<std::uint8_t>(MessageType::bulk_done));
-        put32(out, b.generation);
+        w.u8(static_cast<std::uint8_t>(MessageType::bulk_done));
+        w.u32(b.generation);
     }
     void operator()(const Heartbeat& h) const {
-        put8(out, static_cast<std::uint8_t>(MessageType::heartbeat));
-        put64(out, h.unix_ms);
+        w.u8(static_cast<std::uint8_t>(MessageType::heartbeat));
+        w.u64(h.unix_ms);
     }
 };
 
 std::optional<Message> decode_body(std::span<const std::uint8_t> frame, std::string& error) {
-    Body b(frame);
+    ByteReader b(frame);
     const auto type = static_cast<MessageType>(b.u8());
     Message m;
     switch (type) {
@@ -154,7 +84,7 @@ std::optional<Message> decode_body(std::span<const std::uint8_t> frame, std::str
         }
         r.records.resize(n);
         for (RecordBytes& rec : r.records) {
-            b.take(rec);
+            b.bytes(rec);
         }
         m = std::move(r);
         break;
@@ -183,8 +113,9 @@ std::optional<Message> decode_body(std::span<const std::uint8_t> frame, std::str
 
 void append_frame(const Message& m, std::vector<std::uint8_t>& out) {
     const std::size_t at = out.size();
-    put32(out, 0);
-    std::visit(Encoder{out}, m);
+    ByteWriter w(out);
+    w.u32(0); // the length, filled in below
+    std::visit(Encoder{w}, m);
     const auto length = static_cast<std::uint32_t>(out.size() - at - 4);
     out[at] = static_cast<std::uint8_t>(length >> 24);
     out[at + 1] = static_cast<std::uint8_t>(length >> 16);

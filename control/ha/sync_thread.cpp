@@ -220,16 +220,8 @@ void SyncThread::active_pass(Clock::time_point now) {
         return; // stepped down
     }
     if (link_) {
-        const bool open = link_->receive();
-        while (link_) {
-            auto m = link_->next();
-            if (!m) {
-                break;
-            }
-            last_heard_ = now;
-            on_active_message(*m, now);
-        }
-        if (link_ && (!open || !link_->error().empty())) {
+        const bool open = read_link(now, &SyncThread::on_active_message);
+        if (link_ && !open) {
             drop_link(link_->error());
         } else if (link_ &&
                    ms_between(last_heard_, now) > 3 * static_cast<std::uint64_t>(dead_.count())) {
@@ -253,6 +245,20 @@ void SyncThread::active_pass(Clock::time_point now) {
     report_.last_heard_ms_ago = link_ ? ms_between(last_heard_, now) : 0;
     report_.sync_bytes_sent = bytes_sent_before_ + (link_ ? link_->bytes_sent() : 0);
     report_.sync_bytes_received = bytes_received_before_ + (link_ ? link_->bytes_received() : 0);
+}
+
+bool SyncThread::read_link(Clock::time_point now,
+                           void (SyncThread::*on)(const Message&, Clock::time_point)) {
+    const bool open = link_->receive();
+    while (link_) {
+        auto m = link_->next();
+        if (!m) {
+            break;
+        }
+        last_heard_ = now;
+        (this->*on)(*m, now);
+    }
+    return open && (!link_ || link_->error().empty());
 }
 
 void SyncThread::on_active_message(const Message& m, Clock::time_point now) {
@@ -381,16 +387,8 @@ void SyncThread::standby_pass(Clock::time_point now) {
         }
     }
     if (link_ && pending_total_ < kMaxPending) {
-        const bool open = link_->receive();
-        while (link_) {
-            auto m = link_->next();
-            if (!m) {
-                break;
-            }
-            last_heard_ = now;
-            on_standby_message(*m, now);
-        }
-        if (link_ && (!open || !link_->error().empty())) {
+        const bool open = read_link(now, &SyncThread::on_standby_message);
+        if (link_ && !open) {
             const std::string why = link_->error();
             const bool was_paired = paired_;
             drop_link(why);

@@ -82,6 +82,10 @@ private:
     void accept_incoming();
     void active_pass(Clock::time_point now);
     void standby_pass(Clock::time_point now);
+    // Reads what came on the link and hands each message to `on`; false when the link closed
+    // or broke (a handler may also have dropped it).
+    bool read_link(Clock::time_point now,
+                   void (SyncThread::*on)(const Message&, Clock::time_point));
     void on_active_message(const Message& m, Clock::time_point now);
     void on_standby_message(const Message& m, Clock::time_point now);
     void drain_workers();
