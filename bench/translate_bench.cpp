@@ -621,9 +621,9 @@ private:
     }
 
     Flow (*flow_of_)(std::uint32_t) = flow_of;
-    rte_ring* events_ = nullptr;
-    rte_ring* sync_ = nullptr;
-    static constexpr unsigned kRingRecords = 1u << 16; // NAT event records, when the allocation logs
+    rte_ring* events_ = nullptr; // NAT event records, when the allocation logs
+    rte_ring* sync_ = nullptr;   // HA sync records, when the allocation is synced
+    static constexpr unsigned kRingRecords = 1u << 16;
     std::unique_ptr<PlanCompiler> compiler_;
     std::unique_ptr<WorkerPlan> plan_;
     std::unique_ptr<Translator> translator_;

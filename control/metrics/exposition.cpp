@@ -268,8 +268,7 @@ void add_ha(Builder& b, const HaSnapshot& h) {
     gauge("ephemera_ha_active", "1 while this box of the HA pair is the active one", h.active);
     gauge("ephemera_ha_peer_connected", "1 while the pair's sync link is up and paired",
           h.peer_connected);
-    gauge("ephemera_ha_in_sync", "1 once the bulk round since pairing is complete",
-          h.in_sync);
+    gauge("ephemera_ha_in_sync", "1 once the bulk round since pairing is complete", h.in_sync);
     gauge("ephemera_ha_lag_records", "Records sent to the standby and not yet acknowledged",
           static_cast<double>(h.lag_records));
     gauge("ephemera_ha_last_heard_seconds", "Time since the peer was last heard on the link",
@@ -291,8 +290,7 @@ void add_ha(Builder& b, const HaSnapshot& h) {
     counter("ephemera_ha_pairings_total", "Times the pair was formed", h.pairings);
     counter("ephemera_ha_bulk_rounds_total", "Bulk rounds completed", h.bulk_rounds);
     counter("ephemera_ha_failovers_total", "Takeovers by this box", h.failovers);
-    counter("ephemera_ha_split_brains_total", "Times both boxes were found active",
-            h.split_brains);
+    counter("ephemera_ha_split_brains_total", "Times both boxes were found active", h.split_brains);
 }
 
 void add_steering(Builder& b, const Snapshot& s) {

@@ -131,11 +131,11 @@ Snapshot gather(App& app) {
     }
     if (app.sync) {
         const ha::HaReport r = app.sync->report();
-        s.ha = HaSnapshot{r.role == "active", r.peer_connected,      r.in_sync,
-                          r.records_sent,     r.records_received,    r.records_discarded,
-                          r.sequence_gaps,    r.lag_records,         r.last_heard_ms_ago,
-                          r.sync_bytes_sent,  r.sync_bytes_received, r.pairings,
-                          r.bulk_rounds,      r.failovers,           r.split_brains,
+        s.ha = HaSnapshot{r.role == "active",     r.peer_connected,      r.in_sync,
+                          r.records_sent,         r.records_received,    r.records_discarded,
+                          r.sequence_gaps,        r.lag_records,         r.last_heard_ms_ago,
+                          r.sync_bytes_sent,      r.sync_bytes_received, r.pairings,
+                          r.bulk_rounds,          r.failovers,           r.split_brains,
                           r.last_failover_unix_ms};
     }
     if (app.steering) {
