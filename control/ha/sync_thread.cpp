@@ -64,29 +64,16 @@ HaRole SyncThread::prepare() {
                                  std::to_string(config_.listen_port) + ": " + error);
     }
     HaRole role = config_.role;
+    // A peer that took over while this box was away stays active: this box pairs with it. (Not
+    // active yet, this box says active since 0: it never wins the two actives' rule.)
     if (role == HaRole::active) {
-        // A peer that took over while this box was away stays active: this box pairs with it.
-        if (auto probe = SyncLink::connect(config_.peer_address, config_.peer_port, dead_, error)) {
-            probe->send(Hello{HaRole::active, static_cast<std::uint16_t>(out_.size()), terms_, 0});
-            probe->flush();
-            const auto deadline = Clock::now() + dead_;
-            while (Clock::now() < deadline) {
-                pollfd p{probe->fd(), POLLIN, 0};
-                ::poll(&p, 1, 20);
-                const bool open = probe->receive();
-                if (auto m = probe->next()) {
-                    if (const auto* h = std::get_if<Hello>(&*m); h && h->role == HaRole::active) {
-                        role = HaRole::standby;
-                        std::printf("ephemera: ha: %s is active already: starting as its "
-                                    "standby\n",
-                                    probe->peer().c_str());
-                    }
-                    break;
-                }
-                if (!open) {
-                    break;
-                }
-            }
+        const auto peer =
+            ask_peer(Hello{HaRole::active, static_cast<std::uint16_t>(out_.size()), terms_, 0},
+                     dead_, dead_);
+        if (peer && peer->role == HaRole::active) {
+            role = HaRole::standby;
+            std::printf("ephemera: ha: %s is active already: starting as its standby\n",
+                        report_.peer.c_str());
         }
     }
     set_role(role);
@@ -550,28 +537,36 @@ void SyncThread::confirm_role() {
     std::printf("ephemera: ha: a worker stood still for over %lld ms: asking %s who is active\n",
                 static_cast<long long>(dead_.count()), report_.peer.c_str());
     std::fflush(stdout);
-    std::string error;
-    auto probe = SyncLink::connect(config_.peer_address, config_.peer_port, kProbeTimeout, error);
-    if (!probe) {
-        return; // nobody there: this box stays active
+    // Nobody there, or a standby: this box stays active.
+    if (const auto peer = ask_peer(hello(), kProbeTimeout, 3 * kProbeTimeout);
+        peer && peer->role == HaRole::active) {
+        resolve_two_actives(*peer);
     }
-    probe->send(hello());
+}
+
+std::optional<Hello> SyncThread::ask_peer(const Hello& mine, std::chrono::milliseconds connect,
+                                          std::chrono::milliseconds answer) {
+    std::string error;
+    auto probe = SyncLink::connect(config_.peer_address, config_.peer_port, connect, error);
+    if (!probe) {
+        return std::nullopt;
+    }
+    probe->send(mine);
     probe->flush();
-    const auto deadline = Clock::now() + 3 * kProbeTimeout;
+    const auto deadline = Clock::now() + answer;
     while (Clock::now() < deadline) {
         pollfd p{probe->fd(), POLLIN, 0};
         ::poll(&p, 1, 10);
         const bool open = probe->receive();
         if (auto m = probe->next()) {
-            if (const auto* h = std::get_if<Hello>(&*m); h && h->role == HaRole::active) {
-                resolve_two_actives(*h);
-            }
-            return;
+            const auto* h = std::get_if<Hello>(&*m);
+            return h != nullptr ? std::optional<Hello>(*h) : std::nullopt;
         }
         if (!open) {
-            return;
+            return std::nullopt;
         }
     }
+    return std::nullopt;
 }
 
 Hello SyncThread::hello() const {

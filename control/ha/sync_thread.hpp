@@ -100,6 +100,10 @@ private:
     bool resolve_two_actives(const Hello& peer);
     void answer_callers(Clock::time_point now);
     void confirm_role();
+    // Asks the peer who it is, at once: its hello, or nothing when it does not answer within
+    // `connect` and then `answer`. Blocks the sync thread that long (start-up, a freeze).
+    std::optional<Hello> ask_peer(const Hello& mine, std::chrono::milliseconds connect,
+                                  std::chrono::milliseconds answer);
 
     HaConfig config_;
     WorkerShared& shared_;
