@@ -151,6 +151,26 @@ protected:
     }
     HaReport report() { return thread_->report(); }
 
+    // This box started active, a listener at its peer's address: the box's first probe (an
+    // active with no standby asks once a second) and the hello it said.
+    struct FirstProbe {
+        logging::SocketFd listener;
+        SyncLink link;
+        Hello asked;
+    };
+    std::optional<FirstProbe> start_active_and_take_its_probe() {
+        EXPECT_EQ(start(HaRole::active), HaRole::active);
+        std::string error;
+        auto listener = listen_on(kLoopback, config_.peer_port, error);
+        EXPECT_TRUE(listener) << error;
+        auto probe = listener ? accept_within(*listener, 3s) : std::nullopt;
+        const auto asked = probe ? next_of<Hello>(*probe) : std::nullopt;
+        if (!asked) {
+            return std::nullopt;
+        }
+        return FirstProbe{std::move(*listener), std::move(*probe), *asked};
+    }
+
     WorkerShared shared_{kWorkers};
     std::vector<rte_ring*> out_;
     std::vector<rte_ring*> in_;
@@ -390,28 +410,23 @@ TEST_F(SyncThreadTest, ABoxConfiguredActiveYieldsToAPeerThatIsActive) {
 // asks its peer once a second; the one active since earlier steps down, empties its tables
 // and pairs as the other's standby.
 TEST_F(SyncThreadTest, OfTwoActivesTheEarlierStepsDownAndPairsAsStandby) {
-    ASSERT_EQ(start(HaRole::active), HaRole::active);
-    std::string error;
-    auto listener = listen_on(kLoopback, config_.peer_port, error);
-    ASSERT_TRUE(listener) << error;
-    auto probe = accept_within(*listener, 3s);
+    auto probe = start_active_and_take_its_probe();
     ASSERT_TRUE(probe);
-    const auto asked = next_of<Hello>(*probe);
-    ASSERT_TRUE(asked);
-    EXPECT_EQ(asked->role, HaRole::active);
-    ASSERT_GT(asked->active_since_ms, 0u);
-    probe->send(Hello{HaRole::active, kWorkers, terms_, asked->active_since_ms + 1000});
-    ASSERT_TRUE(probe->flush());
+    EXPECT_EQ(probe->asked.role, HaRole::active);
+    ASSERT_GT(probe->asked.active_since_ms, 0u);
+    probe->link.send(Hello{HaRole::active, kWorkers, terms_, probe->asked.active_since_ms + 1000});
+    ASSERT_TRUE(probe->link.flush());
+    const logging::SocketFd& listener = probe->listener;
 
     ASSERT_TRUE(eventually([&] { return report().role == "standby"; }));
     EXPECT_TRUE(shared_.ha_standby.load());
     EXPECT_EQ(report().split_brains, 1u);
     EXPECT_EQ(shared_.ha_reset_generation.load(), 1u);
     // It waits for its workers to empty their tables before it pairs ...
-    EXPECT_FALSE(accept_within(*listener, 300ms).has_value());
+    EXPECT_FALSE(accept_within(listener, 300ms).has_value());
     shared_.ha_resets_done.fetch_add(kWorkers);
     // ... then comes as a standby.
-    auto link = accept_within(*listener);
+    auto link = accept_within(listener);
     ASSERT_TRUE(link);
     const auto hello = next_of<Hello>(*link);
     ASSERT_TRUE(hello);
@@ -420,16 +435,10 @@ TEST_F(SyncThreadTest, OfTwoActivesTheEarlierStepsDownAndPairsAsStandby) {
 }
 
 TEST_F(SyncThreadTest, OfTwoActivesTheLaterStaysActive) {
-    ASSERT_EQ(start(HaRole::active), HaRole::active);
-    std::string error;
-    auto listener = listen_on(kLoopback, config_.peer_port, error);
-    ASSERT_TRUE(listener) << error;
-    auto probe = accept_within(*listener, 3s);
+    auto probe = start_active_and_take_its_probe();
     ASSERT_TRUE(probe);
-    const auto asked = next_of<Hello>(*probe);
-    ASSERT_TRUE(asked);
-    probe->send(Hello{HaRole::active, kWorkers, terms_, asked->active_since_ms - 1000});
-    ASSERT_TRUE(probe->flush());
+    probe->link.send(Hello{HaRole::active, kWorkers, terms_, probe->asked.active_since_ms - 1000});
+    ASSERT_TRUE(probe->link.flush());
     ASSERT_TRUE(eventually([&] { return report().split_brains == 1; }));
     EXPECT_EQ(report().role, "active");
     EXPECT_FALSE(shared_.ha_standby.load());
