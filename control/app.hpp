@@ -5,6 +5,7 @@
 #include "../dataplane/ports.hpp"
 #include "../dataplane/worker.hpp"
 
+#include "ha/handover.hpp"
 #include "ha/sync_thread.hpp"
 #include "logging_thread.hpp"
 #include "pool_alarms.hpp"
@@ -34,6 +35,7 @@ struct App {
     std::unique_ptr<LoggingThread> logging;  // NAT events to collectors and the archive
     std::unique_ptr<PoolAlarms> pool_alarms; // pool port use watermarks and forecasts
     std::unique_ptr<ha::SyncThread> sync;    // the HA pair's sync link (ha.role set)
+    std::unique_ptr<ha::Handover> handover;  // draining scale-out boxes (ha.handover set)
     rte_rcu_qsbr* qsbr_memory = nullptr;     // freed at exit, after the workers stopped
 };
 

@@ -497,6 +497,12 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
                            "start (restart ephemera to change it)"};
     }
     {
+        if (to.ha.handover_address != from.ha.handover_address ||
+            to.ha.handover_port != from.ha.handover_port) {
+            return ConfigError{"runtime change", "ha.handover",
+                               "cannot change while running: its listener is opened at start "
+                               "(restart ephemera to change it)"};
+        }
         HaConfig to_pair = to.ha;
         to_pair.state_file = from.ha.state_file; // read at stop: it may change
         if (to_pair != from.ha) {

@@ -68,10 +68,18 @@ void parse_ha(const toml::table& root, Config& cfg) {
     if (ha == nullptr) {
         return;
     }
-    check_known_keys(*ha, "ha",
-                     {"state_file", "role", "listen", "peer", "dead_interval", "refresh_interval"});
+    check_known_keys(
+        *ha, "ha",
+        {"state_file", "role", "listen", "peer", "dead_interval", "refresh_interval", "handover"});
     parse_state_file(*ha, cfg);
     const toml::node* role = ha->get("role");
+    if (ha->get("handover") != nullptr) {
+        if (role != nullptr) {
+            refuse("ha.handover", "is for unpaired scale-out boxes: a box with ha.role fails "
+                                  "over to its standby instead");
+        }
+        std::tie(cfg.ha.handover_address, cfg.ha.handover_port) = endpoint(*ha, "handover");
+    }
     if (role == nullptr) {
         for (const char* key : {"listen", "peer", "dead_interval", "refresh_interval"}) {
             if (ha->get(key) != nullptr) {
@@ -118,6 +126,11 @@ std::string describe_ha(const Config& cfg) {
                std::to_string(cfg.ha.peer_port) + ", takeover after " +
                std::to_string(cfg.ha.dead_interval_ms) + " ms of silence, refresh every " +
                std::to_string(cfg.ha.refresh_interval) + " s\n";
+    }
+    if (cfg.ha.handover()) {
+        out += "hand-over:   takes drained boxes' sessions on " +
+               cfg.ha.handover_address.to_string() + ":" + std::to_string(cfg.ha.handover_port) +
+               "; `ephemeractl drain --to PEER` hands this box's over\n";
     }
     return out;
 }

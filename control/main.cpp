@@ -177,7 +177,7 @@ int run(App& app, const Options& opts) {
                                                app.config.logging.ring_size, sizeof(NatEvent),
                                                RING_F_SP_ENQ | RING_F_SC_DEQ));
     }
-    if (app.config.ha.paired()) {
+    if (app.config.ha.paired() || app.config.ha.handover()) {
         for (WorkerId w = 0; w < workers; ++w) {
             shared.sync_rings.push_back(make_ring("eph_sync_" + std::to_string(w), kSyncRingSize,
                                                   sizeof(SyncRecord),
@@ -186,6 +186,8 @@ int run(App& app, const Options& opts) {
                                                    sizeof(SyncRecord),
                                                    RING_F_SP_ENQ | RING_F_SC_DEQ));
         }
+    }
+    if (app.config.ha.paired()) {
         shared.ha_refresh_interval = app.config.ha.refresh_interval * kTicksPerSecond;
         shared.ha_freeze_cycles = std::uint64_t{app.config.ha.dead_interval_ms} * shared.tsc_per_ms;
         // The role is settled before any worker exists: a standby's workers never forward.
@@ -246,6 +248,24 @@ int run(App& app, const Options& opts) {
     shared.qsbr = app.qsbr_memory;
     shared.plans.attach(app.qsbr_memory);
     app.runtime = std::make_unique<Runtime>(app);
+    if (app.config.ha.handover()) {
+        ha::HandoverHooks hooks;
+        hooks.adopt = [&app](const std::vector<Ipv4Addr>& pool, bool answered,
+                             std::optional<Ipv4Addr> gateway) {
+            return app.runtime->adopt(pool, answered, gateway);
+        };
+        hooks.applied_refused = [&app] {
+            return std::make_pair(counter_total(app, Counter::ha_records_applied),
+                                  counter_total(app, Counter::ha_records_refused));
+        };
+        hooks.current = [&app] { return app.runtime->current(); };
+        app.handover = std::make_unique<ha::Handover>(app.config.ha, shared, shared.sync_rings,
+                                                      shared.apply_rings, std::move(hooks));
+        app.handover->prepare(); // a listen address that cannot be bound stops ephemera here
+        std::printf("ephemera: hand-over: taking drained boxes' sessions on %s:%u\n",
+                    app.config.ha.handover_address.to_string().c_str(),
+                    static_cast<unsigned>(app.config.ha.handover_port));
+    }
 
     app.logging = std::make_unique<LoggingThread>(shared.event_rings);
     for (const std::string& warning : app.logging->configure(app.config, nullptr)) {
@@ -272,6 +292,9 @@ int run(App& app, const Options& opts) {
     if (app.sync) {
         app.sync->start();
     }
+    if (app.handover) {
+        app.handover->start();
+    }
     for (WorkerId w = 0; w < workers; ++w) {
         rte_eal_remote_launch(worker_main, app.workers[w].get(), app.worker_lcores[w]);
     }
@@ -290,6 +313,9 @@ int run(App& app, const Options& opts) {
     rte_eal_mp_wait_lcore();
     if (app.sync) {
         app.sync->stop(); // after the workers: their last records go to the standby first
+    }
+    if (app.handover) {
+        app.handover->stop();
     }
     // The running config's file (a reload may have set it): the workers are out of their
     // loops, so their tables are read as they stood.

@@ -5,6 +5,8 @@
 #include "ephemera/config_edit.hpp"
 #include "ephemera/mode_checks.hpp"
 
+#include <algorithm>
+
 namespace ephemera {
 
 Runtime::Runtime(App& app) : app_(app), current_(app.config) {}
@@ -50,6 +52,30 @@ ChangeResult Runtime::static_change(std::string_view spec, bool add) {
                                                       : "static remove " + static_external_text(m));
 }
 
+ChangeResult Runtime::adopt(const std::vector<Ipv4Addr>& pool, bool answered,
+                            std::optional<Ipv4Addr> gateway) {
+    std::lock_guard guard(lock_);
+    Config next = current_;
+    for (const Ipv4Addr a : pool) {
+        const auto known =
+            std::find_if(next.adopted_pool.begin(), next.adopted_pool.end(),
+                         [a](const Config::AdoptedAddress& x) { return x.address == a; });
+        if (known != next.adopted_pool.end()) {
+            known->answered = known->answered || answered;
+        } else {
+            next.adopted_pool.push_back({a, answered});
+        }
+    }
+    if (gateway && std::find(next.adopted_gateways.begin(), next.adopted_gateways.end(),
+                             *gateway) == next.adopted_gateways.end()) {
+        next.adopted_gateways.push_back(*gateway);
+    }
+    return publish(std::move(next),
+                   answered ? "adoption of a drained box's addresses"
+                            : "adoption of a drained box's pool (quiet)",
+                   /*keep_adoption=*/false);
+}
+
 ChangeResult Runtime::reload() {
     std::lock_guard guard(lock_);
     return publish(load_config_file(current_.source), "reload of " + current_.source);
@@ -69,9 +95,15 @@ std::string refusal_text(const ConfigError& e) {
 
 } // namespace
 
-ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::string what) {
+ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::string what,
+                              bool keep_adoption) {
     if (const auto* error = std::get_if<ConfigError>(&next)) {
         return {false, refusal_text(*error)};
+    }
+    if (keep_adoption) {
+        // Not in any file: what hand-overs took over stays through edits and reloads.
+        std::get<Config>(next).adopted_pool = current_.adopted_pool;
+        std::get<Config>(next).adopted_gateways = current_.adopted_gateways;
     }
     auto config = std::make_shared<const Config>(std::move(std::get<Config>(next)));
     if (const auto refusal = check_runtime_change(current_, *config)) {

@@ -9,8 +9,10 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ephemera {
 
@@ -34,12 +36,18 @@ public:
     ChangeResult static_remove(std::string_view spec);
     // Rereads the config file the process was started with (SIGHUP).
     ChangeResult reload();
+    // A drained box's addresses, taken over by a hand-over (control/ha/handover.hpp): its pool,
+    // quiet while the sessions come in, then `answered` with its inside gateway. Kept through
+    // every later change.
+    ChangeResult adopt(const std::vector<Ipv4Addr>& pool, bool answered,
+                       std::optional<Ipv4Addr> gateway);
 
     // A copy of the running config, consistent with what the workers translate with.
     [[nodiscard]] Config current() const;
 
 private:
-    ChangeResult publish(std::variant<Config, ConfigError> next, std::string what);
+    ChangeResult publish(std::variant<Config, ConfigError> next, std::string what,
+                         bool keep_adoption = true);
     ChangeResult static_change(std::string_view spec, bool add);
 
     App& app_;

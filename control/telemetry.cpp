@@ -7,6 +7,7 @@
 // the App; TelemetryRegistration::close() takes it exclusively and forgets the App, so a
 // command either finishes before the App goes or finds none and answers with an error.
 #include "app.hpp"
+#include "config_parse.hpp"
 #include "pauses.hpp"
 #include "port_use.hpp"
 #include "subscriber_top.hpp"
@@ -565,11 +566,36 @@ std::string forecast_text(const alarms::Forecast& f) {
 }
 
 // The HA pair (docs/ha.md): this box's role, the sync link, the stream's counts, failovers.
+// The last hand-over between scale-out boxes (control/ha/handover.hpp), under "handover_".
+void add_handover(const App& app, rte_tel_data* d) {
+    if (app.handover == nullptr) {
+        return;
+    }
+    const ha::HandoverReport r = app.handover->report();
+    const auto text = [d](const char* key, const std::string& value) {
+        rte_tel_data_add_dict_string(d, key, value.substr(0, 127).c_str());
+    };
+    text("handover_state", r.state);
+    text("handover_direction", r.direction);
+    text("handover_peer", r.peer);
+    text("handover_error", r.error);
+    text("handover_adopted", r.adopted);
+    rte_tel_data_add_dict_u64(d, "handover_records_sent", r.records_sent);
+    rte_tel_data_add_dict_u64(d, "handover_records_received", r.records_received);
+    rte_tel_data_add_dict_u64(d, "handover_applied", r.applied);
+    rte_tel_data_add_dict_u64(d, "handover_refused", r.refused);
+    rte_tel_data_add_dict_u64(d, "handover_silent_ms", r.silent_ms);
+    rte_tel_data_add_dict_u64(d, "handover_finished_unix_ms", r.finished_unix_ms);
+    rte_tel_data_add_dict_u64(d, "handovers_in", r.handovers_in);
+    rte_tel_data_add_dict_u64(d, "handovers_out", r.handovers_out);
+}
+
 int cmd_ha(App& app, const char*, rte_tel_data* d) {
     rte_tel_data_start_dict(d);
     if (app.sync == nullptr) {
         rte_tel_data_add_dict_string(d, "role", "none");
         rte_tel_data_add_dict_string(d, "message", "no ha.role in the config: not a pair");
+        add_handover(app, d);
         return 0;
     }
     const ha::HaReport r = app.sync->report();
@@ -638,6 +664,29 @@ int cmd_alarms(App& app, const char*, rte_tel_data* d) {
                                : soonest->address.to_string() + ": " + forecast_text(*soonest);
         rte_tel_data_add_dict_string(d, key.c_str(), line.c_str());
     }
+    return 0;
+}
+
+// "ADDRESS:PORT": the peer's ha.handover address.
+int cmd_drain(App& app, const char* params, rte_tel_data* d) {
+    if (app.handover == nullptr) {
+        result_dict(d, {false, "no ha.handover in the config: this box cannot hand its sessions "
+                               "over"});
+        return 0;
+    }
+    const std::string_view text = params != nullptr ? params : "";
+    const auto colon = text.rfind(':');
+    const auto address =
+        colon == std::string_view::npos ? std::nullopt : Ipv4Addr::parse(text.substr(0, colon));
+    const auto port = colon == std::string_view::npos
+                          ? std::nullopt
+                          : config_parse::parse_port_number(text.substr(colon + 1));
+    if (!address || !port || *port == 0 || *port > 65535) {
+        result_dict(d, {false, "give the peer's ha.handover as ADDRESS:PORT, not \"" +
+                                   std::string(text) + "\""});
+        return 0;
+    }
+    result_dict(d, app.handover->drain_to(*address, static_cast<std::uint16_t>(*port)));
     return 0;
 }
 
@@ -820,6 +869,9 @@ TelemetryRegistration register_telemetry(App& app) {
     rte_telemetry_register_cmd("/ephemera/ha", gated<cmd_ha>,
                                "The HA pair: role, sync link, records streamed and applied, "
                                "failovers");
+    rte_telemetry_register_cmd("/ephemera/drain", gated<cmd_drain>,
+                               "Hand every session to a scale-out peer and fall silent. "
+                               "Parameter: the peer's ha.handover ADDRESS:PORT");
     rte_telemetry_register_cmd("/ephemera/reload", gated<cmd_reload>,
                                "Reread the config file (as SIGHUP does)");
     // Help texts hold fewer than 128 characters, or the command is not registered.

@@ -35,6 +35,13 @@ WorkerId static_owner(const StaticTable& statics, const Ownership& ownership, co
     return inside ? ownership.subscriber_owner(inside->address) : by_port;
 }
 
+// The inside gateway, or a drained box's that this box took over with its subscribers.
+bool is_gateway(const Config& cfg, Ipv4Addr a) {
+    return a == cfg.inside.gateway ||
+           std::find(cfg.adopted_gateways.begin(), cfg.adopted_gateways.end(), a) !=
+               cfg.adopted_gateways.end();
+}
+
 } // namespace
 
 void Worker::poll_port(Direction d) {
@@ -82,7 +89,7 @@ void Worker::classify(Direction d, rte_mbuf** pkts, std::uint16_t n, Arrival arr
         }
         WorkerId owner;
         if (d == Direction::in2out) {
-            if (parsed.dst == config().inside.gateway) {
+            if (is_gateway(config(), parsed.dst)) {
                 if (parsed.proto == Protocol::icmp && parsed.icmp_type == kIcmpEchoRequest &&
                     !parsed.fragment) {
                     make_echo_reply({frame, len}, parsed, shared_.inside_mac);
@@ -158,8 +165,8 @@ void Worker::handle_arp(Direction d, rte_mbuf* m) {
         rte_ring_sp_enqueue_elem(shared_.arp_events[id_], &ev, sizeof ev);
     }
     if (msg->op == kArpOpRequest) {
-        const bool ours = d == Direction::in2out ? msg->target_ip == cfg.inside.gateway
-                                                 : translator_.is_pool_address(msg->target_ip);
+        const bool ours = d == Direction::in2out ? is_gateway(cfg, msg->target_ip)
+                                                 : translator_.answers_arp_for(msg->target_ip);
         if (ours) {
             make_arp_reply({frame, len}, *msg,
                            d == Direction::in2out ? shared_.inside_mac : shared_.outside_mac,

@@ -31,7 +31,7 @@ RestoreResult Translator::restore(const SessionState& st, Tick now) {
         if (!fixed || fixed->address != st.external || fixed->port != st.external_port) {
             return RestoreResult::not_in_pool; // the static entry is gone or changed
         }
-    } else if (!is_active(pool_index)) {
+    } else if (!is_active(pool_index) && !is_adopted(pool_index)) {
         return RestoreResult::not_in_pool; // on an address that drains, or a 1:1 address
     }
     if (!owns_subscriber(st.inside) || (!is_static && !owns_port(pool_index, st.external_port))) {

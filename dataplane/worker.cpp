@@ -89,7 +89,7 @@ void Worker::run() {
 
 void Worker::poll_once(Tick now) {
     now_ = now;
-    if (standby_ || frozen_hold_) {
+    if (silent()) {
         poll_standby();
         translator_.expire(now_); // the active's timeouts, on the active's last_seen
         if (++iterations_ % kHousekeepingEvery == 0) {
@@ -142,7 +142,7 @@ void Worker::housekeeping(Tick now) {
 
     serve_mailbox(now);
     follow_ha(now);
-    if (standby_ || frozen_hold_) {
+    if (silent()) {
         return; // a standby sends nothing: an ARP from it would draw the pool's traffic
     }
     translator_.log_interim(now, kInterimBudget);

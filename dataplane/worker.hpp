@@ -90,8 +90,9 @@ struct WorkerShared {
     std::vector<rte_ring*> handoff;
     std::vector<rte_ring*> arp_events;
     std::vector<rte_ring*> event_rings; // per worker: NAT events to the logging thread
-    // HA (docs/ha.md), empty when ha.role is not set. sync_rings[w]: worker w's records for the
-    // sync thread; apply_rings[w]: the active peer's records for worker w (standby).
+    // HA (docs/ha.md), empty when neither ha.role nor ha.handover is set. sync_rings[w]: worker
+    // w's records for the sync (or hand-over) thread; apply_rings[w]: the peer's records for
+    // worker w (a standby, or a box taking a drained box's sessions).
     std::vector<rte_ring*> sync_rings;
     std::vector<rte_ring*> apply_rings;
     // Written by the sync thread, read by the workers between bursts.
@@ -108,6 +109,11 @@ struct WorkerShared {
     std::atomic<std::uint32_t> ha_confirm_requests{0};
     std::atomic<std::uint32_t> ha_confirmed{0};
     Tick ha_refresh_interval = 10 * kTicksPerSecond;
+    // Scale-out hand-over (control/ha/handover.hpp), written by its thread. While a box hands
+    // its sessions to a peer it forwards and answers nothing and streams every session once.
+    std::atomic<bool> ha_handing_over{false};
+    // Changed: a drained box's sessions are in; worker 0 announces the addresses taken over.
+    std::atomic<std::uint32_t> ha_announce_generation{0};
     rte_mempool* mbufs = nullptr;
 };
 
@@ -227,8 +233,11 @@ private:
     void check_freeze(std::uint64_t stood_cycles);
     void apply_sync_records();
     // Gratuitous ARP for every address this box answers for: the gateway inside, the pool
-    // outside. Sent at takeover and twice more, a second apart.
+    // outside, and what it took over from drained boxes. Sent at takeover (or when a drained
+    // box's sessions are in) and twice more, a second apart.
     void announce_addresses();
+    // Forwarding nothing: a standby, a frozen active waiting for word, a box handing over.
+    [[nodiscard]] bool silent() const { return standby_ || frozen_hold_ || handing_over_; }
 
     [[nodiscard]] std::uint16_t port_of(Direction arriving) const {
         return arriving == Direction::in2out ? shared_.inside_port : shared_.outside_port;
@@ -244,9 +253,11 @@ private:
     Tick last_arp_request_ = 0;
     bool arp_requested_once_ = false;
     bool standby_ = false;
-    bool frozen_hold_ = false;      // froze while active: waits for the sync thread's word
-    std::uint32_t hold_ticket_ = 0; // ... the ha_confirm_requests it made
-    std::uint32_t reset_seen_ = 0;  // ha_reset_generation taken up
+    bool frozen_hold_ = false;        // froze while active: waits for the sync thread's word
+    bool handing_over_ = false;       // WorkerShared::ha_handing_over, taken up
+    std::uint32_t announce_seen_ = 0; // ha_announce_generation taken up
+    std::uint32_t hold_ticket_ = 0;   // ... the ha_confirm_requests it made
+    std::uint32_t reset_seen_ = 0;    // ha_reset_generation taken up
     bool clearing_ = false;
     std::uint32_t clear_cursor_ = 0;
     std::uint8_t announcements_left_ = 0;

@@ -27,6 +27,11 @@ void Worker::follow_ha(Tick now) {
     if (shared_.sync_rings.empty()) {
         return;
     }
+    // Handing over (control/ha/handover.hpp): silent from the step that starts the bulk round
+    // carrying the sessions away, so none changes after it was sent. Read before the role:
+    // the hand-over's end sets standby first and then clears this, and a worker that sees it
+    // cleared must see standby set, never forward in between.
+    handing_over_ = shared_.ha_handing_over.load(std::memory_order_acquire);
     const bool standby = shared_.ha_standby.load(std::memory_order_acquire);
     if (frozen_hold_ &&
         static_cast<std::int32_t>(shared_.ha_confirmed.load(std::memory_order_acquire) -
@@ -48,6 +53,15 @@ void Worker::follow_ha(Tick now) {
         standby_ = true;
         frozen_hold_ = false;
         translator_.set_standby(true);
+    }
+    if (const std::uint32_t announce =
+            shared_.ha_announce_generation.load(std::memory_order_acquire);
+        announce != announce_seen_) {
+        announce_seen_ = announce;
+        if (id_ == 0 && !standby_) {
+            announcements_left_ = kAnnouncements;
+            next_announcement_ = now;
+        }
     }
     if (const std::uint32_t reset = shared_.ha_reset_generation.load(std::memory_order_acquire);
         reset != reset_seen_) {
@@ -150,9 +164,13 @@ void Worker::announce_addresses() {
         send(out, m);
     };
     garp(Direction::out2in, shared_.inside_mac, config().inside.gateway);
+    for (const Ipv4Addr gateway : config().adopted_gateways) {
+        garp(Direction::out2in, shared_.inside_mac, gateway);
+    }
     const PoolIndex& pool = translator_.pool();
     for (std::uint16_t a = 0; a < pool.size(); ++a) {
-        if (translator_.is_active(a) || translator_.is_static_address(a)) {
+        if (translator_.is_active(a) || translator_.is_static_address(a) ||
+            (translator_.is_adopted(a) && translator_.answers_arp_for(pool.address(a)))) {
             garp(Direction::in2out, shared_.outside_mac, pool.address(a));
         }
     }

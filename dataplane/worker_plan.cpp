@@ -121,6 +121,23 @@ std::unique_ptr<WorkerPlan> PlanCompiler::compile(std::shared_ptr<const Config> 
         plan->active.push_back(WorkerPlan::kStaticAddress);
         plan->address_ports.push_back(plan->static_address_ports);
     }
+    // A drained box's addresses (docs/ha.md, "Draining a box"): its sessions come in on them
+    // with their own ports, so each has port state of its own; nothing is allocated there.
+    for (const Config::AdoptedAddress& adopted : config->adopted_pool) {
+        const std::uint8_t state =
+            adopted.answered ? WorkerPlan::kAdoptedAddress : WorkerPlan::kAdoptedQuiet;
+        const auto known = std::find(all.begin(), all.end(), adopted.address);
+        if (known != all.end()) {
+            auto& current = plan->active[static_cast<std::size_t>(known - all.begin())];
+            if (current == 0 || current == WorkerPlan::kAdoptedQuiet) {
+                current = state; // not in this box's own pool or statics
+            }
+            continue;
+        }
+        all.push_back(adopted.address);
+        plan->active.push_back(state);
+        plan->address_ports.push_back(std::make_shared<AddressPorts>(slice_.slot_count(), holds));
+    }
     plan->pool = PoolIndex(all);
     for (const auto& a : plan->address_ports) {
         plan->address_list.push_back(a.get());

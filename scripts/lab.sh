@@ -44,7 +44,9 @@
 #   <lab>-nat    in0 / out0   box A          <lab>-nat2   in0 / out0   box B
 #   (gateway 100.64.255.1, pool .100-.101)   (gateway 100.64.255.2, pool .102-.103)
 #        |   ctl0 198.19.1.1/30  ... BGP ...  ctl0 198.19.2.1/30       |  (kernel-addressed:
-#        |     AS 64513, announces            AS 64514, announces      |   each box's BIRD)
+#        |     AS 64513, announces            AS 64514, announces      |   each box's BIRD,
+#        |                                                             |   and the hand-over
+#        |                                                             |   link via rout)
 #        |     198.18.0.100/31 via .100       198.18.0.102/31 via .102 |
 #   <lab>-wan    br0           ports nat (box A's out0), nat2 (box B's out0) and rout
 #        |
@@ -358,6 +360,10 @@ _lab_scale_up() { # LAB (inside lab_up's errexit subshell; nat, lan and srv exis
   ip -n "$rout" addr add "$router/30" dev ctlb
   ip -n "$nat" link set "$LAB_SCALE_CTL_IF" up
   ip -n "$nat2" link set "$LAB_SCALE_CTL_IF" up
+  # The boxes' control sides reach each other through the outside router: the hand-over link
+  # of a drain (ha.handover, docs/ha.md "Draining a box") runs between their ctl0 addresses.
+  ip -n "$nat" route add "${LAB_SCALE_CTL_B%% *}/32" via "${LAB_SCALE_CTL_A##* }"
+  ip -n "$nat2" route add "${LAB_SCALE_CTL_A%% *}/32" via "${LAB_SCALE_CTL_B##* }"
 
   # Outside router: wan0 (the boxes' next hop), srv0 to the server, ctla/ctlb.
   ip -n "$rout" link add srv0 type veth peer name eth0 netns "$srv"

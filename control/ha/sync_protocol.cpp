@@ -45,6 +45,11 @@ struct Encoder {
         w.u8(static_cast<std::uint8_t>(MessageType::heartbeat));
         w.u64(h.unix_ms);
     }
+    void operator()(const HandoverDone& d) const {
+        w.u8(static_cast<std::uint8_t>(MessageType::handover_done));
+        w.u64(d.applied);
+        w.u64(d.refused);
+    }
 };
 
 std::optional<Message> decode_body(std::span<const std::uint8_t> frame, std::string& error) {
@@ -98,6 +103,13 @@ std::optional<Message> decode_body(std::span<const std::uint8_t> frame, std::str
     case MessageType::heartbeat:
         m = Heartbeat{b.u64()};
         break;
+    case MessageType::handover_done: {
+        HandoverDone d;
+        d.applied = b.u64();
+        d.refused = b.u64();
+        m = d;
+        break;
+    }
     default:
         error = "unknown message type " + std::to_string(static_cast<unsigned>(type));
         return std::nullopt;
@@ -182,6 +194,50 @@ std::string pairing_terms(const Config& c, std::uint16_t workers) {
     }
     out << "\nworkers=" << workers;
     return out.str();
+}
+
+std::string handover_terms(const Config& c, std::uint16_t workers) {
+    std::ostringstream out;
+    out << "pool.port_range=" << c.port_range.lo << "-" << c.port_range.hi;
+    out << "\npool.reserved=";
+    for (std::size_t i = 0; i < c.reserved.size(); ++i) {
+        out << (i ? "," : "") << c.reserved[i].lo << "-" << c.reserved[i].hi;
+    }
+    out << "\npool.mode=" << allocation_mode_name(c.allocation);
+    out << "\nworkers=" << workers;
+    out << "\noffer.pool=";
+    for (std::size_t i = 0; i < c.pool.size(); ++i) {
+        out << (i ? "," : "") << c.pool[i].to_string();
+    }
+    out << "\noffer.gateway=" << c.inside.gateway.to_string();
+    return out.str();
+}
+
+std::string agreed_part(const std::string& terms) {
+    std::istringstream in(terms);
+    std::string line;
+    std::string out;
+    while (std::getline(in, line)) {
+        if (line.rfind("offer.", 0) != 0) {
+            if (!out.empty()) {
+                out += '\n';
+            }
+            out += line;
+        }
+    }
+    return out;
+}
+
+std::string term_value(const std::string& terms, std::string_view key) {
+    std::istringstream in(terms);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 &&
+            line[key.size()] == '=') {
+            return line.substr(key.size() + 1);
+        }
+    }
+    return {};
 }
 
 std::string first_difference(const std::string& ours, const std::string& theirs) {

@@ -8,6 +8,8 @@
 //   ack        u64 the next sequence the standby expects (every record before it is applied)
 //   bulk_done  u32 generation: every session the active had when the standby came is sent
 //   heartbeat  u64 the sender's Unix time in ms
+//   handover_done  u64 records applied, u64 records refused: a drained box's sessions are in
+//              (the hand-over between scale-out boxes, handover.hpp)
 // Sequences count records from 0 on each connection; a gap is a broken stream, which the
 // standby answers by closing the connection: the next one starts with a bulk round.
 #pragma once
@@ -19,6 +21,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -31,6 +34,7 @@ enum class MessageType : std::uint8_t {
     ack = 4,
     bulk_done = 5,
     heartbeat = 6,
+    handover_done = 7,
 };
 
 inline constexpr std::uint32_t kMagic = 0x45504841; // "EPHA"
@@ -63,7 +67,11 @@ struct BulkDone {
 struct Heartbeat {
     std::uint64_t unix_ms = 0;
 };
-using Message = std::variant<Hello, Refuse, Records, Ack, BulkDone, Heartbeat>;
+struct HandoverDone {
+    std::uint64_t applied = 0;
+    std::uint64_t refused = 0;
+};
+using Message = std::variant<Hello, Refuse, Records, Ack, BulkDone, Heartbeat, HandoverDone>;
 
 // Appends the frame of `m` to `out`.
 void append_frame(const Message& m, std::vector<std::uint8_t>& out);
@@ -91,5 +99,15 @@ private:
 std::string pairing_terms(const Config& config, std::uint16_t workers);
 // The first term that differs, as "KEY: here V1, peer V2"; empty when they agree.
 std::string first_difference(const std::string& ours, const std::string& theirs);
+
+// What a box draining into another offers and must agree on (handover.hpp): the lines both
+// must share (port range and reservations, allocation mode, worker count: the same worker must
+// own the same port and subscriber on both), then "offer." lines naming what the receiver
+// takes over: the drained box's pool and inside gateway.
+std::string handover_terms(const Config& config, std::uint16_t workers);
+// The lines of `terms` that do not start with "offer.", in order.
+std::string agreed_part(const std::string& terms);
+// The value of line "KEY=value" in `terms`, empty when there is none.
+std::string term_value(const std::string& terms, std::string_view key);
 
 } // namespace ephemera::ha

@@ -1,6 +1,8 @@
 // The HA sync thread (sync_thread.hpp).
 #include "sync_thread.hpp"
 
+#include "ha_clock.hpp"
+
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
@@ -24,21 +26,8 @@ constexpr std::size_t kMaxQueuedBytes = 8u << 20;        // the standby reads sl
 constexpr std::size_t kMaxPending = 1u << 20;            // records waiting: stop reading the link
 constexpr unsigned kDrainBurst = 1024;
 
-std::uint64_t unix_ms_now() {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count());
-}
-
 const char* role_name(HaRole r) {
     return r == HaRole::active ? "active" : "standby";
-}
-
-std::uint64_t ms_between(std::chrono::steady_clock::time_point a,
-                         std::chrono::steady_clock::time_point b) {
-    return b > a ? static_cast<std::uint64_t>(
-                       std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count())
-                 : 0;
 }
 
 } // namespace

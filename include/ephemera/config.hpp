@@ -302,6 +302,11 @@ struct HaConfig {
     std::uint32_t dead_interval_ms = 1000; // the active silent this long: the standby takes over
     std::uint32_t refresh_interval = 10;   // s between refresh rounds of used sessions
     [[nodiscard]] bool paired() const { return role != HaRole::none; }
+    // Scale-out (docs/ha.md, "Draining a box"): where this box takes a drained box's sessions
+    // in (port 0: no hand-over, neither in nor out). Boxes of a pair have none.
+    Ipv4Addr handover_address;
+    std::uint16_t handover_port = 0;
+    [[nodiscard]] bool handover() const { return handover_port != 0; }
 
     static constexpr std::uint32_t kMinDeadInterval = 100;
     static constexpr std::uint32_t kMaxDeadInterval = 60000;
@@ -332,6 +337,17 @@ struct Config {
     AlarmsConfig alarms;
     MetricsConfig metrics;
     HaConfig ha;
+    // What this box took over from drained boxes (docs/ha.md, "Draining a box"). Never read
+    // from a file: a hand-over sets it at run time. The pool addresses carry the drained box's
+    // sessions on (no new mapping is made on them); they are answered by ARP once the sessions
+    // are in (`answered`), and so is the drained box's inside gateway.
+    struct AdoptedAddress {
+        Ipv4Addr address;
+        bool answered = false;
+        bool operator==(const AdoptedAddress&) const = default;
+    };
+    std::vector<AdoptedAddress> adopted_pool;
+    std::vector<Ipv4Addr> adopted_gateways;
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.

@@ -172,6 +172,17 @@ public:
     [[nodiscard]] bool is_static_address(std::uint16_t pool_index) const {
         return plan_->active[pool_index] == WorkerPlan::kStaticAddress;
     }
+    // A drained box's address, taken over with its sessions (worker_plan.hpp).
+    [[nodiscard]] bool is_adopted(std::uint16_t pool_index) const {
+        const std::uint8_t state = plan_->active[pool_index];
+        return state == WorkerPlan::kAdoptedAddress || state == WorkerPlan::kAdoptedQuiet;
+    }
+    // Whether this box answers ARP for `a` on the outside: every address it knows, except a
+    // drained box's while its sessions are still coming in.
+    [[nodiscard]] bool answers_arp_for(Ipv4Addr a) const {
+        const std::uint16_t index = pool().find(a);
+        return index != kNoPool && plan_->active[index] != WorkerPlan::kAdoptedQuiet;
+    }
     [[nodiscard]] const StaticTable& statics() const {
         static const StaticTable kNone;
         return plan_->statics != nullptr ? *plan_->statics : kNone;

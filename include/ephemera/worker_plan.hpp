@@ -32,10 +32,16 @@ struct WorkerPlan {
     // and gets it back when it returns to the config.
     PoolIndex pool{std::span<const Ipv4Addr>{}};
     // By pool index: in the config's pool (kPoolAddress), the external address of a 1:1 static
-    // mapping (kStaticAddress: never anchored to, no port of it handed out), or draining (0).
+    // mapping (kStaticAddress: never anchored to, no port of it handed out), a drained box's
+    // (below), or draining (0).
     std::vector<std::uint8_t> active;
     static constexpr std::uint8_t kPoolAddress = 1;
     static constexpr std::uint8_t kStaticAddress = 2;
+    // A drained box's address (Config::adopted_pool): its sessions are carried on here, none
+    // is made; answered by ARP (kAdoptedAddress) once the hand-over is complete, not before
+    // (kAdoptedQuiet), while the drained box may still answer for it.
+    static constexpr std::uint8_t kAdoptedAddress = 3;
+    static constexpr std::uint8_t kAdoptedQuiet = 4;
     // The static mappings (static_table.hpp), shared by every worker's plan of one config.
     std::shared_ptr<const StaticTable> statics;
     // The port state every 1:1 address shares on this worker: its out2in index stays empty and

@@ -28,6 +28,8 @@ BOX = {"nat": "A", "nat2": "B"}
 GATEWAY = {"nat": "100.64.255.1", "nat2": "100.64.255.2"}
 POOL = {"nat": ["198.18.0.100", "198.18.0.101"], "nat2": ["198.18.0.102", "198.18.0.103"]}
 PREFIX = {"nat": "198.18.0.100/31", "nat2": "198.18.0.102/31"}
+# Each box's ha.handover: on its ctl0 (scripts/lab.sh LAB_SCALE_CTL_*), which reaches the other's
+HANDOVER = {"nat": "198.19.1.1:5890", "nat2": "198.19.2.1:5890"}
 ROUTER_PROTOCOL = {"nat": "box_a", "nat2": "box_b"}  # the router's BGP session with each box
 BOX_PROTOCOL = "uplink"                               # each box's session with the router
 NEXT_HOP = "198.18.0.1"  # the outside router's wan0
@@ -88,11 +90,13 @@ def box_of_address(addr):
 class Box:
     """One scale-out box: its ephemera (own pool and inside gateway, no [ha]) and ephemeractl."""
 
-    def __init__(self, binary, ctl_binary, lab, node):
+    def __init__(self, binary, ctl_binary, lab, node, handover=False):
         self.node = node
         self.name = "box %s (%s)" % (BOX[node], lab.ns(node))
-        config = live_config(pool=POOL[node], next_hop=NEXT_HOP,
-                             sections={"inside": {"gateway": GATEWAY[node]}})
+        sections = {"inside": {"gateway": GATEWAY[node]}}
+        if handover:
+            sections["ha"] = {"handover": HANDOVER[node]}
+        config = live_config(pool=POOL[node], next_hop=NEXT_HOP, sections=sections)
         self.eph = Ephemera(binary, lab, WORKERS, config, node=node)
         self.ctl = Ctl(ctl_binary, self.eph.prefix)
 
@@ -104,6 +108,43 @@ class Box:
     def sessions(self, subscriber):
         return [parse_session(l) for l in self.ctl.sessions("--subscriber", subscriber,
                                                             "--limit", "512")]
+
+def routed_via(lab, node, via=None):
+    """Whether the outside router's kernel routes NODE's pool prefix via `via` (default: the
+    box's first pool address, its BGP next hop)."""
+    want = "%s via %s dev wan0" % (PREFIX[node], via or POOL[node][0])
+    return lambda: kernel_route(lab, PREFIX[node]).startswith(want)
+
+
+def start_boxes(lab, binary, ctl_binary, boxes, timeline, handover=False):
+    """Starts box A and box B (appended to `boxes` as they start, so that a failure still
+    cleans them up) and waits until both BGP sessions are up and both pool prefixes are in
+    the outside router's kernel."""
+    for node in ("nat", "nat2"):
+        box = Box(binary, ctl_binary, lab, node, handover)
+        boxes.append(box)
+        box.start()
+
+    def established():
+        st = bgp_states(lab, "rout")
+        return all(st.get(p, "").startswith("Established")
+                   for p in ROUTER_PROTOCOL.values()) and st
+
+    st = wait_until(established, BGP_TIMEOUT, 0.2)
+    check(st, "router's BGP sessions not Established within %.0f s: %s\n%s" % (
+        BGP_TIMEOUT, bgp_states(lab, "rout"), birdc(lab, "rout", "show", "protocols")))
+    for node in ("nat", "nat2"):
+        check(bgp_states(lab, node).get(BOX_PROTOCOL, "").startswith("Established"),
+              "box %s's BGP session: %s" % (BOX[node], bgp_states(lab, node)))
+    timeline.mark("BGP established: router %s" % st)
+    for node in ("nat", "nat2"):
+        check(wait_until(routed_via(lab, node), ROUTE_TIMEOUT, 0.1),
+              "router's kernel lacks %s via %s: %r; BIRD: %s" % (
+                  PREFIX[node], POOL[node][0], kernel_route(lab, PREFIX[node]),
+                  birdc(lab, "rout", "show", "route", "all")))
+    log("router's BIRD:\n%s" % birdc(lab, "rout", "show", "route").rstrip())
+    log("router's kernel: %s | %s" % (kernel_route(lab, PREFIX["nat"]),
+                                      kernel_route(lab, PREFIX["nat2"])))
 
 
 def short_tcp(lab, i):
@@ -170,37 +211,8 @@ def test_scale_out_two_boxes_bgp_ecmp(binary, ctl_binary):
                 tuple(hash_cfg))
 
             # 1. Both boxes, both BGP sessions, both pool prefixes in the router's kernel.
-            for node in ("nat", "nat2"):
-                box = Box(binary, ctl_binary, lab, node)
-                boxes.append(box)
-                box.start()
+            start_boxes(lab, binary, ctl_binary, boxes, timeline)
             a, b = boxes
-
-            def established():
-                st = bgp_states(lab, "rout")
-                return all(st.get(p, "").startswith("Established")
-                           for p in ROUTER_PROTOCOL.values()) and st
-
-            st = wait_until(established, BGP_TIMEOUT, 0.2)
-            check(st, "router's BGP sessions not Established within %.0f s: %s\n%s" % (
-                BGP_TIMEOUT, bgp_states(lab, "rout"), birdc(lab, "rout", "show", "protocols")))
-            for node in ("nat", "nat2"):
-                check(bgp_states(lab, node).get(BOX_PROTOCOL, "").startswith("Established"),
-                      "box %s's BGP session: %s" % (BOX[node], bgp_states(lab, node)))
-            timeline.mark("BGP established: router %s" % st)
-
-            def routed(node):
-                want = "%s via %s dev wan0" % (PREFIX[node], POOL[node][0])
-                return lambda: kernel_route(lab, PREFIX[node]).startswith(want)
-
-            for node in ("nat", "nat2"):
-                check(wait_until(routed(node), ROUTE_TIMEOUT, 0.1),
-                      "router's kernel lacks %s via %s: %r; BIRD: %s" % (
-                          PREFIX[node], POOL[node][0], kernel_route(lab, PREFIX[node]),
-                          birdc(lab, "rout", "show", "route", "all")))
-            log("router's BIRD:\n%s" % birdc(lab, "rout", "show", "route").rstrip())
-            log("router's kernel: %s | %s" % (kernel_route(lab, PREFIX["nat"]),
-                                              kernel_route(lab, PREFIX["nat2"])))
 
             # 2. Each subscriber: a UDP flow, a short TCP transfer and a long TCP stream.
             srv = lab.agent(lab.ns("srv"))
@@ -305,7 +317,7 @@ def test_scale_out_two_boxes_bgp_ecmp(binary, ctl_binary):
             bird_routes = birdc(lab, "rout", "show", "route")
             check(PREFIX["nat2"] not in bird_routes and PREFIX["nat"] in bird_routes,
                   "router's BIRD after the drain:\n%s" % bird_routes)
-            check(routed("nat")(), "router's kernel lost box A's %s: %r" % (
+            check(routed_via(lab, "nat")(), "router's kernel lost box A's %s: %r" % (
                 PREFIX["nat"], kernel_route(lab, PREFIX["nat"])))
             st = bgp_states(lab, "rout")
             timeline.mark("B's prefix gone from the router's kernel after %.2f s; router's "
@@ -431,7 +443,193 @@ def test_scale_out_two_boxes_bgp_ecmp(binary, ctl_binary):
                                            "sessions", "mappings", "sessions_created"))}))
 
 
-TESTS = {"scale_out_two_boxes_bgp_ecmp": test_scale_out_two_boxes_bgp_ecmp}
+DRAIN_UDP_RATE = 100     # datagrams per second, each subscriber
+DRAIN_RUN_S = 3.0        # seconds the flows run before the drain, and again after it
+HANDOVER_TIMEOUT = 15.0
+
+
+def handover_report(box):
+    return {k[len("handover_"):] if k.startswith("handover_") else k: v
+            for k, v in box.ctl.json("show", "ha").items() if k.startswith("handover")}
+
+
+def test_scale_drain_hands_sessions_over(binary, ctl_binary):
+    """RFC 4787 REQ-1 and RFC 5382 REQ-1 across boxes: box B is drained into box A with its
+    sessions (`ephemeractl drain --to A`), while every subscriber runs a UDP stream and a TCP
+    stream. Box A takes B's sessions in, then answers for B's pool addresses and inside
+    gateway; the routers' next hops lead to A; BGP moves B's prefix to A; B is stopped. Every
+    subscriber keeps its public address:port and every byte, and UDP loses only what was sent
+    while B was silent."""
+    subs = range(1, SUBSCRIBERS + 1)
+    boxes, streams = [], []
+    with lab_session(SUBSCRIBERS, scale=True) as lab:
+        try:
+            timeline = Timeline()
+            start_boxes(lab, binary, ctl_binary, boxes, timeline, handover=True)
+            a, b = boxes
+
+            udp_srv = Stream(lab, lab.ns("srv"), ["udp-echo-counter", "--bind", SERVER,
+                                                  "--port", str(UDP_PORT)], "UDP echo server")
+            streams.append(udp_srv)
+            udp_cli, tcp_srv, tcp_cli = {}, {}, {}
+            for i in subs:
+                udp_cli[i] = Stream(lab, lab.sub(i), [
+                    "udp-stream", "--to", SERVER, "--port", str(UDP_PORT), "--rate",
+                    str(DRAIN_UDP_RATE), "--bind-port", str(60000 + i), "--drain", "3"],
+                    "UDP stream (sub%d)" % i)
+                port = TCP_STREAM_PORT + i
+                tcp_srv[i] = Stream(lab, lab.ns("srv"), [
+                    "tcp-stream-server", "--bind", SERVER, "--port", str(port), "--rate",
+                    str(TCP_DOWN_RATE), "--timeout", "120"], "TCP stream server :%d" % port)
+                tcp_cli[i] = Stream(lab, lab.sub(i), [
+                    "tcp-stream-client", "--to", SERVER, "--port", str(port), "--upload-rate",
+                    str(TCP_UP_RATE), "--timeout", "120"], "TCP stream client (sub%d)" % i)
+                streams += [udp_cli[i], tcp_srv[i], tcp_cli[i]]
+            timeline.mark("flows open")
+
+            def counts():
+                return {i: (udp_cli[i].status()["echoed"], progress(tcp_cli[i])[0],
+                            progress(tcp_srv[i])[0]) for i in subs}
+
+            def all_moving(ref, timeout):
+                return wait_until(lambda: all(
+                    all(x > y for x, y in zip(now, ref[i])) for i, now in counts().items()),
+                    timeout, 0.2)
+
+            check(all_moving({i: (0, 0, 0) for i in subs}, 15),
+                  "flows not moving both ways: %s" % counts())
+            time.sleep(DRAIN_RUN_S)
+
+            # Where each subscriber is: the UDP stream's public endpoint (what the echo server
+            # saw), the TCP stream's from the box's session list.
+            udp_ep, tcp_ep, landed = {}, {}, {}
+            for i in subs:
+                ext = list(udp_cli[i].status()["externals"])
+                check(len(ext) == 1, "sub%d's UDP stream came from %s" % (i, ext))
+                udp_ep[i] = ext[0]
+                landed[i] = box_of_address(ext[0].rsplit(":", 1)[0])
+                check(landed[i] is not None, "sub%d translated to %s, in no pool" % (i, ext))
+                box = a if landed[i] == "nat" else b
+                tcp = [x for x in box.sessions(sub_addr(i)) if x["proto"] == "tcp" and
+                       x["remote"] == (SERVER, TCP_STREAM_PORT + i)]
+                check(len(tcp) == 1, "sub%d: %s lists %s for its TCP stream" % (
+                    i, box.name, tcp))
+                tcp_ep[i] = tcp[0]["external"]
+            on = {node: [i for i in subs if landed[i] == node] for node in BOX}
+            check(on["nat"] and on["nat2"], "the source hash put every subscriber on one box: "
+                  "%s" % on)
+            b_sessions = {i: sorted((x["proto"], x["inside"], x["external"], x["remote"])
+                                    for x in b.sessions(sub_addr(i))) for i in on["nat2"]}
+            log("landed: box A %s; box B %s (%d sessions)" % (
+                on["nat"], on["nat2"], sum(len(v) for v in b_sessions.values())))
+
+            # 2. The drain, asked of box B.
+            t_drain = time.monotonic()
+            log("box B: ephemeractl drain --to %s: %s" % (
+                HANDOVER["nat"], b.ctl.change("drain", "--to", HANDOVER["nat"])))
+            b_done = wait_until(lambda: (lambda r: r["state"] in ("done", "failed") and r)(
+                handover_report(b)), HANDOVER_TIMEOUT, 0.05)
+            t_done = time.monotonic()
+            check(b_done and b_done["state"] == "done", "box B's hand-over: %s; box A: %s" % (
+                handover_report(b), handover_report(a)))
+            a_done = handover_report(a)
+            timeline.mark("hand-over done after %.3f s: B %s; A %s" % (t_done - t_drain, b_done,
+                                                                       a_done))
+            check(a_done["state"] == "done" and a_done["direction"] == "in",
+                  "box A's side of the hand-over: %s" % a_done)
+            check(b_done["refused"] == 0 and b_done["applied"] == b_done["records_sent"] and
+                  a_done["records_received"] == b_done["records_sent"],
+                  "records: B sent %d, A received %d, applied %d, refused %d" % (
+                      b_done["records_sent"], a_done["records_received"], a_done["applied"],
+                      a_done["refused"]))
+            check(b_done["records_sent"] >= sum(len(v) for v in b_sessions.values()),
+                  "B sent %d records for %d sessions" % (
+                      b_done["records_sent"], sum(len(v) for v in b_sessions.values())))
+            for i in on["nat2"]:
+                on_a = sorted((x["proto"], x["inside"], x["external"], x["remote"])
+                              for x in a.sessions(sub_addr(i)))
+                check(set(b_sessions[i]) <= set(on_a),
+                      "sub%d: box A lists %s, box B had %s" % (i, on_a, b_sessions[i]))
+                check(b.sessions(sub_addr(i)) == [], "sub%d: box B still lists %s" % (
+                    i, b.sessions(sub_addr(i))))
+            log("box A lists every session box B had, on the same public address:port")
+
+            # 3. Routing follows: A announces B's prefix too, B's BGP session goes down, then B
+            # itself. Its next hops already lead to A (gratuitous ARP).
+            conf = "%s/bird-nat.conf" % bird_dir(lab)
+            with open(conf) as f:
+                text = f.read()
+            with open(conf, "w") as f:
+                f.write(text.replace("  route %s blackhole;" % PREFIX["nat"],
+                                     "  route %s blackhole;\n  route %s blackhole;" % (
+                                         PREFIX["nat"], PREFIX["nat2"])))
+            birdc(lab, "nat", "configure")
+            birdc(lab, "nat2", "disable", BOX_PROTOCOL)
+            check(wait_until(routed_via(lab, "nat2", POOL["nat"][0]), ROUTE_TIMEOUT, 0.1),
+                  "router's kernel: %r, not via box A; BIRD: %s" % (
+                      kernel_route(lab, PREFIX["nat2"]), birdc(lab, "rout", "show", "route")))
+            timeline.mark("router: %s" % kernel_route(lab, PREFIX["nat2"]))
+            b.eph.stop()
+            timeline.mark("box B stopped")
+
+            ref = counts()
+            check(all_moving(ref, 10), "flows stalled after the drain: before %s, now %s" % (
+                ref, counts()))
+            time.sleep(DRAIN_RUN_S)
+            # A new flow of a drained subscriber: a mapping of box A's own pool.
+            i = on["nat2"][0]
+            agent = lab.agent(lab.sub(i))
+            agent.open("new")
+            _, echo = udp_exchange(agent, "new", (SERVER, UDP_PORT), "new sub%d" % i)
+            new_ep = parse_echo(echo)[0]
+
+            for i in subs:
+                tcp_srv[i].stop()
+                udp_cli[i].stop()
+            tcp_final = {i: (tcp_cli[i].final(60), tcp_srv[i].final(60)) for i in subs}
+            udp_final = {i: udp_cli[i].final(30) for i in subs}
+            a_log = a.eph.read_log()
+        except BaseException:
+            for box in boxes:
+                log("---- %s log ----\n%s" % (box.name, box.eph.read_log()))
+            raise
+        finally:
+            for st in streams:
+                st.kill()
+            for box in boxes:
+                box.eph.cleanup()
+
+    for i in subs:
+        check_tcp_stream("sub%d's TCP stream (box %s)" % (i, BOX[landed[i]]), *tcp_final[i],
+                         tcp_ep[i])
+        u = udp_final[i]
+        check(list(u["externals"]) == [udp_ep[i]],
+              "sub%d's UDP stream: the server saw %s, before the drain %s" % (
+                  i, list(u["externals"]), udp_ep[i]))
+        lost = [r for r in u["missing_runs"] if not (t_drain - 0.05 <= r[1] and r[3] <= t_done)]
+        check(not lost, "sub%d's UDP stream lost datagrams outside the hand-over (%.3f-%.3f): "
+              "%s" % (i, t_drain, t_done, lost))
+    check(box_of_address(new_ep[0]) == "nat",
+          "sub%d (was on box B): a new flow left from %s, not from box A's pool" % (
+              on["nat2"][0], new_ep[0]))
+    check("hand-over from" in a_log, "box A's log does not tell of the hand-over")
+    log("---- what each subscriber saw ----")
+    for i in subs:
+        u = udp_final[i]
+        lost_ms = 1000.0 * sum(r[4] for r in u["missing_runs"]) / DRAIN_UDP_RATE
+        log("sub%d on box %s: UDP %s throughout, %d of %d datagrams lost (%.0f ms); TCP stream "
+            "%s: %d B down, %d B up, intact" % (
+                i, BOX[landed[i]], udp_ep[i], u["missing_count"] if "missing_count" in u
+                else sum(r[4] for r in u["missing_runs"]), u["sent"], lost_ms,
+                "%s:%d" % tuple(tcp_ep[i]), tcp_final[i][0]["received"],
+                tcp_final[i][1]["received"]))
+    log("box B was silent for %d ms (from its workers falling silent to box A's word); %d "
+        "records; a new flow of sub%d left from %s" % (
+            b_done["silent_ms"], b_done["records_sent"], on["nat2"][0], new_ep[0]))
+
+
+TESTS = {"scale_out_two_boxes_bgp_ecmp": test_scale_out_two_boxes_bgp_ecmp,
+         "scale_drain_hands_sessions_over": test_scale_drain_hands_sessions_over}
 
 if __name__ == "__main__":
     missing = [t for t in ("bird", "birdc") if shutil.which(t) is None]

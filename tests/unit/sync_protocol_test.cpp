@@ -30,7 +30,8 @@ std::vector<Message> every_kind() {
             r,
             Ack{77},
             BulkDone{3},
-            Heartbeat{1'800'000'000'000ull}};
+            Heartbeat{1'800'000'000'000ull},
+            HandoverDone{70'000, 12}};
 }
 
 std::vector<Message> read_all(FrameReader& reader) {
@@ -59,6 +60,8 @@ bool same(const Message& a, const Message& b) {
                 return x.next_sequence == y.next_sequence;
             } else if constexpr (std::is_same_v<T, BulkDone>) {
                 return x.generation == y.generation;
+            } else if constexpr (std::is_same_v<T, HandoverDone>) {
+                return x.applied == y.applied && x.refused == y.refused;
             } else {
                 return x.unix_ms == y.unix_ms;
             }
@@ -207,6 +210,41 @@ TEST(PairingTerms, NamesTheFirstDifference) {
     b.statics = {m};
     EXPECT_THAT(first_difference(pairing_terms(a, 2), pairing_terms(b, 2)),
                 ::testing::StartsWith("static: here , peer tcp 198.18.0.100:8080"));
+}
+
+// Scale-out boxes have pools and gateways of their own: the hand-over's terms leave them out
+// of what must agree, and offer them.
+TEST(HandoverTerms, BoxesWithTheirOwnPoolsAgreeAndTheOfferNamesThePoolAndGateway) {
+    const Config a = base();
+    Config b = base();
+    b.pool = {Ipv4Addr{198, 18, 0, 102}, Ipv4Addr{198, 18, 0, 103}};
+    b.inside.gateway = Ipv4Addr{100, 64, 255, 2};
+    b.timeouts.udp = 600;
+    EXPECT_EQ(
+        first_difference(agreed_part(handover_terms(a, 2)), agreed_part(handover_terms(b, 2))), "");
+    EXPECT_EQ(term_value(handover_terms(b, 2), "offer.pool"), "198.18.0.102,198.18.0.103");
+    EXPECT_EQ(term_value(handover_terms(b, 2), "offer.gateway"), "100.64.255.2");
+    EXPECT_EQ(term_value(handover_terms(b, 2), "pool.mode"), "dynamic");
+    EXPECT_EQ(term_value(handover_terms(b, 2), "offer"), "");
+    EXPECT_EQ(agreed_part(handover_terms(b, 2)).find("offer."), std::string::npos);
+}
+
+TEST(HandoverTerms, NamesWhatTheBoxesMustShare) {
+    const Config a = base();
+    Config b = base();
+    b.port_range = {32768, 60999};
+    EXPECT_EQ(
+        first_difference(agreed_part(handover_terms(a, 2)), agreed_part(handover_terms(b, 2))),
+        "pool.port_range: here 49152-65535, peer 32768-60999");
+    // The same subscriber and port must have the same owner on both boxes.
+    EXPECT_EQ(
+        first_difference(agreed_part(handover_terms(a, 2)), agreed_part(handover_terms(a, 4))),
+        "workers: here 2, peer 4");
+    b = base();
+    b.reserved = {{50000, 50010}};
+    EXPECT_THAT(
+        first_difference(agreed_part(handover_terms(a, 2)), agreed_part(handover_terms(b, 2))),
+        ::testing::StartsWith("pool.reserved: "));
 }
 
 } // namespace

@@ -75,6 +75,7 @@ private:
     SessionQuery sessions_;
     SessionQuery blocks_;
     FlushFilter flush_;
+    std::string drain_to_;
     std::string key_;
     std::string value_;
     std::string address_;
@@ -280,6 +281,16 @@ void Cli::add_changes() {
                                        "give at least one of --subscriber, --external, --address");
         }
         command = Command{flush_request(flush_), Shape::action, {}};
+    });
+
+    CLI::App* drain = app.add_subcommand(
+        "drain", "hand every session to a scale-out peer (its ha.handover address), which "
+                 "takes over this box's addresses; this box then forwards nothing");
+    drain->add_option("--to", drain_to_, "the peer's ha.handover ADDRESS:PORT")
+        ->required()
+        ->type_name("ADDR:PORT");
+    drain->callback([this] {
+        command = Command{Request{"/ephemera/drain", drain_to_}, Shape::action, {}};
     });
 
     app.add_subcommand("reload", "re-read the config file and apply what changed (the way to "
