@@ -504,7 +504,8 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
                                "(restart ephemera to change it)"};
         }
         HaConfig to_pair = to.ha;
-        to_pair.state_file = from.ha.state_file; // read at stop: it may change
+        to_pair.state_file = from.ha.state_file;     // read at stop: it may change
+        to_pair.migrate_hook = from.ha.migrate_hook; // read when it runs
         if (to_pair != from.ha) {
             return ConfigError{"runtime change", "ha",
                                "cannot change while running: the HA pair is set up at start "

@@ -4,6 +4,8 @@
 // be bound is for start-up to say.
 #include "config_parse.hpp"
 
+#include <unistd.h>
+
 #include <filesystem>
 
 namespace ephemera::config_parse {
@@ -68,9 +70,9 @@ void parse_ha(const toml::table& root, Config& cfg) {
     if (ha == nullptr) {
         return;
     }
-    check_known_keys(
-        *ha, "ha",
-        {"state_file", "role", "listen", "peer", "dead_interval", "refresh_interval", "handover"});
+    check_known_keys(*ha, "ha",
+                     {"state_file", "role", "listen", "peer", "dead_interval", "refresh_interval",
+                      "handover", "migrate_hook"});
     parse_state_file(*ha, cfg);
     const toml::node* role = ha->get("role");
     if (ha->get("handover") != nullptr) {
@@ -79,6 +81,18 @@ void parse_ha(const toml::table& root, Config& cfg) {
                                   "over to its standby instead");
         }
         std::tie(cfg.ha.handover_address, cfg.ha.handover_port) = endpoint(*ha, "handover");
+    }
+    if (const toml::node* hook = ha->get("migrate_hook")) {
+        const std::string path = string_value(*hook, "ha.migrate_hook");
+        if (!cfg.ha.handover()) {
+            refuse("ha.migrate_hook", "needs ha.handover: only a box that hands subscribers "
+                                      "over runs it");
+        }
+        if (path.empty() || path.front() != '/' || ::access(path.c_str(), X_OK) != 0) {
+            refuse("ha.migrate_hook", config_parse::quoted(path) +
+                                          " is not an executable file named by its full path");
+        }
+        cfg.ha.migrate_hook = path;
     }
     if (role == nullptr) {
         for (const char* key : {"listen", "peer", "dead_interval", "refresh_interval"}) {

@@ -254,6 +254,9 @@ int run(App& app, const Options& opts) {
                              std::optional<Ipv4Addr> gateway) {
             return app.runtime->adopt(pool, answered, gateway);
         };
+        hooks.move = [&app](const Config::SubscriberMove& move, bool remove) {
+            return app.runtime->move_subscribers(move, remove);
+        };
         hooks.applied_refused = [&app] {
             return std::make_pair(counter_total(app, Counter::ha_records_applied),
                                   counter_total(app, Counter::ha_records_refused));

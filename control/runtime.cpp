@@ -76,6 +76,25 @@ ChangeResult Runtime::adopt(const std::vector<Ipv4Addr>& pool, bool answered,
                    /*keep_adoption=*/false);
 }
 
+ChangeResult Runtime::move_subscribers(const Config::SubscriberMove& move, bool remove) {
+    std::lock_guard guard(lock_);
+    Config next = current_;
+    auto& moves = next.moved_subscribers;
+    const auto same = [&move](const Config::SubscriberMove& m) {
+        return m.prefix == move.prefix && m.length == move.length;
+    };
+    moves.erase(std::remove_if(moves.begin(), moves.end(), same), moves.end());
+    if (!remove) {
+        moves.push_back(move);
+    }
+    return publish(std::move(next),
+                   (remove       ? "return of "
+                    : move.moved ? "move of "
+                                 : "hold of ") +
+                       move.prefix.to_string() + "/" + std::to_string(move.length),
+                   /*keep_adoption=*/false);
+}
+
 ChangeResult Runtime::reload() {
     std::lock_guard guard(lock_);
     return publish(load_config_file(current_.source), "reload of " + current_.source);
@@ -104,6 +123,7 @@ ChangeResult Runtime::publish(std::variant<Config, ConfigError> next, std::strin
         // Not in any file: what hand-overs took over stays through edits and reloads.
         std::get<Config>(next).adopted_pool = current_.adopted_pool;
         std::get<Config>(next).adopted_gateways = current_.adopted_gateways;
+        std::get<Config>(next).moved_subscribers = current_.moved_subscribers;
     }
     auto config = std::make_shared<const Config>(std::move(std::get<Config>(next)));
     if (const auto refusal = check_runtime_change(current_, *config)) {

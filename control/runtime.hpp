@@ -41,6 +41,9 @@ public:
     // every later change.
     ChangeResult adopt(const std::vector<Ipv4Addr>& pool, bool answered,
                        std::optional<Ipv4Addr> gateway);
+    // Subscribers moved to a peer (`ephemeractl migrate`): held, then moved, or (`remove`)
+    // back here after a failed move. Kept through every later change.
+    ChangeResult move_subscribers(const Config::SubscriberMove& move, bool remove);
 
     // A copy of the running config, consistent with what the workers translate with.
     [[nodiscard]] Config current() const;

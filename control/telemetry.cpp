@@ -586,8 +586,27 @@ void add_handover(const App& app, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "handover_refused", r.refused);
     rte_tel_data_add_dict_u64(d, "handover_silent_ms", r.silent_ms);
     rte_tel_data_add_dict_u64(d, "handover_finished_unix_ms", r.finished_unix_ms);
+    text("handover_subscribers", r.subscribers);
+    text("handover_hook", r.hook);
     rte_tel_data_add_dict_u64(d, "handovers_in", r.handovers_in);
     rte_tel_data_add_dict_u64(d, "handovers_out", r.handovers_out);
+    rte_tel_data_add_dict_u64(d, "migrations_out", r.migrations_out);
+    // Moved subscribers' ports held here for the replies the routers still send here.
+    rte_tel_data_add_dict_u64(d, "ports_forwarded",
+                              counter_total(app, Counter::ports_forwarded) -
+                                  counter_total(app, Counter::forwards_ended));
+    std::string moved;
+    for (const Config::SubscriberMove& m : app.runtime->current().moved_subscribers) {
+        if (!moved.empty()) {
+            moved += ' ';
+        }
+        moved += m.prefix.to_string();
+        moved += '/';
+        moved += std::to_string(m.length);
+        moved += m.moved ? " to " : " moving to ";
+        moved += m.peer;
+    }
+    text("moved_subscribers", moved);
 }
 
 int cmd_ha(App& app, const char*, rte_tel_data* d) {
@@ -687,6 +706,40 @@ int cmd_drain(App& app, const char* params, rte_tel_data* d) {
         return 0;
     }
     result_dict(d, app.handover->drain_to(*address, static_cast<std::uint16_t>(*port)));
+    return 0;
+}
+
+// "PREFIX/LENGTH ADDRESS:PORT": the subscribers, and the peer's ha.handover address.
+int cmd_migrate(App& app, const char* params, rte_tel_data* d) {
+    if (app.handover == nullptr) {
+        result_dict(d, {false, "no ha.handover in the config: this box cannot move subscribers"});
+        return 0;
+    }
+    const std::string text = params != nullptr ? params : "";
+    // PREFIX/LENGTH, a space, ADDRESS:PORT.
+    const auto space = text.find(' ');
+    const std::string subscribers = text.substr(0, space);
+    const std::string peer = space == std::string::npos ? std::string() : text.substr(space + 1);
+    const auto slash = subscribers.find('/');
+    const auto colon = peer.rfind(':');
+    std::optional<Ipv4Addr> prefix;
+    std::optional<std::uint32_t> length;
+    std::optional<Ipv4Addr> address;
+    std::optional<std::uint32_t> port;
+    if (slash != std::string::npos && colon != std::string::npos) {
+        prefix = Ipv4Addr::parse(std::string_view(subscribers).substr(0, slash));
+        length = config_parse::parse_port_number(std::string_view(subscribers).substr(slash + 1));
+        address = Ipv4Addr::parse(std::string_view(peer).substr(0, colon));
+        port = config_parse::parse_port_number(std::string_view(peer).substr(colon + 1));
+    }
+    if (!prefix || !length || *length > 32 || !address || !port || *port == 0 || *port > 65535) {
+        result_dict(d, {false, "give the subscribers as PREFIX/LENGTH and the peer's ha.handover "
+                               "as ADDRESS:PORT, not \"" +
+                                   text + "\""});
+        return 0;
+    }
+    result_dict(d, app.handover->migrate_to(*prefix, static_cast<std::uint8_t>(*length), *address,
+                                            static_cast<std::uint16_t>(*port)));
     return 0;
 }
 
@@ -872,6 +925,9 @@ TelemetryRegistration register_telemetry(App& app) {
     rte_telemetry_register_cmd("/ephemera/drain", gated<cmd_drain>,
                                "Hand every session to a scale-out peer and fall silent. "
                                "Parameter: the peer's ha.handover ADDRESS:PORT");
+    rte_telemetry_register_cmd("/ephemera/migrate", gated<cmd_migrate>,
+                               "Move subscribers and their sessions to a scale-out peer. "
+                               "Parameters: PREFIX/LENGTH ADDRESS:PORT");
     rte_telemetry_register_cmd("/ephemera/reload", gated<cmd_reload>,
                                "Reread the config file (as SIGHUP does)");
     // Help texts hold fewer than 128 characters, or the command is not registered.

@@ -101,6 +101,10 @@ void Worker::classify(Direction d, rte_mbuf** pkts, std::uint16_t n, Arrival arr
                 }
                 continue;
             }
+            if (!config().moved_subscribers.empty() && pass_moved_subscriber(m, parsed.src))
+                [[unlikely]] {
+                continue;
+            }
             owner = shared_.ownership.subscriber_owner(parsed.src);
         } else {
             if (!translator_.is_pool_address(parsed.dst)) {

@@ -259,7 +259,7 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
     }
     counters_.add(Counter::out2in_translated, translated);
     if ((no_mapping | filtered) != 0) {
-        refuse_inbound(packets, no_mapping, filtered, now, verdicts);
+        refuse_inbound(packets, no_mapping, filtered, now, l2, verdicts);
     }
     return slow;
 }

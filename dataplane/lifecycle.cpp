@@ -353,6 +353,13 @@ void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
 void SessionLifecycle::release_port(const Mapping& m, Subscriber& sub, Tick now) {
     ports_.out2in(m.pool_index, m.proto, *ports_.slice().slot_of(m.external_port)) = kNoIndex;
     --sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
+    if ((m.flags & kMappingMoved) != 0 && forwards_ != nullptr &&
+        forwards_->add(m.pool_index, m.proto, m.external_port,
+                       static_cast<std::uint8_t>(m.moved_to), now,
+                       plan_->policy.timeout[static_cast<std::size_t>(proto_index(m.proto))])) {
+        counters_.add(Counter::ports_forwarded);
+        return; // held by the forward until it falls idle (port_forwards.hpp)
+    }
     if (plan_->policy.allocation == AllocationMode::blocks) {
         // The port goes back to its block; the block, when this was its last mapping, is what
         // is held down (RFC 6888 REQ-8).

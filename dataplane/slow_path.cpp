@@ -122,7 +122,7 @@ void for_each_bit(std::uint64_t mask, F&& f) {
                            p.icmp_type == kIcmpEchoReply)) {
                 verdicts[i] = static_inbound(pkt, *inside, pool_index, now, l2);
             } else {
-                refuse_inbound(packets, std::uint64_t{1} << i, 0, now, verdicts);
+                refuse_inbound(packets, std::uint64_t{1} << i, 0, now, l2, verdicts);
             }
             return;
         }
@@ -143,7 +143,7 @@ void for_each_bit(std::uint64_t mask, F&& f) {
                 verdicts[i] = static_inbound(pkt, *inside, pool_index, now, l2); // counts
                 return;
             }
-            refuse_inbound(packets, std::uint64_t{1} << i, 0, now, verdicts);
+            refuse_inbound(packets, std::uint64_t{1} << i, 0, now, l2, verdicts);
             return;
         }
         // Admitted or not as in the fast path; a packet whose TTL runs out here is answered
@@ -152,7 +152,7 @@ void for_each_bit(std::uint64_t mask, F&& f) {
         const std::uint64_t me = std::uint64_t{1} << i;
         out2in_admit(packets, n, now, me, expired ? me : 0);
         if (mappings_[i] == kNoIndex) {
-            refuse_inbound(packets, 0, me, now, verdicts);
+            refuse_inbound(packets, 0, me, now, l2, verdicts);
             return;
         }
         if (expired) { // the sender hears from the pool address it sent to
@@ -174,7 +174,10 @@ void for_each_bit(std::uint64_t mask, F&& f) {
 
 [[gnu::noinline]] void Translator::refuse_inbound(std::span<PacketRef> packets,
                                                   std::uint64_t no_mapping, std::uint64_t filtered,
-                                                  Tick now, std::span<Verdict> verdicts) {
+                                                  Tick now, const L2Context& l2,
+                                                  std::span<Verdict> verdicts) {
+    // A reply to a port whose subscriber moved to a peer box goes on to the peer.
+    no_mapping = pass_moved_replies(packets, no_mapping, now, l2, verdicts);
     counters_.add(Counter::drop_no_mapping, static_cast<std::uint64_t>(std::popcount(no_mapping)));
     counters_.add(Counter::drop_filtered, static_cast<std::uint64_t>(std::popcount(filtered)));
     for_each_bit(no_mapping | filtered, [&](std::uint32_t i) {

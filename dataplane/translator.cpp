@@ -33,6 +33,13 @@ Translator::Translator(const WorkerPlan& plan, const Ownership& ownership, Worke
     icmp_bucket_ = TokenBucket{plan.policy.icmp_burst, start};
     life_.set_events(&events_);
     life_.set_sync(&sync_);
+    if (plan.config->ha.handover()) {
+        // A box that may hand subscribers over holds their ports for the replies (at most a
+        // quarter of a million per worker: a migration moves subscribers, not the whole box).
+        forwards_ = std::make_unique<PortForwards>(
+            std::min<std::uint32_t>(plan.policy.max_sessions, 1u << 18), socket);
+        life_.set_forwards(forwards_.get());
+    }
     apply(plan);
 }
 

@@ -236,6 +236,13 @@ private:
     // outside, and what it took over from drained boxes. Sent at takeover (or when a drained
     // box's sessions are in) and twice more, a second apart.
     void announce_addresses();
+    // ---- worker_moves.cpp ----
+    // A frame from a subscriber moved to a peer box: dropped while its sessions are on their
+    // way, passed to the peer's inside MAC after. False: not a moved subscriber's.
+    bool pass_moved_subscriber(rte_mbuf* m, Ipv4Addr source);
+    // Between bursts: what the hand-over streams, the sessions of newly moved subscribers
+    // ended here, held ports let go.
+    void follow_moves(Tick now);
     // Forwarding nothing: a standby, a frozen active waiting for word, a box handing over.
     [[nodiscard]] bool silent() const { return standby_ || frozen_hold_ || handing_over_; }
 
@@ -256,6 +263,8 @@ private:
     bool frozen_hold_ = false;        // froze while active: waits for the sync thread's word
     bool handing_over_ = false;       // WorkerShared::ha_handing_over, taken up
     std::uint32_t announce_seen_ = 0; // ha_announce_generation taken up
+    std::uint32_t moves_done_ = 0;    // bit i: Config::moved_subscribers[i]'s sessions ended
+    std::uint32_t move_cursor_ = 0;   // ... the walk of the next one
     std::uint32_t hold_ticket_ = 0;   // ... the ha_confirm_requests it made
     std::uint32_t reset_seen_ = 0;    // ha_reset_generation taken up
     bool clearing_ = false;

@@ -79,6 +79,9 @@ void Worker::follow_ha(Tick now) {
         next_announcement_ = now + kAnnounceEvery;
     }
     if (!standby_) {
+        // Before the stream's step: a hand-over that moves subscribers publishes them (and so
+        // the stream's filter) before it starts its bulk round.
+        follow_moves(now);
         // The generation first: a new one is published after streaming is switched on.
         const std::uint32_t generation = shared_.ha_bulk_generation.load(std::memory_order_acquire);
         translator_.set_sync_streaming(shared_.ha_streaming.load(std::memory_order_acquire));

@@ -297,6 +297,18 @@ EOC
 }
 
 # A Linux router namespace: forwarding on, no reverse-path filter.
+# Scale-out mode: the inside router sends the subscribers of PREFIX to the box whose inside
+# gateway is GATEWAY, whatever the ECMP hash says (a source rule into a table of its own). What
+# an ha.migrate_hook does after `ephemeractl migrate` (docs/ha.md, "Moving live subscribers").
+lab_steer() { # LAB PREFIX GATEWAY
+  local rin="$1-rin" table
+  table=$((100 + ${3##*.}))
+  ip -n "$rin" route replace default via "$3" dev tr0 table "$table"
+  ip -n "$rin" rule del from "$2" 2>/dev/null || true
+  ip -n "$rin" rule add from "$2" lookup "$table" pref "$table"
+  ip -n "$rin" route flush cache
+}
+
 _lab_router_ns() { # NS
   ip netns exec "$1" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
     net.ipv4.conf.default.rp_filter=0 >/dev/null
@@ -526,6 +538,9 @@ usage: $0 up LAB [SUBSCRIBERS] [router|ha|scale]
                                  and a BIRD in LAB-nat, LAB-nat2 and LAB-rout)
        $0 down LAB               delete every namespace of lab LAB
        $0 list LAB               list lab LAB's namespaces
+       $0 steer LAB PREFIX GATEWAY
+                                 scale mode: the inside router sends PREFIX's subscribers to the
+                                 box whose inside gateway is GATEWAY
 EOF
 }
 
@@ -548,6 +563,10 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   list)
     [[ $# -ge 2 ]] || { _lab_usage; exit 2; }
     lab_namespaces "$2"
+    ;;
+  steer)
+    [[ $# -ge 4 ]] || { _lab_usage; exit 2; }
+    lab_steer "$2" "$3" "$4"
     ;;
   *)
     _lab_usage

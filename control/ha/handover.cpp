@@ -8,9 +8,14 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 
@@ -25,6 +30,42 @@ constexpr std::chrono::milliseconds kAnswerTimeout{3000}; // an offer or a hello
 constexpr std::chrono::milliseconds kHandoverTimeout{60000};
 constexpr std::size_t kMaxQueuedBytes = 8u << 20; // the receiver reads slower: stop draining
 constexpr unsigned kDrainBurst = 1024;
+constexpr std::chrono::milliseconds kHookTimeout{10000};
+
+// Runs `path` with the environment and `extra`, waiting for it at most kHookTimeout (the
+// routers are told before the next hand-over starts); what came of it.
+std::string run_migrate_hook(const std::string& path, const std::vector<std::string>& extra) {
+    std::vector<char*> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        env.push_back(*e);
+    }
+    std::vector<std::string> owned = extra;
+    for (std::string& e : owned) {
+        env.push_back(e.data());
+    }
+    env.push_back(nullptr);
+    std::string program = path;
+    char* argv[] = {program.data(), nullptr};
+    pid_t pid = 0;
+    if (const int err = posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv, env.data());
+        err != 0) {
+        return std::string("cannot run: ") + std::strerror(err);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + kHookTimeout;
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return "killed after " + std::to_string(kHookTimeout.count()) + " ms";
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (WIFEXITED(status)) {
+        return "exit " + std::to_string(WEXITSTATUS(status));
+    }
+    return "ended by signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
 
 std::vector<Ipv4Addr> parse_addresses(const std::string& list) {
     std::vector<Ipv4Addr> out;
@@ -85,8 +126,32 @@ void Handover::stop() {
 }
 
 ChangeResult Handover::drain_to(Ipv4Addr address, std::uint16_t port) {
+    return ask(Request{address, port, std::nullopt});
+}
+
+ChangeResult Handover::migrate_to(Ipv4Addr prefix, std::uint8_t length, Ipv4Addr address,
+                                  std::uint16_t port) {
+    Config::SubscriberMove move;
+    move.prefix = prefix;
+    move.length = length;
+    move.peer = address.to_string() + ":" + std::to_string(port);
+    const Config current = hooks_.current();
+    for (const Config::SubscriberMove& m : current.moved_subscribers) {
+        if (m.contains(prefix) || move.contains(m.prefix)) {
+            return {false, "subscribers " + m.prefix.to_string() + "/" + std::to_string(m.length) +
+                               " moved to " + m.peer + " already; a prefix may move once"};
+        }
+    }
+    if (current.moved_subscribers.size() >= kMaxMoves) {
+        return {false, "this box has moved subscribers " + std::to_string(kMaxMoves) +
+                           " times; restart it to move more"};
+    }
+    return ask(Request{address, port, move});
+}
+
+ChangeResult Handover::ask(Request request) {
     const std::lock_guard lock(report_lock_);
-    if (report_.handovers_out > 0) {
+    if (drained_) {
         return {false, "this box has handed its sessions over already (to " + report_.peer +
                            "); restart it to forward again"};
     }
@@ -98,15 +163,22 @@ ChangeResult Handover::drain_to(Ipv4Addr address, std::uint16_t port) {
         return {false, "only dynamic allocation is handed over (pool.mode is " +
                            std::string(allocation_mode_name(hooks_.current().allocation)) + ")"};
     }
-    if (address == config_.handover_address && port == config_.handover_port) {
+    if (request.address == config_.handover_address && request.port == config_.handover_port) {
         return {false, "the peer is this box's own ha.handover address"};
     }
-    asked_ = std::make_pair(address, port);
+    const std::string peer = request.address.to_string() + ":" + std::to_string(request.port);
+    const std::string what = request.move ? "moving " + request.move->prefix.to_string() + "/" +
+                                                std::to_string(request.move->length) + " to " + peer
+                                          : "draining into " + peer;
     report_.state = "offering";
     report_.direction = "out";
-    report_.peer = address.to_string() + ":" + std::to_string(port);
+    report_.peer = peer;
     report_.error.clear();
-    return {true, "draining into " + report_.peer + ": `ephemeractl show ha` follows it"};
+    report_.subscribers =
+        request.move ? request.move->prefix.to_string() + "/" + std::to_string(request.move->length)
+                     : "";
+    asked_ = std::move(request);
+    return {true, what + ": `ephemeractl show ha` follows it"};
 }
 
 HandoverReport Handover::report() const {
@@ -115,7 +187,9 @@ HandoverReport Handover::report() const {
 }
 
 std::string Handover::terms() const {
-    return handover_terms(hooks_.current(), static_cast<std::uint16_t>(out_rings_.size()));
+    return handover_terms(hooks_.current(), static_cast<std::uint16_t>(out_rings_.size())) +
+           "\noffer.inside_mac=" + shared_.inside_mac.to_string() +
+           "\noffer.outside_mac=" + shared_.outside_mac.to_string();
 }
 
 void Handover::run() {
@@ -134,7 +208,7 @@ void Handover::run() {
         // Short while the rings fill (streaming) or wait for room (receiving).
         ::poll(fds.data(), fds.size(), static_cast<int>(kPass.count()));
     }
-    if (out_ != Out::none && out_ != Out::done) {
+    if (out_ != Out::none) {
         out_failed("ephemera is stopping");
     }
 }
@@ -142,8 +216,12 @@ void Handover::run() {
 // One hand-over at a time: a caller while one is under way (either way) is told so.
 void Handover::accept_incoming(Clock::time_point now) {
     while (auto caller = accept_from(*listener_)) {
-        const bool busy = in_ != In::none || (out_ != Out::none && out_ != Out::done);
-        const bool drained = out_ == Out::done;
+        const bool busy = in_ != In::none || out_ != Out::none;
+        bool drained = false;
+        {
+            const std::lock_guard lock(report_lock_);
+            drained = drained_;
+        }
         if (busy || drained) {
             caller->send(Refuse{drained ? "this box has handed its own sessions over"
                                         : "a hand-over is under way here; try again later"});
@@ -160,7 +238,7 @@ void Handover::accept_incoming(Clock::time_point now) {
 
 void Handover::out_pass(Clock::time_point now) {
     if (out_ == Out::none) {
-        std::optional<std::pair<Ipv4Addr, std::uint16_t>> asked;
+        std::optional<Request> asked;
         {
             const std::lock_guard lock(report_lock_);
             asked = std::exchange(asked_, std::nullopt);
@@ -168,18 +246,24 @@ void Handover::out_pass(Clock::time_point now) {
         if (!asked) {
             return;
         }
+        moving_ = asked->move;
         std::string error;
-        out_link_ = SyncLink::connect(asked->first, asked->second, kConnectTimeout, error);
+        out_link_ = SyncLink::connect(asked->address, asked->port, kConnectTimeout, error);
         if (!out_link_) {
             out_failed("cannot reach the peer: " + error);
             return;
         }
+        std::string offer = terms();
+        if (moving_) {
+            offer += "\noffer.subscribers=" + moving_->prefix.to_string() + "/" +
+                     std::to_string(moving_->length);
+        }
         out_link_->send(
-            Hello{HaRole::none, static_cast<std::uint16_t>(out_rings_.size()), terms(), 0});
+            Hello{HaRole::none, static_cast<std::uint16_t>(out_rings_.size()), offer, 0});
         out_ = Out::offered;
         out_deadline_ = now + kAnswerTimeout;
     }
-    if (out_ == Out::done || !out_link_) {
+    if (!out_link_) {
         return;
     }
     const bool open = out_link_->receive();
@@ -192,10 +276,21 @@ void Handover::out_pass(Clock::time_point now) {
             out_failed("refused by the peer: " + r->reason);
             return;
         }
-        if (std::holds_alternative<Hello>(*m) && out_ == Out::offered) {
-            // Accepted. Silent first, then the bulk round: no session changes after it is
-            // sent (a worker takes both up in the same step, in this order).
-            shared_.ha_handing_over.store(true, std::memory_order_release);
+        if (const auto* h = std::get_if<Hello>(&*m); h != nullptr && out_ == Out::offered) {
+            peer_terms_ = h->terms;
+            if (moving_) {
+                // Accepted. The moving subscribers' frames are held (and the stream filtered
+                // to their sessions) on every worker before the bulk round starts.
+                const ChangeResult held = hooks_.move(*moving_, false);
+                if (!held.ok) {
+                    out_failed("cannot hold the subscribers: " + held.message);
+                    return;
+                }
+            } else {
+                // Accepted. Silent first, then the bulk round: no session changes after it is
+                // sent (a worker takes both up in the same step, in this order).
+                shared_.ha_handing_over.store(true, std::memory_order_release);
+            }
             shared_.ha_streaming.store(true, std::memory_order_release);
             generation_ = shared_.ha_bulk_generation.fetch_add(1, std::memory_order_acq_rel) + 1;
             std::fill(bulk_done_.begin(), bulk_done_.end(), false);
@@ -209,30 +304,11 @@ void Handover::out_pass(Clock::time_point now) {
             continue;
         }
         if (const auto* d = std::get_if<HandoverDone>(&*m); d != nullptr && bulk_sent_) {
-            // Every session is on the peer, which answers for this box's addresses now: this
-            // box stays silent for good and lets its sessions go without logging them ended
-            // (they go on there).
-            shared_.ha_standby.store(true, std::memory_order_release);
-            shared_.ha_streaming.store(false, std::memory_order_release);
-            shared_.ha_handing_over.store(false, std::memory_order_release);
-            shared_.ha_reset_generation.fetch_add(1, std::memory_order_acq_rel);
-            out_ = Out::done;
-            {
-                const std::lock_guard lock(report_lock_);
-                report_.state = "done";
-                report_.applied = d->applied;
-                report_.refused = d->refused;
-                report_.silent_ms = ms_between(silent_since_, now);
-                report_.finished_unix_ms = unix_ms_now();
-                ++report_.handovers_out;
+            if (moving_) {
+                moved_over(*d, now);
+            } else {
+                drained(*d, now);
             }
-            std::printf("ephemera: hand-over: %llu sessions applied by %s (%llu refused), silent "
-                        "for %llu ms; this box forwards nothing now\n",
-                        static_cast<unsigned long long>(d->applied), out_link_->peer().c_str(),
-                        static_cast<unsigned long long>(d->refused),
-                        static_cast<unsigned long long>(ms_between(silent_since_, now)));
-            std::fflush(stdout);
-            out_link_.reset();
             return;
         }
     }
@@ -252,6 +328,79 @@ void Handover::out_pass(Clock::time_point now) {
     if (out_link_ && !out_link_->flush()) {
         out_failed("the link to the peer broke: " + out_link_->error());
     }
+}
+
+// Every session is on the peer, which answers for this box's addresses now: this box stays
+// silent for good and lets its sessions go without logging them ended (they go on there).
+void Handover::drained(const HandoverDone& d, Clock::time_point now) {
+    shared_.ha_standby.store(true, std::memory_order_release);
+    shared_.ha_streaming.store(false, std::memory_order_release);
+    shared_.ha_handing_over.store(false, std::memory_order_release);
+    shared_.ha_reset_generation.fetch_add(1, std::memory_order_acq_rel);
+    finished(d, now, "this box forwards nothing now");
+    const std::lock_guard lock(report_lock_);
+    drained_ = true;
+    ++report_.handovers_out;
+}
+
+// The moved subscribers' sessions are on the peer: from now on what of theirs reaches this
+// box goes on to the peer's MACs, their sessions here end, their ports stay held for the
+// replies the routers still send here.
+void Handover::moved_over(const HandoverDone& d, Clock::time_point now) {
+    Config::SubscriberMove move = *moving_;
+    move.moved = true;
+    const auto inside = MacAddr::parse(term_value(peer_terms_, "offer.inside_mac"));
+    const auto outside = MacAddr::parse(term_value(peer_terms_, "offer.outside_mac"));
+    if (!inside || !outside) {
+        out_failed("the peer did not say its MACs");
+        return;
+    }
+    move.peer_inside_mac = *inside;
+    move.peer_outside_mac = *outside;
+    shared_.ha_streaming.store(false, std::memory_order_release);
+    const ChangeResult moved = hooks_.move(move, false);
+    if (!moved.ok) {
+        out_failed("cannot pass the subscribers on: " + moved.message);
+        return;
+    }
+    moving_.reset();
+    finished(d, now, "their frames that still come here go on to it");
+    {
+        const std::lock_guard lock(report_lock_);
+        ++report_.migrations_out;
+    }
+    if (const std::string hook = hooks_.current().ha.migrate_hook; !hook.empty()) {
+        const std::string said = run_migrate_hook(
+            hook,
+            {"EPHEMERA_SUBSCRIBERS=" + move.prefix.to_string() + "/" + std::to_string(move.length),
+             "EPHEMERA_PEER=" + move.peer,
+             "EPHEMERA_PEER_GATEWAY=" + term_value(peer_terms_, "offer.gateway")});
+        std::printf("ephemera: ha.migrate_hook %s: %s\n", hook.c_str(), said.c_str());
+        std::fflush(stdout);
+        const std::lock_guard lock(report_lock_);
+        report_.hook = said;
+    }
+}
+
+void Handover::finished(const HandoverDone& d, Clock::time_point now, const char* after) {
+    out_ = Out::none;
+    {
+        const std::lock_guard lock(report_lock_);
+        report_.state = "done";
+        report_.applied = d.applied;
+        report_.refused = d.refused;
+        report_.silent_ms = ms_between(silent_since_, now);
+        report_.finished_unix_ms = unix_ms_now();
+    }
+    const HandoverReport r = report();
+    std::printf("ephemera: hand-over%s%s: %llu sessions applied by %s (%llu refused) after "
+                "%llu ms; %s\n",
+                r.subscribers.empty() ? "" : " of ", r.subscribers.c_str(),
+                static_cast<unsigned long long>(d.applied), out_link_->peer().c_str(),
+                static_cast<unsigned long long>(d.refused),
+                static_cast<unsigned long long>(r.silent_ms), after);
+    std::fflush(stdout);
+    out_link_.reset();
 }
 
 void Handover::drain_rings() {
@@ -301,6 +450,10 @@ void Handover::out_failed(const std::string& why) {
     // Nothing was let go: the workers forward again with every session they had.
     shared_.ha_streaming.store(false, std::memory_order_release);
     shared_.ha_handing_over.store(false, std::memory_order_release);
+    if (moving_) {
+        hooks_.move(*moving_, true); // held no more
+        moving_.reset();
+    }
     out_link_.reset();
     out_ = Out::none;
     {
@@ -344,14 +497,17 @@ void Handover::in_pass(Clock::time_point now) {
         const std::uint64_t done =
             applied - counted_before_.first + (refused - counted_before_.second) + undecodable_;
         if (done >= expected_) {
-            // Every session is in: this box answers for the drained box's addresses now, and
-            // says so on both segments at once.
-            const ChangeResult answered = hooks_.adopt(offered_pool_, true, offered_gateway_);
-            if (!answered.ok) {
-                in_failed("cannot answer for the drained box's addresses: " + answered.message);
-                return;
+            // Every session is in. A drained box's addresses are this box's to answer for now,
+            // announced on both segments at once; moved subscribers' addresses stay the other
+            // box's (it still has subscribers on them and passes their replies here).
+            if (incoming_subscribers_.empty()) {
+                const ChangeResult answered = hooks_.adopt(offered_pool_, true, offered_gateway_);
+                if (!answered.ok) {
+                    in_failed("cannot answer for the drained box's addresses: " + answered.message);
+                    return;
+                }
+                shared_.ha_announce_generation.fetch_add(1, std::memory_order_acq_rel);
             }
-            shared_.ha_announce_generation.fetch_add(1, std::memory_order_acq_rel);
             const HandoverDone word{applied - counted_before_.first,
                                     refused - counted_before_.second + undecodable_};
             in_link_->send(word);
@@ -364,11 +520,14 @@ void Handover::in_pass(Clock::time_point now) {
                 report_.finished_unix_ms = unix_ms_now();
                 ++report_.handovers_in;
             }
-            std::printf("ephemera: hand-over from %s: %llu sessions in (%llu refused); answering "
-                        "for %s\n",
+            const std::string after =
+                incoming_subscribers_.empty()
+                    ? "answering for " + join(offered_pool_) + " and " +
+                          offered_gateway_.to_string()
+                    : "subscribers " + incoming_subscribers_ + " are this box's now";
+            std::printf("ephemera: hand-over from %s: %llu sessions in (%llu refused); %s\n",
                         in_link_->peer().c_str(), static_cast<unsigned long long>(word.applied),
-                        static_cast<unsigned long long>(word.refused),
-                        (join(offered_pool_) + " and " + offered_gateway_.to_string()).c_str());
+                        static_cast<unsigned long long>(word.refused), after.c_str());
             std::fflush(stdout);
             in_link_.reset();
             in_ = In::none;
@@ -442,6 +601,7 @@ void Handover::on_offer(const Hello& offer, Clock::time_point now) {
         return;
     }
     offered_gateway_ = *gateway;
+    incoming_subscribers_ = term_value(offer.terms, "offer.subscribers");
     counted_before_ = hooks_.applied_refused();
     expected_ = 0;
     undecodable_ = 0;
@@ -454,7 +614,10 @@ void Handover::on_offer(const Hello& offer, Clock::time_point now) {
     fresh.state = "receiving";
     fresh.direction = "in";
     fresh.peer = in_link_->peer();
-    fresh.adopted = join(offered_pool_) + " gateway " + gateway->to_string();
+    fresh.adopted = incoming_subscribers_.empty()
+                        ? join(offered_pool_) + " gateway " + gateway->to_string()
+                        : join(offered_pool_) + " (quiet: their replies come through the peer)";
+    fresh.subscribers = incoming_subscribers_;
     fresh.handovers_in = report_.handovers_in;
     fresh.handovers_out = report_.handovers_out;
     report_ = fresh;

@@ -50,14 +50,19 @@ struct HandoverReport {
     std::uint64_t refused = 0;
     std::uint64_t silent_ms = 0; // "out": from falling silent to the peer's word
     std::uint64_t finished_unix_ms = 0;
+    std::string subscribers; // a migration's subscriber prefix; empty for a drain
+    std::string hook;        // what came of ha.migrate_hook after the last migration
     std::uint64_t handovers_in = 0;
     std::uint64_t handovers_out = 0;
+    std::uint64_t migrations_out = 0;
 };
 
 // What the thread needs of the rest of the process.
 struct HandoverHooks {
     // Runtime::adopt: a drained box's pool (quiet, or answered with its gateway).
     std::function<ChangeResult(const std::vector<Ipv4Addr>&, bool, std::optional<Ipv4Addr>)> adopt;
+    // Runtime::move_subscribers: subscribers held, moved, or (remove) back after a failure.
+    std::function<ChangeResult(const Config::SubscriberMove&, bool)> move;
     // Records the workers applied and refused so far (their counters, summed).
     std::function<std::pair<std::uint64_t, std::uint64_t>()> applied_refused;
     // The running config: what this box offers, and what an offer must not overlap.
@@ -81,12 +86,18 @@ public:
     // Starts draining this box into the peer listening at address:port; refused, saying why,
     // while a hand-over is under way or once this box has handed its sessions over.
     ChangeResult drain_to(Ipv4Addr address, std::uint16_t port);
+    // Starts moving the subscribers of prefix/length, with their sessions, to the peer
+    // (docs/ha.md "Moving live subscribers"); refused as drain_to is, and for a prefix that
+    // overlaps one moved already.
+    ChangeResult migrate_to(Ipv4Addr prefix, std::uint8_t length, Ipv4Addr address,
+                            std::uint16_t port);
 
     [[nodiscard]] HandoverReport report() const;
 
 private:
     using Clock = std::chrono::steady_clock;
-    enum class Out : std::uint8_t { none, connect, offered, streaming, waiting, done };
+    enum class Out : std::uint8_t { none, offered, streaming, waiting };
+    static constexpr std::size_t kMaxMoves = 32; // moves a worker keeps track of
     enum class In : std::uint8_t { none, hello, records };
 
     void run();
@@ -95,6 +106,9 @@ private:
     void out_pass(Clock::time_point now);
     void drain_rings();
     void out_failed(const std::string& why);
+    void drained(const HandoverDone& d, Clock::time_point now);
+    void moved_over(const HandoverDone& d, Clock::time_point now);
+    void finished(const HandoverDone& d, Clock::time_point now, const char* after);
     // The receiving box.
     void in_pass(Clock::time_point now);
     void on_offer(const Hello& offer, Clock::time_point now);
@@ -112,8 +126,18 @@ private:
     std::atomic<bool> stop_{false};
     std::optional<logging::SocketFd> listener_;
 
-    // Draining this box (asked for under report_lock_, taken up by the thread).
-    std::optional<std::pair<Ipv4Addr, std::uint16_t>> asked_;
+    // Draining this box, or moving some of its subscribers (asked for under report_lock_,
+    // taken up by the thread).
+    struct Request {
+        Ipv4Addr address;
+        std::uint16_t port = 0;
+        std::optional<Config::SubscriberMove> move; // none: a drain
+    };
+    ChangeResult ask(Request request);
+    std::optional<Request> asked_;
+    std::optional<Config::SubscriberMove> moving_; // the move of the hand-over under way
+    bool drained_ = false;                         // guarded by report_lock_
+    std::string peer_terms_;                       // what the receiver said of itself
     Out out_ = Out::none;
     std::optional<SyncLink> out_link_;
     Clock::time_point out_deadline_{};
@@ -130,8 +154,9 @@ private:
     Clock::time_point in_deadline_{};
     std::vector<Ipv4Addr> offered_pool_;
     Ipv4Addr offered_gateway_;
-    std::uint64_t expected_ = 0;    // records received
-    std::uint64_t undecodable_ = 0; // ... of which malformed
+    std::string incoming_subscribers_; // a migration's prefix; empty: a drain
+    std::uint64_t expected_ = 0;       // records received
+    std::uint64_t undecodable_ = 0;    // ... of which malformed
     bool bulk_received_ = false;
     std::pair<std::uint64_t, std::uint64_t> counted_before_{}; // applied, refused at the start
     std::vector<std::deque<SyncRecord>> pending_;

@@ -307,6 +307,11 @@ struct HaConfig {
     Ipv4Addr handover_address;
     std::uint16_t handover_port = 0;
     [[nodiscard]] bool handover() const { return handover_port != 0; }
+    // Run after subscribers moved to a peer (`ephemeractl migrate`), to tell the inside routers
+    // to send them there: an executable, given EPHEMERA_SUBSCRIBERS (PREFIX/LENGTH),
+    // EPHEMERA_PEER (its ha.handover) and EPHEMERA_PEER_GATEWAY (its inside gateway). Empty:
+    // none (the operator tells the routers).
+    std::string migrate_hook;
 
     static constexpr std::uint32_t kMinDeadInterval = 100;
     static constexpr std::uint32_t kMaxDeadInterval = 60000;
@@ -348,6 +353,26 @@ struct Config {
     };
     std::vector<AdoptedAddress> adopted_pool;
     std::vector<Ipv4Addr> adopted_gateways;
+    // Subscribers this box moved to a peer (`ephemeractl migrate`, docs/ha.md "Moving live
+    // subscribers"). Never read from a file. While `moved` is false their sessions are on the
+    // way and their packets from the inside are held (dropped); once it is true, whatever of
+    // theirs still reaches this box is passed to the peer's MAC on the segment it came from,
+    // and the ports of their moved mappings stay held here, passing the replies on, until
+    // they fall idle.
+    struct SubscriberMove {
+        Ipv4Addr prefix;
+        std::uint8_t length = 32;
+        bool moved = false;
+        MacAddr peer_inside_mac;
+        MacAddr peer_outside_mac;
+        std::string peer; // the peer's ha.handover, for messages
+        [[nodiscard]] bool contains(Ipv4Addr a) const {
+            const std::uint32_t mask = length == 0 ? 0 : ~std::uint32_t{0} << (32 - length);
+            return (a.value() & mask) == (prefix.value() & mask);
+        }
+        bool operator==(const SubscriberMove&) const = default;
+    };
+    std::vector<SubscriberMove> moved_subscribers;
 };
 
 // A refusal: which file, which key (dotted TOML path, e.g. "pool.addresses[1]"), and why.

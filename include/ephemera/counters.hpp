@@ -54,6 +54,10 @@ enum class Counter : std::uint16_t {
     ha_records_dropped,       // ... not handed over: the worker's sync ring was full
     ha_records_applied,       // records from the active peer applied here (standby)
     ha_records_refused,       // ... that could not be applied (see the sync thread's report)
+    moved_passed_inside,      // frames of subscribers moved to a peer, passed to its inside MAC
+    moved_passed_outside,     // replies to their held ports, passed to its outside MAC
+    ports_forwarded,          // ports of moved mappings held here for their replies
+    forwards_ended,           // ... released after falling idle
     // fragments (RFC 4787 REQ-14) and MTU (REQ-13)
     fragments_translated, // later pieces (offset > 0) translated as their first piece was
     fragments_held,       // later pieces kept until their first piece came
@@ -101,6 +105,7 @@ enum class Counter : std::uint16_t {
     drop_martian,     // broadcast, multicast, loopback or this-network address: never routed
     drop_arp_ignored, // ARP not for one of our addresses
     drop_standby,     // received while this box is the HA standby, which forwards nothing
+    drop_moving,      // from a subscriber whose sessions are on their way to a peer box
     // ICMP errors (RFC 5508): translated, originated, or dropped by reason
     icmp_errors_in2out,                 // errors from subscribers translated (RFC 5508 REQ-5)
     icmp_errors_out2in,                 // errors from outside translated (RFC 5508 REQ-4)
@@ -158,6 +163,10 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "ha_records_dropped",
     "ha_records_applied",
     "ha_records_refused",
+    "moved_passed_inside",
+    "moved_passed_outside",
+    "ports_forwarded",
+    "forwards_ended",
     "fragments_translated",
     "fragments_held",
     "fragments_timed_out",
@@ -200,6 +209,7 @@ inline constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
     "drop_martian",
     "drop_arp_ignored",
     "drop_standby",
+    "drop_moving",
     "icmp_errors_in2out",
     "icmp_errors_out2in",
     "icmp_time_exceeded_sent",

@@ -10,6 +10,7 @@
 #include "ephemera/nat_table.hpp"
 #include "ephemera/policy.hpp"
 #include "ephemera/port_allocator.hpp"
+#include "ephemera/port_forwards.hpp"
 #include "ephemera/session_sync.hpp"
 #include "ephemera/timer_wheel.hpp"
 
@@ -59,6 +60,8 @@ public:
     // An HA standby holds no port down: it claims ports only as the active's records say, and
     // the active holds them down itself. So a port the standby frees is free at once.
     void set_standby(bool standby) { standby_ = standby; }
+    // Where the ports of moved mappings are held (port_forwards.hpp); none: released as any.
+    void set_forwards(PortForwards* forwards) { forwards_ = forwards; }
     // A live session as it would move to another process: at `now`, its idle time.
     [[nodiscard]] SessionState state_of(std::uint32_t session, Tick now) const;
     // The filtering mode packets are judged by: the configured one, except while a switch to
@@ -123,6 +126,7 @@ private:
     CounterBlock& counters_;
     NatEventRecorder* events_ = nullptr;
     SessionSync* sync_ = nullptr;
+    PortForwards* forwards_ = nullptr;
     bool standby_ = false;
     const WorkerPlan* plan_ = nullptr;
     TimerWheel wheel_;

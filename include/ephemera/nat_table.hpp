@@ -54,17 +54,20 @@ struct alignas(32) Mapping {
     std::uint16_t external_port;
     std::uint16_t pool_index;
     Protocol proto;
-    std::uint8_t flags; // kMappingStatic
+    std::uint8_t flags; // kMappingStatic, kMappingMoved
     std::uint32_t subscriber;
     std::uint32_t sessions; // a mapping lives while it has sessions
     MacAddr inside_mac;     // where replies go on the inside (the subscriber or its router)
-    std::uint16_t reserved2_;
+    std::uint16_t moved_to; // kMappingMoved: the index in Config::moved_subscribers
     Tick created;
 };
 static_assert(sizeof(Mapping) == 32);
 // A static entry's mapping: its external endpoint is the entry's, not a port of the pool's
 // allocation (no bitmap, no out2in index entry, no hold-down when it ends).
 inline constexpr std::uint8_t kMappingStatic = 1;
+// Its subscriber moved to a peer box (port_forwards.hpp): when it ends here, its external port
+// stays held and passes the replies on to the peer.
+inline constexpr std::uint8_t kMappingMoved = 2;
 
 struct Subscriber {
     std::uint16_t pool_index; // paired pooling: every mapping of this subscriber uses it

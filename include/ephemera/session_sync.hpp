@@ -46,6 +46,12 @@ public:
     // arrival starts brings it everything that came before).
     void set_streaming(bool on) { streaming_ = ring_ != nullptr && on; }
     [[nodiscard]] bool streaming() const { return streaming_; }
+    // Only the sessions of subscribers in prefix/mask are streamed (a migration hands over
+    // those alone); mask 0: every session.
+    void set_filter(std::uint32_t prefix, std::uint32_t mask) {
+        filter_prefix_ = prefix & mask;
+        filter_mask_ = mask;
+    }
 
     void upsert(const SessionState& s) { stage(s, SyncKind::upsert); }
     void remove(const SessionState& s) { stage(s, SyncKind::remove); }
@@ -78,7 +84,7 @@ private:
     static constexpr unsigned kStage = 64; // a burst's records, with room to spare
 
     void stage(const SessionState& s, SyncKind kind) {
-        if (!streaming_) {
+        if (!streaming_ || (s.inside.value() & filter_mask_) != filter_prefix_) {
             return;
         }
         SyncRecord r;
@@ -96,6 +102,8 @@ private:
     CounterBlock& counters_;
     rte_ring* ring_ = nullptr;
     bool streaming_ = false;
+    std::uint32_t filter_prefix_ = 0;
+    std::uint32_t filter_mask_ = 0;
     std::array<SyncRecord, kStage> stage_{};
     unsigned staged_ = 0;
 };

@@ -34,6 +34,7 @@
 #include "ephemera/worker_plan.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -243,6 +244,10 @@ public:
     void attach_sync_ring(rte_ring* ring) { sync_.attach(ring); }
     // Whether a standby listens (the active's records are made only then).
     void set_sync_streaming(bool on) { sync_.set_streaming(on && !standby_); }
+    // See SessionSync::set_filter.
+    void set_sync_filter(std::uint32_t prefix, std::uint32_t mask) {
+        sync_.set_filter(prefix, mask);
+    }
     // This box is the standby: nothing is logged (the active logs), nothing is streamed.
     void set_standby(bool standby) {
         standby_ = standby;
@@ -268,6 +273,17 @@ public:
         std::vector<SessionView> none;
         std::uint64_t flushed = 0;
         return walk_sessions(SessionFilter{}, true, now, cursor, budget, none, 0, flushed);
+    }
+
+    // Subscribers moved to a peer box (subscriber_moves.cpp). One bounded step of ending the
+    // sessions of `move` (Config::moved_subscribers[index]) without logging them, their ports
+    // held for the replies; true when the walk is complete.
+    bool move_step(Tick now, const Config::SubscriberMove& move, std::uint16_t index,
+                   std::uint32_t& cursor, std::uint32_t budget);
+    // One bounded step of letting go of held ports that fell idle; how many.
+    std::uint32_t expire_forwards(Tick now, std::uint32_t budget);
+    [[nodiscard]] std::uint32_t ports_forwarded() const {
+        return forwards_ != nullptr ? forwards_->size() : 0;
     }
 
     // Copies up to out.size() live mappings; returns how many. Call on the owning worker only.
@@ -318,7 +334,13 @@ private:
     // Outside packets for no mapping, or that filtering refused: dropped and counted; an
     // unsolicited SYN among them is held (RFC 5382 REQ-4) when that is switched on.
     void refuse_inbound(std::span<PacketRef> packets, std::uint64_t no_mapping,
-                        std::uint64_t filtered, Tick now, std::span<Verdict> verdicts);
+                        std::uint64_t filtered, Tick now, const L2Context& l2,
+                        std::span<Verdict> verdicts);
+    // ---- subscriber_moves.cpp ----
+    // Of `no_mapping`, the replies to ports held for moved subscribers: passed to the peer's
+    // MAC (Verdict::reply). Returns the rest.
+    std::uint64_t pass_moved_replies(std::span<PacketRef> packets, std::uint64_t no_mapping,
+                                     Tick now, const L2Context& l2, std::span<Verdict> verdicts);
     Verdict refuse(PacketRef& pkt, Counter reason, Tick now, const L2Context& l2);
     Verdict answer_echo(PacketRef& pkt, const MacAddr& our_mac);
     void hold_syn(const PacketRef& pkt, Tick now);
@@ -398,6 +420,10 @@ private:
         std::uint32_t generation = 0;
     } round_;
     bool standby_ = false;
+    // Ports held for subscribers moved to a peer (port_forwards.hpp); only on a box that may
+    // hand over (ha.handover), sized at start.
+    std::unique_ptr<PortForwards> forwards_;
+    std::uint32_t forward_cursor_ = 0; // expire_forwards' walk
     HeldSyns held_syns_{kHeldSynCapacity};
     InsideNeighbors neighbors_;
     TokenBucket icmp_bucket_;

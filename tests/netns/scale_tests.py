@@ -11,10 +11,12 @@ removes it on every exit path. Without BIRD (Debian package bird2) the tests ski
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from nslab import (PEER, PYTHON, SKIP, Ephemera, TestFailure, check, lab_session, log, main,
@@ -33,6 +35,8 @@ HANDOVER = {"nat": "198.19.1.1:5890", "nat2": "198.19.2.1:5890"}
 ROUTER_PROTOCOL = {"nat": "box_a", "nat2": "box_b"}  # the router's BGP session with each box
 BOX_PROTOCOL = "uplink"                               # each box's session with the router
 NEXT_HOP = "198.18.0.1"  # the outside router's wan0
+LAB_SH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "scripts", "lab.sh")
 SERVER = "198.18.2.2"    # behind the outside router
 
 UDP_PORT = 5000
@@ -90,12 +94,14 @@ def box_of_address(addr):
 class Box:
     """One scale-out box: its ephemera (own pool and inside gateway, no [ha]) and ephemeractl."""
 
-    def __init__(self, binary, ctl_binary, lab, node, handover=False):
+    def __init__(self, binary, ctl_binary, lab, node, handover=False, migrate_hook=None):
         self.node = node
         self.name = "box %s (%s)" % (BOX[node], lab.ns(node))
         sections = {"inside": {"gateway": GATEWAY[node]}}
         if handover:
             sections["ha"] = {"handover": HANDOVER[node]}
+            if migrate_hook:
+                sections["ha"]["migrate_hook"] = migrate_hook
         config = live_config(pool=POOL[node], next_hop=NEXT_HOP, sections=sections)
         self.eph = Ephemera(binary, lab, WORKERS, config, node=node)
         self.ctl = Ctl(ctl_binary, self.eph.prefix)
@@ -116,12 +122,12 @@ def routed_via(lab, node, via=None):
     return lambda: kernel_route(lab, PREFIX[node]).startswith(want)
 
 
-def start_boxes(lab, binary, ctl_binary, boxes, timeline, handover=False):
+def start_boxes(lab, binary, ctl_binary, boxes, timeline, handover=False, migrate_hook=None):
     """Starts box A and box B (appended to `boxes` as they start, so that a failure still
     cleans them up) and waits until both BGP sessions are up and both pool prefixes are in
     the outside router's kernel."""
     for node in ("nat", "nat2"):
-        box = Box(binary, ctl_binary, lab, node, handover)
+        box = Box(binary, ctl_binary, lab, node, handover, migrate_hook)
         boxes.append(box)
         box.start()
 
@@ -444,13 +450,143 @@ def test_scale_out_two_boxes_bgp_ecmp(binary, ctl_binary):
 
 
 DRAIN_UDP_RATE = 100     # datagrams per second, each subscriber
-DRAIN_RUN_S = 3.0        # seconds the flows run before the drain, and again after it
+DRAIN_RUN_S = 3.0        # seconds the flows run before a hand-over, and again after it
 HANDOVER_TIMEOUT = 15.0
 
 
 def handover_report(box):
     return {k[len("handover_"):] if k.startswith("handover_") else k: v
-            for k, v in box.ctl.json("show", "ha").items() if k.startswith("handover")}
+            for k, v in box.ctl.json("show", "ha").items()
+            if k.startswith("handover") or k in ("migrations_out", "ports_forwarded",
+                                                 "moved_subscribers")}
+
+
+def wait_handover(a, b, sender):
+    """Waits until `sender`'s hand-over is done (or failed); both boxes' reports."""
+    other = a if sender is b else b
+    done = wait_until(lambda: (lambda r: r["state"] in ("done", "failed") and r)(
+        handover_report(sender)), HANDOVER_TIMEOUT, 0.05)
+    check(done and done["state"] == "done", "%s's hand-over: %s; %s: %s" % (
+        sender.name, handover_report(sender), other.name, handover_report(other)))
+    got = handover_report(other)
+    check(got["state"] == "done" and got["direction"] == "in",
+          "%s's side of the hand-over: %s" % (other.name, got))
+    check(done["refused"] == 0 and done["applied"] == done["records_sent"] and
+          got["records_received"] == done["records_sent"],
+          "records: sent %d, received %d, applied %d, refused %d" % (
+              done["records_sent"], got["records_received"], got["applied"], got["refused"]))
+    return done, got
+
+
+def session_set(box, i):
+    return sorted((x["proto"], x["inside"], x["external"], x["remote"])
+                  for x in box.sessions(sub_addr(i)))
+
+
+class LiveFlows:
+    """Every subscriber's UDP stream (DRAIN_UDP_RATE datagrams/s to an echo counter) and TCP
+    stream (TCP_DOWN_RATE down, TCP_UP_RATE up) through a scale-out lab, and where each one
+    landed: its box and its public endpoints."""
+
+    def __init__(self, lab, subs, streams):
+        self.lab, self.subs, self.streams = lab, subs, streams
+        self.udp_cli, self.tcp_srv, self.tcp_cli = {}, {}, {}
+        self.udp_ep, self.tcp_ep, self.landed = {}, {}, {}
+
+    def _stream(self, ns, argv, what):
+        s = Stream(self.lab, ns, argv, what)
+        self.streams.append(s)
+        return s
+
+    def start(self):
+        lab = self.lab
+        self._stream(lab.ns("srv"), ["udp-echo-counter", "--bind", SERVER, "--port",
+                                     str(UDP_PORT)], "UDP echo server")
+        for i in self.subs:
+            self.udp_cli[i] = self._stream(lab.sub(i), [
+                "udp-stream", "--to", SERVER, "--port", str(UDP_PORT), "--rate",
+                str(DRAIN_UDP_RATE), "--bind-port", str(60000 + i), "--drain", "3"],
+                "UDP stream (sub%d)" % i)
+            port = TCP_STREAM_PORT + i
+            self.tcp_srv[i] = self._stream(lab.ns("srv"), [
+                "tcp-stream-server", "--bind", SERVER, "--port", str(port), "--rate",
+                str(TCP_DOWN_RATE), "--timeout", "120"], "TCP stream server :%d" % port)
+            self.tcp_cli[i] = self._stream(lab.sub(i), [
+                "tcp-stream-client", "--to", SERVER, "--port", str(port), "--upload-rate",
+                str(TCP_UP_RATE), "--timeout", "120"], "TCP stream client (sub%d)" % i)
+        check(self.all_moving({i: (0, 0, 0) for i in self.subs}, 15),
+              "flows not moving both ways: %s" % self.counts())
+        time.sleep(DRAIN_RUN_S)
+
+    def counts(self):
+        return {i: (self.udp_cli[i].status()["echoed"], progress(self.tcp_cli[i])[0],
+                    progress(self.tcp_srv[i])[0]) for i in self.subs}
+
+    def all_moving(self, ref, timeout):
+        return wait_until(lambda: all(all(x > y for x, y in zip(now, ref[i]))
+                                      for i, now in self.counts().items()), timeout, 0.2)
+
+    def locate(self, boxes):
+        """Where each subscriber is: the UDP stream's public endpoint (what the echo server
+        saw), the TCP stream's from its box's session list. Returns {node: [subscribers]}."""
+        by_node = {box.node: box for box in boxes}
+        for i in self.subs:
+            ext = list(self.udp_cli[i].status()["externals"])
+            check(len(ext) == 1, "sub%d's UDP stream came from %s" % (i, ext))
+            self.udp_ep[i] = ext[0]
+            self.landed[i] = box_of_address(ext[0].rsplit(":", 1)[0])
+            check(self.landed[i] is not None, "sub%d translated to %s, in no pool" % (i, ext))
+            box = by_node[self.landed[i]]
+            tcp = [x for x in box.sessions(sub_addr(i)) if x["proto"] == "tcp" and
+                   x["remote"] == (SERVER, TCP_STREAM_PORT + i)]
+            check(len(tcp) == 1, "sub%d: %s lists %s for its TCP stream" % (i, box.name, tcp))
+            self.tcp_ep[i] = tcp[0]["external"]
+        on = {node: [i for i in self.subs if self.landed[i] == node] for node in BOX}
+        check(on["nat"] and on["nat2"], "the source hash put every subscriber on one box: "
+              "%s" % on)
+        return on
+
+    def finish(self):
+        for i in self.subs:
+            self.tcp_srv[i].stop()
+            self.udp_cli[i].stop()
+        self.tcp_final = {i: (self.tcp_cli[i].final(60), self.tcp_srv[i].final(60))
+                          for i in self.subs}
+        self.udp_final = {i: self.udp_cli[i].final(30) for i in self.subs}
+
+    def check(self, window):
+        """Every TCP stream intact both ways on the endpoint it started with; every UDP
+        stream on one endpoint, losing datagrams only if sent within `window` (t0, t1)."""
+        for i in self.subs:
+            check_tcp_stream("sub%d's TCP stream (box %s)" % (i, BOX[self.landed[i]]),
+                             *self.tcp_final[i], self.tcp_ep[i])
+            u = self.udp_final[i]
+            check(list(u["externals"]) == [self.udp_ep[i]],
+                  "sub%d's UDP stream: the server saw %s, before the hand-over %s" % (
+                      i, list(u["externals"]), self.udp_ep[i]))
+            lost = [r for r in u["missing_runs"]
+                    if not (window[0] - 0.05 <= r[1] and r[3] <= window[1])]
+            check(not lost, "sub%d's UDP stream lost datagrams outside the hand-over "
+                  "(%.3f-%.3f): %s" % (i, window[0], window[1], lost))
+
+    def report(self):
+        log("---- what each subscriber saw ----")
+        for i in self.subs:
+            u = self.udp_final[i]
+            lost = sum(r[4] for r in u["missing_runs"])
+            log("sub%d on box %s: UDP %s throughout, %d of %d datagrams lost (%.0f ms); TCP "
+                "stream %s: %d B down, %d B up, intact" % (
+                    i, BOX[self.landed[i]], self.udp_ep[i], lost, u["sent"],
+                    1000.0 * lost / DRAIN_UDP_RATE, "%s:%d" % tuple(self.tcp_ep[i]),
+                    self.tcp_final[i][0]["received"], self.tcp_final[i][1]["received"]))
+
+
+def new_flow(lab, i):
+    """A new UDP flow of subscriber i: the public endpoint the echo server saw."""
+    agent = lab.agent(lab.sub(i))
+    agent.open("new")
+    _, echo = udp_exchange(agent, "new", (SERVER, UDP_PORT), "new sub%d" % i)
+    return parse_echo(echo)[0]
 
 
 def test_scale_drain_hands_sessions_over(binary, ctl_binary):
@@ -467,59 +603,11 @@ def test_scale_drain_hands_sessions_over(binary, ctl_binary):
             timeline = Timeline()
             start_boxes(lab, binary, ctl_binary, boxes, timeline, handover=True)
             a, b = boxes
-
-            udp_srv = Stream(lab, lab.ns("srv"), ["udp-echo-counter", "--bind", SERVER,
-                                                  "--port", str(UDP_PORT)], "UDP echo server")
-            streams.append(udp_srv)
-            udp_cli, tcp_srv, tcp_cli = {}, {}, {}
-            for i in subs:
-                udp_cli[i] = Stream(lab, lab.sub(i), [
-                    "udp-stream", "--to", SERVER, "--port", str(UDP_PORT), "--rate",
-                    str(DRAIN_UDP_RATE), "--bind-port", str(60000 + i), "--drain", "3"],
-                    "UDP stream (sub%d)" % i)
-                port = TCP_STREAM_PORT + i
-                tcp_srv[i] = Stream(lab, lab.ns("srv"), [
-                    "tcp-stream-server", "--bind", SERVER, "--port", str(port), "--rate",
-                    str(TCP_DOWN_RATE), "--timeout", "120"], "TCP stream server :%d" % port)
-                tcp_cli[i] = Stream(lab, lab.sub(i), [
-                    "tcp-stream-client", "--to", SERVER, "--port", str(port), "--upload-rate",
-                    str(TCP_UP_RATE), "--timeout", "120"], "TCP stream client (sub%d)" % i)
-                streams += [udp_cli[i], tcp_srv[i], tcp_cli[i]]
+            flows = LiveFlows(lab, subs, streams)
+            flows.start()
             timeline.mark("flows open")
-
-            def counts():
-                return {i: (udp_cli[i].status()["echoed"], progress(tcp_cli[i])[0],
-                            progress(tcp_srv[i])[0]) for i in subs}
-
-            def all_moving(ref, timeout):
-                return wait_until(lambda: all(
-                    all(x > y for x, y in zip(now, ref[i])) for i, now in counts().items()),
-                    timeout, 0.2)
-
-            check(all_moving({i: (0, 0, 0) for i in subs}, 15),
-                  "flows not moving both ways: %s" % counts())
-            time.sleep(DRAIN_RUN_S)
-
-            # Where each subscriber is: the UDP stream's public endpoint (what the echo server
-            # saw), the TCP stream's from the box's session list.
-            udp_ep, tcp_ep, landed = {}, {}, {}
-            for i in subs:
-                ext = list(udp_cli[i].status()["externals"])
-                check(len(ext) == 1, "sub%d's UDP stream came from %s" % (i, ext))
-                udp_ep[i] = ext[0]
-                landed[i] = box_of_address(ext[0].rsplit(":", 1)[0])
-                check(landed[i] is not None, "sub%d translated to %s, in no pool" % (i, ext))
-                box = a if landed[i] == "nat" else b
-                tcp = [x for x in box.sessions(sub_addr(i)) if x["proto"] == "tcp" and
-                       x["remote"] == (SERVER, TCP_STREAM_PORT + i)]
-                check(len(tcp) == 1, "sub%d: %s lists %s for its TCP stream" % (
-                    i, box.name, tcp))
-                tcp_ep[i] = tcp[0]["external"]
-            on = {node: [i for i in subs if landed[i] == node] for node in BOX}
-            check(on["nat"] and on["nat2"], "the source hash put every subscriber on one box: "
-                  "%s" % on)
-            b_sessions = {i: sorted((x["proto"], x["inside"], x["external"], x["remote"])
-                                    for x in b.sessions(sub_addr(i))) for i in on["nat2"]}
+            on = flows.locate(boxes)
+            b_sessions = {i: session_set(b, i) for i in on["nat2"]}
             log("landed: box A %s; box B %s (%d sessions)" % (
                 on["nat"], on["nat2"], sum(len(v) for v in b_sessions.values())))
 
@@ -527,27 +615,15 @@ def test_scale_drain_hands_sessions_over(binary, ctl_binary):
             t_drain = time.monotonic()
             log("box B: ephemeractl drain --to %s: %s" % (
                 HANDOVER["nat"], b.ctl.change("drain", "--to", HANDOVER["nat"])))
-            b_done = wait_until(lambda: (lambda r: r["state"] in ("done", "failed") and r)(
-                handover_report(b)), HANDOVER_TIMEOUT, 0.05)
+            b_done, a_done = wait_handover(a, b, b)
             t_done = time.monotonic()
-            check(b_done and b_done["state"] == "done", "box B's hand-over: %s; box A: %s" % (
-                handover_report(b), handover_report(a)))
-            a_done = handover_report(a)
             timeline.mark("hand-over done after %.3f s: B %s; A %s" % (t_done - t_drain, b_done,
                                                                        a_done))
-            check(a_done["state"] == "done" and a_done["direction"] == "in",
-                  "box A's side of the hand-over: %s" % a_done)
-            check(b_done["refused"] == 0 and b_done["applied"] == b_done["records_sent"] and
-                  a_done["records_received"] == b_done["records_sent"],
-                  "records: B sent %d, A received %d, applied %d, refused %d" % (
-                      b_done["records_sent"], a_done["records_received"], a_done["applied"],
-                      a_done["refused"]))
             check(b_done["records_sent"] >= sum(len(v) for v in b_sessions.values()),
                   "B sent %d records for %d sessions" % (
                       b_done["records_sent"], sum(len(v) for v in b_sessions.values())))
             for i in on["nat2"]:
-                on_a = sorted((x["proto"], x["inside"], x["external"], x["remote"])
-                              for x in a.sessions(sub_addr(i)))
+                on_a = session_set(a, i)
                 check(set(b_sessions[i]) <= set(on_a),
                       "sub%d: box A lists %s, box B had %s" % (i, on_a, b_sessions[i]))
                 check(b.sessions(sub_addr(i)) == [], "sub%d: box B still lists %s" % (
@@ -572,22 +648,13 @@ def test_scale_drain_hands_sessions_over(binary, ctl_binary):
             b.eph.stop()
             timeline.mark("box B stopped")
 
-            ref = counts()
-            check(all_moving(ref, 10), "flows stalled after the drain: before %s, now %s" % (
-                ref, counts()))
+            ref = flows.counts()
+            check(flows.all_moving(ref, 10), "flows stalled after the drain: before %s, now %s"
+                  % (ref, flows.counts()))
             time.sleep(DRAIN_RUN_S)
             # A new flow of a drained subscriber: a mapping of box A's own pool.
-            i = on["nat2"][0]
-            agent = lab.agent(lab.sub(i))
-            agent.open("new")
-            _, echo = udp_exchange(agent, "new", (SERVER, UDP_PORT), "new sub%d" % i)
-            new_ep = parse_echo(echo)[0]
-
-            for i in subs:
-                tcp_srv[i].stop()
-                udp_cli[i].stop()
-            tcp_final = {i: (tcp_cli[i].final(60), tcp_srv[i].final(60)) for i in subs}
-            udp_final = {i: udp_cli[i].final(30) for i in subs}
+            new_ep = new_flow(lab, on["nat2"][0])
+            flows.finish()
             a_log = a.eph.read_log()
         except BaseException:
             for box in boxes:
@@ -599,37 +666,148 @@ def test_scale_drain_hands_sessions_over(binary, ctl_binary):
             for box in boxes:
                 box.eph.cleanup()
 
-    for i in subs:
-        check_tcp_stream("sub%d's TCP stream (box %s)" % (i, BOX[landed[i]]), *tcp_final[i],
-                         tcp_ep[i])
-        u = udp_final[i]
-        check(list(u["externals"]) == [udp_ep[i]],
-              "sub%d's UDP stream: the server saw %s, before the drain %s" % (
-                  i, list(u["externals"]), udp_ep[i]))
-        lost = [r for r in u["missing_runs"] if not (t_drain - 0.05 <= r[1] and r[3] <= t_done)]
-        check(not lost, "sub%d's UDP stream lost datagrams outside the hand-over (%.3f-%.3f): "
-              "%s" % (i, t_drain, t_done, lost))
+    flows.check((t_drain, t_done))
     check(box_of_address(new_ep[0]) == "nat",
           "sub%d (was on box B): a new flow left from %s, not from box A's pool" % (
               on["nat2"][0], new_ep[0]))
     check("hand-over from" in a_log, "box A's log does not tell of the hand-over")
-    log("---- what each subscriber saw ----")
-    for i in subs:
-        u = udp_final[i]
-        lost_ms = 1000.0 * sum(r[4] for r in u["missing_runs"]) / DRAIN_UDP_RATE
-        log("sub%d on box %s: UDP %s throughout, %d of %d datagrams lost (%.0f ms); TCP stream "
-            "%s: %d B down, %d B up, intact" % (
-                i, BOX[landed[i]], udp_ep[i], u["missing_count"] if "missing_count" in u
-                else sum(r[4] for r in u["missing_runs"]), u["sent"], lost_ms,
-                "%s:%d" % tuple(tcp_ep[i]), tcp_final[i][0]["received"],
-                tcp_final[i][1]["received"]))
+    flows.report()
     log("box B was silent for %d ms (from its workers falling silent to box A's word); %d "
         "records; a new flow of sub%d left from %s" % (
             b_done["silent_ms"], b_done["records_sent"], on["nat2"][0], new_ep[0]))
 
 
+def counter(box, name):
+    return box.ctl.stats().get(name, 0)
+
+
+def test_scale_migrate_moves_live_subscribers(binary, ctl_binary):
+    """`ephemeractl migrate --subscriber P --to A` on box B moves one of B's subscribers, with
+    its sessions, to box A while every subscriber runs a UDP and a TCP stream; B keeps its
+    other subscribers. Until the inside router is told, B passes the moved subscriber's frames
+    to A; the replies keep coming to B (the public address is shared with B's other
+    subscribers), which holds the moved ports and passes the replies to A. Then the inside
+    router sends the subscriber to A. Every flow keeps its public address:port and every byte
+    (RFC 4787 REQ-1, RFC 5382 REQ-1); UDP loses only what the hand-over held."""
+    subs = range(1, SUBSCRIBERS + 1)
+    boxes, streams = [], []
+    hook_dir = tempfile.mkdtemp(prefix="ephemera-hook-")
+    with lab_session(SUBSCRIBERS, scale=True) as lab:
+        try:
+            # The hook tells the inside router (scripts/lab.sh steer), and leaves a trace.
+            hook = os.path.join(hook_dir, "migrate-hook")
+            with open(hook, "w") as f:
+                # A second before the router is told, so that box B passes frames from the
+                # inside meanwhile.
+                f.write("#!/bin/sh\nenv | grep ^EPHEMERA_ > %s/ran\nsleep 1\nexec %s steer %s "
+                        "\"$EPHEMERA_SUBSCRIBERS\" \"$EPHEMERA_PEER_GATEWAY\"\n" % (
+                            hook_dir, LAB_SH, lab.name))
+            os.chmod(hook, 0o755)
+            timeline = Timeline()
+            start_boxes(lab, binary, ctl_binary, boxes, timeline, handover=True,
+                        migrate_hook=hook)
+            a, b = boxes
+            flows = LiveFlows(lab, subs, streams)
+            flows.start()
+            timeline.mark("flows open")
+            on = flows.locate(boxes)
+            k = on["nat2"][0]
+            moved_prefix = "%s/32" % sub_addr(k)
+            before = {i: session_set(b, i) for i in on["nat2"]}
+            log("landed: box A %s; box B %s; moving sub%d (%s, %d sessions) to box A" % (
+                on["nat"], on["nat2"], k, moved_prefix, len(before[k])))
+
+            # 1. The move, asked of box B.
+            t_move = time.monotonic()
+            log("box B: ephemeractl migrate --subscriber %s --to %s: %s" % (
+                moved_prefix, HANDOVER["nat"], b.ctl.change(
+                    "migrate", "--subscriber", moved_prefix, "--to", HANDOVER["nat"])))
+            b_done, a_done = wait_handover(a, b, b)
+            t_done = time.monotonic()
+            timeline.mark("hand-over done after %.3f s: B %s; A %s" % (
+                t_done - t_move, b_done, a_done))
+            check(b_done["records_sent"] == len(before[k]),
+                  "B sent %d records; sub%d had %d sessions (only the moved subscriber's go)" % (
+                      b_done["records_sent"], k, len(before[k])))
+            check(b_done["migrations_out"] == 1 and b_done["subscribers"] == moved_prefix,
+                  "box B's report: %s" % b_done)
+            check(set(before[k]) <= set(session_set(a, k)),
+                  "sub%d: box A lists %s, box B had %s" % (k, session_set(a, k), before[k]))
+
+            def b_let_go():
+                return b.sessions(sub_addr(k)) == [] and handover_report(b)["ports_forwarded"]
+
+            check(wait_until(b_let_go, 5, 0.05),
+                  "sub%d: box B still lists %s; holds %s ports" % (
+                      k, b.sessions(sub_addr(k)), handover_report(b)["ports_forwarded"]))
+            held = handover_report(b)["ports_forwarded"]
+            check(held == len({x[2] for x in before[k]}),
+                  "box B holds %d ports for sub%d's %d mappings" % (
+                      held, k, len({x[2] for x in before[k]})))
+            for i in on["nat2"]:
+                if i != k:
+                    check(session_set(b, i) == before[i], "sub%d (not moved): box B lists %s, "
+                          "before %s" % (i, session_set(b, i), before[i]))
+            log("box A lists sub%d's sessions on box B's addresses; box B holds %d ports for "
+                "them and keeps its other subscribers" % (k, held))
+
+            # 2. Box B ran ha.migrate_hook, which told the inside router: the subscriber's
+            # packets go to A. What reached B before, B passed on to A (both ways).
+            hook_said = wait_until(lambda: handover_report(b)["hook"], 15, 0.05)
+            check(hook_said == "exit 0", "ha.migrate_hook on box B: %r" % hook_said)
+            with open(os.path.join(hook_dir, "ran")) as f:
+                env = dict(l.strip().split("=", 1) for l in f if "=" in l)
+            check(env == {"EPHEMERA_SUBSCRIBERS": moved_prefix, "EPHEMERA_PEER": HANDOVER["nat"],
+                          "EPHEMERA_PEER_GATEWAY": GATEWAY["nat"]},
+                  "ha.migrate_hook's environment: %s" % env)
+            check(ecmp_choice(lab, k) == "nat", "the inside router still sends sub%d to box B"
+                  % k)
+            timeline.mark("inside router (told by the hook): sub%d via box A" % k)
+            check(counter(b, "moved_passed_inside") > 0,
+                  "box B passed none of sub%d's frames to box A before the router was told" % k)
+            time.sleep(0.5)
+            inside1 = counter(b, "moved_passed_inside")
+            outside1 = counter(b, "moved_passed_outside")
+            ref = flows.counts()
+            check(flows.all_moving(ref, 10), "flows stalled after the route change")
+            time.sleep(DRAIN_RUN_S)
+            inside2 = counter(b, "moved_passed_inside")
+            outside2 = counter(b, "moved_passed_outside")
+            check(inside2 == inside1, "box B still got sub%d's frames from the inside router "
+                  "(%d, then %d)" % (k, inside1, inside2))
+            check(outside2 > outside1, "the replies to sub%d's ports no longer pass box B (%d, "
+                  "then %d): where do they go?" % (k, outside1, outside2))
+            new_ep = new_flow(lab, k)
+            flows.finish()
+            stats_b = b.ctl.stats()
+        except BaseException:
+            for box in boxes:
+                log("---- %s log ----\n%s" % (box.name, box.eph.read_log()))
+            raise
+        finally:
+            for st in streams:
+                st.kill()
+            for box in boxes:
+                box.eph.cleanup()
+            shutil.rmtree(hook_dir, ignore_errors=True)
+
+    flows.check((t_move, t_done))
+    for i in subs:
+        if i != k:
+            check(flows.udp_final[i]["missing_runs"] == [],
+                  "sub%d (not moved) lost UDP datagrams: %s" % (
+                      i, flows.udp_final[i]["missing_runs"]))
+    check(box_of_address(new_ep[0]) == "nat",
+          "sub%d (moved): a new flow left from %s, not from box A's pool" % (k, new_ep[0]))
+    flows.report()
+    log("the move of sub%d took %.3f s (%d sessions); box B passed %d frames from the inside "
+        "and %d replies to box A, and holds %d ports; a new flow left from %s" % (
+            k, t_done - t_move, b_done["records_sent"], stats_b.get("moved_passed_inside", 0),
+            stats_b.get("moved_passed_outside", 0), held, new_ep[0]))
+
 TESTS = {"scale_out_two_boxes_bgp_ecmp": test_scale_out_two_boxes_bgp_ecmp,
-         "scale_drain_hands_sessions_over": test_scale_drain_hands_sessions_over}
+         "scale_drain_hands_sessions_over": test_scale_drain_hands_sessions_over,
+         "scale_migrate_moves_live_subscribers": test_scale_migrate_moves_live_subscribers}
 
 if __name__ == "__main__":
     missing = [t for t in ("bird", "birdc") if shutil.which(t) is None]

@@ -76,6 +76,8 @@ private:
     SessionQuery blocks_;
     FlushFilter flush_;
     std::string drain_to_;
+    std::string migrate_prefix_;
+    std::string migrate_to_;
     std::string key_;
     std::string value_;
     std::string address_;
@@ -291,6 +293,21 @@ void Cli::add_changes() {
         ->type_name("ADDR:PORT");
     drain->callback([this] {
         command = Command{Request{"/ephemera/drain", drain_to_}, Shape::action, {}};
+    });
+
+    CLI::App* migrate = app.add_subcommand(
+        "migrate", "move the subscribers of a prefix, with their sessions, to a scale-out peer "
+                   "(its ha.handover address); what of theirs still reaches this box goes on to "
+                   "the peer");
+    migrate->add_option("--subscriber", migrate_prefix_, "the subscribers, PREFIX/LENGTH")
+        ->required()
+        ->type_name("PREFIX/LEN");
+    migrate->add_option("--to", migrate_to_, "the peer's ha.handover ADDRESS:PORT")
+        ->required()
+        ->type_name("ADDR:PORT");
+    migrate->callback([this] {
+        command = Command{
+            Request{"/ephemera/migrate", migrate_prefix_ + " " + migrate_to_}, Shape::action, {}};
     });
 
     app.add_subcommand("reload", "re-read the config file and apply what changed (the way to "
