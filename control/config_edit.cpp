@@ -221,10 +221,17 @@ toml::table to_table(const Config& c) {
         root.insert("metrics", toml::table{{"listen", c.metrics.address.to_string() + ":" +
                                                           std::to_string(c.metrics.port)}});
     }
-    if (!c.ha.state_file.empty() || c.ha.paired()) {
+    if (!c.ha.state_file.empty() || c.ha.paired() || c.ha.handover()) {
         toml::table ha;
         if (!c.ha.state_file.empty()) {
             ha.insert("state_file", c.ha.state_file);
+        }
+        if (c.ha.handover()) {
+            ha.insert("handover", c.ha.handover_address.to_string() + ":" +
+                                      std::to_string(c.ha.handover_port));
+            if (!c.ha.migrate_hook.empty()) {
+                ha.insert("migrate_hook", c.ha.migrate_hook);
+            }
         }
         if (c.ha.paired()) {
             ha.insert("role", c.ha.role == HaRole::active ? "active" : "standby");
@@ -304,7 +311,12 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
                            "collectors and the archive change in the config file: edit it, then "
                            "ephemeractl reload"};
     }
-    if (key.starts_with("ha.") && key != "ha.state_file") {
+    if (key == "ha.handover") {
+        return ConfigError{what, std::string(key),
+                           "cannot change while running: its listener is opened at start "
+                           "(restart ephemera to change it)"};
+    }
+    if (key.starts_with("ha.") && key != "ha.state_file" && key != "ha.migrate_hook") {
         return ConfigError{what, std::string(key),
                            "cannot change while running: the HA pair is set up at start "
                            "(restart the standby first, then the active)"};
