@@ -59,8 +59,8 @@ TEST(SubscriberMove, TheMovedSessionsEndHereAndTheRepliesToTheirPortsGoToThePeer
     const auto kept_ext = box.send_out(kept_out, sec(1));
     ASSERT_TRUE(moved_ext && kept_ext);
     const std::uint16_t pool_index = box.translator().pool().find(moved_ext->addr);
-    const std::uint32_t free_before = box.translator().ports().free_ports(pool_index,
-                                                                           Protocol::udp);
+    const std::uint32_t free_before =
+        box.translator().ports().free_ports(pool_index, Protocol::udp);
 
     config.moved_subscribers = {move_of(kC, true)};
     box.reconfigure(config);
@@ -82,8 +82,7 @@ TEST(SubscriberMove, TheMovedSessionsEndHereAndTheRepliesToTheirPortsGoToThePeer
     EXPECT_TRUE(std::equal(reply.begin() + 12, reply.end(), sent.begin() + 12));
     EXPECT_EQ(box.counters().get(Counter::moved_passed_outside), 1u);
     // The subscriber that stayed is translated here as before.
-    EXPECT_EQ(box.send_in(nat_test::reply_to(kept_out, *kept_ext), sec(3)),
-              (Endpoint{kC2, 40001}));
+    EXPECT_EQ(box.send_in(nat_test::reply_to(kept_out, *kept_ext), sec(3)), (Endpoint{kC2, 40001}));
 }
 
 TEST(SubscriberMove, AHeldPortIsLetGoOnceIdleForItsTimeout) {
@@ -171,8 +170,7 @@ TEST(SubscriberMove, ADrainedBoxsSessionsComeInOnItsAddressesWhichMakeNoNewMappi
     EXPECT_EQ(box.translator().restore(st, sec(1)), RestoreResult::restored);
     // Its replies are delivered; its next new flow gets this box's own address.
     const nat_test::FrameSpec out = nat_test::udp_from(kC, 40000, kA1, 53);
-    EXPECT_EQ(box.send_in(nat_test::reply_to(out, {theirs, 50000}), sec(2)),
-              (Endpoint{kC, 40000}));
+    EXPECT_EQ(box.send_in(nat_test::reply_to(out, {theirs, 50000}), sec(2)), (Endpoint{kC, 40000}));
     const auto fresh = box.send_out(nat_test::udp_from(kC, 40001, kA1, 53), sec(2));
     ASSERT_TRUE(fresh);
     EXPECT_EQ(fresh->addr, nat_test::kX);
