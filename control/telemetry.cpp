@@ -566,6 +566,11 @@ std::string forecast_text(const alarms::Forecast& f) {
 }
 
 // The HA pair (docs/ha.md): this box's role, the sync link, the stream's counts, failovers.
+// Telemetry strings hold 127 characters.
+void add_dict_text(rte_tel_data* d, const char* key, const std::string& value) {
+    rte_tel_data_add_dict_string(d, key, value.substr(0, 127).c_str());
+}
+
 // The last hand-over between scale-out boxes (control/ha/handover.hpp), under "handover_".
 void add_handover(const App& app, rte_tel_data* d) {
     if (app.handover == nullptr) {
@@ -573,7 +578,7 @@ void add_handover(const App& app, rte_tel_data* d) {
     }
     const ha::HandoverReport r = app.handover->report();
     const auto text = [d](const char* key, const std::string& value) {
-        rte_tel_data_add_dict_string(d, key, value.substr(0, 127).c_str());
+        add_dict_text(d, key, value);
     };
     text("handover_state", r.state);
     text("handover_direction", r.direction);
@@ -618,9 +623,8 @@ int cmd_ha(App& app, const char*, rte_tel_data* d) {
         return 0;
     }
     const ha::HaReport r = app.sync->report();
-    // Telemetry strings hold 127 characters.
     const auto text = [d](const char* key, const std::string& value) {
-        rte_tel_data_add_dict_string(d, key, value.substr(0, 127).c_str());
+        add_dict_text(d, key, value);
     };
     text("role", r.role);
     text("peer", r.peer);

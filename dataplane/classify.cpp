@@ -101,8 +101,7 @@ void Worker::classify(Direction d, rte_mbuf** pkts, std::uint16_t n, Arrival arr
                 }
                 continue;
             }
-            if (!config().moved_subscribers.empty() && pass_moved_subscriber(m, parsed.src))
-                [[unlikely]] {
+            if (has_moves_ && pass_moved_subscriber(m, parsed.src)) [[unlikely]] {
                 continue;
             }
             owner = shared_.ownership.subscriber_owner(parsed.src);

@@ -137,6 +137,7 @@ void Worker::housekeeping(Tick now) {
     if (published != nullptr && published != plan_) {
         translator_.apply(*published);
         plan_ = published;
+        has_moves_ = !config().moved_subscribers.empty();
         take_up_cycles_ = std::max<std::uint64_t>(1, rte_rdtsc() - latch_start);
     }
 

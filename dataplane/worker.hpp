@@ -263,6 +263,7 @@ private:
     bool frozen_hold_ = false;        // froze while active: waits for the sync thread's word
     bool handing_over_ = false;       // WorkerShared::ha_handing_over, taken up
     std::uint32_t announce_seen_ = 0; // ha_announce_generation taken up
+    bool has_moves_ = false;          // the latched config moves subscribers (classify)
     std::uint32_t moves_done_ = 0;    // bit i: Config::moved_subscribers[i]'s sessions ended
     std::uint32_t move_cursor_ = 0;   // ... the walk of the next one
     std::uint32_t hold_ticket_ = 0;   // ... the ha_confirm_requests it made

@@ -10,6 +10,7 @@ Each test builds its own lab (namespaces n<pid>-*, BIRD state in /tmp/ephemera-l
 removes it on every exit path. Without BIRD (Debian package bird2) the tests skip.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -581,6 +582,25 @@ class LiveFlows:
                     self.tcp_final[i][0]["received"], self.tcp_final[i][1]["received"]))
 
 
+@contextlib.contextmanager
+def boxes_running(boxes, streams, scratch_dir=None):
+    """Runs the body; on a failure the boxes' logs are shown; on every exit the streams are
+    killed, the boxes stopped and `scratch_dir` removed."""
+    try:
+        yield
+    except BaseException:
+        for box in boxes:
+            log("---- %s log ----\n%s" % (box.name, box.eph.read_log()))
+        raise
+    finally:
+        for st in streams:
+            st.kill()
+        for box in boxes:
+            box.eph.cleanup()
+        if scratch_dir:
+            shutil.rmtree(scratch_dir, ignore_errors=True)
+
+
 def new_flow(lab, i):
     """A new UDP flow of subscriber i: the public endpoint the echo server saw."""
     agent = lab.agent(lab.sub(i))
@@ -599,7 +619,7 @@ def test_scale_drain_hands_sessions_over(binary, ctl_binary):
     subs = range(1, SUBSCRIBERS + 1)
     boxes, streams = [], []
     with lab_session(SUBSCRIBERS, scale=True) as lab:
-        try:
+        with boxes_running(boxes, streams):
             timeline = Timeline()
             start_boxes(lab, binary, ctl_binary, boxes, timeline, handover=True)
             a, b = boxes
@@ -656,15 +676,6 @@ def test_scale_drain_hands_sessions_over(binary, ctl_binary):
             new_ep = new_flow(lab, on["nat2"][0])
             flows.finish()
             a_log = a.eph.read_log()
-        except BaseException:
-            for box in boxes:
-                log("---- %s log ----\n%s" % (box.name, box.eph.read_log()))
-            raise
-        finally:
-            for st in streams:
-                st.kill()
-            for box in boxes:
-                box.eph.cleanup()
 
     flows.check((t_drain, t_done))
     check(box_of_address(new_ep[0]) == "nat",
@@ -691,9 +702,9 @@ def test_scale_migrate_moves_live_subscribers(binary, ctl_binary):
     (RFC 4787 REQ-1, RFC 5382 REQ-1); UDP loses only what the hand-over held."""
     subs = range(1, SUBSCRIBERS + 1)
     boxes, streams = [], []
-    hook_dir = tempfile.mkdtemp(prefix="ephemera-hook-")
     with lab_session(SUBSCRIBERS, scale=True) as lab:
-        try:
+        hook_dir = tempfile.mkdtemp(prefix="ephemera-hook-")
+        with boxes_running(boxes, streams, hook_dir):
             # The hook tells the inside router (scripts/lab.sh steer), and leaves a trace.
             hook = os.path.join(hook_dir, "migrate-hook")
             with open(hook, "w") as f:
@@ -780,16 +791,6 @@ def test_scale_migrate_moves_live_subscribers(binary, ctl_binary):
             new_ep = new_flow(lab, k)
             flows.finish()
             stats_b = b.ctl.stats()
-        except BaseException:
-            for box in boxes:
-                log("---- %s log ----\n%s" % (box.name, box.eph.read_log()))
-            raise
-        finally:
-            for st in streams:
-                st.kill()
-            for box in boxes:
-                box.eph.cleanup()
-            shutil.rmtree(hook_dir, ignore_errors=True)
 
     flows.check((t_move, t_done))
     for i in subs:

@@ -4,6 +4,7 @@
 // active goes; the active streams what its workers write, numbered, says when the bulk round
 // is complete, refuses a peer that disagrees, and yields at start to a peer already active.
 #include "../../control/ha/sync_thread.hpp"
+#include "sync_peer.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -21,70 +22,9 @@ namespace ephemera::ha {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace sync_peer;
 
 constexpr WorkerId kWorkers = 2;
-const Ipv4Addr kLoopback{127, 0, 0, 1};
-
-// A port nobody listens on now (bound to 0 and released).
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(kLoopback.value());
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 3s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (pred()) {
-            return true;
-        }
-        std::this_thread::sleep_for(5ms);
-    }
-    return pred();
-}
-
-// The next message from `link` within `timeout`.
-std::optional<Message> next_message(SyncLink& link, std::chrono::milliseconds timeout = 3s) {
-    std::optional<Message> m;
-    eventually(
-        [&] {
-            link.receive();
-            m = link.next();
-            return m.has_value();
-        },
-        timeout);
-    return m;
-}
-
-template <typename T>
-std::optional<T> next_of(SyncLink& link, std::chrono::milliseconds timeout = 3s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        auto m = next_message(link, 100ms);
-        if (m && std::holds_alternative<T>(*m)) {
-            return std::get<T>(*m);
-        }
-    }
-    return std::nullopt;
-}
-
-std::optional<SyncLink> accept_within(const logging::SocketFd& listener,
-                                      std::chrono::milliseconds timeout = 3s) {
-    std::optional<SyncLink> got;
-    eventually(
-        [&] {
-            got = accept_from(listener);
-            return got.has_value();
-        },
-        timeout);
-    return got;
-}
 
 SessionState session(std::uint32_t subscriber, std::uint16_t port) {
     SessionState s;
