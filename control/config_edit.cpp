@@ -227,8 +227,8 @@ toml::table to_table(const Config& c) {
             ha.insert("state_file", c.ha.state_file);
         }
         if (c.ha.handover()) {
-            ha.insert("handover", c.ha.handover_address.to_string() + ":" +
-                                      std::to_string(c.ha.handover_port));
+            ha.insert("handover",
+                      c.ha.handover_address.to_string() + ":" + std::to_string(c.ha.handover_port));
             if (!c.ha.migrate_hook.empty()) {
                 ha.insert("migrate_hook", c.ha.migrate_hook);
             }

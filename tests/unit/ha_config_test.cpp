@@ -152,8 +152,8 @@ TEST(HaConfig, AScaleOutBoxsHandoverAddressAndHook) {
     EXPECT_TRUE(c.ha.migrate_hook.empty());
     EXPECT_THAT(describe_config(c), ::testing::HasSubstr("hand-over:   takes drained boxes' "
                                                          "sessions on 198.19.1.1:5890"));
-    const Config h = config_test::accepted_from(handover("migrate_hook = \"/bin/true\"\n"),
-                                                kSource);
+    const Config h =
+        config_test::accepted_from(handover("migrate_hook = \"/bin/true\"\n"), kSource);
     EXPECT_EQ(h.ha.migrate_hook, "/bin/true");
     EXPECT_FALSE(config_test::accepted_from(with(""), kSource).ha.handover());
 }
@@ -161,8 +161,7 @@ TEST(HaConfig, AScaleOutBoxsHandoverAddressAndHook) {
 TEST(HaConfig, AHandoverThatCannotWorkIsRefused) {
     EXPECT_REFUSED(pair("handover = \"198.19.1.1:5890\"\n"), "ha.handover",
                    "for unpaired scale-out boxes");
-    EXPECT_REFUSED(with("[ha]\nhandover = \"198.19.1.1\"\n"), "ha.handover",
-                   "is not ADDRESS:PORT");
+    EXPECT_REFUSED(with("[ha]\nhandover = \"198.19.1.1\"\n"), "ha.handover", "is not ADDRESS:PORT");
     EXPECT_REFUSED(with("[ha]\nmigrate_hook = \"/bin/true\"\n"), "ha.migrate_hook",
                    "needs ha.handover");
     EXPECT_REFUSED(handover("migrate_hook = \"true\"\n"), "ha.migrate_hook",
@@ -174,8 +173,8 @@ TEST(HaConfig, AHandoverThatCannotWorkIsRefused) {
 // What hand-overs took over is runtime state (Config::adopted_pool and the rest), never in a
 // file; the keys themselves survive every edit, and the listener is opened at start only.
 TEST(HaConfig, HandoverKeysSurviveEditsAndTheListenerIsSetAtStart) {
-    const Config c = config_test::accepted_from(handover("migrate_hook = \"/bin/true\"\n"),
-                                                kSource);
+    const Config c =
+        config_test::accepted_from(handover("migrate_hook = \"/bin/true\"\n"), kSource);
     EXPECT_EQ(config_test::edit_applied(c, "timeouts.udp", "900").ha, c.ha);
     EXPECT_EQ(config_test::edit_applied(c, "ha.migrate_hook", "\"/bin/false\"").ha.migrate_hook,
               "/bin/false");

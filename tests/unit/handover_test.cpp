@@ -54,22 +54,10 @@ struct Adoption {
 class HandoverTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        static std::atomic<unsigned> instance{0};
-        const unsigned n = instance.fetch_add(1);
         shared_.workers = kWorkers;
         shared_.ownership = Ownership(kWorkers);
         shared_.inside_mac = *MacAddr::parse("02:00:00:00:a0:01");
         shared_.outside_mac = *MacAddr::parse("02:00:00:00:b0:01");
-        for (WorkerId w = 0; w < kWorkers; ++w) {
-            for (auto* rings : {&out_, &in_}) {
-                const std::string name =
-                    "hand" + std::to_string(n) + (rings == &out_ ? "o" : "i") + std::to_string(w);
-                rings->push_back(rte_ring_create_elem(name.c_str(), sizeof(SyncRecord), 1024,
-                                                      SOCKET_ID_ANY,
-                                                      RING_F_SP_ENQ | RING_F_SC_DEQ));
-                ASSERT_NE(rings->back(), nullptr);
-            }
-        }
         config_ = kThisBox;
         config_.ha.handover_address = kLoopback;
         config_.ha.handover_port = free_port();
@@ -77,12 +65,6 @@ protected:
     void TearDown() override {
         if (thread_) {
             thread_->stop();
-        }
-        for (auto* r : out_) {
-            rte_ring_free(r);
-        }
-        for (auto* r : in_) {
-            rte_ring_free(r);
         }
     }
 
@@ -144,8 +126,9 @@ protected:
     }
 
     WorkerShared shared_{kWorkers};
-    std::vector<rte_ring*> out_;
-    std::vector<rte_ring*> in_;
+    WorkerRings rings_{kWorkers};
+    std::vector<rte_ring*>& out_ = rings_.out;
+    std::vector<rte_ring*>& in_ = rings_.in;
     std::mutex lock_;
     Config config_;
     std::vector<Adoption> adoptions_;
@@ -367,10 +350,11 @@ TEST_F(DrainTest, AMoveHoldsTheSubscribersThenPassesThemToThePeersMacsAndRunsThe
     const auto offered = next_of<Hello>(*link);
     ASSERT_TRUE(offered);
     EXPECT_EQ(term_value(offered->terms, "offer.subscribers"), "100.64.0.0/24");
-    link->send(Hello{HaRole::none, kWorkers,
-                     handover_terms(kOtherBox, kWorkers) +
-                         "\noffer.inside_mac=02:00:00:00:c0:01\noffer.outside_mac=02:00:00:00:c0:02",
-                     0});
+    link->send(
+        Hello{HaRole::none, kWorkers,
+              handover_terms(kOtherBox, kWorkers) +
+                  "\noffer.inside_mac=02:00:00:00:c0:01\noffer.outside_mac=02:00:00:00:c0:02",
+              0});
     link->flush();
     ASSERT_TRUE(eventually([&] { return shared_.ha_bulk_generation.load() == 1; }));
     // The box keeps forwarding: only the moving subscribers are held.

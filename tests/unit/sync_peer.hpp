@@ -5,18 +5,59 @@
 
 #include "../../control/ha/sync_link.hpp"
 
+#include "ephemera/session_sync.hpp"
+
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace ephemera::ha::sync_peer {
 
 using namespace std::chrono_literals;
+
+// Each worker's sync ring (out: the workers write it) and apply ring (in: they read it), as
+// main() makes them; freed with this.
+struct WorkerRings {
+    explicit WorkerRings(WorkerId workers) {
+        static std::atomic<unsigned> instance{0};
+        const std::string tag = "peer" + std::to_string(instance.fetch_add(1));
+        for (WorkerId w = 0; w < workers; ++w) {
+            for (auto* rings : {&out, &in}) {
+                const std::string name = tag + (rings == &out ? "o" : "i") + std::to_string(w);
+                rings->push_back(rte_ring_create_elem(name.c_str(), sizeof(SyncRecord), 1024,
+                                                      SOCKET_ID_ANY,
+                                                      RING_F_SP_ENQ | RING_F_SC_DEQ));
+                if (rings->back() == nullptr) {
+                    throw std::runtime_error("cannot create ring " + name);
+                }
+            }
+        }
+    }
+    ~WorkerRings() {
+        for (auto* rings : {&out, &in}) {
+            for (rte_ring* r : *rings) {
+                rte_ring_free(r);
+            }
+        }
+    }
+    WorkerRings(const WorkerRings&) = delete;
+    WorkerRings& operator=(const WorkerRings&) = delete;
+
+    std::vector<rte_ring*> out;
+    std::vector<rte_ring*> in;
+};
 
 inline const Ipv4Addr kLoopback{127, 0, 0, 1};
 
@@ -70,7 +111,7 @@ std::optional<T> next_of(SyncLink& link, std::chrono::milliseconds timeout = 3s)
 }
 
 inline std::optional<SyncLink> accept_within(const logging::SocketFd& listener,
-                                      std::chrono::milliseconds timeout = 3s) {
+                                             std::chrono::milliseconds timeout = 3s) {
     std::optional<SyncLink> got;
     eventually(
         [&] {

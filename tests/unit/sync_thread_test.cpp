@@ -41,20 +41,8 @@ SessionState session(std::uint32_t subscriber, std::uint16_t port) {
 class SyncThreadTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        static std::atomic<unsigned> instance{0};
-        const unsigned n = instance.fetch_add(1);
         shared_.workers = kWorkers;
         shared_.ownership = Ownership(kWorkers);
-        for (WorkerId w = 0; w < kWorkers; ++w) {
-            for (auto* rings : {&out_, &in_}) {
-                const std::string name =
-                    "synct" + std::to_string(n) + (rings == &out_ ? "o" : "i") + std::to_string(w);
-                rings->push_back(rte_ring_create_elem(name.c_str(), sizeof(SyncRecord), 1024,
-                                                      SOCKET_ID_ANY,
-                                                      RING_F_SP_ENQ | RING_F_SC_DEQ));
-                ASSERT_NE(rings->back(), nullptr);
-            }
-        }
         config_.listen_address = kLoopback;
         config_.listen_port = free_port();
         config_.peer_address = kLoopback;
@@ -67,12 +55,6 @@ protected:
     void TearDown() override {
         if (thread_) {
             thread_->stop();
-        }
-        for (auto* r : out_) {
-            rte_ring_free(r);
-        }
-        for (auto* r : in_) {
-            rte_ring_free(r);
         }
     }
 
@@ -112,8 +94,9 @@ protected:
     }
 
     WorkerShared shared_{kWorkers};
-    std::vector<rte_ring*> out_;
-    std::vector<rte_ring*> in_;
+    WorkerRings rings_{kWorkers};
+    std::vector<rte_ring*>& out_ = rings_.out;
+    std::vector<rte_ring*>& in_ = rings_.in;
     HaConfig config_;
     std::string terms_;
     std::unique_ptr<SyncThread> thread_;
