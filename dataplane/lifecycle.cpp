@@ -112,6 +112,17 @@ SessionState SessionLifecycle::state_of(std::uint32_t session, Tick now) const {
     st.inside_mac = m.inside_mac;
     st.idle_ms = ms_of_ticks(now - s.last_seen);
     st.mapping_ms = ms_of_ticks(now - m.created);
+    if (plan_->policy.allocation == AllocationMode::blocks && (m.flags & kMappingStatic) == 0) {
+        if (const auto slot = ports_.slice().slot_of(m.external_port)) {
+            const PortBlock& g = ports_.block(block_ref(m.pool_index, *slot / kGranuleSlots));
+            if (g.holder != kNoHolder) {
+                const PortBlock& head = ports_.block(block_ref(m.pool_index, g.head));
+                st.block_head = g.head;
+                st.block_granules = head.granules;
+                st.block_age_ms = ms_of_ticks(now - head.opened);
+            }
+        }
+    }
     return st;
 }
 

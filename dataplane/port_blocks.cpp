@@ -88,6 +88,43 @@ std::uint32_t PortAllocator::open_block(std::uint16_t pool_index, std::uint32_t 
     return kNoBlock;
 }
 
+bool PortAllocator::claim_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
+                                   std::uint32_t head, std::uint32_t granules, Tick opened,
+                                   std::uint32_t subscriber, SubscriberBlocks& blocks, Tick now) {
+    AddressPorts& a = *addresses_[pool_index];
+    const auto slot = slice_.slot_of(port);
+    if (!slot || granules == 0 || head + granules > a.blocks.size() ||
+        *slot / kGranuleSlots < head || *slot / kGranuleSlots >= head + granules) {
+        return false;
+    }
+    PortBlock& first = a.blocks[head];
+    const bool own = first.holder == subscriber && first.head == head && first.granules == granules;
+    if (!own) {
+        for (std::uint32_t g = head; g < head + granules; ++g) {
+            if (!granule_free(a.blocks[g], now)) {
+                return false;
+            }
+        }
+    }
+    PortBitmap& bits = bitmap(pool_index, proto);
+    if (!bits.is_free(*slot, mask_)) {
+        return false;
+    }
+    if (!own) {
+        for (std::uint32_t g = head; g < head + granules; ++g) {
+            a.blocks[g] = PortBlock{};
+            a.blocks[g].holder = subscriber;
+            a.blocks[g].head = static_cast<std::uint16_t>(head);
+        }
+        first.granules = static_cast<std::uint16_t>(granules);
+        first.opened = opened;
+        link(blocks, block_ref(pool_index, head));
+    }
+    bits.take(*slot, mask_);
+    ++first.in_use;
+    return true;
+}
+
 std::optional<PortGrant> PortAllocator::take_in_block(const PortRequest& req, Alg4Seed seed,
                                                       std::uint32_t granule,
                                                       std::uint32_t granules) {

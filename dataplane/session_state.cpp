@@ -35,6 +35,9 @@ RecordBytes encode(const SessionState& s, RecordType type) {
     w.bytes(s.inside_mac.bytes);
     w.u32(s.idle_ms);
     w.u32(s.mapping_ms);
+    w.u16(s.block_head);
+    w.u16(s.block_granules);
+    w.u32(s.block_age_ms);
     RecordBytes out{};
     std::copy_n(bytes.begin(), kRecordSize, out.begin());
     return out;
@@ -77,6 +80,9 @@ decode_session(std::span<const std::uint8_t, kRecordSize> bytes) {
     r.bytes(s.inside_mac.bytes);
     s.idle_ms = r.u32();
     s.mapping_ms = r.u32();
+    s.block_head = r.u16();
+    s.block_granules = r.u16();
+    s.block_age_ms = r.u32();
     // An ICMP echo session has no remote port; every other endpoint has an address and a port.
     const bool ports_ok = s.proto == Protocol::icmp
                               ? s.remote_port == 0
@@ -128,17 +134,19 @@ std::variant<StateFile, std::string> decode_state_file(std::span<const std::uint
     std::array<std::uint8_t, StateFile::kMagic.size()> magic{};
     r.bytes(magic);
     const std::uint16_t version = r.u16();
-    if (version != StateFile::kVersion) {
-        return "version " + std::to_string(version) + ", this ephemera reads version " +
+    if (version != StateFile::kVersion && version != 1) {
+        return "version " + std::to_string(version) + ", this ephemera reads versions 1 and " +
                std::to_string(StateFile::kVersion);
     }
+    // A version 1 record is the first 36 bytes of today's; the rest (the block) stays zero.
+    const std::size_t record_size = version == 1 ? kRecordSizeV1 : kRecordSize;
     StateFile file;
     file.workers = r.u16();
     file.written_unix_ms = r.u64();
     const std::uint32_t count = r.u32();
     (void)r.u32();
     const std::size_t expected =
-        StateFile::kHeaderSize + std::size_t{count} * kRecordSize + StateFile::kTrailerSize;
+        StateFile::kHeaderSize + std::size_t{count} * record_size + StateFile::kTrailerSize;
     if (bytes.size() != expected) {
         return "truncated: the header promises " + std::to_string(count) + " records (" +
                std::to_string(expected) + " bytes), the file has " + std::to_string(bytes.size());
@@ -148,9 +156,9 @@ std::variant<StateFile, std::string> decode_state_file(std::span<const std::uint
     if (trailer.u64() != fnv1a64(body)) {
         return std::string("checksum mismatch: the file was altered or not completely written");
     }
-    file.records.resize(count);
+    file.records.assign(count, RecordBytes{});
     for (RecordBytes& record : file.records) {
-        r.bytes(record);
+        r.bytes(std::span(record).first(record_size));
     }
     return file;
 }

@@ -64,8 +64,9 @@ RestoreResult Translator::restore(const SessionState& st, Tick now) {
             return RestoreResult::conflict;
         }
     } else {
-        if (!is_static && policy().allocation == AllocationMode::blocks) {
-            return RestoreResult::unsupported_mode;
+        const bool in_block = !is_static && policy().allocation == AllocationMode::blocks;
+        if (in_block && st.block_granules == 0) {
+            return RestoreResult::unsupported_mode; // written where the pool had no blocks
         }
         if (!is_static && policy().allocation == AllocationMode::deterministic) {
             const DeterministicMap* det = ownership_.deterministic();
@@ -90,8 +91,13 @@ RestoreResult Translator::restore(const SessionState& st, Tick now) {
                 sub.pool_index = pool_index;
                 sub.port_key = ports_.port_key(st.inside, st.external);
             }
-            const bool claimed = sub.pool_index == pool_index &&
-                                 ports_.claim(pool_index, st.proto, st.external_port);
+            const bool claimed =
+                sub.pool_index == pool_index &&
+                (in_block
+                     ? ports_.claim_in_block(pool_index, st.proto, st.external_port, st.block_head,
+                                             st.block_granules, now - ticks_of_ms(st.block_age_ms),
+                                             sub_index, sub.blocks, now)
+                     : ports_.claim(pool_index, st.proto, st.external_port));
             if (!claimed) {
                 life_.release_subscriber_if_unused(sub_index, st.inside);
                 return sub.pool_index == pool_index ? RestoreResult::port_unavailable
@@ -104,7 +110,10 @@ RestoreResult Translator::restore(const SessionState& st, Tick now) {
         }
         const std::int32_t map_pos = tables_.mappings.add(&mkey);
         if (map_pos < 0) {
-            if (!is_static) {
+            if (in_block) {
+                ports_.release_in_block(pool_index, st.proto, st.external_port, sub.blocks,
+                                        policy().blocks, sub.most_ports(), now, 0);
+            } else if (!is_static) {
                 ports_.release(pool_index, st.proto, st.external_port);
             }
             life_.release_subscriber_if_unused(sub_index, st.inside);

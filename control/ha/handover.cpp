@@ -159,9 +159,9 @@ ChangeResult Handover::ask(Request request) {
         report_.state == "receiving") {
         return {false, "a hand-over is under way (" + report_.state + ", " + report_.peer + ")"};
     }
-    if (hooks_.current().allocation != AllocationMode::dynamic) {
-        return {false, "only dynamic allocation is handed over (pool.mode is " +
-                           std::string(allocation_mode_name(hooks_.current().allocation)) + ")"};
+    if (hooks_.current().allocation == AllocationMode::deterministic) {
+        return {false, "deterministic allocation is not handed over: the formula maps each "
+                       "subscriber to its own box's addresses"};
     }
     if (request.address == config_.handover_address && request.port == config_.handover_port) {
         return {false, "the peer is this box's own ha.handover address"};
@@ -558,11 +558,10 @@ void Handover::on_offer(const Hello& offer, Clock::time_point now) {
         refuse("not a hand-over: the caller is a box of an HA pair");
         return;
     }
-    if (term_value(offer.terms, "pool.mode") != "dynamic") {
-        // Blocks and deterministic ranges are not carried by the session record, and the
-        // formula would give a drained box's subscribers this box's addresses.
-        refuse("only dynamic allocation is handed over, the drained box runs pool.mode " +
-               term_value(offer.terms, "pool.mode"));
+    if (term_value(offer.terms, "pool.mode") == "deterministic") {
+        // The formula would give a drained box's subscribers this box's addresses.
+        refuse("deterministic allocation is not handed over: the formula maps each subscriber "
+               "to its own box's addresses");
         return;
     }
     const std::string mine = terms();

@@ -38,7 +38,7 @@ enum class MessageType : std::uint8_t {
 };
 
 inline constexpr std::uint32_t kMagic = 0x45504841; // "EPHA"
-inline constexpr std::uint16_t kVersion = 1;
+inline constexpr std::uint16_t kVersion = 2;        // 2: session records carry their port block
 inline constexpr std::size_t kMaxFrame = 1 << 20;
 inline constexpr std::size_t kMaxRecordsPerFrame = 1024;
 

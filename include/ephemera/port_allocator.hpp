@@ -250,6 +250,14 @@ public:
     std::uint32_t release_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
                                    SubscriberBlocks& blocks, const BlockPolicy& policy,
                                    std::uint32_t ports_in_use, Tick now, Tick hold_down);
+    // A session coming back (restore): `port` of `proto` for `subscriber`, in the block of
+    // `granules` from granule `head` that held it where it was, given at `opened`. The block
+    // becomes the subscriber's when every granule is free, or is its own already (an earlier
+    // session of the block came first); the port is taken and the block's use counted. False
+    // when the granules are another's, the block's shape differs, or the port is taken.
+    bool claim_in_block(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
+                        std::uint32_t head, std::uint32_t granules, Tick opened,
+                        std::uint32_t subscriber, SubscriberBlocks& blocks, Tick now);
     // Some block of `granules` is free on the address (a scan: a new subscriber's anchor).
     [[nodiscard]] bool has_free_block(std::uint16_t pool_index, std::uint32_t granules,
                                       Tick now) const;

@@ -38,6 +38,12 @@ struct SessionState {
     MacAddr inside_mac;           // where the mapping's replies go on the inside
     std::uint32_t idle_ms = 0;    // since the session's last refreshing packet
     std::uint32_t mapping_ms = 0; // since its mapping was made
+    // Blocks mode (port_blocks.hpp): the block that holds external_port, by its first granule
+    // and size on the worker that owns it, and how long ago it was given. block_granules 0:
+    // the port is in no block (dynamic, deterministic, a static entry).
+    std::uint16_t block_head = 0;
+    std::uint16_t block_granules = 0;
+    std::uint32_t block_age_ms = 0;
     bool operator==(const SessionState&) const = default;
 };
 
@@ -45,7 +51,10 @@ struct SessionState {
 // stream also sends `session_removed` when one ends.
 enum class RecordType : std::uint8_t { session = 1, session_removed = 2 };
 
-inline constexpr std::size_t kRecordSize = 36;
+// Version 2 of the record carries the port block (the last 8 bytes); version 1 files, whose
+// records are 36 bytes, are still read (their sessions hold no block).
+inline constexpr std::size_t kRecordSize = 44;
+inline constexpr std::size_t kRecordSizeV1 = 36;
 using RecordBytes = std::array<std::uint8_t, kRecordSize>;
 
 RecordBytes encode(const SessionState& s, RecordType type = RecordType::session);
@@ -67,7 +76,7 @@ enum class RestoreResult : std::uint8_t {
     port_unavailable, // its port is outside this config's range, reserved, or taken
     conflict,         // its subscriber or mapping is here with another external address:port
     table_full,       // limits.max_sessions or max_subscribers
-    unsupported_mode, // pool.mode = "blocks": blocks are not carried yet
+    unsupported_mode, // a blocks-mode pool, and the record names no block (a version 1 file)
     count_
 };
 inline constexpr std::size_t kRestoreResultCount = static_cast<std::size_t>(RestoreResult::count_);
@@ -84,7 +93,7 @@ inline constexpr std::uint32_t ms_of_ticks(std::uint32_t ticks) {
 
 struct StateFile {
     static constexpr std::array<char, 8> kMagic = {'E', 'P', 'H', 'S', 'T', 'A', 'T', 'E'};
-    static constexpr std::uint16_t kVersion = 1;
+    static constexpr std::uint16_t kVersion = 2; // 1: records without the block
     static constexpr std::size_t kHeaderSize = 28;
     static constexpr std::size_t kTrailerSize = 8;
 

@@ -215,9 +215,10 @@ TEST_F(HandoverTest, RefusesAnOfferThatCannotWorkByName) {
     EXPECT_THAT(refusal_of(handover_terms(other_range, kWorkers)),
                 HasSubstr("disagree on pool.port_range"));
     EXPECT_THAT(refusal_of(handover_terms(kOtherBox, kWorkers * 2)), HasSubstr("workers"));
-    Config blocks = kOtherBox;
-    blocks.allocation = AllocationMode::blocks;
-    EXPECT_THAT(refusal_of(handover_terms(blocks, kWorkers)), HasSubstr("only dynamic"));
+    Config deterministic = kOtherBox;
+    deterministic.allocation = AllocationMode::deterministic;
+    EXPECT_THAT(refusal_of(handover_terms(deterministic, kWorkers)),
+                HasSubstr("deterministic allocation is not handed over"));
     Config same_gateway = kOtherBox;
     same_gateway.inside.gateway = kThisBox.inside.gateway;
     EXPECT_THAT(refusal_of(handover_terms(same_gateway, kWorkers)),

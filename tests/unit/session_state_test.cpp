@@ -137,11 +137,41 @@ TEST(StateFile, NamesWhatIsWrong) {
     EXPECT_NE(std::get<std::string>(decode_state_file(other)).find("not an ephemera state file"),
               std::string::npos);
     other = bytes;
-    other[9] = 2; // version 2
-    EXPECT_NE(std::get<std::string>(decode_state_file(other)).find("version 2"), std::string::npos);
+    other[9] = 3; // version 3
+    EXPECT_NE(std::get<std::string>(decode_state_file(other)).find("version 3"), std::string::npos);
     other = bytes;
     other[bytes.size() - 1] ^= 1;
     EXPECT_NE(std::get<std::string>(decode_state_file(other)).find("checksum"), std::string::npos);
+}
+
+// A file written before records carried the port block: 36-byte records, version 1. It is
+// still read; its sessions hold no block.
+TEST(StateFile, AVersion1FileIsReadAndItsSessionsHoldNoBlock) {
+    SessionState with_block = sample();
+    with_block.block_head = 12;
+    with_block.block_granules = 4;
+    with_block.block_age_ms = 5000;
+    EXPECT_EQ(std::get<SessionState>(decode_session(encode(with_block))), with_block);
+
+    const StateFile f = two_records();
+    std::vector<std::uint8_t> v1;
+    const auto v2 = encode_state_file(f);
+    v1.assign(v2.begin(), v2.begin() + StateFile::kHeaderSize);
+    v1[9] = 1;
+    for (const RecordBytes& r : f.records) {
+        v1.insert(v1.end(), r.begin(), r.begin() + kRecordSizeV1);
+    }
+    const std::uint64_t sum = fnv1a64(v1);
+    for (int shift = 56; shift >= 0; shift -= 8) {
+        v1.push_back(static_cast<std::uint8_t>(sum >> shift));
+    }
+    const auto back = decode_state_file(v1);
+    ASSERT_TRUE(std::holds_alternative<StateFile>(back)) << std::get<std::string>(back);
+    ASSERT_EQ(std::get<StateFile>(back).records.size(), 2u);
+    const SessionState first =
+        std::get<SessionState>(decode_session(std::get<StateFile>(back).records[0]));
+    EXPECT_EQ(first, sample());
+    EXPECT_EQ(first.block_granules, 0u);
 }
 
 // ---- export and restore through translators -----------------------------------------------
@@ -216,6 +246,55 @@ TEST(SessionTransfer, RestoredFlowsKeepTheirExternalEndpoints) {
         EXPECT_EQ(after.send_out(again, sec(101)), f.external);
     }
     EXPECT_EQ(after.counters().get(Counter::sessions_created), 0u);
+}
+
+// Port blocks (RFC 6888 section 4) move with their sessions: the block that held a port
+// becomes the subscriber's again, the same granules, so its next mapping takes a port of it
+// and no other subscriber gets one.
+TEST(SessionTransfer, ASubscribersPortBlockComesBackWithItsSessions) {
+    Config config = nat_test::make_config({kX});
+    config.allocation = AllocationMode::blocks;
+    config.blocks.block_size = 64;
+    config.blocks.max_blocks = 2;
+    Nat before(config);
+    const auto a = before.send_out(nat_test::udp_from(kC, 40000, kA1, 53), sec(1));
+    const auto b = before.send_out(nat_test::udp_from(kC, 40001, kA1, 53), sec(1));
+    ASSERT_TRUE(a && b);
+    const auto saved = export_all(before.translator(), sec(3));
+    ASSERT_EQ(saved.size(), 2u);
+    EXPECT_EQ(saved[0].block_granules, 1u);
+    EXPECT_EQ(saved[0].block_head, saved[1].block_head); // one block holds both
+    EXPECT_EQ(saved[0].block_age_ms, 2000u);
+
+    Nat after(config, 1, 0, SipKey{9, 9}, sec(50));
+    for (const SessionState& s : saved) {
+        ASSERT_EQ(after.translator().restore(s, sec(50)), RestoreResult::restored);
+    }
+    const auto sub = after.translator().find_subscriber(kC);
+    ASSERT_TRUE(sub);
+    ASSERT_EQ(sub->record->blocks.count, 1u);
+    const std::uint32_t ref = sub->record->blocks.first;
+    EXPECT_EQ(block_granule(ref), saved[0].block_head);
+    EXPECT_EQ(after.translator().ports().block(ref).in_use, 2u);
+    const auto [lo, hi] = after.translator().ports().block_span(ref);
+    // Its next mapping takes a port of the same block; another subscriber's does not.
+    const auto next = after.send_out(nat_test::udp_from(kC, 40002, kA1, 53), sec(51));
+    ASSERT_TRUE(next);
+    EXPECT_GE(next->port, lo);
+    EXPECT_LE(next->port, hi);
+    const auto other = after.send_out(nat_test::udp_from(kC2, 40000, kA1, 53), sec(51));
+    ASSERT_TRUE(other);
+    EXPECT_TRUE(other->port < lo || other->port > hi);
+    // A session whose block's granules are someone else's is refused.
+    SessionState stolen = saved[0];
+    stolen.inside = kC2;
+    stolen.inside_port = 41000;
+    EXPECT_EQ(after.translator().restore(stolen, sec(51)), RestoreResult::port_unavailable);
+    // A record written where the pool had no blocks cannot be placed in one.
+    SessionState no_block = saved[0];
+    no_block.block_granules = 0;
+    no_block.inside_port = 42000;
+    EXPECT_EQ(Nat(config).translator().restore(no_block, sec(50)), RestoreResult::unsupported_mode);
 }
 
 TEST(SessionTransfer, RestoredPortsAreNotGivenToNewFlows) {
