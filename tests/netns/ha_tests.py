@@ -13,6 +13,7 @@ Each test builds its own lab (namespaces n<pid>-*) and removes it on every exit 
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -523,6 +524,42 @@ def test_ha_failover_sigkill(binary, ctl_binary):
         ha_b["failovers"], ha_b))
     check(shown["role"] == "active" and shown["failovers"] == 1,
           "ephemeractl show ha on box B: %s, expected role active and 1 failover" % shown)
+
+
+BLOCKS = {"sections": {"pool": {"mode": "blocks"}, "pool.blocks": {"block_size": 64}}}
+
+
+def test_ha_failover_sigkill_blocks(binary, ctl_binary):
+    """The failover with port blocks (RFC 6888 section 4): each subscriber's block comes to
+    the standby with its sessions, so every flow keeps its public address:port, and after the
+    takeover a subscriber's new flow gets a port of the block it had."""
+    boxes, flows = [], None
+    try:
+        with lab_session(3, ha=True) as lab:
+            a, b = pair(binary, ctl_binary, lab, boxes, BLOCKS, BLOCKS)
+            flows = LongFlows(lab)
+            flows.start_through(a, b)
+            blocks_a = a.ctl.json("show", "blocks")
+            failover = fail_over(flows, a, b, "SIGKILL")
+            blocks_b = b.ctl.json("show", "blocks")
+            flows.stop()
+            stats_b = b.stats()
+            b.stop()
+    finally:
+        if flows is not None:
+            flows.kill()
+        cleanup_boxes(boxes)
+
+    flows.report([failover])
+    log("blocks on box A before: %s" % blocks_a)
+    log("blocks on box B after the takeover: %s" % blocks_b)
+    flows.check([failover])
+    def shape(blocks):  # each block without its age, which went on while it moved
+        return sorted(re.sub(r" age=\S+", "", x) for x in blocks)
+
+    check(blocks_a and shape(blocks_b) == shape(blocks_a),
+          "box B holds other blocks than box A held: %s, then %s" % (blocks_a, blocks_b))
+    check(stats_b.get("ha_records_refused", 0) == 0, "box B refused records: %s" % stats_b)
 
 
 # ------------------------------------------------------------- 2. what the sync link carries
