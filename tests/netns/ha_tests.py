@@ -496,30 +496,36 @@ def fail_over(flows, old, new, how="SIGKILL"):
 # ------------------------------------------------------------------- 1. failover under traffic
 
 
-def test_ha_failover_sigkill(binary, ctl_binary):
+def sigkill_failover(binary, ctl_binary, box_kw=None, look=lambda box: {}):
+    """The pair (both boxes configured with `box_kw`) carrying LongFlows through a SIGKILL of
+    the active: the flows, the Failover, and what `look` saw of box A before the kill and of
+    box B after the takeover, then box B's HA report, `show ha` and counters."""
     boxes, flows = [], None
     try:
         with lab_session(3, ha=True) as lab:
-            a, b = pair(binary, ctl_binary, lab, boxes)
+            a, b = pair(binary, ctl_binary, lab, boxes, box_kw, box_kw)
             flows = LongFlows(lab)
             flows.start_through(a, b)
-
+            seen_a = look(a)
             failover = fail_over(flows, a, b, "SIGKILL")
-
+            seen_b = look(b)
             flows.stop()
-            ha_b = b.ha()
-            shown = b.show_ha()
-            stats_b = b.stats()
+            after = {"ha": b.ha(), "shown": b.show_ha(), "stats": b.stats()}
             b.stop()
     finally:
         if flows is not None:
             flows.kill()
         cleanup_boxes(boxes)
-
     flows.report([failover])
+    flows.check([failover])
+    return failover, seen_a, seen_b, after
+
+
+def test_ha_failover_sigkill(binary, ctl_binary):
+    _, _, _, after = sigkill_failover(binary, ctl_binary)
+    ha_b, shown, stats_b = after["ha"], after["shown"], after["stats"]
     log("box B after the failover: %s; translated in2out %d, out2in %d" % (
         ha_b, stats_b.get("in2out_translated", -1), stats_b.get("out2in_translated", -1)))
-    flows.check([failover])
     check(ha_b["failovers"] == 1, "box B counts %d failovers, expected 1: %s" % (
         ha_b["failovers"], ha_b))
     check(shown["role"] == "active" and shown["failovers"] == 1,
@@ -531,35 +537,20 @@ BLOCKS = {"sections": {"pool": {"mode": "blocks"}, "pool.blocks": {"block_size":
 
 def test_ha_failover_sigkill_blocks(binary, ctl_binary):
     """The failover with port blocks (RFC 6888 section 4): each subscriber's block comes to
-    the standby with its sessions, so every flow keeps its public address:port, and after the
-    takeover a subscriber's new flow gets a port of the block it had."""
-    boxes, flows = [], None
-    try:
-        with lab_session(3, ha=True) as lab:
-            a, b = pair(binary, ctl_binary, lab, boxes, BLOCKS, BLOCKS)
-            flows = LongFlows(lab)
-            flows.start_through(a, b)
-            blocks_a = a.ctl.json("show", "blocks")
-            failover = fail_over(flows, a, b, "SIGKILL")
-            blocks_b = b.ctl.json("show", "blocks")
-            flows.stop()
-            stats_b = b.stats()
-            b.stop()
-    finally:
-        if flows is not None:
-            flows.kill()
-        cleanup_boxes(boxes)
-
-    flows.report([failover])
+    the standby with its sessions (the same address, ports, use, subscriber and worker), and
+    every flow keeps its public address:port and every byte."""
+    _, blocks_a, blocks_b, after = sigkill_failover(
+        binary, ctl_binary, BLOCKS, lambda box: box.ctl.json("show", "blocks"))
     log("blocks on box A before: %s" % blocks_a)
     log("blocks on box B after the takeover: %s" % blocks_b)
-    flows.check([failover])
+
     def shape(blocks):  # each block without its age, which went on while it moved
         return sorted(re.sub(r" age=\S+", "", x) for x in blocks)
 
     check(blocks_a and shape(blocks_b) == shape(blocks_a),
           "box B holds other blocks than box A held: %s, then %s" % (blocks_a, blocks_b))
-    check(stats_b.get("ha_records_refused", 0) == 0, "box B refused records: %s" % stats_b)
+    check(after["stats"].get("ha_records_refused", 0) == 0,
+          "box B refused records: %s" % after["stats"])
 
 
 # ------------------------------------------------------------- 2. what the sync link carries
