@@ -2,8 +2,6 @@
 // `ephemeractl show blocks` (control asks through the worker's mailbox).
 #include "ephemera/translator.hpp"
 
-#include <rte_hash.h>
-
 namespace ephemera {
 
 bool Translator::walk_blocks(std::optional<Ipv4Addr> subscriber, Tick now, std::uint32_t& cursor,
@@ -20,12 +18,10 @@ bool Translator::walk_blocks(std::optional<Ipv4Addr> subscriber, Tick now, std::
             continue;
         }
         // The subscriber's address is the key of its record in the subscriber table.
-        void* key = nullptr;
-        if (rte_hash_get_key_with_position(tables_.subscribers.raw(),
-                                           static_cast<std::int32_t>(b.holder), &key) != 0) {
+        if (!tables_.subscribers.live(b.holder)) {
             continue;
         }
-        const Ipv4Addr holder{*static_cast<const std::uint32_t*>(key)};
+        const Ipv4Addr holder = tables_.subscribers.key(b.holder).address();
         if (subscriber && *subscriber != holder) {
             continue;
         }
@@ -74,11 +70,9 @@ std::uint32_t Translator::log_interim(Tick now, std::uint32_t budget) {
             continue;
         }
         b.interims = periods;
-        void* key = nullptr;
-        if (rte_hash_get_key_with_position(tables_.subscribers.raw(),
-                                           static_cast<std::int32_t>(b.holder), &key) == 0) {
+        if (tables_.subscribers.live(b.holder)) {
             events_.block(NatEventKind::block_interim, ref,
-                          Ipv4Addr{*static_cast<const std::uint32_t*>(key)});
+                          tables_.subscribers.key(b.holder).address());
         }
     }
     events_.flush();

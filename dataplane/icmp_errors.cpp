@@ -54,7 +54,7 @@ std::int32_t Translator::mapping_delivering(const SessionKey& key) const {
         return -1;
     }
     const MappingKey mk = MappingKey::of(key);
-    const std::int32_t mapping = tables_.mappings.lookup(&mk);
+    const std::int32_t mapping = tables_.mappings.lookup(mk);
     if (mapping < 0 || mode == FilteringMode::endpoint_independent) {
         return mapping;
     }

@@ -60,8 +60,7 @@ void HashTable::lookup_bulk(const void** keys, std::uint32_t n, std::int32_t* po
 
 NatTables::NatTables(const std::string& name, std::uint32_t max_sessions,
                      std::uint32_t max_subscribers, int socket)
-    : subscribers(name + "_sub", max_subscribers, sizeof(std::uint32_t), socket),
-      mappings(name + "_map", max_sessions, sizeof(MappingKey), socket),
+    : subscribers(max_subscribers, socket), mappings(max_sessions, socket),
       sessions(max_sessions, socket),
       permissions(name + "_prm", max_sessions, sizeof(PermissionKey), socket),
       subscriber_records(subscribers.capacity()), mapping_records(mappings.capacity()),

@@ -140,29 +140,36 @@ void PortBitmap::update_summary(std::uint32_t word) {
     }
 }
 
+// Taking or releasing a slot can change only its own parity's summary bit: taking clears it
+// when the slot was the word's last unused one of that parity, releasing sets it.
 void PortBitmap::take(std::uint32_t slot, const PortMask* mask) {
+    const std::uint32_t w = slot >> 6;
     const std::uint64_t bit = 1ull << (slot & 63);
-    if ((used_[slot >> 6] & bit) == 0) {
-        used_[slot >> 6] |= bit;
+    if ((used_[w] & bit) == 0) {
+        used_[w] |= bit;
         ++used_count_;
         if (mask != nullptr && counted_for_ == mask->generation && mask->allows(slot)) {
             ++used_allowed_;
         }
-        update_summary(slot >> 6);
+        const unsigned parity = slot & 1u;
+        if ((~used_[w] & valid_[w] & parity_mask(parity)) == 0) {
+            summary_[parity][w >> 6] &= ~(1ull << (w & 63));
+        }
     }
 }
 
 void PortBitmap::release(std::uint32_t slot, const PortMask* mask) {
+    const std::uint32_t w = slot >> 6;
     const std::uint64_t bit = 1ull << (slot & 63);
-    if (used_[slot >> 6] & bit) {
-        used_[slot >> 6] &= ~bit;
+    if (used_[w] & bit) {
+        used_[w] &= ~bit;
         --used_count_;
         if (mask != nullptr && counted_for_ == mask->generation) {
             used_allowed_ -= mask->allows(slot) ? 1 : 0;
         } else {
             counted_for_ = ~0ull; // counted under another mask, or none: count again
         }
-        update_summary(slot >> 6);
+        summary_[slot & 1u][w >> 6] |= 1ull << (w & 63);
     }
 }
 
@@ -384,7 +391,10 @@ std::optional<std::uint32_t> PortAllocator::search(const PortBitmap& bits, Alg4S
     }
     std::uint32_t& counter = alg4_table_[seed.index % kAlg4TableSize];
     const std::uint32_t pairs = (hi - lo) / 2 + 1;
-    const std::uint32_t start_pair = (seed.offset + counter) % pairs;
+    if (pairs != pairs_divisor_.divisor) { // the class changed (rare): a new reciprocal
+        pairs_divisor_ = FastModulo(pairs);
+    }
+    const std::uint32_t start_pair = pairs_divisor_.of(seed.offset + counter);
     ++counter;
     const std::uint32_t start = std::clamp((lo & ~1u) + start_pair * 2 + parity, lo, hi);
     if (auto slot = bits.find_free(start, parity, lo, hi, mask_)) {

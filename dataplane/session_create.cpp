@@ -31,7 +31,7 @@ Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionK
     }
     EPHEMERA_ASSERT_OWNER(owns_subscriber(pkt.parsed.src));
     const MappingKey mkey = MappingKey::of(pkt.parsed);
-    std::int32_t mapping_pos = tables_.mappings.lookup(&mkey);
+    std::int32_t mapping_pos = tables_.mappings.lookup(mkey);
     std::uint32_t sub_index;
     if (mapping_pos >= 0) {
         sub_index = tables_.mapping_records[static_cast<std::uint32_t>(mapping_pos)].subscriber;
@@ -107,15 +107,15 @@ std::uint32_t Translator::new_mapping(const PacketRef& pkt, const MappingKey& ke
 // address while it has any mapping; if that address has no free port here, the packet is
 // dropped (RFC 7857 section 4) rather than mapped to another address.
 std::int32_t Translator::find_or_create_subscriber(Ipv4Addr inside, Protocol proto, Tick now) {
-    const std::uint32_t key = inside.value();
-    std::int32_t pos = tables_.subscribers.lookup(&key);
+    const SubscriberKey key = SubscriberKey::of(inside);
+    std::int32_t pos = tables_.subscribers.lookup(key);
     if (pos >= 0) {
         return pos;
     }
     if (life_.live_subscribers() >= policy().max_subscribers) {
         return -1; // the table may hold a few more: its limit is the configured one
     }
-    pos = tables_.subscribers.add(&key);
+    pos = tables_.subscribers.insert(key, SubscriberTable::hash(key));
     if (pos < 0) {
         return pos;
     }
@@ -223,7 +223,8 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
         return kNoIndex;
     }
     EPHEMERA_ASSERT_OWNER(owns_port(sub.pool_index, grant->port));
-    const std::int32_t map_pos = tables_.mappings.add(&key);
+    // Only a packet whose mapping lookup missed gets here: insert, no second lookup.
+    const std::int32_t map_pos = tables_.mappings.insert(key, MappingTable::hash(key));
     if (map_pos < 0) {
         if (policy().allocation == AllocationMode::blocks) { // nothing was sent: no hold-down
             // A block opened for this mapping alone goes again, and was counted as opened.

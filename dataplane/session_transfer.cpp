@@ -54,7 +54,7 @@ RestoreResult Translator::restore(const SessionState& st, Tick now) {
     }
 
     const MappingKey mkey = MappingKey::of(key);
-    const std::int32_t found = tables_.mappings.lookup(&mkey);
+    const std::int32_t found = tables_.mappings.lookup(mkey);
     std::uint32_t mapping = kNoIndex;
     bool made_mapping = false;
     if (found >= 0) {
@@ -76,8 +76,7 @@ RestoreResult Translator::restore(const SessionState& st, Tick now) {
                 return RestoreResult::conflict; // the formula gives this subscriber other ports
             }
         }
-        const std::uint32_t sub_key = st.inside.value();
-        const bool new_subscriber = tables_.subscribers.lookup(&sub_key) < 0;
+        const bool new_subscriber = tables_.subscribers.lookup(SubscriberKey::of(st.inside)) < 0;
         const std::int32_t sub_pos = find_or_create_subscriber(st.inside, st.proto, now);
         if (sub_pos < 0) {
             return RestoreResult::table_full;
@@ -108,7 +107,7 @@ RestoreResult Translator::restore(const SessionState& st, Tick now) {
             life_.release_subscriber_if_unused(sub_index, st.inside);
             return RestoreResult::port_unavailable; // a dynamic mapping holds it
         }
-        const std::int32_t map_pos = tables_.mappings.add(&mkey);
+        const std::int32_t map_pos = tables_.mappings.add(mkey);
         if (map_pos < 0) {
             if (in_block) {
                 ports_.release_in_block(pool_index, st.proto, st.external_port, sub.blocks,

@@ -45,6 +45,16 @@ void for_each_bit(std::uint64_t mask, F&& f) {
                                                Tick now, const L2Context& l2,
                                                std::span<Verdict> verdicts) {
     const Policy& policy = this->policy();
+    // A new flow's first reads are its mapping's and its subscriber's buckets, at random places
+    // in tables too large for the cache: asked for all at once, their misses overlap instead
+    // of each new flow waiting for its own.
+    for_each_bit(slow, [&](std::uint32_t i) {
+        const ParsedPacket& p = packets[i].parsed;
+        if (positions_[i] < 0 && !p.icmp_error) {
+            tables_.mappings.prefetch_bucket(MappingKey::of(p));
+            tables_.subscribers.prefetch_bucket(SubscriberKey::of(p.src));
+        }
+    });
     std::uint64_t translated = 0;
     for_each_bit(slow, [&](std::uint32_t i) {
         PacketRef& pkt = packets[i];

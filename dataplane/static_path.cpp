@@ -39,7 +39,7 @@ std::uint32_t Translator::create_static_mapping(const MappingKey& key, StaticEnd
         refusal = Counter::drop_static_busy;
         return kNoIndex;
     }
-    const std::int32_t pos = tables_.mappings.add(&key);
+    const std::int32_t pos = tables_.mappings.add(key);
     if (pos < 0) {
         refusal = Counter::drop_sessions_exhausted; // the mapping table is sized by sessions
         return kNoIndex;
@@ -73,7 +73,7 @@ std::uint32_t Translator::static_mapping_of(Ipv4Addr external, Protocol proto,
         return kNoIndex;
     }
     const MappingKey key = MappingKey::make(inside->address, inside->port, proto);
-    const std::int32_t pos = tables_.mappings.lookup(&key);
+    const std::int32_t pos = tables_.mappings.lookup(key);
     if (pos < 0) {
         return kNoIndex;
     }
@@ -95,7 +95,7 @@ Verdict Translator::static_inbound(PacketRef& pkt, StaticEndpoint inside, std::u
     }
     const MappingKey key = MappingKey::make(inside.address, inside.port, p.proto);
     std::uint32_t mapping;
-    if (const std::int32_t pos = tables_.mappings.lookup(&key); pos >= 0) {
+    if (const std::int32_t pos = tables_.mappings.lookup(key); pos >= 0) {
         mapping = static_cast<std::uint32_t>(pos);
         if (!is_static_at(tables_.mapping_records[mapping], pool_index, p.dst_port)) {
             // The inside endpoint's dynamic mapping from before the entry: it drains first.

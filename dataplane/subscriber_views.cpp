@@ -4,8 +4,6 @@
 #include "ephemera/subscriber_sample.hpp"
 #include "ephemera/translator.hpp"
 
-#include <rte_hash.h>
-
 namespace ephemera {
 
 namespace {
@@ -42,12 +40,10 @@ bool Translator::walk_subscribers(std::uint32_t& cursor, std::uint32_t budget,
         }
         // The address costs a hash probe: only for a subscriber that may be listed.
         if (out.admits(s.most_ports(), s.refusals)) {
-            void* key = nullptr;
-            if (rte_hash_get_key_with_position(tables_.subscribers.raw(),
-                                               static_cast<std::int32_t>(cursor), &key) != 0) {
+            if (!tables_.subscribers.live(cursor)) {
                 continue;
             }
-            s.subscriber = Ipv4Addr{*static_cast<const std::uint32_t*>(key)};
+            s.subscriber = tables_.subscribers.key(cursor).address();
             if (sub.pool_index < pool().size()) {
                 s.pool_address = pool().address(sub.pool_index);
             }

@@ -101,12 +101,9 @@ std::optional<HeldSyn> Translator::take_due_syn(Tick now) {
 
 std::size_t Translator::snapshot_mappings(std::span<MappingView> out) const {
     std::size_t written = 0;
-    const void* key = nullptr;
-    void* data = nullptr;
     std::uint32_t next = 0;
     std::int32_t pos;
-    while (written < out.size() &&
-           (pos = rte_hash_iterate(tables_.mappings.raw(), &key, &data, &next)) >= 0) {
+    while (written < out.size() && (pos = tables_.mappings.next(next)) >= 0) {
         const Mapping& m = tables_.mapping_records[static_cast<std::uint32_t>(pos)];
         out[written++] = MappingView{m.proto,
                                      m.inside,
@@ -120,8 +117,7 @@ std::size_t Translator::snapshot_mappings(std::span<MappingView> out) const {
 }
 
 std::optional<Translator::SubscriberEntry> Translator::find_subscriber(Ipv4Addr inside) const {
-    const std::uint32_t key = inside.value();
-    const std::int32_t pos = tables_.subscribers.lookup(&key);
+    const std::int32_t pos = tables_.subscribers.lookup(SubscriberKey::of(inside));
     if (pos < 0) {
         return std::nullopt;
     }

@@ -46,10 +46,12 @@ public:
     static constexpr std::uint32_t kSlots = 8;
     static constexpr std::int32_t kMiss = -1;
 
-    // Aligned to its size (a power of two up to a cache line), so no entry straddles two.
-    struct alignas(std::min<std::size_t>(64, std::bit_ceil(sizeof(Key) + sizeof(Value)))) Entry {
+    // Aligned to its size (a power of two up to a cache line), so no entry straddles two. An
+    // empty Value (a table whose records live elsewhere) takes no room.
+    static constexpr std::size_t kValueBytes = std::is_empty_v<Value> ? 0 : sizeof(Value);
+    struct alignas(std::min<std::size_t>(64, std::bit_ceil(sizeof(Key) + kValueBytes))) Entry {
         Key key;
-        Value value;
+        [[no_unique_address]] Value value;
     };
 
     // Room for `capacity` keys (positions 0 .. capacity-1), the buckets at most 90 % full,
@@ -181,6 +183,10 @@ public:
         }
         return pos;
     }
+
+    // Ask for the lines a coming lookup or remove will read: an entry, a key's first bucket.
+    void prefetch_entry(std::uint32_t pos) const { __builtin_prefetch(&entries_[pos]); }
+    void prefetch_bucket(const Key& key) const { __builtin_prefetch(&buckets_[hash(key) & mask_]); }
 
     [[nodiscard]] Entry& entry(std::uint32_t pos) { return entries_[pos]; }
     [[nodiscard]] const Entry& entry(std::uint32_t pos) const { return entries_[pos]; }

@@ -2,6 +2,7 @@
 //   SessionKey  (inside addr, port, remote addr, port, protocol)  a 5-tuple session
 //   MappingKey  (inside addr, port, protocol)                      an endpoint-independent
 //                                                                  mapping (RFC 4787 REQ-1)
+//   SubscriberKey (inside addr)                                    a subscriber
 //   PermissionKey (mapping, remote addr)                           address-dependent filtering
 // For ICMP echo the identifier plays the inside port and the remote port is 0: a query session
 // is independent of the remote's identifier (RFC 5508 REQ-1).
@@ -75,6 +76,18 @@ struct alignas(8) MappingKey {
     constexpr bool operator==(const MappingKey&) const = default;
 };
 static_assert(sizeof(MappingKey) == 8);
+
+// A subscriber's inside address, widened to the 8-byte key the worker's tables take; the
+// constant word keeps every key non-zero (a zero key marks a free entry, flat_table.hpp).
+struct alignas(8) SubscriberKey {
+    std::uint32_t inside_addr;
+    std::uint32_t one;
+
+    static constexpr SubscriberKey of(Ipv4Addr inside) { return SubscriberKey{inside.value(), 1}; }
+    [[nodiscard]] constexpr Ipv4Addr address() const { return Ipv4Addr{inside_addr}; }
+    constexpr bool operator==(const SubscriberKey&) const = default;
+};
+static_assert(sizeof(SubscriberKey) == 8);
 
 struct alignas(8) PermissionKey {
     std::uint32_t mapping;

@@ -1,19 +1,22 @@
 // One worker's translation state: subscribers, endpoint-independent mappings, 5-tuple sessions,
 // and the outside-to-inside index. Only the owning worker reads or writes any of it.
 //
-//   subscribers  rte_hash  inside address              -> Subscriber (anchor pool address)
-//   mappings     rte_hash  (inside addr, port, proto)  -> Mapping    (RFC 4787 REQ-1: one per
+//   subscribers  FlatTable inside address             -> Subscriber (anchor pool address)
+//   mappings     FlatTable (inside addr, port, proto) -> Mapping    (RFC 4787 REQ-1: one per
 //                                                                     inside endpoint)
-//   sessions     rte_hash  (inside addr, port, remote addr, port, proto) -> Session
+//   sessions     FlatTable (inside addr, port, remote addr, port, proto) -> Session
 //   permissions  rte_hash  (mapping, remote addr)      -> count of sessions (address-dependent
 //                                                                     filtering only)
 // The outside-to-inside index ((pool index, protocol, slot of external port) -> mapping) lives
 // with each address's ports (AddressPorts, port_allocator.hpp), so that a new pool address
 // brings its own.
 //
-// Records live in arrays indexed by the rte_hash key position, so a hit costs one hash probe
-// and one array read, and no allocator runs on the packet path. Every table is sized once, at
-// start, for the worker's share of limits.max_sessions.
+// Records live in arrays indexed by the key's position in its table, so a hit costs one hash
+// probe and one array read, and no allocator runs on the packet path. The subscriber and
+// mapping tables are flat tables too (flat_table.hpp): a new flow inserts into them and an
+// expiry removes from them, and rte_hash's general add and delete cost several times what
+// these do; the permission table, used only by address-dependent filtering, stays an rte_hash.
+// Every table is sized once, at start, for the worker's share of limits.max_sessions.
 #pragma once
 
 #include "ephemera/flat_table.hpp"
@@ -116,6 +119,11 @@ private:
 };
 
 using SessionTable = FlatTable<SessionKey, Session>;
+// The subscriber and mapping tables keep their records in arrays of their own (read far more
+// often than the key), so their entries hold the key alone.
+struct KeyOnly {};
+using SubscriberTable = FlatTable<SubscriberKey, KeyOnly>;
+using MappingTable = FlatTable<MappingKey, KeyOnly>;
 
 class NatTables {
 public:
@@ -123,8 +131,8 @@ public:
     NatTables(const std::string& name, std::uint32_t max_sessions, std::uint32_t max_subscribers,
               int socket);
 
-    HashTable subscribers;
-    HashTable mappings;
+    SubscriberTable subscribers;
+    MappingTable mappings;
     // The packet path's table: key and record side by side (flat_table.hpp).
     SessionTable sessions;
     HashTable permissions;

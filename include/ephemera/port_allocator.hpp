@@ -209,6 +209,25 @@ struct Alg4Seed {
 // worker: the config check that every worker can give at least one.
 [[nodiscard]] std::uint32_t blocks_that_fit(const PortMask& mask, std::uint32_t granules);
 
+// x % divisor for 32-bit values without a divide instruction (Lemire, Kaser and Kurz, "Faster
+// remainder by direct computation", 2019): exact for every 32-bit x and non-zero divisor. The
+// allocator's divisor (the pairs of a port class) changes only with the config, so its
+// reciprocal is computed once and each allocation pays two multiplications, not a division.
+struct FastModulo {
+    FastModulo() = default;
+    explicit constexpr FastModulo(std::uint32_t d)
+        : divisor(d), reciprocal(~std::uint64_t{0} / d + 1) {}
+    [[nodiscard]] constexpr std::uint32_t of(std::uint32_t x) const {
+        // The high 64 bits of the 96-bit product (reciprocal * x mod 2^64) * divisor, in halves.
+        const std::uint64_t low = reciprocal * x;
+        const std::uint64_t high_part = (low >> 32) * divisor;
+        const std::uint64_t low_part = ((low & 0xffffffffull) * divisor) >> 32;
+        return static_cast<std::uint32_t>((high_part + low_part) >> 32);
+    }
+    std::uint32_t divisor = 0;
+    std::uint64_t reciprocal = 0;
+};
+
 class PortAllocator {
 public:
     // Without a plan: the allocator builds and owns its mask and `pool_size` addresses (tests,
@@ -298,6 +317,14 @@ public:
                       [static_cast<std::size_t>(proto_index(proto)) * slice_.slot_count() + slot];
     }
 
+    void prefetch_out2in(std::uint16_t pool_index, Protocol proto, std::uint16_t port) const {
+        if (const auto slot = slice_.slot_of(port); slot && pool_index < out2in_.size()) {
+            __builtin_prefetch(&out2in_[pool_index][static_cast<std::size_t>(proto_index(proto)) *
+                                                        slice_.slot_count() +
+                                                    *slot]);
+        }
+    }
+
     // Hold-down (RFC 6888 REQ-8): the port stays used until `release_at`.
     void hold(std::uint16_t pool_index, Protocol proto, std::uint16_t port, Tick release_at);
     // Returns ports whose hold-down is over, at most `budget`; how many.
@@ -344,6 +371,7 @@ private:
     std::span<AddressPorts* const> addresses_;
     std::span<std::uint32_t* const> out2in_;
     std::array<std::uint32_t, kAlg4TableSize> alg4_table_{};
+    FastModulo pairs_divisor_;
     HoldDownQueue hold_;
 
     // What set_range() and add_address() built (unused under a plan).

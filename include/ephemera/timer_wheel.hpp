@@ -11,7 +11,9 @@
 
 #include "ephemera/types.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace ephemera {
@@ -87,6 +89,44 @@ public:
             unschedule(id);
             ++done;
             on_due(id);
+        }
+        return done;
+    }
+
+    // advance() a batch at a time: up to kBatch due ids are taken off the wheel, handed to
+    // prefetch(ids) together, then to on_due one by one. Ending a session reads several lines
+    // at random places (its entry, its buckets, its mapping, its port's index entry), each a
+    // cache miss at a million sessions; seen a batch ahead, those misses overlap instead of
+    // following one another.
+    static constexpr std::uint32_t kBatch = 16;
+    template <typename Prefetch, typename OnDue>
+    std::uint32_t advance_batched(Tick now, std::uint32_t budget, Prefetch&& prefetch,
+                                  OnDue&& on_due) {
+        std::uint32_t done = 0;
+        std::uint32_t ids[kBatch];
+        while (done < budget) {
+            std::uint32_t n = 0;
+            const std::uint32_t want = std::min(kBatch, budget - done);
+            while (n < want && static_cast<std::int32_t>(now - cursor_) >= 0) {
+                const std::uint32_t head = heads_[cursor_ & (kSlots - 1)];
+                if (head == kNone) {
+                    if (now == cursor_) {
+                        break; // stay on the current tick: it may still get entries
+                    }
+                    ++cursor_;
+                    continue;
+                }
+                unschedule(head);
+                ids[n++] = head;
+            }
+            if (n == 0) {
+                break;
+            }
+            prefetch(std::span<const std::uint32_t>(ids, n));
+            for (std::uint32_t i = 0; i < n; ++i) {
+                on_due(ids[i]); // may schedule ids[i] again, always for a later tick
+            }
+            done += n;
         }
         return done;
     }

@@ -361,7 +361,8 @@ private:
     void anchor(Subscriber& sub, Ipv4Addr inside, Protocol proto, Tick now);
     std::uint32_t new_mapping(const PacketRef& pkt, const MappingKey& key, Subscriber& subscriber,
                               std::uint32_t sub_index, Tick now, Counter& refusal);
-    // kNoIndex with `refusal` set when no mapping could be made.
+    // A mapping for `key`, which has none (its lookup just missed); kNoIndex with `refusal` set
+    // when none could be made.
     std::uint32_t create_mapping(const PacketRef& pkt, const MappingKey& key,
                                  std::uint32_t subscriber, Tick now, Counter& refusal);
     std::optional<PortGrant> allocate_port(const PortRequest& request, Subscriber& sub,

@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace ephemera {
@@ -28,10 +30,6 @@ SessionKey random_key(Rng& rng) {
         Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)}, uniform<std::uint16_t>(rng, 0, 0xffff),
         kProtocols[uniform<int>(rng, 0, 2)]);
 }
-
-struct KeyHash {
-    std::size_t operator()(const SessionKey& k) const { return Table::hash(k); }
-};
 
 TEST(FlatTable, StartsEmptyAndMisses) {
     Table t(1000);
@@ -64,72 +62,111 @@ TEST(FlatTable, AddFindsTheSamePositionAgainAndRemoveFreesIt) {
 
 // Filled to every position it has (buckets up to 90 % full, so keys get moved to their other
 // bucket and along cuckoo paths), with churn, checked against a model after every step.
-TEST(FlatTable, MatchesAModelThroughFillAndChurn) {
-    // 7372 and 58982 fill their buckets to 90 %: cuckoo moves are needed there.
-    for (std::uint32_t capacity : {7u, 64u, 1000u, 7372u, 50000u, 58982u}) {
-        SCOPED_TRACE(capacity);
-        Table t(capacity);
-        std::unordered_map<SessionKey, std::int32_t, KeyHash> model;
-        Rng rng(capacity);
-        std::vector<SessionKey> live;
-        const auto check_some = [&](int probes) {
-            for (int i = 0; i < probes && !live.empty(); ++i) {
-                const SessionKey& k = live[uniform<std::size_t>(rng, 0, live.size() - 1)];
-                ASSERT_EQ(t.lookup(k), model.at(k));
-            }
-            for (int i = 0; i < probes; ++i) {
-                const SessionKey k = random_key(rng);
-                ASSERT_EQ(t.lookup(k), model.count(k) ? model.at(k) : Table::kMiss);
-            }
-        };
-        // Fill to capacity: every add succeeds, positions are distinct and in range.
-        std::set<std::int32_t> positions;
-        while (model.size() < t.capacity()) {
-            const SessionKey k = random_key(rng);
-            if (model.count(k)) {
-                continue;
-            }
-            const std::int32_t pos = t.add(k);
-            ASSERT_GE(pos, 0) << "full at " << model.size() << " of " << t.capacity();
-            ASSERT_LT(static_cast<std::uint32_t>(pos), t.capacity());
-            ASSERT_TRUE(positions.insert(pos).second);
-            model[k] = pos;
-            live.push_back(k);
-        }
-        ASSERT_EQ(t.size(), t.capacity());
-        EXPECT_EQ(t.add(random_key(rng)), Table::kMiss) << "a full table refuses";
-        check_some(200);
-        // Every live key is still where it was put.
-        for (const SessionKey& k : live) {
+// Fills a table of `capacity` to every position it has (buckets up to 90 % full, so keys get
+// moved to their other bucket and along cuckoo paths), churns it, and checks it against a
+// model throughout. `random_key(rng)` makes the keys.
+template <typename T, typename MakeKey>
+void fill_and_churn(std::uint32_t capacity, MakeKey random_key) {
+    using Key = std::decay_t<decltype(random_key(std::declval<Rng&>()))>;
+    struct Hash {
+        std::size_t operator()(const Key& k) const { return T::hash(k); }
+    };
+    T t(capacity);
+    std::unordered_map<Key, std::int32_t, Hash> model;
+    Rng rng(capacity);
+    std::vector<Key> live;
+    const auto check_some = [&](int probes) {
+        for (int i = 0; i < probes && !live.empty(); ++i) {
+            const Key& k = live[uniform<std::size_t>(rng, 0, live.size() - 1)];
             ASSERT_EQ(t.lookup(k), model.at(k));
         }
-        // Churn: remove and add in turns, with lookups between.
-        for (int round = 0; round < 3000; ++round) {
-            const std::size_t i = uniform<std::size_t>(rng, 0, live.size() - 1);
-            t.remove_at(static_cast<std::uint32_t>(model.at(live[i])));
-            model.erase(live[i]);
-            live[i] = live.back();
-            live.pop_back();
-            SessionKey k;
-            do {
-                k = random_key(rng);
-            } while (model.count(k));
-            const std::int32_t pos = t.add(k);
-            ASSERT_GE(pos, 0);
-            model[k] = pos;
-            live.push_back(k);
-            if (round % 100 == 0) {
-                check_some(20);
-            }
+        for (int i = 0; i < probes; ++i) {
+            const Key k = random_key(rng);
+            ASSERT_EQ(t.lookup(k), model.count(k) ? model.at(k) : T::kMiss);
         }
-        // A walk sees every live key once.
-        std::set<std::int32_t> seen;
-        std::uint32_t cursor = 0;
-        for (std::int32_t pos; (pos = t.next(cursor)) != Table::kMiss;) {
-            ASSERT_TRUE(seen.insert(pos).second);
-            ASSERT_EQ(model.at(t.key(static_cast<std::uint32_t>(pos))), pos);
+    };
+    // Fill to capacity: every add succeeds, positions are distinct and in range.
+    std::set<std::int32_t> positions;
+    while (model.size() < t.capacity()) {
+        const Key k = random_key(rng);
+        if (model.count(k)) {
+            continue;
         }
-        EXPECT_EQ(seen.size(), model.size());
+        const std::int32_t pos = t.add(k);
+        ASSERT_GE(pos, 0) << "full at " << model.size() << " of " << t.capacity();
+        ASSERT_LT(static_cast<std::uint32_t>(pos), t.capacity());
+        ASSERT_TRUE(positions.insert(pos).second);
+        model[k] = pos;
+        live.push_back(k);
+    }
+    ASSERT_EQ(t.size(), t.capacity());
+    EXPECT_EQ(t.add(random_key(rng)), T::kMiss) << "a full table refuses";
+    check_some(200);
+    // Every live key is still where it was put.
+    for (const Key& k : live) {
+        ASSERT_EQ(t.lookup(k), model.at(k));
+    }
+    // Churn: remove and add in turns, with lookups between.
+    for (int round = 0; round < 3000; ++round) {
+        const std::size_t i = uniform<std::size_t>(rng, 0, live.size() - 1);
+        t.remove_at(static_cast<std::uint32_t>(model.at(live[i])));
+        model.erase(live[i]);
+        live[i] = live.back();
+        live.pop_back();
+        Key k;
+        do {
+            k = random_key(rng);
+        } while (model.count(k));
+        const std::int32_t pos = t.add(k);
+        ASSERT_GE(pos, 0);
+        model[k] = pos;
+        live.push_back(k);
+        if (round % 100 == 0) {
+            check_some(20);
+        }
+    }
+    // A walk sees every live key once.
+    std::set<std::int32_t> seen;
+    std::uint32_t cursor = 0;
+    for (std::int32_t pos; (pos = t.next(cursor)) != T::kMiss;) {
+        ASSERT_TRUE(seen.insert(pos).second);
+        ASSERT_EQ(model.at(t.key(static_cast<std::uint32_t>(pos))), pos);
+    }
+    EXPECT_EQ(seen.size(), model.size());
+}
+
+// 7372 and 58982 fill their buckets to 90 %: cuckoo moves are needed there.
+constexpr std::uint32_t kCapacities[] = {7u, 64u, 1000u, 7372u, 50000u, 58982u};
+
+TEST(FlatTable, MatchesAModelThroughFillAndChurn) {
+    for (std::uint32_t capacity : kCapacities) {
+        SCOPED_TRACE(capacity);
+        fill_and_churn<Table>(capacity, random_key);
+    }
+}
+
+// The worker's mapping and subscriber tables: 8-byte keys, the records kept elsewhere, so an
+// entry is the key alone.
+TEST(FlatTable, KeyOnlyTablesOfMappingsAndSubscribersMatchAModel) {
+    static_assert(sizeof(MappingTable::Entry) == 8 && alignof(MappingTable::Entry) == 8);
+    static_assert(sizeof(SubscriberTable::Entry) == 8);
+    const auto random_mapping = [](Rng& rng) {
+        static constexpr Protocol kProtocols[] = {Protocol::udp, Protocol::tcp, Protocol::icmp};
+        return MappingKey::make(Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)},
+                                uniform<std::uint16_t>(rng, 0, 0xffff),
+                                kProtocols[uniform<int>(rng, 0, 2)]);
+    };
+    // Subscribers of one /16: keys that differ in their low bits only.
+    const auto random_subscriber = [](Rng& rng) {
+        return SubscriberKey::of(
+            Ipv4Addr{Ipv4Addr{100, 64, 0, 0}.value() + uniform<std::uint32_t>(rng, 0, 0xffff)});
+    };
+    for (std::uint32_t capacity : kCapacities) {
+        SCOPED_TRACE(capacity);
+        fill_and_churn<MappingTable>(capacity, random_mapping);
+        if (capacity <= 7372) { // a /16 holds 65,536: room to churn
+            fill_and_churn<SubscriberTable>(capacity, random_subscriber);
+        }
     }
 }
 

@@ -70,6 +70,30 @@ PortRequest request(Ipv4Addr inside, std::uint16_t port, Protocol proto = Protoc
 
 // Slots number every port a worker owns, in port order, whatever the range: the range is a
 // mask over them, so it can change without renumbering live mappings.
+// Algorithm 4's start position is (offset + counter) mod the pairs of a class: the
+// division-free remainder must equal %, for every divisor a range can give and at the ends of
+// the 32-bit values.
+TEST(FastModulo, EqualsTheRemainderOperator) {
+    Rng rng(1624);
+    std::vector<std::uint32_t> divisors = {
+        1,     2,     3,     7,     255,   256,         257,         4096,       16128,
+        32256, 32767, 32768, 65535, 65536, 0x7fffffffu, 0xfffffffeu, 0xffffffffu};
+    for (int i = 0; i < 200; ++i) {
+        divisors.push_back(uniform<std::uint32_t>(rng, 1, 40000));
+    }
+    for (const std::uint32_t d : divisors) {
+        const FastModulo mod(d);
+        for (const std::uint32_t x :
+             {0u, 1u, d - 1, d, d + 1, 0x7fffffffu, 0xfffffffeu, 0xffffffffu}) {
+            ASSERT_EQ(mod.of(x), x % d) << x << " mod " << d;
+        }
+        for (int i = 0; i < 2000; ++i) {
+            const std::uint32_t x = uniform<std::uint32_t>(rng, 0, ~0u);
+            ASSERT_EQ(mod.of(x), x % d) << x << " mod " << d;
+        }
+    }
+}
+
 TEST(PortSlice, SlotsMapToEveryOwnedPortAndBack) {
     for (WorkerId workers = 1; workers <= 4; ++workers) {
         const Ownership own(workers);
