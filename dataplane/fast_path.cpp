@@ -63,8 +63,7 @@ std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, co
                                       std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
     for (std::uint32_t i = 0; i < n; ++i) {
-        keys_[i] = SessionKey::of(packets[i].parsed);
-        hashes_[i] = SessionTable::hash(keys_[i]);
+        hashes_[i] = SessionTable::put(keys_[i], SessionKey::of(packets[i].parsed));
     }
     // The lookup leaves each hit's entry (key and record, one line) in cache.
     tables_.sessions.lookup_bulk(keys_, hashes_, n, positions_);
@@ -123,8 +122,8 @@ void Translator::out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tic
             continue;
         }
         const Mapping& m = tables_.mapping_records[mappings_[i]];
-        keys_[count] = SessionKey::inbound(m.inside, m.inside_port, p);
-        hashes_[count] = SessionTable::hash(keys_[count]);
+        hashes_[count] =
+            SessionTable::put(keys_[count], SessionKey::inbound(m.inside, m.inside_port, p));
         idx[count++] = i;
     }
     tables_.sessions.lookup_bulk(keys_, hashes_, count, positions_);

@@ -68,14 +68,34 @@ public:
         }
     }
 
-    static std::uint32_t hash(const Key& key) {
-        std::uint64_t words[sizeof(Key) / 8];
-        std::memcpy(words, &key, sizeof(Key));
+    using Words = std::array<std::uint64_t, sizeof(Key) / 8>;
+
+    // The key as the 64-bit words it is hashed and compared by. A key that can say its words
+    // itself (`words()`, built from its fields in registers) is not read back from memory.
+    static Words words_of(const Key& key) {
+        if constexpr (requires { key.words(); }) {
+            return key.words();
+        } else {
+            Words words;
+            std::memcpy(words.data(), &key, sizeof(Key));
+            return words;
+        }
+    }
+    static std::uint32_t hash_words(const Words& words) {
         std::uint32_t h = static_cast<std::uint32_t>(_mm_crc32_u64(0, words[0]));
         if constexpr (sizeof(Key) == 16) {
             h = static_cast<std::uint32_t>(_mm_crc32_u64(h, words[1]));
         }
         return h;
+    }
+    static std::uint32_t hash(const Key& key) { return hash_words(words_of(key)); }
+    // Writes `key` to `slot` (a burst's key array) and returns its hash, both from the key's
+    // words: hashing the slot just written would load 8 bytes that several narrower stores
+    // still hold, which the CPU cannot forward (a stall of a dozen cycles or more per key).
+    static std::uint32_t put(Key& slot, const Key& key) {
+        const Words words = words_of(key);
+        std::memcpy(&slot, words.data(), sizeof(Key));
+        return hash_words(words);
     }
 
     [[nodiscard]] std::int32_t lookup(const Key& key) const { return lookup(key, hash(key)); }

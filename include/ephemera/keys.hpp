@@ -11,6 +11,8 @@
 #include "ephemera/packet.hpp"
 #include "ephemera/types.hpp"
 
+#include <array>
+#include <bit>
 #include <cstdint>
 
 namespace ephemera {
@@ -53,6 +55,14 @@ struct alignas(8) SessionKey {
         return make(inside, inside_port, p.inner_dst, p.inner_dst_port, p.inner_proto);
     }
     constexpr bool operator==(const SessionKey&) const = default;
+    // Its two 64-bit words as they lie in memory (little-endian), assembled from the fields.
+    [[nodiscard]] constexpr std::array<std::uint64_t, 2> words() const {
+        static_assert(std::endian::native == std::endian::little);
+        return {std::uint64_t{inside_addr} | std::uint64_t{remote_addr} << 32,
+                std::uint64_t{inside_port} | std::uint64_t{remote_port} << 16 |
+                    std::uint64_t{proto} << 32 | std::uint64_t{pad[0]} << 40 |
+                    std::uint64_t{pad[1]} << 48 | std::uint64_t{pad[2]} << 56};
+    }
 };
 static_assert(sizeof(SessionKey) == 16);
 

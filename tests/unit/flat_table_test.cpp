@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
 #include <type_traits>
 #include <unordered_map>
@@ -29,6 +30,23 @@ SessionKey random_key(Rng& rng) {
         Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)}, uniform<std::uint16_t>(rng, 0, 0xffff),
         Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)}, uniform<std::uint16_t>(rng, 0, 0xffff),
         kProtocols[uniform<int>(rng, 0, 2)]);
+}
+
+// The packet path hashes a session key from the words its fields make (SessionKey::words),
+// not from memory: the two must be the same bytes, or a hit would be looked for in the wrong
+// bucket.
+TEST(FlatTable, SessionKeyWordsAreItsBytes) {
+    Rng rng(7);
+    for (int i = 0; i < 1000; ++i) {
+        const SessionKey k = random_key(rng);
+        std::uint64_t bytes[2];
+        std::memcpy(bytes, &k, sizeof k);
+        ASSERT_EQ(k.words()[0], bytes[0]);
+        ASSERT_EQ(k.words()[1], bytes[1]);
+        SessionKey slot{};
+        ASSERT_EQ(Table::put(slot, k), Table::hash(k));
+        ASSERT_EQ(slot, k);
+    }
 }
 
 TEST(FlatTable, StartsEmptyAndMisses) {
