@@ -193,9 +193,8 @@ std::uint32_t PortBitmap::free_count(const PortMask* mask) const {
 // hit can still be a word whose unused slots the mask does not allow, or that lie outside
 // [lo, hi] in an edge word: then the scan goes on to the next candidate. Cost: one summary
 // word per 64 bitmap words, never a slot at a time.
-std::optional<std::uint32_t> PortBitmap::find_free(std::uint32_t start, unsigned parity,
-                                                   std::uint32_t lo, std::uint32_t hi,
-                                                   const PortMask* mask) const {
+std::uint32_t PortBitmap::find_free_slot(std::uint32_t start, unsigned parity, std::uint32_t lo,
+                                         std::uint32_t hi, const PortMask* mask) const {
     const std::uint64_t pattern = parity_mask(parity);
     const std::uint32_t ws = start >> 6;
     const std::uint32_t wl = lo >> 6;
@@ -242,7 +241,7 @@ std::optional<std::uint32_t> PortBitmap::find_free(std::uint32_t start, unsigned
             candidates &= candidates - 1;
         }
         if (last_round) {
-            return std::nullopt;
+            return kNoSlot;
         }
         sw = sw == sh ? sl : sw + 1;
         candidates = candidates_at(sw);
@@ -323,11 +322,11 @@ std::uint64_t PortAllocator::port_key(Ipv4Addr inside, Ipv4Addr pool_address) co
     return siphash_2x64(secret_, who, kPortKeyDomain);
 }
 
-std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req, std::uint64_t port_key) {
+PackedGrant PortAllocator::allocate_packed(const PortRequest& req, std::uint64_t port_key) {
     PortBitmap& bits = bitmap(req.pool_index, req.proto);
     if (const auto slot = slice_.slot_of(req.inside_port); slot && bits.is_free(*slot, mask_)) {
         bits.take(*slot, mask_);
-        return PortGrant{req.inside_port, true};
+        return PackedGrant::of(req.inside_port, true);
     }
 
     // Class (REQ-3a) first, then parity (REQ-4): both are RECOMMENDED, and a mapping in the
@@ -335,29 +334,29 @@ std::optional<PortGrant> PortAllocator::allocate(const PortRequest& req, std::ui
     const bool system_class = req.inside_port < 1024;
     const unsigned parity = req.inside_port & 1u;
     const Alg4Seed seed = alg4_seed(port_key, req.proto);
-    std::optional<std::uint32_t> slot;
+    std::uint32_t slot = PortBitmap::kNoSlot;
     for (const bool in_class : {true, false}) {
         const bool system = in_class == system_class;
         slot = search(bits, seed, parity, system ? mask_->system_lo : mask_->user_lo,
                       system ? mask_->system_hi : mask_->user_hi);
-        if (slot) {
+        if (slot != PortBitmap::kNoSlot) {
             break;
         }
     }
-    if (!slot) {
-        return std::nullopt;
+    if (slot == PortBitmap::kNoSlot) {
+        return PackedGrant{};
     }
-    bits.take(*slot, mask_);
-    return PortGrant{slice_.port_of(*slot), false};
+    bits.take(slot, mask_);
+    return PackedGrant::of(slice_.port_of(slot), false);
 }
 
-std::optional<PortGrant> PortAllocator::allocate_in_range(const PortRequest& req,
-                                                          std::uint64_t port_key, PortRange range) {
+PackedGrant PortAllocator::allocate_in_range_packed(const PortRequest& req, std::uint64_t port_key,
+                                                    PortRange range) {
     PortBitmap& bits = bitmap(req.pool_index, req.proto);
     if (const auto slot = slice_.slot_of(req.inside_port);
         slot && range.contains(req.inside_port) && bits.is_free(*slot, mask_)) {
         bits.take(*slot, mask_);
-        return PortGrant{req.inside_port, true};
+        return PackedGrant::of(req.inside_port, true);
     }
     // An owned end of the run is its own slot; only an unowned one needs the binary search
     // over the slice, which costs more than the rest of the allocation when every port is
@@ -369,25 +368,24 @@ std::optional<PortGrant> PortAllocator::allocate_in_range(const PortRequest& req
                               : range.hi == 0xffff ? slice_.slot_count()
                                                    : slice_.lower_bound(range.hi + 1);
     if (lo >= end) {
-        return std::nullopt;
+        return PackedGrant{};
     }
-    const auto slot =
+    const std::uint32_t slot =
         search(bits, alg4_seed(port_key, req.proto), req.inside_port & 1u, lo, end - 1);
-    if (!slot) {
-        return std::nullopt;
+    if (slot == PortBitmap::kNoSlot) {
+        return PackedGrant{};
     }
-    bits.take(*slot, mask_);
-    return PortGrant{slice_.port_of(*slot), false};
+    bits.take(slot, mask_);
+    return PackedGrant::of(slice_.port_of(slot), false);
 }
 
 // RFC 6056 Algorithm 4 over slots [lo, hi]: offset = F(addresses, secret), plus a counter from
 // a table indexed by G(addresses, secret). Positions are counted in port pairs so the parity
 // bit is ours to set; the bitmap then finds the first free slot from there.
-std::optional<std::uint32_t> PortAllocator::search(const PortBitmap& bits, Alg4Seed seed,
-                                                   unsigned parity, std::uint32_t lo,
-                                                   std::uint32_t hi) {
+std::uint32_t PortAllocator::search(const PortBitmap& bits, Alg4Seed seed, unsigned parity,
+                                    std::uint32_t lo, std::uint32_t hi) {
     if (lo > hi) {
-        return std::nullopt;
+        return PortBitmap::kNoSlot;
     }
     std::uint32_t& counter = alg4_table_[seed.index % kAlg4TableSize];
     const std::uint32_t pairs = (hi - lo) / 2 + 1;
@@ -397,10 +395,11 @@ std::optional<std::uint32_t> PortAllocator::search(const PortBitmap& bits, Alg4S
     const std::uint32_t start_pair = pairs_divisor_.of(seed.offset + counter);
     ++counter;
     const std::uint32_t start = std::clamp((lo & ~1u) + start_pair * 2 + parity, lo, hi);
-    if (auto slot = bits.find_free(start, parity, lo, hi, mask_)) {
+    if (const std::uint32_t slot = bits.find_free_slot(start, parity, lo, hi, mask_);
+        slot != PortBitmap::kNoSlot) {
         return slot;
     }
-    return bits.find_free(start, parity ^ 1u, lo, hi, mask_);
+    return bits.find_free_slot(start, parity ^ 1u, lo, hi, mask_);
 }
 
 void PortAllocator::release(std::uint16_t pool_index, Protocol proto, std::uint16_t port) {

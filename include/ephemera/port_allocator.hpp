@@ -125,7 +125,15 @@ public:
     // wrapping to lo. Precondition: lo <= start <= hi < slots.
     [[nodiscard]] std::optional<std::uint32_t> find_free(std::uint32_t start, unsigned parity,
                                                          std::uint32_t lo, std::uint32_t hi,
-                                                         const PortMask* mask = nullptr) const;
+                                                         const PortMask* mask = nullptr) const {
+        const std::uint32_t slot = find_free_slot(start, parity, lo, hi, mask);
+        return slot == kNoSlot ? std::nullopt : std::optional<std::uint32_t>(slot);
+    }
+    // The same, kNoSlot when there is none: returned in a register (see PackedGrant).
+    static constexpr std::uint32_t kNoSlot = 0xffffffffu;
+    [[nodiscard]] std::uint32_t find_free_slot(std::uint32_t start, unsigned parity,
+                                               std::uint32_t lo, std::uint32_t hi,
+                                               const PortMask* mask = nullptr) const;
 
 private:
     [[nodiscard]] std::uint64_t free_word(std::uint32_t w, const PortMask* mask) const {
@@ -170,6 +178,25 @@ struct PortRequest {
 struct PortGrant {
     std::uint16_t port = 0;
     bool preserved = false; // the subscriber's own source port was kept (RFC 4787 REQ-3a/4)
+};
+
+// A grant or none in one 32-bit register: what the allocator's out-of-line functions return.
+// A std::optional<PortGrant> returned from there is built on the stack by byte and half-word
+// stores and read back whole, which the CPU cannot forward from its store buffer: a stall on
+// every allocation. Unpacked inline, at the caller.
+struct PackedGrant {
+    static constexpr std::uint32_t kFound = 1u << 31;
+    std::uint32_t bits = 0; // 0: none; else kFound | preserved << 16 | port
+
+    static constexpr PackedGrant of(std::uint16_t port, bool preserved) {
+        return PackedGrant{kFound | std::uint32_t{preserved} << 16 | port};
+    }
+    [[nodiscard]] constexpr std::optional<PortGrant> unpack() const {
+        if (bits == 0) {
+            return std::nullopt;
+        }
+        return PortGrant{static_cast<std::uint16_t>(bits), ((bits >> 16) & 1u) != 0};
+    }
 };
 
 // A blocks-mode allocation: the port, or why there is none, and whether it opened a block.
@@ -241,13 +268,17 @@ public:
     // the other class or parity only when the preferred one has no free port. nullopt: this
     // pool address has no free port on this worker.
     // `port_key`: port_key(request.inside, request.pool_address), as the subscriber keeps it.
-    std::optional<PortGrant> allocate(const PortRequest& request, std::uint64_t port_key);
+    std::optional<PortGrant> allocate(const PortRequest& request, std::uint64_t port_key) {
+        return allocate_packed(request, port_key).unpack();
+    }
     std::optional<PortGrant> allocate(const PortRequest& request) {
         return allocate(request, port_key(request.inside, request.pool_address));
     }
     // Deterministic mode: the same choice within the subscriber's own run of ports.
     std::optional<PortGrant> allocate_in_range(const PortRequest& request, std::uint64_t port_key,
-                                               PortRange range);
+                                               PortRange range) {
+        return allocate_in_range_packed(request, port_key, range).unpack();
+    }
     [[nodiscard]] std::uint64_t port_key(Ipv4Addr inside, Ipv4Addr pool_address) const;
     void release(std::uint16_t pool_index, Protocol proto, std::uint16_t port);
     // Takes exactly `port` (a restored mapping keeps its external port): false when this
@@ -348,14 +379,18 @@ public:
     [[nodiscard]] std::uint32_t usable_ports() const { return mask_->usable(); }
 
 private:
+    PackedGrant allocate_packed(const PortRequest& request, std::uint64_t port_key);
+    PackedGrant allocate_in_range_packed(const PortRequest& request, std::uint64_t port_key,
+                                         PortRange range);
     [[nodiscard]] const PortBitmap& bitmap(std::uint16_t pool_index, Protocol proto) const {
         return addresses_[pool_index]->bitmaps[static_cast<std::size_t>(proto_index(proto))];
     }
     PortBitmap& bitmap(std::uint16_t pool_index, Protocol proto) {
         return addresses_[pool_index]->bitmaps[static_cast<std::size_t>(proto_index(proto))];
     }
-    std::optional<std::uint32_t> search(const PortBitmap& bits, Alg4Seed seed, unsigned parity,
-                                        std::uint32_t lo, std::uint32_t hi);
+    // A free slot by Algorithm 4, or PortBitmap::kNoSlot.
+    std::uint32_t search(const PortBitmap& bits, Alg4Seed seed, unsigned parity, std::uint32_t lo,
+                         std::uint32_t hi);
     // Blocks: a free block's first granule, claimed for `subscriber`, or kNoBlock.
     std::uint32_t open_block(std::uint16_t pool_index, std::uint32_t granules,
                              std::uint32_t subscriber, std::uint64_t port_key, Tick now);
