@@ -289,8 +289,9 @@ bool SessionLifecycle::walk_sessions(const SessionFilter& filter, bool flush, Ti
 }
 
 // What on_due will read for a batch of sessions, in three waves so that each wave's misses
-// overlap: the session entries; then the session buckets and mapping records they name; then
-// the mapping buckets, subscriber records and out2in entries the mapping records name.
+// overlap: the session entries; then the session buckets and the mapping records and mapping
+// table entries they name (a mapping's record and its key share the position); then the
+// mapping buckets, subscriber records and out2in entries the mapping records name.
 void SessionLifecycle::prefetch_due(std::span<const std::uint32_t> sessions) const {
     for (const std::uint32_t session : sessions) {
         tables_.sessions.prefetch_entry(session);
@@ -298,7 +299,9 @@ void SessionLifecycle::prefetch_due(std::span<const std::uint32_t> sessions) con
     for (const std::uint32_t session : sessions) {
         if (tables_.sessions.live(session)) {
             tables_.sessions.prefetch_bucket(tables_.sessions.key(session));
-            __builtin_prefetch(&tables_.mapping_records[tables_.sessions.value(session).mapping]);
+            const std::uint32_t mapping = tables_.sessions.value(session).mapping;
+            __builtin_prefetch(&tables_.mapping_records[mapping]);
+            tables_.mappings.prefetch_entry(mapping); // its key, which the remove compares
         }
     }
     for (const std::uint32_t session : sessions) {
@@ -368,7 +371,10 @@ void SessionLifecycle::drop_mapping(std::uint32_t mapping, Tick now) {
 // The mapping's last session is gone: the inside endpoint's next packet gets a new mapping,
 // and the external port waits out its hold-down before anyone else gets it.
 void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
-    const Mapping m = tables_.mapping_records[mapping];
+    // Read in place, not copied: the caller has just stored its session count, and a copy's
+    // 16-byte loads over that 4-byte store would wait for it to reach the cache (no store
+    // forwarding from a narrower store). Nothing below writes the record.
+    const Mapping& m = tables_.mapping_records[mapping];
     Subscriber& sub = tables_.subscriber_records[m.subscriber];
     --sub.mappings;
     // A static entry's endpoint is in no bitmap or index entry and never held down (the entry
