@@ -261,12 +261,12 @@ private:
         return static_cast<std::uint32_t>(
             _mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128())));
     }
-    // Keys compare as their 64-bit words (padding is zero in every key made).
-    static bool same(const Key& a, const Key& b) {
+    // Keys compare as their 64-bit words (padding is zero in every key made): a stored key's
+    // read from memory, the probe's from its fields (it may have just been built).
+    static bool same(const Key& stored, const Key& probe) {
         std::uint64_t x[sizeof(Key) / 8];
-        std::uint64_t y[sizeof(Key) / 8];
-        std::memcpy(x, &a, sizeof(Key));
-        std::memcpy(y, &b, sizeof(Key));
+        std::memcpy(x, &stored, sizeof(Key));
+        const Words y = words_of(probe);
         if constexpr (sizeof(Key) == 16) {
             return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
         } else {

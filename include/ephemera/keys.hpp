@@ -55,7 +55,9 @@ struct alignas(8) SessionKey {
         return make(inside, inside_port, p.inner_dst, p.inner_dst_port, p.inner_proto);
     }
     constexpr bool operator==(const SessionKey&) const = default;
-    // Its two 64-bit words as they lie in memory (little-endian), assembled from the fields.
+    // Its two 64-bit words as they lie in memory (little-endian), assembled from the fields in
+    // registers: hashing a key just written field by field and read back whole would wait on
+    // the stores (no store forwarding from several narrower stores to one load).
     [[nodiscard]] constexpr std::array<std::uint64_t, 2> words() const {
         static_assert(std::endian::native == std::endian::little);
         return {std::uint64_t{inside_addr} | std::uint64_t{remote_addr} << 32,
@@ -84,6 +86,13 @@ struct alignas(8) MappingKey {
         return MappingKey{k.inside_addr, k.inside_port, k.proto, 0};
     }
     constexpr bool operator==(const MappingKey&) const = default;
+    // Its word as it lies in memory (little-endian), assembled from the fields: see
+    // SessionKey::words.
+    [[nodiscard]] constexpr std::array<std::uint64_t, 1> words() const {
+        static_assert(std::endian::native == std::endian::little);
+        return {std::uint64_t{inside_addr} | std::uint64_t{inside_port} << 32 |
+                std::uint64_t{proto} << 48 | std::uint64_t{pad} << 56};
+    }
 };
 static_assert(sizeof(MappingKey) == 8);
 
@@ -96,6 +105,10 @@ struct alignas(8) SubscriberKey {
     static constexpr SubscriberKey of(Ipv4Addr inside) { return SubscriberKey{inside.value(), 1}; }
     [[nodiscard]] constexpr Ipv4Addr address() const { return Ipv4Addr{inside_addr}; }
     constexpr bool operator==(const SubscriberKey&) const = default;
+    [[nodiscard]] constexpr std::array<std::uint64_t, 1> words() const {
+        static_assert(std::endian::native == std::endian::little);
+        return {std::uint64_t{inside_addr} | std::uint64_t{one} << 32};
+    }
 };
 static_assert(sizeof(SubscriberKey) == 8);
 

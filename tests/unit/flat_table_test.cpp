@@ -32,9 +32,9 @@ SessionKey random_key(Rng& rng) {
         kProtocols[uniform<int>(rng, 0, 2)]);
 }
 
-// The packet path hashes a session key from the words its fields make (SessionKey::words),
-// not from memory: the two must be the same bytes, or a hit would be looked for in the wrong
-// bucket.
+// The packet path hashes and compares keys by the words their fields make (SessionKey::words
+// and the others), not from memory: the two must be the same bytes, or a hit would be looked
+// for in the wrong bucket.
 TEST(FlatTable, SessionKeyWordsAreItsBytes) {
     Rng rng(7);
     for (int i = 0; i < 1000; ++i) {
@@ -46,6 +46,15 @@ TEST(FlatTable, SessionKeyWordsAreItsBytes) {
         SessionKey slot{};
         ASSERT_EQ(Table::put(slot, k), Table::hash(k));
         ASSERT_EQ(slot, k);
+        // The mapping and subscriber keys the same way.
+        const MappingKey m = MappingKey::of(k);
+        std::uint64_t m_bytes;
+        std::memcpy(&m_bytes, &m, sizeof m);
+        ASSERT_EQ(m.words()[0], m_bytes);
+        const SubscriberKey s = SubscriberKey::of(Ipv4Addr{k.inside_addr});
+        std::uint64_t s_bytes;
+        std::memcpy(&s_bytes, &s, sizeof s);
+        ASSERT_EQ(s.words()[0], s_bytes);
     }
 }
 
