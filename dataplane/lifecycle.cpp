@@ -300,7 +300,7 @@ void SessionLifecycle::prefetch_due(std::span<const std::uint32_t> sessions) con
         if (tables_.sessions.live(session)) {
             tables_.sessions.prefetch_bucket(tables_.sessions.key(session));
             const std::uint32_t mapping = tables_.sessions.value(session).mapping;
-            __builtin_prefetch(&tables_.mapping_records[mapping]);
+            prefetch(&tables_.mapping_records[mapping]);
             tables_.mappings.prefetch_entry(mapping); // its key, which the remove compares
         }
     }
@@ -308,7 +308,7 @@ void SessionLifecycle::prefetch_due(std::span<const std::uint32_t> sessions) con
         if (tables_.sessions.live(session)) {
             const Mapping& m = tables_.mapping_records[tables_.sessions.value(session).mapping];
             tables_.mappings.prefetch_bucket(MappingKey::make(m.inside, m.inside_port, m.proto));
-            __builtin_prefetch(&tables_.subscriber_records[m.subscriber]);
+            prefetch(&tables_.subscriber_records[m.subscriber]);
             if ((m.flags & kMappingStatic) == 0) {
                 ports_.prefetch_out2in(m.pool_index, m.proto, m.external_port);
             }

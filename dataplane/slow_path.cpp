@@ -47,8 +47,7 @@ void for_each_bit(std::uint64_t mask, F&& f) {
     const Policy& policy = this->policy();
     // A new flow's first reads are its mapping's and its subscriber's buckets, at random places
     // in tables too large for the cache: asked for all at once, their misses overlap instead
-    // of each new flow waiting for its own. A plain loop, not for_each_bit: GCC takes a
-    // function that only prefetches for one without side effects and drops the call.
+    // of each new flow waiting for its own (prefetch.hpp says why the prefetch is not GCC's).
     for (std::uint64_t rest = slow; rest != 0; rest &= rest - 1) {
         const auto i = static_cast<std::uint32_t>(std::countr_zero(rest));
         const ParsedPacket& p = packets[i].parsed;

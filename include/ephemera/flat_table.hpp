@@ -22,6 +22,7 @@
 // all zero (a session key always holds its protocol number).
 #pragma once
 
+#include "ephemera/prefetch.hpp"
 #include "ephemera/table_memory.hpp"
 
 #include <nmmintrin.h>
@@ -128,12 +129,12 @@ private:
         std::uint32_t candidates[kMaxBulk];
         const Bucket* buckets = buckets_.get();
         for (std::uint32_t i = 0; i < n; ++i) {
-            __builtin_prefetch(&buckets[hashes[i] & mask_]);
+            prefetch(&buckets[hashes[i] & mask_]);
         }
         for (std::uint32_t i = 0; i < n; ++i) {
             const Bucket& bk = buckets[hashes[i] & mask_];
             candidates[i] = match(bk, tag_of(hashes[i]));
-            __builtin_prefetch(&entries_[bk.pos[std::countr_zero(candidates[i] | 0x100) & 7]]);
+            prefetch(&entries_[bk.pos[std::countr_zero(candidates[i] | 0x100) & 7]]);
         }
         for (std::uint32_t i = 0; i < n; ++i) {
             const std::uint32_t b = hashes[i] & mask_;
@@ -205,8 +206,8 @@ public:
     }
 
     // Ask for the lines a coming lookup or remove will read: an entry, a key's first bucket.
-    void prefetch_entry(std::uint32_t pos) const { __builtin_prefetch(&entries_[pos]); }
-    void prefetch_bucket(const Key& key) const { __builtin_prefetch(&buckets_[hash(key) & mask_]); }
+    void prefetch_entry(std::uint32_t pos) const { prefetch(&entries_[pos]); }
+    void prefetch_bucket(const Key& key) const { prefetch(&buckets_[hash(key) & mask_]); }
 
     [[nodiscard]] Entry& entry(std::uint32_t pos) { return entries_[pos]; }
     [[nodiscard]] const Entry& entry(std::uint32_t pos) const { return entries_[pos]; }

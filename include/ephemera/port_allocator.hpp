@@ -22,6 +22,7 @@
 #include "ephemera/hold_down.hpp"
 #include "ephemera/ownership.hpp"
 #include "ephemera/port_blocks.hpp"
+#include "ephemera/prefetch.hpp"
 #include "ephemera/siphash.hpp"
 #include "ephemera/types.hpp"
 
@@ -350,9 +351,9 @@ public:
 
     void prefetch_out2in(std::uint16_t pool_index, Protocol proto, std::uint16_t port) const {
         if (const auto slot = slice_.slot_of(port); slot && pool_index < out2in_.size()) {
-            __builtin_prefetch(&out2in_[pool_index][static_cast<std::size_t>(proto_index(proto)) *
-                                                        slice_.slot_count() +
-                                                    *slot]);
+            prefetch(&out2in_[pool_index]
+                             [static_cast<std::size_t>(proto_index(proto)) * slice_.slot_count() +
+                              *slot]);
         }
     }
 
