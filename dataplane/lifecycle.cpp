@@ -171,7 +171,7 @@ std::uint32_t SessionLifecycle::expire(Tick now, std::uint32_t budget) {
     } else if (rescan_active_) {
         work += rescan(budget);
     }
-    work += wheel_.advance_batched(
+    work += wheel_.advance(
         now, budget, [&](std::span<const std::uint32_t> due) { prefetch_due(due); },
         [&](std::uint32_t session) { on_due(session, now); });
     const std::uint32_t returned = ports_.release_held(now, budget);

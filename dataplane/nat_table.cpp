@@ -44,9 +44,6 @@ std::int32_t HashTable::add(const void* key) {
 std::int32_t HashTable::remove(const void* key) {
     return rte_hash_del_key(hash_, key);
 }
-std::uint32_t HashTable::count() const {
-    return static_cast<std::uint32_t>(rte_hash_count(hash_));
-}
 
 void HashTable::lookup_bulk(const void** keys, std::uint32_t n, std::int32_t* positions) const {
     while (n > 0) {

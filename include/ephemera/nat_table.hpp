@@ -95,7 +95,7 @@ struct Subscriber {
 // Two records to a 64-byte line and a half: a million subscribers' records stay near 70 MB.
 static_assert(sizeof(Subscriber) == 72);
 
-// Owns an rte_hash and frees it.
+// Owns an rte_hash and frees it (the permission table).
 class HashTable {
 public:
     HashTable(const std::string& name, std::uint32_t entries, std::uint32_t key_len, int socket);
@@ -110,8 +110,6 @@ public:
     // positions[i] = position or a negative value on a miss.
     void lookup_bulk(const void** keys, std::uint32_t n, std::int32_t* positions) const;
     [[nodiscard]] std::uint32_t capacity() const { return capacity_; }
-    [[nodiscard]] std::uint32_t count() const;
-    [[nodiscard]] rte_hash* raw() const { return hash_; }
 
 private:
     rte_hash* hash_ = nullptr;

@@ -72,36 +72,14 @@ public:
     }
 
     // Calls on_due(id) for ids whose slot time is <= now, at most `budget` of them; returns
-    // how many it called. on_due may schedule() the id again (for a later tick).
-    template <typename OnDue>
-    std::uint32_t advance(Tick now, std::uint32_t budget, OnDue&& on_due) {
-        std::uint32_t done = 0;
-        while (done < budget && static_cast<std::int32_t>(now - cursor_) >= 0) {
-            std::uint32_t& head = heads_[cursor_ & (kSlots - 1)];
-            if (head == kNone) {
-                if (now == cursor_) {
-                    break; // stay on the current tick: it may still get entries
-                }
-                ++cursor_;
-                continue;
-            }
-            const std::uint32_t id = head;
-            unschedule(id);
-            ++done;
-            on_due(id);
-        }
-        return done;
-    }
-
-    // advance() a batch at a time: up to kBatch due ids are taken off the wheel, handed to
-    // prefetch(ids) together, then to on_due one by one. Ending a session reads several lines
-    // at random places (its entry, its buckets, its mapping, its port's index entry), each a
-    // cache miss at a million sessions; seen a batch ahead, those misses overlap instead of
-    // following one another.
+    // how many it called. on_due may schedule() the id again (for a later tick). A batch at a
+    // time: up to kBatch due ids are taken off the wheel, handed to prefetch(ids) together,
+    // then to on_due one by one. Ending a session reads several lines at random places (its
+    // entry, its buckets, its mapping, its port's index entry), each a cache miss at a million
+    // sessions; asked for a batch ahead, those misses overlap instead of following one another.
     static constexpr std::uint32_t kBatch = 16;
     template <typename Prefetch, typename OnDue>
-    std::uint32_t advance_batched(Tick now, std::uint32_t budget, Prefetch&& prefetch,
-                                  OnDue&& on_due) {
+    std::uint32_t advance(Tick now, std::uint32_t budget, Prefetch&& prefetch, OnDue&& on_due) {
         std::uint32_t done = 0;
         std::uint32_t ids[kBatch];
         while (done < budget) {
