@@ -48,14 +48,13 @@ void for_each_bit(std::uint64_t mask, F&& f) {
     // A new flow's first reads are its mapping's and its subscriber's buckets, at random places
     // in tables too large for the cache: asked for all at once, their misses overlap instead
     // of each new flow waiting for its own (prefetch.hpp says why the prefetch is not GCC's).
-    for (std::uint64_t rest = slow; rest != 0; rest &= rest - 1) {
-        const auto i = static_cast<std::uint32_t>(std::countr_zero(rest));
+    for_each_bit(slow, [&](std::uint32_t i) {
         const ParsedPacket& p = packets[i].parsed;
         if (positions_[i] < 0 && !p.icmp_error) {
             tables_.mappings.prefetch_bucket(MappingKey::of(p));
             tables_.subscribers.prefetch_bucket(SubscriberKey::of(p.src));
         }
-    }
+    });
     std::uint64_t translated = 0;
     for_each_bit(slow, [&](std::uint32_t i) {
         PacketRef& pkt = packets[i];
