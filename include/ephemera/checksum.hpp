@@ -22,18 +22,28 @@ inline void store_wire16(std::uint8_t* p, std::uint16_t v) {
     std::memcpy(p, &v, sizeof v);
 }
 
+// A one's-complement sum of any width folded to 16 bits: 0 only for a zero sum. Adding a word
+// to itself rotated by half its width leaves the sum of its halves, end-around carry included,
+// in its upper half (the carry out of the lower half is exactly that carry): 64 bits to 32,
+// then 32 to 16, with no loop.
 constexpr std::uint16_t fold_checksum(std::uint64_t sum) {
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    return static_cast<std::uint16_t>(sum);
+    const auto high32 = static_cast<std::uint32_t>((sum + (sum >> 32 | sum << 32)) >> 32);
+    return static_cast<std::uint16_t>((high32 + (high32 >> 16 | high32 << 16)) >> 16);
 }
 
 // One's-complement sum of a byte range, as wire words; an odd tail byte is padded with zero.
+// Read four bytes at a time: a 32-bit word is its two wire words' sum modulo 0xffff (2^16 is 1
+// there), and a 64-bit sum of 32-bit words does not overflow below 16 GiB.
 inline std::uint64_t checksum_partial(std::span<const std::uint8_t> bytes, std::uint64_t sum = 0) {
     std::size_t i = 0;
-    for (; i + 1 < bytes.size(); i += 2) {
+    for (; i + 4 <= bytes.size(); i += 4) {
+        std::uint32_t word;
+        std::memcpy(&word, bytes.data() + i, sizeof word);
+        sum += word;
+    }
+    if (i + 2 <= bytes.size()) {
         sum += load_wire16(bytes.data() + i);
+        i += 2;
     }
     if (i < bytes.size()) {
         std::uint8_t tail[2] = {bytes[i], 0};
@@ -73,41 +83,35 @@ constexpr std::uint16_t checksum_adjust32(std::uint16_t checksum, std::uint32_t 
 // but the packet path folds once per checksum, and the address difference, which the IPv4 and
 // the transport checksum share, is summed once.
 //
-// One's-complement sums are sums modulo 0xffff, and 2^32 - 1 = 0xffff x 0x10001, so a 32-bit
-// one's-complement sum (end-around carry) keeps every 16-bit one's value: an address's
-// difference is its 32-bit complement plus the new value, with no splitting into halves,
-// and a checksum folds 32 bits to 16 once, at the end.
+// One's-complement sums are sums modulo 0xffff, and 2^16, 2^32 and 2^48 are all 1 modulo
+// 0xffff, so an address's difference is its 32-bit complement plus the new value, with no
+// splitting into halves, and the differences add as plain 64-bit integers (a handful of 32-bit
+// terms never carries out of 64 bits): one instruction an add, no end-around carry. The carries
+// come back once, when the sum is folded to 16 bits (folded(), fold_checksum).
 class ChecksumDelta {
 public:
     constexpr ChecksumDelta() = default;
-    constexpr explicit ChecksumDelta(std::uint32_t value) : value_(value) {}
+    constexpr explicit ChecksumDelta(std::uint64_t value) : value_(value) {}
     friend constexpr ChecksumDelta operator+(ChecksumDelta a, ChecksumDelta b) {
-        const std::uint32_t sum = a.value_ + b.value_;
-        return ChecksumDelta{sum + (sum < a.value_ ? 1u : 0u)}; // end-around carry
+        return ChecksumDelta{a.value_ + b.value_};
     }
-    [[nodiscard]] constexpr std::uint32_t value() const { return value_; }
+    [[nodiscard]] constexpr std::uint64_t value() const { return value_; }
     // The sum in 16 bits, not complemented (what rte_raw_cksum returns): 0 only for a zero sum.
-    [[nodiscard]] constexpr std::uint16_t folded() const {
-        std::uint32_t sum = (value_ & 0xffffu) + (value_ >> 16); // at most 0x1fffe
-        sum = (sum & 0xffffu) + (sum >> 16);                     // at most 0xffff
-        return static_cast<std::uint16_t>(sum);
-    }
+    [[nodiscard]] constexpr std::uint16_t folded() const { return fold_checksum(value_); }
 
 private:
-    std::uint32_t value_ = 0;
+    std::uint64_t value_ = 0;
 };
 
 constexpr ChecksumDelta checksum_delta16(std::uint16_t old_word, std::uint16_t new_word) {
-    return ChecksumDelta{std::uint32_t{static_cast<std::uint16_t>(~old_word)} + new_word};
+    return ChecksumDelta{std::uint64_t{static_cast<std::uint16_t>(~old_word)} + new_word};
 }
 constexpr ChecksumDelta checksum_delta32(std::uint32_t old_value, std::uint32_t new_value) {
-    return ChecksumDelta{~old_value} + ChecksumDelta{new_value};
+    return ChecksumDelta{std::uint64_t{static_cast<std::uint32_t>(~old_value)} + new_value};
 }
 constexpr std::uint16_t checksum_apply(std::uint16_t checksum, ChecksumDelta delta) {
-    std::uint32_t sum = (ChecksumDelta{static_cast<std::uint16_t>(~checksum)} + delta).value();
-    sum = (sum & 0xffffu) + (sum >> 16); // at most 0x1fffe
-    sum = (sum & 0xffffu) + (sum >> 16); // at most 0xffff
-    return static_cast<std::uint16_t>(~sum);
+    return static_cast<std::uint16_t>(
+        ~(ChecksumDelta{static_cast<std::uint16_t>(~checksum)} + delta).folded());
 }
 
 // Eqn. 3 never yields 0xffff: a message whose sum became zero gets 0x0000 from it. That is

@@ -177,6 +177,38 @@ TEST(ChecksumAdjust, MessageThatBecomesAllZeroGetsAllOnes) {
     EXPECT_EQ(settle_zero_sum(0, icmp_zero), 0x0000);
 }
 
+// Sums fold to 16 bits by rotations: that must equal folding 16 bits at a time, end-around,
+// for sums up to what a rewrite's few 32-bit terms reach, for any 64-bit sum, and at the carry
+// edges (all ones in a half, exact powers of two).
+TEST(ChecksumFold, RotationsEqualFoldingSixteenBitsAtATime) {
+    const auto reference = [](std::uint64_t sum) {
+        while (sum >> 16) {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        return static_cast<std::uint16_t>(sum);
+    };
+    Rng rng(1071);
+    std::vector<std::uint64_t> values = {0,
+                                         1,
+                                         0xffff,
+                                         0x10000,
+                                         0x1ffff,
+                                         0xfffe0001u,
+                                         0xffffffffu,
+                                         0x100000000ull,
+                                         0x1fffffffeull,
+                                         0xffff0000ffffull,
+                                         0x7ffffffffull};
+    for (int i = 0; i < 200000; ++i) {
+        values.push_back(uniform<std::uint64_t>(rng, 0, (std::uint64_t{1} << 40) - 1));
+        values.push_back(uniform<std::uint64_t>(rng, 0, ~std::uint64_t{0}));
+    }
+    for (const std::uint64_t v : values) {
+        ASSERT_EQ(fold_checksum(v), reference(v)) << std::hex << v;
+        ASSERT_EQ(ChecksumDelta{v}.folded(), reference(v)) << std::hex << v;
+    }
+}
+
 // The packet path's one-fold form (deltas summed, then applied) gives exactly what the updates
 // one after the other give, including the edge words 0x0000 and 0xffff.
 TEST(ChecksumAdjust, SummedDeltasEqualSequentialUpdates) {
