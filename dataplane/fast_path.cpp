@@ -35,8 +35,8 @@ constexpr std::uint64_t bit(std::uint32_t i) {
 // An outbound packet of session `session`: refresh (RFC 4787 REQ-6), TCP state, rewrite the
 // source to the external endpoint and the Ethernet header to the next hop (`eth`: 12 bytes).
 template <bool kOffload>
-void Translator::rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session,
-                             const std::uint8_t* eth, Tick now, TxChecksums offload) {
+void Translator::rewrite_out_inline(PacketRef& pkt, Session& s, std::uint32_t session,
+                                    const std::uint8_t* eth, Tick now, TxChecksums offload) {
     s.last_seen = now;
     const ParsedPacket& p = pkt.parsed;
     // Only SYN, FIN and RST move the TCP state, and any packet clears an RST mark: other
@@ -54,6 +54,11 @@ void Translator::rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session,
                                       wire16(s.external_port));
     }
 }
+template <bool kOffload>
+void Translator::rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session,
+                             const std::uint8_t* eth, Tick now, TxChecksums offload) {
+    rewrite_out_inline<kOffload>(pkt, s, session, eth, now, offload);
+}
 // The slow path's packets are rewritten in software whatever the port does.
 template void Translator::rewrite_out<false>(PacketRef&, Session&, std::uint32_t,
                                              const std::uint8_t*, Tick, TxChecksums);
@@ -63,7 +68,7 @@ std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, co
                                       std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
     for (std::uint32_t i = 0; i < n; ++i) {
-        hashes_[i] = SessionTable::put(keys_[i], SessionKey::of(packets[i].parsed));
+        hashes_[i] = SessionTable::put_words(keys_[i], SessionKey::words_of(packets[i].parsed));
     }
     // The lookup leaves each hit's entry (key and record, one line) in cache.
     tables_.sessions.lookup_bulk(keys_, hashes_, n, positions_);
@@ -87,8 +92,8 @@ std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, co
         }
         EPHEMERA_ASSERT_OWNER(owns_subscriber(p.src));
         const auto session = static_cast<std::uint32_t>(positions_[i]);
-        rewrite_out<kOffload>(pkt, tables_.sessions.value(session), session, eth, now,
-                              l2.tx_checksums);
+        rewrite_out_inline<kOffload>(pkt, tables_.sessions.value(session), session, eth, now,
+                                     l2.tx_checksums);
         verdicts[i] = Verdict::forward;
         ++translated;
     }
@@ -167,7 +172,10 @@ void Translator::out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tic
         if (policy().inbound_refresh) {
             s.last_seen = now;
         }
-        if (p.proto == Protocol::tcp) {
+        // As outbound (rewrite_out): only SYN, FIN and RST move the state, and any packet
+        // clears an RST mark; every other packet would leave it as it is.
+        if (p.proto == Protocol::tcp &&
+            (tcp_is_control(p.tcp_flags) || (s.flags & tcp_seen::rst) != 0)) {
             life_.track_tcp(static_cast<std::uint32_t>(sessions_[i]), s, p.tcp_flags, false);
         }
     }

@@ -93,8 +93,8 @@ public:
     // Writes `key` to `slot` (a burst's key array) and returns its hash, both from the key's
     // words: hashing the slot just written would load 8 bytes that several narrower stores
     // still hold, which the CPU cannot forward (a stall of a dozen cycles or more per key).
-    static std::uint32_t put(Key& slot, const Key& key) {
-        const Words words = words_of(key);
+    static std::uint32_t put(Key& slot, const Key& key) { return put_words(slot, words_of(key)); }
+    static std::uint32_t put_words(Key& slot, const Words& words) {
         std::memcpy(&slot, words.data(), sizeof(Key));
         return hash_words(words);
     }

@@ -13,7 +13,10 @@
 
 #include <array>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 namespace ephemera {
 
@@ -53,6 +56,25 @@ struct alignas(8) SessionKey {
     static constexpr SessionKey quoted_outbound(Ipv4Addr inside, std::uint16_t inside_port,
                                                 const ParsedPacket& p) {
         return make(inside, inside_port, p.inner_dst, p.inner_dst_port, p.inner_proto);
+    }
+    // of(p).words() read from the packet's fields, which lie in the key's order (addresses
+    // side by side, then the ports): two loads and a mask instead of building the key a field
+    // at a time, for every packet of the fast path.
+    static std::array<std::uint64_t, 2> words_of(const ParsedPacket& p) {
+        if (p.icmp_error) [[unlikely]] {
+            return of(p).words();
+        }
+        static_assert(std::is_standard_layout_v<ParsedPacket> && sizeof(Ipv4Addr) == 4);
+        static_assert(offsetof(ParsedPacket, dst) == offsetof(ParsedPacket, src) + 4);
+        static_assert(offsetof(ParsedPacket, dst_port) == offsetof(ParsedPacket, src_port) + 2);
+        const auto* bytes = reinterpret_cast<const std::uint8_t*>(&p);
+        std::uint64_t addresses;
+        std::memcpy(&addresses, bytes + offsetof(ParsedPacket, src), 8);
+        std::uint32_t ports;
+        std::memcpy(&ports, bytes + offsetof(ParsedPacket, src_port), 4);
+        const std::uint32_t kept = p.proto == Protocol::icmp ? 0xffffu : 0xffffffffu;
+        return {addresses, std::uint64_t{ports & kept} |
+                               std::uint64_t{static_cast<std::uint8_t>(p.proto)} << 32};
     }
     constexpr bool operator==(const SessionKey&) const = default;
     // Its two 64-bit words as they lie in memory (little-endian), assembled from the fields in

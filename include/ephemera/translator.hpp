@@ -317,6 +317,12 @@ private:
     template <bool kOffload>
     void rewrite_out(PacketRef& pkt, Session& s, std::uint32_t session, const std::uint8_t* eth,
                      Tick now, TxChecksums offload = {});
+    // Its body, inlined into the fast path's loop (fast_path.cpp only): a call per packet
+    // costs more instructions (saved registers, arguments) than some of the rewrite does.
+    template <bool kOffload>
+    [[gnu::always_inline]] inline void
+    rewrite_out_inline(PacketRef& pkt, Session& s, std::uint32_t session, const std::uint8_t* eth,
+                       Tick now, TxChecksums offload);
     void track_out(const ParsedPacket& p, Session& s, std::uint32_t session);
     // Which outside packets the mapping admits (RFC 4787 REQ-8), looking up their sessions
     // where the mode, inbound refresh or a TCP control flag needs one.

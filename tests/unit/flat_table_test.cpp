@@ -58,6 +58,31 @@ TEST(FlatTable, SessionKeyWordsAreItsBytes) {
     }
 }
 
+// The fast path takes a packet's session key words straight from the parsed fields: they must
+// be the words of the key SessionKey::of builds, for every protocol (ICMP echo keys have no
+// remote port) and for ICMP errors (the key of the quoted flow).
+TEST(FlatTable, SessionKeyWordsOfAPacketAreThoseOfItsKey) {
+    Rng rng(8);
+    for (int i = 0; i < 20000; ++i) {
+        ParsedPacket p;
+        p.proto = std::array{Protocol::udp, Protocol::tcp, Protocol::icmp}[uniform<int>(rng, 0, 2)];
+        p.src = Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)};
+        p.dst = Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)};
+        p.src_port = uniform<std::uint16_t>(rng, 0, 0xffff);
+        p.dst_port = uniform<std::uint16_t>(rng, 0, 0xffff);
+        p.icmp_error = uniform<int>(rng, 0, 3) == 0;
+        p.inner_proto = std::array{Protocol::udp, Protocol::icmp}[uniform<int>(rng, 0, 1)];
+        p.inner_src = Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)};
+        p.inner_dst = Ipv4Addr{uniform<std::uint32_t>(rng, 0, ~0u)};
+        p.inner_src_port = uniform<std::uint16_t>(rng, 0, 0xffff);
+        p.inner_dst_port = uniform<std::uint16_t>(rng, 0, 0xffff);
+        ASSERT_EQ(SessionKey::words_of(p), SessionKey::of(p).words()) << "case " << i;
+        SessionKey slot{};
+        ASSERT_EQ(Table::put_words(slot, SessionKey::words_of(p)), Table::hash(SessionKey::of(p)));
+        ASSERT_EQ(slot, SessionKey::of(p));
+    }
+}
+
 TEST(FlatTable, StartsEmptyAndMisses) {
     Table t(1000);
     Rng rng(1);
