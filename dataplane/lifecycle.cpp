@@ -172,7 +172,8 @@ std::uint32_t SessionLifecycle::expire(Tick now, std::uint32_t budget) {
         work += rescan(budget);
     }
     work += wheel_.advance(
-        now, budget, [&](std::span<const std::uint32_t> due) { prefetch_due(due); },
+        now, budget,
+        [&](std::uint32_t session, std::uint32_t stage) { prefetch_due(session, stage); },
         [&](std::uint32_t session) { on_due(session, now); });
     const std::uint32_t returned = ports_.release_held(now, budget);
     if (returned != 0) {
@@ -288,31 +289,30 @@ bool SessionLifecycle::walk_sessions(const SessionFilter& filter, bool flush, Ti
     return false;
 }
 
-// What on_due will read for a batch of sessions, in three waves so that each wave's misses
-// overlap: the session entries; then the session buckets and the mapping records and mapping
-// table entries they name (a mapping's record and its key share the position); then the
-// mapping buckets, subscriber records and out2in entries the mapping records name.
-void SessionLifecycle::prefetch_due(std::span<const std::uint32_t> sessions) const {
-    for (const std::uint32_t session : sessions) {
+// What on_due will read for a session, stage by stage (TimerWheel::advance runs the stages a
+// few sessions apart): 0, the session entry; 1, the session bucket and the mapping record and
+// mapping table entry it names (a mapping's record and its key share the position); 2, the
+// mapping bucket, the subscriber record and the out2in entry the mapping record names.
+void SessionLifecycle::prefetch_due(std::uint32_t session, std::uint32_t stage) const {
+    if (stage == 0) {
         tables_.sessions.prefetch_entry(session);
+        return;
     }
-    for (const std::uint32_t session : sessions) {
-        if (tables_.sessions.live(session)) {
-            tables_.sessions.prefetch_bucket(tables_.sessions.key(session));
-            const std::uint32_t mapping = tables_.sessions.value(session).mapping;
-            prefetch(&tables_.mapping_records[mapping]);
-            tables_.mappings.prefetch_entry(mapping); // its key, which the remove compares
-        }
+    if (!tables_.sessions.live(session)) {
+        return;
     }
-    for (const std::uint32_t session : sessions) {
-        if (tables_.sessions.live(session)) {
-            const Mapping& m = tables_.mapping_records[tables_.sessions.value(session).mapping];
-            tables_.mappings.prefetch_bucket(MappingKey::make(m.inside, m.inside_port, m.proto));
-            prefetch(&tables_.subscriber_records[m.subscriber]);
-            if ((m.flags & kMappingStatic) == 0) {
-                ports_.prefetch_out2in(m.pool_index, m.proto, m.external_port);
-            }
-        }
+    const std::uint32_t mapping = tables_.sessions.value(session).mapping;
+    if (stage == 1) {
+        tables_.sessions.prefetch_bucket(tables_.sessions.key(session));
+        prefetch(&tables_.mapping_records[mapping]);
+        tables_.mappings.prefetch_entry(mapping); // its key, which the remove compares
+        return;
+    }
+    const Mapping& m = tables_.mapping_records[mapping];
+    tables_.mappings.prefetch_bucket(MappingKey::make(m.inside, m.inside_port, m.proto));
+    prefetch(&tables_.subscriber_records[m.subscriber]);
+    if ((m.flags & kMappingStatic) == 0) {
+        ports_.prefetch_out2in(m.pool_index, m.proto, m.external_port);
     }
 }
 

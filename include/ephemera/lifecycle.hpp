@@ -112,7 +112,7 @@ public:
     void subscriber_created() { ++live_subscribers_; }
 
 private:
-    void prefetch_due(std::span<const std::uint32_t> sessions) const;
+    void prefetch_due(std::uint32_t session, std::uint32_t stage) const;
     void on_due(std::uint32_t session, Tick now);
     void track_live(std::uint32_t session, Protocol proto, std::uint32_t remote_addr);
     void delete_session(std::uint32_t session, const SessionKey& key, Tick now);

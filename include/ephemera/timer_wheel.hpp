@@ -72,37 +72,39 @@ public:
     }
 
     // Calls on_due(id) for ids whose slot time is <= now, at most `budget` of them; returns
-    // how many it called. on_due may schedule() the id again (for a later tick). A batch at a
-    // time: up to kBatch due ids are taken off the wheel, handed to prefetch(ids) together,
-    // then to on_due one by one. Ending a session reads several lines at random places (its
-    // entry, its buckets, its mapping, its port's index entry), each a cache miss at a million
-    // sessions; asked for a batch ahead, those misses overlap instead of following one another.
-    static constexpr std::uint32_t kBatch = 16;
+    // how many it called. on_due may schedule() the id again (for a later tick).
+    //
+    // Ending a session reads lines at random places, each named by the one before (its entry
+    // names its bucket and its mapping; the mapping names its bucket, its subscriber and its
+    // port's index entry): a chain of misses at a million sessions. Due ids are taken off the
+    // wheel up to kChunk at a time and run through a software pipeline of kPrefetchStages
+    // stages: prefetch(id, 0) asks for an id's first lines, prefetch(id, 1) reads them
+    // kDistance ids later and asks for the next, and so on; on_due(id) runs kDistance ids
+    // after the last stage. Each stage's lines thus have kDistance sessions' work to arrive,
+    // and a chunk's misses overlap with its work instead of stalling it.
+    static constexpr std::uint32_t kChunk = 64;
+    static constexpr std::uint32_t kDistance = 4;
+    static constexpr std::uint32_t kPrefetchStages = 3;
     template <typename Prefetch, typename OnDue>
     std::uint32_t advance(Tick now, std::uint32_t budget, Prefetch&& prefetch, OnDue&& on_due) {
+        constexpr std::uint32_t kLag = kPrefetchStages * kDistance;
         std::uint32_t done = 0;
-        std::uint32_t ids[kBatch];
+        std::uint32_t ids[kChunk];
         while (done < budget) {
-            std::uint32_t n = 0;
-            const std::uint32_t want = std::min(kBatch, budget - done);
-            while (n < want && static_cast<std::int32_t>(now - cursor_) >= 0) {
-                const std::uint32_t head = heads_[cursor_ & (kSlots - 1)];
-                if (head == kNone) {
-                    if (now == cursor_) {
-                        break; // stay on the current tick: it may still get entries
-                    }
-                    ++cursor_;
-                    continue;
-                }
-                unschedule(head);
-                ids[n++] = head;
-            }
+            const std::uint32_t n = take_due(now, std::min(kChunk, budget - done), ids);
             if (n == 0) {
                 break;
             }
-            prefetch(std::span<const std::uint32_t>(ids, n));
-            for (std::uint32_t i = 0; i < n; ++i) {
-                on_due(ids[i]); // may schedule ids[i] again, always for a later tick
+            for (std::uint32_t i = 0; i < n + kLag; ++i) {
+                for (std::uint32_t stage = 0; stage < kPrefetchStages; ++stage) {
+                    const std::uint32_t behind = stage * kDistance;
+                    if (i >= behind && i - behind < n) {
+                        prefetch(ids[i - behind], stage);
+                    }
+                }
+                if (i >= kLag) {
+                    on_due(ids[i - kLag]); // may schedule it again, always for a later tick
+                }
             }
             done += n;
         }
@@ -113,6 +115,24 @@ public:
     [[nodiscard]] Tick cursor() const { return cursor_; }
 
 private:
+    // Takes up to `want` due ids off the wheel into `ids`; how many.
+    std::uint32_t take_due(Tick now, std::uint32_t want, std::uint32_t* ids) {
+        std::uint32_t n = 0;
+        while (n < want && static_cast<std::int32_t>(now - cursor_) >= 0) {
+            const std::uint32_t head = heads_[cursor_ & (kSlots - 1)];
+            if (head == kNone) {
+                if (now == cursor_) {
+                    break; // stay on the current tick: it may still get entries
+                }
+                ++cursor_;
+                continue;
+            }
+            unschedule(head);
+            ids[n++] = head;
+        }
+        return n;
+    }
+
     // prev_ of a list's first entry is kHeadOf | its slot; kNone means "not scheduled".
     static constexpr std::uint32_t kHeadOf = 0x80000000u;
 

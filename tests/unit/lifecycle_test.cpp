@@ -6,10 +6,12 @@
 
 #include "ephemera/icmp_error.hpp"
 #include "ephemera/tcp_state.hpp"
+#include "ephemera/timer_wheel.hpp"
 
 #include <gtest/gtest.h>
 
 #include <set>
+#include <vector>
 
 namespace ephemera {
 namespace {
@@ -25,6 +27,45 @@ FrameSpec tcp_in(Endpoint ext, std::uint8_t flags) {
     FrameSpec s = from_outside(Protocol::tcp, {kA1, 443}, ext);
     s.tcp_flags = flags;
     return s;
+}
+
+// The wheel hands due ids through a software pipeline: every id gets each prefetch stage, in
+// order, before on_due; on_due sees the ids in the order they came due; no more than the
+// budget is taken off the wheel, and the rest stay scheduled for the next call.
+TEST(TimerWheelPipeline, EveryIdGetsEachStageInOrderBeforeOnDueAndTheBudgetHolds) {
+    for (const std::uint32_t due_count : {0u, 1u, 5u, 63u, 64u, 65u, 200u}) {
+        SCOPED_TRACE(testing::Message() << due_count << " ids due");
+        TimerWheel wheel(1000, 0);
+        for (std::uint32_t id = 0; id < due_count; ++id) {
+            wheel.schedule(id, 1 + id % 3); // three ticks' worth, in id order within a tick
+        }
+        std::vector<std::uint32_t> expected;
+        for (Tick t = 1; t <= 3; ++t) {
+            for (std::uint32_t id = due_count; id-- > 0;) { // a slot's list is newest first
+                if (1 + id % 3 == t) {
+                    expected.push_back(id);
+                }
+            }
+        }
+        std::vector<std::uint32_t> stage_seen(1000, 0);
+        std::vector<std::uint32_t> order;
+        const std::uint32_t budget = 150;
+        const auto prefetch = [&](std::uint32_t id, std::uint32_t stage) {
+            ASSERT_EQ(stage_seen[id], stage) << "id " << id;
+            stage_seen[id] = stage + 1;
+        };
+        const auto on_due = [&](std::uint32_t id) {
+            ASSERT_EQ(stage_seen[id], TimerWheel::kPrefetchStages) << "id " << id;
+            order.push_back(id);
+        };
+        const std::uint32_t first = wheel.advance(10, budget, prefetch, on_due);
+        EXPECT_EQ(first, std::min(due_count, budget));
+        EXPECT_EQ(wheel.scheduled(), due_count - first);
+        const std::uint32_t second = wheel.advance(10, budget, prefetch, on_due);
+        EXPECT_EQ(first + second, due_count);
+        EXPECT_EQ(order, expected);
+        EXPECT_EQ(wheel.scheduled(), 0u);
+    }
 }
 
 // RFC 4787 REQ-5: the UDP session lives exactly its timeout after its last outbound packet.
