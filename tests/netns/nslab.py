@@ -411,26 +411,13 @@ class Ephemera:
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                if not self._teardown_only():
+                if self._teardown_only():
+                    self._wait_for_socket_close(started, expect_clean)
+                else:
                     self.proc.kill()
                     self.proc.wait()
                     if expect_clean:
                         raise TestFailure("ephemera did not stop within 15 s of SIGINT")
-                # Its own stop is over (workers out, exit report and stats written): what is
-                # left is rte_eal_cleanup closing the af_packet sockets, which the kernel makes
-                # wait for RCU grace periods; on some hosts those take tens of seconds, whatever
-                # ephemera does (seen with every tree). Waited for, and said.
-                try:
-                    self.proc.wait(timeout=90)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-                    if expect_clean:
-                        raise TestFailure("ephemera wrote its exit report but its process did "
-                                          "not end within 105 s of SIGINT")
-                log("ephemera in %s: exit report within 15 s, process gone after %.1f s "
-                    "(the kernel closing its af_packet sockets)"
-                    % (self.ns, time.monotonic() - started))
         self.logf.close()
         self.output = self.read_log()
         rc = self.proc.returncode
@@ -444,6 +431,25 @@ class Ephemera:
             with open(self.stats_json) as f:
                 stats = json.load(f)
         return stats
+
+    def _wait_for_socket_close(self, started, expect_clean):
+        """Ephemera's own stop is over (workers out, exit report and stats written): what is
+        left is rte_eal_cleanup closing the af_packet sockets, which the kernel makes wait for
+        RCU grace periods; on some hosts those take tens of seconds, whatever ephemera does
+        (seen with every tree). Waited for, and said."""
+        try:
+            self.proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            if expect_clean:
+                raise TestFailure("ephemera wrote its exit report but its process did "
+                                  "not end within 105 s of SIGINT")
+            log("ephemera in %s: exit report within 15 s, process killed after %.1f s"
+                % (self.ns, time.monotonic() - started))
+            return
+        log("ephemera in %s: exit report within 15 s, process gone after %.1f s "
+            "(the kernel closing its af_packet sockets)" % (self.ns, time.monotonic() - started))
 
     def _teardown_only(self):
         """The stats JSON is written after the workers stopped and the exit report was printed,
