@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
-from nslab import (GATEWAY, POOL, PYTHON, SERVER, Ephemera, check, lab_session, log, main,
-                   sub_addr, udp_exchange, wait_until)
+from nslab import (GATEWAY, POOL, PYTHON, SERVER, Ephemera, check, cleanup_together, lab_session,
+                   log, main, sub_addr, udp_exchange, wait_until)
 from live_tests import (Ctl, Stream, Timeline, check_tcp_stream, ep_text, ep_tuple, live_config,
                         parse_session, tcp_retransmits, wait_progress)
 from restart_tests import tcp_session_of
@@ -172,12 +172,15 @@ class Box:
             self.eph.stop(expect_clean=False)
 
     def cleanup(self):
+        self.thaw_if_frozen()
+        self.eph.cleanup()
+
+    def thaw_if_frozen(self):
         if self.frozen:
             try:
                 self.thaw()
             except OSError:
                 pass
-        self.eph.cleanup()
 
 
 def session_key(s):
@@ -199,7 +202,8 @@ def pair(binary, ctl_binary, lab, boxes, a_kw=None, b_kw=None):
 
 def cleanup_boxes(boxes):
     for box in boxes:
-        box.cleanup()
+        box.thaw_if_frozen()
+    cleanup_together([box.eph for box in boxes])
 
 
 def wait_synced_sessions(active, standby, subscribers, timeout):

@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 
-from nslab import (PEER, PYTHON, SKIP, Ephemera, TestFailure, check, lab_session, log, main,
-                   parse_echo, sub_addr, udp_exchange, wait_until)
+from nslab import (PEER, PYTHON, SKIP, Ephemera, TestFailure, check, cleanup_together, lab_session,
+                   log, main, parse_echo, sub_addr, udp_exchange, wait_until)
 from live_tests import Ctl, Stream, Timeline, check_tcp_stream, live_config, parse_session
 
 WORKERS = 2
@@ -416,8 +416,7 @@ def test_scale_out_two_boxes_bgp_ecmp(binary, ctl_binary):
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-            for box in boxes:
-                box.eph.cleanup()
+            cleanup_together([box.eph for box in boxes])
 
     log("---- what each subscriber saw ----")
     for i in subs:
@@ -595,8 +594,7 @@ def boxes_running(boxes, streams, scratch_dir=None):
     finally:
         for st in streams:
             st.kill()
-        for box in boxes:
-            box.eph.cleanup()
+        cleanup_together([box.eph for box in boxes])
         if scratch_dir:
             shutil.rmtree(scratch_dir, ignore_errors=True)
 
