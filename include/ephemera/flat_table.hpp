@@ -126,19 +126,23 @@ public:
 private:
     void lookup_some(const Key* keys, const std::uint32_t* hashes, std::uint32_t n,
                      std::int32_t* positions) const {
+        // The table's fields in locals: the int32 positions written below may alias them, so
+        // read through `this` they would be loaded again for every key.
+        const Bucket* const buckets = buckets_.get();
+        const Entry* const entries = entries_.get();
+        const std::uint32_t mask = mask_;
         std::uint32_t candidates[kMaxBulk];
-        const Bucket* buckets = buckets_.get();
         for (std::uint32_t i = 0; i < n; ++i) {
-            prefetch(&buckets[hashes[i] & mask_]);
+            prefetch(&buckets[hashes[i] & mask]);
         }
         for (std::uint32_t i = 0; i < n; ++i) {
-            const Bucket& bk = buckets[hashes[i] & mask_];
+            const Bucket& bk = buckets[hashes[i] & mask];
             candidates[i] = match(bk, tag_of(hashes[i]));
-            prefetch(&entries_[bk.pos[std::countr_zero(candidates[i] | 0x100) & 7]]);
+            prefetch(&entries[bk.pos[std::countr_zero(candidates[i] | 0x100) & 7]]);
         }
         for (std::uint32_t i = 0; i < n; ++i) {
-            const std::uint32_t b = hashes[i] & mask_;
-            std::int32_t pos = find_among(buckets[b], candidates[i], keys[i]);
+            const std::uint32_t b = hashes[i] & mask;
+            std::int32_t pos = find_among(entries, buckets[b], candidates[i], keys[i]);
             if (pos == kMiss && buckets[b].overflow != 0) {
                 pos = find_in(alternate(b, tag_of(hashes[i])), tag_of(hashes[i]), keys[i]);
             }
@@ -275,9 +279,13 @@ private:
         }
     }
     std::int32_t find_among(const Bucket& bk, std::uint32_t mask, const Key& key) const {
+        return find_among(entries_.get(), bk, mask, key);
+    }
+    static std::int32_t find_among(const Entry* entries, const Bucket& bk, std::uint32_t mask,
+                                   const Key& key) {
         while (mask != 0) {
             const std::uint32_t pos = bk.pos[std::countr_zero(mask)];
-            if (same(entries_[pos].key, key)) {
+            if (same(entries[pos].key, key)) {
                 return static_cast<std::int32_t>(pos);
             }
             mask &= mask - 1;
