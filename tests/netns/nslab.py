@@ -415,8 +415,9 @@ class Ephemera:
                 if self._teardown_only():
                     self._wait_for_socket_close(started, expect_clean)
                 else:
-                    self.proc.kill()
-                    self.proc.wait()
+                    log("ephemera in %s did not stop within 15 s of SIGINT; where its threads "
+                        "are:\n%s" % (self.ns, self._kernel_stacks()))
+                    self._kill_and_reap()
                     if expect_clean:
                         raise TestFailure("ephemera did not stop within 15 s of SIGINT")
         self.logf.close()
@@ -445,12 +446,15 @@ class Ephemera:
         """Ephemera's own stop is over (workers out, exit report and stats written): what is
         left is rte_eal_cleanup closing the af_packet sockets, which the kernel makes wait for
         RCU grace periods; on some hosts those take tens of seconds, whatever ephemera does
-        (seen with every tree). Waited for, and said."""
+        (seen with every tree). Waited for, and said, with where its threads wait."""
+        log("ephemera in %s: exit report within 15 s, process still there; where its threads "
+            "are:\n%s" % (self.ns, self._kernel_stacks()))
         try:
             self.proc.wait(timeout=max(0.0, started + 105 - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            log("ephemera in %s: exit report within 15 s, process still there after 105 s; "
+                "where its threads are:\n%s" % (self.ns, self._kernel_stacks()))
+            self._kill_and_reap()
             if expect_clean:
                 raise TestFailure("ephemera wrote its exit report but its process did "
                                   "not end within 105 s of SIGINT")
@@ -459,6 +463,39 @@ class Ephemera:
             return
         log("ephemera in %s: exit report within 15 s, process gone after %.1f s "
             "(the kernel closing its af_packet sockets)" % (self.ns, time.monotonic() - started))
+
+    def _kernel_stacks(self):
+        """Each thread's name, state and kernel stack (/proc/PID/task/*/stack, readable by
+        root): where a process that does not end is waiting."""
+        task_dir = "/proc/%d/task" % self.proc.pid
+
+        def read(tid, name):
+            try:
+                with open(os.path.join(task_dir, tid, name)) as f:
+                    return f.read().strip()
+            except OSError as e:
+                return "(%s)" % e.strerror
+        try:
+            tids = sorted(os.listdir(task_dir), key=int)
+        except OSError as e:
+            return "  (%s)" % e
+        lines = []
+        for tid in tids:
+            state = next((line.split(None, 1)[1] for line in read(tid, "status").splitlines()
+                          if line.startswith("State:")), "?")
+            lines.append("  thread %s %s, %s:" % (tid, read(tid, "comm"), state))
+            lines.extend("    " + line for line in read(tid, "stack").splitlines())
+        return "\n".join(lines)
+
+    def _kill_and_reap(self):
+        """SIGKILL and a bounded wait: a process stuck in the kernel (uninterruptible) ends only
+        when the kernel lets it, and a test must not hang on it; it is left behind, and said."""
+        self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log("ephemera in %s (pid %d) still there 10 s after SIGKILL; left behind:\n%s" % (
+                self.ns, self.proc.pid, self._kernel_stacks()))
 
     def _teardown_only(self):
         """The stats JSON is written after the workers stopped and the exit report was printed,
@@ -475,7 +512,11 @@ class Ephemera:
         exit status."""
         check(self.proc is not None, "ephemera in %s is not running" % self.ns)
         self.proc.kill()
-        self.proc.wait()
+        try:
+            self.proc.wait(timeout=105)
+        except subprocess.TimeoutExpired:
+            raise TestFailure("ephemera in %s still there 105 s after SIGKILL:\n%s" % (
+                self.ns, self._kernel_stacks()))
         self.logf.close()
         self.output = self.read_log()
         rc = self.proc.returncode
