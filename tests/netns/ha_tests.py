@@ -171,10 +171,6 @@ class Box:
         if self.eph.proc is not None:
             self.eph.stop(expect_clean=False)
 
-    def cleanup(self):
-        self.thaw_if_frozen()
-        self.eph.cleanup()
-
     def thaw_if_frozen(self):
         if self.frozen:
             try:
