@@ -417,7 +417,8 @@ class Ephemera:
                 else:
                     log("ephemera in %s did not stop within 15 s of SIGINT; where its threads "
                         "are:\n%s" % (self.ns, self._kernel_stacks()))
-                    self._kill_and_reap()
+                    if not self._kill_and_reap(10):
+                        self._log_left_behind()
                     if expect_clean:
                         raise TestFailure("ephemera did not stop within 15 s of SIGINT")
         self.logf.close()
@@ -454,12 +455,15 @@ class Ephemera:
         except subprocess.TimeoutExpired:
             log("ephemera in %s: exit report within 15 s, process still there after 105 s; "
                 "where its threads are:\n%s" % (self.ns, self._kernel_stacks()))
-            self._kill_and_reap()
+            killed = self._kill_and_reap(10)
             if expect_clean:
                 raise TestFailure("ephemera wrote its exit report but its process did "
                                   "not end within 105 s of SIGINT")
-            log("ephemera in %s: exit report within 15 s, process killed after %.1f s"
-                % (self.ns, time.monotonic() - started))
+            if killed:
+                log("ephemera in %s: exit report within 15 s, process killed after %.1f s"
+                    % (self.ns, time.monotonic() - started))
+            else:
+                self._log_left_behind()
             return
         log("ephemera in %s: exit report within 15 s, process gone after %.1f s "
             "(the kernel closing its af_packet sockets)" % (self.ns, time.monotonic() - started))
@@ -487,15 +491,20 @@ class Ephemera:
             lines.extend("    " + line for line in read(tid, "stack").splitlines())
         return "\n".join(lines)
 
-    def _kill_and_reap(self):
-        """SIGKILL and a bounded wait: a process stuck in the kernel (uninterruptible) ends only
-        when the kernel lets it, and a test must not hang on it; it is left behind, and said."""
+    def _kill_and_reap(self, timeout):
+        """SIGKILL and a wait of `timeout` s; False when the process is still there. One stuck
+        in the kernel (uninterruptible) ends only when the kernel lets it, and a test must not
+        hang on it."""
         self.proc.kill()
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=timeout)
+            return True
         except subprocess.TimeoutExpired:
-            log("ephemera in %s (pid %d) still there 10 s after SIGKILL; left behind:\n%s" % (
-                self.ns, self.proc.pid, self._kernel_stacks()))
+            return False
+
+    def _log_left_behind(self):
+        log("ephemera in %s (pid %d) still there 10 s after SIGKILL; left behind:\n%s" % (
+            self.ns, self.proc.pid, self._kernel_stacks()))
 
     def _teardown_only(self):
         """The stats JSON is written after the workers stopped and the exit report was printed,
@@ -511,10 +520,7 @@ class Ephemera:
         """SIGKILL, as a crash or a power cut: no exit report, no state written. Returns the
         exit status."""
         check(self.proc is not None, "ephemera in %s is not running" % self.ns)
-        self.proc.kill()
-        try:
-            self.proc.wait(timeout=105)
-        except subprocess.TimeoutExpired:
+        if not self._kill_and_reap(105):
             raise TestFailure("ephemera in %s still there 105 s after SIGKILL:\n%s" % (
                 self.ns, self._kernel_stacks()))
         self.logf.close()
