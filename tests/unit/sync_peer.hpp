@@ -16,8 +16,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -61,17 +63,51 @@ struct WorkerRings {
 
 inline const Ipv4Addr kLoopback{127, 0, 0, 1};
 
-// A port nobody listens on now (bound to 0 and released).
-inline std::uint16_t free_port() {
+// Whether a TCP socket can be bound to `port` on loopback now.
+inline bool bindable(std::uint16_t port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(kLoopback.value());
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    a.sin_port = htons(port);
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     ::close(fd);
-    return ntohs(a.sin_port);
+    return ok;
+}
+
+// Where the kernel's ephemeral ports start (net.ipv4.ip_local_port_range).
+inline std::uint16_t ephemeral_range_start() {
+    unsigned low = 32768;
+    if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+        if (std::fscanf(f, "%u", &low) != 1) {
+            low = 32768;
+        }
+        std::fclose(f);
+    }
+    return static_cast<std::uint16_t>(low);
+}
+
+// A loopback port no socket is bound to, taken below the kernel's ephemeral range. A port from
+// inside that range, once released, can become any process's next outgoing connection's source port
+// before the test listens on it (a CI run, with the unit programs side by side, saw EADDRINUSE so).
+// Each call gives another port; the first is random so that programs running side by side seldom
+// try the same ones.
+inline std::uint16_t free_port() {
+    constexpr unsigned kLowest = 10000;
+    static const unsigned end = ephemeral_range_start();
+    if (end <= kLowest + 1000) {
+        throw std::runtime_error("ip_local_port_range starts below " +
+                                 std::to_string(kLowest + 1000) +
+                                 ": no room for the tests' listening ports");
+    }
+    static std::atomic<unsigned> next{std::random_device{}() % (end - kLowest)};
+    for (unsigned tries = 0; tries < end - kLowest; ++tries) {
+        const auto port = static_cast<std::uint16_t>(kLowest + next.fetch_add(1) % (end - kLowest));
+        if (bindable(port)) {
+            return port;
+        }
+    }
+    throw std::runtime_error("no free loopback port below the ephemeral range");
 }
 
 inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 3s) {
