@@ -73,12 +73,17 @@ inline constexpr ChecksumDelta kTtlDecrementDelta{
 // address and port become `addr_wire`:`port_wire` (both as they lie on the wire), TTL drops by
 // one, and both checksums take the change with one fold each; the address's difference,
 // which the IPv4 header and the transport pseudo-header share, is summed once.
+//
+// The protocol is read before the first store: a store through a byte pointer may change any
+// memory as far as the compiler knows, so a field read after one is loaded again. Only ICMP
+// needs the message's length (when its update comes out zero), and only it reads it after.
 inline void rewrite_endpoint_wire(std::uint8_t* frame, const ParsedPacket& p, bool source,
                                   std::uint32_t addr_wire, std::uint16_t port_wire) {
+    const Protocol proto = p.proto;
     std::uint8_t* ip = frame + p.l3;
     std::uint8_t* l4 = frame + p.l4;
     std::uint8_t* addr_field = ip + (source ? ipv4_off::src : ipv4_off::dst);
-    std::uint8_t* port_field = l4 + port_offset(p.proto, source);
+    std::uint8_t* port_field = l4 + port_offset(proto, source);
 
     const ChecksumDelta addr_delta = checksum_delta32(load_wire32(addr_field), addr_wire);
     std::memcpy(addr_field, &addr_wire, 4);
@@ -87,7 +92,8 @@ inline void rewrite_endpoint_wire(std::uint8_t* frame, const ParsedPacket& p, bo
     ip[ipv4_off::ttl] = static_cast<std::uint8_t>(ip[ipv4_off::ttl] - 1);
     store_wire16(ip + ipv4_off::checksum, checksum_apply(load_wire16(ip + ipv4_off::checksum),
                                                          addr_delta + kTtlDecrementDelta));
-    adjust_l4_checksum(l4, ip_payload_length(p), p.proto, addr_delta, port_delta);
+    adjust_l4_checksum(l4, proto == Protocol::icmp ? ip_payload_length(p) : 0, proto, addr_delta,
+                       port_delta);
 }
 
 // The sum of an IPv4 UDP or TCP pseudo-header (addresses, protocol, `l4_len`), folded and not
@@ -108,11 +114,12 @@ inline std::uint16_t ipv4_pseudo_header_sum(const std::uint8_t* ip, std::uint16_
 inline TxChecksums rewrite_endpoint_offload(std::uint8_t* frame, const ParsedPacket& p, bool source,
                                             std::uint32_t addr_wire, std::uint16_t port_wire,
                                             TxChecksums port) {
+    const Protocol proto = p.proto; // read before the stores, as in rewrite_endpoint_wire
     std::uint8_t* ip = frame + p.l3;
     std::uint8_t* l4 = frame + p.l4;
     std::uint8_t* addr_field = ip + (source ? ipv4_off::src : ipv4_off::dst);
-    std::uint8_t* port_field = l4 + port_offset(p.proto, source);
-    std::uint8_t* l4_field = l4 + l4_checksum_offset(p.proto);
+    std::uint8_t* port_field = l4 + port_offset(proto, source);
+    std::uint8_t* l4_field = l4 + l4_checksum_offset(proto);
     const TxChecksums left = offloadable(p, port, load_wire16(l4_field));
 
     const ChecksumDelta addr_delta = checksum_delta32(load_wire32(addr_field), addr_wire);
@@ -127,7 +134,8 @@ inline TxChecksums rewrite_endpoint_offload(std::uint8_t* frame, const ParsedPac
     if (left.any_l4()) {
         store_wire16(l4_field, ipv4_pseudo_header_sum(ip, ip_payload_length(p)));
     } else {
-        adjust_l4_checksum(l4, ip_payload_length(p), p.proto, addr_delta, port_delta);
+        adjust_l4_checksum(l4, proto == Protocol::icmp ? ip_payload_length(p) : 0, proto,
+                           addr_delta, port_delta);
     }
     return left;
 }
