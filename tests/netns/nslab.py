@@ -314,10 +314,15 @@ class Ephemera:
             "--", "--config", self.config_path, "--stats-json", self.stats_json,
         ] + self.extra_args
 
-    def start(self, ready_timeout=30.0, next_hop=True):
+    def start(self, ready_timeout=90.0, next_hop=True):
         """Starts ephemera and waits until it answers telemetry and (with `next_hop`) has
         resolved its next hop; returns its /ephemera/config. A box that must not send on the
-        outside (an HA standby) is started with next_hop=False."""
+        outside (an HA standby) is started with next_hop=False.
+
+        The wait is long and says where a slow start waits: each af_packet queue's setup
+        (setsockopt PACKET_RX_RING, bind) waits in the kernel for an RCU grace period, which
+        other boxes' polling workers on both CPUs and a busy machine stretch to many seconds
+        (a box seen 30 s and more in synchronize_rcu under packet_set_ring)."""
         self.logf = open(self.log_path, "w")
         # An earlier run's stats are not this run's (stop() reads them as its exit report).
         with contextlib.suppress(FileNotFoundError):
@@ -327,10 +332,16 @@ class Ephemera:
         self.proc = self.lab.popen(self.ns, self.argv(), stdout=self.logf,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.sigint_at = None
-        deadline = time.monotonic() + ready_timeout
+        started = time.monotonic()
+        deadline = started + ready_timeout
+        said_slow = False
         last_error = None
         bridged = self.driver != "tap"
         while time.monotonic() < deadline:
+            if not said_slow and time.monotonic() - started > 15:
+                said_slow = True
+                log("ephemera in %s not ready after 15 s; where its threads are:\n%s" % (
+                    self.ns, self._kernel_stacks()))
             if not bridged:
                 bridged = self.bridge_taps()
             if self.proc.poll() is not None:
@@ -345,14 +356,16 @@ class Ephemera:
                     return cfg
                 if isinstance(cfg, dict) and cfg.get("next_hop_mac",
                                                      "unresolved") != "unresolved":
-                    log("ephemera ready: next hop %s at %s, %d worker(s)" % (
-                        cfg["next_hop"], cfg["next_hop_mac"], cfg["workers"]))
+                    log("ephemera ready after %.1f s: next hop %s at %s, %d worker(s)" % (
+                        time.monotonic() - started, cfg["next_hop"], cfg["next_hop_mac"],
+                        cfg["workers"]))
                     return cfg
             except (OSError, ValueError, TestFailure) as e:
                 last_error = e
             time.sleep(0.2)
-        raise TestFailure("ephemera not ready (next hop unresolved?) after %.0f s: %s\n%s" % (
-            ready_timeout, last_error, self.read_log()))
+        raise TestFailure("ephemera not ready (next hop unresolved?) after %.0f s: %s\n"
+                          "where its threads are:\n%s\n%s" % (
+                              ready_timeout, last_error, self._kernel_stacks(), self.read_log()))
 
     def bridge_taps(self):
         """Bridges net_tap's interfaces to in0 and out0 once ephemera has started its ports
