@@ -82,6 +82,7 @@ PortMask::PortMask(std::uint32_t slots)
     system_lo = 0;
     system_hi = slots == 0 ? 0 : slots - 1;
     summarise();
+    compile_classes();
 }
 
 PortMask::PortMask(const PortSlice& slice, PortRange range, std::span<const PortRange> reserved)
@@ -104,6 +105,7 @@ PortMask::PortMask(const PortSlice& slice, PortRange range, std::span<const Port
         }
     }
     summarise();
+    compile_classes();
 }
 
 void PortMask::summarise() {
@@ -114,6 +116,42 @@ void PortMask::summarise() {
                 summary_[parity][w >> 6] |= 1ull << (w & 63);
             }
         }
+    }
+}
+
+void PortMask::compile_classes() {
+    const std::array<std::pair<std::uint32_t, std::uint32_t>, 2> intervals = {
+        std::pair{user_lo, user_hi}, std::pair{system_lo, system_hi}};
+    for (std::size_t k = 0; k < classes_.size(); ++k) {
+        MaskClass& c = classes_[k];
+        std::tie(c.lo, c.hi) = intervals[k];
+        c.bits.assign(bits_.size(), 0);
+        for (unsigned parity = 0; parity < 2; ++parity) {
+            c.summary[parity].assign(words_for(static_cast<std::uint32_t>(bits_.size())), 0);
+        }
+        if (c.empty()) {
+            continue;
+        }
+        c.pairs = FastModulo((c.hi - c.lo) / 2 + 1);
+        const std::uint32_t wl = c.lo >> 6;
+        const std::uint32_t wh = c.hi >> 6;
+        for (std::uint32_t w = wl; w <= wh; ++w) {
+            std::uint64_t in_class = bits_[w];
+            if (w == wl) {
+                in_class &= ~0ull << (c.lo & 63);
+            }
+            if (w == wh) {
+                in_class &= bits_between(0, c.hi & 63);
+            }
+            c.bits[w] = in_class;
+            for (unsigned parity = 0; parity < 2; ++parity) {
+                if (in_class & parity_mask(parity)) {
+                    c.summary[parity][w >> 6] |= 1ull << (w & 63);
+                }
+            }
+        }
+        c.first_summary = wl >> 6;
+        c.last_summary = wh >> 6;
     }
 }
 
@@ -252,6 +290,43 @@ std::uint32_t PortBitmap::find_free_slot(std::uint32_t start, unsigned parity, s
     }
 }
 
+// find_free_slot's pass, over one class of a mask: the class's own words and summaries are zero
+// outside it, so no word or summary word needs its edges cut.
+std::uint32_t PortBitmap::find_free_in(const MaskClass& c, std::uint32_t start,
+                                       unsigned parity) const {
+    const std::uint64_t pattern = parity_mask(parity);
+    const std::uint64_t* used = used_.data();
+    const std::uint64_t* allowed = c.bits.data();
+    const std::uint32_t ws = start >> 6;
+    if (const std::uint64_t m = ~used[ws] & allowed[ws] & pattern & (~0ull << (start & 63));
+        m != 0) {
+        return ws * 64 + static_cast<std::uint32_t>(std::countr_zero(m));
+    }
+    const std::uint64_t* unused_in = summary_[parity].data();
+    const std::uint64_t* allowed_in = c.summary[parity].data();
+    const std::uint32_t rounds = c.last_summary - c.first_summary + 1;
+    std::uint32_t sw = ws >> 6;
+    std::uint64_t candidates = unused_in[sw] & allowed_in[sw] & ((~0ull << (ws & 63)) << 1);
+    for (std::uint32_t round = 0;;) {
+        while (candidates != 0) {
+            const std::uint32_t w =
+                sw * 64 + static_cast<std::uint32_t>(std::countr_zero(candidates));
+            if (const std::uint64_t m = ~used[w] & allowed[w] & pattern; m != 0) {
+                return w * 64 + static_cast<std::uint32_t>(std::countr_zero(m));
+            }
+            candidates &= candidates - 1;
+        }
+        if (++round > rounds) {
+            return kNoSlot;
+        }
+        sw = sw == c.last_summary ? c.first_summary : sw + 1;
+        candidates = unused_in[sw] & allowed_in[sw];
+        if (round == rounds) { // back at the start: the words up to the start word, it included
+            candidates &= bits_between(0, ws & 63);
+        }
+    }
+}
+
 // ---- AddressPorts ---------------------------------------------------------------------------
 
 AddressPorts::AddressPorts(std::uint32_t slots, bool holds)
@@ -336,9 +411,7 @@ PackedGrant PortAllocator::allocate_packed(const PortRequest& req, std::uint64_t
     const Alg4Seed seed = alg4_seed(port_key, req.proto);
     std::uint32_t slot = PortBitmap::kNoSlot;
     for (const bool in_class : {true, false}) {
-        const bool system = in_class == system_class;
-        slot = search(bits, seed, parity, system ? mask_->system_lo : mask_->user_lo,
-                      system ? mask_->system_hi : mask_->user_hi);
+        slot = search_class(bits, seed, parity, mask_->port_class(in_class == system_class));
         if (slot != PortBitmap::kNoSlot) {
             break;
         }
@@ -377,6 +450,24 @@ PackedGrant PortAllocator::allocate_in_range_packed(const PortRequest& req, std:
     }
     bits.take(slot, mask_);
     return PackedGrant::of(slice_.port_of(slot), false);
+}
+
+// RFC 6056 Algorithm 4 over one port class: search() below, with the class's reciprocal
+// compiled with the mask.
+std::uint32_t PortAllocator::search_class(const PortBitmap& bits, Alg4Seed seed, unsigned parity,
+                                          const MaskClass& c) {
+    if (c.empty()) {
+        return PortBitmap::kNoSlot;
+    }
+    std::uint32_t& counter = alg4_table_[seed.index % kAlg4TableSize];
+    const std::uint32_t start_pair = c.pairs.of(seed.offset + counter);
+    ++counter;
+    const std::uint32_t start = std::min((c.lo & ~1u) + start_pair * 2 + parity, c.hi);
+    if (const std::uint32_t slot = bits.find_free_in(c, start, parity);
+        slot != PortBitmap::kNoSlot) {
+        return slot;
+    }
+    return bits.find_free_in(c, start, parity ^ 1u);
 }
 
 // RFC 6056 Algorithm 4 over slots [lo, hi]: offset = F(addresses, secret), plus a counter from

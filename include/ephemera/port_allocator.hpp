@@ -69,6 +69,39 @@ private:
     std::vector<std::uint16_t> pair_port_;    // even port of each owned pair, ascending
 };
 
+// x % divisor for 32-bit values without a divide instruction (Lemire, Kaser and Kurz, "Faster
+// remainder by direct computation", 2019): exact for every 32-bit x and non-zero divisor. The
+// allocator's divisor (the pairs of a port class) changes only with the config, so its
+// reciprocal is computed once and each allocation pays two multiplications, not a division.
+struct FastModulo {
+    FastModulo() = default;
+    explicit constexpr FastModulo(std::uint32_t d)
+        : divisor(d), reciprocal(~std::uint64_t{0} / d + 1) {}
+    [[nodiscard]] constexpr std::uint32_t of(std::uint32_t x) const {
+        // The high 64 bits of the 96-bit product (reciprocal * x mod 2^64) * divisor, in halves.
+        const std::uint64_t low = reciprocal * x;
+        const std::uint64_t high_part = (low >> 32) * divisor;
+        const std::uint64_t low_part = ((low & 0xffffffffull) * divisor) >> 32;
+        return static_cast<std::uint32_t>((high_part + low_part) >> 32);
+    }
+    std::uint32_t divisor = 0;
+    std::uint64_t reciprocal = 0;
+};
+
+// One port class of a mask (0-1023 or 1024-65535, RFC 4787 REQ-3a), compiled for the
+// allocator's search: the class's allocatable slots alone, and per parity the words that have
+// one. A search within the class then needs no test of where the class begins and ends: outside
+// it these words are zero.
+struct MaskClass {
+    std::uint32_t lo = 1, hi = 0; // slot interval (lo even, hi odd), empty when lo > hi
+    FastModulo pairs;             // Algorithm 4's positions: the interval's port pairs
+    std::vector<std::uint64_t> bits;
+    std::array<std::vector<std::uint64_t>, 2> summary;
+    std::uint32_t first_summary = 0, last_summary = 0; // the summary words the class spans
+
+    [[nodiscard]] bool empty() const { return lo > hi; }
+};
+
 // Which slots of a worker's slice the config lets it hand out: in the port range and not
 // reserved. Immutable once built; shared by every address and protocol of the worker.
 class PortMask {
@@ -86,6 +119,7 @@ public:
     }
     [[nodiscard]] std::uint32_t slots() const { return slots_; }
     [[nodiscard]] std::uint32_t usable() const { return usable_; }
+    [[nodiscard]] const MaskClass& port_class(bool system) const { return classes_[system]; }
     // Slot intervals of the two port classes within the range (edge pairs whole); empty when
     // lo > hi.
     std::uint32_t system_lo = 1, system_hi = 0; // ports 0-1023
@@ -95,11 +129,13 @@ public:
 
 private:
     void summarise();
+    void compile_classes();
 
     std::uint32_t slots_ = 0;
     std::uint32_t usable_ = 0;
     std::vector<std::uint64_t> bits_;                   // bit set = allocatable
     std::array<std::vector<std::uint64_t>, 2> summary_; // per parity: word w has one allocatable
+    std::array<MaskClass, 2> classes_;                  // [0] user, [1] system
 };
 
 // Slots of one (pool address, protocol) on one worker that are in use (by a mapping, or held
@@ -135,6 +171,10 @@ public:
     [[nodiscard]] std::uint32_t find_free_slot(std::uint32_t start, unsigned parity,
                                                std::uint32_t lo, std::uint32_t hi,
                                                const PortMask* mask = nullptr) const;
+    // The same over one class of a mask, [c.lo, c.hi]: what allocations search. Precondition:
+    // c.lo <= start <= c.hi.
+    [[nodiscard]] std::uint32_t find_free_in(const MaskClass& c, std::uint32_t start,
+                                             unsigned parity) const;
 
 private:
     [[nodiscard]] std::uint64_t free_word(std::uint32_t w, const PortMask* mask) const {
@@ -236,25 +276,6 @@ struct Alg4Seed {
 // How many blocks of `granules` the mask's range (ports 1024 and up) has room for on one
 // worker: the config check that every worker can give at least one.
 [[nodiscard]] std::uint32_t blocks_that_fit(const PortMask& mask, std::uint32_t granules);
-
-// x % divisor for 32-bit values without a divide instruction (Lemire, Kaser and Kurz, "Faster
-// remainder by direct computation", 2019): exact for every 32-bit x and non-zero divisor. The
-// allocator's divisor (the pairs of a port class) changes only with the config, so its
-// reciprocal is computed once and each allocation pays two multiplications, not a division.
-struct FastModulo {
-    FastModulo() = default;
-    explicit constexpr FastModulo(std::uint32_t d)
-        : divisor(d), reciprocal(~std::uint64_t{0} / d + 1) {}
-    [[nodiscard]] constexpr std::uint32_t of(std::uint32_t x) const {
-        // The high 64 bits of the 96-bit product (reciprocal * x mod 2^64) * divisor, in halves.
-        const std::uint64_t low = reciprocal * x;
-        const std::uint64_t high_part = (low >> 32) * divisor;
-        const std::uint64_t low_part = ((low & 0xffffffffull) * divisor) >> 32;
-        return static_cast<std::uint32_t>((high_part + low_part) >> 32);
-    }
-    std::uint32_t divisor = 0;
-    std::uint64_t reciprocal = 0;
-};
 
 class PortAllocator {
 public:
@@ -389,7 +410,10 @@ private:
     PortBitmap& bitmap(std::uint16_t pool_index, Protocol proto) {
         return addresses_[pool_index]->bitmaps[static_cast<std::size_t>(proto_index(proto))];
     }
-    // A free slot by Algorithm 4, or PortBitmap::kNoSlot.
+    // A free slot by Algorithm 4 within a port class of the mask, or PortBitmap::kNoSlot.
+    std::uint32_t search_class(const PortBitmap& bits, Alg4Seed seed, unsigned parity,
+                               const MaskClass& c);
+    // The same over any slot interval [lo, hi] (deterministic runs, blocks).
     std::uint32_t search(const PortBitmap& bits, Alg4Seed seed, unsigned parity, std::uint32_t lo,
                          std::uint32_t hi);
     // Blocks: a free block's first granule, claimed for `subscriber`, or kNoBlock.
@@ -407,7 +431,7 @@ private:
     std::span<AddressPorts* const> addresses_;
     std::span<std::uint32_t* const> out2in_;
     std::array<std::uint32_t, kAlg4TableSize> alg4_table_{};
-    FastModulo pairs_divisor_;
+    FastModulo pairs_divisor_; // search()'s, for the interval it last searched
     HoldDownQueue hold_;
 
     // What set_range() and add_address() built (unused under a plan).

@@ -57,17 +57,20 @@ enum class Protocol : std::uint8_t { icmp = 1, tcp = 6, udp = 17 };
 enum class ProtoIndex : std::uint8_t { udp = 0, tcp = 1, icmp = 2 };
 inline constexpr std::size_t kProtocolCount = 3;
 
+// A shift and a mask, not a switch: packets of mixed protocols arrive in any order, and a chain
+// of compares on the protocol would be a branch the CPU mispredicts on every change. Two bits
+// per protocol number (mod 32) hold its index; a number that is none of the three gives 0, still
+// a valid index.
 constexpr ProtoIndex proto_index(Protocol p) {
-    switch (p) {
-    case Protocol::udp:
-        return ProtoIndex::udp;
-    case Protocol::tcp:
-        return ProtoIndex::tcp;
-    case Protocol::icmp:
-        break;
-    }
-    return ProtoIndex::icmp;
+    constexpr std::uint64_t kIndexByNumber =
+        std::uint64_t{static_cast<std::uint8_t>(ProtoIndex::udp)} << (2 * 17) |
+        std::uint64_t{static_cast<std::uint8_t>(ProtoIndex::tcp)} << (2 * 6) |
+        std::uint64_t{static_cast<std::uint8_t>(ProtoIndex::icmp)} << (2 * 1);
+    return static_cast<ProtoIndex>((kIndexByNumber >> (2 * (static_cast<unsigned>(p) & 31u))) & 3u);
 }
+static_assert(proto_index(Protocol::udp) == ProtoIndex::udp &&
+              proto_index(Protocol::tcp) == ProtoIndex::tcp &&
+              proto_index(Protocol::icmp) == ProtoIndex::icmp);
 
 constexpr std::string_view protocol_name(Protocol p) {
     switch (p) {

@@ -347,6 +347,22 @@ TEST(PortBitmap, FindFreeUnderAMaskMatchesBruteForce) {
                 << "round " << round << ", start " << start << ", parity " << parity << ", [" << lo
                 << ", " << hi << "]";
         }
+        // The allocator's search over a port class: the same answer as over the class's
+        // interval under the whole mask (RFC 4787 REQ-3a keeps a port's class).
+        for (const bool system : {false, true}) {
+            const MaskClass& c = mask.port_class(system);
+            if (c.empty()) {
+                continue;
+            }
+            for (int q = 0; q < 200; ++q) {
+                const std::uint32_t start = uniform<std::uint32_t>(rng, c.lo, c.hi);
+                const unsigned parity = uniform<unsigned>(rng, 0, 1);
+                const auto expected = reference_find(free, start, parity, c.lo, c.hi);
+                ASSERT_EQ(b.find_free_in(c, start, parity), expected.value_or(PortBitmap::kNoSlot))
+                    << "round " << round << (system ? ", system" : ", user") << " class, start "
+                    << start << ", parity " << parity;
+            }
+        }
     }
 }
 
