@@ -27,6 +27,7 @@
 #include "ephemera/types.hpp"
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -262,14 +263,13 @@ struct Alg4Seed {
 };
 
 // Both come from one keyed hash of the subscriber and its pool address, the "port key", which
-// the subscriber's record keeps (a new mapping then costs no SipHash), spread per protocol by
-// a bijective mixer: the key is secret, so F and G stay unpredictable to an outsider.
+// the subscriber's record keeps (a new mapping then costs no SipHash), turned per protocol by a
+// rotation (udp 0, tcp 21, icmp 42 bits). The key is a keyed hash's output: each rotation of it
+// is as unpredictable to an outsider as the key itself. A mixer on top would add nothing (any
+// public bijection: whoever learnt one protocol's seed would learn the key, and so the others'),
+// only its multiplications on every allocation's critical path.
 [[nodiscard]] constexpr Alg4Seed alg4_seed(std::uint64_t port_key, Protocol proto) {
-    std::uint64_t h =
-        port_key ^ (std::uint64_t{static_cast<std::uint8_t>(proto)} + 1) * 0x9e3779b97f4a7c15ull;
-    h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdull; // MurmurHash3's 64-bit finaliser
-    h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
+    const std::uint64_t h = std::rotl(port_key, 21 * static_cast<int>(proto_index(proto)));
     return Alg4Seed{static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(h >> 32)};
 }
 

@@ -16,8 +16,8 @@ mapping whose source port is not kept. It follows the documented behaviour:
   another worker is not kept: a mapping is only ever made of its owner's ports.
 - Otherwise RFC 6056 Algorithm 4, counted in port pairs so that the parity bit is kept
   (RFC 4787 REQ-4): the subscriber's port key K = SipHash(secret, inside << 32 | pool address,
-  "alg4"); per protocol h = fmix64(K ^ (proto + 1) * 0x9e3779b97f4a7c15) (MurmurHash3's
-  finaliser), offset F = the low 32 bits of h, table index G = the high 32 bits % 1024 into the
+  "alg4"); per protocol h = K rotated left by 21 bits times the protocol's index (udp 0,
+  tcp 1, icmp 2), offset F = the low 32 bits of h, table index G = the high 32 bits % 1024 into the
   worker's table, start pair = ((F + table[G]) mod 2^32) % pairs of the class interval, then the first free slot of the source port's parity from there upwards,
   wrapping to the start of the interval; the other parity only when none is left. Classes:
   ports 0-1023 and 1024-65535 (REQ-3a).
@@ -41,6 +41,7 @@ from collections import namedtuple
 
 MASK64 = (1 << 64) - 1
 ICMP, TCP, UDP = 1, 6, 17
+PROTO_INDEX = {UDP: 0, TCP: 1, ICMP: 2}  # types.hpp's ProtoIndex
 ALG4_TABLE_SIZE = 1024
 ANCHOR_DOMAIN = 0x616E63686F72  # "anchor": the anchor hash's second SipHash word
 
@@ -96,13 +97,6 @@ def siphash_2x64(secret, m0, m1):
 
 PORT_KEY_DOMAIN = 0x616c6734  # "alg4"
 MASK32 = (1 << 32) - 1
-
-
-def fmix64(h):
-    """MurmurHash3's 64-bit finaliser."""
-    h = ((h ^ (h >> 33)) * 0xff51afd7ed558ccd) & MASK64
-    h = ((h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53) & MASK64
-    return h ^ (h >> 33)
 
 
 def ip_int(address):
@@ -564,8 +558,8 @@ def _alg4_hash(secret, inside_ip, pool_ip, proto):
     """The 64-bit Algorithm 4 hash of a subscriber, pool address and protocol: F is its low 32
     bits, G its high 32 (alg4_search)."""
     who = ip_int(inside_ip) << 32 | ip_int(pool_ip)
-    return fmix64(siphash_2x64(secret, who, PORT_KEY_DOMAIN)
-                  ^ ((proto + 1) * 0x9e3779b97f4a7c15 & MASK64))
+    key = siphash_2x64(secret, who, PORT_KEY_DOMAIN)
+    return _rotl(key, 21 * PROTO_INDEX[proto])
 
 
 def self_test(worker_counts=(1,)):
