@@ -452,17 +452,14 @@ PackedGrant PortAllocator::allocate_in_range_packed(const PortRequest& req, std:
     return PackedGrant::of(slice_.port_of(slot), false);
 }
 
-// RFC 6056 Algorithm 4 over one port class: search() below, with the class's reciprocal
-// compiled with the mask.
+// Algorithm 4 over one port class, with the class's reciprocal compiled with the mask: the
+// first free slot of the parity from the start, else of the other parity.
 std::uint32_t PortAllocator::search_class(const PortBitmap& bits, Alg4Seed seed, unsigned parity,
                                           const MaskClass& c) {
     if (c.empty()) {
         return PortBitmap::kNoSlot;
     }
-    std::uint32_t& counter = alg4_table_[seed.index % kAlg4TableSize];
-    const std::uint32_t start_pair = c.pairs.of(seed.offset + counter);
-    ++counter;
-    const std::uint32_t start = std::min((c.lo & ~1u) + start_pair * 2 + parity, c.hi);
+    const std::uint32_t start = alg4_start(seed, parity, c.lo, c.hi, c.pairs);
     if (const std::uint32_t slot = bits.find_free_in(c, start, parity);
         slot != PortBitmap::kNoSlot) {
         return slot;
@@ -470,22 +467,16 @@ std::uint32_t PortAllocator::search_class(const PortBitmap& bits, Alg4Seed seed,
     return bits.find_free_in(c, start, parity ^ 1u);
 }
 
-// RFC 6056 Algorithm 4 over slots [lo, hi]: offset = F(addresses, secret), plus a counter from
-// a table indexed by G(addresses, secret). Positions are counted in port pairs so the parity
-// bit is ours to set; the bitmap then finds the first free slot from there.
+// The same over any slot interval [lo, hi].
 std::uint32_t PortAllocator::search(const PortBitmap& bits, Alg4Seed seed, unsigned parity,
                                     std::uint32_t lo, std::uint32_t hi) {
     if (lo > hi) {
         return PortBitmap::kNoSlot;
     }
-    std::uint32_t& counter = alg4_table_[seed.index % kAlg4TableSize];
-    const std::uint32_t pairs = (hi - lo) / 2 + 1;
-    if (pairs != pairs_divisor_.divisor) { // the class changed (rare): a new reciprocal
-        pairs_divisor_ = FastModulo(pairs);
+    if (const std::uint32_t pairs = (hi - lo) / 2 + 1; pairs != pairs_divisor_.divisor) {
+        pairs_divisor_ = FastModulo(pairs); // another interval than the last: a new reciprocal
     }
-    const std::uint32_t start_pair = pairs_divisor_.of(seed.offset + counter);
-    ++counter;
-    const std::uint32_t start = std::clamp((lo & ~1u) + start_pair * 2 + parity, lo, hi);
+    const std::uint32_t start = alg4_start(seed, parity, lo, hi, pairs_divisor_);
     if (const std::uint32_t slot = bits.find_free_slot(start, parity, lo, hi, mask_);
         slot != PortBitmap::kNoSlot) {
         return slot;

@@ -26,6 +26,7 @@
 #include "ephemera/siphash.hpp"
 #include "ephemera/types.hpp"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
@@ -409,6 +410,18 @@ private:
     }
     PortBitmap& bitmap(std::uint16_t pool_index, Protocol proto) {
         return addresses_[pool_index]->bitmaps[static_cast<std::size_t>(proto_index(proto))];
+    }
+    // RFC 6056 Algorithm 4's start in slots [lo, hi]: offset = F(addresses, secret), plus a
+    // counter from a table indexed by G(addresses, secret), which moves on. Positions are
+    // counted in port pairs (`pairs` reduces modulo the interval's) so the parity bit is ours
+    // to set. Inline: on every allocation's critical path.
+    [[gnu::always_inline]] std::uint32_t alg4_start(Alg4Seed seed, unsigned parity,
+                                                    std::uint32_t lo, std::uint32_t hi,
+                                                    const FastModulo& pairs) {
+        std::uint32_t& counter = alg4_table_[seed.index % kAlg4TableSize];
+        const std::uint32_t start_pair = pairs.of(seed.offset + counter);
+        ++counter;
+        return std::clamp((lo & ~1u) + start_pair * 2 + parity, lo, hi);
     }
     // A free slot by Algorithm 4 within a port class of the mask, or PortBitmap::kNoSlot.
     std::uint32_t search_class(const PortBitmap& bits, Alg4Seed seed, unsigned parity,
