@@ -79,8 +79,9 @@ std::uint32_t PortSlice::lower_bound(std::uint16_t port) const {
 
 PortMask::PortMask(std::uint32_t slots)
     : generation(next_generation()), slots_(slots), usable_(slots), bits_(all_slots(slots)) {
-    system_lo = 0;
-    system_hi = slots == 0 ? 0 : slots - 1;
+    // One class over every slot, as if all were system ports: tests address slots directly.
+    classes_[1].lo = 0;
+    classes_[1].hi = slots == 0 ? 0 : slots - 1;
     summarise();
     compile_classes();
 }
@@ -92,8 +93,10 @@ PortMask::PortMask(const PortSlice& slice, PortRange range, std::span<const Port
     // choice (RFC 6888 REQ-15: ports hard to guess).
     const std::uint32_t lo = range.lo & ~1u;
     const std::uint32_t hi = range.hi | 1u;
-    std::tie(system_lo, system_hi) = interval(slice, lo, std::min<std::uint32_t>(hi, 1023));
-    std::tie(user_lo, user_hi) = interval(slice, std::max<std::uint32_t>(lo, 1024), hi);
+    std::tie(classes_[1].lo, classes_[1].hi) =
+        interval(slice, lo, std::min<std::uint32_t>(hi, 1023));
+    std::tie(classes_[0].lo, classes_[0].hi) =
+        interval(slice, std::max<std::uint32_t>(lo, 1024), hi);
     for (std::uint32_t s = 0; s < slots_; ++s) {
         const std::uint16_t port = slice.port_of(s);
         const bool is_reserved =
@@ -120,11 +123,7 @@ void PortMask::summarise() {
 }
 
 void PortMask::compile_classes() {
-    const std::array<std::pair<std::uint32_t, std::uint32_t>, 2> intervals = {
-        std::pair{user_lo, user_hi}, std::pair{system_lo, system_hi}};
-    for (std::size_t k = 0; k < classes_.size(); ++k) {
-        MaskClass& c = classes_[k];
-        std::tie(c.lo, c.hi) = intervals[k];
+    for (MaskClass& c : classes_) {
         c.bits.assign(bits_.size(), 0);
         for (unsigned parity = 0; parity < 2; ++parity) {
             c.summary[parity].assign(words_for(static_cast<std::uint32_t>(bits_.size())), 0);
@@ -381,9 +380,9 @@ bool PortAllocator::is_free(std::uint16_t pool_index, Protocol proto, std::uint1
 bool PortAllocator::has_free(std::uint16_t pool_index, Protocol proto) const {
     const PortBitmap& bits = bitmap(pool_index, proto);
     for (unsigned parity : {0u, 1u}) {
-        for (const auto& [lo, hi] : {std::pair{mask_->user_lo, mask_->user_hi},
-                                     std::pair{mask_->system_lo, mask_->system_hi}}) {
-            if (lo <= hi && bits.find_free(lo, parity, lo, hi, mask_)) {
+        for (const bool system : {false, true}) {
+            const MaskClass& c = mask_->port_class(system);
+            if (!c.empty() && bits.find_free(c.lo, parity, c.lo, c.hi, mask_)) {
                 return true;
             }
         }

@@ -21,11 +21,12 @@ struct Grid {
 };
 
 Grid grid_of(const PortMask& mask, std::uint32_t granules) {
-    if (mask.user_lo > mask.user_hi || granules == 0) {
+    const MaskClass& user = mask.port_class(false);
+    if (user.empty() || granules == 0) {
         return {};
     }
-    const std::uint32_t first = (mask.user_lo + kGranuleSlots - 1) / kGranuleSlots;
-    const std::uint32_t end = (mask.user_hi + 1) / kGranuleSlots;
+    const std::uint32_t first = (user.lo + kGranuleSlots - 1) / kGranuleSlots;
+    const std::uint32_t end = (user.hi + 1) / kGranuleSlots;
     return end <= first ? Grid{first, 0} : Grid{first, (end - first) / granules};
 }
 

@@ -121,11 +121,9 @@ public:
     }
     [[nodiscard]] std::uint32_t slots() const { return slots_; }
     [[nodiscard]] std::uint32_t usable() const { return usable_; }
+    // The port class of 0-1023 (system) or of 1024-65535; its slot interval within the range
+    // (edge pairs whole) is empty when lo > hi.
     [[nodiscard]] const MaskClass& port_class(bool system) const { return classes_[system]; }
-    // Slot intervals of the two port classes within the range (edge pairs whole); empty when
-    // lo > hi.
-    std::uint32_t system_lo = 1, system_hi = 0; // ports 0-1023
-    std::uint32_t user_lo = 1, user_hi = 0;     // ports 1024-65535
     // Changes with every mask, so a bitmap can tell its free count is stale.
     std::uint64_t generation = 0;
 
