@@ -1,6 +1,7 @@
 // The fast path: packets of established flows, a burst at a time, in l3fwd's shape (keys for
 // the whole burst, one bulk lookup, prefetch, rewrite). It does hits only; everything else is
 // marked for the slow path (slow_path.cpp) and left untouched, with no verdict yet.
+#include "ephemera/burst_mask.hpp"
 #include "ephemera/rewrite.hpp"
 #include "ephemera/tcp_state.hpp"
 #include "ephemera/translator.hpp"
@@ -10,14 +11,6 @@
 #include <cstring>
 
 namespace ephemera {
-
-namespace {
-
-constexpr std::uint64_t bit(std::uint32_t i) {
-    return std::uint64_t{1} << i;
-}
-
-} // namespace
 
 // A SYN, FIN or RST (or any packet after an RST) of an outbound TCP session: its state moves
 // (RFC 7857 section 2), and a SYN cancels a held unsolicited SYN of the same connection
@@ -87,7 +80,7 @@ std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, co
         if (positions_[i] < 0 || p.icmp_error || pkt.frame[p.l3 + ipv4_off::ttl] <= 1 ||
             (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoRequest) || exceeds(p, mtu) ||
             pool.may_contain(p.dst)) {
-            slow |= bit(i);
+            slow |= burst_bit(i);
             continue;
         }
         EPHEMERA_ASSERT_OWNER(owns_subscriber(p.src));
@@ -105,78 +98,77 @@ template std::uint64_t Translator::in2out_fast<false>(std::span<PacketRef>, Tick
 template std::uint64_t Translator::in2out_fast<true>(std::span<PacketRef>, Tick, const L2Context&,
                                                      std::span<Verdict>);
 
-// Admission of the outside packets in `candidates` whose mapping was found (mappings_[i]). The
-// session is looked up (one bulk lookup) only when something needs it: address-and-port-
-// dependent filtering, inbound refresh, or a TCP SYN, FIN or RST that moves the session's
-// state. Address-dependent filtering asks the permission table instead. A refused packet's
-// mappings_[i] becomes kNoIndex; `expired` ones are admitted or not but change nothing.
-void Translator::out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tick now,
-                              std::uint64_t candidates, std::uint64_t expired) {
+// Admission of the outside packets in `candidates`, whose mapping was found (mappings_[i] is
+// not kNoIndex). The session is looked up (one bulk lookup) only when something needs it:
+// address-and-port-dependent filtering, inbound refresh, or a TCP SYN, FIN or RST that moves
+// the session's state. Address-dependent filtering asks the permission table for the packets
+// without a session. A refused packet's mappings_[i] becomes kNoIndex; `expired` ones are
+// admitted or not but change nothing. The loops walk the set bits of their masks: a burst's
+// refused or slow packets cost nothing here.
+void Translator::out2in_admit(std::span<PacketRef> packets, Tick now, std::uint64_t candidates,
+                              std::uint64_t expired) {
     const FilteringMode mode = life_.filtering();
+    const bool refresh = policy().inbound_refresh;
+    std::uint64_t wanted = candidates;
+    if (mode != FilteringMode::address_port_dependent && !refresh) {
+        wanted = 0;
+        for_each_bit(candidates, [&](std::uint32_t i) {
+            const ParsedPacket& p = packets[i].parsed;
+            if (p.proto == Protocol::tcp && tcp_is_control(p.tcp_flags)) {
+                wanted |= burst_bit(i);
+            }
+        });
+    }
     std::uint32_t idx[kMaxBurst];
     std::uint32_t count = 0;
-    for (std::uint32_t i = 0; i < n; ++i) {
-        sessions_[i] = -1;
-        if ((candidates & bit(i)) == 0 || mappings_[i] == kNoIndex) {
-            continue;
-        }
-        const ParsedPacket& p = packets[i].parsed;
-        const bool control = p.proto == Protocol::tcp && tcp_is_control(p.tcp_flags);
-        if (mode != FilteringMode::address_port_dependent && !policy().inbound_refresh &&
-            !control) {
-            continue;
-        }
-        const Mapping& m = tables_.mapping_records[mappings_[i]];
+    for_each_bit(wanted, [&](std::uint32_t i) {
+        const Mapping& mapping = tables_.mapping_records[mappings_[i]];
         hashes_[count] =
-            SessionTable::put(keys_[count], SessionKey::inbound(m.inside, m.inside_port, p));
+            SessionTable::put(keys_[count], SessionKey::inbound(mapping.inside, mapping.inside_port,
+                                                                packets[i].parsed));
         idx[count++] = i;
-    }
+    });
     tables_.sessions.lookup_bulk(keys_, hashes_, count, positions_);
-    for (std::uint32_t j = 0; j < count; ++j) {
-        sessions_[idx[j]] = positions_[j];
-    }
 
-    if (mode == FilteringMode::address_dependent) {
-        count = 0;
-        for (std::uint32_t i = 0; i < n; ++i) {
-            if ((candidates & bit(i)) != 0 && mappings_[i] != kNoIndex &&
-                sessions_[i] < 0) { // a session implies permission
-                permission_keys_[count] =
-                    PermissionKey{mappings_[i], packets[i].parsed.src.value()};
-                key_ptrs_[count] = &permission_keys_[count];
-                idx[count++] = i;
-            }
-        }
-        tables_.permissions.lookup_bulk(key_ptrs_, count, positions_);
-        for (std::uint32_t j = 0; j < count; ++j) {
-            if (positions_[j] < 0) {
-                mappings_[idx[j]] = kNoIndex;
-            }
-        }
-    }
-    for (std::uint32_t i = 0; i < n; ++i) {
-        if ((candidates & bit(i)) == 0 || mappings_[i] == kNoIndex) {
-            continue;
-        }
-        if (sessions_[i] < 0) {
+    std::uint64_t with_session = 0;
+    for (std::uint32_t j = 0; j < count; ++j) {
+        const std::uint32_t i = idx[j];
+        if (positions_[j] < 0) {
             if (mode == FilteringMode::address_port_dependent) {
                 mappings_[i] = kNoIndex;
             }
             continue; // RFC 7857 section 7: a packet that has no session refreshes nothing
         }
-        if ((expired & bit(i)) != 0) {
+        with_session |= burst_bit(i);
+        if ((expired & burst_bit(i)) != 0) {
             continue; // admitted, but not delivered: it changes nothing
         }
-        Session& s = tables_.sessions.value(static_cast<std::uint32_t>(sessions_[i]));
+        const auto session = static_cast<std::uint32_t>(positions_[j]);
+        Session& s = tables_.sessions.value(session);
         const ParsedPacket& p = packets[i].parsed;
-        if (policy().inbound_refresh) {
+        if (refresh) {
             s.last_seen = now;
         }
         // As outbound (rewrite_out): only SYN, FIN and RST move the state, and any packet
         // clears an RST mark; every other packet would leave it as it is.
         if (p.proto == Protocol::tcp &&
             (tcp_is_control(p.tcp_flags) || (s.flags & tcp_seen::rst) != 0)) {
-            life_.track_tcp(static_cast<std::uint32_t>(sessions_[i]), s, p.tcp_flags, false);
+            life_.track_tcp(session, s, p.tcp_flags, false);
+        }
+    }
+
+    if (mode == FilteringMode::address_dependent) { // a session implies permission
+        count = 0;
+        for_each_bit(candidates & ~with_session, [&](std::uint32_t i) {
+            permission_keys_[count] = PermissionKey{mappings_[i], packets[i].parsed.src.value()};
+            key_ptrs_[count] = &permission_keys_[count];
+            idx[count++] = i;
+        });
+        tables_.permissions.lookup_bulk(key_ptrs_, count, positions_);
+        for (std::uint32_t j = 0; j < count; ++j) {
+            if (positions_[j] < 0) {
+                mappings_[idx[j]] = kNoIndex;
+            }
         }
     }
 }
@@ -207,26 +199,26 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
         if (pool_index == kNoPool || p.src.is_martian() || p.icmp_error ||
             (p.proto == Protocol::icmp && p.icmp_type != kIcmpEchoReply) ||
             pkt.frame[p.l3 + ipv4_off::ttl] <= 1 || exceeds(p, mtu) || !slot) {
-            slow |= bit(i);
+            slow |= burst_bit(i);
             continue;
         }
         index_entries_[i] = &ports_.out2in(pool_index, p.proto, *slot);
         rte_prefetch0(index_entries_[i]);
-        candidates |= bit(i);
+        candidates |= burst_bit(i);
         if (p.proto == Protocol::tcp && tcp_is_control(p.tcp_flags)) {
-            control |= bit(i);
+            control |= burst_bit(i);
         }
     }
     std::uint64_t no_mapping = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
-        if ((candidates & bit(i)) == 0) {
+        if ((candidates & burst_bit(i)) == 0) {
             continue;
         }
         mappings_[i] = *index_entries_[i];
         if (mappings_[i] == kNoIndex) {
-            candidates &= ~bit(i);
+            candidates &= ~burst_bit(i);
             // A static mapping is in no index entry: the slow path asks the static table.
-            (has_statics ? slow : no_mapping) |= bit(i);
+            (has_statics ? slow : no_mapping) |= burst_bit(i);
             continue;
         }
         rte_prefetch0(&tables_.mapping_records[mappings_[i]]);
@@ -234,17 +226,17 @@ std::uint64_t Translator::out2in_fast(std::span<PacketRef> packets, Tick now, co
     const std::uint64_t looked_up = candidates;
     if (life_.filtering() != FilteringMode::endpoint_independent || policy().inbound_refresh ||
         (control & candidates) != 0) {
-        out2in_admit(packets, n, now, candidates, 0);
+        out2in_admit(packets, now, candidates, 0);
     }
 
     std::uint32_t translated = 0;
     std::uint64_t filtered = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
-        if ((looked_up & bit(i)) == 0) {
+        if ((looked_up & burst_bit(i)) == 0) {
             continue;
         }
         if (mappings_[i] == kNoIndex) {
-            filtered |= bit(i);
+            filtered |= burst_bit(i);
             continue;
         }
         PacketRef& pkt = packets[i];

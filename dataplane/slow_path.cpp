@@ -3,6 +3,7 @@
 // REQ-11), ICMP errors both ways (icmp_errors.cpp), Time Exceeded (RFC 5508 section 7.2), the
 // 3/4 of RFC 4787 REQ-13, pings to the pool, unsolicited SYNs (RFC 5382 REQ-4), and which
 // translated packets hairpin (RFC 4787 REQ-9).
+#include "ephemera/burst_mask.hpp"
 #include "ephemera/icmp_error.hpp"
 #include "ephemera/l2.hpp"
 #include "ephemera/rewrite.hpp"
@@ -28,15 +29,6 @@ bool is_mapping_refusal(Counter c) {
 bool is_bare_syn(const ParsedPacket& p) {
     return p.proto == Protocol::tcp &&
            (p.tcp_flags & (tcp_flag::syn | tcp_flag::ack)) == tcp_flag::syn;
-}
-
-// Calls f(i) for every set bit of `mask`, lowest first (burst order).
-template <typename F>
-void for_each_bit(std::uint64_t mask, F&& f) {
-    while (mask != 0) {
-        f(static_cast<std::uint32_t>(std::countr_zero(mask)));
-        mask &= mask - 1;
-    }
 }
 
 } // namespace
@@ -107,7 +99,6 @@ void for_each_bit(std::uint64_t mask, F&& f) {
                                                Tick now, const L2Context& l2,
                                                std::span<Verdict> verdicts) {
     const Policy& policy = this->policy();
-    const auto n = static_cast<std::uint32_t>(packets.size());
     std::uint64_t translated = 0;
     for_each_bit(slow, [&](std::uint32_t i) {
         PacketRef& pkt = packets[i];
@@ -160,7 +151,7 @@ void for_each_bit(std::uint64_t mask, F&& f) {
         // only if it would have been delivered, and then changes nothing.
         const bool expired = pkt.frame[p.l3 + ipv4_off::ttl] <= 1;
         const std::uint64_t me = std::uint64_t{1} << i;
-        out2in_admit(packets, n, now, me, expired ? me : 0);
+        out2in_admit(packets, now, me, expired ? me : 0);
         if (mappings_[i] == kNoIndex) {
             refuse_inbound(packets, 0, me, now, l2, verdicts);
             return;

@@ -326,8 +326,8 @@ private:
     void track_out(const ParsedPacket& p, Session& s, std::uint32_t session);
     // Which outside packets the mapping admits (RFC 4787 REQ-8), looking up their sessions
     // where the mode, inbound refresh or a TCP control flag needs one.
-    void out2in_admit(std::span<PacketRef> packets, std::uint32_t n, Tick now,
-                      std::uint64_t candidates, std::uint64_t expired);
+    void out2in_admit(std::span<PacketRef> packets, Tick now, std::uint64_t candidates,
+                      std::uint64_t expired);
 
     // ---- slow_path.cpp ----
     void in2out_slow(std::span<PacketRef> packets, std::uint64_t slow, Tick now,
@@ -444,7 +444,6 @@ private:
     std::int32_t positions_[kMaxBurst]{};
     std::uint32_t* index_entries_[kMaxBurst]{}; // out2in: the direct-index slot, or null
     std::uint32_t mappings_[kMaxBurst]{};       // out2in: the mapping, or kNoIndex
-    std::int32_t sessions_[kMaxBurst]{};        // out2in: the session, when looked up
 };
 
 } // namespace ephemera
