@@ -382,7 +382,7 @@ bool PortAllocator::has_free(std::uint16_t pool_index, Protocol proto) const {
     for (unsigned parity : {0u, 1u}) {
         for (const bool system : {false, true}) {
             const MaskClass& c = mask_->port_class(system);
-            if (!c.empty() && bits.find_free(c.lo, parity, c.lo, c.hi, mask_)) {
+            if (!c.empty() && bits.find_free_in(c, c.lo, parity) != PortBitmap::kNoSlot) {
                 return true;
             }
         }

@@ -628,6 +628,32 @@ TEST(PortAllocator, ExhaustedClassSpillsOverToTheOtherClass) {
     EXPECT_EQ(alloc.free_ports(0, Protocol::udp), 0u);
 }
 
+// has_free (which pool address still has room, for paired pooling) answers for both classes
+// and both parities: true while any allowed port of the protocol is free, false once the last
+// goes, and true again when one of either class comes back.
+TEST(PortAllocator, HasFreeWhileAnyPortOfEitherClassRemains) {
+    const Ownership own(1);
+    PortAllocator alloc(own, 0, {1000, 1100}, {}, 1, kSecret); // 24 system ports, 77 user
+    std::vector<std::uint16_t> system;
+    std::vector<std::uint16_t> user;
+    for (int i = 0; i < 101; ++i) {
+        EXPECT_TRUE(alloc.has_free(0, Protocol::udp)) << "after " << i << " allocations";
+        const auto g = alloc.allocate(request(Ipv4Addr{7}, static_cast<std::uint16_t>(1 + i)));
+        ASSERT_TRUE(g.has_value());
+        (g->port < 1024 ? system : user).push_back(g->port);
+    }
+    EXPECT_FALSE(alloc.has_free(0, Protocol::udp));
+    EXPECT_TRUE(alloc.has_free(0, Protocol::tcp)); // each protocol has its own ports
+    ASSERT_EQ(system.size(), 24u);
+    ASSERT_EQ(user.size(), 77u);
+    for (const std::uint16_t port : {system.back(), user.front()}) {
+        alloc.release(0, Protocol::udp, port);
+        EXPECT_TRUE(alloc.has_free(0, Protocol::udp)) << "port " << port << " released";
+        ASSERT_TRUE(alloc.claim(0, Protocol::udp, port));
+        EXPECT_FALSE(alloc.has_free(0, Protocol::udp)) << "port " << port << " taken again";
+    }
+}
+
 TEST(PortAllocator, OtherClassUsedWhenTheRangeHasNone) {
     const Ownership own(1);
     // Only user ports: a system-class source port still gets a mapping.
