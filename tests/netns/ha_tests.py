@@ -73,7 +73,7 @@ class Box:
         self.name = "box %s (%s)" % (BOX[node], lab.ns(node))
         self.role = role
         self.eph = Ephemera(binary, lab, WORKERS, ha_config(node, role, **config_kw), node=node)
-        self.ctl = Ctl(ctl_binary, self.eph.prefix)
+        self.ctl = Ctl(ctl_binary, self.eph.prefix, self.eph)
         self.frozen = None
 
     def start(self):

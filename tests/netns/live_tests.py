@@ -49,13 +49,19 @@ def live_config(**kw):
 class Ctl:
     """ephemeractl against one ephemera (its EAL file prefix)."""
 
-    def __init__(self, binary, prefix):
+    def __init__(self, binary, prefix, eph=None):
         self.binary = binary
         self.prefix = prefix
+        self.eph = eph  # when known, a timeout reports where its threads were
 
     def run(self, *args, timeout=20):
-        return subprocess.run([self.binary, "--prefix", self.prefix] + list(args),
-                              capture_output=True, text=True, timeout=timeout)
+        argv = [self.binary, "--prefix", self.prefix] + list(args)
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            where = self.eph.thread_report() if self.eph else "  (process not known)"
+            raise TestFailure("%s: no answer within %.0f s; ephemera's threads:\n%s" % (
+                " ".join(argv), timeout, where)) from None
 
     def ok(self, *args):
         cp = self.run(*args)
@@ -316,7 +322,7 @@ def test_live_reconfiguration_keeps_flows(binary, ctl_binary):
     rounds = 3
     with lab_session(2) as lab, \
             ephemera_session(binary, lab, WORKERS, live_config()) as eph:
-        ctl = Ctl(ctl_binary, eph.prefix)
+        ctl = Ctl(ctl_binary, eph.prefix, eph)
         original = ctl.config()
         check(original["port_range"] == "iana (%d-%d)" % IANA and
               original["timeout_udp"] == 300 and original["timeout_tcp_established"] == 7440
@@ -624,7 +630,7 @@ def test_live_reconfiguration_keeps_flows(binary, ctl_binary):
 def test_ephemeractl_sessions_and_flush(binary, ctl_binary):
     with lab_session(2) as lab, \
             ephemera_session(binary, lab, WORKERS, live_config()) as eph:
-        ctl = Ctl(ctl_binary, eph.prefix)
+        ctl = Ctl(ctl_binary, eph.prefix, eph)
         check(ctl.sessions() == [], "sessions before any traffic: %s" % ctl.sessions())
         cp = ctl.run("sessions")
         check(cp.returncode == 0 and cp.stdout.strip() == "no matching sessions",
@@ -781,7 +787,7 @@ def test_ephemeractl_sessions_and_flush(binary, ctl_binary):
 def test_sighup_reload_in_lab(binary, ctl_binary):
     with lab_session(1) as lab, \
             ephemera_session(binary, lab, WORKERS, live_config()) as eph:
-        ctl = Ctl(ctl_binary, eph.prefix)
+        ctl = Ctl(ctl_binary, eph.prefix, eph)
         srv = lab.agent(lab.ns("srv"))
         srv.open("s", SERVER, 5000)
         srv.serve_echo("s")
@@ -911,7 +917,7 @@ def test_address_filtering_switch_keeps_inbound(binary, ctl_binary, fill=20000, 
     the new mode takes effect only when the walk is done."""
     cfg = make_config(max_sessions=262144) + "subscriber_sessions = 65536\n"
     with lab_session(1) as lab, ephemera_session(binary, lab, WORKERS, cfg) as eph:
-        ctl = Ctl(ctl_binary, eph.prefix)
+        ctl = Ctl(ctl_binary, eph.prefix, eph)
         srv = lab.agent(lab.ns("srv"))
         srv.open("s", SERVER, 5000)
         srv.serve_echo("s")
@@ -974,7 +980,7 @@ def test_blocks_operator_view(binary, ctl_binary, heavy=70, light=5):
     config = live_config(sections={"pool": {"mode": "blocks"},
                                    "pool.blocks": {"block_size": 64, "max_blocks": 4}})
     with lab_session(2) as lab, ephemera_session(binary, lab, WORKERS, config) as eph:
-        ctl = Ctl(ctl_binary, eph.prefix)
+        ctl = Ctl(ctl_binary, eph.prefix, eph)
         cp = ctl.run("show", "blocks")
         check(cp.returncode == 0 and cp.stdout.strip() == "no blocks in use",
               "show blocks before any traffic: exit %d, %r" % (cp.returncode, cp.stdout))
@@ -1047,7 +1053,7 @@ def test_rfc7422_deterministic_forward_reverse(binary, ctl_binary, subs=3, flows
         "pool": {"mode": "deterministic"},
         "pool.deterministic": {"subscribers": DET_PREFIX}})
     with lab_session(subs) as lab, ephemera_session(binary, lab, WORKERS, config) as eph:
-        ctl = Ctl(ctl_binary, eph.prefix)
+        ctl = Ctl(ctl_binary, eph.prefix, eph)
         check(ctl.config().get("pool_mode") == "deterministic",
               "show config: pool_mode %r" % ctl.config().get("pool_mode"))
         runs = {}
@@ -1204,7 +1210,7 @@ def test_static_forward_and_one_to_one(binary, ctl_binary):
         '\n[[static]]\nexternal = "%s"\ninside = "%s"\n' % (
             POOL[0], sub_addr(1), STATIC_ONE_TO_ONE, sub_addr(3)))
     with lab_session(3) as lab, ephemera_session(binary, lab, WORKERS, config) as eph:
-        ctl = Ctl(ctl_binary, eph.prefix)
+        ctl = Ctl(ctl_binary, eph.prefix, eph)
         shown = ctl.json("show", "static")
         check(sorted(shown.get("kind", [])) == ["1:1", "forward"],
               "show static: %s" % shown)

@@ -481,6 +481,24 @@ class Ephemera:
         log("ephemera in %s: exit report within 15 s, process gone after %.1f s "
             "(the kernel closing its af_packet sockets)" % (self.ns, time.monotonic() - started))
 
+    def thread_report(self):
+        """Where every thread of a running ephemera is, in the kernel and, when gdb is here, in
+        its own code: what a test prints when the process stops answering."""
+        if self.proc is None or self.proc.poll() is not None:
+            return "  (not running)"
+        report = self._kernel_stacks()
+        if shutil.which("gdb"):
+            try:
+                cp = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-nx",
+                                     "-ex", "thread apply all bt 12"],
+                                    capture_output=True, text=True, timeout=60)
+                report += "\n  user stacks (gdb):\n" + "\n".join(
+                    "    " + line for line in cp.stdout.splitlines()
+                    if line.startswith(("Thread ", "#")))
+            except subprocess.TimeoutExpired:
+                report += "\n  (gdb did not attach within 60 s)"
+        return report
+
     def _kernel_stacks(self):
         """Each thread's name, state and kernel stack (/proc/PID/task/*/stack, readable by
         root): where a process that does not end is waiting."""

@@ -73,7 +73,7 @@ def test_restart_keeps_sessions(binary, ctl_binary):
             first.start()
             check("no saved sessions in %s" % state_file in first.read_log(),
                   "a first start should find no saved sessions:\n%s" % first.read_log())
-            ctl = Ctl(ctl_binary, first.prefix)
+            ctl = Ctl(ctl_binary, first.prefix, first)
             udp_srv = Stream(lab, lab.ns("srv"), ["udp-echo-counter", "--bind", SERVER,
                                                   "--port", "5000"], "UDP echo server")
             streams.append(udp_srv)
@@ -134,7 +134,7 @@ def test_restart_keeps_sessions(binary, ctl_binary):
             check(not os.path.exists(state_file) and os.path.exists(state_file + ".restored"),
                   "the state file was not set aside after the restore: %s" %
                   os.listdir(state_dir))
-            ctl = Ctl(ctl_binary, second.prefix)
+            ctl = Ctl(ctl_binary, second.prefix, second)
             tcp_after = tcp_session_of(ctl, sub_addr(1))
             check(len(tcp_after) == 1 and tcp_after[0]["external"] == tcp_ext and
                   tcp_after[0]["tcp_state"] == "established",
@@ -234,7 +234,7 @@ def test_restart_refuses_a_damaged_state_file(binary, ctl_binary):
             text = eph.read_log()
             check(re.search(r"saved sessions in .* not used: truncated", text) is not None,
                   "a truncated state file was not refused by name:\n%s" % text)
-            ctl = Ctl(ctl_binary, eph.prefix)
+            ctl = Ctl(ctl_binary, eph.prefix, eph)
             check(ctl.sessions() == [], "sessions came back from a damaged file: %s" %
                   ctl.sessions())
             check(not os.path.exists(state_file), "the damaged file was left to be read again")

@@ -105,7 +105,7 @@ class Box:
                 sections["ha"]["migrate_hook"] = migrate_hook
         config = live_config(pool=POOL[node], next_hop=NEXT_HOP, sections=sections)
         self.eph = Ephemera(binary, lab, WORKERS, config, node=node)
-        self.ctl = Ctl(ctl_binary, self.eph.prefix)
+        self.ctl = Ctl(ctl_binary, self.eph.prefix, self.eph)
 
     def start(self):
         self.eph.start()
