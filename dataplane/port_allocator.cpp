@@ -8,10 +8,8 @@ namespace ephemera {
 
 namespace {
 
-constexpr std::uint64_t kEvenSlots = 0x5555555555555555ull;
-constexpr std::uint64_t kOddSlots = 0xaaaaaaaaaaaaaaaaull;
 constexpr std::uint64_t parity_mask(unsigned parity) {
-    return parity ? kOddSlots : kEvenSlots;
+    return parity ? PortBitmap::kOddSlots : PortBitmap::kEvenSlots;
 }
 
 // Bits from..to (inclusive, 0..63) of a word.
@@ -151,6 +149,7 @@ void PortMask::compile_classes() {
         }
         c.first_summary = wl >> 6;
         c.last_summary = wh >> 6;
+        c.summary_words = c.last_summary - c.first_summary + 1;
     }
 }
 
@@ -184,7 +183,6 @@ void PortBitmap::take(std::uint32_t slot, const PortMask* mask) {
     const std::uint64_t bit = 1ull << (slot & 63);
     if ((used_[w] & bit) == 0) {
         used_[w] |= bit;
-        ++used_count_;
         if (mask != nullptr && counted_for_ == mask->generation && mask->allows(slot)) {
             ++used_allowed_;
         }
@@ -200,7 +198,6 @@ void PortBitmap::release(std::uint32_t slot, const PortMask* mask) {
     const std::uint64_t bit = 1ull << (slot & 63);
     if (used_[w] & bit) {
         used_[w] &= ~bit;
-        --used_count_;
         if (mask != nullptr && counted_for_ == mask->generation) {
             used_allowed_ -= mask->allows(slot) ? 1 : 0;
         } else {
@@ -211,8 +208,12 @@ void PortBitmap::release(std::uint32_t slot, const PortMask* mask) {
 }
 
 std::uint32_t PortBitmap::free_count(const PortMask* mask) const {
-    if (mask == nullptr) {
-        return slots_ - used_count_;
+    if (mask == nullptr) { // tests only: not kept up on every take and release
+        std::uint32_t used = 0;
+        for (const std::uint64_t word : used_) {
+            used += static_cast<std::uint32_t>(std::popcount(word));
+        }
+        return slots_ - used;
     }
     if (counted_for_ != mask->generation) {
         used_allowed_ = 0;
@@ -303,7 +304,7 @@ std::uint32_t PortBitmap::find_free_in(const MaskClass& c, std::uint32_t start,
     }
     const std::uint64_t* unused_in = summary_[parity].data();
     const std::uint64_t* allowed_in = c.summary[parity].data();
-    const std::uint32_t rounds = c.last_summary - c.first_summary + 1;
+    const std::uint32_t rounds = c.summary_words;
     std::uint32_t sw = ws >> 6;
     std::uint64_t candidates = unused_in[sw] & allowed_in[sw] & ((~0ull << (ws & 63)) << 1);
     for (std::uint32_t round = 0;;) {
@@ -320,8 +321,8 @@ std::uint32_t PortBitmap::find_free_in(const MaskClass& c, std::uint32_t start,
         }
         sw = sw == c.last_summary ? c.first_summary : sw + 1;
         candidates = unused_in[sw] & allowed_in[sw];
-        if (round == rounds) { // back at the start: the words up to the start word, it included
-            candidates &= bits_between(0, ws & 63);
+        if (round == rounds) [[unlikely]] { // back at the start: the words up to the start word
+            candidates &= ~((~0ull << (ws & 63)) << 1);
         }
     }
 }
@@ -399,7 +400,7 @@ std::uint64_t PortAllocator::port_key(Ipv4Addr inside, Ipv4Addr pool_address) co
 PackedGrant PortAllocator::allocate_packed(const PortRequest& req, std::uint64_t port_key) {
     PortBitmap& bits = bitmap(req.pool_index, req.proto);
     if (const auto slot = slice_.slot_of(req.inside_port); slot && bits.is_free(*slot, mask_)) {
-        bits.take(*slot, mask_);
+        bits.take_found(*slot, *mask_);
         return PackedGrant::of(req.inside_port, true);
     }
 
@@ -418,7 +419,7 @@ PackedGrant PortAllocator::allocate_packed(const PortRequest& req, std::uint64_t
     if (slot == PortBitmap::kNoSlot) {
         return PackedGrant{};
     }
-    bits.take(slot, mask_);
+    bits.take_found(slot, *mask_);
     return PackedGrant::of(slice_.port_of(slot), false);
 }
 
@@ -427,7 +428,7 @@ PackedGrant PortAllocator::allocate_in_range_packed(const PortRequest& req, std:
     PortBitmap& bits = bitmap(req.pool_index, req.proto);
     if (const auto slot = slice_.slot_of(req.inside_port);
         slot && range.contains(req.inside_port) && bits.is_free(*slot, mask_)) {
-        bits.take(*slot, mask_);
+        bits.take_found(*slot, *mask_);
         return PackedGrant::of(req.inside_port, true);
     }
     // An owned end of the run is its own slot; only an unowned one needs the binary search
@@ -447,7 +448,7 @@ PackedGrant PortAllocator::allocate_in_range_packed(const PortRequest& req, std:
     if (slot == PortBitmap::kNoSlot) {
         return PackedGrant{};
     }
-    bits.take(slot, mask_);
+    bits.take_found(slot, *mask_);
     return PackedGrant::of(slice_.port_of(slot), false);
 }
 

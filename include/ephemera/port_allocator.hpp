@@ -100,6 +100,7 @@ struct MaskClass {
     std::vector<std::uint64_t> bits;
     std::array<std::vector<std::uint64_t>, 2> summary;
     std::uint32_t first_summary = 0, last_summary = 0; // the summary words the class spans
+    std::uint32_t summary_words = 0;                   // how many: a search's rounds
 
     [[nodiscard]] bool empty() const { return lo > hi; }
 };
@@ -142,6 +143,9 @@ private:
 // down after one), with per-parity summaries of the words that still have an unused slot.
 class PortBitmap {
 public:
+    static constexpr std::uint64_t kEvenSlots = 0x5555555555555555ull;
+    static constexpr std::uint64_t kOddSlots = 0xaaaaaaaaaaaaaaaaull;
+
     explicit PortBitmap(std::uint32_t slots);
 
     [[nodiscard]] bool is_used(std::uint32_t slot) const {
@@ -153,9 +157,21 @@ public:
     }
     // `mask`: the one in force, which keeps the free count under it current.
     void take(std::uint32_t slot, const PortMask* mask = nullptr);
+    // A slot a search under `mask` has just found: unused, and allowed (a search returns only
+    // those), so neither is tested again. What every allocation ends with.
+    void take_found(std::uint32_t slot, const PortMask& mask) {
+        const std::uint32_t w = slot >> 6;
+        used_[w] |= 1ull << (slot & 63);
+        used_allowed_ += counted_for_ == mask.generation ? 1u : 0u;
+        const std::uint64_t of_parity = (slot & 1u) != 0 ? kOddSlots : kEvenSlots;
+        if ((~used_[w] & valid_[w] & of_parity) == 0) {
+            summary_[slot & 1u][w >> 6] &= ~(1ull << (w & 63));
+        }
+    }
     void release(std::uint32_t slot, const PortMask* mask = nullptr);
-    // Free slots under `mask` (every slot without one). Kept as slots are taken and released;
-    // counted afresh, once, after the mask changed (telemetry and tests ask, never a packet).
+    // Free slots under `mask` (every slot without one). Under a mask, kept as slots are taken
+    // and released and counted afresh, once, after the mask changed; without one (tests),
+    // counted.
     [[nodiscard]] std::uint32_t free_count(const PortMask* mask = nullptr) const;
 
     // First free slot of the given parity in [lo, hi], searching from `start` upwards and
@@ -186,7 +202,6 @@ private:
     std::vector<std::uint64_t> used_;                   // bit set = slot used or held
     std::vector<std::uint64_t> valid_;                  // bit set = a slot (the last word's tail)
     std::array<std::vector<std::uint64_t>, 2> summary_; // per parity: word w has an unused one
-    std::uint32_t used_count_ = 0;
     // Free count under the mask of generation `counted_for_` (used slots it allows).
     mutable std::uint32_t used_allowed_ = 0;
     mutable std::uint64_t counted_for_ = ~0ull;
