@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -41,6 +42,16 @@ def log(msg):
 
 class TestFailure(AssertionError):
     pass
+
+
+def kernel_stall_messages(last=12):
+    """The kernel's latest reports of CPUs or kernel threads that could not run (RCU stalls,
+    workqueue lockups, hung tasks): a process that stops answering while they appear waited on
+    the machine, not on itself."""
+    cp = subprocess.run(["dmesg", "-T"], capture_output=True, text=True, check=False)
+    lines = [line for line in cp.stdout.splitlines()
+             if re.search(r"lockup|stall|starved|hung_task|blocked for more than", line)]
+    return "\n".join("    " + line for line in lines[-last:]) or "    (none)"
 
 
 def check(cond, msg):
@@ -483,20 +494,25 @@ class Ephemera:
 
     def thread_report(self):
         """Where every thread of a running ephemera is, in the kernel and, when gdb is here, in
-        its own code: what a test prints when the process stops answering."""
+        its own code, and what the kernel said of stalls lately: what a test prints when the
+        process stops answering. Each part is logged as soon as it is had, so that it is in the
+        test's output even if the test is killed for its time while the next is gathered."""
         if self.proc is None or self.proc.poll() is not None:
             return "  (not running)"
-        report = self._kernel_stacks()
+        report = "  kernel stacks:\n" + self._kernel_stacks()
+        report += "\n  kernel messages of stalls (dmesg):\n" + kernel_stall_messages()
+        log("ephemera in %s does not answer; its threads:\n%s" % (self.ns, report))
         if shutil.which("gdb"):
             try:
                 cp = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-nx",
                                      "-ex", "thread apply all bt 12"],
-                                    capture_output=True, text=True, timeout=60)
-                report += "\n  user stacks (gdb):\n" + "\n".join(
-                    "    " + line for line in cp.stdout.splitlines()
-                    if line.startswith(("Thread ", "#")))
+                                    capture_output=True, text=True, timeout=20)
+                stacks = "\n".join("    " + line for line in cp.stdout.splitlines()
+                                   if line.startswith(("Thread ", "#")))
             except subprocess.TimeoutExpired:
-                report += "\n  (gdb did not attach within 60 s)"
+                stacks = "    (gdb did not attach within 20 s)"
+            log("  user stacks (gdb):\n" + stacks)
+            report += "\n  user stacks (gdb):\n" + stacks
         return report
 
     def _kernel_stacks(self):
@@ -701,7 +717,11 @@ def ephemera_session(binary, lab, workers=1, config_text=None, driver="af_packet
         eph.cleanup()
 
 
-def _on_signal(signum, _frame):
+def _on_signal(signum, frame):
+    # Meson's timeout: say where the test was and whether the kernel reported stalls before
+    # the cleanup runs (which may itself wait on a stalled kernel until meson kills it).
+    log("terminated by signal %d in:\n%s\nkernel messages of stalls (dmesg):\n%s" % (
+        signum, "".join(traceback.format_stack(frame)).rstrip(), kernel_stall_messages()))
     raise SystemExit("terminated by signal %d" % signum)
 
 
