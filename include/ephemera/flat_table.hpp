@@ -194,8 +194,9 @@ public:
     }
 
     // Removes the key at `pos` (a live position).
-    void remove_at(std::uint32_t pos) {
-        const std::uint32_t h = hash(entries_[pos].key);
+    void remove_at(std::uint32_t pos) { remove_at(pos, hash(entries_[pos].key)); }
+    // The same, `h` being that key's hash (the caller has just looked it up).
+    void remove_at(std::uint32_t pos, std::uint32_t h) {
         const std::uint32_t b = h & mask_;
         const std::uint16_t t = tag_of(h);
         if (!clear_slot(b, t, pos)) {
@@ -208,9 +209,10 @@ public:
     }
     // Removes `key` if present; returns its former position or kMiss.
     std::int32_t remove(const Key& key) {
-        const std::int32_t pos = lookup(key);
+        const std::uint32_t h = hash(key);
+        const std::int32_t pos = lookup(key, h);
         if (pos != kMiss) {
-            remove_at(static_cast<std::uint32_t>(pos));
+            remove_at(static_cast<std::uint32_t>(pos), h);
         }
         return pos;
     }
