@@ -8,10 +8,6 @@ namespace ephemera {
 
 namespace {
 
-constexpr std::uint64_t parity_mask(unsigned parity) {
-    return parity ? PortBitmap::kOddSlots : PortBitmap::kEvenSlots;
-}
-
 // Bits from..to (inclusive, 0..63) of a word.
 constexpr std::uint64_t bits_between(unsigned from, unsigned to) {
     const std::uint64_t upto = to == 63 ? ~0ull : (1ull << (to + 1)) - 1;
@@ -113,7 +109,7 @@ void PortMask::summarise() {
     for (unsigned parity = 0; parity < 2; ++parity) {
         summary_[parity].assign(words_for(static_cast<std::uint32_t>(bits_.size())), 0);
         for (std::uint32_t w = 0; w < bits_.size(); ++w) {
-            if (bits_[w] & parity_mask(parity)) {
+            if (bits_[w] & PortBitmap::slots_of_parity(parity)) {
                 summary_[parity][w >> 6] |= 1ull << (w & 63);
             }
         }
@@ -142,7 +138,7 @@ void PortMask::compile_classes() {
             }
             c.bits[w] = in_class;
             for (unsigned parity = 0; parity < 2; ++parity) {
-                if (in_class & parity_mask(parity)) {
+                if (in_class & PortBitmap::slots_of_parity(parity)) {
                     c.summary[parity][w >> 6] |= 1ull << (w & 63);
                 }
             }
@@ -170,7 +166,7 @@ void PortBitmap::update_summary(std::uint32_t word) {
     const std::uint64_t unused = ~used_[word] & valid_[word];
     const std::uint64_t bit = 1ull << (word & 63);
     for (unsigned parity = 0; parity < 2; ++parity) {
-        const std::uint64_t has = (unused & parity_mask(parity)) != 0 ? bit : 0;
+        const std::uint64_t has = (unused & slots_of_parity(parity)) != 0 ? bit : 0;
         std::uint64_t& summary = summary_[parity][word >> 6];
         summary = (summary & ~bit) | has;
     }
@@ -187,7 +183,7 @@ void PortBitmap::take(std::uint32_t slot, const PortMask* mask) {
             ++used_allowed_;
         }
         const unsigned parity = slot & 1u;
-        if ((~used_[w] & valid_[w] & parity_mask(parity)) == 0) {
+        if ((~used_[w] & valid_[w] & slots_of_parity(parity)) == 0) {
             summary_[parity][w >> 6] &= ~(1ull << (w & 63));
         }
     }
@@ -233,7 +229,7 @@ std::uint32_t PortBitmap::free_count(const PortMask* mask) const {
 // word per 64 bitmap words, never a slot at a time.
 std::uint32_t PortBitmap::find_free_slot(std::uint32_t start, unsigned parity, std::uint32_t lo,
                                          std::uint32_t hi, const PortMask* mask) const {
-    const std::uint64_t pattern = parity_mask(parity);
+    const std::uint64_t pattern = slots_of_parity(parity);
     const std::uint32_t ws = start >> 6;
     const std::uint32_t wl = lo >> 6;
     const std::uint32_t wh = hi >> 6;
@@ -294,7 +290,7 @@ std::uint32_t PortBitmap::find_free_slot(std::uint32_t start, unsigned parity, s
 // outside it, so no word or summary word needs its edges cut.
 std::uint32_t PortBitmap::find_free_in(const MaskClass& c, std::uint32_t start,
                                        unsigned parity) const {
-    const std::uint64_t pattern = parity_mask(parity);
+    const std::uint64_t pattern = slots_of_parity(parity);
     const std::uint64_t* used = used_.data();
     const std::uint64_t* allowed = c.bits.data();
     const std::uint32_t ws = start >> 6;

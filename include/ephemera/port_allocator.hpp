@@ -145,6 +145,10 @@ class PortBitmap {
 public:
     static constexpr std::uint64_t kEvenSlots = 0x5555555555555555ull;
     static constexpr std::uint64_t kOddSlots = 0xaaaaaaaaaaaaaaaaull;
+    // The bits of a 64-slot word whose slots have the given parity (0 even, 1 odd).
+    static constexpr std::uint64_t slots_of_parity(unsigned parity) {
+        return parity != 0 ? kOddSlots : kEvenSlots;
+    }
 
     explicit PortBitmap(std::uint32_t slots);
 
@@ -163,8 +167,7 @@ public:
         const std::uint32_t w = slot >> 6;
         used_[w] |= 1ull << (slot & 63);
         used_allowed_ += counted_for_ == mask.generation ? 1u : 0u;
-        const std::uint64_t of_parity = (slot & 1u) != 0 ? kOddSlots : kEvenSlots;
-        if ((~used_[w] & valid_[w] & of_parity) == 0) {
+        if ((~used_[w] & valid_[w] & slots_of_parity(slot & 1u)) == 0) {
             summary_[slot & 1u][w >> 6] &= ~(1ull << (w & 63));
         }
     }
