@@ -60,8 +60,10 @@ template <bool kOffload>
 std::uint64_t Translator::in2out_fast(std::span<PacketRef> packets, Tick now, const L2Context& l2,
                                       std::span<Verdict> verdicts) {
     const auto n = static_cast<std::uint32_t>(packets.size());
+    const auto prefetch_bucket = tables_.sessions.bucket_prefetch();
     for (std::uint32_t i = 0; i < n; ++i) {
         hashes_[i] = SessionTable::put_words(keys_[i], SessionKey::words_of(packets[i].parsed));
+        prefetch_bucket(hashes_[i]);
     }
     // The lookup leaves each hit's entry (key and record, one line) in cache.
     tables_.sessions.lookup_bulk(keys_, hashes_, n, positions_);
@@ -123,11 +125,13 @@ void Translator::out2in_admit(std::span<PacketRef> packets, Tick now, std::uint6
     }
     std::uint32_t idx[kMaxBurst];
     std::uint32_t count = 0;
+    const auto prefetch_bucket = tables_.sessions.bucket_prefetch();
     for_each_bit(wanted, [&](std::uint32_t i) {
         const Mapping& mapping = tables_.mapping_records[mappings_[i]];
         hashes_[count] =
             SessionTable::put(keys_[count], SessionKey::inbound(mapping.inside, mapping.inside_port,
                                                                 packets[i].parsed));
+        prefetch_bucket(hashes_[count]);
         idx[count++] = i;
     });
     tables_.sessions.lookup_bulk(keys_, hashes_, count, positions_);

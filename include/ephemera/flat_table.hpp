@@ -42,6 +42,7 @@ template <typename Key, typename Value>
 class FlatTable {
     static_assert(sizeof(Key) == 8 || sizeof(Key) == 16, "keys are one or two 64-bit words");
     static_assert(std::is_trivially_copyable_v<Key> && std::is_trivially_copyable_v<Value>);
+    struct Bucket;
 
 public:
     static constexpr std::uint32_t kSlots = 8;
@@ -112,9 +113,29 @@ public:
         return find_in(alternate(b, t), t, key);
     }
 
+    // Asks for a key's first bucket by its hash: what a caller building a burst's keys does as
+    // soon as it has each hash, so that the bucket is on its way before lookup_bulk reads it.
+    // It holds the table's base and mask: the caller's stores of keys and hashes cannot make
+    // the compiler load them again for every key, as read through the table they would be.
+    class BucketPrefetch {
+    public:
+        void operator()(std::uint32_t h) const { prefetch(&buckets_[h & mask_]); }
+
+    private:
+        friend FlatTable;
+        BucketPrefetch(const Bucket* buckets, std::uint32_t mask)
+            : buckets_(buckets), mask_(mask) {}
+        const Bucket* buckets_;
+        std::uint32_t mask_;
+    };
+    [[nodiscard]] BucketPrefetch bucket_prefetch() const {
+        return BucketPrefetch(buckets_.get(), mask_);
+    }
+
     // positions[i] = the position of keys[i] (whose hash is hashes[i]) or kMiss; in stages
-    // over up to kMaxBulk keys at a time, each stage prefetching what the next reads (buckets,
-    // then the first candidate entry of each). The caller hashes, as it builds the keys.
+    // over up to kMaxBulk keys at a time: each key's first candidate entry is asked for from
+    // its bucket, then compared. The caller hashes as it builds the keys and has asked for
+    // each key's bucket then (bucket_prefetch).
     static constexpr std::uint32_t kMaxBulk = 64;
     void lookup_bulk(const Key* keys, const std::uint32_t* hashes, std::uint32_t n,
                      std::int32_t* positions) const {
@@ -131,29 +152,27 @@ private:
         const Bucket* const buckets = buckets_.get();
         const Entry* const entries = entries_.get();
         const std::uint32_t mask = mask_;
-        std::uint32_t candidates[kMaxBulk];
-        for (std::uint32_t i = 0; i < n; ++i) {
-            prefetch(&buckets[hashes[i] & mask]);
-        }
+        std::uint32_t first[kMaxBulk];
+        // The entry of each key's first candidate slot (slot 0's when no tag matches). An
+        // entry holding the key is the key's position whatever led to it (a key lives at one
+        // position, and a free entry's key is all zero), so the last stage needs neither the
+        // bucket nor the tag match again on a hit: one compare per key.
         for (std::uint32_t i = 0; i < n; ++i) {
             const Bucket& bk = buckets[hashes[i] & mask];
-            candidates[i] = match(bk, tag_of(hashes[i]));
-            prefetch(&entries[bk.pos[std::countr_zero(candidates[i] | 0x100) & 7]]);
+            first[i] = bk.pos[std::countr_zero(match(bk, tag_of(hashes[i])) | 0x100) & 7];
+            prefetch(&entries[first[i]]);
         }
         for (std::uint32_t i = 0; i < n; ++i) {
-            const std::uint32_t b = hashes[i] & mask;
-            std::int32_t pos = find_among(entries, buckets[b], candidates[i], keys[i]);
-            if (pos == kMiss && buckets[b].overflow != 0) [[unlikely]] {
-                pos = find_in_alternate(b, hashes[i], keys[i]);
-            }
-            positions[i] = pos;
+            positions[i] = same(entries[first[i]].key, keys[i])
+                               ? static_cast<std::int32_t>(first[i])
+                               : lookup_beyond_first(hashes[i], keys[i]);
         }
     }
-    // Out of line: few keys live in their alternate bucket, and inlined this path's registers
-    // made the loop above keep its own on the stack.
-    [[gnu::noinline]] std::int32_t find_in_alternate(std::uint32_t b, std::uint32_t h,
-                                                     const Key& key) const {
-        return find_in(alternate(b, tag_of(h)), tag_of(h), key);
+    // Out of line: a key not in its first candidate's entry is a miss (a new flow), or, one
+    // time in thousands, behind another tag match or in its alternate bucket. Inlined, this
+    // path's registers made the loop above keep its own on the stack.
+    [[gnu::noinline]] std::int32_t lookup_beyond_first(std::uint32_t h, const Key& key) const {
+        return lookup(key, h);
     }
 
 public:

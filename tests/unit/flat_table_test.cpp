@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <set>
+#include <string_view>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -275,6 +276,70 @@ TEST(FlatTable, KeysOfOneBucketSpillToTheirOtherBucket) {
     }
     for (std::size_t i = 0; i < same.size(); ++i) {
         ASSERT_EQ(t.lookup(same[i]), i % 2 ? pos[i] : Table::kMiss) << i;
+    }
+    // The bulk lookup reads only each key's first candidate entry before its out-of-line
+    // search: the keys behind another candidate or in their alternate bucket are found too,
+    // and the removed ones (their slots keep a stale position) miss.
+    std::vector<std::uint32_t> hashes;
+    for (const SessionKey& k : same) {
+        hashes.push_back(Table::hash(k));
+    }
+    std::vector<std::int32_t> got(same.size());
+    t.lookup_bulk(same.data(), hashes.data(), static_cast<std::uint32_t>(same.size()), got.data());
+    for (std::size_t i = 0; i < same.size(); ++i) {
+        ASSERT_EQ(got[i], i % 2 ? pos[i] : Table::kMiss) << i;
+    }
+}
+
+// Through churn (removals free positions that later keys take, and leave their slots' stale
+// positions behind), a bulk lookup answers as the table's contents say: the position each
+// present key was given, a miss for every removed or never-added key.
+TEST(FlatTable, BulkLookupThroughChurnMatchesAModel) {
+    Table t(3000);
+    Rng rng(2024);
+    std::unordered_map<std::uint64_t, std::pair<SessionKey, std::int32_t>> present;
+    std::vector<SessionKey> removed;
+    const auto id = [](const SessionKey& k) {
+        return std::hash<std::string_view>{}(
+            std::string_view(reinterpret_cast<const char*>(&k), sizeof k));
+    };
+    for (int step = 0; step < 40000; ++step) {
+        if (present.size() < 2600 && uniform<int>(rng, 0, 2) != 0) {
+            const SessionKey k = random_key(rng);
+            const std::int32_t pos = t.add(k);
+            ASSERT_GE(pos, 0);
+            present[id(k)] = {k, pos};
+        } else if (!present.empty()) {
+            auto it = present.begin();
+            std::advance(
+                it, uniform<std::size_t>(rng, 0, std::min<std::size_t>(present.size(), 64) - 1));
+            ASSERT_EQ(t.remove(it->second.first), it->second.second);
+            removed.push_back(it->second.first);
+            present.erase(it);
+        }
+        if (step % 500 != 0) {
+            continue;
+        }
+        std::vector<SessionKey> probe;
+        std::vector<std::int32_t> want;
+        for (const auto& [key_id, entry] : present) {
+            probe.push_back(entry.first);
+            want.push_back(entry.second);
+        }
+        for (const SessionKey& k : removed) {
+            if (!present.contains(id(k))) {
+                probe.push_back(k);
+                want.push_back(Table::kMiss);
+            }
+        }
+        std::vector<std::uint32_t> hashes;
+        for (const SessionKey& k : probe) {
+            hashes.push_back(Table::hash(k));
+        }
+        std::vector<std::int32_t> got(probe.size());
+        t.lookup_bulk(probe.data(), hashes.data(), static_cast<std::uint32_t>(probe.size()),
+                      got.data());
+        ASSERT_EQ(got, want) << "step " << step;
     }
 }
 
