@@ -107,6 +107,13 @@ def syslog_by_transport(rsyslog, event):
     return out
 
 
+def wait_for_syslog(rsyslog, event, count, timeout=10):
+    """Until each transport has brought at least `count` messages of `event`: rsyslogd writes
+    each as its listener receives it, so one transport's copy may come after the other's."""
+    wait_until(lambda: all(len(got) >= count
+                           for got in syslog_by_transport(rsyslog, event).values()), timeout)
+
+
 @contextlib.contextmanager
 def logging_lab(binary, ctl_binary, subscribers, sections_of, workers=WORKERS, config_args=None):
     """The lab, the collectors and ephemera logging to them. Yields a dict of the pieces.
@@ -304,8 +311,7 @@ def test_nat_event_logging_blocks(binary, ctl_binary):
         for i in range(1, subscribers + 1):
             ctl(env["ctl"], prefix, "flush", "--subscriber", sub_addr(i))
         rsyslog = env["rsyslog"]
-        wait_until(lambda: len(syslog_by_transport(rsyslog, "block-release")["tcp"]) ==
-                   subscribers, 10)
+        wait_for_syslog(rsyslog, "block-release", subscribers)
         check(not syslog_by_transport(rsyslog, "mapping-create")["udp"],
               "blocks mode logs no mapping by default")
         by_event = {e: syslog_by_transport(rsyslog, e)["udp"]
@@ -436,7 +442,7 @@ def test_pool_alarm(binary, ctl_binary):
               text.count("alarm: pool udp ports cleared") == 1,
               "one HIGH and one cleared line:\n%s" % text)
         rsyslog = env["rsyslog"]
-        wait_until(lambda: len(syslog_by_transport(rsyslog, "threshold")["tcp"]) >= 2, 10)
+        wait_for_syslog(rsyslog, "threshold", 2)
         for transport, got in syslog_by_transport(rsyslog, "threshold").items():
             kinds = [(m.get("threshold"), m.get("proto"), m.get("percent")) for m in got]
             check(kinds == [("pool-high", "udp", str(high)), ("pool-low", "udp", str(clear))],
