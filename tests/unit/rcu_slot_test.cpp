@@ -99,9 +99,17 @@ TEST(RcuSlot, NoWorkerEverHoldsAReplacedObject) {
     // the canary).
     std::deque<std::unique_ptr<Published>> graveyard;
     std::uint64_t generation = 1;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (std::chrono::steady_clock::now() < until && poisoned_reads.load() == 0 &&
-           generation < 200000) {
+    // Five seconds, or on a loaded machine (the publisher waits for the workers' quiescent
+    // states, so it goes at their pace) as long as it takes to have stressed the slot enough,
+    // up to a minute.
+    const auto start = std::chrono::steady_clock::now();
+    const auto stressed = [&] { return generation > 1000 && latches.load() > 1000; };
+    while (poisoned_reads.load() == 0 && generation < 200000) {
+        const auto elapsed = std::chrono::steady_clock::now() - start;
+        if (elapsed >= std::chrono::seconds(60) ||
+            (elapsed >= std::chrono::seconds(5) && stressed())) {
+            break;
+        }
         for (int i = 0; i < 64; ++i) {
             // A publisher that always published right after a latch would stay in phase with
             // the worker and never land between its two steps: wait a random while first
