@@ -15,7 +15,9 @@
 // slots per bucket and the table sized to at most about 90 % of its slots, an insert finds a
 // free slot in one of its two buckets almost always; otherwise a bounded breadth-first search
 // moves a few keys over. A lookup reads the alternate bucket only when the primary has
-// overflowed, so a miss usually costs one cache line.
+// overflowed, so a single lookup's miss usually costs one cache line; a bulk lookup's costs two,
+// as it reads the entry its key's first candidate slot names (slot 0's when no tag matches)
+// before it knows the key is not there.
 //
 // The hash is CRC-32C of the key (two or one crc32 instructions, SSE4.2), the same family
 // rte_hash uses, computed inline. A key of all zero bytes marks a free entry: no key may be
