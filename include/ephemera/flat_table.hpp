@@ -308,13 +308,9 @@ private:
         }
     }
     std::int32_t find_among(const Bucket& bk, std::uint32_t mask, const Key& key) const {
-        return find_among(entries_.get(), bk, mask, key);
-    }
-    static std::int32_t find_among(const Entry* entries, const Bucket& bk, std::uint32_t mask,
-                                   const Key& key) {
         while (mask != 0) {
             const std::uint32_t pos = bk.pos[std::countr_zero(mask)];
-            if (same(entries[pos].key, key)) {
+            if (same(entries_[pos].key, key)) {
                 return static_cast<std::int32_t>(pos);
             }
             mask &= mask - 1;

@@ -36,6 +36,17 @@ SessionKey random_key(Rng& rng) {
 // The packet path hashes and compares keys by the words their fields make (SessionKey::words
 // and the others), not from memory: the two must be the same bytes, or a hit would be looked
 // for in the wrong bucket.
+// lookup_bulk's answers for `keys`, each hashed as the packet path hashes it.
+std::vector<std::int32_t> bulk_positions(const Table& t, const std::vector<SessionKey>& keys) {
+    std::vector<std::uint32_t> hashes;
+    for (const SessionKey& k : keys) {
+        hashes.push_back(Table::hash(k));
+    }
+    std::vector<std::int32_t> got(keys.size());
+    t.lookup_bulk(keys.data(), hashes.data(), static_cast<std::uint32_t>(keys.size()), got.data());
+    return got;
+}
+
 TEST(FlatTable, SessionKeyWordsAreItsBytes) {
     Rng rng(7);
     for (int i = 0; i < 1000; ++i) {
@@ -234,14 +245,11 @@ TEST(FlatTable, BulkLookupEqualsOneByOne) {
     for (int round = 0; round < 200; ++round) {
         const std::uint32_t n = uniform<std::uint32_t>(rng, 1, 100);
         std::vector<SessionKey> probe(n);
-        std::vector<std::uint32_t> hashes(n);
         for (std::uint32_t i = 0; i < n; ++i) {
             probe[i] = uniform<int>(rng, 0, 1) ? keys[uniform<std::size_t>(rng, 0, keys.size() - 1)]
                                                : random_key(rng);
-            hashes[i] = Table::hash(probe[i]);
         }
-        std::vector<std::int32_t> got(n);
-        t.lookup_bulk(probe.data(), hashes.data(), n, got.data());
+        const std::vector<std::int32_t> got = bulk_positions(t, probe);
         for (std::uint32_t i = 0; i < n; ++i) {
             ASSERT_EQ(got[i], t.lookup(probe[i])) << i;
         }
@@ -280,12 +288,7 @@ TEST(FlatTable, KeysOfOneBucketSpillToTheirOtherBucket) {
     // The bulk lookup reads only each key's first candidate entry before its out-of-line
     // search: the keys behind another candidate or in their alternate bucket are found too,
     // and the removed ones (their slots keep a stale position) miss.
-    std::vector<std::uint32_t> hashes;
-    for (const SessionKey& k : same) {
-        hashes.push_back(Table::hash(k));
-    }
-    std::vector<std::int32_t> got(same.size());
-    t.lookup_bulk(same.data(), hashes.data(), static_cast<std::uint32_t>(same.size()), got.data());
+    const std::vector<std::int32_t> got = bulk_positions(t, same);
     for (std::size_t i = 0; i < same.size(); ++i) {
         ASSERT_EQ(got[i], i % 2 ? pos[i] : Table::kMiss) << i;
     }
@@ -332,14 +335,7 @@ TEST(FlatTable, BulkLookupThroughChurnMatchesAModel) {
                 want.push_back(Table::kMiss);
             }
         }
-        std::vector<std::uint32_t> hashes;
-        for (const SessionKey& k : probe) {
-            hashes.push_back(Table::hash(k));
-        }
-        std::vector<std::int32_t> got(probe.size());
-        t.lookup_bulk(probe.data(), hashes.data(), static_cast<std::uint32_t>(probe.size()),
-                      got.data());
-        ASSERT_EQ(got, want) << "step " << step;
+        ASSERT_EQ(bulk_positions(t, probe), want) << "step " << step;
     }
 }
 
