@@ -382,8 +382,9 @@ void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
     if ((m.flags & kMappingStatic) == 0) {
         release_port(m, sub, now);
     }
-    const MappingKey key = MappingKey::make(m.inside, m.inside_port, m.proto);
-    tables_.mappings.remove(key);
+    // A mapping's record and its key share the position: no lookup to find it.
+    tables_.mappings.remove_at(
+        mapping, MappingTable::hash(MappingKey::make(m.inside, m.inside_port, m.proto)));
     --live_mappings_;
     counters_.add(Counter::mappings_released);
     if (events_ != nullptr) {
@@ -393,7 +394,8 @@ void SessionLifecycle::release_mapping(std::uint32_t mapping, Tick now) {
 }
 
 void SessionLifecycle::release_port(const Mapping& m, Subscriber& sub, Tick now) {
-    ports_.out2in(m.pool_index, m.proto, *ports_.slice().slot_of(m.external_port)) = kNoIndex;
+    const std::uint32_t slot = *ports_.slice().slot_of(m.external_port);
+    ports_.out2in(m.pool_index, m.proto, slot) = kNoIndex;
     --sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
     if ((m.flags & kMappingMoved) != 0 && forwards_ != nullptr &&
         forwards_->add(m.pool_index, m.proto, m.external_port,
@@ -419,7 +421,7 @@ void SessionLifecycle::release_port(const Mapping& m, Subscriber& sub, Tick now)
         // Deterministic mode: the port can only ever go back to this subscriber.
         ports_.release(m.pool_index, m.proto, m.external_port);
     } else {
-        ports_.hold(m.pool_index, m.proto, m.external_port, now + plan_->policy.hold_down);
+        ports_.hold_slot(m.pool_index, m.proto, slot, now + plan_->policy.hold_down);
         counters_.add(Counter::ports_held);
     }
 }
@@ -427,7 +429,8 @@ void SessionLifecycle::release_port(const Mapping& m, Subscriber& sub, Tick now)
 void SessionLifecycle::release_subscriber_if_unused(std::uint32_t subscriber, Ipv4Addr inside) {
     const Subscriber& sub = tables_.subscriber_records[subscriber];
     if (sub.mappings == 0 && sub.sessions == 0) {
-        tables_.subscribers.remove(SubscriberKey::of(inside));
+        // Its record's position is its key's: no lookup to find it.
+        tables_.subscribers.remove_at(subscriber, SubscriberTable::hash(SubscriberKey::of(inside)));
         --live_subscribers_;
     }
 }

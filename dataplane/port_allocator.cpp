@@ -496,10 +496,10 @@ bool PortAllocator::claim(std::uint16_t pool_index, Protocol proto, std::uint16_
     return true;
 }
 
-void PortAllocator::hold(std::uint16_t pool_index, Protocol proto, std::uint16_t port,
-                         Tick release_at) {
-    hold_.push(HeldPort{*slice_.slot_of(port) << 2 | static_cast<std::uint32_t>(proto_index(proto)),
-                        pool_index, 0, release_at});
+void PortAllocator::hold_slot(std::uint16_t pool_index, Protocol proto, std::uint32_t slot,
+                              Tick release_at) {
+    hold_.push(HeldPort{slot << 2 | static_cast<std::uint32_t>(proto_index(proto)), pool_index, 0,
+                        release_at});
 }
 
 std::uint32_t PortAllocator::release_held(Tick now, std::uint32_t budget) {

@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cassert>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -218,6 +219,7 @@ public:
     void remove_at(std::uint32_t pos) { remove_at(pos, hash(entries_[pos].key)); }
     // The same, `h` being that key's hash (the caller has just looked it up).
     void remove_at(std::uint32_t pos, std::uint32_t h) {
+        assert(live(pos) && hash(entries_[pos].key) == h); // a caller's position and key agree
         const std::uint32_t b = h & mask_;
         const std::uint16_t t = tag_of(h);
         if (!clear_slot(b, t, pos)) {

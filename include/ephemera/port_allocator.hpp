@@ -396,7 +396,11 @@ public:
     }
 
     // Hold-down (RFC 6888 REQ-8): the port stays used until `release_at`.
-    void hold(std::uint16_t pool_index, Protocol proto, std::uint16_t port, Tick release_at);
+    void hold(std::uint16_t pool_index, Protocol proto, std::uint16_t port, Tick release_at) {
+        hold_slot(pool_index, proto, *slice_.slot_of(port), release_at);
+    }
+    // The same for the slot of an owned port (the caller has it at hand).
+    void hold_slot(std::uint16_t pool_index, Protocol proto, std::uint32_t slot, Tick release_at);
     // Returns ports whose hold-down is over, at most `budget`; how many.
     std::uint32_t release_held(Tick now, std::uint32_t budget);
     [[nodiscard]] std::size_t ports_held() const { return hold_.size(); }

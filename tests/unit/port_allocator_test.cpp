@@ -366,6 +366,73 @@ TEST(PortBitmap, FindFreeUnderAMaskMatchesBruteForce) {
     }
 }
 
+// The class search through churn: slots taken (as a search finds them and otherwise) and
+// released at random, down to a handful free and one parity used up, with every summary word
+// of a whole slice (one worker: 16 of them) in play. Each answer is the brute force's, so the
+// summaries and the top word above them stay right as words fill and empty.
+TEST(PortBitmap, FindFreeInThroughChurnMatchesBruteForce) {
+    Rng rng(6056);
+    const Ownership ownership(1);
+    const PortSlice slice(ownership, 0);
+    const std::uint32_t n = slice.slot_count();
+    const std::vector<PortRange> reserved{{5000, 5100}, {40000, 40999}};
+    const PortMask mask(slice, PortRange{1024, 65535}, reserved);
+    const MaskClass& c = mask.port_class(false);
+    PortBitmap b(n);
+    std::vector<bool> free(n);
+    for (std::uint32_t s = 0; s < n; ++s) {
+        free[s] = mask.allows(s);
+    }
+    const auto check = [&](const char* phase) {
+        for (int q = 0; q < 40; ++q) {
+            const std::uint32_t start = uniform<std::uint32_t>(rng, c.lo, c.hi);
+            const unsigned parity = uniform<unsigned>(rng, 0, 1);
+            const auto expected = reference_find(free, start, parity, c.lo, c.hi);
+            ASSERT_EQ(b.find_free_in(c, start, parity), expected.value_or(PortBitmap::kNoSlot))
+                << phase << ": start " << start << ", parity " << parity << ", "
+                << b.free_count(&mask) << " free";
+        }
+    };
+    const auto release_one_at_random = [&] {
+        const std::uint32_t s = uniform<std::uint32_t>(rng, c.lo, c.hi);
+        if (b.is_used(s) && mask.allows(s)) {
+            b.release(s, &mask);
+            free[s] = true;
+        }
+    };
+    // Fill by searches (take_found) to a few free, releasing one now and then; take every even
+    // slot; then release at random, a third of the slots' draws.
+    for (std::uint32_t round = 0; b.free_count(&mask) > 8; ++round) {
+        const std::uint32_t start = uniform<std::uint32_t>(rng, c.lo, c.hi);
+        std::uint32_t slot = b.find_free_in(c, start, round & 1u);
+        if (slot == PortBitmap::kNoSlot) { // that parity is used up: the other, as allocate does
+            slot = b.find_free_in(c, start, (round & 1u) ^ 1u);
+        }
+        ASSERT_NE(slot, PortBitmap::kNoSlot);
+        b.take_found(slot, mask);
+        free[slot] = false;
+        if (round % 7 == 0) {
+            release_one_at_random();
+        }
+        if (round % 512 == 0) {
+            check("filling");
+        }
+    }
+    check("nearly full");
+    for (std::uint32_t s = c.lo; s <= c.hi; s += 2) {
+        b.take(s, &mask);
+        free[s] = false;
+    }
+    check("no even slot free");
+    for (int r = 0; r < 20000; ++r) {
+        release_one_at_random();
+        if (r % 1000 == 0) {
+            check("emptying");
+        }
+    }
+    check("emptied");
+}
+
 // ---- PortAllocator ------------------------------------------------------------------------
 
 // Every usable port is handed out exactly once, then nullopt; released ports come back.
