@@ -2,6 +2,8 @@
 
 #include <rte_malloc.h>
 
+#include <sys/mman.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +33,32 @@ void* table_alloc(std::size_t bytes, int socket) {
     }
     static_cast<Header*>(block)->from_eal = from_eal;
     return static_cast<std::uint8_t*>(block) + sizeof(Header);
+}
+
+namespace {
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+}
+
+void* huge_page_alloc(std::size_t bytes, std::size_t alignment) {
+    if (bytes < kHugePage) {
+        return ::operator new (bytes, std::align_val_t{alignment});
+    }
+    const std::size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = std::aligned_alloc(kHugePage, rounded);
+    if (p == nullptr) {
+        throw std::bad_alloc();
+    }
+    // Advice only: where the kernel has no THP, the block is ordinary memory.
+    (void)madvise(p, rounded, MADV_HUGEPAGE);
+    return p;
+}
+
+void huge_page_free(void* p, std::size_t bytes, std::size_t alignment) noexcept {
+    if (bytes < kHugePage) {
+        ::operator delete (p, std::align_val_t{alignment});
+    } else {
+        std::free(p);
+    }
 }
 
 void table_free(void* p) noexcept {

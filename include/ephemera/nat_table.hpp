@@ -23,6 +23,7 @@
 #include "ephemera/keys.hpp"
 #include "ephemera/policy.hpp"
 #include "ephemera/port_blocks.hpp"
+#include "ephemera/table_memory.hpp"
 #include "ephemera/types.hpp"
 
 #include <algorithm>
@@ -135,8 +136,8 @@ public:
     SessionTable sessions;
     HashTable permissions;
 
-    std::vector<Subscriber> subscriber_records;
-    std::vector<Mapping> mapping_records;
+    RecordVector<Subscriber> subscriber_records;
+    RecordVector<Mapping> mapping_records;
     std::vector<std::uint32_t> permission_counts;
 };
 

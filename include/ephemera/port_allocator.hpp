@@ -24,6 +24,7 @@
 #include "ephemera/port_blocks.hpp"
 #include "ephemera/prefetch.hpp"
 #include "ephemera/siphash.hpp"
+#include "ephemera/table_memory.hpp"
 #include "ephemera/types.hpp"
 
 #include <algorithm>
@@ -220,10 +221,10 @@ struct AddressPorts {
     explicit AddressPorts(std::uint32_t slots, bool holds = true);
 
     std::array<PortBitmap, kProtocolCount> bitmaps;
-    std::vector<std::uint32_t> out2in; // [protocol][slot] -> mapping, kNoIndex when none
-    HoldChunks hold_chunks;            // its share of the hold-down queue's capacity
-    std::vector<PortBlock> blocks;     // blocks mode: one record per 64-slot granule
-    bool donated = false;              // its hold chunks joined the worker's queue
+    RecordVector<std::uint32_t> out2in; // [protocol][slot] -> mapping, kNoIndex when none
+    HoldChunks hold_chunks;             // its share of the hold-down queue's capacity
+    std::vector<PortBlock> blocks;      // blocks mode: one record per 64-slot granule
+    bool donated = false;               // its hold chunks joined the worker's queue
 };
 
 struct PortRequest {

@@ -9,6 +9,7 @@
 // session whose timeout gets shorter (a TCP session going transitory) can be moved earlier.
 #pragma once
 
+#include "ephemera/table_memory.hpp"
 #include "ephemera/types.hpp"
 
 #include <algorithm>
@@ -135,9 +136,10 @@ private:
     // prev_ of a list's first entry is kHeadOf | its slot; kNone means "not scheduled".
     static constexpr std::uint32_t kHeadOf = 0x80000000u;
 
-    std::vector<std::uint32_t> heads_;
-    std::vector<std::uint32_t> next_;
-    std::vector<std::uint32_t> prev_;
+    // Read at random session positions (on huge pages where the kernel allows: table_memory.hpp).
+    RecordVector<std::uint32_t> heads_;
+    RecordVector<std::uint32_t> next_;
+    RecordVector<std::uint32_t> prev_;
     Tick cursor_;
     std::uint32_t scheduled_ = 0;
 };
