@@ -18,6 +18,8 @@ struct alignas(64) Header {
 };
 static_assert(sizeof(Header) == 64);
 
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
 } // namespace
 
 void* table_alloc(std::size_t bytes, int socket) {
@@ -33,10 +35,6 @@ void* table_alloc(std::size_t bytes, int socket) {
     }
     static_cast<Header*>(block)->from_eal = from_eal;
     return static_cast<std::uint8_t*>(block) + sizeof(Header);
-}
-
-namespace {
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
 }
 
 void* huge_page_alloc(std::size_t bytes, std::size_t alignment) {

@@ -33,9 +33,6 @@ SessionKey random_key(Rng& rng) {
         kProtocols[uniform<int>(rng, 0, 2)]);
 }
 
-// The packet path hashes and compares keys by the words their fields make (SessionKey::words
-// and the others), not from memory: the two must be the same bytes, or a hit would be looked
-// for in the wrong bucket.
 // lookup_bulk's answers for `keys`, each hashed as the packet path hashes it.
 std::vector<std::int32_t> bulk_positions(const Table& t, const std::vector<SessionKey>& keys) {
     std::vector<std::uint32_t> hashes;
@@ -47,6 +44,9 @@ std::vector<std::int32_t> bulk_positions(const Table& t, const std::vector<Sessi
     return got;
 }
 
+// The packet path hashes and compares keys by the words their fields make (SessionKey::words
+// and the others), not from memory: the two must be the same bytes, or a hit would be looked
+// for in the wrong bucket.
 TEST(FlatTable, SessionKeyWordsAreItsBytes) {
     Rng rng(7);
     for (int i = 0; i < 1000; ++i) {
