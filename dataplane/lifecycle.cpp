@@ -93,7 +93,8 @@ void SessionLifecycle::adopted(std::uint32_t session, Protocol proto, std::uint3
     }
 }
 
-SessionState SessionLifecycle::state_of(std::uint32_t session, Tick now) const {
+// Out of line: HA and session transfer ask for it, never the expiry path (flattened below).
+[[gnu::noinline]] SessionState SessionLifecycle::state_of(std::uint32_t session, Tick now) const {
     const SessionKey key = tables_.sessions.key(session);
     const Session& s = tables_.sessions.value(session);
     const Mapping& m = tables_.mapping_records[s.mapping];
@@ -224,6 +225,18 @@ std::uint32_t SessionLifecycle::rescan(std::uint32_t budget) {
     return done;
 }
 
+// A session that counted towards the permission of (mapping, remote) is gone: the count
+// drops, and the permission with it at zero. Out of line: only address-dependent filtering
+// counts permissions, and the expiry path (on_due) is flattened without it.
+[[gnu::noinline]] void SessionLifecycle::give_back_permission(std::uint32_t mapping,
+                                                              std::uint32_t remote) {
+    const PermissionKey pk{mapping, remote};
+    const std::int32_t perm = tables_.permissions.lookup(&pk);
+    if (perm >= 0 && --tables_.permission_counts[static_cast<std::uint32_t>(perm)] == 0) {
+        tables_.permissions.remove(&pk);
+    }
+}
+
 // One step of the walk that empties the permission table after a switch away from
 // address-dependent filtering: every counted session gives its count back (the table is
 // never reset in one go, which would stall the worker for the whole table).
@@ -244,12 +257,8 @@ std::uint32_t SessionLifecycle::clear_permissions(std::uint32_t budget) {
         if (s.state != permission_generation_) {
             continue;
         }
-        const SessionKey& key = tables_.sessions.key(static_cast<std::uint32_t>(pos));
-        const PermissionKey pk{s.mapping, key.remote_addr};
-        const std::int32_t perm = tables_.permissions.lookup(&pk);
-        if (perm >= 0 && --tables_.permission_counts[static_cast<std::uint32_t>(perm)] == 0) {
-            tables_.permissions.remove(&pk);
-        }
+        give_back_permission(s.mapping,
+                             tables_.sessions.key(static_cast<std::uint32_t>(pos)).remote_addr);
         s.state = 0;
     }
     return done;
@@ -317,7 +326,11 @@ void SessionLifecycle::prefetch_due(std::uint32_t session, std::uint32_t stage) 
 }
 
 // A session's wheel slot came round: it may have been refreshed since it was scheduled.
-void SessionLifecycle::on_due(std::uint32_t session, Tick now) {
+// Flattened: ending a session, its mapping, port and subscriber is one body here, not four
+// calls deep, whose register saves and restores were about 70 of the ~615 instructions an
+// expired session cost (the cold parts, HA's state_of and the permission give-back, stay out
+// of line).
+[[gnu::flatten]] void SessionLifecycle::on_due(std::uint32_t session, Tick now) {
     if (!tables_.sessions.live(session)) {
         return; // not a live session (cannot happen while every live session is scheduled once)
     }
@@ -346,11 +359,7 @@ void SessionLifecycle::delete_session(std::uint32_t session, const SessionKey& k
     const std::uint32_t mapping = s.mapping;
     tables_.sessions.remove_at(session);
     if (s.state == permission_generation_ && s.state != 0) { // counted: give the count back
-        const PermissionKey pk{mapping, key.remote_addr};
-        const std::int32_t perm = tables_.permissions.lookup(&pk);
-        if (perm >= 0 && --tables_.permission_counts[static_cast<std::uint32_t>(perm)] == 0) {
-            tables_.permissions.remove(&pk);
-        }
+        give_back_permission(mapping, key.remote_addr);
     }
     s.state = 0;
     --live_sessions_;

@@ -120,6 +120,7 @@ private:
     // A dynamic or block mapping's external port: back to the bitmap, its block or hold-down.
     void release_port(const Mapping& m, Subscriber& sub, Tick now);
     void count_permission(Session& s, std::uint32_t mapping, std::uint32_t remote);
+    void give_back_permission(std::uint32_t mapping, std::uint32_t remote);
     std::uint32_t rescan(std::uint32_t budget);
     std::uint32_t clear_permissions(std::uint32_t budget);
 

@@ -95,7 +95,9 @@ public:
             if (n == 0) {
                 break;
             }
-            for (std::uint32_t i = 0; i < n + kLag; ++i) {
+            // Step i: stage s for the id s * kDistance behind, on_due for the id kLag behind,
+            // each where that id exists. Between filling and draining every one does.
+            const auto step = [&](std::uint32_t i) {
                 for (std::uint32_t stage = 0; stage < kPrefetchStages; ++stage) {
                     const std::uint32_t behind = stage * kDistance;
                     if (i >= behind && i - behind < n) {
@@ -105,6 +107,20 @@ public:
                 if (i >= kLag) {
                     on_due(ids[i - kLag]); // may schedule it again, always for a later tick
                 }
+            };
+            std::uint32_t i = 0;
+            for (; i < std::min(n, kLag); ++i) {
+                step(i);
+            }
+            for (; i < n; ++i) { // i >= kLag: no test needed
+                static_assert(kPrefetchStages == 3);
+                prefetch(ids[i], 0);
+                prefetch(ids[i - kDistance], 1);
+                prefetch(ids[i - 2 * kDistance], 2);
+                on_due(ids[i - kLag]);
+            }
+            for (; i < n + kLag; ++i) {
+                step(i);
             }
             done += n;
         }

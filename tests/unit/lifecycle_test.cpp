@@ -31,9 +31,11 @@ FrameSpec tcp_in(Endpoint ext, std::uint8_t flags) {
 
 // The wheel hands due ids through a software pipeline: every id gets each prefetch stage, in
 // order, before on_due; on_due sees the ids in the order they came due; no more than the
-// budget is taken off the wheel, and the rest stay scheduled for the next call.
+// budget is taken off the wheel, and the rest stay scheduled for the next call. The counts
+// cross the pipeline's edges: fewer ids than its depth (kLag = 12), exactly it, one more, and
+// more than one chunk (64) at a time.
 TEST(TimerWheelPipeline, EveryIdGetsEachStageInOrderBeforeOnDueAndTheBudgetHolds) {
-    for (const std::uint32_t due_count : {0u, 1u, 5u, 63u, 64u, 65u, 200u}) {
+    for (const std::uint32_t due_count : {0u, 1u, 5u, 12u, 13u, 63u, 64u, 65u, 76u, 200u}) {
         SCOPED_TRACE(testing::Message() << due_count << " ids due");
         TimerWheel wheel(1000, 0);
         for (std::uint32_t id = 0; id < due_count; ++id) {
