@@ -15,7 +15,7 @@
 #                           [extra Google Benchmark flags, e.g. --benchmark_filter=1M]
 # Environment: BENCH_JSON (default build-bench/translate_bench.json), BENCH_REPETITIONS (5),
 # BENCH_MIN_TIME (0.3 s per repetition), BENCH_HUGE_MIB (1024: the hugepages reserved; the whole
-# suite peaks at about 670 MiB of them), BENCH_NOHUGE_MIB (2048: -m with 4 KiB pages, which
+# suite peaks at about 690 MiB of them), BENCH_NOHUGE_MIB (2048: -m with 4 KiB pages, which
 # costs nothing untouched). The defaults run in about three minutes on 2 idle cores
 # (session_create and expire rebuild a whole table per repetition).
 set -euo pipefail

@@ -84,8 +84,9 @@
 // verified, and one burst of replies is checked to come back to its inside endpoint.
 //
 // Memory. A 1M translator holds four rte_hash tables of 1M entries (~190 MB of EAL heap) plus
-// ~60 MB of record arrays on the C++ heap; the 1M floor table ~60 MB; the 64K ones a sixteenth
-// of that. The EAL heap peaks at ~610 MiB (printed with the summary). The EAL's memory options
+// ~60 MB of record arrays on the C++ heap; the 1M floor table ~60 MB and its FlatTable twin
+// (flat_floor) ~40 MB; the 64K ones a sixteenth of that. The EAL heap peaks at ~690 MiB
+// (printed with the summary). The EAL's memory options
 // come from the environment, EPHEMERA_EAL_MEMORY (space-separated; bench/run-bench.sh sets it
 // through bench/hugepages.py): with hugepages `--huge-dir DIR --single-file-segments`, the heap
 // growing on demand from that hugetlbfs; unset, `--no-huge -m 2048` (4 KiB pages: --no-huge maps
