@@ -328,7 +328,7 @@ void SessionLifecycle::prefetch_due(std::uint32_t session, std::uint32_t stage) 
 // A session's wheel slot came round: it may have been refreshed since it was scheduled.
 // Flattened: ending a session, its mapping, port and subscriber is one body here, not four
 // calls deep, whose register saves and restores were about 70 of the ~615 instructions an
-// expired session cost (the cold parts, HA's state_of and the permission give-back, stay out
+// expired session cost before (the cold parts, HA's state_of and the permission give-back, stay out
 // of line).
 [[gnu::flatten]] void SessionLifecycle::on_due(std::uint32_t session, Tick now) {
     if (!tables_.sessions.live(session)) {

@@ -25,11 +25,11 @@ std::unique_ptr<T[], TableFree> make_table_array(std::size_t n, int socket) {
 }
 
 // The allocator of the large arrays that stay on the ordinary heap (the mapping and subscriber
-// records, the outside-to-inside port index): a block of 2 MB or more is 2 MB aligned and
-// marked for transparent huge pages (madvise), so a read at a random place costs its cache
-// miss without a TLB miss on top, as the tables on the EAL's hugepages do. It matters where the
-// kernel's THP setting is "madvise" or "always"; with "never" it changes nothing. Smaller
-// blocks are ordinary allocations (aligned as T asks).
+// records, the outside-to-inside port index, the timer wheel's links): a block of 2 MB or more
+// is 2 MB aligned and marked for transparent huge pages (madvise), so a read at a random place
+// costs its cache miss without a TLB miss on top, as the tables on the EAL's hugepages do. It
+// matters where the kernel's THP setting is "madvise" or "always"; with "never" it changes
+// nothing. Smaller blocks are ordinary allocations (aligned as T asks).
 void* huge_page_alloc(std::size_t bytes, std::size_t alignment); // throws std::bad_alloc
 void huge_page_free(void* p, std::size_t bytes, std::size_t alignment) noexcept;
 
