@@ -231,6 +231,7 @@ toml::table to_table(const Config& c) {
                       c.ha.handover_address.to_string() + ":" + std::to_string(c.ha.handover_port));
             if (!c.ha.migrate_hook.empty()) {
                 ha.insert("migrate_hook", c.ha.migrate_hook);
+                ha.insert("migrate_hook_timeout", i64(c.ha.migrate_hook_timeout_s));
             }
         }
         if (c.ha.paired()) {
@@ -316,7 +317,8 @@ std::variant<Config, ConfigError> edit_config(const Config& current, std::string
                            "cannot change while running: its listener is opened at start "
                            "(restart ephemera to change it)"};
     }
-    if (key.starts_with("ha.") && key != "ha.state_file" && key != "ha.migrate_hook") {
+    if (key.starts_with("ha.") && key != "ha.state_file" && key != "ha.migrate_hook" &&
+        key != "ha.migrate_hook_timeout") {
         return ConfigError{what, std::string(key),
                            "cannot change while running: the HA pair is set up at start "
                            "(restart the standby first, then the active)"};
@@ -518,6 +520,7 @@ std::optional<ConfigError> check_runtime_change(const Config& from, const Config
         HaConfig to_pair = to.ha;
         to_pair.state_file = from.ha.state_file;     // read at stop: it may change
         to_pair.migrate_hook = from.ha.migrate_hook; // read when it runs
+        to_pair.migrate_hook_timeout_s = from.ha.migrate_hook_timeout_s;
         if (to_pair != from.ha) {
             return ConfigError{"runtime change", "ha",
                                "cannot change while running: the HA pair is set up at start "

@@ -72,7 +72,7 @@ void parse_ha(const toml::table& root, Config& cfg) {
     }
     check_known_keys(*ha, "ha",
                      {"state_file", "role", "listen", "peer", "dead_interval", "refresh_interval",
-                      "handover", "migrate_hook"});
+                      "handover", "migrate_hook", "migrate_hook_timeout"});
     parse_state_file(*ha, cfg);
     const toml::node* role = ha->get("role");
     if (ha->get("handover") != nullptr) {
@@ -93,6 +93,14 @@ void parse_ha(const toml::table& root, Config& cfg) {
                                           " is not an executable file named by its full path");
         }
         cfg.ha.migrate_hook = path;
+    }
+    if (ha->get("migrate_hook_timeout") != nullptr && cfg.ha.migrate_hook.empty()) {
+        refuse("ha.migrate_hook_timeout", "needs ha.migrate_hook: it bounds how long the hook "
+                                          "runs");
+    }
+    if (const auto v = optional_integer(*ha, "ha", "migrate_hook_timeout", 1,
+                                        HaConfig::kMaxMigrateHookTimeout, " s")) {
+        cfg.ha.migrate_hook_timeout_s = static_cast<std::uint32_t>(*v);
     }
     if (role == nullptr) {
         for (const char* key : {"listen", "peer", "dead_interval", "refresh_interval"}) {

@@ -2,20 +2,17 @@
 #include "handover.hpp"
 
 #include "ha_clock.hpp"
+#include "migrate_hook.hpp"
 
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
 #include <poll.h>
 #include <pthread.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <sstream>
 #include <stdexcept>
 
@@ -30,42 +27,6 @@ constexpr std::chrono::milliseconds kAnswerTimeout{3000}; // an offer or a hello
 constexpr std::chrono::milliseconds kHandoverTimeout{60000};
 constexpr std::size_t kMaxQueuedBytes = 8u << 20; // the receiver reads slower: stop draining
 constexpr unsigned kDrainBurst = 1024;
-constexpr std::chrono::milliseconds kHookTimeout{10000};
-
-// Runs `path` with the environment and `extra`, waiting for it at most kHookTimeout (the
-// routers are told before the next hand-over starts); what came of it.
-std::string run_migrate_hook(const std::string& path, const std::vector<std::string>& extra) {
-    std::vector<char*> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-        env.push_back(*e);
-    }
-    std::vector<std::string> owned = extra;
-    for (std::string& e : owned) {
-        env.push_back(e.data());
-    }
-    env.push_back(nullptr);
-    std::string program = path;
-    char* argv[] = {program.data(), nullptr};
-    pid_t pid = 0;
-    if (const int err = posix_spawn(&pid, path.c_str(), nullptr, nullptr, argv, env.data());
-        err != 0) {
-        return std::string("cannot run: ") + std::strerror(err);
-    }
-    const auto deadline = std::chrono::steady_clock::now() + kHookTimeout;
-    int status = 0;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return "killed after " + std::to_string(kHookTimeout.count()) + " ms";
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (WIFEXITED(status)) {
-        return "exit " + std::to_string(WEXITSTATUS(status));
-    }
-    return "ended by signal " + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
 
 std::vector<Ipv4Addr> parse_addresses(const std::string& list) {
     std::vector<Ipv4Addr> out;
@@ -369,16 +330,18 @@ void Handover::moved_over(const HandoverDone& d, Clock::time_point now) {
         const std::lock_guard lock(report_lock_);
         ++report_.migrations_out;
     }
-    if (const std::string hook = hooks_.current().ha.migrate_hook; !hook.empty()) {
-        const std::string said = run_migrate_hook(
-            hook,
+    if (const HaConfig ha = hooks_.current().ha; !ha.migrate_hook.empty()) {
+        const HookOutcome outcome = run_migrate_hook(
+            ha.migrate_hook,
             {"EPHEMERA_SUBSCRIBERS=" + move.prefix.to_string() + "/" + std::to_string(move.length),
              "EPHEMERA_PEER=" + move.peer,
-             "EPHEMERA_PEER_GATEWAY=" + term_value(peer_terms_, "offer.gateway")});
-        std::printf("ephemera: ha.migrate_hook %s: %s\n", hook.c_str(), said.c_str());
+             "EPHEMERA_PEER_GATEWAY=" + term_value(peer_terms_, "offer.gateway")},
+            std::chrono::seconds(ha.migrate_hook_timeout_s));
+        std::printf("ephemera: ha.migrate_hook %s: %s (after %lld ms)\n", ha.migrate_hook.c_str(),
+                    outcome.said.c_str(), static_cast<long long>(outcome.took.count()));
         std::fflush(stdout);
         const std::lock_guard lock(report_lock_);
-        report_.hook = said;
+        report_.hook = outcome.said;
     }
 }
 

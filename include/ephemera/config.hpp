@@ -312,12 +312,16 @@ struct HaConfig {
     // EPHEMERA_PEER (its ha.handover) and EPHEMERA_PEER_GATEWAY (its inside gateway). Empty:
     // none (the operator tells the routers).
     std::string migrate_hook;
+    // How long the hook may take before it is killed with whatever it started: the hand-over
+    // thread waits for it, so that the routers are told before the next move starts.
+    std::uint32_t migrate_hook_timeout_s = 10;
 
     static constexpr std::uint32_t kMinDeadInterval = 100;
     static constexpr std::uint32_t kMaxDeadInterval = 60000;
     // At most half the shortest timeout a config may set (ICMP's 60 s), so the standby hears
     // of a session in use before its copy could time out.
     static constexpr std::uint32_t kMaxRefreshInterval = 30;
+    static constexpr std::uint32_t kMaxMigrateHookTimeout = 600;
     bool operator==(const HaConfig&) const = default;
 };
 

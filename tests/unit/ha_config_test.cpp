@@ -155,6 +155,12 @@ TEST(HaConfig, AScaleOutBoxsHandoverAddressAndHook) {
     const Config h =
         config_test::accepted_from(handover("migrate_hook = \"/bin/true\"\n"), kSource);
     EXPECT_EQ(h.ha.migrate_hook, "/bin/true");
+    EXPECT_EQ(h.ha.migrate_hook_timeout_s, 10u);
+    EXPECT_EQ(config_test::accepted_from(handover("migrate_hook = \"/bin/true\"\n"
+                                                  "migrate_hook_timeout = 60\n"),
+                                         kSource)
+                  .ha.migrate_hook_timeout_s,
+              60u);
     EXPECT_FALSE(config_test::accepted_from(with(""), kSource).ha.handover());
 }
 
@@ -168,6 +174,12 @@ TEST(HaConfig, AHandoverThatCannotWorkIsRefused) {
                    "not an executable file named by its full path");
     EXPECT_REFUSED(handover("migrate_hook = \"/nonexistent/hook\"\n"), "ha.migrate_hook",
                    "not an executable file");
+    EXPECT_REFUSED(handover("migrate_hook_timeout = 60\n"), "ha.migrate_hook_timeout",
+                   "needs ha.migrate_hook");
+    EXPECT_REFUSED(handover("migrate_hook = \"/bin/true\"\nmigrate_hook_timeout = 0\n"),
+                   "ha.migrate_hook_timeout", "600");
+    EXPECT_REFUSED(handover("migrate_hook = \"/bin/true\"\nmigrate_hook_timeout = 601\n"),
+                   "ha.migrate_hook_timeout", "600");
 }
 
 // What hand-overs took over is runtime state (Config::adopted_pool and the rest), never in a
@@ -178,6 +190,9 @@ TEST(HaConfig, HandoverKeysSurviveEditsAndTheListenerIsSetAtStart) {
     EXPECT_EQ(config_test::edit_applied(c, "timeouts.udp", "900").ha, c.ha);
     EXPECT_EQ(config_test::edit_applied(c, "ha.migrate_hook", "\"/bin/false\"").ha.migrate_hook,
               "/bin/false");
+    EXPECT_EQ(
+        config_test::edit_applied(c, "ha.migrate_hook_timeout", "30").ha.migrate_hook_timeout_s,
+        30u);
     const ConfigError e = config_test::edit_refused(c, "ha.handover", "\"198.19.1.1:5891\"");
     EXPECT_EQ(e.key, "ha.handover");
     EXPECT_THAT(e.reason, ::testing::HasSubstr("opened at start"));
