@@ -103,6 +103,10 @@ class Box:
             sections["ha"] = {"handover": HANDOVER[node]}
             if migrate_hook:
                 sections["ha"]["migrate_hook"] = migrate_hook
+                # Its `ip` commands wait for the kernel's locks, which a host busy closing an
+                # earlier test's sockets and namespaces has held for seconds: the test is of
+                # the move, not of that.
+                sections["ha"]["migrate_hook_timeout"] = MIGRATE_HOOK_TIMEOUT_S
         config = live_config(pool=POOL[node], next_hop=NEXT_HOP, sections=sections)
         self.eph = Ephemera(binary, lab, WORKERS, config, node=node)
         self.ctl = Ctl(ctl_binary, self.eph.prefix, self.eph)
@@ -451,6 +455,7 @@ def test_scale_out_two_boxes_bgp_ecmp(binary, ctl_binary):
 
 DRAIN_UDP_RATE = 100     # datagrams per second, each subscriber
 DRAIN_RUN_S = 3.0        # seconds the flows run before a hand-over, and again after it
+MIGRATE_HOOK_TIMEOUT_S = 60  # ha.migrate_hook_timeout of the boxes in the move test
 HANDOVER_TIMEOUT = 15.0
 
 
@@ -762,8 +767,11 @@ def test_scale_migrate_moves_live_subscribers(binary, ctl_binary):
 
             # 2. Box B ran ha.migrate_hook, which told the inside router: the subscriber's
             # packets go to A. What reached B before, B passed on to A (both ways).
-            hook_said = wait_until(lambda: handover_report(b)["hook"], 15, 0.05)
+            hook_said = wait_until(lambda: handover_report(b)["hook"],
+                                   MIGRATE_HOOK_TIMEOUT_S + 5, 0.05)
             check(hook_said == "exit 0", "ha.migrate_hook on box B: %r" % hook_said)
+            log("box B: %s" % next((line for line in b.eph.read_log().splitlines()
+                                    if "ha.migrate_hook" in line), "(no line of the hook)"))
             with open(os.path.join(hook_dir, "ran")) as f:
                 env = dict(l.strip().split("=", 1) for l in f if "=" in l)
             check(env == {"EPHEMERA_SUBSCRIBERS": moved_prefix, "EPHEMERA_PEER": HANDOVER["nat"],
