@@ -30,11 +30,17 @@ def probe(lab, ns, *args, timeout=60):
     return json.loads(lines[-1])
 
 
+# How long a program started in a namespace may take to say it is ready. Starting it (`ip
+# netns exec`) and tcpdump's promiscuous mode wait for the kernel's rtnl lock, which this kind
+# of host has been seen to hold for 11.6 s while an earlier test's namespaces were torn down.
+START_TIMEOUT = 30.0
+
+
 class Background:
     """A probe.py server (or any command) in a namespace: started, its first JSON line read,
     stopped at the end of the test (lab.down kills what is left)."""
 
-    def __init__(self, lab, ns, argv, stdin=False, ready_timeout=10.0):
+    def __init__(self, lab, ns, argv, stdin=False, ready_timeout=START_TIMEOUT):
         self.proc = lab.popen(ns, argv, stdout=subprocess.PIPE,
                               stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, bufsize=1)
@@ -80,14 +86,14 @@ class Capture:
         self.proc = lab.popen(ns, ["tcpdump", "-Z", "root", "--immediate-mode", "-i", dev, "-n", "-U", "-w",
                                    self.path, bpf],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             r, _, _ = select.select([self.proc.stderr], [], [], 0.5)
             if r and "listening on" in self.proc.stderr.readline():
                 return
             if self.proc.poll() is not None:
                 raise TestFailure("tcpdump in %s exited: %s" % (ns, self.proc.stderr.read()))
-        raise TestFailure("tcpdump in %s did not start" % ns)
+        raise TestFailure("tcpdump in %s did not start within %.0f s" % (ns, START_TIMEOUT))
 
     def stop(self):
         from scapy.all import rdpcap  # all: the layers must be known to parse
