@@ -32,8 +32,22 @@ def probe(lab, ns, *args, timeout=60):
 
 # How long a program started in a namespace may take to say it is ready. Starting it (`ip
 # netns exec`) and tcpdump's promiscuous mode wait for the kernel's rtnl lock, which this kind
-# of host has been seen to hold for 11.6 s while an earlier test's namespaces were torn down.
-START_TIMEOUT = 30.0
+# of host has been seen to hold for 11.6 s while an earlier test's namespaces were torn down,
+# and a tcpdump has once not started within 30 s.
+START_TIMEOUT = 90.0
+
+
+def where_it_waits(pid):
+    """A process's state and kernel stack (root reads /proc/PID/stack): why it did not start."""
+    def read(name):
+        try:
+            with open("/proc/%d/%s" % (pid, name)) as f:
+                return f.read().strip()
+        except OSError as e:
+            return "(%s)" % e.strerror
+    state = next((l.split(None, 1)[1] for l in read("status").splitlines()
+                  if l.startswith("State:")), "?")
+    return "pid %d %s, %s; kernel stack:\n%s" % (pid, read("comm"), state, read("stack"))
 
 
 class Background:
@@ -93,7 +107,8 @@ class Capture:
                 return
             if self.proc.poll() is not None:
                 raise TestFailure("tcpdump in %s exited: %s" % (ns, self.proc.stderr.read()))
-        raise TestFailure("tcpdump in %s did not start within %.0f s" % (ns, START_TIMEOUT))
+        raise TestFailure("tcpdump in %s did not start within %.0f s: %s" % (
+            ns, START_TIMEOUT, where_it_waits(self.proc.pid)))
 
     def stop(self):
         from scapy.all import rdpcap  # all: the layers must be known to parse

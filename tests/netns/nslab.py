@@ -627,7 +627,9 @@ class Agent:
         self.ns = node_ns
         self.proc = lab.popen(node_ns, [PYTHON, PEER, "agent"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=None, text=True, bufsize=1)
-        hello = self._read(10)
+        # Started through `ip netns exec`: 90 s, as conflab.START_TIMEOUT, for a host whose
+        # kernel stalls new processes for tens of seconds now and then.
+        hello = self._read(90)
         check(hello.get("ready"), "agent in %s did not start: %r" % (node_ns, hello))
 
     def _read(self, timeout):
