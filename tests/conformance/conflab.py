@@ -37,19 +37,6 @@ def probe(lab, ns, *args, timeout=60):
 START_TIMEOUT = 90.0
 
 
-def where_it_waits(pid):
-    """A process's state and kernel stack (root reads /proc/PID/stack): why it did not start."""
-    def read(name):
-        try:
-            with open("/proc/%d/%s" % (pid, name)) as f:
-                return f.read().strip()
-        except OSError as e:
-            return "(%s)" % e.strerror
-    state = next((l.split(None, 1)[1] for l in read("status").splitlines()
-                  if l.startswith("State:")), "?")
-    return "pid %d %s, %s; kernel stack:\n%s" % (pid, read("comm"), state, read("stack"))
-
-
 class Background:
     """A probe.py server (or any command) in a namespace: started, its first JSON line read,
     stopped at the end of the test (lab.down kills what is left)."""
@@ -107,8 +94,8 @@ class Capture:
                 return
             if self.proc.poll() is not None:
                 raise TestFailure("tcpdump in %s exited: %s" % (ns, self.proc.stderr.read()))
-        raise TestFailure("tcpdump in %s did not start within %.0f s: %s" % (
-            ns, START_TIMEOUT, where_it_waits(self.proc.pid)))
+        raise TestFailure("tcpdump in %s did not start within %.0f s; where it waits:\n%s" % (
+            ns, START_TIMEOUT, nslab.kernel_stacks(self.proc.pid)))
 
     def stop(self):
         from scapy.all import rdpcap  # all: the layers must be known to parse

@@ -44,6 +44,30 @@ class TestFailure(AssertionError):
     pass
 
 
+def kernel_stacks(pid):
+    """Each thread's name, state and kernel stack (/proc/PID/task/*/stack, readable by root):
+    where a process that does not end, or does not start, is waiting."""
+    task_dir = "/proc/%d/task" % pid
+
+    def read(tid, name):
+        try:
+            with open(os.path.join(task_dir, tid, name)) as f:
+                return f.read().strip()
+        except OSError as e:
+            return "(%s)" % e.strerror
+    try:
+        tids = sorted(os.listdir(task_dir), key=int)
+    except OSError as e:
+        return "  (%s)" % e
+    lines = []
+    for tid in tids:
+        state = next((line.split(None, 1)[1] for line in read(tid, "status").splitlines()
+                      if line.startswith("State:")), "?")
+        lines.append("  thread %s %s, %s:" % (tid, read(tid, "comm"), state))
+        lines.extend("    " + line for line in read(tid, "stack").splitlines())
+    return "\n".join(lines)
+
+
 def kernel_stall_messages(last=12):
     """The kernel's latest reports of CPUs or kernel threads that could not run (RCU stalls,
     workqueue lockups, hung tasks): a process that stops answering while they appear waited on
@@ -516,27 +540,7 @@ class Ephemera:
         return report
 
     def _kernel_stacks(self):
-        """Each thread's name, state and kernel stack (/proc/PID/task/*/stack, readable by
-        root): where a process that does not end is waiting."""
-        task_dir = "/proc/%d/task" % self.proc.pid
-
-        def read(tid, name):
-            try:
-                with open(os.path.join(task_dir, tid, name)) as f:
-                    return f.read().strip()
-            except OSError as e:
-                return "(%s)" % e.strerror
-        try:
-            tids = sorted(os.listdir(task_dir), key=int)
-        except OSError as e:
-            return "  (%s)" % e
-        lines = []
-        for tid in tids:
-            state = next((line.split(None, 1)[1] for line in read(tid, "status").splitlines()
-                          if line.startswith("State:")), "?")
-            lines.append("  thread %s %s, %s:" % (tid, read(tid, "comm"), state))
-            lines.extend("    " + line for line in read(tid, "stack").splitlines())
-        return "\n".join(lines)
+        return kernel_stacks(self.proc.pid)
 
     def _kill_and_reap(self, timeout):
         """SIGKILL and a wait of `timeout` s; False when the process is still there. One stuck
