@@ -31,9 +31,9 @@ def probe(lab, ns, *args, timeout=60):
 
 
 # How long a program started in a namespace may take to say it is ready. Starting it (`ip
-# netns exec`) and tcpdump's promiscuous mode wait for the kernel's rtnl lock, which this kind
-# of host has been seen to hold for 11.6 s while an earlier test's namespaces were torn down,
-# and a tcpdump has once not started within 30 s.
+# netns exec`) and tcpdump's promiscuous mode wait for the kernel's rtnl lock, which some hosts
+# hold for tens of seconds now and then (14 s, once 72 s, seen beside these suites), and a
+# tcpdump has once not started within 30 s.
 START_TIMEOUT = 90.0
 
 

@@ -573,8 +573,8 @@ class Ephemera:
         check(self.proc is not None, "ephemera in %s is not running" % self.ns)
         killed = time.monotonic()
         if not self._kill_and_reap(15):
-            # The kernel closing its af_packet sockets has taken up to 70 s on a busy host:
-            # where the dying threads wait, for whoever reads a slow run.
+            # A dying box's workers wait in packet_release for RCU grace periods, which some
+            # hosts stretch to tens of seconds: where they wait, for whoever reads a slow run.
             log("ephemera in %s still there 15 s after SIGKILL; where its threads are:\n%s" % (
                 self.ns, self._kernel_stacks()))
             try:
