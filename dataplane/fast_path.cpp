@@ -103,12 +103,15 @@ template std::uint64_t Translator::in2out_fast<true>(std::span<PacketRef>, Tick,
                                                      std::span<Verdict>);
 
 // Admission of the outside packets in `candidates`, whose mapping was found (mappings_[i] is
-// not kNoIndex). The session is looked up (one bulk lookup) only when something needs it:
-// address-and-port-dependent filtering, inbound refresh, or a TCP SYN, FIN or RST that moves
-// the session's state. Address-dependent filtering asks the permission table for the packets
-// without a session. A refused packet's mappings_[i] becomes kNoIndex; `expired` ones are
-// admitted or not but change nothing. The loops walk the set bits of their masks: a burst's
-// refused or slow packets cost nothing here.
+// not kNoIndex). The session is looked up only when something needs it: address-and-port-
+// dependent filtering, inbound refresh, or a TCP SYN, FIN or RST that moves the session's
+// state. A mapping with one session (most: a client opens a new port per connection) names it
+// (Mapping::last_session), so its entry is read straight away and the key compared; the rest
+// are hashed and looked up in bulk, and a session found so becomes its mapping's latest.
+// Address-dependent filtering asks the permission table for the packets without a session. A
+// refused packet's mappings_[i] becomes kNoIndex; `expired` ones are admitted or not but change
+// nothing. The loops walk the set bits of their masks: a burst's refused or slow packets cost
+// nothing here.
 void Translator::out2in_admit(std::span<PacketRef> packets, Tick now, std::uint64_t candidates,
                               std::uint64_t expired) {
     const FilteringMode mode = life_.filtering();
@@ -125,16 +128,41 @@ void Translator::out2in_admit(std::span<PacketRef> packets, Tick now, std::uint6
     }
     std::uint32_t idx[kMaxBurst];
     std::uint32_t count = 0;
-    const auto prefetch_bucket = tables_.sessions.bucket_prefetch();
     for_each_bit(wanted, [&](std::uint32_t i) {
         const Mapping& mapping = tables_.mapping_records[mappings_[i]];
-        hashes_[count] =
-            SessionTable::put(keys_[count], SessionKey::inbound(mapping.inside, mapping.inside_port,
-                                                                packets[i].parsed));
-        prefetch_bucket(hashes_[count]);
+        // Stored as whole words, as the compares below read it (see FlatTable::put).
+        const auto words =
+            SessionKey::inbound(mapping.inside, mapping.inside_port, packets[i].parsed).words();
+        std::memcpy(&keys_[count], words.data(), sizeof(SessionKey));
+        session_hints_[count] = mapping.sessions == 1 ? mapping.last_session : kNoIndex;
+        if (session_hints_[count] != kNoIndex) {
+            tables_.sessions.prefetch_entry(session_hints_[count]);
+        }
         idx[count++] = i;
     });
-    tables_.sessions.lookup_bulk(keys_, hashes_, count, positions_);
+    std::uint32_t hashed[kMaxBurst]; // of the keys, those not at their hint
+    std::uint32_t rest = 0;
+    const auto prefetch_bucket = tables_.sessions.bucket_prefetch();
+    for (std::uint32_t j = 0; j < count; ++j) {
+        if (session_hints_[j] != kNoIndex && tables_.sessions.holds(session_hints_[j], keys_[j])) {
+            positions_[j] = static_cast<std::int32_t>(session_hints_[j]);
+            continue;
+        }
+        hashes_[rest] = SessionTable::put(rest_keys_[rest], keys_[j]);
+        prefetch_bucket(hashes_[rest]);
+        hashed[rest++] = j;
+    }
+    if (rest != 0) {
+        tables_.sessions.lookup_bulk(rest_keys_, hashes_, rest, rest_positions_);
+        for (std::uint32_t k = 0; k < rest; ++k) {
+            const std::uint32_t j = hashed[k];
+            positions_[j] = rest_positions_[k];
+            if (rest_positions_[k] >= 0) {
+                tables_.mapping_records[mappings_[idx[j]]].last_session =
+                    static_cast<std::uint32_t>(rest_positions_[k]);
+            }
+        }
+    }
 
     std::uint64_t with_session = 0;
     for (std::uint32_t j = 0; j < count; ++j) {

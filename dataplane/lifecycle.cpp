@@ -110,7 +110,7 @@ void SessionLifecycle::adopted(std::uint32_t session, Protocol proto, std::uint3
     st.remote_port = key.remote_port;
     st.inside_mac = m.inside_mac;
     st.idle_ms = ms_of_ticks(now - s.last_seen);
-    st.mapping_ms = ms_of_ticks(now - m.created);
+    st.mapping_ms = ms_of_ticks(now - tables_.mapping_created[s.mapping]);
     if (plan_->policy.allocation == AllocationMode::blocks && (m.flags & kMappingStatic) == 0) {
         if (const auto slot = ports_.slice().slot_of(m.external_port)) {
             const PortBlock& g = ports_.block(block_ref(m.pool_index, *slot / kGranuleSlots));

@@ -61,6 +61,6 @@ NatTables::NatTables(const std::string& name, std::uint32_t max_sessions,
       sessions(max_sessions, socket),
       permissions(name + "_prm", max_sessions, sizeof(PermissionKey), socket),
       subscriber_records(subscribers.capacity()), mapping_records(mappings.capacity()),
-      permission_counts(permissions.capacity(), 0) {}
+      mapping_created(mappings.capacity()), permission_counts(permissions.capacity(), 0) {}
 
 } // namespace ephemera

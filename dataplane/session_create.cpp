@@ -70,6 +70,7 @@ Translator::Miss Translator::create_session(const PacketRef& pkt, const SessionK
     const auto session = static_cast<std::uint32_t>(pos);
     tables_.sessions.value(session) = Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
     ++m.sessions;
+    m.last_session = session;
     ++tables_.subscriber_records[m.subscriber].sessions;
     life_.started(session, pkt.parsed.proto, key.remote_addr);
     return {pos, Counter::count_};
@@ -252,7 +253,7 @@ std::uint32_t Translator::create_mapping(const PacketRef& pkt, const MappingKey&
     m.subscriber = subscriber;
     m.sessions = 0;
     m.inside_mac = ethernet_source(pkt.frame);
-    m.created = now;
+    tables_.mapping_created[mapping] = now;
     ++sub.mappings;
     ++sub.ports[static_cast<std::size_t>(proto_index(m.proto))];
     life_.mapping_created();

@@ -130,7 +130,7 @@ RestoreResult Translator::restore(const SessionState& st, Tick now) {
         m.flags = is_static ? kMappingStatic : std::uint8_t{0};
         m.subscriber = sub_index;
         m.inside_mac = st.inside_mac;
-        m.created = now - ticks_of_ms(st.mapping_ms);
+        tables_.mapping_created[mapping] = now - ticks_of_ms(st.mapping_ms);
         ++sub.mappings;
         life_.mapping_created();
         if (is_static) {
@@ -154,6 +154,7 @@ RestoreResult Translator::restore(const SessionState& st, Tick now) {
     tables_.sessions.value(session) =
         Session{mapping, now - idle, m.external_port, m.pool_index, 0, st.tcp_flags, 0};
     ++m.sessions;
+    m.last_session = session;
     ++tables_.subscriber_records[m.subscriber].sessions;
     life_.adopted(session, st.proto, st.remote.value());
     return RestoreResult::restored;

@@ -56,7 +56,7 @@ std::uint32_t Translator::create_static_mapping(const MappingKey& key, StaticEnd
     m.subscriber = subscriber;
     m.sessions = 0;
     m.inside_mac = inside_mac;
-    m.created = now;
+    tables_.mapping_created[mapping] = now;
     ++tables_.subscriber_records[subscriber].mappings; // no pool port: not in ports[]
     life_.mapping_created();
     counters_.add(Counter::mappings_created);
@@ -152,6 +152,7 @@ Verdict Translator::static_inbound(PacketRef& pkt, StaticEndpoint inside, std::u
         tables_.sessions.value(session) =
             Session{mapping, now, m.external_port, m.pool_index, 0, 0, 0};
         ++m.sessions;
+        m.last_session = session;
         ++sub.sessions;
         life_.started(session, p.proto, p.src.value());
     } else if (policy.inbound_refresh) {

@@ -250,6 +250,11 @@ public:
     [[nodiscard]] const Value& value(std::uint32_t pos) const { return entries_[pos].value; }
     [[nodiscard]] const Key& key(std::uint32_t pos) const { return entries_[pos].key; }
     [[nodiscard]] bool live(std::uint32_t pos) const { return !same(entries_[pos].key, Key{}); }
+    // Whether position `pos` holds `key` (any `pos`: one out of range holds nothing). What a
+    // caller that remembers a key's position checks before trusting it.
+    [[nodiscard]] bool holds(std::uint32_t pos, const Key& key) const {
+        return pos < capacity_ && same(entries_[pos].key, key);
+    }
 
     // The next live position at or after `cursor`, advancing it past the one returned; kMiss
     // when the walk is over. Entries may be removed (and others added) during a walk; a key

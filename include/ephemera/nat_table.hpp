@@ -63,7 +63,11 @@ struct alignas(32) Mapping {
     std::uint32_t sessions; // a mapping lives while it has sessions
     MacAddr inside_mac;     // where replies go on the inside (the subscriber or its router)
     std::uint16_t moved_to; // kMappingMoved: the index in Config::moved_subscribers
-    Tick created;
+    // The position of its latest session (made, or found from outside by the hash): where an
+    // inbound packet of a mapping with one session looks first, which spares the session
+    // table's bucket and the hash. Never trusted: the entry there must hold the packet's key
+    // (a position freed and reused holds another key, or none).
+    std::uint32_t last_session;
 };
 static_assert(sizeof(Mapping) == 32);
 // A static entry's mapping: its external endpoint is the entry's, not a port of the pool's
@@ -138,6 +142,9 @@ public:
 
     RecordVector<Subscriber> subscriber_records;
     RecordVector<Mapping> mapping_records;
+    // When each mapping was made (HA's state of a session reports its age): by the mapping's
+    // position, out of the record, which the packet path reads.
+    RecordVector<Tick> mapping_created;
     std::vector<std::uint32_t> permission_counts;
 };
 

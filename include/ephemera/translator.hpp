@@ -444,6 +444,9 @@ private:
     std::int32_t positions_[kMaxBurst]{};
     std::uint32_t* index_entries_[kMaxBurst]{}; // out2in: the direct-index slot, or null
     std::uint32_t mappings_[kMaxBurst]{};       // out2in: the mapping, or kNoIndex
+    std::uint32_t session_hints_[kMaxBurst]{};  // out2in: the mapping's one session, or kNoIndex
+    SessionKey rest_keys_[kMaxBurst]{};         // out2in: the session keys not at their hint
+    std::int32_t rest_positions_[kMaxBurst]{};
 };
 
 } // namespace ephemera

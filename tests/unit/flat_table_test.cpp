@@ -124,6 +124,25 @@ TEST(FlatTable, AddFindsTheSamePositionAgainAndRemoveFreesIt) {
     EXPECT_EQ(t.size(), 0u);
 }
 
+// holds(pos, key) is what a caller that remembers a key's position checks before trusting it:
+// true only while that key lives there, whatever the position (freed, reused, out of range).
+TEST(FlatTable, HoldsOnlyTheKeyLivingAtThePosition) {
+    Table t(16);
+    Rng rng(3);
+    const SessionKey k = random_key(rng);
+    const SessionKey other = random_key(rng);
+    const auto pos = static_cast<std::uint32_t>(t.add(k));
+    EXPECT_TRUE(t.holds(pos, k));
+    EXPECT_FALSE(t.holds(pos, other));
+    EXPECT_FALSE(t.holds(t.capacity(), k));
+    EXPECT_FALSE(t.holds(0xffffffffu, k));
+    t.remove_at(pos);
+    EXPECT_FALSE(t.holds(pos, k)) << "a freed position holds nothing";
+    ASSERT_EQ(t.add(other), static_cast<std::int32_t>(pos)) << "the freed position is reused";
+    EXPECT_FALSE(t.holds(pos, k));
+    EXPECT_TRUE(t.holds(pos, other));
+}
+
 // Filled to every position it has (buckets up to 90 % full, so keys get moved to their other
 // bucket and along cuckoo paths), with churn, checked against a model after every step.
 // Fills a table of `capacity` to every position it has (buckets up to 90 % full, so keys get

@@ -88,6 +88,37 @@ TEST(Lifecycle, UdpExpiresAtTheExactTick) {
     EXPECT_FALSE(nat.send_in(reply_to(udp_from(kC, 40000, kA1, 53), *ext), due));
 }
 
+// RFC 4787 REQ-8 (address-and-port-dependent filtering) through a mapping whose latest
+// session ended first: the packet path looks first at the session a mapping names as its
+// latest. Here that one has expired and its table position gone to another subscriber's flow,
+// while an older session of the mapping lives on: the older remote is still admitted, the
+// ended one refused, and the remote's next packet is admitted too.
+TEST(Lifecycle, ApdfAdmitsTheOlderSessionAfterTheMappingsLatestEnded) {
+    Config config = make_config({kX}, {49152, 65535}, FilteringMode::address_port_dependent);
+    config.timeouts.udp = 120;
+    Nat nat(config);
+    const FrameSpec to_a1 = udp_from(kC, 40000, kA1, 53);
+    const FrameSpec to_a2 = udp_from(kC, 40000, kA2, 53);
+    const auto ext = nat.send_out(to_a1, kT0);
+    ASSERT_TRUE(ext.has_value());
+    ASSERT_EQ(nat.send_out(to_a2, kT0 + sec(10)), ext); // the mapping's latest session
+    ASSERT_TRUE(nat.send_out(to_a1, kT0 + sec(60)));    // A1's outlives it: due at 180 s
+    expire_all(nat.translator(), kT0 + sec(130));       // A2's ends (due at 130 s)
+    ASSERT_EQ(nat.translator().live_sessions(), 1u);
+    ASSERT_EQ(nat.translator().live_mappings(), 1u);
+    // Another subscriber's new flow takes the freed position (positions are reused last
+    // freed first).
+    ASSERT_TRUE(nat.send_out(udp_from(kC2, 40000, kA2, 53), kT0 + sec(131)));
+
+    const auto from_a1 = nat.send_in(reply_to(to_a1, *ext), kT0 + sec(132));
+    ASSERT_TRUE(from_a1.has_value());
+    EXPECT_EQ(*from_a1, (Endpoint{kC, 40000}));
+    EXPECT_FALSE(nat.send_in(reply_to(to_a2, *ext), kT0 + sec(133)).has_value());
+    EXPECT_TRUE(nat.send_in(reply_to(to_a1, *ext), kT0 + sec(134)).has_value());
+    EXPECT_EQ(nat.counters().get(Counter::out2in_translated), 2u);
+    EXPECT_EQ(nat.counters().get(Counter::drop_filtered), 1u);
+}
+
 // RFC 4787 REQ-6: outbound packets refresh; inbound do not unless configured.
 TEST(Lifecycle, OutboundRefreshesInboundOnlyWhenConfigured) {
     for (const bool inbound_refresh : {false, true}) {
