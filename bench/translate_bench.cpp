@@ -1577,7 +1577,9 @@ void print_state_bytes() {
     const AddressBytes det = address_bytes(Ownership::for_config(det_config, kWorkers), false);
 
     constexpr std::uint32_t m = kFlowsPerSubscriber; // mappings, one session each
-    const std::size_t mapping_bytes = sizeof(Mapping) + sizeof(SessionKey) + sizeof(Session);
+    // A mapping's record, its creation time (NatTables::mapping_created), its session's entry.
+    const std::size_t mapping_bytes =
+        sizeof(Mapping) + sizeof(Tick) + sizeof(SessionKey) + sizeof(Session);
     // Of the subscriber record, what each mode uses: dynamic and deterministic none of
     // SubscriberBlocks, fixed blocks all but the adaptive demand, adaptive all of it. The record
     // is the same size in every mode (one type), so the unused part is padding the mode still
@@ -1594,12 +1596,15 @@ void print_state_bytes() {
                     "hold-down chunks %zu, PortBlock array %zu = %zu bytes%s\n",
                     mode, b.slots, b.bitmaps, b.out2in, b.hold, b.granules, b.total(), note);
     };
-    std::printf("\nState bytes per subscriber (16 mappings, 1 session each; records only, hash "
-                "keys and buckets left out)\n"
-                "  sizeof: Subscriber %zu (SubscriberBlocks %zu, of it BlockDemand %zu), Mapping "
-                "%zu, session entry %zu (SessionKey %zu + Session %zu), PortBlock %zu\n",
-                sub, sub_blocks, sub_demand, sizeof(Mapping), sizeof(SessionKey) + sizeof(Session),
-                sizeof(SessionKey), sizeof(Session), sizeof(PortBlock));
+    std::printf(
+        "\nState bytes per subscriber (16 mappings, 1 session each; records only, hash "
+        "keys and buckets left out)\n"
+        "  sizeof: Subscriber %zu (SubscriberBlocks %zu, of it BlockDemand %zu), Mapping "
+        "%zu (and its creation time %zu), session entry %zu (SessionKey %zu + Session %zu), "
+        "PortBlock %zu\n",
+        sub, sub_blocks, sub_demand, sizeof(Mapping), sizeof(Tick),
+        sizeof(SessionKey) + sizeof(Session), sizeof(SessionKey), sizeof(Session),
+        sizeof(PortBlock));
     print_address("dynamic and blocks", shared, "");
     std::printf("    (%zu granules, %u of them in 1024-65535)\n",
                 shared.granules / sizeof(PortBlock), blocks_that_fit(mask, 1));
@@ -1638,7 +1643,8 @@ void print_state_bytes() {
     row("  of it used by the mode", [&](const Column& c) { return c.record_used; });
     row("PortBlock records of its blocks",
         [&](const Column& c) { return c.granules * sizeof(PortBlock); });
-    row("mappings + sessions (16 x (32 + 32))", [&](const Column&) { return m * mapping_bytes; });
+    row("mappings + sessions (16 x (32 + 4 + 32))",
+        [&](const Column&) { return m * mapping_bytes; });
     row("records per subscriber", records);
     row("records per mapping", [&](const Column& c) { return records(c) / double{m}; });
     row("address arrays per pool address per worker",
