@@ -30,11 +30,7 @@ def probe(lab, ns, *args, timeout=60):
     return json.loads(lines[-1])
 
 
-# How long a program started in a namespace may take to say it is ready. Starting it (`ip
-# netns exec`) and tcpdump's promiscuous mode wait for the kernel's rtnl lock, which some hosts
-# hold for tens of seconds now and then (14 s, once 72 s, seen beside these suites), and a
-# tcpdump has once not started within 30 s.
-START_TIMEOUT = 90.0
+START_TIMEOUT = nslab.START_TIMEOUT  # a program started in a namespace says it is ready
 
 
 class Background:

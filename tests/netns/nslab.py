@@ -35,6 +35,12 @@ IANA = (49152, 65535)
 
 SKIP = 77  # meson's exit code for a skipped test
 
+# How long a program started in a namespace may take to say it is ready. Starting it (`ip
+# netns exec`) and tcpdump's promiscuous mode wait for the kernel's rtnl lock, which some hosts
+# hold for tens of seconds now and then (14 s, once 72 s, seen beside these suites), and a
+# tcpdump has once not started within 30 s.
+START_TIMEOUT = 90.0
+
 
 def log(msg):
     print(msg, flush=True)
@@ -631,9 +637,7 @@ class Agent:
         self.ns = node_ns
         self.proc = lab.popen(node_ns, [PYTHON, PEER, "agent"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=None, text=True, bufsize=1)
-        # Started through `ip netns exec`: 90 s, as conflab.START_TIMEOUT, for a host whose
-        # kernel stalls new processes for tens of seconds now and then.
-        hello = self._read(90)
+        hello = self._read(START_TIMEOUT)
         check(hello.get("ready"), "agent in %s did not start: %r" % (node_ns, hello))
 
     def _read(self, timeout):
